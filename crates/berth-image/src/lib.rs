@@ -1,0 +1,501 @@
+//! berth's store: content-addressed layers unpacked once and shared by every image
+//! that has them, image configs keyed by their sha256 (the image ID), tags, and the
+//! container records, all indexed in one transactional SQLite database.
+//!
+//! On disk, under the data root:
+//! - `db.sqlite`: the metadata (see [`meta`]).
+//! - `layers/<diff-id hex>/diff/`: the unpacked layer (overlayfs lower dir).
+//! - `layers/<diff-id hex>/layer.tar`: the layer as loaded, for `docker save`.
+//! - `tmp/`: work in progress; emptied when the store opens.
+#![forbid(unsafe_code)]
+
+mod archive;
+pub mod extract;
+pub mod meta;
+pub mod reference;
+
+use berth_api::{ErrorKind, ImageConfigBlob, ImageDeleteItem};
+use meta::ContainerRow;
+pub use archive::host_arch;
+pub use reference::{Reference, ReferenceError};
+use rusqlite::{params, Connection, OptionalExtension};
+use sha2::{Digest, Sha256};
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("No such image: {0}")]
+    NoSuchImage(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    #[error("invalid image archive: {0}")]
+    BadArchive(String),
+    #[error("layer {index} of the image")]
+    Layer {
+        index: usize,
+        #[source]
+        source: extract::ExtractError,
+    },
+    #[error("layer {index} of the image has digest {actual}, but the image config says {expected}")]
+    DiffIdMismatch {
+        index: usize,
+        expected: String,
+        actual: String,
+    },
+    #[error("metadata database")]
+    Db(#[from] rusqlite::Error),
+    #[error("{what} {}", path.display())]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl StoreError {
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StoreError::NoSuchImage(_) => ErrorKind::NotFound,
+            StoreError::Conflict(_) => ErrorKind::Conflict,
+            StoreError::Reference(_)
+            | StoreError::BadArchive(_)
+            | StoreError::Layer { .. }
+            | StoreError::DiffIdMismatch { .. } => ErrorKind::InvalidArgument,
+            StoreError::Db(_) | StoreError::Io { .. } => ErrorKind::Internal,
+        }
+    }
+}
+
+pub(crate) fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |source| StoreError::Io {
+        what,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// An image as the store knows it.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// `sha256:<hex>` of the config blob.
+    pub id: String,
+    pub config_bytes: Vec<u8>,
+    pub config: ImageConfigBlob,
+    pub tags: Vec<String>,
+    /// Diff ids and unpacked sizes, bottom layer first.
+    pub layers: Vec<(String, i64)>,
+}
+
+impl Image {
+    pub fn size(&self) -> i64 {
+        self.layers.iter().map(|(_, s)| s).sum()
+    }
+}
+
+pub struct Store {
+    root: PathBuf,
+    db: Mutex<Connection>,
+    /// Held by every operation that adds or removes layer directories, so that the
+    /// collection of orphans never races a load in progress.
+    writer: Mutex<()>,
+}
+
+fn hex_of(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// A reader that hashes what passes through it and copies it to a file.
+pub(crate) struct Tee<R> {
+    inner: R,
+    hasher: Sha256,
+    copy: Option<fs::File>,
+}
+
+impl<R: Read> Read for Tee<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        if let Some(f) = &mut self.copy {
+            f.write_all(&buf[..n])?;
+        }
+        Ok(n)
+    }
+}
+
+impl Store {
+    pub fn open(root: &Path) -> Result<Store, StoreError> {
+        for d in ["layers", "tmp"] {
+            fs::create_dir_all(root.join(d)).map_err(io_err("creating", &root.join(d)))?;
+        }
+        let db = meta::open(&root.join("db.sqlite"))?;
+        let store = Store {
+            root: root.to_path_buf(),
+            db: Mutex::new(db),
+            writer: Mutex::new(()),
+        };
+        store.collect_garbage()?;
+        Ok(store)
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        self.db.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn layer_dir(&self, diff_id: &str) -> PathBuf {
+        self.root.join("layers").join(hex_of(diff_id))
+    }
+
+    /// The overlay lower directories of an image, topmost first.
+    pub fn lower_dirs(&self, image: &Image) -> Vec<PathBuf> {
+        image
+            .layers
+            .iter()
+            .rev()
+            .map(|(d, _)| self.layer_dir(d).join("diff"))
+            .collect()
+    }
+
+    pub(crate) fn tmp_dir(&self, prefix: &str) -> Result<PathBuf, StoreError> {
+        let p = self
+            .root
+            .join("tmp")
+            .join(format!("{prefix}-{:016x}", rand::random::<u64>()));
+        fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
+        Ok(p)
+    }
+
+    /// Removes work left in tmp/ and layer directories no row names: what a crash
+    /// between writing a file and committing its row leaves behind.
+    fn collect_garbage(&self) -> Result<(), StoreError> {
+        let _w = self.lock_writer();
+        let tmp = self.root.join("tmp");
+        for e in fs::read_dir(&tmp).map_err(io_err("reading", &tmp))?.flatten() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+        let known: std::collections::HashSet<String> = {
+            let db = self.db();
+            let mut st = db.prepare("SELECT diff_id FROM layers")?;
+            let rows = st.query_map([], |r| r.get::<_, String>(0))?;
+            rows.map(|r| r.map(|d| hex_of(&d).to_string())).collect::<Result<_, _>>()?
+        };
+        let layers = self.root.join("layers");
+        for e in fs::read_dir(&layers).map_err(io_err("reading", &layers))?.flatten() {
+            if !known.contains(e.file_name().to_string_lossy().as_ref()) {
+                tracing::info!(layer = %e.path().display(), "removing unreferenced layer");
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+        Ok(())
+    }
+
+    /// Unpacks a layer unless the store has it; verifies its digest against
+    /// `expected` when given. Returns the diff id and unpacked size.
+    pub(crate) fn commit_layer<R: Read>(
+        &self,
+        index: usize,
+        reader: R,
+        expected: Option<&str>,
+    ) -> Result<(String, i64), StoreError> {
+        if let Some(d) = expected {
+            let db = self.db();
+            let size: Option<i64> = db
+                .query_row("SELECT size FROM layers WHERE diff_id = ?1", [d], |r| r.get(0))
+                .optional()?;
+            if let Some(size) = size {
+                return Ok((d.to_string(), size));
+            }
+        }
+        let tmp = self.tmp_dir("layer")?;
+        let result = (|| {
+            let diff = tmp.join("diff");
+            fs::create_dir(&diff).map_err(io_err("creating", &diff))?;
+            let tar_path = tmp.join("layer.tar");
+            let copy = fs::File::create(&tar_path).map_err(io_err("creating", &tar_path))?;
+            let mut tee = Tee {
+                inner: reader,
+                hasher: Sha256::new(),
+                copy: Some(copy),
+            };
+            let size = extract::unpack(&mut tee, &diff).map_err(|source| StoreError::Layer { index, source })?;
+            let actual = format!("sha256:{}", hex::encode(tee.hasher.finalize()));
+            if let Some(expected) = expected {
+                if expected != actual {
+                    return Err(StoreError::DiffIdMismatch {
+                        index,
+                        expected: expected.to_string(),
+                        actual,
+                    });
+                }
+            }
+            let dest = self.layer_dir(&actual);
+            if !dest.exists() {
+                fs::rename(&tmp, &dest).map_err(io_err("committing layer", &dest))?;
+            }
+            Ok((actual, size as i64))
+        })();
+        let _ = fs::remove_dir_all(&tmp);
+        result
+    }
+
+    /// Records an image whose layers are committed, and points `tags` at it.
+    /// Returns one message per tag moved away from another image.
+    pub(crate) fn insert_image(
+        &self,
+        config_bytes: &[u8],
+        layers: &[(String, i64)],
+        tags: &[String],
+    ) -> Result<(String, Vec<String>), StoreError> {
+        let id = format!("sha256:{}", sha256_hex(config_bytes));
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let mut notes = Vec::new();
+        for (d, size) in layers {
+            tx.execute("INSERT OR IGNORE INTO layers (diff_id, size) VALUES (?1, ?2)", params![d, size])?;
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        let inserted = tx.execute(
+            "INSERT OR IGNORE INTO images (id, config, loaded_at) VALUES (?1, ?2, ?3)",
+            params![id, config_bytes, now],
+        )?;
+        if inserted == 1 {
+            for (i, (d, _)) in layers.iter().enumerate() {
+                tx.execute(
+                    "INSERT INTO image_layers (image_id, idx, diff_id) VALUES (?1, ?2, ?3)",
+                    params![id, i as i64, d],
+                )?;
+            }
+        }
+        for t in tags {
+            let old: Option<String> = tx
+                .query_row("SELECT image_id FROM tags WHERE name = ?1", [t], |r| r.get(0))
+                .optional()?;
+            if let Some(old) = old.filter(|o| *o != id) {
+                notes.push(format!(
+                    "The image {t} already exists, renaming the old one with ID {old} to empty string"
+                ));
+            }
+            tx.execute(
+                "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
+                params![t, id],
+            )?;
+        }
+        tx.commit()?;
+        Ok((id, notes))
+    }
+
+    fn image_by_id(&self, db: &Connection, id: &str) -> Result<Option<Image>, StoreError> {
+        let Some(config_bytes) = meta::image_config(db, id)? else {
+            return Ok(None);
+        };
+        let config: ImageConfigBlob = serde_json::from_slice(&config_bytes)
+            .map_err(|e| StoreError::BadArchive(format!("stored config of {id}: {e}")))?;
+        Ok(Some(Image {
+            id: id.to_string(),
+            config,
+            config_bytes,
+            tags: meta::image_tags(db, id)?,
+            layers: meta::image_layers(db, id)?,
+        }))
+    }
+
+    /// Finds an image by `name[:tag]`, full id, or unique id prefix.
+    pub fn resolve(&self, name: &str) -> Result<Image, StoreError> {
+        let db = self.db();
+        if let Ok(r) = Reference::parse(name) {
+            if let Some(tagged) = r.tagged() {
+                let id: Option<String> = db
+                    .query_row("SELECT image_id FROM tags WHERE name = ?1", [&tagged], |r| r.get(0))
+                    .optional()?;
+                if let Some(id) = id {
+                    return self.image_by_id(&db, &id)?.ok_or_else(|| StoreError::NoSuchImage(name.into()));
+                }
+            }
+        }
+        let hex = hex_of(name);
+        if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+            let mut st = db.prepare_cached("SELECT id FROM images WHERE id LIKE ?1 LIMIT 2")?;
+            let ids: Vec<String> = st
+                .query_map([format!("sha256:{hex}%")], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            if ids.len() == 1 {
+                return self.image_by_id(&db, &ids[0])?.ok_or_else(|| StoreError::NoSuchImage(name.into()));
+            }
+        }
+        Err(StoreError::NoSuchImage(name.to_string()))
+    }
+
+    pub fn images(&self) -> Result<Vec<Image>, StoreError> {
+        let db = self.db();
+        let ids: Vec<String> = {
+            let mut st = db.prepare("SELECT id FROM images ORDER BY loaded_at DESC, id")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(i) = self.image_by_id(&db, &id)? {
+                out.push(i);
+            }
+        }
+        Ok(out)
+    }
+
+    /// `docker tag`: points `repo[:tag]` at the image `source` names.
+    pub fn tag(&self, source: &str, target: &str) -> Result<(), StoreError> {
+        let image = self.resolve(source)?;
+        let r = Reference::parse(target)?;
+        let tagged = r.tagged().ok_or(ReferenceError::Invalid)?;
+        self.db().execute(
+            "INSERT OR REPLACE INTO tags (name, image_id) VALUES (?1, ?2)",
+            params![tagged, image.id],
+        )?;
+        Ok(())
+    }
+
+    /// `docker rmi`. `running` tells whether a container (by id) is running.
+    pub fn remove(
+        &self,
+        name: &str,
+        force: bool,
+        running: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<ImageDeleteItem>, StoreError> {
+        let _w = self.lock_writer();
+        let image = self.resolve(name)?;
+        let short = |id: &str| hex_of(id).chars().take(12).collect::<String>();
+        let by_tag = Reference::parse(name)
+            .ok()
+            .and_then(|r| r.tagged())
+            .filter(|t| image.tags.contains(t));
+        let users = meta::container_users(&self.db(), &image.id)?;
+        let mut out = Vec::new();
+
+        if let Some(tag) = &by_tag {
+            // Removing one of several names only removes the name.
+            if image.tags.len() > 1 || (!users.is_empty() && force && !users.iter().any(|u| running(u))) {
+                self.db().execute("DELETE FROM tags WHERE name = ?1", [tag])?;
+                out.push(ImageDeleteItem {
+                    untagged: Some(tag.clone()),
+                    deleted: None,
+                });
+                return Ok(out);
+            }
+            if let Some(u) = users.first() {
+                let repo = tag.rsplit_once(':').map_or(tag.as_str(), |(r, _)| r);
+                return Err(StoreError::Conflict(format!(
+                    "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
+                    if name.contains(':') { name } else { repo },
+                    short(u),
+                    short(&image.id)
+                )));
+            }
+        } else {
+            if let Some(u) = users.iter().find(|u| running(u)) {
+                return Err(StoreError::Conflict(format!(
+                    "conflict: unable to delete {} (cannot be forced) - image is being used by running container {}",
+                    short(&image.id),
+                    short(u)
+                )));
+            }
+            if !force {
+                if image.tags.len() > 1 {
+                    return Err(StoreError::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                        short(&image.id)
+                    )));
+                }
+                if let Some(u) = users.first() {
+                    return Err(StoreError::Conflict(format!(
+                        "conflict: unable to delete {} (must be forced) - image is being used by stopped container {}",
+                        short(&image.id),
+                        short(u)
+                    )));
+                }
+            } else if !users.is_empty() {
+                // Stopped containers still need the layers: a forced removal only
+                // takes the names away, and the image stays until they are gone.
+                let mut db = self.db();
+                let tx = db.transaction()?;
+                for t in &image.tags {
+                    tx.execute("DELETE FROM tags WHERE name = ?1", [t])?;
+                    out.push(ImageDeleteItem { untagged: Some(t.clone()), deleted: None });
+                }
+                tx.commit()?;
+                return Ok(out);
+            }
+        }
+
+        let removed_layers = {
+            let mut db = self.db();
+            let tx = db.transaction()?;
+            for t in &image.tags {
+                tx.execute("DELETE FROM tags WHERE name = ?1", [t])?;
+                out.push(ImageDeleteItem { untagged: Some(t.clone()), deleted: None });
+            }
+            tx.execute("DELETE FROM images WHERE id = ?1", [&image.id])?;
+            let removed = meta::delete_unused_layers(&tx)?;
+            tx.commit()?;
+            removed
+        };
+        out.push(ImageDeleteItem { untagged: None, deleted: Some(image.id.clone()) });
+        for d in removed_layers {
+            let _ = fs::remove_dir_all(self.layer_dir(&d));
+            out.push(ImageDeleteItem { untagged: None, deleted: Some(d) });
+        }
+        Ok(out)
+    }
+
+    // Container records.
+
+    pub fn container_put(&self, row: &ContainerRow) -> Result<(), StoreError> {
+        let r = self.db().execute(
+            "INSERT INTO containers (id, name, image_id, data) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+            params![row.id, row.name, row.image_id, row.data],
+        );
+        match r {
+            Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                Err(StoreError::Conflict(format!(
+                    "Conflict. The container name \"{}\" is already in use. You have to remove (or rename) that container to be able to reuse that name.",
+                    row.name
+                )))
+            }
+            r => r.map(|_| ()).map_err(StoreError::from),
+        }
+    }
+
+    pub fn container_delete(&self, id: &str) -> Result<(), StoreError> {
+        self.db().execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    pub fn containers(&self) -> Result<Vec<ContainerRow>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT id, name, image_id, data FROM containers")?;
+        let rows = st.query_map([], |r| {
+            Ok(ContainerRow {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                image_id: r.get(2)?,
+                data: r.get(3)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,293 @@
+//! Control groups on v1, v2 and hybrid hosts. The hierarchy root and the mount table
+//! are parameters, so tests can point them at a temporary directory.
+
+use crate::spec::CgroupSpec;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CgroupError {
+    #[error("no cgroup hierarchy is mounted under {0}")]
+    NoHierarchy(PathBuf),
+    #[error("creating cgroup {path}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("writing {value:?} to {path}")]
+    Write {
+        path: PathBuf,
+        value: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("removing cgroup {path}")]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Only cgroup v1 controllers.
+    V1,
+    /// A single cgroup2 hierarchy at the root.
+    V2,
+    /// v1 controllers plus a controller-less cgroup2 hierarchy at `<root>/unified`.
+    Hybrid,
+}
+
+/// The host's cgroup layout, found once when the daemon or shim starts.
+#[derive(Debug, Clone)]
+pub struct Hierarchy {
+    pub mode: Mode,
+    /// The cgroup2 mount, if any.
+    pub unified: Option<PathBuf>,
+    /// Every v1 hierarchy mount point, with its comma-separated options.
+    pub v1: Vec<(PathBuf, String)>,
+}
+
+impl Hierarchy {
+    /// Reads the layout from a mount table (`/proc/self/mounts` format) for hierarchies
+    /// under `root` (normally /sys/fs/cgroup).
+    pub fn detect(root: &Path, mounts: &str) -> Result<Self, CgroupError> {
+        let mut unified = None;
+        let mut v1 = Vec::new();
+        for line in mounts.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            if f.len() < 4 {
+                continue;
+            }
+            let point = PathBuf::from(f[1]);
+            if !point.starts_with(root) {
+                continue;
+            }
+            match f[2] {
+                "cgroup2" => unified = Some(point),
+                "cgroup" => v1.push((point, f[3].to_string())),
+                _ => {}
+            }
+        }
+        let mode = match (&unified, v1.is_empty()) {
+            (Some(u), true) if u == root => Mode::V2,
+            (Some(_), false) => Mode::Hybrid,
+            (None, false) => Mode::V1,
+            _ => return Err(CgroupError::NoHierarchy(root.to_path_buf())),
+        };
+        Ok(Hierarchy { mode, unified, v1 })
+    }
+
+    /// "1" or "2", as `docker info` reports the cgroup version: hybrid hosts run their
+    /// controllers on v1.
+    pub fn version(&self) -> &'static str {
+        match self.mode {
+            Mode::V2 => "2",
+            Mode::V1 | Mode::Hybrid => "1",
+        }
+    }
+
+    fn v1_dir(&self, controller: &str) -> Option<&PathBuf> {
+        self.v1
+            .iter()
+            .find(|(_, opts)| opts.split(',').any(|o| o == controller))
+            .map(|(p, _)| p)
+    }
+
+    /// Creates the container's cgroup in every hierarchy and applies its limits.
+    pub fn create(&self, spec: &CgroupSpec) -> Result<Cgroup, CgroupError> {
+        let rel = spec.path.trim_start_matches('/');
+        let mut cg = Cgroup {
+            dirs: Vec::new(),
+            mode: self.mode,
+            memory: None,
+        };
+        if let Some(u) = &self.unified {
+            if self.mode == Mode::V2 {
+                enable_controllers(u, rel);
+            }
+            let dir = u.join(rel);
+            mkdir_all(&dir)?;
+            cg.dirs.push(dir.clone());
+            if self.mode == Mode::V2 {
+                cg.memory = Some(dir.clone());
+                if let Some(m) = spec.memory_limit {
+                    write(&dir.join("memory.max"), &m.to_string())?;
+                    write(&dir.join("memory.swap.max"), "0").ok();
+                }
+                if let Some(p) = spec.pids_limit {
+                    write(&dir.join("pids.max"), &p.to_string())?;
+                }
+            }
+        }
+        for (point, _) in &self.v1 {
+            let dir = point.join(rel);
+            mkdir_all(&dir)?;
+            cg.dirs.push(dir);
+        }
+        if self.mode != Mode::V2 {
+            if let Some(mem) = self.v1_dir("memory") {
+                let dir = mem.join(rel);
+                if let Some(m) = spec.memory_limit {
+                    write(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
+                }
+                cg.memory = Some(dir);
+            }
+            if let (Some(p), Some(pids)) = (spec.pids_limit, self.v1_dir("pids")) {
+                write(&pids.join(rel).join("pids.max"), &p.to_string())?;
+            }
+        }
+        Ok(cg)
+    }
+}
+
+/// Turns on the controllers berth uses in every ancestor of `rel` on a pure v2 host.
+/// A controller the kernel lacks is left off: its limits then fail when written.
+fn enable_controllers(root: &Path, rel: &str) {
+    let mut dir = root.to_path_buf();
+    let parts: Vec<&str> = rel.split('/').filter(|p| !p.is_empty()).collect();
+    for part in &parts[..parts.len().saturating_sub(1)] {
+        for c in ["+memory", "+pids", "+cpu", "+io"] {
+            let _ = fs::write(dir.join("cgroup.subtree_control"), c);
+        }
+        dir.push(part);
+        let _ = fs::create_dir(&dir);
+    }
+    for c in ["+memory", "+pids", "+cpu", "+io"] {
+        let _ = fs::write(dir.join("cgroup.subtree_control"), c);
+    }
+}
+
+fn mkdir_all(dir: &Path) -> Result<(), CgroupError> {
+    fs::create_dir_all(dir).map_err(|source| CgroupError::Create {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
+    fs::write(path, value).map_err(|source| CgroupError::Write {
+        path: path.to_path_buf(),
+        value: value.to_string(),
+        source,
+    })
+}
+
+/// One container's cgroup across the hierarchies.
+#[derive(Debug)]
+pub struct Cgroup {
+    dirs: Vec<PathBuf>,
+    mode: Mode,
+    memory: Option<PathBuf>,
+}
+
+impl Cgroup {
+    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
+        for d in &self.dirs {
+            write(&d.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Whether the kernel's OOM killer killed a process of this cgroup.
+    pub fn oom_killed(&self) -> bool {
+        let Some(dir) = &self.memory else {
+            return false;
+        };
+        let file = match self.mode {
+            Mode::V2 => "memory.events",
+            Mode::V1 | Mode::Hybrid => "memory.oom_control",
+        };
+        fs::read_to_string(dir.join(file))
+            .map(|s| {
+                s.lines().any(|l| {
+                    l.strip_prefix("oom_kill ")
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                        .is_some_and(|n| n > 0)
+                })
+            })
+            .unwrap_or(false)
+    }
+
+    /// Removes the cgroup once it is empty. The kernel frees a cgroup a moment after
+    /// its last process is reaped, so EBUSY is retried briefly.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        for d in &self.dirs {
+            let mut tries = 0;
+            loop {
+                match fs::remove_dir(d) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                    Err(e) if e.raw_os_error() == Some(libc::EBUSY) && tries < 200 => {
+                        tries += 1;
+                        std::thread::sleep(std::time::Duration::from_millis(5));
+                    }
+                    Err(source) => {
+                        return Err(CgroupError::Remove {
+                            path: d.clone(),
+                            source,
+                        })
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "tmpfs /sys/fs/cgroup tmpfs rw 0 0\n\
+        cgroup /sys/fs/cgroup/memory cgroup rw,relatime,memory 0 0\n\
+        cgroup /sys/fs/cgroup/pids cgroup rw,relatime,pids 0 0\n\
+        cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n";
+
+    #[test]
+    fn detects_hybrid_v1_and_v2() {
+        let root = Path::new("/sys/fs/cgroup");
+        let h = Hierarchy::detect(root, HYBRID).unwrap();
+        assert_eq!(h.mode, Mode::Hybrid);
+        assert_eq!(h.version(), "1");
+        let v1 = HYBRID.replace("cgroup2 /sys/fs/cgroup/unified cgroup2 rw 0 0\n", "");
+        assert_eq!(Hierarchy::detect(root, &v1).unwrap().mode, Mode::V1);
+        let v2 = "cgroup2 /sys/fs/cgroup cgroup2 rw 0 0\n";
+        let h = Hierarchy::detect(root, v2).unwrap();
+        assert_eq!((h.mode, h.version()), (Mode::V2, "2"));
+        assert!(Hierarchy::detect(root, "proc /proc proc rw 0 0\n").is_err());
+    }
+
+    #[test]
+    fn creates_limits_and_removes_in_a_fake_v1_tree() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path();
+        let mounts = format!(
+            "cgroup {0}/memory cgroup rw,memory 0 0\ncgroup {0}/pids cgroup rw,pids 0 0\n",
+            root.display()
+        );
+        let h = Hierarchy::detect(root, &mounts).unwrap();
+        let cg = h
+            .create(&CgroupSpec {
+                path: "berth/abc".into(),
+                memory_limit: Some(64 << 20),
+                pids_limit: Some(10),
+            })
+            .unwrap();
+        let mem = root.join("memory/berth/abc/memory.limit_in_bytes");
+        assert_eq!(fs::read_to_string(mem).unwrap(), (64u64 << 20).to_string());
+        assert_eq!(
+            fs::read_to_string(root.join("pids/berth/abc/pids.max")).unwrap(),
+            "10"
+        );
+        fs::write(
+            root.join("memory/berth/abc/memory.oom_control"),
+            "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",
+        )
+        .unwrap();
+        assert!(cg.oom_killed());
+    }
+}

@@ -1,0 +1,449 @@
+//! A [`Plan`] is the exact list of operations that turn a freshly cloned child into a
+//! container, with every path and string already converted for the kernel. Building
+//! it allocates and may fail with a clear error; performing it (in [`crate::sys`])
+//! does neither, because it runs between clone and exec.
+//!
+//! Everything but the overlay mount happens after pivot_root, so that a symlink in
+//! the image (say `/proc -> /`) resolves inside the container and can never redirect
+//! a mount onto the host.
+
+use crate::spec::{NetworkMode, Spec, DEFAULT_PATH};
+use std::ffi::{CString, NulError};
+use std::fs::File;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{what} contains a NUL byte")]
+    Nul {
+        what: &'static str,
+        #[source]
+        source: NulError,
+    },
+    #[error("opening {path} to bind into the container")]
+    OpenSource {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("no command given")]
+    NoCommand,
+}
+
+/// One step of the child's setup. Its `describe()` names it in error messages.
+#[derive(Debug)]
+pub enum Op {
+    /// `mount(NULL, "/", NULL, MS_REC|MS_PRIVATE)`: nothing of ours propagates to the host.
+    MakePrivate,
+    Mount {
+        source: CString,
+        target: CString,
+        fstype: CString,
+        flags: libc::c_ulong,
+        data: Option<CString>,
+    },
+    /// chdir into the new root, pivot_root(".", "."), detach the old root.
+    PivotRoot { new_root: CString },
+    /// mkdir, tolerating an existing entry.
+    Mkdir { path: CString, mode: libc::mode_t },
+    /// Creates an empty file to bind over, tolerating an existing one.
+    Touch { path: CString },
+    Mknod {
+        path: CString,
+        mode: libc::mode_t,
+        dev: libc::dev_t,
+    },
+    Symlink { target: CString, link: CString },
+    /// Hides a path: a read-only tmpfs over a directory, /dev/null over a file.
+    Mask { path: CString },
+    /// Remounts a path read-only (a bind of itself).
+    ReadOnly { path: CString },
+}
+
+impl Op {
+    pub fn describe(&self) -> String {
+        let s = |c: &CString| c.to_string_lossy().into_owned();
+        match self {
+            Op::MakePrivate => "making the mount tree private".into(),
+            Op::Mount { fstype, target, .. } if fstype.as_bytes().is_empty() => {
+                format!("bind-mounting {}", s(target))
+            }
+            Op::Mount { fstype, target, .. } => format!("mounting {} on {}", s(fstype), s(target)),
+            Op::PivotRoot { new_root } => format!("pivot_root to {}", s(new_root)),
+            Op::Mkdir { path, .. } => format!("creating directory {}", s(path)),
+            Op::Touch { path } => format!("creating mount point {}", s(path)),
+            Op::Mknod { path, .. } => format!("creating device {}", s(path)),
+            Op::Symlink { link, .. } => format!("creating symlink {}", s(link)),
+            Op::Mask { path } => format!("masking {}", s(path)),
+            Op::ReadOnly { path } => format!("making {} read-only", s(path)),
+        }
+    }
+}
+
+/// Steps outside the op list, reported by the child with these negative indices.
+pub mod step {
+    pub const EXEC: i32 = -1;
+    pub const SETSID: i32 = -2;
+    pub const CGROUPNS: i32 = -3;
+    pub const STDIO: i32 = -4;
+    pub const LOOPBACK: i32 = -5;
+    pub const HOSTNAME: i32 = -6;
+    pub const CAPBSET: i32 = -7;
+    pub const SETGROUPS: i32 = -8;
+    pub const SETGID: i32 = -9;
+    pub const SETUID: i32 = -10;
+    pub const CAPSET: i32 = -11;
+    pub const CHDIR: i32 = -12;
+}
+
+/// Host facts the plan depends on, read once by the caller.
+#[derive(Debug, Clone, Copy)]
+pub struct HostFacts {
+    /// /proc/sys/kernel/cap_last_cap
+    pub cap_last_cap: u8,
+    /// Whether the cgroup2 hierarchy carries the controllers (pure v2 host): only then
+    /// is a cgroup2 filesystem mounted at /sys/fs/cgroup in the container.
+    pub cgroup2: bool,
+}
+
+#[derive(Debug)]
+pub struct Plan {
+    pub clone_flags: libc::c_int,
+    pub new_cgroupns: bool,
+    pub loopback_up: bool,
+    pub ops: Vec<Op>,
+    pub hostname: CString,
+    pub domainname: CString,
+    /// Capabilities to drop from the bounding set.
+    pub cap_drop: Vec<libc::c_int>,
+    /// Permitted and effective capabilities after the switch to `uid`.
+    pub cap_mask: u64,
+    pub uid: libc::uid_t,
+    pub gid: libc::gid_t,
+    pub groups: Vec<libc::gid_t>,
+    pub cwd: CString,
+    /// Where to look for the program, in order (PATH resolved inside the container).
+    pub exec_candidates: Vec<CString>,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+    /// Files bound into the container by fd, kept open until exec (O_CLOEXEC).
+    pub held_fds: Vec<OwnedFd>,
+}
+
+fn cstr(what: &'static str, s: impl Into<Vec<u8>>) -> Result<CString, PlanError> {
+    CString::new(s).map_err(|source| PlanError::Nul { what, source })
+}
+
+fn path_cstr(what: &'static str, p: &Path) -> Result<CString, PlanError> {
+    cstr(what, p.as_os_str().as_encoded_bytes().to_vec())
+}
+
+impl Plan {
+    pub fn build(spec: &Spec, host: HostFacts) -> Result<Plan, PlanError> {
+        let p = &spec.process;
+        let arg0 = p.args.first().ok_or(PlanError::NoCommand)?;
+        let mut ops = Vec::new();
+        let mut held_fds = Vec::new();
+        let mount = |source: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: Option<&str>| {
+            Ok::<Op, PlanError>(Op::Mount {
+                source: cstr("mount source", source)?,
+                target: cstr("mount target", target)?,
+                fstype: cstr("filesystem type", fstype)?,
+                flags,
+                data: data.map(|d| cstr("mount options", d)).transpose()?,
+            })
+        };
+        let mkdir = |path: &str, mode| Ok::<Op, PlanError>(Op::Mkdir { path: cstr("path", path)?, mode });
+
+        ops.push(Op::MakePrivate);
+        let o = &spec.rootfs;
+        let lower = o
+            .lower
+            .iter()
+            .map(|l| l.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        let data = format!(
+            "lowerdir={lower},upperdir={},workdir={}",
+            o.upper.display(),
+            o.work.display()
+        );
+        ops.push(Op::Mount {
+            source: cstr("mount source", "overlay")?,
+            target: path_cstr("rootfs", &o.target)?,
+            fstype: cstr("filesystem type", "overlay")?,
+            flags: 0,
+            data: Some(cstr("overlay options", data)?),
+        });
+        ops.push(Op::PivotRoot {
+            new_root: path_cstr("rootfs", &o.target)?,
+        });
+
+        use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME};
+        ops.push(mkdir("/proc", 0o755)?);
+        ops.push(mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, None)?);
+        ops.push(mkdir("/dev", 0o755)?);
+        ops.push(mount(
+            "tmpfs",
+            "/dev",
+            "tmpfs",
+            MS_NOSUID | MS_STRICTATIME,
+            Some("mode=755,size=65536k"),
+        )?);
+        ops.push(mkdir("/dev/pts", 0o755)?);
+        ops.push(mount(
+            "devpts",
+            "/dev/pts",
+            "devpts",
+            MS_NOSUID | MS_NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+        )?);
+        ops.push(mkdir("/dev/shm", 0o1777)?);
+        ops.push(mount(
+            "shm",
+            "/dev/shm",
+            "tmpfs",
+            MS_NOSUID | MS_NOEXEC | MS_NODEV,
+            Some("mode=1777,size=65536k"),
+        )?);
+        ops.push(mkdir("/dev/mqueue", 0o755)?);
+        ops.push(mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NOEXEC | MS_NODEV, None)?);
+        for (name, minor) in [("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)] {
+            ops.push(Op::Mknod {
+                path: cstr("path", format!("/dev/{name}"))?,
+                mode: libc::S_IFCHR | 0o666,
+                dev: libc::makedev(1, minor),
+            });
+        }
+        ops.push(Op::Mknod {
+            path: cstr("path", "/dev/tty")?,
+            mode: libc::S_IFCHR | 0o666,
+            dev: libc::makedev(5, 0),
+        });
+        for (target, link) in [
+            ("/proc/self/fd", "/dev/fd"),
+            ("/proc/self/fd/0", "/dev/stdin"),
+            ("/proc/self/fd/1", "/dev/stdout"),
+            ("/proc/self/fd/2", "/dev/stderr"),
+            ("pts/ptmx", "/dev/ptmx"),
+            ("/proc/kcore", "/dev/core"),
+        ] {
+            ops.push(Op::Symlink {
+                target: cstr("symlink target", target)?,
+                link: cstr("path", link)?,
+            });
+        }
+        ops.push(mkdir("/sys", 0o755)?);
+        ops.push(mount(
+            "sysfs",
+            "/sys",
+            "sysfs",
+            MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY,
+            None,
+        )?);
+        if host.cgroup2 {
+            ops.push(mount(
+                "cgroup",
+                "/sys/fs/cgroup",
+                "cgroup2",
+                MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY,
+                None,
+            )?);
+        }
+        for f in &spec.files {
+            let file = File::open(&f.source).map_err(|source| PlanError::OpenSource {
+                path: f.source.clone(),
+                source,
+            })?;
+            let fd: OwnedFd = file.into();
+            if let Some(parent) = Path::new(&f.destination).parent() {
+                ops.push(mkdir(&parent.display().to_string(), 0o755)?);
+            }
+            ops.push(Op::Touch {
+                path: cstr("path", f.destination.as_str())?,
+            });
+            ops.push(mount(
+                &format!("/proc/self/fd/{}", fd.as_raw_fd()),
+                &f.destination,
+                "",
+                MS_BIND,
+                None,
+            )?);
+            held_fds.push(fd);
+        }
+        for m in &spec.masked_paths {
+            ops.push(Op::Mask {
+                path: cstr("masked path", m.as_str())?,
+            });
+        }
+        for r in &spec.readonly_paths {
+            ops.push(Op::ReadOnly {
+                path: cstr("read-only path", r.as_str())?,
+            });
+        }
+        // WORKDIR is created if missing, as Docker does, root-owned and 0755.
+        let mut prefix = String::new();
+        for part in p.cwd.split('/').filter(|s| !s.is_empty()) {
+            prefix.push('/');
+            prefix.push_str(part);
+            ops.push(mkdir(&prefix, 0o755)?);
+        }
+
+        let mut clone_flags =
+            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+        if spec.network == NetworkMode::Private {
+            clone_flags |= libc::CLONE_NEWNET;
+        }
+        let keep = crate::caps::mask(&p.capabilities);
+        let cap_drop = (0..=host.cap_last_cap)
+            .filter(|c| keep & (1u64 << c) == 0)
+            .map(libc::c_int::from)
+            .collect();
+
+        let path_env = p
+            .env
+            .iter()
+            .find_map(|e| e.strip_prefix("PATH="))
+            .unwrap_or(DEFAULT_PATH);
+        let exec_candidates = if arg0.contains('/') {
+            vec![cstr("command", arg0.as_str())?]
+        } else {
+            path_env
+                .split(':')
+                .filter(|d| !d.is_empty())
+                .map(|d| cstr("command", format!("{}/{arg0}", d.trim_end_matches('/'))))
+                .collect::<Result<_, _>>()?
+        };
+
+        Ok(Plan {
+            clone_flags,
+            new_cgroupns: true,
+            loopback_up: spec.network == NetworkMode::Private,
+            ops,
+            hostname: cstr("hostname", spec.hostname.as_str())?,
+            domainname: cstr("domainname", spec.domainname.as_str())?,
+            cap_drop,
+            cap_mask: if p.uid == 0 { keep } else { 0 },
+            uid: p.uid,
+            gid: p.gid,
+            groups: p.additional_gids.clone(),
+            cwd: cstr("working directory", if p.cwd.is_empty() { "/" } else { p.cwd.as_str() })?,
+            exec_candidates,
+            argv: p.args.iter().map(|a| cstr("argument", a.as_str())).collect::<Result<_, _>>()?,
+            envp: p.env.iter().map(|e| cstr("environment variable", e.as_str())).collect::<Result<_, _>>()?,
+            held_fds,
+        })
+    }
+
+    /// Names the step a child reported as failed.
+    pub fn describe_step(&self, index: i32) -> String {
+        match index {
+            step::EXEC => "exec".into(),
+            step::SETSID => "setsid".into(),
+            step::CGROUPNS => "creating the cgroup namespace".into(),
+            step::STDIO => "setting up stdio".into(),
+            step::LOOPBACK => "bringing up loopback".into(),
+            step::HOSTNAME => "setting the hostname".into(),
+            step::CAPBSET => "dropping bounding capabilities".into(),
+            step::SETGROUPS => "setting supplementary groups".into(),
+            step::SETGID => "setting gid".into(),
+            step::SETUID => "setting uid".into(),
+            step::CAPSET => "setting capabilities".into(),
+            step::CHDIR => format!("changing to working directory {}", self.cwd.to_string_lossy()),
+            i if i >= 0 && (i as usize) < self.ops.len() => self.ops[i as usize].describe(),
+            i => format!("unknown step {i}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spec::*;
+
+    fn spec() -> Spec {
+        Spec {
+            id: "abc".into(),
+            rootfs: Overlay {
+                lower: vec!["/l/2".into(), "/l/1".into()],
+                upper: "/c/upper".into(),
+                work: "/c/work".into(),
+                target: "/c/merged".into(),
+            },
+            process: Process {
+                args: vec!["sh".into(), "-c".into(), "true".into()],
+                env: vec!["PATH=/bin:/usr/bin".into()],
+                cwd: "/srv/app".into(),
+                uid: 0,
+                gid: 0,
+                additional_gids: vec![],
+                capabilities: crate::caps::docker_default(),
+            },
+            hostname: "abc".into(),
+            domainname: String::new(),
+            network: NetworkMode::Private,
+            files: vec![],
+            masked_paths: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+            cgroup: CgroupSpec::default(),
+            log_path: None,
+            exit_path: "/x/exit".into(),
+        }
+    }
+
+    const HOST: HostFacts = HostFacts {
+        cap_last_cap: 40,
+        cgroup2: false,
+    };
+
+    #[test]
+    fn overlay_first_then_pivot_then_everything_inside() {
+        let plan = Plan::build(&spec(), HOST).unwrap();
+        let descs: Vec<String> = plan.ops.iter().map(Op::describe).collect();
+        assert_eq!(descs[0], "making the mount tree private");
+        assert_eq!(descs[1], "mounting overlay on /c/merged");
+        assert_eq!(descs[2], "pivot_root to /c/merged");
+        match &plan.ops[1] {
+            Op::Mount { data: Some(d), .. } => assert_eq!(
+                d.to_str().unwrap(),
+                "lowerdir=/l/2:/l/1,upperdir=/c/upper,workdir=/c/work"
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+        // After the pivot, no op names a host path.
+        assert!(descs[3..].iter().all(|d| !d.contains("/c/")));
+        assert!(descs.contains(&"masking /proc/kcore".to_string()));
+        assert!(descs.contains(&"making /proc/sys read-only".to_string()));
+        assert!(descs.ends_with(&["creating directory /srv".into(), "creating directory /srv/app".into()]));
+    }
+
+    #[test]
+    fn capabilities_and_path_search() {
+        let plan = Plan::build(&spec(), HOST).unwrap();
+        assert_eq!(plan.cap_mask, 0xa80425fb);
+        assert_eq!(plan.cap_drop.len(), 41 - 14);
+        let c: Vec<_> = plan.exec_candidates.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(c, ["/bin/sh", "/usr/bin/sh"]);
+        assert_ne!(plan.clone_flags & libc::CLONE_NEWNET, 0);
+
+        let mut s = spec();
+        s.process.uid = 1000;
+        s.network = NetworkMode::Host;
+        let plan = Plan::build(&s, HOST).unwrap();
+        assert_eq!(plan.cap_mask, 0, "a non-root user starts with no effective capabilities");
+        assert_eq!(plan.clone_flags & libc::CLONE_NEWNET, 0);
+        assert!(!plan.loopback_up);
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        let mut s = spec();
+        s.process.args.clear();
+        assert!(matches!(Plan::build(&s, HOST), Err(PlanError::NoCommand)));
+        let mut s = spec();
+        s.process.env.push("A=\0".into());
+        let e = Plan::build(&s, HOST).unwrap_err();
+        assert_eq!(e.to_string(), "environment variable contains a NUL byte");
+    }
+}

@@ -1,0 +1,108 @@
+//! What a container is, as the daemon describes it to the shim. The daemon writes a
+//! `Spec` as JSON into the container's exec-root directory; the shim reads it and
+//! builds a [`crate::plan::Plan`] from it.
+
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Spec {
+    pub id: String,
+    pub rootfs: Overlay,
+    pub process: Process,
+    pub hostname: String,
+    #[serde(default)]
+    pub domainname: String,
+    pub network: NetworkMode,
+    /// Host files bind-mounted over a path inside the container
+    /// (/etc/hostname, /etc/hosts, /etc/resolv.conf).
+    #[serde(default)]
+    pub files: Vec<FileBind>,
+    pub masked_paths: Vec<String>,
+    pub readonly_paths: Vec<String>,
+    pub cgroup: CgroupSpec,
+    /// Docker json-file log; `None` for `--log-driver none`.
+    pub log_path: Option<PathBuf>,
+    /// Where the shim records the exit status (see [`crate::shimproto::ExitRecord`]).
+    pub exit_path: PathBuf,
+}
+
+/// The container's root: an overlay of read-only image layers under a writable layer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Overlay {
+    /// Lower directories, topmost first (overlayfs `lowerdir` order).
+    pub lower: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub work: PathBuf,
+    /// The mount point. The overlay is mounted only inside the container's own mount
+    /// namespace, so it never shows in the host's mount table and disappears with the
+    /// container.
+    pub target: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Process {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub cwd: String,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(default)]
+    pub additional_gids: Vec<u32>,
+    /// Capability bit numbers kept in the bounding set (and, for uid 0, in the
+    /// permitted and effective sets).
+    pub capabilities: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkMode {
+    /// A private network namespace with only loopback, brought up.
+    Private,
+    /// The host's network namespace.
+    Host,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FileBind {
+    pub source: PathBuf,
+    pub destination: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct CgroupSpec {
+    /// Path below each hierarchy's root, e.g. `berth/<id>`.
+    pub path: String,
+    #[serde(default)]
+    pub memory_limit: Option<i64>,
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+}
+
+/// Paths Docker masks in every non-privileged container (moby's oci defaults).
+pub const DEFAULT_MASKED_PATHS: &[&str] = &[
+    "/proc/asound",
+    "/proc/acpi",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+
+/// Paths Docker makes read-only in every non-privileged container.
+pub const DEFAULT_READONLY_PATHS: &[&str] = &[
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// `PATH` for a container whose image sets none (Docker's default).
+pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";

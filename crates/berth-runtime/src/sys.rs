@@ -1,0 +1,489 @@
+//! Every `unsafe` block of berth. Each one says which invariant makes it sound.
+//!
+//! The child side of [`spawn`] runs between clone and exec in a copy of a
+//! single-threaded shim: it only issues syscalls on data prepared beforehand in the
+//! [`Plan`] and on the stack. It never allocates, logs or takes a lock.
+#![allow(unsafe_code)]
+
+use crate::plan::{step, Op, Plan};
+use std::collections::HashSet;
+use std::ffi::CStr;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::Mutex;
+
+/// A cloned container child, held before exec until [`Spawned::release`].
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: i32,
+    sync: OwnedFd,
+    report: OwnedFd,
+}
+
+/// The step a child failed at, and the errno it got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChildFailure {
+    pub step: i32,
+    pub errno: i32,
+}
+
+fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
+    rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)
+}
+
+/// Clones a child into new namespaces per `plan`. The child waits until
+/// [`Spawned::release`] so that the caller can first put it into its cgroup.
+///
+/// The calling process must be single-threaded (the shim is): the child is a copy of
+/// it that runs on until exec.
+pub fn spawn(plan: &Plan, stdio: [RawFd; 3]) -> io::Result<Spawned> {
+    let (sync_r, sync_w) = pipe_cloexec()?;
+    let (report_r, report_w) = pipe_cloexec()?;
+    let mut argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = plan.envp.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    // SAFETY: clone without CLONE_VM and with a NULL stack behaves like fork: the child
+    // gets a private copy of this (single-threaded) address space, so every pointer
+    // prepared above stays valid in it. The flags only create namespaces.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (plan.clone_flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: we are the freshly cloned child; child_main never returns, only
+        // execs or _exits, and touches nothing but the plan and the raw fds given.
+        unsafe {
+            child_main(
+                plan,
+                &argv,
+                &envp,
+                sync_r.as_raw_fd(),
+                report_w.as_raw_fd(),
+                stdio,
+            )
+        }
+    }
+    drop(sync_r);
+    drop(report_w);
+    Ok(Spawned {
+        pid: pid as i32,
+        sync: sync_w,
+        report: report_r,
+    })
+}
+
+impl Spawned {
+    /// Lets the child go on, then waits until it has exec'd (Ok) or failed (the step
+    /// and errno it reported).
+    pub fn release(self) -> io::Result<Result<(), ChildFailure>> {
+        rustix::io::write(&self.sync, &[1]).map_err(io::Error::from)?;
+        drop(self.sync);
+        let mut buf = [0u8; 8];
+        let mut got = 0;
+        while got < buf.len() {
+            match rustix::io::read(&self.report, &mut buf[got..]) {
+                Ok(0) => break,
+                Ok(n) => got += n,
+                Err(rustix::io::Errno::INTR) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if got == 0 {
+            return Ok(Ok(()));
+        }
+        let step = i32::from_ne_bytes(buf[..4].try_into().expect("4 bytes"));
+        let errno = i32::from_ne_bytes(buf[4..].try_into().expect("4 bytes"));
+        Ok(Err(ChildFailure { step, errno }))
+    }
+}
+
+fn errno() -> i32 {
+    // SAFETY: __errno_location returns this thread's errno slot, always valid.
+    unsafe { *libc::__errno_location() }
+}
+
+/// Reports a failed step to the parent and exits. Async-signal-safe.
+///
+/// # Safety
+/// Only to be called in the cloned child.
+unsafe fn fail(report: RawFd, step: i32, errno: i32) -> ! {
+    let mut buf = [0u8; 8];
+    buf[..4].copy_from_slice(&step.to_ne_bytes());
+    buf[4..].copy_from_slice(&errno.to_ne_bytes());
+    // SAFETY: buf lives on our stack for the duration of the call.
+    unsafe {
+        libc::write(report, buf.as_ptr().cast(), buf.len());
+        libc::_exit(127)
+    }
+}
+
+fn opt_ptr(c: &Option<std::ffi::CString>) -> *const libc::c_void {
+    c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr().cast())
+}
+
+/// The container child: wait for release, set up, exec.
+///
+/// # Safety
+/// Must only run in the child of [`spawn`], with `argv`/`envp` NULL-terminated
+/// arrays of pointers into `plan`.
+unsafe fn child_main(
+    plan: &Plan,
+    argv: &[*const libc::c_char],
+    envp: &[*const libc::c_char],
+    sync: RawFd,
+    report: RawFd,
+    stdio: [RawFd; 3],
+) -> ! {
+    // SAFETY (whole body): every call is a plain syscall wrapper on fds we own in this
+    // child, on NUL-terminated strings owned by `plan` (alive in our copy of the
+    // address space), or on stack buffers that outlive the call.
+    unsafe {
+        let mut b = 0u8;
+        loop {
+            let n = libc::read(sync, (&mut b as *mut u8).cast(), 1);
+            if n == 1 {
+                break;
+            }
+            if n < 0 && errno() == libc::EINTR {
+                continue;
+            }
+            // The parent went away before releasing us.
+            libc::_exit(1);
+        }
+        if libc::setsid() < 0 {
+            fail(report, step::SETSID, errno());
+        }
+        // After the parent put us into our cgroup, so that it becomes our root.
+        if plan.new_cgroupns && libc::unshare(libc::CLONE_NEWCGROUP) < 0 {
+            fail(report, step::CGROUPNS, errno());
+        }
+        for (target, fd) in stdio.iter().enumerate() {
+            if libc::dup2(*fd, target as RawFd) < 0 {
+                fail(report, step::STDIO, errno());
+            }
+        }
+        libc::umask(0);
+        for (i, op) in plan.ops.iter().enumerate() {
+            if let Err(e) = run_op(op) {
+                fail(report, i as i32, e);
+            }
+        }
+        if plan.loopback_up {
+            if let Err(e) = loopback_up() {
+                fail(report, step::LOOPBACK, e);
+            }
+        }
+        let h = plan.hostname.as_bytes();
+        if !h.is_empty() && libc::sethostname(plan.hostname.as_ptr(), h.len()) < 0 {
+            fail(report, step::HOSTNAME, errno());
+        }
+        let d = plan.domainname.as_bytes();
+        if !d.is_empty() && libc::setdomainname(plan.domainname.as_ptr(), d.len()) < 0 {
+            fail(report, step::HOSTNAME, errno());
+        }
+        libc::umask(0o022);
+        for cap in &plan.cap_drop {
+            if libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) < 0
+                && errno() != libc::EINVAL
+            {
+                fail(report, step::CAPBSET, errno());
+            }
+        }
+        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) < 0 {
+            fail(report, step::SETGROUPS, errno());
+        }
+        if libc::setgid(plan.gid) < 0 {
+            fail(report, step::SETGID, errno());
+        }
+        if libc::setuid(plan.uid) < 0 {
+            fail(report, step::SETUID, errno());
+        }
+        if capset(plan.cap_mask) < 0 {
+            fail(report, step::CAPSET, errno());
+        }
+        if libc::chdir(plan.cwd.as_ptr()) < 0 {
+            fail(report, step::CHDIR, errno());
+        }
+        // Dispositions set to "ignore" survive exec (the shim's runtime ignores
+        // SIGPIPE): give the program the defaults and an empty mask.
+        for sig in 1..libc::SIGRTMAX() {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+
+        let mut last = libc::ENOENT;
+        for cand in &plan.exec_candidates {
+            libc::execve(cand.as_ptr(), argv.as_ptr(), envp.as_ptr());
+            let e = errno();
+            // Like execvp: a missing entry moves on, a real failure is remembered.
+            if e != libc::ENOENT && e != libc::ENOTDIR {
+                last = e;
+            }
+        }
+        fail(report, step::EXEC, last)
+    }
+}
+
+/// # Safety
+/// Only in the cloned child, on strings owned by the plan.
+unsafe fn run_op(op: &Op) -> Result<(), i32> {
+    // SAFETY: see child_main; all pointers come from CStrings in `op` or the stack.
+    unsafe {
+        let ok = |r: libc::c_int| if r < 0 { Err(errno()) } else { Ok(()) };
+        match op {
+            Op::MakePrivate => ok(libc::mount(
+                std::ptr::null(),
+                c"/".as_ptr(),
+                std::ptr::null(),
+                libc::MS_REC | libc::MS_PRIVATE,
+                std::ptr::null(),
+            )),
+            Op::Mount {
+                source,
+                target,
+                fstype,
+                flags,
+                data,
+            } => ok(libc::mount(
+                source.as_ptr(),
+                target.as_ptr(),
+                if fstype.as_bytes().is_empty() {
+                    std::ptr::null()
+                } else {
+                    fstype.as_ptr()
+                },
+                *flags,
+                opt_ptr(data),
+            )),
+            Op::PivotRoot { new_root } => {
+                ok(libc::chdir(new_root.as_ptr()))?;
+                let dot = c".".as_ptr();
+                ok(libc::syscall(libc::SYS_pivot_root, dot, dot) as libc::c_int)?;
+                ok(libc::umount2(dot, libc::MNT_DETACH))?;
+                ok(libc::chdir(c"/".as_ptr()))
+            }
+            Op::Mkdir { path, mode } => match ok(libc::mkdir(path.as_ptr(), *mode)) {
+                Err(libc::EEXIST) => Ok(()),
+                r => r,
+            },
+            Op::Touch { path } => {
+                let fd = libc::open(
+                    path.as_ptr(),
+                    libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC,
+                    0o644,
+                );
+                if fd < 0 {
+                    return Err(errno());
+                }
+                libc::close(fd);
+                Ok(())
+            }
+            Op::Mknod { path, mode, dev } => match ok(libc::mknod(path.as_ptr(), *mode, *dev)) {
+                Err(libc::EEXIST) => Ok(()),
+                r => r,
+            },
+            Op::Symlink { target, link } => {
+                match ok(libc::symlink(target.as_ptr(), link.as_ptr())) {
+                    Err(libc::EEXIST) => Ok(()),
+                    r => r,
+                }
+            }
+            Op::Mask { path } => {
+                let mut st: libc::stat = std::mem::zeroed();
+                if libc::stat(path.as_ptr(), &mut st) < 0 {
+                    return match errno() {
+                        libc::ENOENT => Ok(()),
+                        e => Err(e),
+                    };
+                }
+                if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
+                    ok(libc::mount(
+                        c"tmpfs".as_ptr(),
+                        path.as_ptr(),
+                        c"tmpfs".as_ptr(),
+                        libc::MS_RDONLY,
+                        std::ptr::null(),
+                    ))
+                } else {
+                    ok(libc::mount(
+                        c"/dev/null".as_ptr(),
+                        path.as_ptr(),
+                        std::ptr::null(),
+                        libc::MS_BIND,
+                        std::ptr::null(),
+                    ))
+                }
+            }
+            Op::ReadOnly { path } => {
+                match ok(libc::mount(
+                    path.as_ptr(),
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND | libc::MS_REC,
+                    std::ptr::null(),
+                )) {
+                    Err(libc::ENOENT) => return Ok(()),
+                    r => r?,
+                }
+                // Keep the flags of the /proc mount these paths live on.
+                ok(libc::mount(
+                    path.as_ptr(),
+                    path.as_ptr(),
+                    std::ptr::null(),
+                    libc::MS_BIND
+                        | libc::MS_REMOUNT
+                        | libc::MS_RDONLY
+                        | libc::MS_NOSUID
+                        | libc::MS_NODEV
+                        | libc::MS_NOEXEC,
+                    std::ptr::null(),
+                ))
+            }
+        }
+    }
+}
+
+/// Sets IFF_UP on `lo` of the current network namespace.
+///
+/// # Safety
+/// Only in the cloned child (it is async-signal-safe: stack data and syscalls only).
+unsafe fn loopback_up() -> Result<(), i32> {
+    // SAFETY: ifreq is plain old data, zero-initialised and filled on the stack; the
+    // ioctls read and write only that struct.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if fd < 0 {
+            return Err(errno());
+        }
+        let mut ifr: libc::ifreq = std::mem::zeroed();
+        ifr.ifr_name[0] = b'l' as libc::c_char;
+        ifr.ifr_name[1] = b'o' as libc::c_char;
+        let mut r = libc::ioctl(fd, libc::SIOCGIFFLAGS, &mut ifr);
+        if r >= 0 {
+            ifr.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+            r = libc::ioctl(fd, libc::SIOCSIFFLAGS, &ifr);
+        }
+        let e = errno();
+        libc::close(fd);
+        if r < 0 {
+            Err(e)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: libc::c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+/// capset(2) version 3: `mask` as permitted and effective, nothing inheritable.
+///
+/// # Safety
+/// Plain syscall on stack data; async-signal-safe.
+unsafe fn capset(mask: u64) -> libc::c_int {
+    const VERSION_3: u32 = 0x2008_0522;
+    let header = CapHeader {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let lo = mask as u32;
+    let hi = (mask >> 32) as u32;
+    let data = [
+        CapData {
+            effective: lo,
+            permitted: lo,
+            inheritable: 0,
+        },
+        CapData {
+            effective: hi,
+            permitted: hi,
+            inheritable: 0,
+        },
+    ];
+    // SAFETY: header and data are valid repr(C) structs laid out as the kernel's
+    // __user_cap_header_struct and two __user_cap_data_struct (version 3).
+    unsafe { libc::syscall(libc::SYS_capset, &header, data.as_ptr()) as libc::c_int }
+}
+
+static TAKEN: Mutex<Option<HashSet<RawFd>>> = Mutex::new(None);
+
+/// Takes ownership of a file descriptor this process inherited at exec (socket
+/// activation's `LISTEN_FDS`, or the listener berthd hands the shim as fd 3), and
+/// marks it close-on-exec. Fails if `fd` is not open or was taken already.
+pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
+    let mut taken = TAKEN.lock().unwrap_or_else(|p| p.into_inner());
+    let set = taken.get_or_insert_with(HashSet::new);
+    if fd < 3 || set.contains(&fd) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("file descriptor {fd} is not an inherited descriptor that is still free"),
+        ));
+    }
+    // SAFETY: F_GETFD only queries the descriptor table.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    set.insert(fd);
+    // SAFETY: the fd is open (checked above), was inherited across exec, and this
+    // process hands each such fd out only once (the TAKEN set), so nothing else owns it.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
+    Ok(owned)
+}
+
+/// Arranges for `fd` to be the child's descriptor `target` (and only there: it stays
+/// close-on-exec in this process, so concurrent spawns do not inherit it).
+pub fn pass_fd(cmd: &mut std::process::Command, fd: OwnedFd, target: RawFd) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the forked child before exec and calls only dup2 and
+    // fcntl, which are async-signal-safe; `fd` is owned by the closure and open.
+    unsafe {
+        cmd.pre_exec(move || {
+            let src = fd.as_raw_fd();
+            if src == target {
+                let flags = libc::fcntl(src, libc::F_GETFD);
+                if flags < 0 || libc::fcntl(src, libc::F_SETFD, flags & !libc::FD_CLOEXEC) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(src, target) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// strerror-style text for an errno, for error messages.
+pub fn errno_text(errno: i32) -> String {
+    // SAFETY: strerror returns a pointer to a static, NUL-terminated string; we copy
+    // it out at once.
+    let s = unsafe { CStr::from_ptr(libc::strerror(errno)) };
+    s.to_string_lossy().into_owned()
+}

@@ -1,0 +1,117 @@
+//! Docker's json-file log format: one JSON object per line,
+//! `{"log":"<text>\n","stream":"stdout","time":"<RFC 3339 nano>"}`. Output is cut at
+//! newlines; a line longer than 16 KiB is written in pieces, as Docker does.
+
+use berth_runtime::shimproto::STREAM_STDOUT;
+use berth_runtime::timefmt;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+use std::time::SystemTime;
+
+const MAX_PARTIAL: usize = 16 * 1024;
+
+pub(crate) struct JsonFileLog {
+    file: File,
+    partial: [Vec<u8>; 2],
+}
+
+impl JsonFileLog {
+    pub(crate) fn open(path: &Path) -> std::io::Result<JsonFileLog> {
+        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        Ok(JsonFileLog {
+            file,
+            partial: [Vec::new(), Vec::new()],
+        })
+    }
+
+    fn slot(stream: u8) -> usize {
+        usize::from(stream != STREAM_STDOUT)
+    }
+
+    /// Logs a chunk of a stream's output. Complete lines are written at once; the
+    /// rest waits for its newline.
+    pub(crate) fn write(&mut self, stream: u8, data: &[u8]) {
+        let now = timefmt::rfc3339_nano(SystemTime::now());
+        let mut out = Vec::new();
+        let buf = &mut self.partial[Self::slot(stream)];
+        buf.extend_from_slice(data);
+        let mut start = 0;
+        while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
+            entry(&mut out, &buf[start..start + pos + 1], stream, &now);
+            start += pos + 1;
+        }
+        while buf.len() - start >= MAX_PARTIAL {
+            entry(&mut out, &buf[start..start + MAX_PARTIAL], stream, &now);
+            start += MAX_PARTIAL;
+        }
+        buf.drain(..start);
+        if !out.is_empty() {
+            let _ = self.file.write_all(&out);
+        }
+    }
+
+    /// Writes what is left of a stream when it ends without a newline.
+    pub(crate) fn flush_partial(&mut self, stream: u8) {
+        let buf = std::mem::take(&mut self.partial[Self::slot(stream)]);
+        if !buf.is_empty() {
+            let mut out = Vec::new();
+            entry(&mut out, &buf, stream, &timefmt::rfc3339_nano(SystemTime::now()));
+            let _ = self.file.write_all(&out);
+        }
+    }
+}
+
+fn entry(out: &mut Vec<u8>, line: &[u8], stream: u8, time: &str) {
+    out.extend_from_slice(b"{\"log\":\"");
+    escape_into(out, &String::from_utf8_lossy(line));
+    out.extend_from_slice(if stream == STREAM_STDOUT {
+        b"\",\"stream\":\"stdout\",\"time\":\""
+    } else {
+        b"\",\"stream\":\"stderr\",\"time\":\""
+    });
+    out.extend_from_slice(time.as_bytes());
+    out.extend_from_slice(b"\"}\n");
+}
+
+fn escape_into(out: &mut Vec<u8>, s: &str) {
+    for c in s.chars() {
+        match c {
+            '"' => out.extend_from_slice(b"\\\""),
+            '\\' => out.extend_from_slice(b"\\\\"),
+            '\n' => out.extend_from_slice(b"\\n"),
+            '\r' => out.extend_from_slice(b"\\r"),
+            '\t' => out.extend_from_slice(b"\\t"),
+            c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c => {
+                let mut b = [0u8; 4];
+                out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use berth_runtime::shimproto::STREAM_STDERR;
+
+    #[test]
+    fn lines_are_cut_at_newlines_and_escaped() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let mut l = JsonFileLog::open(&p).unwrap();
+        l.write(STREAM_STDOUT, b"hel");
+        l.write(STREAM_STDOUT, b"lo \"x\"\nsecond");
+        l.write(STREAM_STDERR, b"oops\t\x01\n");
+        l.flush_partial(STREAM_STDOUT);
+        let text = std::fs::read_to_string(&p).unwrap();
+        let v: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(v.len(), 3);
+        assert_eq!(v[0]["log"], "hello \"x\"\n");
+        assert_eq!(v[0]["stream"], "stdout");
+        assert_eq!(v[1]["log"], "oops\t\u{1}\n");
+        assert_eq!(v[1]["stream"], "stderr");
+        assert_eq!(v[2]["log"], "second");
+    }
+}

@@ -1,0 +1,383 @@
+//! berth-shim: the parent of one container. It creates the container from the spec
+//! berthd wrote, holds its stdio, writes Docker's json-file log, streams output to
+//! attached clients, records the exit status, and cleans up the cgroup. It does not
+//! depend on berthd staying alive.
+//!
+//! Usage: `berth-shim <spec.json>` with the listening socket as fd 3 (see
+//! `berth_runtime::shimproto`). Single-threaded by design: the container is cloned
+//! from this process.
+
+mod log;
+
+use berth_runtime::cgroups::{Cgroup, Hierarchy};
+use berth_runtime::plan::{step, HostFacts, Plan};
+use berth_runtime::shimproto::{
+    frame_header, ExitRecord, Started, LISTENER_FD, STREAM_STDERR, STREAM_STDOUT, WANT_MONITOR,
+    WANT_STDERR, WANT_STDOUT,
+};
+use berth_runtime::spec::Spec;
+use berth_runtime::{sys, timefmt};
+use rustix::event::{poll, PollFd, PollFlags};
+use rustix::process::{Pid, WaitOptions};
+use std::fs;
+use std::io::{ErrorKind, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+struct Client {
+    sock: UnixStream,
+    want: Option<u8>,
+}
+
+struct Shim {
+    listener: UnixListener,
+    socket_path: Option<PathBuf>,
+    clients: Vec<Client>,
+    started_line: Vec<u8>,
+}
+
+impl Shim {
+    /// Accepts every connection waiting in the backlog.
+    fn accept_all(&mut self) {
+        loop {
+            match self.listener.accept() {
+                Ok((sock, _)) => self.clients.push(Client { sock, want: None }),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// Reads what a client sent: its first byte says what it wants.
+    fn service_client(&mut self, i: usize) -> bool {
+        let mut buf = [0u8; 512];
+        let c = &mut self.clients[i];
+        match c.sock.read(&mut buf) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                if c.want.is_none() {
+                    c.want = Some(buf[0]);
+                    if buf[0] & WANT_MONITOR != 0 && !self.started_line.is_empty() {
+                        return c.sock.write_all(&self.started_line).is_ok();
+                    }
+                }
+                let _ = n;
+                true
+            }
+        }
+    }
+
+    fn broadcast(&mut self, stream: u8, data: &[u8]) {
+        let want = if stream == STREAM_STDOUT {
+            WANT_STDOUT
+        } else {
+            WANT_STDERR
+        };
+        let header = frame_header(stream, data.len());
+        self.clients.retain_mut(|c| match c.want {
+            Some(w) if w & want != 0 && w & WANT_MONITOR == 0 => {
+                c.sock.write_all(&header).is_ok() && c.sock.write_all(data).is_ok()
+            }
+            _ => true,
+        });
+    }
+
+    fn announce_start(&mut self, started: &Started) {
+        let mut line = serde_json::to_vec(started).expect("Started serialises");
+        line.push(b'\n');
+        self.started_line = line;
+        let line = self.started_line.clone();
+        self.clients.retain_mut(|c| match c.want {
+            Some(w) if w & WANT_MONITOR != 0 => c.sock.write_all(&line).is_ok(),
+            _ => true,
+        });
+    }
+
+    fn finish(mut self, record: &ExitRecord) {
+        let mut line = serde_json::to_vec(record).expect("ExitRecord serialises");
+        line.push(b'\n');
+        for c in &mut self.clients {
+            if c.want.is_some_and(|w| w & WANT_MONITOR != 0) {
+                let _ = c.sock.write_all(&line);
+            }
+        }
+        self.clients.clear();
+        if let Some(p) = &self.socket_path {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, data)?;
+    fs::rename(&tmp, path)
+}
+
+/// Docker's wording for a start failure, and the exit code it records for it.
+fn start_error(plan: &Plan, step_index: i32, errno: i32) -> (String, i32) {
+    let arg0 = plan.argv.first().map(|a| a.to_string_lossy()).unwrap_or_default();
+    if step_index == step::EXEC {
+        return match errno {
+            libc::ENOENT if !arg0.contains('/') => (
+                format!("exec: \"{arg0}\": executable file not found in $PATH"),
+                127,
+            ),
+            libc::ENOENT => (format!("exec: \"{arg0}\": no such file or directory"), 127),
+            libc::EACCES => (format!("exec: \"{arg0}\": permission denied"), 126),
+            e => (format!("exec: \"{arg0}\": {}", sys::errno_text(e)), 126),
+        };
+    }
+    let msg = format!(
+        "error during container init: {}: {}",
+        plan.describe_step(step_index),
+        sys::errno_text(errno).to_lowercase()
+    );
+    let code = if errno == libc::EACCES { 126 } else { 128 };
+    (msg, code)
+}
+
+struct Running {
+    pid: i32,
+    pidfd: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    cgroup: Cgroup,
+}
+
+fn start(spec: &Spec) -> Result<Running, (String, i32)> {
+    let internal = |what: &str, e: &dyn std::fmt::Display| (format!("{what}: {e}"), 128);
+    let mounts = fs::read_to_string("/proc/self/mounts").map_err(|e| internal("reading mounts", &e))?;
+    let hierarchy = Hierarchy::detect(Path::new("/sys/fs/cgroup"), &mounts)
+        .map_err(|e| internal("detecting cgroups", &e))?;
+    let cap_last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40);
+    let plan = Plan::build(
+        spec,
+        HostFacts {
+            cap_last_cap,
+            cgroup2: hierarchy.mode == berth_runtime::cgroups::Mode::V2,
+        },
+    )
+    .map_err(|e| internal("preparing the container", &e))?;
+    let cgroup = hierarchy
+        .create(&spec.cgroup)
+        .map_err(|e| internal("creating the cgroup", &e))?;
+    let fail = |cgroup: &Cgroup, e: (String, i32)| {
+        let _ = cgroup.remove();
+        e
+    };
+    let devnull: OwnedFd = fs::File::open("/dev/null")
+        .map_err(|e| fail(&cgroup, internal("opening /dev/null", &e)))?
+        .into();
+    let pipe = || {
+        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|e| internal("creating a pipe", &e))
+    };
+    let (out_r, out_w) = pipe().map_err(|e| fail(&cgroup, e))?;
+    let (err_r, err_w) = pipe().map_err(|e| fail(&cgroup, e))?;
+    use std::os::fd::AsRawFd;
+    let spawned = sys::spawn(
+        &plan,
+        [devnull.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+    )
+    .map_err(|e| fail(&cgroup, internal("cloning the container process", &e)))?;
+    drop((out_w, err_w, devnull));
+    let pid = spawned.pid;
+    let reap = |cgroup: &Cgroup, e: (String, i32)| {
+        let _ = rustix::process::kill_process(
+            Pid::from_raw(pid).expect("positive pid"),
+            rustix::process::Signal::KILL,
+        );
+        let _ = rustix::process::waitpid(Pid::from_raw(pid), WaitOptions::empty());
+        fail(cgroup, e)
+    };
+    if let Err(e) = cgroup.add_pid(pid) {
+        return Err(reap(&cgroup, internal("joining the cgroup", &e)));
+    }
+    let pidfd = rustix::process::pidfd_open(
+        Pid::from_raw(pid).expect("positive pid"),
+        rustix::process::PidfdFlags::empty(),
+    )
+    .map_err(|e| reap(&cgroup, internal("pidfd_open", &e)))?;
+    match spawned.release() {
+        Ok(Ok(())) => Ok(Running {
+            pid,
+            pidfd,
+            stdout: out_r,
+            stderr: err_r,
+            cgroup,
+        }),
+        Ok(Err(f)) => Err(reap(&cgroup, start_error(&plan, f.step, f.errno))),
+        Err(e) => Err(reap(&cgroup, internal("waiting for the container to start", &e))),
+    }
+}
+
+fn exit_code(status: rustix::process::WaitStatus) -> i32 {
+    if let Some(code) = status.exit_status() {
+        code
+    } else if let Some(sig) = status.terminating_signal() {
+        128 + sig
+    } else {
+        255
+    }
+}
+
+fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
+    shim.accept_all();
+    let mut logger = spec.log_path.as_deref().map(log::JsonFileLog::open);
+    let running = match start(spec) {
+        Ok(r) => r,
+        Err((error, code)) => {
+            shim.announce_start(&Started {
+                pid: None,
+                error: Some(error),
+                exit_code: Some(code),
+            });
+            shim.finish(&ExitRecord {
+                exit_code: code,
+                finished_at: timefmt::rfc3339_nano(SystemTime::now()),
+                oom_killed: false,
+            });
+            return ExitCode::SUCCESS;
+        }
+    };
+    shim.announce_start(&Started {
+        pid: Some(running.pid),
+        error: None,
+        exit_code: None,
+    });
+
+    let mut streams: [Option<(u8, &OwnedFd)>; 2] = [
+        Some((STREAM_STDOUT, &running.stdout)),
+        Some((STREAM_STDERR, &running.stderr)),
+    ];
+    let mut status = None;
+    let mut buf = vec![0u8; 64 * 1024];
+    while status.is_none() || streams.iter().any(Option::is_some) {
+        let mut fds = Vec::with_capacity(4 + shim.clients.len());
+        fds.push(PollFd::new(&shim.listener, PollFlags::IN));
+        let want_exit = status.is_none();
+        fds.push(PollFd::new(&running.pidfd, if want_exit { PollFlags::IN } else { PollFlags::empty() }));
+        for s in &streams {
+            match s {
+                Some((_, fd)) => fds.push(PollFd::new(*fd, PollFlags::IN)),
+                None => fds.push(PollFd::new(&running.pidfd, PollFlags::empty())),
+            }
+        }
+        for c in &shim.clients {
+            fds.push(PollFd::new(&c.sock, PollFlags::IN));
+        }
+        match poll(&mut fds, None) {
+            Ok(_) => {}
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => {
+                eprintln!("berth-shim: poll: {e}");
+                break;
+            }
+        }
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        if ready[0] {
+            shim.accept_all();
+        }
+        if want_exit && ready[1] {
+            if let Ok(Some((_, st))) = rustix::process::waitpid(
+                Pid::from_raw(running.pid),
+                WaitOptions::NOHANG,
+            ) {
+                status = Some(exit_code(st));
+            }
+        }
+        for (i, slot) in streams.iter_mut().enumerate() {
+            if !ready[2 + i] {
+                continue;
+            }
+            let Some((stream, fd)) = *slot else { continue };
+            match rustix::io::read(fd, &mut buf) {
+                Ok(0) | Err(_) => {
+                    if let Some(l) = logger.as_mut().and_then(|l| l.as_mut().ok()) {
+                        l.flush_partial(stream);
+                    }
+                    *slot = None;
+                }
+                Ok(n) => {
+                    if let Some(l) = logger.as_mut().and_then(|l| l.as_mut().ok()) {
+                        l.write(stream, &buf[..n]);
+                    }
+                    shim.broadcast(stream, &buf[..n]);
+                }
+            }
+        }
+        // Clients are serviced last and back to front, so indexes stay valid.
+        for i in (0..shim.clients.len()).rev() {
+            if ready.get(4 + i).copied().unwrap_or(false) && !shim.service_client(i) {
+                shim.clients.remove(i);
+            }
+        }
+    }
+    let record = ExitRecord {
+        exit_code: status.unwrap_or(255),
+        finished_at: timefmt::rfc3339_nano(SystemTime::now()),
+        oom_killed: running.cgroup.oom_killed(),
+    };
+    if let Err(e) = running.cgroup.remove() {
+        eprintln!("berth-shim: {e}");
+    }
+    let data = serde_json::to_vec(&record).expect("ExitRecord serialises");
+    if let Err(e) = write_atomic(&spec.exit_path, &data) {
+        eprintln!("berth-shim: writing {}: {e}", spec.exit_path.display());
+    }
+    shim.finish(&record);
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let Some(spec_path) = std::env::args().nth(1) else {
+        eprintln!("usage: berth-shim <spec.json> (with the listening socket as fd 3)");
+        return ExitCode::from(2);
+    };
+    let spec: Spec = match fs::read(&spec_path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("berth-shim: reading {spec_path}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Our own session: signals meant for berthd's terminal or process group never
+    // reach the shim, so containers outlive it.
+    let _ = rustix::process::setsid();
+    let listener = match sys::take_inherited_fd(LISTENER_FD) {
+        Ok(fd) => UnixListener::from(fd),
+        Err(e) => {
+            eprintln!("berth-shim: listening socket on fd {LISTENER_FD}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = listener.set_nonblocking(true) {
+        eprintln!("berth-shim: {e}");
+        return ExitCode::from(2);
+    }
+    let socket_path = listener
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_pathname().map(Path::to_path_buf));
+    let _ = listener.as_fd();
+    run(
+        &spec,
+        Shim {
+            listener,
+            socket_path,
+            clients: Vec::new(),
+            started_line: Vec::new(),
+        },
+    )
+}
