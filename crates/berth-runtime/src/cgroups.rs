@@ -123,9 +123,13 @@ impl Hierarchy {
                 }
             }
         }
-        for (point, _) in &self.v1 {
+        for (point, opts) in &self.v1 {
             let dir = point.join(rel);
-            mkdir_all(&dir)?;
+            if opts.split(',').any(|o| o == "cpuset") {
+                mkdir_cpuset(point, rel)?;
+            } else {
+                mkdir_all(&dir)?;
+            }
             cg.dirs.push(dir);
         }
         if self.mode != Mode::V2 {
@@ -159,6 +163,29 @@ fn enable_controllers(root: &Path, rel: &str) {
     for c in ["+memory", "+pids", "+cpu", "+io"] {
         let _ = fs::write(dir.join("cgroup.subtree_control"), c);
     }
+}
+
+/// A v1 cpuset cgroup refuses tasks until its `cpus` and `mems` are set: each new
+/// level inherits its parent's.
+fn mkdir_cpuset(root: &Path, rel: &str) -> Result<(), CgroupError> {
+    let mut dir = root.to_path_buf();
+    for part in rel.split('/').filter(|p| !p.is_empty()) {
+        let parent = dir.clone();
+        dir.push(part);
+        match fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(source) => return Err(CgroupError::Create { path: dir, source }),
+        }
+        for f in ["cpuset.cpus", "cpuset.mems"] {
+            let mine = fs::read_to_string(dir.join(f)).unwrap_or_default();
+            if mine.trim().is_empty() {
+                let theirs = fs::read_to_string(parent.join(f)).unwrap_or_default();
+                write(&dir.join(f), theirs.trim())?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn mkdir_all(dir: &Path) -> Result<(), CgroupError> {

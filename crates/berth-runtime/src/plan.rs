@@ -9,9 +9,7 @@
 
 use crate::spec::{NetworkMode, Spec, DEFAULT_PATH};
 use std::ffi::{CString, NulError};
-use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
@@ -21,12 +19,8 @@ pub enum PlanError {
         #[source]
         source: NulError,
     },
-    #[error("opening {path} to bind into the container")]
-    OpenSource {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("at most {MAX_TREES} files can be bound into a container, {0} were asked for")]
+    TooManyBinds(usize),
     #[error("no command given")]
     NoCommand,
 }
@@ -43,6 +37,12 @@ pub enum Op {
         flags: libc::c_ulong,
         data: Option<CString>,
     },
+    /// `open_tree(OPEN_TREE_CLONE)` of a host path before pivot_root, kept in slot
+    /// `slot` for a later [`Op::MoveMount`].
+    OpenTree { source: CString, slot: usize },
+    /// `move_mount` of a tree opened earlier onto a path inside the container: the
+    /// target resolves in the new root, the source was resolved on the host.
+    MoveMount { slot: usize, target: CString },
     /// chdir into the new root, pivot_root(".", "."), detach the old root.
     PivotRoot { new_root: CString },
     /// mkdir, tolerating an existing entry.
@@ -70,6 +70,8 @@ impl Op {
                 format!("bind-mounting {}", s(target))
             }
             Op::Mount { fstype, target, .. } => format!("mounting {} on {}", s(fstype), s(target)),
+            Op::OpenTree { source, .. } => format!("opening {} to bind", s(source)),
+            Op::MoveMount { target, .. } => format!("bind-mounting {}", s(target)),
             Op::PivotRoot { new_root } => format!("pivot_root to {}", s(new_root)),
             Op::Mkdir { path, .. } => format!("creating directory {}", s(path)),
             Op::Touch { path } => format!("creating mount point {}", s(path)),
@@ -127,9 +129,11 @@ pub struct Plan {
     pub exec_candidates: Vec<CString>,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
-    /// Files bound into the container by fd, kept open until exec (O_CLOEXEC).
-    pub held_fds: Vec<OwnedFd>,
 }
+
+/// How many host files one container can have bound in (the child keeps their
+/// trees in a fixed array: no allocation after clone).
+pub const MAX_TREES: usize = 16;
 
 fn cstr(what: &'static str, s: impl Into<Vec<u8>>) -> Result<CString, PlanError> {
     CString::new(s).map_err(|source| PlanError::Nul { what, source })
@@ -144,7 +148,9 @@ impl Plan {
         let p = &spec.process;
         let arg0 = p.args.first().ok_or(PlanError::NoCommand)?;
         let mut ops = Vec::new();
-        let mut held_fds = Vec::new();
+        if spec.files.len() > MAX_TREES {
+            return Err(PlanError::TooManyBinds(spec.files.len()));
+        }
         let mount = |source: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: Option<&str>| {
             Ok::<Op, PlanError>(Op::Mount {
                 source: cstr("mount source", source)?,
@@ -176,11 +182,17 @@ impl Plan {
             flags: 0,
             data: Some(cstr("overlay options", data)?),
         });
+        for (slot, f) in spec.files.iter().enumerate() {
+            ops.push(Op::OpenTree {
+                source: path_cstr("bind source", &f.source)?,
+                slot,
+            });
+        }
         ops.push(Op::PivotRoot {
             new_root: path_cstr("rootfs", &o.target)?,
         });
 
-        use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME};
+        use libc::{MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME};
         ops.push(mkdir("/proc", 0o755)?);
         ops.push(mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, None)?);
         ops.push(mkdir("/dev", 0o755)?);
@@ -251,26 +263,17 @@ impl Plan {
                 None,
             )?);
         }
-        for f in &spec.files {
-            let file = File::open(&f.source).map_err(|source| PlanError::OpenSource {
-                path: f.source.clone(),
-                source,
-            })?;
-            let fd: OwnedFd = file.into();
+        for (slot, f) in spec.files.iter().enumerate() {
             if let Some(parent) = Path::new(&f.destination).parent() {
                 ops.push(mkdir(&parent.display().to_string(), 0o755)?);
             }
             ops.push(Op::Touch {
                 path: cstr("path", f.destination.as_str())?,
             });
-            ops.push(mount(
-                &format!("/proc/self/fd/{}", fd.as_raw_fd()),
-                &f.destination,
-                "",
-                MS_BIND,
-                None,
-            )?);
-            held_fds.push(fd);
+            ops.push(Op::MoveMount {
+                slot,
+                target: cstr("path", f.destination.as_str())?,
+            });
         }
         for m in &spec.masked_paths {
             ops.push(Op::Mask {
@@ -332,7 +335,6 @@ impl Plan {
             exec_candidates,
             argv: p.args.iter().map(|a| cstr("argument", a.as_str())).collect::<Result<_, _>>()?,
             envp: p.env.iter().map(|e| cstr("environment variable", e.as_str())).collect::<Result<_, _>>()?,
-            held_fds,
         })
     }
 
@@ -383,7 +385,7 @@ mod tests {
             hostname: "abc".into(),
             domainname: String::new(),
             network: NetworkMode::Private,
-            files: vec![],
+            files: vec![FileBind { source: "/c/hosts".into(), destination: "/etc/hosts".into() }],
             masked_paths: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
             readonly_paths: DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
             cgroup: CgroupSpec::default(),
@@ -403,7 +405,9 @@ mod tests {
         let descs: Vec<String> = plan.ops.iter().map(Op::describe).collect();
         assert_eq!(descs[0], "making the mount tree private");
         assert_eq!(descs[1], "mounting overlay on /c/merged");
-        assert_eq!(descs[2], "pivot_root to /c/merged");
+        assert_eq!(descs[2], "opening /c/hosts to bind");
+        assert_eq!(descs[3], "pivot_root to /c/merged");
+        assert!(descs.contains(&"bind-mounting /etc/hosts".to_string()));
         match &plan.ops[1] {
             Op::Mount { data: Some(d), .. } => assert_eq!(
                 d.to_str().unwrap(),
@@ -412,7 +416,7 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         // After the pivot, no op names a host path.
-        assert!(descs[3..].iter().all(|d| !d.contains("/c/")));
+        assert!(descs[4..].iter().all(|d| !d.contains("/c/")));
         assert!(descs.contains(&"masking /proc/kcore".to_string()));
         assert!(descs.contains(&"making /proc/sys read-only".to_string()));
         assert!(descs.ends_with(&["creating directory /srv".into(), "creating directory /srv/app".into()]));

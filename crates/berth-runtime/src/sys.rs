@@ -174,9 +174,15 @@ unsafe fn child_main(
             }
         }
         libc::umask(0);
+        let mut trees = [-1 as RawFd; crate::plan::MAX_TREES];
         for (i, op) in plan.ops.iter().enumerate() {
-            if let Err(e) = run_op(op) {
+            if let Err(e) = run_op(op, &mut trees) {
                 fail(report, i as i32, e);
+            }
+        }
+        for fd in trees {
+            if fd >= 0 {
+                libc::close(fd);
             }
         }
         if plan.loopback_up {
@@ -240,9 +246,13 @@ unsafe fn child_main(
     }
 }
 
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+
 /// # Safety
-/// Only in the cloned child, on strings owned by the plan.
-unsafe fn run_op(op: &Op) -> Result<(), i32> {
+/// Only in the cloned child, on strings owned by the plan. `trees` holds the fds of
+/// trees opened by earlier ops (-1 when empty).
+unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result<(), i32> {
     // SAFETY: see child_main; all pointers come from CStrings in `op` or the stack.
     unsafe {
         let ok = |r: libc::c_int| if r < 0 { Err(errno()) } else { Ok(()) };
@@ -271,6 +281,27 @@ unsafe fn run_op(op: &Op) -> Result<(), i32> {
                 *flags,
                 opt_ptr(data),
             )),
+            Op::OpenTree { source, slot } => {
+                let fd = libc::syscall(
+                    libc::SYS_open_tree,
+                    libc::AT_FDCWD,
+                    source.as_ptr(),
+                    OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+                ) as RawFd;
+                if fd < 0 {
+                    return Err(errno());
+                }
+                trees[*slot] = fd;
+                Ok(())
+            }
+            Op::MoveMount { slot, target } => ok(libc::syscall(
+                libc::SYS_move_mount,
+                trees[*slot],
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            ) as libc::c_int),
             Op::PivotRoot { new_root } => {
                 ok(libc::chdir(new_root.as_ptr()))?;
                 let dot = c".".as_ptr();

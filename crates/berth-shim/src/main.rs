@@ -40,11 +40,29 @@ struct Shim {
 }
 
 impl Shim {
-    /// Accepts every connection waiting in the backlog.
+    /// Accepts every connection waiting in the backlog. berthd writes a client's
+    /// first byte right after connecting, so it is read here at once (bounded by a
+    /// short timeout; a client that has not sent it yet is served by the poll loop).
     fn accept_all(&mut self) {
         loop {
             match self.listener.accept() {
-                Ok((sock, _)) => self.clients.push(Client { sock, want: None }),
+                Ok((mut sock, _)) => {
+                    let mut b = [0u8; 1];
+                    let _ = sock.set_read_timeout(Some(std::time::Duration::from_millis(100)));
+                    let want = match sock.read(&mut b) {
+                        Ok(1) => Some(b[0]),
+                        Ok(_) => continue,
+                        Err(_) => None,
+                    };
+                    let _ = sock.set_read_timeout(None);
+                    let mut c = Client { sock, want };
+                    if want.is_some_and(|w| w & WANT_MONITOR != 0) && !self.started_line.is_empty() {
+                        if c.sock.write_all(&self.started_line).is_err() {
+                            continue;
+                        }
+                    }
+                    self.clients.push(c);
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 Err(_) => break,
             }
@@ -148,8 +166,20 @@ struct Running {
     cgroup: Cgroup,
 }
 
+/// An error with its sources, joined with ": ".
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 fn start(spec: &Spec) -> Result<Running, (String, i32)> {
-    let internal = |what: &str, e: &dyn std::fmt::Display| (format!("{what}: {e}"), 128);
+    let internal = |what: &str, e: &dyn std::error::Error| (format!("{what}: {}", chain(e)), 128);
     let mounts = fs::read_to_string("/proc/self/mounts").map_err(|e| internal("reading mounts", &e))?;
     let hierarchy = Hierarchy::detect(Path::new("/sys/fs/cgroup"), &mounts)
         .map_err(|e| internal("detecting cgroups", &e))?;

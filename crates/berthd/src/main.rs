@@ -1,1 +1,173 @@
-fn main() {}
+//! berthd: the berth daemon.
+
+mod config;
+mod engine;
+mod error;
+mod http;
+mod routes;
+mod server;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use engine::containers::Containers;
+use engine::system::System;
+use engine::Paths;
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+/// Raises the soft open-files limit to the hard one; never asks for more than the
+/// hard limit (the host caps it) and says what it got.
+fn raise_nofile() {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let lim = getrlimit(Resource::Nofile);
+    if let (Some(cur), Some(max)) = (lim.current, lim.maximum) {
+        if cur < max {
+            let mut new = lim;
+            new.current = Some(max);
+            match setrlimit(Resource::Nofile, new) {
+                Ok(()) => tracing::info!(from = cur, to = max, "raised the open-files limit to the hard limit; containers inherit it"),
+                Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+            }
+        }
+    }
+}
+
+fn write_pidfile(path: &std::path::Path) -> Result<()> {
+    if let Ok(old) = std::fs::read_to_string(path) {
+        if let Ok(pid) = old.trim().parse::<i32>() {
+            if std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                bail!(
+                    "pid file found, ensure berthd is not running or delete {} (pid {pid})",
+                    path.display()
+                );
+            }
+        }
+    }
+    if let Some(d) = path.parent() {
+        std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+    }
+    std::fs::write(path, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", path.display()))
+}
+
+async fn run(cfg: config::Config) -> Result<()> {
+    raise_nofile();
+    std::fs::create_dir_all(cfg.data_root.join("containers"))
+        .with_context(|| format!("creating {}", cfg.data_root.display()))?;
+    // Only root may traverse the data root (CVE-2021-41091: setuid files in
+    // container layers must not be reachable by host users).
+    std::fs::set_permissions(&cfg.data_root, std::fs::Permissions::from_mode(0o710))?;
+    std::fs::create_dir_all(&cfg.exec_root).with_context(|| format!("creating {}", cfg.exec_root.display()))?;
+    std::fs::set_permissions(&cfg.exec_root, std::fs::Permissions::from_mode(0o700))?;
+    write_pidfile(&cfg.pidfile)?;
+
+    let mounts = std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    let hierarchy = berth_runtime::cgroups::Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup"), &mounts)
+        .context("detecting cgroups")?;
+    tracing::info!(mode = ?hierarchy.mode, "cgroups detected");
+    let store = Arc::new(berth_image::Store::open(&cfg.data_root).context("opening the store")?);
+    let exe = std::env::current_exe().context("locating berthd")?;
+    let shim = exe.with_file_name("berth-shim");
+    if !shim.exists() {
+        bail!("berth-shim not found next to berthd at {}", shim.display());
+    }
+    let paths = Paths {
+        data_root: cfg.data_root.clone(),
+        exec_root: cfg.exec_root.clone(),
+        shim,
+        cgroup_parent: cfg.cgroup_parent.clone(),
+    };
+    let containers = Arc::new(Containers::new(store.clone(), paths, hierarchy));
+    containers.restore().await.map_err(|e| anyhow::anyhow!(e.message)).context("restoring containers")?;
+    let daemon_id = {
+        let p = cfg.data_root.join("engine-id");
+        match std::fs::read_to_string(&p) {
+            Ok(s) => s.trim().to_string(),
+            Err(_) => {
+                let id = hex::encode(rand::random::<[u8; 16]>());
+                std::fs::write(&p, &id).with_context(|| format!("writing {}", p.display()))?;
+                id
+            }
+        }
+    };
+    let daemon = Arc::new(routes::Daemon {
+        containers: containers.clone(),
+        store: store.clone(),
+        system: System {
+            containers: containers.clone(),
+            store,
+            data_root: cfg.data_root.clone(),
+            debug: cfg.debug,
+            live_restore: cfg.live_restore,
+            daemon_id,
+        },
+    });
+    let listeners = server::bind(&cfg.hosts)?;
+    for l in listeners.listeners {
+        server::serve(l, daemon.clone());
+    }
+    tracing::info!(hosts = ?cfg.hosts, data_root = %cfg.data_root.display(), "berthd is ready");
+
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    tracing::info!("shutting down");
+    for p in &listeners.paths {
+        let _ = std::fs::remove_file(p);
+    }
+    if !cfg.live_restore {
+        // Like dockerd without live-restore: running containers are stopped.
+        let stops = containers.all().into_iter().filter(|c| c.is_running()).map(|c| {
+            let cs = containers.clone();
+            async move {
+                if let Err(e) = cs.stop(&c.id, None, None).await {
+                    tracing::warn!(container = %c.id, error = %e, "stopping at shutdown");
+                }
+            }
+        });
+        futures_join_all(stops).await;
+    }
+    let _ = std::fs::remove_file(&cfg.pidfile);
+    Ok(())
+}
+
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(futs: impl Iterator<Item = F>) {
+    let handles: Vec<_> = futs.map(tokio::spawn).collect();
+    for h in handles {
+        let _ = h.await;
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let flags = config::Flags::parse();
+    let cfg = match config::Config::load(flags) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("berthd: {e:#}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let level = if cfg.debug { "debug" } else { cfg.log_level.as_str() };
+    let level = if level == "fatal" { "error" } else { level };
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("berthd={level}")))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berthd: starting the runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cfg)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("berthd: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

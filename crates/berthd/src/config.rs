@@ -1,0 +1,226 @@
+//! berthd's configuration: dockerd's flags and daemon.json keys, with dockerd's rules:
+//! an unknown key, a bad value, or a setting given both as a flag and in the file
+//! stops the start with a message naming it.
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
+
+#[derive(Debug, Parser)]
+#[command(name = "berthd", version, about = "berth's daemon: the Docker Engine API on a unix socket")]
+pub struct Flags {
+    /// Daemon socket(s) to listen on: unix:///path or fd:// (socket activation).
+    #[arg(short = 'H', long = "host")]
+    pub hosts: Vec<String>,
+    /// Root of persistent state (images, containers, logs). [default: /var/lib/berth]
+    #[arg(long)]
+    pub data_root: Option<PathBuf>,
+    /// Root of runtime state (shim sockets). [default: /run/berth]
+    #[arg(long)]
+    pub exec_root: Option<PathBuf>,
+    /// Path of the daemon's pid file. [default: <exec-root>/berthd.pid]
+    #[arg(short = 'p', long)]
+    pub pidfile: Option<PathBuf>,
+    /// Daemon configuration file (Docker's daemon.json keys).
+    #[arg(long)]
+    pub config_file: Option<PathBuf>,
+    /// Debug logging.
+    #[arg(short = 'D', long)]
+    pub debug: bool,
+    /// Log level: debug, info, warn, error, fatal.
+    #[arg(short = 'l', long)]
+    pub log_level: Option<String>,
+    /// Leave containers running when the daemon stops.
+    #[arg(long)]
+    pub live_restore: bool,
+    /// Parent cgroup of all containers. [default: berth]
+    #[arg(long)]
+    pub cgroup_parent: Option<String>,
+    /// Storage driver (only overlay2 for now).
+    #[arg(short = 's', long)]
+    pub storage_driver: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    hosts: Option<Vec<String>>,
+    data_root: Option<PathBuf>,
+    exec_root: Option<PathBuf>,
+    pidfile: Option<PathBuf>,
+    debug: Option<bool>,
+    log_level: Option<String>,
+    live_restore: Option<bool>,
+    cgroup_parent: Option<String>,
+    storage_driver: Option<String>,
+}
+
+/// daemon.json keys Docker has and berth does not implement yet.
+const DOCKER_KEYS_NOT_YET: &[&str] = &[
+    "bip", "bridge", "default-address-pools", "dns", "dns-opts", "dns-search", "insecure-registries",
+    "registry-mirrors", "log-driver", "log-opts", "storage-opts", "default-ulimits", "userns-remap",
+    "tls", "tlsverify", "tlscacert", "tlscert", "tlskey", "iptables", "ip-forward", "ipv6",
+    "fixed-cidr", "fixed-cidr-v6", "default-runtime", "runtimes", "exec-opts", "features",
+    "builder", "experimental", "metrics-addr", "max-concurrent-downloads", "max-concurrent-uploads",
+    "shutdown-timeout", "default-cgroupns-mode", "seccomp-profile", "no-new-privileges", "icc",
+    "mtu", "group", "labels", "init", "init-path", "userland-proxy",
+];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub hosts: Vec<String>,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub pidfile: PathBuf,
+    pub debug: bool,
+    pub log_level: String,
+    pub live_restore: bool,
+    pub cgroup_parent: String,
+}
+
+fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
+    let raw: serde_json::Value = serde_json::from_str(text)
+        .with_context(|| format!("unable to configure the daemon with file {}: invalid JSON", path.display()))?;
+    if let Some(obj) = raw.as_object() {
+        for k in obj.keys() {
+            if DOCKER_KEYS_NOT_YET.contains(&k.as_str()) {
+                bail!(
+                    "unable to configure the daemon with file {}: berth does not support the daemon.json key {k:?} yet",
+                    path.display()
+                );
+            }
+        }
+    }
+    serde_json::from_value(raw)
+        .with_context(|| format!("unable to configure the daemon with file {}", path.display()))
+}
+
+impl Config {
+    pub fn load(flags: Flags) -> Result<Config> {
+        let (path, explicit) = match &flags.config_file {
+            Some(p) => (p.clone(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        };
+        let file = match std::fs::read_to_string(&path) {
+            Ok(text) => parse_file(&path, &text)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => FileConfig::default(),
+            Err(e) => bail!("unable to configure the daemon with file {}: {e}", path.display()),
+        };
+        Self::merge(flags, file)
+    }
+
+    fn merge(flags: Flags, file: FileConfig) -> Result<Config> {
+        let mut both = Vec::new();
+        macro_rules! pick {
+            ($flag:expr, $file:expr, $name:literal) => {
+                match ($flag, $file) {
+                    (Some(a), Some(b)) => {
+                        both.push(format!("{}: (from flag: {:?}, from file: {:?})", $name, a, b));
+                        None
+                    }
+                    (a, b) => a.or(b),
+                }
+            };
+        }
+        let hosts = pick!((!flags.hosts.is_empty()).then_some(flags.hosts), file.hosts, "hosts");
+        let data_root = pick!(flags.data_root, file.data_root, "data-root");
+        let exec_root = pick!(flags.exec_root, file.exec_root, "exec-root");
+        let pidfile = pick!(flags.pidfile, file.pidfile, "pidfile");
+        let log_level = pick!(flags.log_level, file.log_level, "log-level");
+        let cgroup_parent = pick!(flags.cgroup_parent, file.cgroup_parent, "cgroup-parent");
+        let storage_driver = pick!(flags.storage_driver, file.storage_driver, "storage-driver");
+        if !both.is_empty() {
+            bail!(
+                "the following directives are specified both as a flag and in the configuration file: {}",
+                both.join(", ")
+            );
+        }
+        if let Some(d) = storage_driver.filter(|d| d != "overlay2") {
+            bail!("storage driver {d:?} is not supported: berth supports overlay2");
+        }
+        let log_level = log_level.unwrap_or_else(|| "info".into());
+        if !["debug", "info", "warn", "error", "fatal"].contains(&log_level.as_str()) {
+            bail!("invalid log level {log_level:?}: use debug, info, warn, error or fatal");
+        }
+        let exec_root = exec_root.unwrap_or_else(|| PathBuf::from("/run/berth"));
+        // A shim's socket is <exec-root>/<64-hex id>/sock and must fit sun_path (108).
+        if exec_root.as_os_str().len() > 36 {
+            bail!(
+                "exec-root {} is too long: at most 36 bytes, so that container sockets fit a unix socket path",
+                exec_root.display()
+            );
+        }
+        let mut hosts = hosts.unwrap_or_else(|| vec!["unix:///run/berth/berth.sock".into()]);
+        hosts.dedup();
+        for h in &hosts {
+            validate_host(h)?;
+        }
+        Ok(Config {
+            hosts,
+            data_root: data_root.unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+            pidfile: pidfile.unwrap_or_else(|| exec_root.join("berthd.pid")),
+            exec_root,
+            debug: flags.debug || file.debug.unwrap_or(false),
+            log_level,
+            live_restore: flags.live_restore || file.live_restore.unwrap_or(false),
+            cgroup_parent: cgroup_parent.unwrap_or_else(|| "berth".into()),
+        })
+    }
+}
+
+fn validate_host(h: &str) -> Result<()> {
+    if let Some(p) = h.strip_prefix("unix://") {
+        if p.is_empty() || !p.starts_with('/') {
+            bail!("invalid host {h:?}: unix socket paths must be absolute");
+        }
+        return Ok(());
+    }
+    if h.starts_with("fd://") {
+        return Ok(());
+    }
+    if h.starts_with("tcp://") {
+        bail!("invalid host {h:?}: tcp:// needs TLS, which berth does not support yet; use unix://");
+    }
+    bail!("invalid host {h:?}: use unix:///path or fd://")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(args: &[&str]) -> Flags {
+        Flags::parse_from(std::iter::once("berthd").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn unknown_and_unsupported_keys_are_named() {
+        let p = Path::new("/x/daemon.json");
+        let e = parse_file(p, r#"{"data-rot": "/x"}"#).unwrap_err();
+        assert!(format!("{e:#}").contains("unknown field `data-rot`"), "{e:#}");
+        let e = parse_file(p, r#"{"bip": "10.0.0.1/24"}"#).unwrap_err();
+        assert!(e.to_string().contains("\"bip\" yet"), "{e}");
+        let e = parse_file(p, r#"{"debug": "yes"}"#).unwrap_err();
+        assert!(format!("{e:#}").contains("invalid type"), "{e:#}");
+    }
+
+    #[test]
+    fn flag_and_file_conflict() {
+        let file = parse_file(Path::new("f"), r#"{"data-root": "/b"}"#).unwrap();
+        let e = Config::merge(flags(&["--data-root", "/a"]), file).unwrap_err();
+        assert!(e.to_string().contains("data-root: (from flag: \"/a\", from file: \"/b\")"), "{e}");
+    }
+
+    #[test]
+    fn hosts_are_checked() {
+        let e = Config::merge(flags(&["-H", "tcp://0.0.0.0:2375"]), FileConfig::default()).unwrap_err();
+        assert!(e.to_string().contains("needs TLS"), "{e}");
+        let c = Config::merge(flags(&["-H", "unix:///tmp/b.sock", "--exec-root", "/run/b1"]), FileConfig::default()).unwrap();
+        assert_eq!(c.hosts, ["unix:///tmp/b.sock"]);
+        assert_eq!(c.pidfile, PathBuf::from("/run/b1/berthd.pid"));
+        let long = "/run/a-very-long-exec-root-path-here-xx";
+        assert!(Config::merge(flags(&["--exec-root", long]), FileConfig::default()).is_err());
+    }
+}

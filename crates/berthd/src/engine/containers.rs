@@ -1,0 +1,506 @@
+//! The container service: lookup, list, inspect, kill, stop, wait, remove. Create
+//! lives in `create.rs`, start and the shim in `start.rs`, logs in `logs.rs`.
+
+use super::record::{Container, Record, Snapshot, Status};
+use super::{now_rfc3339, parse_time, signal, Paths};
+use crate::error::{chain, ApiError, ApiResult};
+use berth_api::{ContainerInspect, ContainerState, ContainerSummary, WaitError, WaitResponse};
+use berth_image::meta::ContainerRow;
+use berth_image::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+pub struct Containers {
+    map: RwLock<HashMap<String, Arc<Container>>>,
+    pub(super) store: Arc<Store>,
+    pub(super) paths: Paths,
+    pub(super) hierarchy: berth_runtime::cgroups::Hierarchy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitCondition {
+    NotRunning,
+    NextExit,
+    Removed,
+}
+
+/// Outcome of start/stop when the container already is where it was asked to go:
+/// Docker answers 304 Not Modified.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Changed {
+    Yes,
+    AlreadyDone,
+}
+
+impl Containers {
+    pub fn new(store: Arc<Store>, paths: Paths, hierarchy: berth_runtime::cgroups::Hierarchy) -> Containers {
+        Containers {
+            map: RwLock::new(HashMap::new()),
+            store,
+            paths,
+            hierarchy,
+        }
+    }
+
+    pub fn hierarchy(&self) -> &berth_runtime::cgroups::Hierarchy {
+        &self.hierarchy
+    }
+
+    pub(super) fn insert(&self, c: Arc<Container>) {
+        self.map.write().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone(), c);
+    }
+
+    pub fn all(&self) -> Vec<Arc<Container>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+    }
+
+    /// Finds a container by full id, name (with or without `/`), or unique id prefix.
+    pub fn get(&self, key: &str) -> ApiResult<Arc<Container>> {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = map.get(key) {
+            return Ok(c.clone());
+        }
+        let name = key.strip_prefix('/').unwrap_or(key);
+        if let Some(c) = map.values().find(|c| c.rec().name == name) {
+            return Ok(c.clone());
+        }
+        if !key.is_empty() && key.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let hits: Vec<_> = map.values().filter(|c| c.id.starts_with(key)).collect();
+            match hits.len() {
+                1 => return Ok(hits[0].clone()),
+                n if n > 1 => {
+                    return Err(ApiError::invalid(format!(
+                        "multiple IDs found with provided prefix: {key}"
+                    )))
+                }
+                _ => {}
+            }
+        }
+        Err(ApiError::not_found(format!("No such container: {key}")))
+    }
+
+    pub(super) fn name_taken(&self, name: &str) -> Option<String> {
+        let map = self.map.read().unwrap_or_else(|p| p.into_inner());
+        map.values().find(|c| c.rec().name == name).map(|c| c.id.clone())
+    }
+
+    pub(super) fn persist(&self, c: &Container) -> ApiResult<()> {
+        let rec = c.snapshot();
+        let row = ContainerRow {
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+            image_id: rec.image.clone(),
+            data: serde_json::to_vec(&rec).expect("records serialise"),
+        };
+        self.store.container_put(&row).map_err(ApiError::from)
+    }
+
+    pub fn is_running(&self, id: &str) -> bool {
+        self.get(id).map(|c| c.is_running()).unwrap_or(false)
+    }
+
+    pub fn inspect(&self, key: &str) -> ApiResult<ContainerInspect> {
+        let c = self.get(key)?;
+        let r = c.snapshot();
+        let dir = self.paths.container_dir(&r.id);
+        let st = &r.state;
+        Ok(ContainerInspect {
+            id: r.id.clone(),
+            created: r.created.clone(),
+            path: r.path.clone(),
+            args: r.args.clone(),
+            state: ContainerState {
+                status: st.status.as_str().into(),
+                running: st.status == Status::Running,
+                paused: false,
+                restarting: false,
+                oom_killed: st.oom_killed,
+                dead: st.status == Status::Dead,
+                pid: st.pid,
+                exit_code: st.exit_code,
+                error: st.error.clone(),
+                started_at: st.started_at.clone(),
+                finished_at: st.finished_at.clone(),
+            },
+            image: r.image.clone(),
+            resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+            hostname_path: dir.join("hostname").display().to_string(),
+            hosts_path: dir.join("hosts").display().to_string(),
+            log_path: if r.host_config.log_config.kind == "none" {
+                String::new()
+            } else {
+                self.paths.log_path(&r.id).display().to_string()
+            },
+            name: format!("/{}", r.name),
+            restart_count: r.restart_count,
+            driver: "overlay2".into(),
+            platform: "linux".into(),
+            exec_ids: None,
+            host_config: r.host_config.clone(),
+            graph_driver: serde_json::json!({
+                "Name": "overlay2",
+                "Data": {
+                    "UpperDir": dir.join("upper"),
+                    "WorkDir": dir.join("work"),
+                    "MergedDir": dir.join("merged"),
+                }
+            }),
+            mounts: vec![],
+            config: r.config.clone(),
+            network_settings: network_settings(&r),
+            ..Default::default()
+        })
+    }
+
+    pub fn list(
+        &self,
+        all: bool,
+        limit: Option<i64>,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> ApiResult<Vec<ContainerSummary>> {
+        for (k, vals) in filters {
+            match k.as_str() {
+                "id" | "name" | "label" | "ancestor" => {}
+                "status" => {
+                    for v in vals {
+                        if !["created", "restarting", "running", "removing", "paused", "exited", "dead"]
+                            .contains(&v.as_str())
+                        {
+                            return Err(ApiError::invalid(format!(
+                                "invalid filter 'status={v}'"
+                            )));
+                        }
+                    }
+                }
+                "exited" => {
+                    for v in vals {
+                        v.parse::<i64>()
+                            .map_err(|_| ApiError::invalid(format!("invalid filter 'exited={v}'")))?;
+                    }
+                }
+                other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
+            }
+        }
+        let ancestors: Vec<String> = filters
+            .get("ancestor")
+            .map(|a| a.iter().filter_map(|n| self.store.resolve(n).ok().map(|i| i.id)).collect())
+            .unwrap_or_default();
+        let mut recs: Vec<Record> = self.all().iter().map(|c| c.snapshot()).collect();
+        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        let explicit_status = filters.contains_key("status") || filters.contains_key("exited");
+        let matches = |r: &Record| {
+            let f = |k: &str| filters.get(k).filter(|v| !v.is_empty());
+            if !all && !explicit_status && r.state.status != Status::Running {
+                return false;
+            }
+            if let Some(ids) = f("id") {
+                if !ids.iter().any(|i| r.id.starts_with(i.as_str())) {
+                    return false;
+                }
+            }
+            if let Some(ns) = f("name") {
+                if !ns.iter().any(|n| r.name.contains(n.trim_start_matches('/'))) {
+                    return false;
+                }
+            }
+            if let Some(st) = f("status") {
+                if !st.iter().any(|s| s == r.state.status.as_str()) {
+                    return false;
+                }
+            }
+            if let Some(codes) = f("exited") {
+                if r.state.status != Status::Exited
+                    || !codes.iter().any(|c| c.parse::<i64>().ok() == Some(r.state.exit_code))
+                {
+                    return false;
+                }
+            }
+            if let Some(labels) = f("label") {
+                let have = r.config.labels.clone().unwrap_or_default();
+                let ok = labels.iter().all(|l| match l.split_once('=') {
+                    Some((k, v)) => have.get(k).map(String::as_str) == Some(v),
+                    None => have.contains_key(l),
+                });
+                if !ok {
+                    return false;
+                }
+            }
+            if filters.contains_key("ancestor") && !ancestors.contains(&r.image) {
+                return false;
+            }
+            true
+        };
+        let mut out: Vec<ContainerSummary> = recs.iter().filter(|r| matches(r)).map(summary).collect();
+        if let Some(n) = limit.filter(|n| *n > 0) {
+            out.truncate(n as usize);
+        }
+        Ok(out)
+    }
+
+    /// Sends a signal to the container's init process.
+    pub fn kill(&self, key: &str, sig: Option<&str>) -> ApiResult<()> {
+        let c = self.get(key)?;
+        let signo = match sig.filter(|s| !s.is_empty()) {
+            None => 9,
+            Some(s) => signal::parse(s).ok_or_else(|| ApiError::invalid(format!("Invalid signal: {s}")))?,
+        };
+        if !c.is_running() {
+            return Err(ApiError::conflict(format!(
+                "Cannot kill container: {key}: Container {} is not running",
+                c.id
+            )));
+        }
+        send_signal(&c, signo)
+    }
+
+    /// Stops a container: its stop signal, then SIGKILL after the timeout.
+    pub async fn stop(&self, key: &str, sig: Option<&str>, timeout: Option<i64>) -> ApiResult<Changed> {
+        let c = self.get(key)?;
+        let _op = c.op.lock().await;
+        self.stop_locked(&c, sig, timeout).await
+    }
+
+    pub(super) async fn stop_locked(&self, c: &Arc<Container>, sig: Option<&str>, timeout: Option<i64>) -> ApiResult<Changed> {
+        if !c.is_running() {
+            return Ok(Changed::AlreadyDone);
+        }
+        let (stop_signal, default_timeout) = {
+            let r = c.rec();
+            (
+                r.config.stop_signal.clone().filter(|s| !s.is_empty()),
+                r.config.stop_timeout.unwrap_or(10),
+            )
+        };
+        let sig_name = sig.filter(|s| !s.is_empty()).map(String::from).or(stop_signal).unwrap_or_else(|| "SIGTERM".into());
+        let signo = signal::parse(&sig_name).ok_or_else(|| ApiError::invalid(format!("Invalid signal: {sig_name}")))?;
+        let timeout = timeout.unwrap_or(default_timeout);
+        let mut rx = c.watch.subscribe();
+        if signo != 9 {
+            send_signal(c, signo)?;
+            let wait = rx.wait_for(|s| !s.running);
+            let exited = if timeout < 0 {
+                wait.await.is_ok()
+            } else {
+                tokio::time::timeout(Duration::from_secs(timeout as u64), wait).await.is_ok()
+            };
+            if exited {
+                return Ok(Changed::Yes);
+            }
+        }
+        send_signal(c, 9)?;
+        let _ = rx.wait_for(|s| !s.running).await;
+        Ok(Changed::Yes)
+    }
+
+    /// Registers a wait now and returns what resolves when the condition holds, so
+    /// that the caller can answer with headers before the container even starts.
+    pub fn wait(&self, key: &str, cond: WaitCondition) -> ApiResult<impl std::future::Future<Output = WaitResponse>> {
+        let c = self.get(key)?;
+        let mut rx = c.watch.subscribe();
+        let start_exits = rx.borrow().exits;
+        Ok(async move {
+            let done = |s: &Snapshot| match cond {
+                WaitCondition::NotRunning => !s.running,
+                WaitCondition::NextExit => s.exits > start_exits,
+                WaitCondition::Removed => s.removed,
+            };
+            let waited = rx.wait_for(done).await.map(|s| s.clone());
+            // Err: the container is gone, and its last state is the answer.
+            let snap = waited.unwrap_or_else(|_| rx.borrow().clone());
+            WaitResponse {
+                status_code: snap.exit_code,
+                error: (!snap.error.is_empty()).then(|| WaitError { message: snap.error.clone() }),
+            }
+        })
+    }
+
+    /// Removes a container; `force` kills it first if it runs.
+    pub async fn remove(&self, key: &str, force: bool) -> ApiResult<()> {
+        let c = self.get(key)?;
+        let _op = c.op.lock().await;
+        if c.is_running() {
+            if !force {
+                return Err(ApiError::conflict(format!(
+                    "cannot remove container \"/{}\": container is running: stop the container before removing or force remove",
+                    c.name()
+                )));
+            }
+            let mut rx = c.watch.subscribe();
+            send_signal(&c, 9)?;
+            let _ = rx.wait_for(|s| !s.running).await;
+        }
+        self.remove_stopped(&c)
+    }
+
+    pub(super) fn remove_stopped(&self, c: &Arc<Container>) -> ApiResult<()> {
+        c.rec().state.status = Status::Removing;
+        let _ = std::fs::remove_dir_all(self.paths.run_dir(&c.id));
+        let dir = self.paths.container_dir(&c.id);
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                c.rec().state.status = Status::Dead;
+                return Err(ApiError::internal(format!(
+                    "removing {}: {}",
+                    dir.display(),
+                    chain(&e)
+                )));
+            }
+        }
+        self.store.container_delete(&c.id)?;
+        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+        c.watch.send_modify(|s| s.removed = true);
+        Ok(())
+    }
+
+    /// Records an exit reported by the shim (or found after it).
+    pub(super) fn on_exit(self: &Arc<Self>, c: &Arc<Container>, exit: Option<berth_runtime::shimproto::ExitRecord>) {
+        let (code, auto_remove) = {
+            let mut r = c.rec();
+            let (code, finished, oom, err) = match &exit {
+                Some(e) => (e.exit_code as i64, e.finished_at.clone(), e.oom_killed, String::new()),
+                None => (255, now_rfc3339(), false, "berth-shim exited without reporting the container's exit".to_string()),
+            };
+            r.state.status = Status::Exited;
+            r.state.pid = 0;
+            r.state.exit_code = code;
+            r.state.finished_at = finished;
+            r.state.oom_killed = oom;
+            r.state.error = err;
+            (code, r.host_config.auto_remove)
+        };
+        *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        if let Err(e) = self.persist(c) {
+            tracing::error!(container = %c.id, error = %e, "recording exit");
+        }
+        let err = c.rec().state.error.clone();
+        c.watch.send_modify(|s| {
+            s.running = false;
+            s.exit_code = code;
+            s.exits += 1;
+            s.error = err;
+        });
+        let _ = std::fs::remove_dir_all(self.paths.run_dir(&c.id));
+        if auto_remove {
+            let me = self.clone();
+            let c = c.clone();
+            tokio::spawn(async move {
+                let _op = c.op.lock().await;
+                if !c.is_running() {
+                    if let Err(e) = me.remove_stopped(&c) {
+                        tracing::error!(container = %c.id, error = %e, "auto-remove");
+                    }
+                }
+            });
+        }
+    }
+
+    pub fn counts(&self) -> (i64, i64, i64) {
+        let all = self.all();
+        let running = all.iter().filter(|c| c.is_running()).count() as i64;
+        (all.len() as i64, running, all.len() as i64 - running)
+    }
+}
+
+fn send_signal(c: &Container, signo: i32) -> ApiResult<()> {
+    let guard = c.pidfd.lock().unwrap_or_else(|p| p.into_inner());
+    let Some(fd) = guard.as_ref() else {
+        return Err(ApiError::conflict(format!("Container {} is not running", c.id)));
+    };
+    let sig = rustix::process::Signal::from_named_raw(signo)
+        .ok_or_else(|| ApiError::invalid(format!("Invalid signal: {signo}")))?;
+    match rustix::process::pidfd_send_signal(fd, sig) {
+        Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+        Err(e) => Err(ApiError::internal(format!("sending signal {signo} to {}: {e}", c.id))),
+    }
+}
+
+fn network_settings(r: &Record) -> serde_json::Value {
+    let mode = if r.host_config.network_mode.is_empty() { "default" } else { r.host_config.network_mode.as_str() };
+    serde_json::json!({
+        "Bridge": "",
+        "SandboxID": "",
+        "SandboxKey": "",
+        "Ports": {},
+        "HairpinMode": false,
+        "LinkLocalIPv6Address": "",
+        "LinkLocalIPv6PrefixLen": 0,
+        "Networks": { mode: {} },
+    })
+}
+
+fn summary(r: &Record) -> ContainerSummary {
+    let created = parse_time(&r.created).map_or(0, |t| t.timestamp());
+    let now = chrono::Utc::now();
+    let status = match r.state.status {
+        Status::Running => {
+            let since = parse_time(&r.state.started_at).unwrap_or(now);
+            format!("Up {}", human_duration(now - since))
+        }
+        Status::Exited => {
+            let since = parse_time(&r.state.finished_at).unwrap_or(now);
+            format!("Exited ({}) {} ago", r.state.exit_code, human_duration(now - since))
+        }
+        Status::Created => "Created".into(),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+    };
+    let mut command = r.path.clone();
+    for a in &r.args {
+        command.push(' ');
+        command.push_str(a);
+    }
+    let mode = if r.host_config.network_mode.is_empty() { "default".to_string() } else { r.host_config.network_mode.clone() };
+    ContainerSummary {
+        id: r.id.clone(),
+        names: vec![format!("/{}", r.name)],
+        image: r.config.image.clone(),
+        image_id: r.image.clone(),
+        command,
+        created,
+        ports: vec![],
+        labels: r.config.labels.clone().unwrap_or_default(),
+        state: r.state.status.as_str().into(),
+        status,
+        host_config: serde_json::json!({ "NetworkMode": mode }),
+        network_settings: serde_json::json!({ "Networks": { mode: {} } }),
+        mounts: vec![],
+    }
+}
+
+/// Docker's go-units HumanDuration.
+pub fn human_duration(d: chrono::TimeDelta) -> String {
+    let secs = d.num_seconds();
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s / 60 == 1 => "About a minute".into(),
+        s if s / 60 < 60 => format!("{} minutes", s / 60),
+        s if (s as f64 / 3600.0).round() as i64 == 1 => "About an hour".into(),
+        s if s / 3600 < 48 => plural((s as f64 / 3600.0).round() as i64, "hour"),
+        s if s / 3600 < 24 * 7 * 2 => plural(s / 86400, "day"),
+        s if s / 3600 < 24 * 30 * 2 => plural(s / (86400 * 7), "week"),
+        s if s / 3600 < 24 * 365 * 2 => plural(s / (86400 * 30), "month"),
+        s => plural(s / (86400 * 365), "year"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_duration;
+    use chrono::TimeDelta;
+
+    #[test]
+    fn durations_read_like_dockers() {
+        assert_eq!(human_duration(TimeDelta::milliseconds(300)), "Less than a second");
+        assert_eq!(human_duration(TimeDelta::seconds(1)), "1 second");
+        assert_eq!(human_duration(TimeDelta::seconds(59)), "59 seconds");
+        assert_eq!(human_duration(TimeDelta::seconds(90)), "About a minute");
+        assert_eq!(human_duration(TimeDelta::minutes(5)), "5 minutes");
+        assert_eq!(human_duration(TimeDelta::minutes(61)), "About an hour");
+        assert_eq!(human_duration(TimeDelta::hours(3)), "3 hours");
+        assert_eq!(human_duration(TimeDelta::days(3)), "3 days");
+    }
+}

@@ -1,0 +1,49 @@
+//! The services behind the API. They take typed calls and never see HTTP.
+
+pub mod containers;
+mod create;
+pub mod images;
+pub mod logs;
+mod names;
+pub mod record;
+pub mod signal;
+mod start;
+pub mod system;
+
+use std::path::PathBuf;
+
+/// Where the daemon keeps things, fixed at start.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub shim: PathBuf,
+    /// Parent cgroup of every container, below each hierarchy's root.
+    pub cgroup_parent: String,
+}
+
+impl Paths {
+    pub fn container_dir(&self, id: &str) -> PathBuf {
+        self.data_root.join("containers").join(id)
+    }
+
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.exec_root.join(id)
+    }
+
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join(format!("{id}-json.log"))
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    berth_runtime::timefmt::rfc3339_nano(std::time::SystemTime::now())
+}
+
+/// Parses Docker's RFC 3339 timestamps; the zero time and garbage give None.
+pub fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .filter(|t| t.timestamp() > 0)
+}

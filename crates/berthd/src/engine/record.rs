@@ -1,0 +1,135 @@
+//! A container's persisted record and its live handle.
+
+use berth_api::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+use std::os::fd::OwnedFd;
+use std::sync::{Mutex, MutexGuard};
+use tokio::net::UnixStream;
+use tokio::sync::{oneshot, watch};
+
+/// Docker's zero time, shown for StartedAt/FinishedAt before the first start/exit.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Exited,
+    Removing,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Removing => "removing",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunState {
+    pub status: Status,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+}
+
+impl Default for RunState {
+    fn default() -> Self {
+        RunState {
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            oom_killed: false,
+        }
+    }
+}
+
+/// Everything berth keeps about a container, stored as JSON in the database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub id: String,
+    /// Without the leading slash.
+    pub name: String,
+    pub created: String,
+    /// The image ID (`sha256:...`); `config.image` keeps the name the user gave.
+    pub image: String,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: RunState,
+    pub restart_count: i64,
+}
+
+/// What waiters watch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub running: bool,
+    pub exit_code: i64,
+    /// How many times the container has exited since berthd loaded it.
+    pub exits: u64,
+    pub removed: bool,
+    pub error: String,
+}
+
+/// An attach that arrived before start: the start connects it to the shim.
+pub type PendingAttach = (u8, oneshot::Sender<UnixStream>);
+
+pub struct Container {
+    pub id: String,
+    rec: Mutex<Record>,
+    /// Serialises start, stop, restart and remove of this container.
+    pub op: tokio::sync::Mutex<()>,
+    pub watch: watch::Sender<Snapshot>,
+    pub pending_attach: Mutex<Vec<PendingAttach>>,
+    /// The running process, for signals that cannot hit a recycled pid.
+    pub pidfd: Mutex<Option<OwnedFd>>,
+}
+
+impl Container {
+    pub fn new(rec: Record) -> Container {
+        let snap = Snapshot {
+            running: rec.state.status == Status::Running,
+            exit_code: rec.state.exit_code,
+            ..Snapshot::default()
+        };
+        Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            op: tokio::sync::Mutex::new(()),
+            watch: watch::channel(snap).0,
+            pending_attach: Mutex::new(Vec::new()),
+            pidfd: Mutex::new(None),
+        }
+    }
+
+    pub fn rec(&self) -> MutexGuard<'_, Record> {
+        self.rec.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Record {
+        self.rec().clone()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.rec().state.status == Status::Running
+    }
+
+    pub fn name(&self) -> String {
+        self.rec().name.clone()
+    }
+}

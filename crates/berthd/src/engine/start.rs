@@ -1,0 +1,344 @@
+//! The start path: describe the container as a [`Spec`], hand it to a new shim
+//! together with a pre-bound socket, and learn the outcome from the monitor
+//! connection. Also: attaching to a container's output, and reattaching to shims
+//! that outlived a previous berthd.
+
+use super::containers::{Changed, Containers};
+use super::now_rfc3339;
+use super::record::{Container, Record, Status};
+use crate::error::{ApiError, ApiResult};
+use berth_image::Image;
+use berth_runtime::shimproto::{ExitRecord, Started, LISTENER_FD, WANT_MONITOR};
+use berth_runtime::spec::{
+    CgroupSpec, FileBind, NetworkMode, Overlay, Process, Spec, DEFAULT_MASKED_PATHS, DEFAULT_PATH,
+    DEFAULT_READONLY_PATHS,
+};
+use berth_runtime::{caps, sys, user};
+use rustix::fs::{Mode, OFlags, ResolveFlags};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+/// Reads a small file of the container's filesystem from its layers (writable
+/// layer first), never following a symlink: a hostile image must not make berthd
+/// read a host file.
+fn read_rootfs_file(layers: &[PathBuf], rel: &str) -> String {
+    for dir in layers {
+        let Ok(root) = rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+            continue;
+        };
+        match rustix::fs::openat2(
+            &root,
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+        ) {
+            Ok(fd) => {
+                let mut s = String::new();
+                let _ = std::fs::File::from(fd).take(1 << 20).read_to_string(&mut s);
+                return s;
+            }
+            // Present but not a readable file (a whiteout, a symlink): stop here.
+            Err(rustix::io::Errno::NOENT) => continue,
+            Err(_) => return String::new(),
+        }
+    }
+    String::new()
+}
+
+impl Containers {
+    fn build_spec(&self, r: &Record, image: &Image) -> ApiResult<Spec> {
+        let dir = self.paths.container_dir(&r.id);
+        let mut lower = self.store.lower_dirs(image);
+        if lower.is_empty() {
+            // overlayfs needs at least one lower directory.
+            let empty = dir.join("empty");
+            std::fs::create_dir_all(&empty).map_err(|e| ApiError::internal(format!("creating {}: {e}", empty.display())))?;
+            lower.push(empty);
+        }
+        let mut search = vec![dir.join("upper")];
+        search.extend(lower.iter().cloned());
+        let u = user::resolve(
+            &r.config.user,
+            &read_rootfs_file(&search, "etc/passwd"),
+            &read_rootfs_file(&search, "etc/group"),
+        )
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
+
+        let cfg_env = r.config.env.clone().unwrap_or_default();
+        let mut env = Vec::new();
+        if !cfg_env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push(format!("PATH={DEFAULT_PATH}"));
+        }
+        env.push(format!("HOSTNAME={}", r.config.hostname));
+        env.extend(cfg_env.iter().cloned());
+        if !env.iter().any(|e| e.starts_with("HOME=")) {
+            env.push(format!("HOME={}", u.home));
+        }
+        let mut args = vec![r.path.clone()];
+        args.extend(r.args.iter().cloned());
+        Ok(Spec {
+            id: r.id.clone(),
+            rootfs: Overlay {
+                lower,
+                upper: dir.join("upper"),
+                work: dir.join("work"),
+                target: dir.join("merged"),
+            },
+            process: Process {
+                args,
+                env,
+                cwd: if r.config.working_dir.is_empty() { "/".into() } else { r.config.working_dir.clone() },
+                uid: u.uid,
+                gid: u.gid,
+                additional_gids: u.additional_gids,
+                capabilities: caps::docker_default(),
+            },
+            hostname: r.config.hostname.clone(),
+            domainname: r.config.domainname.clone(),
+            network: if r.host_config.network_mode == "host" { NetworkMode::Host } else { NetworkMode::Private },
+            files: ["hostname", "hosts", "resolv.conf"]
+                .iter()
+                .map(|f| FileBind {
+                    source: dir.join(f),
+                    destination: format!("/etc/{f}"),
+                })
+                .collect(),
+            masked_paths: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+            cgroup: CgroupSpec {
+                path: format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), r.id),
+                memory_limit: (r.host_config.memory > 0).then_some(r.host_config.memory),
+                pids_limit: r.host_config.pids_limit.filter(|p| *p > 0),
+            },
+            log_path: (r.host_config.log_config.kind != "none").then(|| self.paths.log_path(&r.id)),
+            exit_path: self.paths.run_dir(&r.id).join("exit.json"),
+        })
+    }
+
+    pub async fn start(self: &Arc<Self>, key: &str) -> ApiResult<Changed> {
+        let c = self.get(key)?;
+        let _op = c.op.lock().await;
+        let result = self.start_locked(&c).await;
+        // Docker removes an auto-remove container whose start failed, which also
+        // answers clients waiting for its removal.
+        if result.is_err() && c.rec().host_config.auto_remove && !c.is_running() {
+            let _ = self.remove_stopped(&c);
+        }
+        result
+    }
+
+    pub(super) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<Changed> {
+        let rec = c.snapshot();
+        match rec.state.status {
+            Status::Running => return Ok(Changed::AlreadyDone),
+            Status::Removing | Status::Dead => {
+                return Err(ApiError::conflict(format!("container {} is marked for removal and cannot be started", c.id)))
+            }
+            Status::Created | Status::Exited => {}
+        }
+        let image = self.store.resolve(&rec.image)?;
+        let spec = self.build_spec(&rec, &image)?;
+        let run = self.paths.run_dir(&c.id);
+        let (started, monitor) = self.spawn_shim(c, &spec, &run).await?;
+        if let Some(error) = started.error {
+            let code = started.exit_code.unwrap_or(128) as i64;
+            {
+                let mut r = c.rec();
+                r.state.exit_code = code;
+                r.state.error = error.clone();
+            }
+            let _ = self.persist(c);
+            let _ = std::fs::remove_dir_all(&run);
+            let msg = format!("failed to create task for container: {error}");
+            return Err(if code == 126 || code == 127 { ApiError::invalid(msg) } else { ApiError::internal(msg) });
+        }
+        let pid = started.pid.unwrap_or(0);
+        let pidfd = rustix::process::Pid::from_raw(pid)
+            .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+        *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = pidfd;
+        {
+            let mut r = c.rec();
+            r.state.status = Status::Running;
+            r.state.pid = pid as i64;
+            r.state.exit_code = 0;
+            r.state.error.clear();
+            r.state.oom_killed = false;
+            r.state.started_at = now_rfc3339();
+        }
+        c.watch.send_modify(|s| {
+            s.running = true;
+            s.error.clear();
+        });
+        self.persist(c)?;
+        self.watch_exit(c.clone(), monitor);
+        Ok(Changed::Yes)
+    }
+
+    /// Waits, in the background, for the shim to report the exit.
+    fn watch_exit(self: &Arc<Self>, c: Arc<Container>, mut monitor: BufReader<UnixStream>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let mut line = String::new();
+            let exit = match monitor.read_line(&mut line).await {
+                Ok(n) if n > 0 => serde_json::from_str::<ExitRecord>(&line).ok(),
+                _ => None,
+            };
+            let exit = exit.or_else(|| me.exit_file(&c.id));
+            me.on_exit(&c, exit);
+        });
+    }
+
+    fn exit_file(&self, id: &str) -> Option<ExitRecord> {
+        let b = std::fs::read(self.paths.run_dir(id).join("exit.json")).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    async fn spawn_shim(&self, c: &Container, spec: &Spec, run: &Path) -> ApiResult<(Started, BufReader<UnixStream>)> {
+        let ioerr = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
+        let _ = std::fs::remove_dir_all(run);
+        std::fs::create_dir_all(run).map_err(|e| ioerr("creating the run directory", e))?;
+        let spec_path = run.join("spec.json");
+        std::fs::write(&spec_path, serde_json::to_vec(spec).expect("spec serialises"))
+            .map_err(|e| ioerr("writing the spec", e))?;
+        let sock = run.join("sock");
+        let listener = std::os::unix::net::UnixListener::bind(&sock)
+            .map_err(|e| ioerr(&format!("binding {}", sock.display()), e))?;
+        // Connections made now wait in the backlog; the shim accepts them all
+        // before it lets the container run, so no output is missed.
+        let mut monitor = UnixStream::connect(&sock).await.map_err(|e| ioerr("connecting to the shim", e))?;
+        monitor.write_all(&[WANT_MONITOR]).await.map_err(|e| ioerr("connecting to the shim", e))?;
+        let pending: Vec<_> = std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
+        for (want, tx) in pending {
+            if let Ok(mut s) = UnixStream::connect(&sock).await {
+                if s.write_all(&[want]).await.is_ok() {
+                    let _ = tx.send(s);
+                }
+            }
+        }
+        let log = std::fs::File::create(run.join("shim.log")).map_err(|e| ioerr("creating the shim log", e))?;
+        let mut cmd = std::process::Command::new(&self.paths.shim);
+        cmd.arg(&spec_path)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(log);
+        sys::pass_fd(&mut cmd, listener.into(), LISTENER_FD);
+        let mut child = tokio::process::Command::from(cmd)
+            .spawn()
+            .map_err(|e| ioerr(&format!("starting {}", self.paths.shim.display()), e))?;
+        tokio::spawn(async move {
+            let _ = child.wait().await;
+        });
+        let mut reader = BufReader::new(monitor);
+        let mut line = String::new();
+        let n = reader.read_line(&mut line).await.map_err(|e| ioerr("reading from the shim", e))?;
+        if n == 0 {
+            let log = std::fs::read_to_string(run.join("shim.log")).unwrap_or_default();
+            let _ = std::fs::remove_dir_all(run);
+            return Err(ApiError::internal(format!("berth-shim failed: {}", log.trim())));
+        }
+        let started: Started = serde_json::from_str(&line)
+            .map_err(|e| ApiError::internal(format!("bad start report from berth-shim: {e}")))?;
+        Ok((started, reader))
+    }
+
+    /// A stream of the container's output, in Docker's multiplexed framing. Before
+    /// the container starts, the stream is connected by the start itself.
+    pub async fn attach_output(&self, key: &str, want: u8) -> ApiResult<UnixStream> {
+        let c = self.get(key)?;
+        let rx = {
+            let mut pending = c.pending_attach.lock().unwrap_or_else(|p| p.into_inner());
+            if c.is_running() {
+                None
+            } else {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                pending.push((want, tx));
+                Some(rx)
+            }
+        };
+        match rx {
+            Some(rx) => rx
+                .await
+                .map_err(|_| ApiError::conflict(format!("container {} was removed before it started", c.id))),
+            None => {
+                let sock = self.paths.run_dir(&c.id).join("sock");
+                let mut s = UnixStream::connect(&sock)
+                    .await
+                    .map_err(|e| ApiError::conflict(format!("container {} is not running: {e}", c.id)))?;
+                s.write_all(&[want])
+                    .await
+                    .map_err(|e| ApiError::internal(format!("attaching: {e}")))?;
+                Ok(s)
+            }
+        }
+    }
+
+    pub async fn restart(self: &Arc<Self>, key: &str, timeout: Option<i64>) -> ApiResult<()> {
+        let c = self.get(key)?;
+        let _op = c.op.lock().await;
+        self.stop_locked(&c, None, timeout).await?;
+        self.start_locked(&c).await?;
+        Ok(())
+    }
+
+    /// Loads every container record at daemon start and reconnects to the shims of
+    /// those that were running; a container whose shim is gone gets the exit its
+    /// shim recorded.
+    pub async fn restore(self: &Arc<Self>) -> ApiResult<()> {
+        let rows = self.store.containers()?;
+        let known: std::collections::HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+        for row in rows {
+            let rec: Record = match serde_json::from_slice(&row.data) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(container = %row.id, error = %e, "unreadable container record, skipping");
+                    continue;
+                }
+            };
+            let running = rec.state.status == Status::Running;
+            let pid = rec.state.pid as i32;
+            let c = Arc::new(Container::new(rec));
+            self.insert(c.clone());
+            if !running {
+                continue;
+            }
+            let sock = self.paths.run_dir(&c.id).join("sock");
+            let reattached = async {
+                let mut s = UnixStream::connect(&sock).await.ok()?;
+                s.write_all(&[WANT_MONITOR]).await.ok()?;
+                let mut r = BufReader::new(s);
+                let mut line = String::new();
+                r.read_line(&mut line).await.ok()?;
+                serde_json::from_str::<Started>(&line).ok()?.pid?;
+                Some(r)
+            }
+            .await;
+            match reattached {
+                Some(monitor) => {
+                    let pidfd = rustix::process::Pid::from_raw(pid)
+                        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+                    *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = pidfd;
+                    tracing::info!(container = %c.id, "reattached to running container");
+                    self.watch_exit(c, monitor);
+                }
+                None => {
+                    let exit = self.exit_file(&c.id);
+                    self.on_exit(&c, exit);
+                }
+            }
+        }
+        // Directories of containers that have no record: a crash during create.
+        if let Ok(entries) = std::fs::read_dir(self.paths.data_root.join("containers")) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if !known.contains(&name) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(())
+    }
+}

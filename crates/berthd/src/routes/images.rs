@@ -1,0 +1,128 @@
+use super::{Call, Daemon};
+use crate::engine::images;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{self, BodyReader, ChannelWriter, Resp};
+use berth_api::JsonMessage;
+use bytes::Bytes;
+use hyper::{Method, StatusCode};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+fn json_lines(msgs: &[JsonMessage]) -> Resp {
+    let mut out = Vec::new();
+    for m in msgs {
+        out.extend_from_slice(&serde_json::to_vec(m).expect("serialises"));
+        out.push(b'\n');
+    }
+    let (tx, rx) = mpsc::channel(1);
+    let _ = tx.try_send(Bytes::from(out));
+    http::stream(StatusCode::OK, "application/json", rx)
+}
+
+/// `rest` is the path after `/images`; image names may contain slashes.
+pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiResult<Option<Resp>> {
+    let store = &d.store;
+    let q = &call.query;
+    let method = call.method.clone();
+    Ok(Some(match (&method, rest) {
+        (&Method::GET, "/json") => {
+            let list = images::list(store, &d.containers, q.flag("all"), &q.filters()?)?;
+            http::json(StatusCode::OK, &list)
+        }
+        (&Method::POST, "/load") => {
+            let reader = BodyReader::new(call.take_body()?);
+            let s = store.clone();
+            let lines = tokio::task::spawn_blocking(move || s.load(reader))
+                .await
+                .map_err(|e| ApiError::internal(format!("load task: {e}")))??;
+            let msgs: Vec<JsonMessage> = lines
+                .into_iter()
+                .map(|l| JsonMessage { stream: Some(format!("{l}\n")), ..Default::default() })
+                .collect();
+            json_lines(&msgs)
+        }
+        (&Method::POST, "/create") => {
+            let src = q.get("fromSrc").unwrap_or("");
+            if src.is_empty() {
+                let image = q.get("fromImage").unwrap_or("");
+                return Err(ApiError::not_implemented(format!(
+                    "berth cannot pull {image:?}: registry support is not implemented yet; load the image with `docker load`"
+                )));
+            }
+            if src != "-" {
+                return Err(ApiError::not_implemented(
+                    "berth imports only from the request body (fromSrc=-), not from a URL",
+                ));
+            }
+            let config = images::apply_changes(&q.get_all("changes"))?;
+            let tag = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag").filter(|t| !t.is_empty())) {
+                (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+                (Some(r), None) => Some(r.to_string()),
+                (None, _) => None,
+            };
+            let message = q.get("message").unwrap_or("").to_string();
+            let reader = BodyReader::new(call.take_body()?);
+            let s = store.clone();
+            let id = tokio::task::spawn_blocking(move || {
+                s.import(reader, config, tag.as_deref(), &message, &crate::engine::now_rfc3339())
+            })
+            .await
+            .map_err(|e| ApiError::internal(format!("import task: {e}")))??;
+            json_lines(&[JsonMessage { status: Some(id), ..Default::default() }])
+        }
+        (&Method::GET, "/get") => {
+            let names: Vec<String> = q.get_all("names").into_iter().map(String::from).collect();
+            save(d, names)?
+        }
+        (&Method::GET, r) if r.ends_with("/get") => save(d, vec![name_of(r, "/get")?])?,
+        (&Method::GET, r) if r.ends_with("/json") => {
+            http::json(StatusCode::OK, &images::inspect(store, &name_of(r, "/json")?)?)
+        }
+        (&Method::GET, r) if r.ends_with("/history") => {
+            http::json(StatusCode::OK, &images::history(store, &name_of(r, "/history")?)?)
+        }
+        (&Method::POST, r) if r.ends_with("/tag") => {
+            let repo = q.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| ApiError::invalid("repository name must be given"))?;
+            let target = match q.get("tag").filter(|t| !t.is_empty()) {
+                Some(t) => format!("{repo}:{t}"),
+                None => repo.to_string(),
+            };
+            store.tag(&name_of(r, "/tag")?, &target)?;
+            http::empty(StatusCode::CREATED)
+        }
+        (&Method::DELETE, r) => {
+            let name = name_of(r, "")?;
+            let cs = d.containers.clone();
+            let items = store.remove(&name, q.flag("force"), &|id| cs.is_running(id))?;
+            http::json(StatusCode::OK, &items)
+        }
+        _ => return Ok(None),
+    }))
+}
+
+fn name_of(rest: &str, suffix: &str) -> ApiResult<String> {
+    let name = rest.strip_suffix(suffix).unwrap_or(rest).trim_start_matches('/');
+    if name.is_empty() {
+        return Err(ApiError::invalid("image name must not be empty"));
+    }
+    Ok(name.to_string())
+}
+
+fn save(d: &Arc<Daemon>, names: Vec<String>) -> ApiResult<Resp> {
+    if names.is_empty() {
+        return Err(ApiError::invalid("no image names given"));
+    }
+    // Resolve first, so that a missing image is a 404 and not a broken tar.
+    for n in &names {
+        d.store.resolve(n)?;
+    }
+    let (tx, rx) = mpsc::channel(8);
+    let s = d.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let w = ChannelWriter::new(tx);
+        if let Err(e) = s.save(&names, w) {
+            tracing::error!(error = %crate::error::chain(&e), "save");
+        }
+    });
+    Ok(http::stream(StatusCode::OK, "application/x-tar", rx))
+}
