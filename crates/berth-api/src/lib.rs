@@ -44,9 +44,39 @@ pub fn parse_version(v: &str) -> Option<(u32, u32)> {
     Some((a.parse().ok()?, b.parse().ok()?))
 }
 
+/// Docker's units.HumanDuration, used in `Status` ("Up 3 minutes") and by clients.
+pub fn human_duration(secs: i64) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
+    match secs {
+        s if s < 1 => "Less than a second".into(),
+        1 => "1 second".into(),
+        s if s < 60 => format!("{s} seconds"),
+        s if s / 60 == 1 => "About a minute".into(),
+        s if s / 60 < 60 => format!("{} minutes", s / 60),
+        s if (s as f64 / 3600.0).round() as i64 == 1 => "About an hour".into(),
+        s if s / 3600 < 48 => plural((s as f64 / 3600.0).round() as i64, "hour"),
+        s if s / 3600 < 24 * 7 * 2 => plural(s / 86400, "day"),
+        s if s / 3600 < 24 * 30 * 2 => plural(s / (86400 * 7), "week"),
+        s if s / 3600 < 24 * 365 * 2 => plural(s / (86400 * 30), "month"),
+        s => plural(s / (86400 * 365), "year"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_read_like_dockers() {
+        assert_eq!(human_duration(0), "Less than a second");
+        assert_eq!(human_duration(1), "1 second");
+        assert_eq!(human_duration(59), "59 seconds");
+        assert_eq!(human_duration(90), "About a minute");
+        assert_eq!(human_duration(300), "5 minutes");
+        assert_eq!(human_duration(3660), "About an hour");
+        assert_eq!(human_duration(3 * 3600), "3 hours");
+        assert_eq!(human_duration(3 * 86400), "3 days");
+    }
 
     #[test]
     fn versions_compare_numerically() {

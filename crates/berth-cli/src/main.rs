@@ -1,1 +1,398 @@
-fn main() {}
+//! berth: Docker's command line for berthd.
+
+mod client;
+mod containers;
+mod format;
+mod images;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use client::{enc, Client};
+use containers::{CreateOpts, LogsOpts, PsOpts};
+use images::ImagesOpts;
+use serde_json::Value;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "berth",
+    version,
+    about = "A fast, safe container engine with Docker's commands"
+)]
+struct Cli {
+    /// Daemon socket to connect to (also BERTH_HOST, DOCKER_HOST)
+    #[arg(short = 'H', long = "host", global = true)]
+    host: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create and run a new container from an image
+    #[command(disable_help_flag = true)]
+    Run {
+        /// Run container in background and print container ID
+        #[arg(short = 'd', long)]
+        detach: bool,
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
+        #[command(flatten)]
+        opts: CreateOpts,
+    },
+    /// Create a new container
+    #[command(disable_help_flag = true)]
+    Create {
+        #[arg(long, action = clap::ArgAction::Help)]
+        help: Option<bool>,
+        #[command(flatten)]
+        opts: CreateOpts,
+    },
+    /// Start one or more stopped containers
+    Start {
+        /// Attach STDOUT/STDERR (not supported yet)
+        #[arg(short = 'a', long)]
+        attach: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Stop one or more running containers
+    Stop {
+        /// Seconds to wait before killing the container
+        #[arg(short = 't', long = "time", alias = "timeout")]
+        time: Option<i64>,
+        /// Signal to send to the container
+        #[arg(short = 's', long)]
+        signal: Option<String>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Kill one or more running containers
+    Kill {
+        /// Signal to send to the container
+        #[arg(short = 's', long, default_value = "KILL")]
+        signal: String,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Restart one or more containers
+    Restart {
+        /// Seconds to wait before killing the container
+        #[arg(short = 't', long = "time", alias = "timeout")]
+        time: Option<i64>,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove one or more containers
+    Rm {
+        /// Force the removal of a running container (uses SIGKILL)
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Remove anonymous volumes associated with the container
+        #[arg(short = 'v', long)]
+        volumes: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List containers
+    Ps(PsOpts),
+    /// Fetch the logs of a container
+    Logs(LogsOpts),
+    /// Return low-level information on objects
+    Inspect {
+        /// Format output using a custom template
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+        /// Only inspect objects of the given type (container, image)
+        #[arg(long = "type")]
+        kind: Option<String>,
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Block until one or more containers stop, then print their exit codes
+    Wait {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List images
+    Images(ImagesOpts),
+    /// Load an image from a tar archive or STDIN
+    Load {
+        /// Read from tar archive file, instead of STDIN
+        #[arg(short = 'i', long)]
+        input: Option<String>,
+        /// Suppress the load output
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
+    /// Save one or more images to a tar archive (streamed to STDOUT by default)
+    Save {
+        /// Write to a file, instead of STDOUT
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Import the contents from a tarball to create a filesystem image
+    Import {
+        /// Apply Dockerfile instruction to the created image
+        #[arg(short = 'c', long = "change")]
+        changes: Vec<String>,
+        /// Set commit message for imported image
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+        /// A file, or - for STDIN
+        source: String,
+        reference: Option<String>,
+    },
+    /// Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE
+    Tag { source: String, target: String },
+    /// Remove one or more images
+    Rmi {
+        /// Force removal of the image
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Do not delete untagged parents
+        #[arg(long = "no-prune")]
+        no_prune: bool,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Show the history of an image
+    History {
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+        #[arg(long)]
+        format: Option<String>,
+        image: String,
+    },
+    /// Show the berth version information
+    Version {
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
+    /// Display system-wide information
+    Info {
+        #[arg(short = 'f', long)]
+        format: Option<String>,
+    },
+}
+
+async fn simple(c: &Client, names: &[String], path: impl Fn(&str) -> String) -> Result<i32> {
+    containers::each(names, true, |n| {
+        let p = path(&enc(&n));
+        async move { c.post(&p).await.map(|_| ()) }
+    })
+    .await
+}
+
+async fn dispatch(cli: Cli) -> Result<i32> {
+    let c = Client::new(cli.host.as_deref())?;
+    match cli.cmd {
+        Cmd::Run { detach, opts, .. } => containers::run(&c, &opts, detach).await,
+        Cmd::Create { opts, .. } => match containers::create(&c, &opts).await {
+            Ok(id) => {
+                println!("{id}");
+                Ok(0)
+            }
+            Err(e) => {
+                eprintln!("berth: {e}");
+                Ok(125)
+            }
+        },
+        Cmd::Start { attach, containers } => {
+            if attach {
+                anyhow::bail!("berth start -a is not supported yet");
+            }
+            simple(&c, &containers, |n| format!("/containers/{n}/start")).await
+        }
+        Cmd::Stop {
+            time,
+            signal,
+            containers,
+        } => {
+            let mut q = String::new();
+            if let Some(t) = time {
+                q.push_str(&format!("&t={t}"));
+            }
+            if let Some(s) = signal {
+                q.push_str(&format!("&signal={}", enc(&s)));
+            }
+            simple(&c, &containers, |n| format!("/containers/{n}/stop?{q}")).await
+        }
+        Cmd::Kill { signal, containers } => {
+            let s = enc(&signal);
+            simple(&c, &containers, |n| {
+                format!("/containers/{n}/kill?signal={s}")
+            })
+            .await
+        }
+        Cmd::Restart { time, containers } => {
+            let q = time.map(|t| format!("t={t}")).unwrap_or_default();
+            simple(&c, &containers, |n| format!("/containers/{n}/restart?{q}")).await
+        }
+        Cmd::Rm {
+            force,
+            volumes,
+            containers,
+        } => {
+            containers::each(&containers, true, |n| {
+                let p = format!(
+                    "/containers/{}?force={}&v={}",
+                    enc(&n),
+                    u8::from(force),
+                    u8::from(volumes)
+                );
+                let c = &c;
+                async move { c.delete(&p).await.map(|_| ()) }
+            })
+            .await
+        }
+        Cmd::Ps(o) => containers::ps(&c, &o).await,
+        Cmd::Logs(o) => containers::logs(&c, &o).await,
+        Cmd::Inspect {
+            format,
+            kind,
+            names,
+        } => containers::inspect(&c, &names, format.as_deref(), kind.as_deref()).await,
+        Cmd::Wait { containers } => containers::wait(&c, &containers).await,
+        Cmd::Images(o) => images::images(&c, &o).await,
+        Cmd::Load { input, quiet } => images::load(&c, input.as_deref(), quiet).await,
+        Cmd::Save { output, images } => images::save(&c, &images, output.as_deref()).await,
+        Cmd::Import {
+            changes,
+            message,
+            source,
+            reference,
+        } => {
+            images::import(
+                &c,
+                &source,
+                reference.as_deref(),
+                &changes,
+                message.as_deref(),
+            )
+            .await
+        }
+        Cmd::Tag { source, target } => images::tag(&c, &source, &target).await,
+        Cmd::Rmi {
+            force,
+            no_prune,
+            images,
+        } => images::rmi(&c, &images, force, no_prune).await,
+        Cmd::History {
+            quiet,
+            no_trunc,
+            format,
+            image,
+        } => images::history(&c, &image, quiet, no_trunc, format.as_deref()).await,
+        Cmd::Version { format } => {
+            let server: Value = c.get_json("/version").await?;
+            let client = serde_json::json!({
+                "Version": env!("CARGO_PKG_VERSION"),
+                "ApiVersion": berth_api::API_VERSION,
+                "Os": "linux",
+                "Arch": std::env::consts::ARCH,
+            });
+            let v = serde_json::json!({ "Client": client, "Server": server });
+            match format {
+                Some(f) => println!("{}", format::Template::parse(&f)?.render(&v)?),
+                None => {
+                    println!(
+                        "Client:\n Version:\t{}\n API version:\t{}\n",
+                        client["Version"].as_str().unwrap_or(""),
+                        berth_api::API_VERSION
+                    );
+                    println!(
+                        "Server: berth\n Engine:\n  Version:\t{}\n  API version:\t{} (minimum version {})\n  OS/Arch:\t{}/{}\n  Kernel:\t{}",
+                        server["Version"].as_str().unwrap_or(""),
+                        server["ApiVersion"].as_str().unwrap_or(""),
+                        server["MinAPIVersion"].as_str().unwrap_or(""),
+                        server["Os"].as_str().unwrap_or(""),
+                        server["Arch"].as_str().unwrap_or(""),
+                        server["KernelVersion"].as_str().unwrap_or("")
+                    );
+                }
+            }
+            Ok(0)
+        }
+        Cmd::Info { format } => {
+            let i: Value = c.get_json("/info").await?;
+            match format {
+                Some(f) => println!("{}", format::Template::parse(&f)?.render(&i)?),
+                None => {
+                    let s = |k: &str| format::to_text(&i[k]);
+                    println!("Server:");
+                    println!(
+                        " Containers: {}\n  Running: {}\n  Paused: {}\n  Stopped: {}",
+                        s("Containers"),
+                        s("ContainersRunning"),
+                        s("ContainersPaused"),
+                        s("ContainersStopped")
+                    );
+                    println!(
+                        " Images: {}\n Server Version: {}\n Storage Driver: {}",
+                        s("Images"),
+                        s("ServerVersion"),
+                        s("Driver")
+                    );
+                    println!(
+                        " Logging Driver: {}\n Cgroup Driver: {}\n Cgroup Version: {}",
+                        s("LoggingDriver"),
+                        s("CgroupDriver"),
+                        s("CgroupVersion")
+                    );
+                    println!(" Kernel Version: {}\n Operating System: {}\n OSType: {}\n Architecture: {}", s("KernelVersion"), s("OperatingSystem"), s("OSType"), s("Architecture"));
+                    println!(
+                        " CPUs: {}\n Total Memory: {}\n Name: {}\n ID: {}\n Docker Root Dir: {}",
+                        s("NCPU"),
+                        s("MemTotal"),
+                        s("Name"),
+                        s("ID"),
+                        s("DockerRootDir")
+                    );
+                    println!(
+                        " Debug Mode: {}\n Live Restore Enabled: {}",
+                        s("Debug"),
+                        s("LiveRestoreEnabled")
+                    );
+                }
+            }
+            Ok(0)
+        }
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                return std::process::ExitCode::SUCCESS;
+            }
+            // Docker exits 125 when its own flags are wrong.
+            let _ = e.print();
+            return std::process::ExitCode::from(125);
+        }
+    };
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    match rt.block_on(dispatch(cli)) {
+        Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("{e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}

@@ -62,7 +62,8 @@ impl Spool {
                     s.files.insert(name, p);
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
-                    let target = String::from_utf8_lossy(&e.link_name_bytes().unwrap_or_default()).into_owned();
+                    let target = String::from_utf8_lossy(&e.link_name_bytes().unwrap_or_default())
+                        .into_owned();
                     let resolved = if e.header().entry_type() == tar::EntryType::Symlink {
                         let base = name.rsplit_once('/').map_or("", |(d, _)| d);
                         clean(&format!("{base}/{target}"))
@@ -88,7 +89,9 @@ impl Spool {
                 None => break,
             }
         }
-        Err(StoreError::BadArchive(format!("{name} is missing from the archive")))
+        Err(StoreError::BadArchive(format!(
+            "{name} is missing from the archive"
+        )))
     }
 
     fn bytes(&self, name: &str) -> Result<Vec<u8>, StoreError> {
@@ -97,7 +100,8 @@ impl Spool {
     }
 
     fn json<T: for<'de> Deserialize<'de>>(&self, name: &str) -> Result<T, StoreError> {
-        serde_json::from_slice(&self.bytes(name)?).map_err(|e| StoreError::BadArchive(format!("{name}: {e}")))
+        serde_json::from_slice(&self.bytes(name)?)
+            .map_err(|e| StoreError::BadArchive(format!("{name}: {e}")))
     }
 }
 
@@ -157,10 +161,16 @@ fn oci_images(spool: &Spool) -> Result<Vec<Found>, StoreError> {
         let ann = &m["annotations"];
         let tags = ann["io.containerd.image.name"]
             .as_str()
-            .or(ann["org.opencontainers.image.ref.name"].as_str().filter(|r| r.contains(':') || r.contains('/')))
+            .or(ann["org.opencontainers.image.ref.name"]
+                .as_str()
+                .filter(|r| r.contains(':') || r.contains('/')))
             .map(|n| vec![n.to_string()])
             .unwrap_or_default();
-        out.push(Found { config, layers, tags });
+        out.push(Found {
+            config,
+            layers,
+            tags,
+        });
     }
     Ok(out)
 }
@@ -192,8 +202,10 @@ impl Store {
             let mut messages = Vec::new();
             for f in found {
                 let config_bytes = spool.bytes(&f.config)?;
-                let config: ImageConfigBlob = serde_json::from_slice(&config_bytes)
-                    .map_err(|e| StoreError::BadArchive(format!("image config {}: {e}", f.config)))?;
+                let config: ImageConfigBlob =
+                    serde_json::from_slice(&config_bytes).map_err(|e| {
+                        StoreError::BadArchive(format!("image config {}: {e}", f.config))
+                    })?;
                 if config.rootfs.diff_ids.len() != f.layers.len() {
                     return Err(StoreError::BadArchive(format!(
                         "image config {} lists {} layers but the manifest has {}",
@@ -203,7 +215,8 @@ impl Store {
                     )));
                 }
                 let mut layers = Vec::new();
-                for (i, (file, diff_id)) in f.layers.iter().zip(&config.rootfs.diff_ids).enumerate() {
+                for (i, (file, diff_id)) in f.layers.iter().zip(&config.rootfs.diff_ids).enumerate()
+                {
                     let reader = layer_reader(spool.path(file)?)?;
                     layers.push(self.commit_layer(i, reader, Some(diff_id))?);
                 }
@@ -238,10 +251,15 @@ impl Store {
         message: &str,
         created: &str,
     ) -> Result<String, StoreError> {
-        let tag = tag.map(Reference::parse).transpose()?.and_then(|r| r.tagged());
+        let tag = tag
+            .map(Reference::parse)
+            .transpose()?
+            .and_then(|r| r.tagged());
         let _w = self.lock_writer();
         let mut r = BufReader::new(reader);
-        let head = r.fill_buf().map_err(|e| StoreError::BadArchive(format!("reading: {e}")))?;
+        let head = r
+            .fill_buf()
+            .map_err(|e| StoreError::BadArchive(format!("reading: {e}")))?;
         let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
             Box::new(flate2::read::GzDecoder::new(r))
         } else {
@@ -263,7 +281,11 @@ impl Store {
                 created: Some(created.to_string()),
                 created_by: None,
                 author: None,
-                comment: Some(if message.is_empty() { "Imported from -".into() } else { message.into() }),
+                comment: Some(if message.is_empty() {
+                    "Imported from -".into()
+                } else {
+                    message.into()
+                }),
                 empty_layer: false,
             }],
         };
@@ -356,7 +378,11 @@ impl Store {
                 "size": oci_manifest.len(),
             });
             if let Some(t) = tags.first() {
-                let full = if t.contains('/') { format!("docker.io/{t}") } else { format!("docker.io/library/{t}") };
+                let full = if t.contains('/') {
+                    format!("docker.io/{t}")
+                } else {
+                    format!("docker.io/library/{t}")
+                };
                 desc["annotations"] = json!({
                     "io.containerd.image.name": full,
                     "org.opencontainers.image.ref.name": t.rsplit_once(':').map_or("latest", |(_, tag)| tag),
@@ -377,7 +403,11 @@ impl Store {
         }))
         .expect("index serialises");
         put(&mut tar, "index.json", &idx)?;
-        put(&mut tar, "manifest.json", &serde_json::to_vec(&manifest).expect("manifest serialises"))?;
+        put(
+            &mut tar,
+            "manifest.json",
+            &serde_json::to_vec(&manifest).expect("manifest serialises"),
+        )?;
         tar.into_inner().map_err(wr)?.flush().map_err(wr)?;
         Ok(())
     }

@@ -5,7 +5,9 @@
 //! symlink that leads out makes the kernel refuse the lookup, and the layer fails
 //! with an error naming the entry. Docker whiteouts become overlayfs whiteouts.
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags, CWD};
+use rustix::fs::{
+    AtFlags, FileType, Mode, OFlags, ResolveFlags, Timespec, Timestamps, XattrFlags, CWD,
+};
 use rustix::io::Errno;
 use std::collections::HashMap;
 use std::fs::File;
@@ -26,7 +28,11 @@ pub enum ExtractError {
     #[error("layer entry {entry:?} has an invalid path")]
     BadPath { entry: String },
     #[error("layer entry {entry:?}: device number {major}:{minor} is out of range")]
-    DeviceRange { entry: String, major: u64, minor: u64 },
+    DeviceRange {
+        entry: String,
+        major: u64,
+        minor: u64,
+    },
     #[error("layer entry {entry:?}: {step}")]
     Io {
         entry: String,
@@ -83,7 +89,11 @@ impl Unpacker {
     /// Opens the directory `comps` beneath the root, creating what is missing.
     fn dir(&self, entry: &str, comps: &[String]) -> Result<OwnedFd, ExtractError> {
         let open = |c: &[String]| {
-            let p = if c.is_empty() { ".".to_string() } else { c.join("/") };
+            let p = if c.is_empty() {
+                ".".to_string()
+            } else {
+                c.join("/")
+            };
             rustix::fs::openat2(
                 &self.root,
                 p.as_str(),
@@ -102,11 +112,16 @@ impl Unpacker {
             match open(&comps[..=i]) {
                 Ok(fd) => parent = fd,
                 Err(Errno::NOENT) => {
-                    match rustix::fs::mkdirat(&parent, comps[i].as_str(), Mode::from_raw_mode(0o755)) {
+                    match rustix::fs::mkdirat(
+                        &parent,
+                        comps[i].as_str(),
+                        Mode::from_raw_mode(0o755),
+                    ) {
                         Ok(()) | Err(Errno::EXIST) => {}
                         Err(e) => return Err(Self::err(entry, "creating parent directory")(e)),
                     }
-                    parent = open(&comps[..=i]).map_err(Self::err(entry, "opening parent directory"))?;
+                    parent =
+                        open(&comps[..=i]).map_err(Self::err(entry, "opening parent directory"))?;
                 }
                 Err(e) => return Err(Self::err(entry, "opening parent directory")(e)),
             }
@@ -146,22 +161,41 @@ impl Unpacker {
         let err = |step| Self::err(&entry, step);
 
         if name == OPAQUE {
-            let dir = rustix::fs::openat2(&parent, ".", OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty(), BENEATH)
-                .map_err(err("opening opaque directory"))?;
-            return rustix::fs::fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())
-                .map_err(err("marking directory opaque"));
+            let dir = rustix::fs::openat2(
+                &parent,
+                ".",
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+                BENEATH,
+            )
+            .map_err(err("opening opaque directory"))?;
+            return rustix::fs::fsetxattr(
+                &dir,
+                "trusted.overlay.opaque",
+                b"y",
+                XattrFlags::empty(),
+            )
+            .map_err(err("marking directory opaque"));
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
             Self::clear(&parent, hidden, false).map_err(err("replacing whiteout target"))?;
-            return rustix::fs::mknodat(&parent, hidden, FileType::CharacterDevice, Mode::empty(), 0)
-                .map_err(err("creating whiteout"));
+            return rustix::fs::mknodat(
+                &parent,
+                hidden,
+                FileType::CharacterDevice,
+                Mode::empty(),
+                0,
+            )
+            .map_err(err("creating whiteout"));
         }
 
-        let mode = Mode::from_raw_mode(h.mode().map_err(|e| ExtractError::Io {
-            entry: entry.clone(),
-            step: "reading mode",
-            source: e,
-        })? & 0o7777);
+        let mode = Mode::from_raw_mode(
+            h.mode().map_err(|e| ExtractError::Io {
+                entry: entry.clone(),
+                step: "reading mode",
+                source: e,
+            })? & 0o7777,
+        );
         let mut file: Option<File> = None;
         match kind {
             EntryType::Directory => {
@@ -176,7 +210,11 @@ impl Unpacker {
                 let fd = rustix::fs::openat(
                     &parent,
                     name,
-                    OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    OFlags::WRONLY
+                        | OFlags::CREATE
+                        | OFlags::EXCL
+                        | OFlags::NOFOLLOW
+                        | OFlags::CLOEXEC,
                     mode,
                 )
                 .map_err(err("creating file"))?;
@@ -189,17 +227,30 @@ impl Unpacker {
                 file = Some(f);
             }
             EntryType::Symlink => {
-                let target = e.link_name_bytes().ok_or_else(|| ExtractError::BadPath { entry: entry.clone() })?;
-                let target = String::from_utf8(target.to_vec()).map_err(|_| ExtractError::BadPath { entry: entry.clone() })?;
+                let target = e.link_name_bytes().ok_or_else(|| ExtractError::BadPath {
+                    entry: entry.clone(),
+                })?;
+                let target =
+                    String::from_utf8(target.to_vec()).map_err(|_| ExtractError::BadPath {
+                        entry: entry.clone(),
+                    })?;
                 Self::clear(&parent, name, false).map_err(err("replacing entry"))?;
                 // A symlink may point anywhere: it is only ever resolved inside the
                 // container, and this extractor never follows one out (RESOLVE_BENEATH).
-                rustix::fs::symlinkat(target.as_str(), &parent, name).map_err(err("creating symlink"))?;
+                rustix::fs::symlinkat(target.as_str(), &parent, name)
+                    .map_err(err("creating symlink"))?;
             }
             EntryType::Link => {
-                let target = e.link_name_bytes().ok_or_else(|| ExtractError::BadPath { entry: entry.clone() })?;
-                let target = String::from_utf8(target.to_vec()).map_err(|_| ExtractError::BadPath { entry: entry.clone() })?;
-                let tcomps = components(&target).map_err(|_| ExtractError::Escape { entry: entry.clone() })?;
+                let target = e.link_name_bytes().ok_or_else(|| ExtractError::BadPath {
+                    entry: entry.clone(),
+                })?;
+                let target =
+                    String::from_utf8(target.to_vec()).map_err(|_| ExtractError::BadPath {
+                        entry: entry.clone(),
+                    })?;
+                let tcomps = components(&target).map_err(|_| ExtractError::Escape {
+                    entry: entry.clone(),
+                })?;
                 let Some((tname, tparents)) = tcomps.split_last() else {
                     return Err(ExtractError::BadPath { entry });
                 };
@@ -215,7 +266,11 @@ impl Unpacker {
                     h.device_minor().ok().flatten().unwrap_or(0) as u64,
                 );
                 if major >= 4096 || minor >= (1 << 20) {
-                    return Err(ExtractError::DeviceRange { entry, major, minor });
+                    return Err(ExtractError::DeviceRange {
+                        entry,
+                        major,
+                        minor,
+                    });
                 }
                 let ft = match kind {
                     EntryType::Char => FileType::CharacterDevice,
@@ -223,8 +278,14 @@ impl Unpacker {
                     _ => FileType::Fifo,
                 };
                 Self::clear(&parent, name, false).map_err(err("replacing entry"))?;
-                rustix::fs::mknodat(&parent, name, ft, mode, rustix::fs::makedev(major as u32, minor as u32))
-                    .map_err(err("creating device node"))?;
+                rustix::fs::mknodat(
+                    &parent,
+                    name,
+                    ft,
+                    mode,
+                    rustix::fs::makedev(major as u32, minor as u32),
+                )
+                .map_err(err("creating device node"))?;
             }
             // Global pax headers and the like carry no file.
             _ => return Ok(()),
@@ -242,21 +303,32 @@ impl Unpacker {
         .map_err(err("setting owner"))?;
         if kind != EntryType::Symlink {
             // After chown, which clears set-id bits.
-            rustix::fs::chmodat(&parent, name, mode, AtFlags::empty()).map_err(err("setting mode"))?;
+            rustix::fs::chmodat(&parent, name, mode, AtFlags::empty())
+                .map_err(err("setting mode"))?;
         }
         if let Ok(Some(exts)) = e.pax_extensions() {
             for ext in exts.flatten() {
                 let Ok(key) = ext.key() else { continue };
-                let Some(attr) = key.strip_prefix("SCHILY.xattr.") else { continue };
+                let Some(attr) = key.strip_prefix("SCHILY.xattr.") else {
+                    continue;
+                };
                 let target = match (&file, kind) {
-                    (Some(f), _) => Some(f.try_clone().map(OwnedFd::from).map_err(|source| ExtractError::Io {
-                        entry: entry.clone(),
-                        step: "setting extended attribute",
-                        source,
+                    (Some(f), _) => Some(f.try_clone().map(OwnedFd::from).map_err(|source| {
+                        ExtractError::Io {
+                            entry: entry.clone(),
+                            step: "setting extended attribute",
+                            source,
+                        }
                     })?),
                     (None, EntryType::Directory) => Some(
-                        rustix::fs::openat2(&parent, name, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty(), BENEATH)
-                            .map_err(err("opening directory"))?,
+                        rustix::fs::openat2(
+                            &parent,
+                            name,
+                            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                            Mode::empty(),
+                            BENEATH,
+                        )
+                        .map_err(err("opening directory"))?,
                     ),
                     _ => None,
                 };
@@ -296,12 +368,17 @@ fn set_times(dir: &OwnedFd, name: &str, mtime: i64) -> Result<(), Errno> {
 /// bytes of file content written. On error, `dest` holds a partial layer that the
 /// caller removes.
 pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<u64, ExtractError> {
-    let root = rustix::fs::openat(CWD, dest, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-        .map_err(|e| ExtractError::Io {
-            entry: String::new(),
-            step: "opening layer directory",
-            source: e.into(),
-        })?;
+    let root = rustix::fs::openat(
+        CWD,
+        dest,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| ExtractError::Io {
+        entry: String::new(),
+        step: "opening layer directory",
+        source: e.into(),
+    })?;
     let mut u = Unpacker {
         root,
         dir_times: HashMap::new(),
@@ -331,7 +408,13 @@ mod tests {
         assert_eq!(components("./a//b/./c").unwrap(), ["a", "b", "c"]);
         assert_eq!(components("/abs/x").unwrap(), ["abs", "x"]);
         assert_eq!(components("a/../b").unwrap(), ["b"]);
-        assert!(matches!(components("../etc/passwd"), Err(ExtractError::Escape { .. })));
-        assert!(matches!(components("a/../../x"), Err(ExtractError::Escape { .. })));
+        assert!(matches!(
+            components("../etc/passwd"),
+            Err(ExtractError::Escape { .. })
+        ));
+        assert!(matches!(
+            components("a/../../x"),
+            Err(ExtractError::Escape { .. })
+        ));
     }
 }

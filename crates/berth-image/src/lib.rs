@@ -14,9 +14,9 @@ pub mod extract;
 pub mod meta;
 pub mod reference;
 
+pub use archive::host_arch;
 use berth_api::{ErrorKind, ImageConfigBlob, ImageDeleteItem};
 use meta::ContainerRow;
-pub use archive::host_arch;
 pub use reference::{Reference, ReferenceError};
 use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
@@ -41,7 +41,9 @@ pub enum StoreError {
         #[source]
         source: extract::ExtractError,
     },
-    #[error("layer {index} of the image has digest {actual}, but the image config says {expected}")]
+    #[error(
+        "layer {index} of the image has digest {actual}, but the image config says {expected}"
+    )]
     DiffIdMismatch {
         index: usize,
         expected: String,
@@ -72,7 +74,10 @@ impl StoreError {
     }
 }
 
-pub(crate) fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+pub(crate) fn io_err<'a>(
+    what: &'static str,
+    path: &'a Path,
+) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |source| StoreError::Io {
         what,
         path: path.to_path_buf(),
@@ -183,17 +188,24 @@ impl Store {
     fn collect_garbage(&self) -> Result<(), StoreError> {
         let _w = self.lock_writer();
         let tmp = self.root.join("tmp");
-        for e in fs::read_dir(&tmp).map_err(io_err("reading", &tmp))?.flatten() {
+        for e in fs::read_dir(&tmp)
+            .map_err(io_err("reading", &tmp))?
+            .flatten()
+        {
             let _ = fs::remove_dir_all(e.path());
         }
         let known: std::collections::HashSet<String> = {
             let db = self.db();
             let mut st = db.prepare("SELECT diff_id FROM layers")?;
             let rows = st.query_map([], |r| r.get::<_, String>(0))?;
-            rows.map(|r| r.map(|d| hex_of(&d).to_string())).collect::<Result<_, _>>()?
+            rows.map(|r| r.map(|d| hex_of(&d).to_string()))
+                .collect::<Result<_, _>>()?
         };
         let layers = self.root.join("layers");
-        for e in fs::read_dir(&layers).map_err(io_err("reading", &layers))?.flatten() {
+        for e in fs::read_dir(&layers)
+            .map_err(io_err("reading", &layers))?
+            .flatten()
+        {
             if !known.contains(e.file_name().to_string_lossy().as_ref()) {
                 tracing::info!(layer = %e.path().display(), "removing unreferenced layer");
                 let _ = fs::remove_dir_all(e.path());
@@ -213,7 +225,9 @@ impl Store {
         if let Some(d) = expected {
             let db = self.db();
             let size: Option<i64> = db
-                .query_row("SELECT size FROM layers WHERE diff_id = ?1", [d], |r| r.get(0))
+                .query_row("SELECT size FROM layers WHERE diff_id = ?1", [d], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             if let Some(size) = size {
                 return Ok((d.to_string(), size));
@@ -230,7 +244,8 @@ impl Store {
                 hasher: Sha256::new(),
                 copy: Some(copy),
             };
-            let size = extract::unpack(&mut tee, &diff).map_err(|source| StoreError::Layer { index, source })?;
+            let size = extract::unpack(&mut tee, &diff)
+                .map_err(|source| StoreError::Layer { index, source })?;
             let actual = format!("sha256:{}", hex::encode(tee.hasher.finalize()));
             if let Some(expected) = expected {
                 if expected != actual {
@@ -264,7 +279,10 @@ impl Store {
         let tx = db.transaction()?;
         let mut notes = Vec::new();
         for (d, size) in layers {
-            tx.execute("INSERT OR IGNORE INTO layers (diff_id, size) VALUES (?1, ?2)", params![d, size])?;
+            tx.execute(
+                "INSERT OR IGNORE INTO layers (diff_id, size) VALUES (?1, ?2)",
+                params![d, size],
+            )?;
         }
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -284,7 +302,9 @@ impl Store {
         }
         for t in tags {
             let old: Option<String> = tx
-                .query_row("SELECT image_id FROM tags WHERE name = ?1", [t], |r| r.get(0))
+                .query_row("SELECT image_id FROM tags WHERE name = ?1", [t], |r| {
+                    r.get(0)
+                })
                 .optional()?;
             if let Some(old) = old.filter(|o| *o != id) {
                 notes.push(format!(
@@ -321,21 +341,34 @@ impl Store {
         if let Ok(r) = Reference::parse(name) {
             if let Some(tagged) = r.tagged() {
                 let id: Option<String> = db
-                    .query_row("SELECT image_id FROM tags WHERE name = ?1", [&tagged], |r| r.get(0))
+                    .query_row(
+                        "SELECT image_id FROM tags WHERE name = ?1",
+                        [&tagged],
+                        |r| r.get(0),
+                    )
                     .optional()?;
                 if let Some(id) = id {
-                    return self.image_by_id(&db, &id)?.ok_or_else(|| StoreError::NoSuchImage(name.into()));
+                    return self
+                        .image_by_id(&db, &id)?
+                        .ok_or_else(|| StoreError::NoSuchImage(name.into()));
                 }
             }
         }
         let hex = hex_of(name);
-        if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()) {
+        if !hex.is_empty()
+            && hex.len() <= 64
+            && hex
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        {
             let mut st = db.prepare_cached("SELECT id FROM images WHERE id LIKE ?1 LIMIT 2")?;
             let ids: Vec<String> = st
                 .query_map([format!("sha256:{hex}%")], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             if ids.len() == 1 {
-                return self.image_by_id(&db, &ids[0])?.ok_or_else(|| StoreError::NoSuchImage(name.into()));
+                return self
+                    .image_by_id(&db, &ids[0])?
+                    .ok_or_else(|| StoreError::NoSuchImage(name.into()));
             }
         }
         Err(StoreError::NoSuchImage(name.to_string()))
@@ -388,8 +421,11 @@ impl Store {
 
         if let Some(tag) = &by_tag {
             // Removing one of several names only removes the name.
-            if image.tags.len() > 1 || (!users.is_empty() && force && !users.iter().any(|u| running(u))) {
-                self.db().execute("DELETE FROM tags WHERE name = ?1", [tag])?;
+            if image.tags.len() > 1
+                || (!users.is_empty() && force && !users.iter().any(|u| running(u)))
+            {
+                self.db()
+                    .execute("DELETE FROM tags WHERE name = ?1", [tag])?;
                 out.push(ImageDeleteItem {
                     untagged: Some(tag.clone()),
                     deleted: None,
@@ -434,7 +470,10 @@ impl Store {
                 let tx = db.transaction()?;
                 for t in &image.tags {
                     tx.execute("DELETE FROM tags WHERE name = ?1", [t])?;
-                    out.push(ImageDeleteItem { untagged: Some(t.clone()), deleted: None });
+                    out.push(ImageDeleteItem {
+                        untagged: Some(t.clone()),
+                        deleted: None,
+                    });
                 }
                 tx.commit()?;
                 return Ok(out);
@@ -446,17 +485,26 @@ impl Store {
             let tx = db.transaction()?;
             for t in &image.tags {
                 tx.execute("DELETE FROM tags WHERE name = ?1", [t])?;
-                out.push(ImageDeleteItem { untagged: Some(t.clone()), deleted: None });
+                out.push(ImageDeleteItem {
+                    untagged: Some(t.clone()),
+                    deleted: None,
+                });
             }
             tx.execute("DELETE FROM images WHERE id = ?1", [&image.id])?;
             let removed = meta::delete_unused_layers(&tx)?;
             tx.commit()?;
             removed
         };
-        out.push(ImageDeleteItem { untagged: None, deleted: Some(image.id.clone()) });
+        out.push(ImageDeleteItem {
+            untagged: None,
+            deleted: Some(image.id.clone()),
+        });
         for d in removed_layers {
             let _ = fs::remove_dir_all(self.layer_dir(&d));
-            out.push(ImageDeleteItem { untagged: None, deleted: Some(d) });
+            out.push(ImageDeleteItem {
+                untagged: None,
+                deleted: Some(d),
+            });
         }
         Ok(out)
     }
@@ -481,7 +529,8 @@ impl Store {
     }
 
     pub fn container_delete(&self, id: &str) -> Result<(), StoreError> {
-        self.db().execute("DELETE FROM containers WHERE id = ?1", [id])?;
+        self.db()
+            .execute("DELETE FROM containers WHERE id = ?1", [id])?;
         Ok(())
     }
 

@@ -63,7 +63,10 @@ pub(crate) fn image_tags(conn: &Connection, image_id: &str) -> rusqlite::Result<
     rows.collect()
 }
 
-pub(crate) fn image_layers(conn: &Connection, image_id: &str) -> rusqlite::Result<Vec<(String, i64)>> {
+pub(crate) fn image_layers(
+    conn: &Connection,
+    image_id: &str,
+) -> rusqlite::Result<Vec<(String, i64)>> {
     let mut st = conn.prepare_cached(
         "SELECT l.diff_id, l.size FROM image_layers il JOIN layers l ON l.diff_id = il.diff_id
          WHERE il.image_id = ?1 ORDER BY il.idx",
@@ -73,8 +76,10 @@ pub(crate) fn image_layers(conn: &Connection, image_id: &str) -> rusqlite::Resul
 }
 
 pub(crate) fn image_config(conn: &Connection, image_id: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-    conn.query_row("SELECT config FROM images WHERE id = ?1", [image_id], |r| r.get(0))
-        .optional()
+    conn.query_row("SELECT config FROM images WHERE id = ?1", [image_id], |r| {
+        r.get(0)
+    })
+    .optional()
 }
 
 pub(crate) fn container_users(conn: &Connection, image_id: &str) -> rusqlite::Result<Vec<String>> {

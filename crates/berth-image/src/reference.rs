@@ -19,7 +19,8 @@ pub enum ReferenceError {
 
 fn valid_component(c: &str) -> bool {
     !c.is_empty()
-        && c.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
+        && c.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b))
         && c.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
         && c.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric())
 }
@@ -27,8 +28,11 @@ fn valid_component(c: &str) -> bool {
 fn valid_tag(t: &str) -> bool {
     !t.is_empty()
         && t.len() <= 128
-        && t.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
-        && t.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        && t.bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        && t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 impl Reference {
@@ -65,7 +69,10 @@ impl Reference {
             return Err(ReferenceError::Uppercase(name.to_string()));
         }
         if parts[path_start..].iter().any(|c| !valid_component(c)) {
-            if parts[path_start..].iter().any(|c| c.bytes().any(|b| b.is_ascii_uppercase())) {
+            if parts[path_start..]
+                .iter()
+                .any(|c| c.bytes().any(|b| b.is_ascii_uppercase()))
+            {
                 return Err(ReferenceError::Uppercase(name.to_string()));
             }
             return Err(ReferenceError::Invalid);
@@ -116,7 +123,10 @@ mod tests {
         );
         assert_eq!(Reference::parse("a:b:c"), Err(ReferenceError::Invalid));
         assert_eq!(Reference::parse(""), Err(ReferenceError::Invalid));
-        assert_eq!(Reference::parse("x@sha256:12"), Err(ReferenceError::Invalid));
+        assert_eq!(
+            Reference::parse("x@sha256:12"),
+            Err(ReferenceError::Invalid)
+        );
         assert_eq!(Reference::parse("-x"), Err(ReferenceError::Invalid));
     }
 }

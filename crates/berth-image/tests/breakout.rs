@@ -66,12 +66,19 @@ fn sandbox() -> Sandbox {
     let outside = tmp.path().join("a/outside");
     std::fs::create_dir_all(&layer).unwrap();
     std::fs::create_dir_all(&outside).unwrap();
-    Sandbox { _tmp: tmp, layer, outside }
+    Sandbox {
+        _tmp: tmp,
+        layer,
+        outside,
+    }
 }
 
 fn assert_nothing_in(dir: &Path) {
     let entries: Vec<_> = std::fs::read_dir(dir).unwrap().collect();
-    assert!(entries.is_empty(), "something was written outside: {entries:?}");
+    assert!(
+        entries.is_empty(),
+        "something was written outside: {entries:?}"
+    );
 }
 
 #[test]
@@ -79,8 +86,14 @@ fn breakout_dotdot_entry() {
     let s = sandbox();
     let tar = Layer::new().file("../../outside/pwned", b"x").bytes();
     let err = unpack(&tar[..], &s.layer).unwrap_err();
-    assert!(matches!(err, ExtractError::Escape { ref entry } if entry == "../../outside/pwned"), "{err}");
-    assert_eq!(err.to_string(), "layer entry \"../../outside/pwned\" points outside the layer");
+    assert!(
+        matches!(err, ExtractError::Escape { ref entry } if entry == "../../outside/pwned"),
+        "{err}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "layer entry \"../../outside/pwned\" points outside the layer"
+    );
     assert_nothing_in(&s.outside);
 }
 
@@ -93,7 +106,10 @@ fn breakout_absolute_symlink_then_write_through_it() {
         .file("escape/pwned", b"x")
         .bytes();
     let err = unpack(&tar[..], &s.layer).unwrap_err();
-    assert!(matches!(err, ExtractError::Escape { ref entry } if entry == "escape/pwned"), "{err}");
+    assert!(
+        matches!(err, ExtractError::Escape { ref entry } if entry == "escape/pwned"),
+        "{err}"
+    );
     assert_nothing_in(&s.outside);
 }
 
@@ -104,7 +120,10 @@ fn breakout_relative_symlink_climbing_out() {
         .link(tar::EntryType::Symlink, "up", "../../outside")
         .file("up/pwned", b"x")
         .bytes();
-    assert!(matches!(unpack(&tar[..], &s.layer), Err(ExtractError::Escape { .. })));
+    assert!(matches!(
+        unpack(&tar[..], &s.layer),
+        Err(ExtractError::Escape { .. })
+    ));
     assert_nothing_in(&s.outside);
 }
 
@@ -121,11 +140,20 @@ fn breakout_hardlink_to_outside_file() {
         .link(tar::EntryType::Symlink, "sym", s.outside.to_str().unwrap())
         .link(tar::EntryType::Link, "stolen2", "sym/secret")
         .bytes();
-    assert!(matches!(unpack(&tar[..], &s.layer), Err(ExtractError::Escape { .. })));
+    assert!(matches!(
+        unpack(&tar[..], &s.layer),
+        Err(ExtractError::Escape { .. })
+    ));
     assert_eq!(std::fs::read_dir(&s.outside).unwrap().count(), 1);
-    assert_eq!(std::fs::metadata(s.outside.join("secret")).unwrap().len(), 9);
+    assert_eq!(
+        std::fs::metadata(s.outside.join("secret")).unwrap().len(),
+        9
+    );
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(s.outside.join("secret")).unwrap().nlink(), 1);
+    assert_eq!(
+        std::fs::metadata(s.outside.join("secret")).unwrap().nlink(),
+        1
+    );
 }
 
 #[test]
@@ -141,7 +169,10 @@ fn device_numbers_out_of_range_are_refused() {
     b.append_data(&mut h, "dev/evil", std::io::empty()).unwrap();
     let tar = b.into_inner().unwrap();
     let err = unpack(&tar[..], &s.layer).unwrap_err();
-    assert!(matches!(err, ExtractError::DeviceRange { major: 5000, .. }), "{err}");
+    assert!(
+        matches!(err, ExtractError::DeviceRange { major: 5000, .. }),
+        "{err}"
+    );
 }
 
 #[test]
@@ -160,11 +191,24 @@ fn ordinary_layer_with_whiteouts_and_links() {
         .bytes();
     let size = unpack(&tar[..], &s.layer).unwrap();
     assert_eq!(size, 20 + 10 + 2);
-    assert_eq!(std::fs::read(s.layer.join("usr/bin/through-symlink")).unwrap(), b"ok");
+    assert_eq!(
+        std::fs::read(s.layer.join("usr/bin/through-symlink")).unwrap(),
+        b"ok"
+    );
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let wh = std::fs::symlink_metadata(s.layer.join("etc/passwd")).unwrap();
     assert!(wh.file_type().is_char_device() && wh.rdev() == 0);
-    assert_eq!(std::fs::metadata(s.layer.join("usr/bin/tool")).unwrap().nlink(), 2);
-    let opaque = rustix::fs::getxattr(&s.layer.join("var"), "trusted.overlay.opaque", &mut [0u8; 4]).unwrap();
+    assert_eq!(
+        std::fs::metadata(s.layer.join("usr/bin/tool"))
+            .unwrap()
+            .nlink(),
+        2
+    );
+    let opaque = rustix::fs::getxattr(
+        &s.layer.join("var"),
+        "trusted.overlay.opaque",
+        &mut [0u8; 4],
+    )
+    .unwrap();
     assert_eq!(opaque, 1);
 }

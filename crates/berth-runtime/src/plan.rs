@@ -39,26 +39,46 @@ pub enum Op {
     },
     /// `open_tree(OPEN_TREE_CLONE)` of a host path before pivot_root, kept in slot
     /// `slot` for a later [`Op::MoveMount`].
-    OpenTree { source: CString, slot: usize },
+    OpenTree {
+        source: CString,
+        slot: usize,
+    },
     /// `move_mount` of a tree opened earlier onto a path inside the container: the
     /// target resolves in the new root, the source was resolved on the host.
-    MoveMount { slot: usize, target: CString },
+    MoveMount {
+        slot: usize,
+        target: CString,
+    },
     /// chdir into the new root, pivot_root(".", "."), detach the old root.
-    PivotRoot { new_root: CString },
+    PivotRoot {
+        new_root: CString,
+    },
     /// mkdir, tolerating an existing entry.
-    Mkdir { path: CString, mode: libc::mode_t },
+    Mkdir {
+        path: CString,
+        mode: libc::mode_t,
+    },
     /// Creates an empty file to bind over, tolerating an existing one.
-    Touch { path: CString },
+    Touch {
+        path: CString,
+    },
     Mknod {
         path: CString,
         mode: libc::mode_t,
         dev: libc::dev_t,
     },
-    Symlink { target: CString, link: CString },
+    Symlink {
+        target: CString,
+        link: CString,
+    },
     /// Hides a path: a read-only tmpfs over a directory, /dev/null over a file.
-    Mask { path: CString },
+    Mask {
+        path: CString,
+    },
     /// Remounts a path read-only (a bind of itself).
-    ReadOnly { path: CString },
+    ReadOnly {
+        path: CString,
+    },
 }
 
 impl Op {
@@ -151,16 +171,22 @@ impl Plan {
         if spec.files.len() > MAX_TREES {
             return Err(PlanError::TooManyBinds(spec.files.len()));
         }
-        let mount = |source: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: Option<&str>| {
-            Ok::<Op, PlanError>(Op::Mount {
-                source: cstr("mount source", source)?,
-                target: cstr("mount target", target)?,
-                fstype: cstr("filesystem type", fstype)?,
-                flags,
-                data: data.map(|d| cstr("mount options", d)).transpose()?,
+        let mount =
+            |source: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: Option<&str>| {
+                Ok::<Op, PlanError>(Op::Mount {
+                    source: cstr("mount source", source)?,
+                    target: cstr("mount target", target)?,
+                    fstype: cstr("filesystem type", fstype)?,
+                    flags,
+                    data: data.map(|d| cstr("mount options", d)).transpose()?,
+                })
+            };
+        let mkdir = |path: &str, mode| {
+            Ok::<Op, PlanError>(Op::Mkdir {
+                path: cstr("path", path)?,
+                mode,
             })
         };
-        let mkdir = |path: &str, mode| Ok::<Op, PlanError>(Op::Mkdir { path: cstr("path", path)?, mode });
 
         ops.push(Op::MakePrivate);
         let o = &spec.rootfs;
@@ -194,7 +220,13 @@ impl Plan {
 
         use libc::{MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME};
         ops.push(mkdir("/proc", 0o755)?);
-        ops.push(mount("proc", "/proc", "proc", MS_NOSUID | MS_NOEXEC | MS_NODEV, None)?);
+        ops.push(mount(
+            "proc",
+            "/proc",
+            "proc",
+            MS_NOSUID | MS_NOEXEC | MS_NODEV,
+            None,
+        )?);
         ops.push(mkdir("/dev", 0o755)?);
         ops.push(mount(
             "tmpfs",
@@ -220,8 +252,20 @@ impl Plan {
             Some("mode=1777,size=65536k"),
         )?);
         ops.push(mkdir("/dev/mqueue", 0o755)?);
-        ops.push(mount("mqueue", "/dev/mqueue", "mqueue", MS_NOSUID | MS_NOEXEC | MS_NODEV, None)?);
-        for (name, minor) in [("null", 3), ("zero", 5), ("full", 7), ("random", 8), ("urandom", 9)] {
+        ops.push(mount(
+            "mqueue",
+            "/dev/mqueue",
+            "mqueue",
+            MS_NOSUID | MS_NOEXEC | MS_NODEV,
+            None,
+        )?);
+        for (name, minor) in [
+            ("null", 3),
+            ("zero", 5),
+            ("full", 7),
+            ("random", 8),
+            ("urandom", 9),
+        ] {
             ops.push(Op::Mknod {
                 path: cstr("path", format!("/dev/{name}"))?,
                 mode: libc::S_IFCHR | 0o666,
@@ -331,10 +375,25 @@ impl Plan {
             uid: p.uid,
             gid: p.gid,
             groups: p.additional_gids.clone(),
-            cwd: cstr("working directory", if p.cwd.is_empty() { "/" } else { p.cwd.as_str() })?,
+            cwd: cstr(
+                "working directory",
+                if p.cwd.is_empty() {
+                    "/"
+                } else {
+                    p.cwd.as_str()
+                },
+            )?,
             exec_candidates,
-            argv: p.args.iter().map(|a| cstr("argument", a.as_str())).collect::<Result<_, _>>()?,
-            envp: p.env.iter().map(|e| cstr("environment variable", e.as_str())).collect::<Result<_, _>>()?,
+            argv: p
+                .args
+                .iter()
+                .map(|a| cstr("argument", a.as_str()))
+                .collect::<Result<_, _>>()?,
+            envp: p
+                .env
+                .iter()
+                .map(|e| cstr("environment variable", e.as_str()))
+                .collect::<Result<_, _>>()?,
         })
     }
 
@@ -352,7 +411,10 @@ impl Plan {
             step::SETGID => "setting gid".into(),
             step::SETUID => "setting uid".into(),
             step::CAPSET => "setting capabilities".into(),
-            step::CHDIR => format!("changing to working directory {}", self.cwd.to_string_lossy()),
+            step::CHDIR => format!(
+                "changing to working directory {}",
+                self.cwd.to_string_lossy()
+            ),
             i if i >= 0 && (i as usize) < self.ops.len() => self.ops[i as usize].describe(),
             i => format!("unknown step {i}"),
         }
@@ -385,9 +447,15 @@ mod tests {
             hostname: "abc".into(),
             domainname: String::new(),
             network: NetworkMode::Private,
-            files: vec![FileBind { source: "/c/hosts".into(), destination: "/etc/hosts".into() }],
+            files: vec![FileBind {
+                source: "/c/hosts".into(),
+                destination: "/etc/hosts".into(),
+            }],
             masked_paths: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
-            readonly_paths: DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             cgroup: CgroupSpec::default(),
             log_path: None,
             exit_path: "/x/exit".into(),
@@ -419,7 +487,10 @@ mod tests {
         assert!(descs[4..].iter().all(|d| !d.contains("/c/")));
         assert!(descs.contains(&"masking /proc/kcore".to_string()));
         assert!(descs.contains(&"making /proc/sys read-only".to_string()));
-        assert!(descs.ends_with(&["creating directory /srv".into(), "creating directory /srv/app".into()]));
+        assert!(descs.ends_with(&[
+            "creating directory /srv".into(),
+            "creating directory /srv/app".into()
+        ]));
     }
 
     #[test]
@@ -427,7 +498,11 @@ mod tests {
         let plan = Plan::build(&spec(), HOST).unwrap();
         assert_eq!(plan.cap_mask, 0xa80425fb);
         assert_eq!(plan.cap_drop.len(), 41 - 14);
-        let c: Vec<_> = plan.exec_candidates.iter().map(|c| c.to_str().unwrap()).collect();
+        let c: Vec<_> = plan
+            .exec_candidates
+            .iter()
+            .map(|c| c.to_str().unwrap())
+            .collect();
         assert_eq!(c, ["/bin/sh", "/usr/bin/sh"]);
         assert_ne!(plan.clone_flags & libc::CLONE_NEWNET, 0);
 
@@ -435,7 +510,10 @@ mod tests {
         s.process.uid = 1000;
         s.network = NetworkMode::Host;
         let plan = Plan::build(&s, HOST).unwrap();
-        assert_eq!(plan.cap_mask, 0, "a non-root user starts with no effective capabilities");
+        assert_eq!(
+            plan.cap_mask, 0,
+            "a non-root user starts with no effective capabilities"
+        );
         assert_eq!(plan.clone_flags & libc::CLONE_NEWNET, 0);
         assert!(!plan.loopback_up);
     }

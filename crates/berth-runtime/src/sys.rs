@@ -206,7 +206,13 @@ unsafe fn child_main(
                 fail(report, step::CAPBSET, errno());
             }
         }
-        libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
+        libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_CLEAR_ALL,
+            0,
+            0,
+            0,
+        );
         if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) < 0 {
             fail(report, step::SETGROUPS, errno());
         }

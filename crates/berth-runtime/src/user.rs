@@ -89,7 +89,10 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser, UserEr
             // group was not given explicitly (runc's GetExecUser).
             if let Some(name) = name {
                 for e in group_entries(group) {
-                    if e.members.contains(&name) && e.gid != gid && !additional_gids.contains(&e.gid) {
+                    if e.members.contains(&name)
+                        && e.gid != gid
+                        && !additional_gids.contains(&e.gid)
+                    {
                         additional_gids.push(e.gid);
                     }
                 }

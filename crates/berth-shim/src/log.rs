@@ -56,7 +56,12 @@ impl JsonFileLog {
         let buf = std::mem::take(&mut self.partial[Self::slot(stream)]);
         if !buf.is_empty() {
             let mut out = Vec::new();
-            entry(&mut out, &buf, stream, &timefmt::rfc3339_nano(SystemTime::now()));
+            entry(
+                &mut out,
+                &buf,
+                stream,
+                &timefmt::rfc3339_nano(SystemTime::now()),
+            );
             let _ = self.file.write_all(&out);
         }
     }
@@ -82,7 +87,9 @@ fn escape_into(out: &mut Vec<u8>, s: &str) {
             '\n' => out.extend_from_slice(b"\\n"),
             '\r' => out.extend_from_slice(b"\\r"),
             '\t' => out.extend_from_slice(b"\\t"),
-            c if (c as u32) < 0x20 => out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes()),
+            c if (c as u32) < 0x20 => {
+                out.extend_from_slice(format!("\\u{:04x}", c as u32).as_bytes())
+            }
             c => {
                 let mut b = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut b).as_bytes());
@@ -106,7 +113,10 @@ mod tests {
         l.write(STREAM_STDERR, b"oops\t\x01\n");
         l.flush_partial(STREAM_STDOUT);
         let text = std::fs::read_to_string(&p).unwrap();
-        let v: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let v: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(v.len(), 3);
         assert_eq!(v[0]["log"], "hello \"x\"\n");
         assert_eq!(v[0]["stream"], "stdout");

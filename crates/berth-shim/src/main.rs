@@ -56,7 +56,8 @@ impl Shim {
                     };
                     let _ = sock.set_read_timeout(None);
                     let mut c = Client { sock, want };
-                    if want.is_some_and(|w| w & WANT_MONITOR != 0) && !self.started_line.is_empty() {
+                    if want.is_some_and(|w| w & WANT_MONITOR != 0) && !self.started_line.is_empty()
+                    {
                         if c.sock.write_all(&self.started_line).is_err() {
                             continue;
                         }
@@ -137,7 +138,11 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
 
 /// Docker's wording for a start failure, and the exit code it records for it.
 fn start_error(plan: &Plan, step_index: i32, errno: i32) -> (String, i32) {
-    let arg0 = plan.argv.first().map(|a| a.to_string_lossy()).unwrap_or_default();
+    let arg0 = plan
+        .argv
+        .first()
+        .map(|a| a.to_string_lossy())
+        .unwrap_or_default();
     if step_index == step::EXEC {
         return match errno {
             libc::ENOENT if !arg0.contains('/') => (
@@ -180,7 +185,8 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 fn start(spec: &Spec) -> Result<Running, (String, i32)> {
     let internal = |what: &str, e: &dyn std::error::Error| (format!("{what}: {}", chain(e)), 128);
-    let mounts = fs::read_to_string("/proc/self/mounts").map_err(|e| internal("reading mounts", &e))?;
+    let mounts =
+        fs::read_to_string("/proc/self/mounts").map_err(|e| internal("reading mounts", &e))?;
     let hierarchy = Hierarchy::detect(Path::new("/sys/fs/cgroup"), &mounts)
         .map_err(|e| internal("detecting cgroups", &e))?;
     let cap_last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
@@ -244,7 +250,10 @@ fn start(spec: &Spec) -> Result<Running, (String, i32)> {
             cgroup,
         }),
         Ok(Err(f)) => Err(reap(&cgroup, start_error(&plan, f.step, f.errno))),
-        Err(e) => Err(reap(&cgroup, internal("waiting for the container to start", &e))),
+        Err(e) => Err(reap(
+            &cgroup,
+            internal("waiting for the container to start", &e),
+        )),
     }
 }
 
@@ -293,7 +302,14 @@ fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
         let mut fds = Vec::with_capacity(4 + shim.clients.len());
         fds.push(PollFd::new(&shim.listener, PollFlags::IN));
         let want_exit = status.is_none();
-        fds.push(PollFd::new(&running.pidfd, if want_exit { PollFlags::IN } else { PollFlags::empty() }));
+        fds.push(PollFd::new(
+            &running.pidfd,
+            if want_exit {
+                PollFlags::IN
+            } else {
+                PollFlags::empty()
+            },
+        ));
         for s in &streams {
             match s {
                 Some((_, fd)) => fds.push(PollFd::new(*fd, PollFlags::IN)),
@@ -317,10 +333,9 @@ fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
             shim.accept_all();
         }
         if want_exit && ready[1] {
-            if let Ok(Some((_, st))) = rustix::process::waitpid(
-                Pid::from_raw(running.pid),
-                WaitOptions::NOHANG,
-            ) {
+            if let Ok(Some((_, st))) =
+                rustix::process::waitpid(Pid::from_raw(running.pid), WaitOptions::NOHANG)
+            {
                 status = Some(exit_code(st));
             }
         }

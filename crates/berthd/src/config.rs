@@ -10,7 +10,11 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
 
 #[derive(Debug, Parser)]
-#[command(name = "berthd", version, about = "berth's daemon: the Docker Engine API on a unix socket")]
+#[command(
+    name = "berthd",
+    version,
+    about = "berth's daemon: the Docker Engine API on a unix socket"
+)]
 pub struct Flags {
     /// Daemon socket(s) to listen on: unix:///path or fd:// (socket activation).
     #[arg(short = 'H', long = "host")]
@@ -60,13 +64,49 @@ struct FileConfig {
 
 /// daemon.json keys Docker has and berth does not implement yet.
 const DOCKER_KEYS_NOT_YET: &[&str] = &[
-    "bip", "bridge", "default-address-pools", "dns", "dns-opts", "dns-search", "insecure-registries",
-    "registry-mirrors", "log-driver", "log-opts", "storage-opts", "default-ulimits", "userns-remap",
-    "tls", "tlsverify", "tlscacert", "tlscert", "tlskey", "iptables", "ip-forward", "ipv6",
-    "fixed-cidr", "fixed-cidr-v6", "default-runtime", "runtimes", "exec-opts", "features",
-    "builder", "experimental", "metrics-addr", "max-concurrent-downloads", "max-concurrent-uploads",
-    "shutdown-timeout", "default-cgroupns-mode", "seccomp-profile", "no-new-privileges", "icc",
-    "mtu", "group", "labels", "init", "init-path", "userland-proxy",
+    "bip",
+    "bridge",
+    "default-address-pools",
+    "dns",
+    "dns-opts",
+    "dns-search",
+    "insecure-registries",
+    "registry-mirrors",
+    "log-driver",
+    "log-opts",
+    "storage-opts",
+    "default-ulimits",
+    "userns-remap",
+    "tls",
+    "tlsverify",
+    "tlscacert",
+    "tlscert",
+    "tlskey",
+    "iptables",
+    "ip-forward",
+    "ipv6",
+    "fixed-cidr",
+    "fixed-cidr-v6",
+    "default-runtime",
+    "runtimes",
+    "exec-opts",
+    "features",
+    "builder",
+    "experimental",
+    "metrics-addr",
+    "max-concurrent-downloads",
+    "max-concurrent-uploads",
+    "shutdown-timeout",
+    "default-cgroupns-mode",
+    "seccomp-profile",
+    "no-new-privileges",
+    "icc",
+    "mtu",
+    "group",
+    "labels",
+    "init",
+    "init-path",
+    "userland-proxy",
 ];
 
 #[derive(Debug, Clone)]
@@ -82,8 +122,12 @@ pub struct Config {
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
-    let raw: serde_json::Value = serde_json::from_str(text)
-        .with_context(|| format!("unable to configure the daemon with file {}: invalid JSON", path.display()))?;
+    let raw: serde_json::Value = serde_json::from_str(text).with_context(|| {
+        format!(
+            "unable to configure the daemon with file {}: invalid JSON",
+            path.display()
+        )
+    })?;
     if let Some(obj) = raw.as_object() {
         for k in obj.keys() {
             if DOCKER_KEYS_NOT_YET.contains(&k.as_str()) {
@@ -94,8 +138,12 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
             }
         }
     }
-    serde_json::from_value(raw)
-        .with_context(|| format!("unable to configure the daemon with file {}", path.display()))
+    serde_json::from_value(raw).with_context(|| {
+        format!(
+            "unable to configure the daemon with file {}",
+            path.display()
+        )
+    })
 }
 
 impl Config {
@@ -106,8 +154,13 @@ impl Config {
         };
         let file = match std::fs::read_to_string(&path) {
             Ok(text) => parse_file(&path, &text)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => FileConfig::default(),
-            Err(e) => bail!("unable to configure the daemon with file {}: {e}", path.display()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => {
+                FileConfig::default()
+            }
+            Err(e) => bail!(
+                "unable to configure the daemon with file {}: {e}",
+                path.display()
+            ),
         };
         Self::merge(flags, file)
     }
@@ -118,14 +171,21 @@ impl Config {
             ($flag:expr, $file:expr, $name:literal) => {
                 match ($flag, $file) {
                     (Some(a), Some(b)) => {
-                        both.push(format!("{}: (from flag: {:?}, from file: {:?})", $name, a, b));
+                        both.push(format!(
+                            "{}: (from flag: {:?}, from file: {:?})",
+                            $name, a, b
+                        ));
                         None
                     }
                     (a, b) => a.or(b),
                 }
             };
         }
-        let hosts = pick!((!flags.hosts.is_empty()).then_some(flags.hosts), file.hosts, "hosts");
+        let hosts = pick!(
+            (!flags.hosts.is_empty()).then_some(flags.hosts),
+            file.hosts,
+            "hosts"
+        );
         let data_root = pick!(flags.data_root, file.data_root, "data-root");
         let exec_root = pick!(flags.exec_root, file.exec_root, "exec-root");
         let pidfile = pick!(flags.pidfile, file.pidfile, "pidfile");
@@ -182,7 +242,9 @@ fn validate_host(h: &str) -> Result<()> {
         return Ok(());
     }
     if h.starts_with("tcp://") {
-        bail!("invalid host {h:?}: tcp:// needs TLS, which berth does not support yet; use unix://");
+        bail!(
+            "invalid host {h:?}: tcp:// needs TLS, which berth does not support yet; use unix://"
+        );
     }
     bail!("invalid host {h:?}: use unix:///path or fd://")
 }
@@ -199,7 +261,10 @@ mod tests {
     fn unknown_and_unsupported_keys_are_named() {
         let p = Path::new("/x/daemon.json");
         let e = parse_file(p, r#"{"data-rot": "/x"}"#).unwrap_err();
-        assert!(format!("{e:#}").contains("unknown field `data-rot`"), "{e:#}");
+        assert!(
+            format!("{e:#}").contains("unknown field `data-rot`"),
+            "{e:#}"
+        );
         let e = parse_file(p, r#"{"bip": "10.0.0.1/24"}"#).unwrap_err();
         assert!(e.to_string().contains("\"bip\" yet"), "{e}");
         let e = parse_file(p, r#"{"debug": "yes"}"#).unwrap_err();
@@ -210,14 +275,23 @@ mod tests {
     fn flag_and_file_conflict() {
         let file = parse_file(Path::new("f"), r#"{"data-root": "/b"}"#).unwrap();
         let e = Config::merge(flags(&["--data-root", "/a"]), file).unwrap_err();
-        assert!(e.to_string().contains("data-root: (from flag: \"/a\", from file: \"/b\")"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("data-root: (from flag: \"/a\", from file: \"/b\")"),
+            "{e}"
+        );
     }
 
     #[test]
     fn hosts_are_checked() {
-        let e = Config::merge(flags(&["-H", "tcp://0.0.0.0:2375"]), FileConfig::default()).unwrap_err();
+        let e =
+            Config::merge(flags(&["-H", "tcp://0.0.0.0:2375"]), FileConfig::default()).unwrap_err();
         assert!(e.to_string().contains("needs TLS"), "{e}");
-        let c = Config::merge(flags(&["-H", "unix:///tmp/b.sock", "--exec-root", "/run/b1"]), FileConfig::default()).unwrap();
+        let c = Config::merge(
+            flags(&["-H", "unix:///tmp/b.sock", "--exec-root", "/run/b1"]),
+            FileConfig::default(),
+        )
+        .unwrap();
         assert_eq!(c.hosts, ["unix:///tmp/b.sock"]);
         assert_eq!(c.pidfile, PathBuf::from("/run/b1/berthd.pid"));
         let long = "/run/a-very-long-exec-root-path-here-xx";

@@ -33,7 +33,6 @@ impl ApiError {
     pub fn internal(m: impl Into<String>) -> ApiError {
         Self::new(ErrorKind::Internal, m)
     }
-
 }
 
 impl fmt::Display for ApiError {

@@ -101,11 +101,18 @@ impl Query {
 
     /// The first value of `k`, as Go's url.Values.Get gives it.
     pub fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn get_all(&self, k: &str) -> Vec<&str> {
-        self.0.iter().filter(|(key, _)| key == k).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(key, _)| key == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// Docker's boolean query values: "1", "true", "True" are true; absent, "",
@@ -117,10 +124,9 @@ impl Query {
     pub fn int(&self, k: &str) -> ApiResult<Option<i64>> {
         match self.get(k) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| ApiError::invalid(format!("invalid value for {k}: {v:?}: not an integer"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                ApiError::invalid(format!("invalid value for {k}: {v:?}: not an integer"))
+            }),
         }
     }
 
@@ -137,7 +143,10 @@ impl Query {
         let mut out = HashMap::new();
         for (k, vals) in obj {
             let list = match vals {
-                serde_json::Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
                 serde_json::Value::Object(o) => o.keys().cloned().collect(),
                 _ => return Err(ApiError::invalid(format!("invalid filter: {k}"))),
             };
@@ -159,9 +168,12 @@ pub async fn read_body(body: Incoming, limit: usize) -> ApiResult<Bytes> {
 pub async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> ApiResult<T> {
     let b = read_body(body, 8 << 20).await?;
     if b.is_empty() {
-        return Err(ApiError::invalid("request body is empty: a JSON object is required"));
+        return Err(ApiError::invalid(
+            "request body is empty: a JSON object is required",
+        ));
     }
-    serde_json::from_slice(&b).map_err(|e| ApiError::invalid(format!("invalid JSON in request body: {e}")))
+    serde_json::from_slice(&b)
+        .map_err(|e| ApiError::invalid(format!("invalid JSON in request body: {e}")))
 }
 
 /// Feeds a request body to blocking code as a `Read`.
@@ -191,7 +203,10 @@ impl BodyReader {
                 }
             }
         });
-        BodyReader { rx, cur: Bytes::new() }
+        BodyReader {
+            rx,
+            cur: Bytes::new(),
+        }
     }
 }
 
@@ -219,7 +234,10 @@ pub struct ChannelWriter {
 
 impl ChannelWriter {
     pub fn new(tx: mpsc::Sender<Bytes>) -> ChannelWriter {
-        ChannelWriter { tx, buf: Vec::new() }
+        ChannelWriter {
+            tx,
+            buf: Vec::new(),
+        }
     }
 }
 
@@ -235,9 +253,9 @@ impl std::io::Write for ChannelWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         if !self.buf.is_empty() {
             let chunk = Bytes::from(std::mem::take(&mut self.buf));
-            self.tx
-                .blocking_send(chunk)
-                .map_err(|_| std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away"))?;
+            self.tx.blocking_send(chunk).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "client went away")
+            })?;
         }
         Ok(())
     }

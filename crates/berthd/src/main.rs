@@ -25,7 +25,11 @@ fn raise_nofile() {
             let mut new = lim;
             new.current = Some(max);
             match setrlimit(Resource::Nofile, new) {
-                Ok(()) => tracing::info!(from = cur, to = max, "raised the open-files limit to the hard limit; containers inherit it"),
+                Ok(()) => tracing::info!(
+                    from = cur,
+                    to = max,
+                    "raised the open-files limit to the hard limit; containers inherit it"
+                ),
                 Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
             }
         }
@@ -46,7 +50,8 @@ fn write_pidfile(path: &std::path::Path) -> Result<()> {
     if let Some(d) = path.parent() {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
-    std::fs::write(path, format!("{}\n", std::process::id())).with_context(|| format!("writing {}", path.display()))
+    std::fs::write(path, format!("{}\n", std::process::id()))
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 async fn run(cfg: config::Config) -> Result<()> {
@@ -56,13 +61,16 @@ async fn run(cfg: config::Config) -> Result<()> {
     // Only root may traverse the data root (CVE-2021-41091: setuid files in
     // container layers must not be reachable by host users).
     std::fs::set_permissions(&cfg.data_root, std::fs::Permissions::from_mode(0o710))?;
-    std::fs::create_dir_all(&cfg.exec_root).with_context(|| format!("creating {}", cfg.exec_root.display()))?;
+    std::fs::create_dir_all(&cfg.exec_root)
+        .with_context(|| format!("creating {}", cfg.exec_root.display()))?;
     std::fs::set_permissions(&cfg.exec_root, std::fs::Permissions::from_mode(0o700))?;
     write_pidfile(&cfg.pidfile)?;
 
-    let mounts = std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
-    let hierarchy = berth_runtime::cgroups::Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup"), &mounts)
-        .context("detecting cgroups")?;
+    let mounts =
+        std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
+    let hierarchy =
+        berth_runtime::cgroups::Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup"), &mounts)
+            .context("detecting cgroups")?;
     tracing::info!(mode = ?hierarchy.mode, "cgroups detected");
     let store = Arc::new(berth_image::Store::open(&cfg.data_root).context("opening the store")?);
     let exe = std::env::current_exe().context("locating berthd")?;
@@ -77,7 +85,11 @@ async fn run(cfg: config::Config) -> Result<()> {
         cgroup_parent: cfg.cgroup_parent.clone(),
     };
     let containers = Arc::new(Containers::new(store.clone(), paths, hierarchy));
-    containers.restore().await.map_err(|e| anyhow::anyhow!(e.message)).context("restoring containers")?;
+    containers
+        .restore()
+        .await
+        .map_err(|e| anyhow::anyhow!(e.message))
+        .context("restoring containers")?;
     let daemon_id = {
         let p = cfg.data_root.join("engine-id");
         match std::fs::read_to_string(&p) {
@@ -119,21 +131,27 @@ async fn run(cfg: config::Config) -> Result<()> {
     }
     if !cfg.live_restore {
         // Like dockerd without live-restore: running containers are stopped.
-        let stops = containers.all().into_iter().filter(|c| c.is_running()).map(|c| {
-            let cs = containers.clone();
-            async move {
-                if let Err(e) = cs.stop(&c.id, None, None).await {
-                    tracing::warn!(container = %c.id, error = %e, "stopping at shutdown");
+        let stops = containers
+            .all()
+            .into_iter()
+            .filter(|c| c.is_running())
+            .map(|c| {
+                let cs = containers.clone();
+                async move {
+                    if let Err(e) = cs.stop(&c.id, None, None).await {
+                        tracing::warn!(container = %c.id, error = %e, "stopping at shutdown");
+                    }
                 }
-            }
-        });
+            });
         futures_join_all(stops).await;
     }
     let _ = std::fs::remove_file(&cfg.pidfile);
     Ok(())
 }
 
-async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(futs: impl Iterator<Item = F>) {
+async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
+    futs: impl Iterator<Item = F>,
+) {
     let handles: Vec<_> = futs.map(tokio::spawn).collect();
     for h in handles {
         let _ = h.await;
@@ -149,13 +167,23 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    let level = if cfg.debug { "debug" } else { cfg.log_level.as_str() };
+    let level = if cfg.debug {
+        "debug"
+    } else {
+        cfg.log_level.as_str()
+    };
     let level = if level == "fatal" { "error" } else { level };
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!("berthd={level}")))
+        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
+            "berthd={level}"
+        )))
         .with_writer(std::io::stderr)
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("berthd: starting the runtime: {e}");

@@ -25,15 +25,18 @@ pub fn bind(hosts: &[String]) -> Result<Listeners> {
         if let Some(path) = h.strip_prefix("unix://") {
             let path = PathBuf::from(path);
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
             }
             if path.exists() {
                 if std::os::unix::net::UnixStream::connect(&path).is_ok() {
                     bail!("{} is in use by another daemon", path.display());
                 }
-                std::fs::remove_file(&path).with_context(|| format!("removing stale socket {}", path.display()))?;
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing stale socket {}", path.display()))?;
             }
-            let l = UnixListener::bind(&path).with_context(|| format!("listening on {}", path.display()))?;
+            let l = UnixListener::bind(&path)
+                .with_context(|| format!("listening on {}", path.display()))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
                 .with_context(|| format!("setting permissions of {}", path.display()))?;
             out.listeners.push(l);
@@ -48,21 +51,31 @@ pub fn bind(hosts: &[String]) -> Result<Listeners> {
 /// Sockets passed by systemd (LISTEN_PID, LISTEN_FDS): `fd://` takes them all,
 /// `fd://N` the one numbered N.
 fn activated(h: &str) -> Result<Vec<UnixListener>> {
-    let pid_ok = std::env::var("LISTEN_PID").ok().and_then(|p| p.parse::<u32>().ok()) == Some(std::process::id());
-    let n: i32 = std::env::var("LISTEN_FDS").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let n: i32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
     if !pid_ok || n == 0 {
         bail!("{h}: no sockets were passed by socket activation (LISTEN_FDS)");
     }
     let wanted: Option<i32> = match h.trim_start_matches("fd://") {
         "" => None,
-        s => Some(s.parse().with_context(|| format!("{h}: not a file descriptor number"))?),
+        s => Some(
+            s.parse()
+                .with_context(|| format!("{h}: not a file descriptor number"))?,
+        ),
     };
     let mut out = Vec::new();
     for fd in 3..3 + n {
         if wanted.is_some_and(|w| w != fd) {
             continue;
         }
-        let owned = berth_runtime::sys::take_inherited_fd(fd).with_context(|| format!("{h}: fd {fd}"))?;
+        let owned =
+            berth_runtime::sys::take_inherited_fd(fd).with_context(|| format!("{h}: fd {fd}"))?;
         let std_l = std::os::unix::net::UnixListener::from(owned);
         std_l.set_nonblocking(true)?;
         out.push(UnixListener::from_std(std_l)?);

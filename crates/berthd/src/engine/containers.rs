@@ -34,7 +34,11 @@ pub enum Changed {
 }
 
 impl Containers {
-    pub fn new(store: Arc<Store>, paths: Paths, hierarchy: berth_runtime::cgroups::Hierarchy) -> Containers {
+    pub fn new(
+        store: Arc<Store>,
+        paths: Paths,
+        hierarchy: berth_runtime::cgroups::Hierarchy,
+    ) -> Containers {
         Containers {
             map: RwLock::new(HashMap::new()),
             store,
@@ -48,11 +52,19 @@ impl Containers {
     }
 
     pub(super) fn insert(&self, c: Arc<Container>) {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).insert(c.id.clone(), c);
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(c.id.clone(), c);
     }
 
     pub fn all(&self) -> Vec<Arc<Container>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).values().cloned().collect()
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
     }
 
     /// Finds a container by full id, name (with or without `/`), or unique id prefix.
@@ -82,7 +94,9 @@ impl Containers {
 
     pub(super) fn name_taken(&self, name: &str) -> Option<String> {
         let map = self.map.read().unwrap_or_else(|p| p.into_inner());
-        map.values().find(|c| c.rec().name == name).map(|c| c.id.clone())
+        map.values()
+            .find(|c| c.rec().name == name)
+            .map(|c| c.id.clone())
     }
 
     pub(super) fn persist(&self, c: &Container) -> ApiResult<()> {
@@ -164,19 +178,26 @@ impl Containers {
                 "id" | "name" | "label" | "ancestor" => {}
                 "status" => {
                     for v in vals {
-                        if !["created", "restarting", "running", "removing", "paused", "exited", "dead"]
-                            .contains(&v.as_str())
+                        if ![
+                            "created",
+                            "restarting",
+                            "running",
+                            "removing",
+                            "paused",
+                            "exited",
+                            "dead",
+                        ]
+                        .contains(&v.as_str())
                         {
-                            return Err(ApiError::invalid(format!(
-                                "invalid filter 'status={v}'"
-                            )));
+                            return Err(ApiError::invalid(format!("invalid filter 'status={v}'")));
                         }
                     }
                 }
                 "exited" => {
                     for v in vals {
-                        v.parse::<i64>()
-                            .map_err(|_| ApiError::invalid(format!("invalid filter 'exited={v}'")))?;
+                        v.parse::<i64>().map_err(|_| {
+                            ApiError::invalid(format!("invalid filter 'exited={v}'"))
+                        })?;
                     }
                 }
                 other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
@@ -184,7 +205,11 @@ impl Containers {
         }
         let ancestors: Vec<String> = filters
             .get("ancestor")
-            .map(|a| a.iter().filter_map(|n| self.store.resolve(n).ok().map(|i| i.id)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| self.store.resolve(n).ok().map(|i| i.id))
+                    .collect()
+            })
             .unwrap_or_default();
         let mut recs: Vec<Record> = self.all().iter().map(|c| c.snapshot()).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
@@ -200,7 +225,10 @@ impl Containers {
                 }
             }
             if let Some(ns) = f("name") {
-                if !ns.iter().any(|n| r.name.contains(n.trim_start_matches('/'))) {
+                if !ns
+                    .iter()
+                    .any(|n| r.name.contains(n.trim_start_matches('/')))
+                {
                     return false;
                 }
             }
@@ -211,7 +239,9 @@ impl Containers {
             }
             if let Some(codes) = f("exited") {
                 if r.state.status != Status::Exited
-                    || !codes.iter().any(|c| c.parse::<i64>().ok() == Some(r.state.exit_code))
+                    || !codes
+                        .iter()
+                        .any(|c| c.parse::<i64>().ok() == Some(r.state.exit_code))
                 {
                     return false;
                 }
@@ -231,7 +261,8 @@ impl Containers {
             }
             true
         };
-        let mut out: Vec<ContainerSummary> = recs.iter().filter(|r| matches(r)).map(summary).collect();
+        let mut out: Vec<ContainerSummary> =
+            recs.iter().filter(|r| matches(r)).map(summary).collect();
         if let Some(n) = limit.filter(|n| *n > 0) {
             out.truncate(n as usize);
         }
@@ -243,7 +274,9 @@ impl Containers {
         let c = self.get(key)?;
         let signo = match sig.filter(|s| !s.is_empty()) {
             None => 9,
-            Some(s) => signal::parse(s).ok_or_else(|| ApiError::invalid(format!("Invalid signal: {s}")))?,
+            Some(s) => {
+                signal::parse(s).ok_or_else(|| ApiError::invalid(format!("Invalid signal: {s}")))?
+            }
         };
         if !c.is_running() {
             return Err(ApiError::conflict(format!(
@@ -255,13 +288,23 @@ impl Containers {
     }
 
     /// Stops a container: its stop signal, then SIGKILL after the timeout.
-    pub async fn stop(&self, key: &str, sig: Option<&str>, timeout: Option<i64>) -> ApiResult<Changed> {
+    pub async fn stop(
+        &self,
+        key: &str,
+        sig: Option<&str>,
+        timeout: Option<i64>,
+    ) -> ApiResult<Changed> {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
         self.stop_locked(&c, sig, timeout).await
     }
 
-    pub(super) async fn stop_locked(&self, c: &Arc<Container>, sig: Option<&str>, timeout: Option<i64>) -> ApiResult<Changed> {
+    pub(super) async fn stop_locked(
+        &self,
+        c: &Arc<Container>,
+        sig: Option<&str>,
+        timeout: Option<i64>,
+    ) -> ApiResult<Changed> {
         if !c.is_running() {
             return Ok(Changed::AlreadyDone);
         }
@@ -272,8 +315,13 @@ impl Containers {
                 r.config.stop_timeout.unwrap_or(10),
             )
         };
-        let sig_name = sig.filter(|s| !s.is_empty()).map(String::from).or(stop_signal).unwrap_or_else(|| "SIGTERM".into());
-        let signo = signal::parse(&sig_name).ok_or_else(|| ApiError::invalid(format!("Invalid signal: {sig_name}")))?;
+        let sig_name = sig
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .or(stop_signal)
+            .unwrap_or_else(|| "SIGTERM".into());
+        let signo = signal::parse(&sig_name)
+            .ok_or_else(|| ApiError::invalid(format!("Invalid signal: {sig_name}")))?;
         let timeout = timeout.unwrap_or(default_timeout);
         let mut rx = c.watch.subscribe();
         if signo != 9 {
@@ -282,7 +330,9 @@ impl Containers {
             let exited = if timeout < 0 {
                 wait.await.is_ok()
             } else {
-                tokio::time::timeout(Duration::from_secs(timeout as u64), wait).await.is_ok()
+                tokio::time::timeout(Duration::from_secs(timeout as u64), wait)
+                    .await
+                    .is_ok()
             };
             if exited {
                 return Ok(Changed::Yes);
@@ -295,7 +345,11 @@ impl Containers {
 
     /// Registers a wait now and returns what resolves when the condition holds, so
     /// that the caller can answer with headers before the container even starts.
-    pub fn wait(&self, key: &str, cond: WaitCondition) -> ApiResult<impl std::future::Future<Output = WaitResponse>> {
+    pub fn wait(
+        &self,
+        key: &str,
+        cond: WaitCondition,
+    ) -> ApiResult<impl std::future::Future<Output = WaitResponse>> {
         let c = self.get(key)?;
         let mut rx = c.watch.subscribe();
         let start_exits = rx.borrow().exits;
@@ -310,7 +364,9 @@ impl Containers {
             let snap = waited.unwrap_or_else(|_| rx.borrow().clone());
             WaitResponse {
                 status_code: snap.exit_code,
-                error: (!snap.error.is_empty()).then(|| WaitError { message: snap.error.clone() }),
+                error: (!snap.error.is_empty()).then(|| WaitError {
+                    message: snap.error.clone(),
+                }),
             }
         })
     }
@@ -348,18 +404,35 @@ impl Containers {
             }
         }
         self.store.container_delete(&c.id)?;
-        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(&c.id);
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&c.id);
         c.watch.send_modify(|s| s.removed = true);
         Ok(())
     }
 
     /// Records an exit reported by the shim (or found after it).
-    pub(super) fn on_exit(self: &Arc<Self>, c: &Arc<Container>, exit: Option<berth_runtime::shimproto::ExitRecord>) {
+    pub(super) fn on_exit(
+        self: &Arc<Self>,
+        c: &Arc<Container>,
+        exit: Option<berth_runtime::shimproto::ExitRecord>,
+    ) {
         let (code, auto_remove) = {
             let mut r = c.rec();
             let (code, finished, oom, err) = match &exit {
-                Some(e) => (e.exit_code as i64, e.finished_at.clone(), e.oom_killed, String::new()),
-                None => (255, now_rfc3339(), false, "berth-shim exited without reporting the container's exit".to_string()),
+                Some(e) => (
+                    e.exit_code as i64,
+                    e.finished_at.clone(),
+                    e.oom_killed,
+                    String::new(),
+                ),
+                None => (
+                    255,
+                    now_rfc3339(),
+                    false,
+                    "berth-shim exited without reporting the container's exit".to_string(),
+                ),
             };
             r.state.status = Status::Exited;
             r.state.pid = 0;
@@ -405,18 +478,28 @@ impl Containers {
 fn send_signal(c: &Container, signo: i32) -> ApiResult<()> {
     let guard = c.pidfd.lock().unwrap_or_else(|p| p.into_inner());
     let Some(fd) = guard.as_ref() else {
-        return Err(ApiError::conflict(format!("Container {} is not running", c.id)));
+        return Err(ApiError::conflict(format!(
+            "Container {} is not running",
+            c.id
+        )));
     };
     let sig = rustix::process::Signal::from_named_raw(signo)
         .ok_or_else(|| ApiError::invalid(format!("Invalid signal: {signo}")))?;
     match rustix::process::pidfd_send_signal(fd, sig) {
         Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-        Err(e) => Err(ApiError::internal(format!("sending signal {signo} to {}: {e}", c.id))),
+        Err(e) => Err(ApiError::internal(format!(
+            "sending signal {signo} to {}: {e}",
+            c.id
+        ))),
     }
 }
 
 fn network_settings(r: &Record) -> serde_json::Value {
-    let mode = if r.host_config.network_mode.is_empty() { "default" } else { r.host_config.network_mode.as_str() };
+    let mode = if r.host_config.network_mode.is_empty() {
+        "default"
+    } else {
+        r.host_config.network_mode.as_str()
+    };
     serde_json::json!({
         "Bridge": "",
         "SandboxID": "",
@@ -439,7 +522,11 @@ fn summary(r: &Record) -> ContainerSummary {
         }
         Status::Exited => {
             let since = parse_time(&r.state.finished_at).unwrap_or(now);
-            format!("Exited ({}) {} ago", r.state.exit_code, human_duration(now - since))
+            format!(
+                "Exited ({}) {} ago",
+                r.state.exit_code,
+                human_duration(now - since)
+            )
         }
         Status::Created => "Created".into(),
         Status::Removing => "Removal In Progress".into(),
@@ -450,7 +537,11 @@ fn summary(r: &Record) -> ContainerSummary {
         command.push(' ');
         command.push_str(a);
     }
-    let mode = if r.host_config.network_mode.is_empty() { "default".to_string() } else { r.host_config.network_mode.clone() };
+    let mode = if r.host_config.network_mode.is_empty() {
+        "default".to_string()
+    } else {
+        r.host_config.network_mode.clone()
+    };
     ContainerSummary {
         id: r.id.clone(),
         names: vec![format!("/{}", r.name)],
@@ -468,39 +559,6 @@ fn summary(r: &Record) -> ContainerSummary {
     }
 }
 
-/// Docker's go-units HumanDuration.
-pub fn human_duration(d: chrono::TimeDelta) -> String {
-    let secs = d.num_seconds();
-    let plural = |n: i64, unit: &str| format!("{n} {unit}{}", if n == 1 { "" } else { "s" });
-    match secs {
-        s if s < 1 => "Less than a second".into(),
-        1 => "1 second".into(),
-        s if s < 60 => format!("{s} seconds"),
-        s if s / 60 == 1 => "About a minute".into(),
-        s if s / 60 < 60 => format!("{} minutes", s / 60),
-        s if (s as f64 / 3600.0).round() as i64 == 1 => "About an hour".into(),
-        s if s / 3600 < 48 => plural((s as f64 / 3600.0).round() as i64, "hour"),
-        s if s / 3600 < 24 * 7 * 2 => plural(s / 86400, "day"),
-        s if s / 3600 < 24 * 30 * 2 => plural(s / (86400 * 7), "week"),
-        s if s / 3600 < 24 * 365 * 2 => plural(s / (86400 * 30), "month"),
-        s => plural(s / (86400 * 365), "year"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_duration;
-    use chrono::TimeDelta;
-
-    #[test]
-    fn durations_read_like_dockers() {
-        assert_eq!(human_duration(TimeDelta::milliseconds(300)), "Less than a second");
-        assert_eq!(human_duration(TimeDelta::seconds(1)), "1 second");
-        assert_eq!(human_duration(TimeDelta::seconds(59)), "59 seconds");
-        assert_eq!(human_duration(TimeDelta::seconds(90)), "About a minute");
-        assert_eq!(human_duration(TimeDelta::minutes(5)), "5 minutes");
-        assert_eq!(human_duration(TimeDelta::minutes(61)), "About an hour");
-        assert_eq!(human_duration(TimeDelta::hours(3)), "3 hours");
-        assert_eq!(human_duration(TimeDelta::days(3)), "3 days");
-    }
+fn human_duration(d: chrono::TimeDelta) -> String {
+    berth_api::human_duration(d.num_seconds())
 }

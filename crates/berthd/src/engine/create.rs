@@ -12,7 +12,13 @@ use std::sync::Arc;
 /// value, they are refused with a clear message instead of being ignored.
 fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
     // Harmless fields: sizing hints and client-side bookkeeping.
-    const IGNORED: &[&str] = &["ConsoleSize", "ContainerIDFile", "Isolation", "Annotations", "CgroupnsMode"];
+    const IGNORED: &[&str] = &[
+        "ConsoleSize",
+        "ContainerIDFile",
+        "Isolation",
+        "Annotations",
+        "CgroupnsMode",
+    ];
     for (k, v) in &hc.other {
         if IGNORED.contains(&k.as_str()) {
             continue;
@@ -21,7 +27,9 @@ fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
             serde_json::Value::Null => true,
             serde_json::Value::Bool(b) => !b,
             // MemorySwappiness -1 is the client's "unset".
-            serde_json::Value::Number(n) => n.as_f64() == Some(0.0) || (k == "MemorySwappiness" && n.as_i64() == Some(-1)),
+            serde_json::Value::Number(n) => {
+                n.as_f64() == Some(0.0) || (k == "MemorySwappiness" && n.as_i64() == Some(-1))
+            }
             serde_json::Value::String(s) => s.is_empty(),
             serde_json::Value::Array(a) => a.is_empty(),
             serde_json::Value::Object(o) => o.is_empty(),
@@ -47,11 +55,17 @@ fn merge_env(image: &[String], user: &[String]) -> Vec<String> {
 }
 
 impl Containers {
-    pub fn create(self: &Arc<Self>, name: Option<&str>, req: ContainerCreateRequest) -> ApiResult<ContainerCreateResponse> {
+    pub fn create(
+        self: &Arc<Self>,
+        name: Option<&str>,
+        req: ContainerCreateRequest,
+    ) -> ApiResult<ContainerCreateResponse> {
         let mut config = req.config;
         let mut hc = req.host_config.unwrap_or_default();
         if config.image.is_empty() {
-            return Err(ApiError::invalid("config cannot be empty in order to create a container"));
+            return Err(ApiError::invalid(
+                "config cannot be empty in order to create a container",
+            ));
         }
         if let Some(opt) = unsupported_host_options(&hc) {
             return Err(ApiError::not_implemented(format!(
@@ -77,7 +91,11 @@ impl Containers {
         match hc.log_config.kind.as_str() {
             "" => hc.log_config.kind = "json-file".into(),
             "json-file" | "none" => {}
-            d => return Err(ApiError::invalid(format!("logger: no log driver named '{d}' is registered"))),
+            d => {
+                return Err(ApiError::invalid(format!(
+                    "logger: no log driver named '{d}' is registered"
+                )))
+            }
         }
         if hc.memory != 0 && hc.memory < 6 * 1024 * 1024 {
             return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
@@ -175,7 +193,10 @@ impl Containers {
             return Err(e);
         }
         self.insert(c);
-        Ok(ContainerCreateResponse { id, warnings: vec![] })
+        Ok(ContainerCreateResponse {
+            id,
+            warnings: vec![],
+        })
     }
 
     /// Creates the container's directory: the writable layer and the files bound
@@ -188,7 +209,10 @@ impl Containers {
             }
             let host_mode = rec.host_config.network_mode == "host";
             let hostname = if host_mode {
-                std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_string()
+                std::fs::read_to_string("/proc/sys/kernel/hostname")
+                    .unwrap_or_default()
+                    .trim()
+                    .to_string()
             } else {
                 rec.config.hostname.clone()
             };
@@ -210,7 +234,8 @@ impl Containers {
                     .filter(|l| {
                         let mut f = l.split_whitespace();
                         !(f.next() == Some("nameserver")
-                            && f.next().is_some_and(|a| a.starts_with("127.") || a == "::1"))
+                            && f.next()
+                                .is_some_and(|a| a.starts_with("127.") || a == "::1"))
                     })
                     .map(|l| format!("{l}\n"))
                     .collect()
@@ -239,11 +264,14 @@ mod tests {
     #[test]
     fn unsupported_options_are_named() {
         let mut hc = HostConfig::default();
-        hc.other.insert("ConsoleSize".into(), serde_json::json!([24, 80]));
-        hc.other.insert("Privileged".into(), serde_json::json!(false));
+        hc.other
+            .insert("ConsoleSize".into(), serde_json::json!([24, 80]));
+        hc.other
+            .insert("Privileged".into(), serde_json::json!(false));
         hc.other.insert("Binds".into(), serde_json::Value::Null);
         assert_eq!(unsupported_host_options(&hc), None);
-        hc.other.insert("Privileged".into(), serde_json::json!(true));
+        hc.other
+            .insert("Privileged".into(), serde_json::json!(true));
         assert_eq!(unsupported_host_options(&hc).as_deref(), Some("Privileged"));
     }
 }

@@ -9,7 +9,11 @@ use berth_image::{Image, Store};
 use std::collections::HashMap;
 
 fn created_unix(i: &Image) -> i64 {
-    i.config.created.as_deref().and_then(parse_time).map_or(0, |t| t.timestamp())
+    i.config
+        .created
+        .as_deref()
+        .and_then(parse_time)
+        .map_or(0, |t| t.timestamp())
 }
 
 /// Go's path.Match for `reference` filters, where `*` does not cross `/`.
@@ -17,7 +21,9 @@ fn glob(pattern: &str, s: &str) -> bool {
     fn rec(p: &[u8], s: &[u8]) -> bool {
         match (p.first(), s.first()) {
             (None, None) => true,
-            (Some(b'*'), _) => rec(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && rec(p, &s[1..])),
+            (Some(b'*'), _) => {
+                rec(&p[1..], s) || (!s.is_empty() && s[0] != b'/' && rec(p, &s[1..]))
+            }
             (Some(b'?'), Some(c)) if *c != b'/' => rec(&p[1..], &s[1..]),
             (Some(a), Some(b)) if a == b => rec(&p[1..], &s[1..]),
             _ => false,
@@ -37,7 +43,11 @@ pub fn list(
             return Err(ApiError::invalid(format!("invalid filter '{k}'")));
         }
     }
-    let dangling = match filters.get("dangling").and_then(|v| v.first()).map(String::as_str) {
+    let dangling = match filters
+        .get("dangling")
+        .and_then(|v| v.first())
+        .map(String::as_str)
+    {
         None => None,
         Some("true") | Some("1") => Some(true),
         Some("false") | Some("0") => Some(false),
@@ -64,7 +74,12 @@ pub fn list(
                 continue;
             }
         }
-        let labels = i.config.config.as_ref().and_then(|c| c.labels.clone()).unwrap_or_default();
+        let labels = i
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
         if let Some(ls) = filters.get("label") {
             let ok = ls.iter().all(|l| match l.split_once('=') {
                 Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
@@ -91,13 +106,22 @@ pub fn list(
 
 pub fn inspect(store: &Store, name: &str) -> ApiResult<ImageInspect> {
     let i = store.resolve(name)?;
-    let lower: Vec<String> = store.lower_dirs(&i).iter().map(|p| p.display().to_string()).collect();
+    let lower: Vec<String> = store
+        .lower_dirs(&i)
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
     Ok(ImageInspect {
         id: i.id.clone(),
         repo_tags: i.tags.clone(),
         repo_digests: vec![],
         parent: String::new(),
-        comment: i.config.history.last().and_then(|h| h.comment.clone()).unwrap_or_default(),
+        comment: i
+            .config
+            .history
+            .last()
+            .and_then(|h| h.comment.clone())
+            .unwrap_or_default(),
         created: i.config.created.clone().unwrap_or_default(),
         docker_version: String::new(),
         author: i.config.author.clone().unwrap_or_default(),
@@ -131,10 +155,18 @@ pub fn history(store: &Store, name: &str) -> ApiResult<Vec<HistoryResponseItem>>
         }
     }
     for h in &i.config.history {
-        let size = if h.empty_layer { 0 } else { layer_sizes.next().unwrap_or(0) };
+        let size = if h.empty_layer {
+            0
+        } else {
+            layer_sizes.next().unwrap_or(0)
+        };
         items.push(HistoryResponseItem {
             id: "<missing>".into(),
-            created: h.created.as_deref().and_then(parse_time).map_or(0, |t| t.timestamp()),
+            created: h
+                .created
+                .as_deref()
+                .and_then(parse_time)
+                .map_or(0, |t| t.timestamp()),
             created_by: h.created_by.clone().unwrap_or_default(),
             tags: vec![],
             size,
@@ -208,7 +240,9 @@ pub fn apply_changes(changes: &[&str]) -> ApiResult<ContainerConfig> {
         if change.is_empty() {
             continue;
         }
-        let (instr, arg) = change.split_once(char::is_whitespace).unwrap_or((change, ""));
+        let (instr, arg) = change
+            .split_once(char::is_whitespace)
+            .unwrap_or((change, ""));
         let arg = arg.trim();
         match instr.to_ascii_uppercase().as_str() {
             "CMD" => c.cmd = Some(exec_form(arg)),
@@ -229,7 +263,11 @@ pub fn apply_changes(changes: &[&str]) -> ApiResult<ContainerConfig> {
             "EXPOSE" => {
                 let ports = c.exposed_ports.get_or_insert_with(Default::default);
                 for p in arg.split_whitespace() {
-                    let p = if p.contains('/') { p.to_string() } else { format!("{p}/tcp") };
+                    let p = if p.contains('/') {
+                        p.to_string()
+                    } else {
+                        format!("{p}/tcp")
+                    };
                     ports.insert(p, serde_json::json!({}));
                 }
             }
@@ -244,7 +282,10 @@ pub fn apply_changes(changes: &[&str]) -> ApiResult<ContainerConfig> {
             "USER" => c.user = arg.to_string(),
             "WORKDIR" => c.working_dir = arg.to_string(),
             "STOPSIGNAL" => c.stop_signal = Some(arg.to_string()),
-            "ONBUILD" => c.on_build.get_or_insert_with(Vec::new).push(arg.to_string()),
+            "ONBUILD" => c
+                .on_build
+                .get_or_insert_with(Vec::new)
+                .push(arg.to_string()),
             other => {
                 return Err(ApiError::invalid(format!(
                     "{other} is not a valid change command"
@@ -277,7 +318,13 @@ mod tests {
         assert_eq!(c.labels.unwrap()["x"], "y");
         let e = apply_changes(&["RUN make"]).unwrap_err();
         assert_eq!(e.message, "RUN is not a valid change command");
-        assert_eq!(apply_changes(&["ENTRYPOINT echo hi"]).unwrap().entrypoint.unwrap(), ["/bin/sh", "-c", "echo hi"]);
+        assert_eq!(
+            apply_changes(&["ENTRYPOINT echo hi"])
+                .unwrap()
+                .entrypoint
+                .unwrap(),
+            ["/bin/sh", "-c", "echo hi"]
+        );
     }
 
     #[test]

@@ -54,7 +54,8 @@ struct Renderer {
 
 impl Renderer {
     fn keep(&self, e: &Entry) -> bool {
-        let stream_ok = (e.stream == "stdout" && self.opts.stdout) || (e.stream == "stderr" && self.opts.stderr);
+        let stream_ok = (e.stream == "stdout" && self.opts.stdout)
+            || (e.stream == "stderr" && self.opts.stderr);
         if !stream_ok {
             return false;
         }
@@ -75,7 +76,11 @@ impl Renderer {
         }
         payload.extend_from_slice(e.log.as_bytes());
         if !self.tty {
-            let stream = if e.stream == "stderr" { STREAM_STDERR } else { STREAM_STDOUT };
+            let stream = if e.stream == "stderr" {
+                STREAM_STDERR
+            } else {
+                STREAM_STDOUT
+            };
             out.extend_from_slice(&frame_header(stream, payload.len()));
         }
         out.extend_from_slice(&payload);
@@ -97,7 +102,11 @@ fn parse_lines(buf: &[u8]) -> (Vec<Entry>, usize) {
 impl Containers {
     /// Streams the container's log into `tx` per `opts`. Returns once the log is
     /// read, or, when following, once the container has stopped.
-    pub async fn logs(&self, key: &str, opts: LogOptions) -> ApiResult<(bool, mpsc::Receiver<Bytes>)> {
+    pub async fn logs(
+        &self,
+        key: &str,
+        opts: LogOptions,
+    ) -> ApiResult<(bool, mpsc::Receiver<Bytes>)> {
         let c = self.get(key)?;
         let (tty, driver) = {
             let r = c.rec();
@@ -141,7 +150,10 @@ impl Containers {
                 }
                 if let Some(f) = file.as_mut() {
                     let mut more = Vec::new();
-                    if f.seek(SeekFrom::Start(offset)).is_ok() && f.read_to_end(&mut more).is_ok() && !more.is_empty() {
+                    if f.seek(SeekFrom::Start(offset)).is_ok()
+                        && f.read_to_end(&mut more).is_ok()
+                        && !more.is_empty()
+                    {
                         let (entries, consumed) = parse_lines(&more);
                         offset += consumed as u64;
                         let mut out = Vec::new();
@@ -183,7 +195,12 @@ mod tests {
     #[test]
     fn frames_carry_stream_ids_and_timestamps() {
         let r = Renderer {
-            opts: LogOptions { stdout: true, stderr: true, timestamps: true, ..Default::default() },
+            opts: LogOptions {
+                stdout: true,
+                stderr: true,
+                timestamps: true,
+                ..Default::default()
+            },
             tty: false,
         };
         let (entries, used) = parse_lines(b"{\"log\":\"hi\\n\",\"stream\":\"stderr\",\"time\":\"2024-01-01T00:00:00.000000001Z\"}\npartial");

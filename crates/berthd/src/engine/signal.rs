@@ -46,10 +46,18 @@ pub fn parse(s: &str) -> Option<i32> {
     let up = s.to_ascii_uppercase();
     let bare = up.strip_prefix("SIG").unwrap_or(&up);
     if let Some(off) = bare.strip_prefix("RTMIN+") {
-        return off.parse::<i32>().ok().map(|o| RTMIN + o).filter(|n| *n <= RTMAX);
+        return off
+            .parse::<i32>()
+            .ok()
+            .map(|o| RTMIN + o)
+            .filter(|n| *n <= RTMAX);
     }
     if let Some(off) = bare.strip_prefix("RTMAX-") {
-        return off.parse::<i32>().ok().map(|o| RTMAX - o).filter(|n| *n >= RTMIN);
+        return off
+            .parse::<i32>()
+            .ok()
+            .map(|o| RTMAX - o)
+            .filter(|n| *n >= RTMIN);
     }
     match bare {
         "RTMIN" => Some(RTMIN),

@@ -26,7 +26,11 @@ use tokio::net::UnixStream;
 /// read a host file.
 fn read_rootfs_file(layers: &[PathBuf], rel: &str) -> String {
     for dir in layers {
-        let Ok(root) = rustix::fs::open(dir, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+        let Ok(root) = rustix::fs::open(
+            dir,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        ) else {
             continue;
         };
         match rustix::fs::openat2(
@@ -56,7 +60,8 @@ impl Containers {
         if lower.is_empty() {
             // overlayfs needs at least one lower directory.
             let empty = dir.join("empty");
-            std::fs::create_dir_all(&empty).map_err(|e| ApiError::internal(format!("creating {}: {e}", empty.display())))?;
+            std::fs::create_dir_all(&empty)
+                .map_err(|e| ApiError::internal(format!("creating {}: {e}", empty.display())))?;
             lower.push(empty);
         }
         let mut search = vec![dir.join("upper")];
@@ -91,7 +96,11 @@ impl Containers {
             process: Process {
                 args,
                 env,
-                cwd: if r.config.working_dir.is_empty() { "/".into() } else { r.config.working_dir.clone() },
+                cwd: if r.config.working_dir.is_empty() {
+                    "/".into()
+                } else {
+                    r.config.working_dir.clone()
+                },
                 uid: u.uid,
                 gid: u.gid,
                 additional_gids: u.additional_gids,
@@ -99,7 +108,11 @@ impl Containers {
             },
             hostname: r.config.hostname.clone(),
             domainname: r.config.domainname.clone(),
-            network: if r.host_config.network_mode == "host" { NetworkMode::Host } else { NetworkMode::Private },
+            network: if r.host_config.network_mode == "host" {
+                NetworkMode::Host
+            } else {
+                NetworkMode::Private
+            },
             files: ["hostname", "hosts", "resolv.conf"]
                 .iter()
                 .map(|f| FileBind {
@@ -108,7 +121,10 @@ impl Containers {
                 })
                 .collect(),
             masked_paths: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
-            readonly_paths: DEFAULT_READONLY_PATHS.iter().map(|s| s.to_string()).collect(),
+            readonly_paths: DEFAULT_READONLY_PATHS
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
             cgroup: CgroupSpec {
                 path: format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), r.id),
                 memory_limit: (r.host_config.memory > 0).then_some(r.host_config.memory),
@@ -136,7 +152,10 @@ impl Containers {
         match rec.state.status {
             Status::Running => return Ok(Changed::AlreadyDone),
             Status::Removing | Status::Dead => {
-                return Err(ApiError::conflict(format!("container {} is marked for removal and cannot be started", c.id)))
+                return Err(ApiError::conflict(format!(
+                    "container {} is marked for removal and cannot be started",
+                    c.id
+                )))
             }
             Status::Created | Status::Exited => {}
         }
@@ -154,11 +173,16 @@ impl Containers {
             let _ = self.persist(c);
             let _ = std::fs::remove_dir_all(&run);
             let msg = format!("failed to create task for container: {error}");
-            return Err(if code == 126 || code == 127 { ApiError::invalid(msg) } else { ApiError::internal(msg) });
+            return Err(if code == 126 || code == 127 {
+                ApiError::invalid(msg)
+            } else {
+                ApiError::internal(msg)
+            });
         }
         let pid = started.pid.unwrap_or(0);
-        let pidfd = rustix::process::Pid::from_raw(pid)
-            .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+        let pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
+            rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+        });
         *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = pidfd;
         {
             let mut r = c.rec();
@@ -197,21 +221,35 @@ impl Containers {
         serde_json::from_slice(&b).ok()
     }
 
-    async fn spawn_shim(&self, c: &Container, spec: &Spec, run: &Path) -> ApiResult<(Started, BufReader<UnixStream>)> {
+    async fn spawn_shim(
+        &self,
+        c: &Container,
+        spec: &Spec,
+        run: &Path,
+    ) -> ApiResult<(Started, BufReader<UnixStream>)> {
         let ioerr = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
         let _ = std::fs::remove_dir_all(run);
         std::fs::create_dir_all(run).map_err(|e| ioerr("creating the run directory", e))?;
         let spec_path = run.join("spec.json");
-        std::fs::write(&spec_path, serde_json::to_vec(spec).expect("spec serialises"))
-            .map_err(|e| ioerr("writing the spec", e))?;
+        std::fs::write(
+            &spec_path,
+            serde_json::to_vec(spec).expect("spec serialises"),
+        )
+        .map_err(|e| ioerr("writing the spec", e))?;
         let sock = run.join("sock");
         let listener = std::os::unix::net::UnixListener::bind(&sock)
             .map_err(|e| ioerr(&format!("binding {}", sock.display()), e))?;
         // Connections made now wait in the backlog; the shim accepts them all
         // before it lets the container run, so no output is missed.
-        let mut monitor = UnixStream::connect(&sock).await.map_err(|e| ioerr("connecting to the shim", e))?;
-        monitor.write_all(&[WANT_MONITOR]).await.map_err(|e| ioerr("connecting to the shim", e))?;
-        let pending: Vec<_> = std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut monitor = UnixStream::connect(&sock)
+            .await
+            .map_err(|e| ioerr("connecting to the shim", e))?;
+        monitor
+            .write_all(&[WANT_MONITOR])
+            .await
+            .map_err(|e| ioerr("connecting to the shim", e))?;
+        let pending: Vec<_> =
+            std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
         for (want, tx) in pending {
             if let Ok(mut s) = UnixStream::connect(&sock).await {
                 if s.write_all(&[want]).await.is_ok() {
@@ -219,7 +257,8 @@ impl Containers {
                 }
             }
         }
-        let log = std::fs::File::create(run.join("shim.log")).map_err(|e| ioerr("creating the shim log", e))?;
+        let log = std::fs::File::create(run.join("shim.log"))
+            .map_err(|e| ioerr("creating the shim log", e))?;
         let mut cmd = std::process::Command::new(&self.paths.shim);
         cmd.arg(&spec_path)
             .stdin(std::process::Stdio::null())
@@ -234,11 +273,17 @@ impl Containers {
         });
         let mut reader = BufReader::new(monitor);
         let mut line = String::new();
-        let n = reader.read_line(&mut line).await.map_err(|e| ioerr("reading from the shim", e))?;
+        let n = reader
+            .read_line(&mut line)
+            .await
+            .map_err(|e| ioerr("reading from the shim", e))?;
         if n == 0 {
             let log = std::fs::read_to_string(run.join("shim.log")).unwrap_or_default();
             let _ = std::fs::remove_dir_all(run);
-            return Err(ApiError::internal(format!("berth-shim failed: {}", log.trim())));
+            return Err(ApiError::internal(format!(
+                "berth-shim failed: {}",
+                log.trim()
+            )));
         }
         let started: Started = serde_json::from_str(&line)
             .map_err(|e| ApiError::internal(format!("bad start report from berth-shim: {e}")))?;
@@ -260,14 +305,14 @@ impl Containers {
             }
         };
         match rx {
-            Some(rx) => rx
-                .await
-                .map_err(|_| ApiError::conflict(format!("container {} was removed before it started", c.id))),
+            Some(rx) => rx.await.map_err(|_| {
+                ApiError::conflict(format!("container {} was removed before it started", c.id))
+            }),
             None => {
                 let sock = self.paths.run_dir(&c.id).join("sock");
-                let mut s = UnixStream::connect(&sock)
-                    .await
-                    .map_err(|e| ApiError::conflict(format!("container {} is not running: {e}", c.id)))?;
+                let mut s = UnixStream::connect(&sock).await.map_err(|e| {
+                    ApiError::conflict(format!("container {} is not running: {e}", c.id))
+                })?;
                 s.write_all(&[want])
                     .await
                     .map_err(|e| ApiError::internal(format!("attaching: {e}")))?;
@@ -318,8 +363,9 @@ impl Containers {
             .await;
             match reattached {
                 Some(monitor) => {
-                    let pidfd = rustix::process::Pid::from_raw(pid)
-                        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+                    let pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
+                        rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
+                    });
                     *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = pidfd;
                     tracing::info!(container = %c.id, "reattached to running container");
                     self.watch_exit(c, monitor);

@@ -96,7 +96,8 @@ impl System {
             memory_limit: true,
             swap_limit: false,
             pids_limit: true,
-            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|s| s.trim() == "1"),
+            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .is_ok_and(|s| s.trim() == "1"),
             debug: self.debug,
             n_fd: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64),
             n_goroutines: 0,

@@ -18,7 +18,11 @@ fn changed(c: Changed) -> Resp {
     })
 }
 
-pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, segs: &[&str]) -> ApiResult<Option<Resp>> {
+pub(super) async fn route(
+    d: &Arc<Daemon>,
+    call: &mut Call,
+    segs: &[&str],
+) -> ApiResult<Option<Resp>> {
     let cs = &d.containers;
     let q = &call.query;
     Ok(Some(match (&call.method, segs) {
@@ -63,7 +67,9 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, segs: &[&str]) -> Ap
             let (tx, rx) = mpsc::channel(1);
             tokio::spawn(async move {
                 let r = fut.await;
-                let _ = tx.send(Bytes::from(serde_json::to_vec(&r).expect("serialises"))).await;
+                let _ = tx
+                    .send(Bytes::from(serde_json::to_vec(&r).expect("serialises")))
+                    .await;
             });
             // The headers go out now, before the container even starts: the client
             // knows its wait is registered (moby's postContainersWait).
@@ -71,7 +77,9 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, segs: &[&str]) -> Ap
         }
         (&Method::DELETE, [id]) => {
             if q.flag("link") {
-                return Err(ApiError::not_implemented("berth does not support links yet"));
+                return Err(ApiError::not_implemented(
+                    "berth does not support links yet",
+                ));
             }
             cs.remove(id, q.flag("force")).await?;
             http::empty(StatusCode::NO_CONTENT)
@@ -92,7 +100,9 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, segs: &[&str]) -> Ap
                 until: time_param(q.get("until"), "until")?,
             };
             if !opts.stdout && !opts.stderr {
-                return Err(ApiError::invalid("Bad parameters: you must choose at least one stream"));
+                return Err(ApiError::invalid(
+                    "Bad parameters: you must choose at least one stream",
+                ));
             }
             let (tty, rx) = cs.logs(id, opts).await?;
             http::stream(StatusCode::OK, content_type(tty), rx)
@@ -124,7 +134,9 @@ fn content_type(tty: bool) -> &'static str {
 async fn attach(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
     let q = &call.query;
     if q.flag("stdin") {
-        return Err(ApiError::not_implemented("berth does not support attaching stdin yet"));
+        return Err(ApiError::not_implemented(
+            "berth does not support attaching stdin yet",
+        ));
     }
     let c = d.containers.get(id)?;
     let tty = c.rec().config.tty;
@@ -190,7 +202,9 @@ async fn attach(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
 }
 
 async fn relay_upgraded(on_upgrade: hyper::upgrade::OnUpgrade, mut rx: mpsc::Receiver<Bytes>) {
-    let Ok(upgraded) = on_upgrade.await else { return };
+    let Ok(upgraded) = on_upgrade.await else {
+        return;
+    };
     let (mut reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
     // Client input (stdin) is not forwarded yet; reading it notices a hang-up.
     let mut sink = [0u8; 1024];

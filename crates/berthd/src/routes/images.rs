@@ -37,7 +37,10 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
                 .map_err(|e| ApiError::internal(format!("load task: {e}")))??;
             let msgs: Vec<JsonMessage> = lines
                 .into_iter()
-                .map(|l| JsonMessage { stream: Some(format!("{l}\n")), ..Default::default() })
+                .map(|l| JsonMessage {
+                    stream: Some(format!("{l}\n")),
+                    ..Default::default()
+                })
                 .collect();
             json_lines(&msgs)
         }
@@ -55,7 +58,10 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
                 ));
             }
             let config = images::apply_changes(&q.get_all("changes"))?;
-            let tag = match (q.get("repo").filter(|r| !r.is_empty()), q.get("tag").filter(|t| !t.is_empty())) {
+            let tag = match (
+                q.get("repo").filter(|r| !r.is_empty()),
+                q.get("tag").filter(|t| !t.is_empty()),
+            ) {
                 (Some(r), Some(t)) => Some(format!("{r}:{t}")),
                 (Some(r), None) => Some(r.to_string()),
                 (None, _) => None,
@@ -64,25 +70,39 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
             let reader = BodyReader::new(call.take_body()?);
             let s = store.clone();
             let id = tokio::task::spawn_blocking(move || {
-                s.import(reader, config, tag.as_deref(), &message, &crate::engine::now_rfc3339())
+                s.import(
+                    reader,
+                    config,
+                    tag.as_deref(),
+                    &message,
+                    &crate::engine::now_rfc3339(),
+                )
             })
             .await
             .map_err(|e| ApiError::internal(format!("import task: {e}")))??;
-            json_lines(&[JsonMessage { status: Some(id), ..Default::default() }])
+            json_lines(&[JsonMessage {
+                status: Some(id),
+                ..Default::default()
+            }])
         }
         (&Method::GET, "/get") => {
             let names: Vec<String> = q.get_all("names").into_iter().map(String::from).collect();
             save(d, names)?
         }
         (&Method::GET, r) if r.ends_with("/get") => save(d, vec![name_of(r, "/get")?])?,
-        (&Method::GET, r) if r.ends_with("/json") => {
-            http::json(StatusCode::OK, &images::inspect(store, &name_of(r, "/json")?)?)
-        }
-        (&Method::GET, r) if r.ends_with("/history") => {
-            http::json(StatusCode::OK, &images::history(store, &name_of(r, "/history")?)?)
-        }
+        (&Method::GET, r) if r.ends_with("/json") => http::json(
+            StatusCode::OK,
+            &images::inspect(store, &name_of(r, "/json")?)?,
+        ),
+        (&Method::GET, r) if r.ends_with("/history") => http::json(
+            StatusCode::OK,
+            &images::history(store, &name_of(r, "/history")?)?,
+        ),
         (&Method::POST, r) if r.ends_with("/tag") => {
-            let repo = q.get("repo").filter(|r| !r.is_empty()).ok_or_else(|| ApiError::invalid("repository name must be given"))?;
+            let repo = q
+                .get("repo")
+                .filter(|r| !r.is_empty())
+                .ok_or_else(|| ApiError::invalid("repository name must be given"))?;
             let target = match q.get("tag").filter(|t| !t.is_empty()) {
                 Some(t) => format!("{repo}:{t}"),
                 None => repo.to_string(),
@@ -101,7 +121,10 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
 }
 
 fn name_of(rest: &str, suffix: &str) -> ApiResult<String> {
-    let name = rest.strip_suffix(suffix).unwrap_or(rest).trim_start_matches('/');
+    let name = rest
+        .strip_suffix(suffix)
+        .unwrap_or(rest)
+        .trim_start_matches('/');
     if name.is_empty() {
         return Err(ApiError::invalid("image name must not be empty"));
     }

@@ -35,7 +35,9 @@ pub struct Call {
 
 impl Call {
     pub fn take_body(&mut self) -> ApiResult<Incoming> {
-        self.body.take().ok_or_else(|| ApiError::internal("request body already consumed"))
+        self.body
+            .take()
+            .ok_or_else(|| ApiError::internal("request body already consumed"))
     }
 }
 
@@ -99,17 +101,24 @@ pub async fn handle(d: Arc<Daemon>, mut req: Request<Incoming>) -> Resp {
     tracing::debug!(method = %parts.method, path = %raw_path, status = resp.status().as_u16(), elapsed_us = started.elapsed().as_micros() as u64, "request");
     let h = resp.headers_mut();
     h.insert("Api-Version", API_VERSION.parse().expect("valid header"));
-    h.insert("Docker-Experimental", "false".parse().expect("valid header"));
+    h.insert(
+        "Docker-Experimental",
+        "false".parse().expect("valid header"),
+    );
     h.insert("Ostype", "linux".parse().expect("valid header"));
     h.insert(
         "Server",
-        format!("berth/{} (linux)", crate::engine::system::VERSION).parse().expect("valid header"),
+        format!("berth/{} (linux)", crate::engine::system::VERSION)
+            .parse()
+            .expect("valid header"),
     );
     resp
 }
 
 fn percent_decode(p: &str) -> String {
-    percent_encoding::percent_decode_str(p).decode_utf8_lossy().into_owned()
+    percent_encoding::percent_decode_str(p)
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 async fn route(d: &Arc<Daemon>, mut call: Call) -> ApiResult<Resp> {
@@ -137,17 +146,29 @@ mod tests {
 
     #[test]
     fn version_prefixes() {
-        assert_eq!(split_version("/v1.44/containers/json").unwrap(), (Some("1.44".into()), "/containers/json".into()));
+        assert_eq!(
+            split_version("/v1.44/containers/json").unwrap(),
+            (Some("1.44".into()), "/containers/json".into())
+        );
         assert_eq!(split_version("/_ping").unwrap(), (None, "/_ping".into()));
         let e = split_version("/v1.99/info").unwrap_err();
-        assert_eq!(e.message, "client version 1.99 is too new. Maximum supported API version is 1.51");
+        assert_eq!(
+            e.message,
+            "client version 1.99 is too new. Maximum supported API version is 1.51"
+        );
         let e = split_version("/v1.12/info").unwrap_err();
         assert!(e.message.starts_with("client version 1.12 is too old."));
     }
 
     #[test]
     fn paths_are_percent_decoded() {
-        assert_eq!(percent_decode("/images/me%2Fapp:v1/json"), "/images/me/app:v1/json");
-        assert_eq!(percent_decode("/containers/a+b/json"), "/containers/a+b/json");
+        assert_eq!(
+            percent_decode("/images/me%2Fapp:v1/json"),
+            "/images/me/app:v1/json"
+        );
+        assert_eq!(
+            percent_decode("/containers/a+b/json"),
+            "/containers/a+b/json"
+        );
     }
 }

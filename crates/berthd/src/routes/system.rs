@@ -4,7 +4,11 @@ use crate::http::{self, Resp};
 use hyper::{Method, StatusCode};
 use std::sync::Arc;
 
-pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, segs: &[&str]) -> ApiResult<Option<Resp>> {
+pub(super) async fn route(
+    d: &Arc<Daemon>,
+    call: &mut Call,
+    segs: &[&str],
+) -> ApiResult<Option<Resp>> {
     Ok(Some(match (&call.method, segs) {
         (&Method::GET | &Method::HEAD, ["_ping"]) => {
             let mut r = if call.method == Method::HEAD {
@@ -13,7 +17,12 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, segs: &[&str]) -> Ap
                 http::text(StatusCode::OK, "OK")
             };
             let h = r.headers_mut();
-            h.insert("Cache-Control", "no-cache, no-store, must-revalidate".parse().expect("valid"));
+            h.insert(
+                "Cache-Control",
+                "no-cache, no-store, must-revalidate"
+                    .parse()
+                    .expect("valid"),
+            );
             h.insert("Pragma", "no-cache".parse().expect("valid"));
             r
         }

@@ -1,0 +1,677 @@
+//! Container commands: run, create, start, stop, kill, restart, rm, ps, logs, wait,
+//! inspect.
+
+use crate::client::{enc, Client, DaemonError};
+use crate::format::{print_rows, Template};
+use anyhow::{bail, Context, Result};
+use berth_api::{
+    ContainerCreateRequest, ContainerCreateResponse, ContainerSummary, HostConfig, WaitResponse,
+};
+use clap::Args;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+#[derive(Debug, Args, Clone)]
+pub struct CreateOpts {
+    /// Assign a name to the container
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Set environment variables
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    /// Read in a file of environment variables
+    #[arg(long = "env-file")]
+    pub env_file: Vec<String>,
+    /// Working directory inside the container
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short = 'u', long)]
+    pub user: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Container host name
+    #[arg(short = 'h', long)]
+    pub hostname: Option<String>,
+    /// Container NIS domain name
+    #[arg(long)]
+    pub domainname: Option<String>,
+    /// Set meta data on a container
+    #[arg(short = 'l', long = "label")]
+    pub label: Vec<String>,
+    /// Connect a container to a network (none, host)
+    #[arg(long, alias = "net")]
+    pub network: Option<String>,
+    /// Automatically remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Signal to stop the container
+    #[arg(long = "stop-signal")]
+    pub stop_signal: Option<String>,
+    /// Timeout (in seconds) to stop a container
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<i64>,
+    /// Logging driver for the container
+    #[arg(long = "log-driver")]
+    pub log_driver: Option<String>,
+    /// Keep STDIN open even if not attached
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    /// Allocate a pseudo-TTY
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Pull image before creating ("missing", "never")
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    /// The image, then the command and its arguments
+    #[arg(
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "IMAGE [COMMAND] [ARG...]"
+    )]
+    pub image_and_command: Vec<String>,
+}
+
+/// Docker's RAMInBytes: "64m", "1g", "512k", "1024b", plain bytes.
+pub fn parse_bytes(s: &str) -> Result<i64> {
+    let t = s.trim().to_ascii_lowercase();
+    let t = t
+        .strip_suffix('b')
+        .filter(|x| x.ends_with(|c: char| c.is_ascii_alphabetic()))
+        .unwrap_or(&t);
+    let (num, mult) = match t.chars().last() {
+        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
+        Some('m') => (&t[..t.len() - 1], 1 << 20),
+        Some('g') => (&t[..t.len() - 1], 1 << 30),
+        Some('t') => (&t[..t.len() - 1], 1 << 40),
+        Some('b') => (&t[..t.len() - 1], 1),
+        _ => (t, 1),
+    };
+    let n: f64 = num
+        .parse()
+        .with_context(|| format!("invalid size: '{s}'"))?;
+    Ok((n * mult as f64) as i64)
+}
+
+fn read_env_file(path: &str) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("open {path}"))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let l = line.trim_start();
+        if l.is_empty() || l.starts_with('#') {
+            continue;
+        }
+        if l.contains(char::is_whitespace) && !l.contains('=') {
+            bail!(
+                "{path}: line {}: variable '{l}' contains whitespaces",
+                i + 1
+            );
+        }
+        out.push(expand_env(line));
+    }
+    Ok(out)
+}
+
+/// `-e KEY` without a value takes KEY from the environment (and is dropped if unset).
+fn expand_env(e: &str) -> String {
+    if e.contains('=') {
+        e.to_string()
+    } else {
+        std::env::var(e)
+            .map(|v| format!("{e}={v}"))
+            .unwrap_or_else(|_| e.to_string())
+    }
+}
+
+pub fn create_request(o: &CreateOpts) -> Result<(String, ContainerCreateRequest)> {
+    let (image, cmd) = o
+        .image_and_command
+        .split_first()
+        .expect("clap requires the image");
+    if image.starts_with('-') {
+        bail!("unknown flag: {image}");
+    }
+    let mut env = Vec::new();
+    for f in &o.env_file {
+        env.extend(read_env_file(f)?);
+    }
+    env.extend(
+        o.env
+            .iter()
+            .map(|e| expand_env(e))
+            .filter(|e| e.contains('=')),
+    );
+    let mut labels = BTreeMap::new();
+    for l in &o.label {
+        let (k, v) = l.split_once('=').unwrap_or((l, ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let mut req = ContainerCreateRequest::default();
+    let c = &mut req.config;
+    c.image = image.clone();
+    c.cmd = (!cmd.is_empty()).then(|| cmd.to_vec());
+    c.entrypoint = o.entrypoint.as_ref().map(|e| {
+        if e.is_empty() {
+            vec![String::new()]
+        } else {
+            vec![e.clone()]
+        }
+    });
+    c.env = Some(env);
+    c.labels = Some(labels);
+    c.working_dir = o.workdir.clone().unwrap_or_default();
+    c.user = o.user.clone().unwrap_or_default();
+    c.hostname = o.hostname.clone().unwrap_or_default();
+    c.domainname = o.domainname.clone().unwrap_or_default();
+    c.stop_signal = o.stop_signal.clone();
+    c.stop_timeout = o.stop_timeout;
+    c.tty = o.tty;
+    c.open_stdin = o.interactive;
+    c.attach_stdout = true;
+    c.attach_stderr = true;
+    let mut hc = HostConfig {
+        network_mode: o.network.clone().unwrap_or_else(|| "default".into()),
+        auto_remove: o.rm,
+        ..Default::default()
+    };
+    hc.log_config.kind = o.log_driver.clone().unwrap_or_default();
+    if let Some(m) = &o.memory {
+        hc.memory = parse_bytes(m)?;
+    }
+    hc.pids_limit = o.pids_limit;
+    req.host_config = Some(hc);
+    if o.pull != "missing" && o.pull != "never" {
+        bail!(
+            "berth cannot pull images yet (--pull={}): load them with `berth load`",
+            o.pull
+        );
+    }
+    Ok((image.clone(), req))
+}
+
+pub async fn create(c: &Client, o: &CreateOpts) -> Result<String> {
+    let (image, req) = create_request(o)?;
+    let mut path = "/containers/create".to_string();
+    if let Some(n) = &o.name {
+        path.push_str(&format!("?name={}", enc(n)));
+    }
+    match c.post_json(&path, &req).await {
+        Ok(resp) => {
+            let body = resp.into_body().collect().await?.to_bytes();
+            let r: ContainerCreateResponse = serde_json::from_slice(&body)?;
+            for w in r.warnings {
+                eprintln!("WARNING: {w}");
+            }
+            Ok(r.id)
+        }
+        Err(e) => {
+            if let Some(d) = e.downcast_ref::<DaemonError>() {
+                if d.status == hyper::StatusCode::NOT_FOUND
+                    && d.message.starts_with("No such image")
+                {
+                    let shown = if image.contains(':') || image.contains('@') {
+                        image.clone()
+                    } else {
+                        format!("{image}:latest")
+                    };
+                    eprintln!("Unable to find image '{shown}' locally");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Splits Docker's multiplexed stream onto our stdout and stderr.
+async fn demux<R: AsyncRead + Unpin>(mut r: R) -> Result<()> {
+    let mut out = tokio::io::stdout();
+    let mut err = tokio::io::stderr();
+    let mut header = [0u8; 8];
+    loop {
+        match r.read_exact(&mut header).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e.into()),
+        }
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let mut buf = vec![0u8; len];
+        r.read_exact(&mut buf).await?;
+        if header[0] == 2 {
+            err.write_all(&buf).await?;
+            err.flush().await?;
+        } else {
+            out.write_all(&buf).await?;
+            out.flush().await?;
+        }
+    }
+    Ok(())
+}
+
+/// Docker's exit status for a failed start: 127 not found, 126 cannot run, 125 else.
+fn start_failure_code(msg: &str) -> i32 {
+    if msg.contains("executable file not found") || msg.contains("no such file or directory") {
+        127
+    } else if msg.contains("permission denied") || msg.contains("is a directory") {
+        126
+    } else {
+        125
+    }
+}
+
+pub async fn run(c: &Client, o: &CreateOpts, detach: bool) -> Result<i32> {
+    let id = match create(c, o).await {
+        Ok(id) => id,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            return Ok(125);
+        }
+    };
+    if detach {
+        if let Err(e) = c.post(&format!("/containers/{id}/start")).await {
+            eprintln!("berth: {e}");
+            return Ok(start_failure_code(&e.to_string()));
+        }
+        println!("{id}");
+        return Ok(0);
+    }
+    let attach = c
+        .upgrade(&format!(
+            "/containers/{id}/attach?stream=1&stdout=1&stderr=1"
+        ))
+        .await?;
+    let cond = if o.rm { "removed" } else { "next-exit" };
+    let wait = c
+        .post(&format!("/containers/{id}/wait?condition={cond}"))
+        .await?;
+    if let Err(e) = c.post(&format!("/containers/{id}/start")).await {
+        eprintln!("berth: {e}");
+        return Ok(start_failure_code(&e.to_string()));
+    }
+    demux(attach).await?;
+    let body = wait.into_body().collect().await?.to_bytes();
+    let w: WaitResponse = serde_json::from_slice(&body).context("decoding the wait result")?;
+    if let Some(e) = w.error {
+        eprintln!("berth: {}", e.message);
+    }
+    Ok(w.status_code as i32)
+}
+
+/// Runs `f` for each name, printing the name on success and Docker's error on
+/// failure; the exit code is 1 if any failed.
+pub async fn each<F, Fut>(names: &[String], print: bool, f: F) -> Result<i32>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<()>>,
+{
+    let mut code = 0;
+    for n in names {
+        match f(n.clone()).await {
+            Ok(()) => {
+                if print {
+                    println!("{n}");
+                }
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+#[derive(Debug, Args)]
+pub struct PsOpts {
+    /// Show all containers (default shows just running)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Only display container IDs
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Show n last created containers (includes all states)
+    #[arg(short = 'n', long = "last", default_value_t = -1)]
+    pub last: i64,
+    /// Show the latest created container (includes all states)
+    #[arg(short = 'l', long)]
+    pub latest: bool,
+    /// Don't truncate output
+    #[arg(long = "no-trunc")]
+    pub no_trunc: bool,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    pub filter: Vec<String>,
+    /// Format output using a custom template: 'table', 'table TEMPLATE', 'json', 'TEMPLATE'
+    #[arg(long)]
+    pub format: Option<String>,
+}
+
+pub fn filters_param(filters: &[String]) -> Result<String> {
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for f in filters {
+        let (k, v) = f
+            .split_once('=')
+            .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
+        m.entry(k.to_string()).or_default().push(v.to_string());
+    }
+    Ok(enc(&serde_json::to_string(&m)?))
+}
+
+fn ellipsis(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).collect::<String>() + "…"
+    }
+}
+
+fn ago(unix: i64) -> String {
+    let d = chrono::Utc::now() - chrono::DateTime::from_timestamp(unix, 0).unwrap_or_default();
+    format!("{} ago", berth_api::human_duration(d.num_seconds()))
+}
+
+pub async fn ps(c: &Client, o: &PsOpts) -> Result<i32> {
+    let mut q = format!("/containers/json?filters={}", filters_param(&o.filter)?);
+    let limit = if o.latest { 1 } else { o.last };
+    if o.all || limit > 0 {
+        q.push_str("&all=1");
+    }
+    if limit > 0 {
+        q.push_str(&format!("&limit={limit}"));
+    }
+    let list: Vec<ContainerSummary> = c.get_json(&q).await?;
+    if o.quiet {
+        for s in &list {
+            println!(
+                "{}",
+                if o.no_trunc {
+                    s.id.clone()
+                } else {
+                    s.id[..12].to_string()
+                }
+            );
+        }
+        return Ok(0);
+    }
+    let rows: Vec<Value> = list
+        .iter()
+        .map(|s| {
+            let command = format!("{:?}", if o.no_trunc { s.command.clone() } else { ellipsis(&s.command, 20) });
+            let labels = s.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+            let created = chrono::DateTime::from_timestamp(s.created, 0).unwrap_or_default();
+            json!({
+                "ID": if o.no_trunc { s.id.clone() } else { s.id[..12].to_string() },
+                "Image": s.image,
+                "Command": command,
+                "CreatedAt": created.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string(),
+                "RunningFor": ago(s.created),
+                "Ports": "",
+                "State": s.state,
+                "Status": s.status,
+                "Size": "0B",
+                "Names": s.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
+                "Labels": labels,
+                "LabelMap": s.labels,
+                "Mounts": "",
+                "Networks": s.host_config.get("NetworkMode").and_then(Value::as_str).unwrap_or(""),
+            })
+        })
+        .collect();
+    let headers = json!({
+        "ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+        "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
+        "Names": "NAMES", "Labels": "LABELS", "LabelMap": {}, "Mounts": "MOUNTS", "Networks": "NETWORKS",
+    });
+    let default = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}";
+    let fmt = o
+        .format
+        .as_deref()
+        .map(|f| if f == "table" { default } else { f });
+    print_rows(fmt, default, &headers, &rows)?;
+    Ok(0)
+}
+
+#[derive(Debug, Args)]
+pub struct LogsOpts {
+    /// Follow log output
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Show timestamps
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Number of lines to show from the end of the logs
+    #[arg(short = 'n', long, default_value = "all")]
+    pub tail: String,
+    /// Show logs since timestamp (e.g. "2013-01-02T13:23:37Z") or relative (e.g. "42m")
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Show logs before a timestamp or relative time
+    #[arg(long)]
+    pub until: Option<String>,
+    pub container: String,
+}
+
+/// Docker's since/until values: a duration before now ("10m", "1h30m"), an RFC 3339
+/// time, or Unix seconds; sent as Unix seconds.
+pub fn time_arg(s: &str) -> Result<String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(format!(
+            "{}.{:09}",
+            t.timestamp(),
+            t.timestamp_subsec_nanos()
+        ));
+    }
+    if s.parse::<f64>().is_ok() {
+        return Ok(s.to_string());
+    }
+    let mut total = 0f64;
+    let mut num = String::new();
+    for ch in s.chars() {
+        if ch.is_ascii_digit() || ch == '.' {
+            num.push(ch);
+            continue;
+        }
+        let n: f64 = num
+            .parse()
+            .with_context(|| format!("invalid time value {s:?}"))?;
+        num.clear();
+        total += n * match ch {
+            's' => 1.0,
+            'm' => 60.0,
+            'h' => 3600.0,
+            _ => bail!("invalid time value {s:?}"),
+        };
+    }
+    if !num.is_empty() {
+        bail!("invalid time value {s:?}: missing unit");
+    }
+    let now = chrono::Utc::now().timestamp_micros() as f64 / 1e6;
+    Ok(format!("{:.6}", now - total))
+}
+
+pub async fn logs(c: &Client, o: &LogsOpts) -> Result<i32> {
+    let info: Value = c
+        .get_json(&format!("/containers/{}/json", enc(&o.container)))
+        .await?;
+    let tty = info["Config"]["Tty"].as_bool().unwrap_or(false);
+    let mut q = format!(
+        "/containers/{}/logs?stdout=1&stderr=1&tail={}",
+        enc(&o.container),
+        enc(&o.tail)
+    );
+    if o.follow {
+        q.push_str("&follow=1");
+    }
+    if o.timestamps {
+        q.push_str("&timestamps=1");
+    }
+    if let Some(s) = &o.since {
+        q.push_str(&format!("&since={}", time_arg(s)?));
+    }
+    if let Some(u) = &o.until {
+        q.push_str(&format!("&until={}", time_arg(u)?));
+    }
+    let resp = c.get(&q).await?;
+    let body = http_body_util::BodyStream::new(resp.into_body());
+    let reader = tokio_util_reader(body);
+    if tty {
+        let mut r = reader;
+        tokio::io::copy(&mut r, &mut tokio::io::stdout()).await?;
+    } else {
+        demux(reader).await?;
+    }
+    Ok(0)
+}
+
+/// An AsyncRead over a response body.
+fn tokio_util_reader(body: http_body_util::BodyStream<hyper::body::Incoming>) -> BodyRead {
+    BodyRead {
+        body,
+        buf: bytes::Bytes::new(),
+    }
+}
+
+pub struct BodyRead {
+    body: http_body_util::BodyStream<hyper::body::Incoming>,
+    buf: bytes::Bytes,
+}
+
+impl AsyncRead for BodyRead {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        use hyper::body::Body;
+        loop {
+            if !self.buf.is_empty() {
+                let n = out.remaining().min(self.buf.len());
+                let chunk = self.buf.split_to(n);
+                out.put_slice(&chunk);
+                return std::task::Poll::Ready(Ok(()));
+            }
+            let body = std::pin::Pin::new(&mut self.body);
+            match body.poll_frame(cx) {
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+                std::task::Poll::Ready(None) => return std::task::Poll::Ready(Ok(())),
+                std::task::Poll::Ready(Some(Err(e))) => {
+                    return std::task::Poll::Ready(Err(std::io::Error::other(e)))
+                }
+                std::task::Poll::Ready(Some(Ok(f))) => {
+                    if let Ok(d) = f.into_data() {
+                        self.buf = d;
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub async fn inspect(
+    c: &Client,
+    names: &[String],
+    format: Option<&str>,
+    kind: Option<&str>,
+) -> Result<i32> {
+    let t = format.map(Template::parse).transpose()?;
+    let mut found = Vec::new();
+    let mut code = 0;
+    for n in names {
+        let mut hit = None;
+        if kind != Some("image") {
+            if let Ok(v) = c
+                .get_json::<Value>(&format!("/containers/{}/json", enc(n)))
+                .await
+            {
+                hit = Some(v);
+            }
+        }
+        if hit.is_none() && kind != Some("container") {
+            if let Ok(v) = c
+                .get_json::<Value>(&format!("/images/{}/json", enc(n)))
+                .await
+            {
+                hit = Some(v);
+            }
+        }
+        match hit {
+            Some(v) => found.push(v),
+            None => {
+                eprintln!("Error: No such object: {n}");
+                code = 1;
+            }
+        }
+    }
+    match t {
+        Some(t) => {
+            for v in &found {
+                println!("{}", t.render(v)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&found)?),
+    }
+    Ok(code)
+}
+
+pub async fn wait(c: &Client, names: &[String]) -> Result<i32> {
+    let mut code = 0;
+    for n in names {
+        match c.post(&format!("/containers/{}/wait", enc(n))).await {
+            Ok(resp) => {
+                let body = resp.into_body().collect().await?.to_bytes();
+                let w: WaitResponse = serde_json::from_slice(&body)?;
+                println!("{}", w.status_code);
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                code = 1;
+            }
+        }
+    }
+    Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_like_docker() {
+        assert_eq!(parse_bytes("64m").unwrap(), 64 << 20);
+        assert_eq!(parse_bytes("1g").unwrap(), 1 << 30);
+        assert_eq!(parse_bytes("512kb").unwrap(), 512 << 10);
+        assert_eq!(parse_bytes("100").unwrap(), 100);
+        assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn relative_times() {
+        assert_eq!(time_arg("1700000000").unwrap(), "1700000000");
+        assert_eq!(
+            time_arg("2024-01-01T00:00:00Z").unwrap(),
+            "1704067200.000000000"
+        );
+        let t: f64 = time_arg("1m").unwrap().parse().unwrap();
+        let now = chrono::Utc::now().timestamp() as f64;
+        assert!((now - 60.0 - t).abs() < 5.0);
+        assert!(time_arg("5x").is_err());
+    }
+
+    #[test]
+    fn command_column_is_truncated() {
+        assert_eq!(ellipsis("sleep 1000", 20), "sleep 1000");
+        assert_eq!(
+            ellipsis("sh -c 'a very long command'", 20),
+            "sh -c 'a very long …"
+        );
+    }
+}
