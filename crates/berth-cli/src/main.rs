@@ -198,7 +198,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             }
             Err(e) => {
                 eprintln!("berth: {e}");
-                Ok(125)
+                Ok(1)
             }
         },
         Cmd::Start { attach, containers } => {

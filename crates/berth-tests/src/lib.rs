@@ -1,1 +1,295 @@
+//! The integration-test harness: a real berthd per test, on its own socket, data
+//! root, exec root and cgroup parent, driven by the real docker CLI and by berth.
+//! Dropping a [`Daemon`] stops it and then fails the test if anything it made is
+//! left: mounts, shim processes, cgroups, files.
+#![forbid(unsafe_code)]
 
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The real docker CLI (client only).
+pub const DOCKER: &str = "/usr/local/bin/docker";
+
+/// Panics unless running as root: these tests create namespaces and mounts.
+pub fn require_root() {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(1).map(String::from))
+        })
+        .unwrap_or_default();
+    assert_eq!(uid, "0", "the integration tests need root (CI runs them as root)");
+}
+
+/// A binary of this workspace, built in the same profile as the test.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let p = dir.join(name);
+    assert!(
+        p.exists(),
+        "{} is missing: build the workspace binaries first (cargo build --workspace --bins)",
+        p.display()
+    );
+    p
+}
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+}
+
+/// A command's outcome.
+#[derive(Debug)]
+pub struct Out {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// Asserts success and returns stdout.
+    #[track_caller]
+    pub fn ok(&self) -> &str {
+        assert_eq!(self.code, 0, "command failed: {self:?}");
+        &self.stdout
+    }
+}
+
+pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Out {
+    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawning a command");
+    if let Some(data) = stdin {
+        let mut s = child.stdin.take().expect("piped stdin");
+        s.write_all(data).expect("writing stdin");
+    }
+    let o = child.wait_with_output().expect("waiting for a command");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn rand_hex() -> String {
+    format!("{:08x}", rand::random::<u32>())
+}
+
+pub struct Daemon {
+    pub root: tempfile::TempDir,
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub socket: PathBuf,
+    pub cgroup_parent: String,
+    child: Option<Child>,
+    extra: Vec<String>,
+}
+
+impl Daemon {
+    pub fn start() -> Daemon {
+        Self::start_with(&[])
+    }
+
+    /// Starts a berthd with extra flags, waiting for its READY=1 notification.
+    pub fn start_with(extra: &[&str]) -> Daemon {
+        require_root();
+        let root = tempfile::Builder::new().prefix("bt-").tempdir_in("/tmp").expect("temp dir");
+        let tag = rand_hex();
+        let mut d = Daemon {
+            data_root: root.path().join("data"),
+            socket: root.path().join("berth.sock"),
+            root,
+            exec_root: PathBuf::from(format!("/run/bt-{tag}")),
+            cgroup_parent: format!("berth-test-{tag}"),
+            child: None,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
+        };
+        d.spawn();
+        d
+    }
+
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    /// Starts (again) the berthd process on the same roots.
+    pub fn spawn(&mut self) {
+        let notify = self.root.path().join("notify.sock");
+        let _ = std::fs::remove_file(&notify);
+        let listener = UnixDatagram::bind(&notify).expect("binding the notify socket");
+        listener.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        let config = self.root.path().join("daemon.json");
+        std::fs::write(&config, "{}").expect("writing daemon.json");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.root.path().join("berthd.log"))
+            .expect("log file");
+        let child = Command::new(bin("berthd"))
+            .arg("-H")
+            .arg(self.host())
+            .arg("--data-root")
+            .arg(&self.data_root)
+            .arg("--exec-root")
+            .arg(&self.exec_root)
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .arg("--config-file")
+            .arg(&config)
+            .args(&self.extra)
+            .env("NOTIFY_SOCKET", &notify)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("starting berthd");
+        self.child = Some(child);
+        let mut buf = [0u8; 128];
+        loop {
+            match listener.recv(&mut buf) {
+                Ok(n) if &buf[..n] == b"READY=1" => break,
+                Ok(_) => continue,
+                Err(e) => panic!("berthd did not become ready: {e}\n{}", self.log()),
+            }
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.root.path().join("berthd.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// SIGTERM, and wait for the exit.
+    pub fn stop(&mut self) -> i32 {
+        let Some(mut c) = self.child.take() else { return 0 };
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        c.wait().expect("waiting for berthd").code().unwrap_or(-1)
+    }
+
+    /// SIGKILL: what a crash looks like to the shims.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn cli(&self, program: &Path, args: &[&str], stdin: Option<&[u8]>) -> Out {
+        let mut cmd = Command::new(program);
+        cmd.args(args)
+            .env("DOCKER_HOST", self.host())
+            .env("DOCKER_CONFIG", self.root.path().join("docker-config"))
+            .env("DOCKER_CLI_HINTS", "false")
+            .env_remove("BERTH_HOST");
+        run(cmd, stdin)
+    }
+
+    pub fn docker(&self, args: &[&str]) -> Out {
+        self.cli(Path::new(DOCKER), args, None)
+    }
+
+    pub fn docker_in(&self, args: &[&str], stdin: &[u8]) -> Out {
+        self.cli(Path::new(DOCKER), args, Some(stdin))
+    }
+
+    pub fn berth(&self, args: &[&str]) -> Out {
+        self.cli(&bin("berth"), args, None)
+    }
+
+    pub fn berth_in(&self, args: &[&str], stdin: &[u8]) -> Out {
+        self.cli(&bin("berth"), args, Some(stdin))
+    }
+
+    /// Builds the busybox test image (scripts/mkimage-busybox.sh) as `tag`, returning
+    /// the archive's path.
+    pub fn busybox_archive(&self, tag: &str) -> PathBuf {
+        let out = self.root.path().join(format!("{}.tar", tag.replace(['/', ':'], "_")));
+        let mut cmd = Command::new(repo_root().join("scripts/mkimage-busybox.sh"));
+        cmd.arg(&out).arg(tag);
+        run(cmd, None).ok();
+        out
+    }
+
+    /// Loads the busybox test image as busybox:latest with the docker CLI.
+    pub fn load_busybox(&self) {
+        let tar = self.busybox_archive("busybox:latest");
+        let o = self.docker(&["load", "-i", tar.to_str().expect("utf-8 path")]);
+        assert!(o.ok().contains("Loaded image: busybox:latest"), "{o:?}");
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        let mut found = Vec::new();
+        let root = self.root.path().display().to_string();
+        let exec = self.exec_root.display().to_string();
+        if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
+            for l in mi.lines() {
+                if l.contains(&root) || l.contains(&exec) {
+                    found.push(format!("mount: {l}"));
+                }
+            }
+        }
+        if let Ok(procs) = std::fs::read_dir("/proc") {
+            for p in procs.flatten() {
+                if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
+                    let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                    if cmd.contains(&exec) || cmd.contains(&root) {
+                        found.push(format!("process {}: {cmd}", p.file_name().to_string_lossy()));
+                    }
+                }
+            }
+        }
+        for h in cgroup_dirs(&self.cgroup_parent) {
+            if let Ok(entries) = std::fs::read_dir(&h) {
+                for e in entries.flatten() {
+                    if e.path().is_dir() {
+                        found.push(format!("cgroup: {}", e.path().display()));
+                    }
+                }
+            }
+        }
+        found
+    }
+}
+
+/// The per-daemon parent cgroup in every hierarchy.
+fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let base = Path::new("/sys/fs/cgroup");
+    if base.join(parent).exists() {
+        out.push(base.join(parent));
+    }
+    if let Ok(entries) = std::fs::read_dir(base) {
+        for e in entries.flatten() {
+            let p = e.path().join(parent);
+            if p.exists() {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop();
+        }
+        let left = self.leftovers();
+        for h in cgroup_dirs(&self.cgroup_parent) {
+            let _ = std::fs::remove_dir(&h);
+        }
+        let _ = std::fs::remove_dir_all(&self.exec_root);
+        if !left.is_empty() && !std::thread::panicking() {
+            panic!("berthd left things behind:\n{}\n--- berthd log ---\n{}", left.join("\n"), self.log());
+        }
+    }
+}

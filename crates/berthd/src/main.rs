@@ -118,6 +118,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         server::serve(l, daemon.clone());
     }
     tracing::info!(hosts = ?cfg.hosts, data_root = %cfg.data_root.display(), "berthd is ready");
+    sd_notify("READY=1");
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
@@ -126,6 +127,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         _ = int.recv() => {}
     }
     tracing::info!("shutting down");
+    sd_notify("STOPPING=1");
     for p in &listeners.paths {
         let _ = std::fs::remove_file(p);
     }
@@ -147,6 +149,26 @@ async fn run(cfg: config::Config) -> Result<()> {
     }
     let _ = std::fs::remove_file(&cfg.pidfile);
     Ok(())
+}
+
+/// Tells a supervisor (systemd, or a test) about our state over NOTIFY_SOCKET.
+fn sd_notify(state: &str) {
+    let Some(addr) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(sock) = std::os::unix::net::UnixDatagram::unbound() else {
+        return;
+    };
+    let bytes = addr.as_encoded_bytes();
+    let sent = if let Some(name) = bytes.strip_prefix(b"@") {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name).and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+    } else {
+        sock.send_to(state.as_bytes(), &addr)
+    };
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "sd_notify");
+    }
 }
 
 async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(

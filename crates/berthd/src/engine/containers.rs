@@ -213,6 +213,8 @@ impl Containers {
             .unwrap_or_default();
         let mut recs: Vec<Record> = self.all().iter().map(|c| c.snapshot()).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
+        // As in dockerd, a limit (`ps -n`, `ps -l`) or a status filter implies all.
+        let all = all || limit.is_some_and(|n| n > 0);
         let explicit_status = filters.contains_key("status") || filters.contains_key("exited");
         let matches = |r: &Record| {
             let f = |k: &str| filters.get(k).filter(|v| !v.is_empty());

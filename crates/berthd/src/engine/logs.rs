@@ -129,10 +129,10 @@ impl Containers {
             }
             let (entries, consumed) = parse_lines(&buf);
             let mut offset = consumed as u64;
-            let kept: Vec<&Entry> = entries.iter().filter(|e| r.keep(e)).collect();
-            let skip = r.opts.tail.map_or(0, |n| kept.len().saturating_sub(n));
+            // Like json-file: the last N lines of the log, then the stream and time filters.
+            let skip = r.opts.tail.map_or(0, |n| entries.len().saturating_sub(n));
             let mut out = Vec::new();
-            for e in &kept[skip..] {
+            for e in entries[skip..].iter().filter(|e| r.keep(e)) {
                 r.render(e, &mut out);
             }
             if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
