@@ -65,11 +65,19 @@ pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Out {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawning a command");
-    if let Some(data) = stdin {
+    let writer = stdin.map(|data| {
         let mut s = child.stdin.take().expect("piped stdin");
-        s.write_all(data).expect("writing stdin");
-    }
+        let data = data.to_vec();
+        // A command may exit before reading all its input (an early error): EPIPE
+        // here is not the test's concern, the command's output is.
+        std::thread::spawn(move || {
+            let _ = s.write_all(&data);
+        })
+    });
     let o = child.wait_with_output().expect("waiting for a command");
+    if let Some(w) = writer {
+        let _ = w.join();
+    }
     Out {
         code: o.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -226,6 +234,29 @@ impl Daemon {
         assert!(o.ok().contains("Loaded image: busybox:latest"), "{o:?}");
     }
 
+    /// A raw HTTP/1.1 request on the daemon's socket: (status, headers, body).
+    pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
+        use std::io::Read;
+        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).expect("connecting to berthd");
+        let body = body.unwrap_or("");
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).expect("writing the request");
+        let mut resp = Vec::new();
+        s.read_to_end(&mut resp).expect("reading the response");
+        let resp = String::from_utf8_lossy(&resp).into_owned();
+        let (head, rest) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
+        let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+            dechunk(rest)
+        } else {
+            rest.to_string()
+        };
+        (status, head.to_string(), body)
+    }
+
     fn leftovers(&self) -> Vec<String> {
         let mut found = Vec::new();
         let root = self.root.path().display().to_string();
@@ -260,6 +291,19 @@ impl Daemon {
     }
 }
 
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}
+
 /// The per-daemon parent cgroup in every hierarchy.
 fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -291,5 +335,92 @@ impl Drop for Daemon {
         if !left.is_empty() && !std::thread::panicking() {
             panic!("berthd left things behind:\n{}\n--- berthd log ---\n{}", left.join("\n"), self.log());
         }
+    }
+}
+
+/// Builds docker-archive tars for tests, with layers written raw (so that hostile
+/// entry names reach berthd unchanged).
+pub mod archive {
+    use sha2::{Digest, Sha256};
+
+    pub struct Layer(tar::Builder<Vec<u8>>);
+
+    impl Default for Layer {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    impl Layer {
+        pub fn new() -> Layer {
+            Layer(tar::Builder::new(Vec::new()))
+        }
+
+        fn raw(mut self, kind: tar::EntryType, name: &str, link: Option<&str>, data: &[u8]) -> Layer {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+            let g = h.as_gnu_mut().expect("gnu header");
+            g.name[..name.len()].copy_from_slice(name.as_bytes());
+            if let Some(l) = link {
+                g.linkname[..l.len()].copy_from_slice(l.as_bytes());
+            }
+            h.set_cksum();
+            self.0.append(&h, data).expect("appending to a tar in memory");
+            self
+        }
+
+        pub fn file(self, name: &str, data: &[u8]) -> Layer {
+            self.raw(tar::EntryType::Regular, name, None, data)
+        }
+
+        pub fn dir(self, name: &str) -> Layer {
+            self.raw(tar::EntryType::Directory, name, None, &[])
+        }
+
+        pub fn symlink(self, name: &str, target: &str) -> Layer {
+            self.raw(tar::EntryType::Symlink, name, Some(target), &[])
+        }
+
+        pub fn hardlink(self, name: &str, target: &str) -> Layer {
+            self.raw(tar::EntryType::Link, name, Some(target), &[])
+        }
+
+        pub fn finish(self) -> Vec<u8> {
+            self.0.into_inner().expect("tar in memory")
+        }
+    }
+
+    fn put(b: &mut tar::Builder<Vec<u8>>, name: &str, data: &[u8]) {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, name, data).expect("tar in memory");
+    }
+
+    /// A docker-archive with `layers` (uncompressed tars), tagged `tag`, running `cmd`.
+    pub fn image(layers: &[Vec<u8>], tag: &str, cmd: &[&str]) -> Vec<u8> {
+        let hex = |d: &[u8]| hex::encode(Sha256::digest(d));
+        let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", hex(l))).collect();
+        let config = serde_json::json!({
+            "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+            "config": { "Cmd": cmd, "Env": ["PATH=/bin"] },
+            "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        });
+        let config = serde_json::to_vec(&config).expect("json");
+        let chex = hex(&config);
+        let mut b = tar::Builder::new(Vec::new());
+        let mut names = Vec::new();
+        for l in layers {
+            let n = format!("blobs/sha256/{}", hex(l));
+            put(&mut b, &n, l);
+            names.push(n);
+        }
+        put(&mut b, &format!("blobs/sha256/{chex}"), &config);
+        let manifest = serde_json::json!([{ "Config": format!("blobs/sha256/{chex}"), "RepoTags": [tag], "Layers": names }]);
+        put(&mut b, "manifest.json", &serde_json::to_vec(&manifest).expect("json"));
+        b.into_inner().expect("tar in memory")
     }
 }
