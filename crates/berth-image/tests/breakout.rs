@@ -204,11 +204,7 @@ fn ordinary_layer_with_whiteouts_and_links() {
             .nlink(),
         2
     );
-    let opaque = rustix::fs::getxattr(
-        &s.layer.join("var"),
-        "trusted.overlay.opaque",
-        &mut [0u8; 4],
-    )
-    .unwrap();
+    let opaque =
+        rustix::fs::getxattr(s.layer.join("var"), "trusted.overlay.opaque", &mut [0u8; 4]).unwrap();
     assert_eq!(opaque, 1);
 }

@@ -145,7 +145,7 @@ unsafe fn child_main(
     report: RawFd,
     stdio: [RawFd; 3],
 ) -> ! {
-    // SAFETY (whole body): every call is a plain syscall wrapper on fds we own in this
+    // SAFETY: every call below is a plain syscall wrapper on fds we own in this
     // child, on NUL-terminated strings owned by `plan` (alive in our copy of the
     // address space), or on stack buffers that outlive the call.
     unsafe {

@@ -56,11 +56,11 @@ impl Shim {
                     };
                     let _ = sock.set_read_timeout(None);
                     let mut c = Client { sock, want };
-                    if want.is_some_and(|w| w & WANT_MONITOR != 0) && !self.started_line.is_empty()
+                    if want.is_some_and(|w| w & WANT_MONITOR != 0)
+                        && !self.started_line.is_empty()
+                        && c.sock.write_all(&self.started_line).is_err()
                     {
-                        if c.sock.write_all(&self.started_line).is_err() {
-                            continue;
-                        }
+                        continue;
                     }
                     self.clients.push(c);
                 }
@@ -76,14 +76,14 @@ impl Shim {
         let c = &mut self.clients[i];
         match c.sock.read(&mut buf) {
             Ok(0) | Err(_) => false,
-            Ok(n) => {
+            // Later bytes (a client's stdin) are not used yet.
+            Ok(_) => {
                 if c.want.is_none() {
                     c.want = Some(buf[0]);
                     if buf[0] & WANT_MONITOR != 0 && !self.started_line.is_empty() {
                         return c.sock.write_all(&self.started_line).is_ok();
                     }
                 }
-                let _ = n;
                 true
             }
         }

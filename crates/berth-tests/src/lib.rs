@@ -23,13 +23,19 @@ pub fn require_root() {
                 .and_then(|l| l.split_whitespace().nth(1).map(String::from))
         })
         .unwrap_or_default();
-    assert_eq!(uid, "0", "the integration tests need root (CI runs them as root)");
+    assert_eq!(
+        uid, "0",
+        "the integration tests need root (CI runs them as root)"
+    );
 }
 
 /// A binary of this workspace, built in the same profile as the test.
 pub fn bin(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let p = dir.join(name);
     assert!(
         p.exists(),
@@ -40,7 +46,10 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("repo root")
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repo root")
 }
 
 /// A command's outcome.
@@ -61,9 +70,13 @@ impl Out {
 }
 
 pub fn run(mut cmd: Command, stdin: Option<&[u8]>) -> Out {
-    cmd.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    cmd.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    })
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawning a command");
     let writer = stdin.map(|data| {
         let mut s = child.stdin.take().expect("piped stdin");
@@ -107,7 +120,10 @@ impl Daemon {
     /// Starts a berthd with extra flags, waiting for its READY=1 notification.
     pub fn start_with(extra: &[&str]) -> Daemon {
         require_root();
-        let root = tempfile::Builder::new().prefix("bt-").tempdir_in("/tmp").expect("temp dir");
+        let root = tempfile::Builder::new()
+            .prefix("bt-")
+            .tempdir_in("/tmp")
+            .expect("temp dir");
         let tag = rand_hex();
         let mut d = Daemon {
             data_root: root.path().join("data"),
@@ -131,7 +147,9 @@ impl Daemon {
         let notify = self.root.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify);
         let listener = UnixDatagram::bind(&notify).expect("binding the notify socket");
-        listener.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        listener
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .expect("timeout");
         let config = self.root.path().join("daemon.json");
         std::fs::write(&config, "{}").expect("writing daemon.json");
         let log = std::fs::OpenOptions::new()
@@ -178,8 +196,13 @@ impl Daemon {
 
     /// SIGTERM, and wait for the exit.
     pub fn stop(&mut self) -> i32 {
-        let Some(mut c) = self.child.take() else { return 0 };
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        let Some(mut c) = self.child.take() else {
+            return 0;
+        };
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
         c.wait().expect("waiting for berthd").code().unwrap_or(-1)
     }
 
@@ -220,7 +243,10 @@ impl Daemon {
     /// Builds the busybox test image (scripts/mkimage-busybox.sh) as `tag`, returning
     /// the archive's path.
     pub fn busybox_archive(&self, tag: &str) -> PathBuf {
-        let out = self.root.path().join(format!("{}.tar", tag.replace(['/', ':'], "_")));
+        let out = self
+            .root
+            .path()
+            .join(format!("{}.tar", tag.replace(['/', ':'], "_")));
         let mut cmd = Command::new(repo_root().join("scripts/mkimage-busybox.sh"));
         cmd.arg(&out).arg(tag);
         run(cmd, None).ok();
@@ -237,7 +263,8 @@ impl Daemon {
     /// A raw HTTP/1.1 request on the daemon's socket: (status, headers, body).
     pub fn api(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String, String) {
         use std::io::Read;
-        let mut s = std::os::unix::net::UnixStream::connect(&self.socket).expect("connecting to berthd");
+        let mut s =
+            std::os::unix::net::UnixStream::connect(&self.socket).expect("connecting to berthd");
         let body = body.unwrap_or("");
         let req = format!(
             "{method} {path} HTTP/1.1\r\nHost: berth\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -248,8 +275,15 @@ impl Daemon {
         s.read_to_end(&mut resp).expect("reading the response");
         let resp = String::from_utf8_lossy(&resp).into_owned();
         let (head, rest) = resp.split_once("\r\n\r\n").unwrap_or((&resp, ""));
-        let status = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-        let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        let status = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let body = if head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
             dechunk(rest)
         } else {
             rest.to_string()
@@ -273,7 +307,10 @@ impl Daemon {
                 if let Ok(cmd) = std::fs::read(p.path().join("cmdline")) {
                     let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
                     if cmd.contains(&exec) || cmd.contains(&root) {
-                        found.push(format!("process {}: {cmd}", p.file_name().to_string_lossy()));
+                        found.push(format!(
+                            "process {}: {cmd}",
+                            p.file_name().to_string_lossy()
+                        ));
                     }
                 }
             }
@@ -302,6 +339,24 @@ fn dechunk(mut s: &str) -> String {
         s = rest[n..].trim_start_matches("\r\n");
     }
     out
+}
+
+/// Waits for a process (not ours) to exit, on its pidfd: an event, not a sleep.
+pub fn wait_pid_exit(pid: i32) {
+    use rustix::event::{poll, PollFd, PollFlags};
+    let Some(p) = rustix::process::Pid::from_raw(pid) else {
+        return;
+    };
+    let Ok(fd) = rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) else {
+        return; // already gone
+    };
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let timeout = rustix::event::Timespec {
+        tv_sec: 60,
+        tv_nsec: 0,
+    };
+    let n = poll(&mut fds, Some(&timeout)).expect("poll on a pidfd");
+    assert_eq!(n, 1, "process {pid} did not exit within 60 s");
 }
 
 /// The per-daemon parent cgroup in every hierarchy.
@@ -333,7 +388,11 @@ impl Drop for Daemon {
         }
         let _ = std::fs::remove_dir_all(&self.exec_root);
         if !left.is_empty() && !std::thread::panicking() {
-            panic!("berthd left things behind:\n{}\n--- berthd log ---\n{}", left.join("\n"), self.log());
+            panic!(
+                "berthd left things behind:\n{}\n--- berthd log ---\n{}",
+                left.join("\n"),
+                self.log()
+            );
         }
     }
 }
@@ -356,18 +415,30 @@ pub mod archive {
             Layer(tar::Builder::new(Vec::new()))
         }
 
-        fn raw(mut self, kind: tar::EntryType, name: &str, link: Option<&str>, data: &[u8]) -> Layer {
+        fn raw(
+            mut self,
+            kind: tar::EntryType,
+            name: &str,
+            link: Option<&str>,
+            data: &[u8],
+        ) -> Layer {
             let mut h = tar::Header::new_gnu();
             h.set_entry_type(kind);
             h.set_size(data.len() as u64);
-            h.set_mode(if kind == tar::EntryType::Directory { 0o755 } else { 0o644 });
+            h.set_mode(if kind == tar::EntryType::Directory {
+                0o755
+            } else {
+                0o644
+            });
             let g = h.as_gnu_mut().expect("gnu header");
             g.name[..name.len()].copy_from_slice(name.as_bytes());
             if let Some(l) = link {
                 g.linkname[..l.len()].copy_from_slice(l.as_bytes());
             }
             h.set_cksum();
-            self.0.append(&h, data).expect("appending to a tar in memory");
+            self.0
+                .append(&h, data)
+                .expect("appending to a tar in memory");
             self
         }
 
@@ -403,7 +474,10 @@ pub mod archive {
     /// A docker-archive with `layers` (uncompressed tars), tagged `tag`, running `cmd`.
     pub fn image(layers: &[Vec<u8>], tag: &str, cmd: &[&str]) -> Vec<u8> {
         let hex = |d: &[u8]| hex::encode(Sha256::digest(d));
-        let diff_ids: Vec<String> = layers.iter().map(|l| format!("sha256:{}", hex(l))).collect();
+        let diff_ids: Vec<String> = layers
+            .iter()
+            .map(|l| format!("sha256:{}", hex(l)))
+            .collect();
         let config = serde_json::json!({
             "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
             "config": { "Cmd": cmd, "Env": ["PATH=/bin"] },
@@ -420,7 +494,11 @@ pub mod archive {
         }
         put(&mut b, &format!("blobs/sha256/{chex}"), &config);
         let manifest = serde_json::json!([{ "Config": format!("blobs/sha256/{chex}"), "RepoTags": [tag], "Layers": names }]);
-        put(&mut b, "manifest.json", &serde_json::to_vec(&manifest).expect("json"));
+        put(
+            &mut b,
+            "manifest.json",
+            &serde_json::to_vec(&manifest).expect("json"),
+        );
         b.into_inner().expect("tar in memory")
     }
 }

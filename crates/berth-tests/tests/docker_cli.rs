@@ -11,7 +11,12 @@ fn run_prints_and_exit_codes_pass_through() {
     assert_eq!(o.ok(), "hello\n");
     let o = d.docker(&["run", "--name", "three", "busybox", "sh", "-c", "exit 3"]);
     assert_eq!(o.code, 3, "{o:?}");
-    let o = d.docker(&["inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", "three"]);
+    let o = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "three",
+    ]);
     assert_eq!(o.ok().trim(), "exited 3");
     // --rm removed the first container; only "three" is left.
     let o = d.docker(&["ps", "-a", "--format", "{{.Names}}"]);
@@ -23,18 +28,41 @@ fn run_prints_and_exit_codes_pass_through() {
 fn sigkill_reports_137() {
     let d = Daemon::start();
     d.load_busybox();
-    let id = d.docker(&["run", "-d", "busybox", "sleep", "1000"]).ok().trim().to_string();
+    let id = d
+        .docker(&["run", "-d", "busybox", "sleep", "1000"])
+        .ok()
+        .trim()
+        .to_string();
     d.docker(&["kill", &id]).ok();
     assert_eq!(d.docker(&["wait", &id]).ok().trim(), "137");
-    let o = d.docker(&["inspect", "-f", "{{.State.ExitCode}} {{.State.Running}}", &id]);
+    let o = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.ExitCode}} {{.State.Running}}",
+        &id,
+    ]);
     assert_eq!(o.ok().trim(), "137 false");
     // Signals by name and number, and a bad one.
-    let id2 = d.docker(&["run", "-d", "busybox", "sh", "-c", "trap 'exit 42' USR1; while true; do sleep 0.1; done"]).ok().trim().to_string();
+    let id2 = d
+        .docker(&[
+            "run",
+            "-d",
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'exit 42' USR1; while true; do sleep 0.1; done",
+        ])
+        .ok()
+        .trim()
+        .to_string();
     d.docker(&["kill", "-s", "SIGUSR1", &id2]).ok();
     assert_eq!(d.docker(&["wait", &id2]).ok().trim(), "42");
     let o = d.docker(&["kill", "-s", "NOPE", &id2]);
     assert_ne!(o.code, 0);
-    assert!(o.stderr.contains("is not running") || o.stderr.contains("Invalid signal"), "{o:?}");
+    assert!(
+        o.stderr.contains("is not running") || o.stderr.contains("Invalid signal"),
+        "{o:?}"
+    );
     d.docker(&["rm", &id, &id2]).ok();
 }
 
@@ -42,9 +70,15 @@ fn sigkill_reports_137() {
 fn detached_lifecycle_stop_logs_rm() {
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"]).ok();
+    d.docker(&["run", "-d", "--name", "web", "busybox", "sleep", "1000"])
+        .ok();
     let ps = d.docker(&["ps"]);
-    let line = ps.ok().lines().find(|l| l.ends_with(" web")).unwrap_or_else(|| panic!("web missing: {ps:?}")).to_string();
+    let line = ps
+        .ok()
+        .lines()
+        .find(|l| l.ends_with(" web"))
+        .unwrap_or_else(|| panic!("web missing: {ps:?}"))
+        .to_string();
     assert!(line.contains(" Up "), "{line}");
 
     let refused = d.docker(&["rm", "web"]);
@@ -58,7 +92,10 @@ fn detached_lifecycle_stop_logs_rm() {
     let t = Instant::now();
     d.docker(&["stop", "-t", "1", "web"]).ok();
     let took = t.elapsed();
-    assert!(took.as_millis() >= 900 && took.as_secs_f64() < 2.0, "stop took {took:?}");
+    assert!(
+        took.as_millis() >= 900 && took.as_secs_f64() < 2.0,
+        "stop took {took:?}"
+    );
     let ps = d.docker(&["ps", "-a", "--filter", "name=web"]);
     assert!(ps.ok().contains("Exited (137)"), "{ps:?}");
     d.docker(&["rm", "web"]).ok();
@@ -72,21 +109,43 @@ fn logs_keep_streams_apart_and_in_order() {
     let d = Daemon::start();
     d.load_busybox();
     let script = "for i in 1 2 3; do echo out$i; echo err$i >&2; done";
-    d.docker(&["run", "--name", "talk", "busybox", "sh", "-c", script]).ok();
+    d.docker(&["run", "--name", "talk", "busybox", "sh", "-c", script])
+        .ok();
     let o = d.docker(&["logs", "talk"]);
     assert_eq!(o.ok(), "out1\nout2\nout3\n");
     assert_eq!(o.stderr, "err1\nerr2\nerr3\n");
     // Two pipes have no order between them, so the tail is checked on one stream.
-    d.docker(&["run", "--name", "count", "busybox", "seq", "1", "5"]).ok();
+    d.docker(&["run", "--name", "count", "busybox", "seq", "1", "5"])
+        .ok();
     assert_eq!(d.docker(&["logs", "--tail", "2", "count"]).ok(), "4\n5\n");
     assert_eq!(d.docker(&["logs", "--tail", "0", "count"]).ok(), "");
     let o = d.docker(&["logs", "-t", "talk"]);
     let first = o.ok().lines().next().unwrap_or_default().to_string();
-    assert!(first.ends_with("Z out1") && first.starts_with("20"), "{first}");
-    let o = d.docker(&["logs", "--since", "2000-01-01T00:00:00Z", "--until", "2001-01-01T00:00:00Z", "talk"]);
+    assert!(
+        first.ends_with("Z out1") && first.starts_with("20"),
+        "{first}"
+    );
+    let o = d.docker(&[
+        "logs",
+        "--since",
+        "2000-01-01T00:00:00Z",
+        "--until",
+        "2001-01-01T00:00:00Z",
+        "talk",
+    ]);
     assert_eq!(o.ok(), "");
     // Follow ends when the container exits.
-    d.docker(&["run", "-d", "--name", "follow", "busybox", "sh", "-c", "echo a; sleep 0.5; echo b"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "follow",
+        "busybox",
+        "sh",
+        "-c",
+        "echo a; sleep 0.5; echo b",
+    ])
+    .ok();
     assert_eq!(d.docker(&["logs", "-f", "follow"]).ok(), "a\nb\n");
     d.docker(&["rm", "talk", "follow", "count"]).ok();
 }
@@ -95,7 +154,17 @@ fn logs_keep_streams_apart_and_in_order() {
 fn inside_a_default_container() {
     let d = Daemon::start();
     d.load_busybox();
-    let id = d.docker(&["create", "busybox", "sh", "-c", "echo $$; hostname; grep CapEff /proc/self/status"]).ok().trim().to_string();
+    let id = d
+        .docker(&[
+            "create",
+            "busybox",
+            "sh",
+            "-c",
+            "echo $$; hostname; grep CapEff /proc/self/status",
+        ])
+        .ok()
+        .trim()
+        .to_string();
     d.docker(&["start", &id]).ok();
     d.docker(&["wait", &id]).ok();
     let out = d.docker(&["logs", &id]);
@@ -107,21 +176,51 @@ fn inside_a_default_container() {
     // /proc/kcore is masked (this host's kernel may not have it at all).
     let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "test ! -e /proc/kcore || test ! -s /proc/kcore && grep -c ' /proc/keys ' /proc/self/mountinfo"]);
     assert_eq!(o.ok().trim(), "1", "{o:?}");
-    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo x > /proc/sys/kernel/hostname"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /proc/sys/kernel/hostname",
+    ]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("Read-only file system"), "{o:?}");
-    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "cat /proc/timer_list | wc -c; ls /sys/firmware | wc -l"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/timer_list | wc -c; ls /sys/firmware | wc -l",
+    ]);
     assert_eq!(o.ok(), "0\n0\n");
 
     let o = d.docker(&["run", "--rm", "-u", "bob", "busybox", "id"]);
-    assert_eq!(o.ok().trim(), "uid=1000(bob) gid=1000(bob) groups=10(wheel)");
+    assert_eq!(
+        o.ok().trim(),
+        "uid=1000(bob) gid=1000(bob) groups=10(wheel)"
+    );
     let o = d.docker(&["run", "--rm", "-u", "1000:10", "busybox", "id"]);
     assert_eq!(o.ok().trim(), "uid=1000(bob) gid=10(wheel)");
-    let o = d.docker(&["run", "--rm", "-u", "bob", "busybox", "grep", "CapEff", "/proc/self/status"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-u",
+        "bob",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
     assert_eq!(o.ok().trim(), "CapEff:\t0000000000000000");
     let o = d.docker(&["run", "--rm", "-u", "nosuchuser", "busybox", "true"]);
     assert_eq!(o.code, 125);
-    assert!(o.stderr.contains("unable to find user nosuchuser: no matching entries in passwd file"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("unable to find user nosuchuser: no matching entries in passwd file"),
+        "{o:?}"
+    );
 
     // Environment, working directory (created when missing), hostname, loopback only.
     let o = d.docker(&[
@@ -129,9 +228,28 @@ fn inside_a_default_container() {
         "echo $A $HOSTNAME $HOME $(pwd) $(hostname) $(cat /proc/sys/kernel/domainname); ls /sys/class/net",
     ]);
     assert_eq!(o.ok(), "1 box /root /srv/app box example.org\nlo\n");
-    let o = d.docker(&["run", "--rm", "--network", "host", "busybox", "ls", "/sys/class/net"]);
-    assert!(o.ok().lines().count() > 1, "host network shows the host's interfaces: {o:?}");
-    let o = d.docker(&["run", "--rm", "--network", "none", "busybox", "ls", "/sys/class/net"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
+    assert!(
+        o.ok().lines().count() > 1,
+        "host network shows the host's interfaces: {o:?}"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ls",
+        "/sys/class/net",
+    ]);
     assert_eq!(o.ok(), "lo\n");
 }
 
@@ -140,7 +258,14 @@ fn when_pid1_exits_the_rest_dies_and_no_process_is_left() {
     let d = Daemon::start();
     d.load_busybox();
     // A background child that would outlive its parent outside a pid namespace.
-    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "sleep 1000 & echo started"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 1000 & echo started",
+    ]);
     assert_eq!(o.ok(), "started\n");
     // The Daemon's drop checks that no process of this daemon is left.
 }
@@ -151,7 +276,11 @@ fn start_failures_use_dockers_exit_codes() {
     d.load_busybox();
     let o = d.docker(&["run", "--rm", "busybox", "nosuchcommand"]);
     assert_eq!(o.code, 127, "{o:?}");
-    assert!(o.stderr.contains("exec: \"nosuchcommand\": executable file not found in $PATH"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("exec: \"nosuchcommand\": executable file not found in $PATH"),
+        "{o:?}"
+    );
     let o = d.docker(&["run", "--rm", "busybox", "/etc/passwd"]);
     assert_eq!(o.code, 126, "{o:?}");
     let o = d.docker(&["run", "--rm", "nosuchimage"]);
@@ -160,15 +289,24 @@ fn start_failures_use_dockers_exit_codes() {
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
     let o = d.docker(&["run", "--rm", "--privileged", "busybox", "true"]);
     assert_eq!(o.code, 125);
-    assert!(o.stderr.contains("berth does not support HostConfig.Privileged yet"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("berth does not support HostConfig.Privileged yet"),
+        "{o:?}"
+    );
 }
 
 #[test]
 fn ps_filters_and_formats() {
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(&["run", "-d", "--name", "a1", "-l", "role=web", "busybox", "sleep", "100"]).ok();
-    d.docker(&["run", "--name", "b2", "-l", "role=db", "busybox", "sh", "-c", "exit 2"]);
+    d.docker(&[
+        "run", "-d", "--name", "a1", "-l", "role=web", "busybox", "sleep", "100",
+    ])
+    .ok();
+    d.docker(&[
+        "run", "--name", "b2", "-l", "role=db", "busybox", "sh", "-c", "exit 2",
+    ]);
     let names = |args: &[&str]| {
         let mut a = vec!["ps", "--format", "{{.Names}}"];
         a.extend_from_slice(args);
@@ -184,7 +322,12 @@ fn ps_filters_and_formats() {
     assert_eq!(names(&["-a", "--filter", "ancestor=busybox"]), ["a1", "b2"]);
     assert_eq!(names(&["-a", "--filter", "name=a"]), ["a1"]);
     assert_eq!(d.docker(&["ps", "-aq"]).ok().lines().count(), 2);
-    assert_eq!(d.docker(&["ps", "-l", "--format", "{{.Names}}"]).ok().trim(), "b2");
+    assert_eq!(
+        d.docker(&["ps", "-l", "--format", "{{.Names}}"])
+            .ok()
+            .trim(),
+        "b2"
+    );
     let o = d.docker(&["ps", "--filter", "status=bogus"]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("invalid filter 'status=bogus'"), "{o:?}");
@@ -199,12 +342,20 @@ fn ps_filters_and_formats() {
 fn names_are_unique_and_checked() {
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(&["create", "--name", "dup", "busybox", "true"]).ok();
+    d.docker(&["create", "--name", "dup", "busybox", "true"])
+        .ok();
     let o = d.docker(&["create", "--name", "dup", "busybox", "true"]);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("Conflict. The container name \"/dup\" is already in use by container"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("Conflict. The container name \"/dup\" is already in use by container"),
+        "{o:?}"
+    );
     let o = d.docker(&["create", "--name", "bad name", "busybox", "true"]);
-    assert!(o.stderr.contains("Invalid container name (bad name)"), "{o:?}");
+    assert!(
+        o.stderr.contains("Invalid container name (bad name)"),
+        "{o:?}"
+    );
     let o = d.docker(&["start", "nosuch"]);
     assert!(o.stderr.contains("No such container: nosuch"), "{o:?}");
     d.docker(&["restart", "-t", "0", "dup"]).ok();

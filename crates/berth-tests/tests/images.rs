@@ -6,7 +6,9 @@ use berth_tests::Daemon;
 use std::path::Path;
 
 fn store_is_clean(d: &Daemon) {
-    let tmp: Vec<_> = std::fs::read_dir(d.data_root.join("tmp")).unwrap().collect();
+    let tmp: Vec<_> = std::fs::read_dir(d.data_root.join("tmp"))
+        .unwrap()
+        .collect();
     assert!(tmp.is_empty(), "work left in the store's tmp: {tmp:?}");
 }
 
@@ -14,24 +16,42 @@ fn store_is_clean(d: &Daemon) {
 fn save_then_load_into_a_fresh_daemon_and_back() {
     let d = Daemon::start();
     d.load_busybox();
-    let id = d.docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"]).ok().trim().to_string();
+    let id = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"])
+        .ok()
+        .trim()
+        .to_string();
     let out = d.root.path().join("saved.tar");
-    d.docker(&["save", "-o", out.to_str().unwrap(), "busybox"]).ok();
+    d.docker(&["save", "-o", out.to_str().unwrap(), "busybox"])
+        .ok();
     // The archive is both a docker-archive and an OCI layout.
-    let listing = berth_tests::run({
-        let mut c = std::process::Command::new("tar");
-        c.arg("-tf").arg(&out);
-        c
-    }, None);
+    let listing = berth_tests::run(
+        {
+            let mut c = std::process::Command::new("tar");
+            c.arg("-tf").arg(&out);
+            c
+        },
+        None,
+    );
     for f in ["manifest.json", "index.json", "oci-layout"] {
-        assert!(listing.ok().lines().any(|l| l == f), "{f} missing: {listing:?}");
+        assert!(
+            listing.ok().lines().any(|l| l == f),
+            "{f} missing: {listing:?}"
+        );
     }
     let d2 = Daemon::start();
     let o = d2.docker(&["load", "-i", out.to_str().unwrap()]);
     assert_eq!(o.ok(), "Loaded image: busybox:latest\n");
-    let id2 = d2.docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"]).ok().trim().to_string();
+    let id2 = d2
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"])
+        .ok()
+        .trim()
+        .to_string();
     assert_eq!(id, id2, "the same image ID after a save/load round trip");
-    assert_eq!(d2.docker(&["run", "--rm", "busybox", "echo", "ok"]).ok(), "ok\n");
+    assert_eq!(
+        d2.docker(&["run", "--rm", "busybox", "echo", "ok"]).ok(),
+        "ok\n"
+    );
     // Loading an image it already has changes nothing.
     let o = d.docker_in(&["load"], &std::fs::read(&out).unwrap());
     assert_eq!(o.ok(), "Loaded image: busybox:latest\n");
@@ -48,11 +68,23 @@ fn tags_inspect_history_and_filters() {
     let mut tags: Vec<&str> = o.ok().lines().collect();
     tags.sort();
     assert_eq!(tags, ["busybox:latest", "me/tool:v1"]);
-    let o = d.docker(&["images", "--filter", "reference=me/*", "--format", "{{.Repository}}"]);
+    let o = d.docker(&[
+        "images",
+        "--filter",
+        "reference=me/*",
+        "--format",
+        "{{.Repository}}",
+    ]);
     assert_eq!(o.ok(), "me/tool\n");
     let o = d.docker(&["images", "--filter", "dangling=true", "-q"]);
     assert_eq!(o.ok(), "");
-    let o = d.docker(&["image", "inspect", "-f", "{{.Os}} {{len .RootFS.Layers}} {{json .Config.Cmd}}", "me/tool:v1"]);
+    let o = d.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{.Os}} {{len .RootFS.Layers}} {{json .Config.Cmd}}",
+        "me/tool:v1",
+    ]);
     assert_eq!(o.ok().trim(), "linux 1 [\"sh\"]");
     let o = d.docker(&["history", "--format", "{{.CreatedBy}}", "busybox"]);
     assert_eq!(o.ok().trim(), "scripts/mkimage-busybox.sh");
@@ -72,21 +104,47 @@ fn tags_inspect_history_and_filters() {
 fn rmi_while_in_use_is_409_and_force_rules() {
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(&["run", "-d", "--name", "user", "busybox", "sleep", "100"]).ok();
+    d.docker(&["run", "-d", "--name", "user", "busybox", "sleep", "100"])
+        .ok();
     let o = d.docker(&["rmi", "busybox"]);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("conflict: unable to remove repository reference \"busybox\" (must force) - container"), "{o:?}");
-    let id = d.docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"]).ok().trim().to_string();
+    assert!(
+        o.stderr.contains(
+            "conflict: unable to remove repository reference \"busybox\" (must force) - container"
+        ),
+        "{o:?}"
+    );
+    let id = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "busybox"])
+        .ok()
+        .trim()
+        .to_string();
     let o = d.docker(&["rmi", "-f", &id]);
-    assert!(o.stderr.contains("(cannot be forced) - image is being used by running container"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("(cannot be forced) - image is being used by running container"),
+        "{o:?}"
+    );
     // The status code itself, on the API.
     let (status, _, body) = d.api("DELETE", "/v1.44/images/busybox", None);
     assert_eq!(status, 409, "{body}");
-    assert!(body.starts_with("{\"message\":\"conflict: unable to remove repository reference"), "{body}");
+    assert!(
+        body.starts_with("{\"message\":\"conflict: unable to remove repository reference"),
+        "{body}"
+    );
     d.docker(&["rm", "-f", "user"]).ok();
     let o = d.docker(&["rmi", "busybox"]);
-    assert!(o.ok().contains("Untagged: busybox:latest") && o.stdout.contains(&format!("Deleted: {id}")), "{o:?}");
-    assert_eq!(std::fs::read_dir(d.data_root.join("layers")).unwrap().count(), 0, "layers removed with the image");
+    assert!(
+        o.ok().contains("Untagged: busybox:latest") && o.stdout.contains(&format!("Deleted: {id}")),
+        "{o:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(d.data_root.join("layers"))
+            .unwrap()
+            .count(),
+        0,
+        "layers removed with the image"
+    );
 }
 
 #[test]
@@ -95,20 +153,42 @@ fn import_with_changes() {
     d.load_busybox();
     // A root filesystem tar taken from the busybox image's own layer.
     let id = d.docker(&["create", "busybox"]).ok().trim().to_string();
-    let layer_dir = std::fs::read_dir(d.data_root.join("layers")).unwrap().next().unwrap().unwrap().path();
+    let layer_dir = std::fs::read_dir(d.data_root.join("layers"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let tar = std::fs::read(layer_dir.join("layer.tar")).unwrap();
     let o = d.docker_in(
-        &["import", "--change", "CMD [\"echo\", \"imported\"]", "--change", "ENV WHO=me", "-m", "from a test", "-", "imp:v1"],
+        &[
+            "import",
+            "--change",
+            "CMD [\"echo\", \"imported\"]",
+            "--change",
+            "ENV WHO=me",
+            "-m",
+            "from a test",
+            "-",
+            "imp:v1",
+        ],
         &tar,
     );
     assert!(o.ok().starts_with("sha256:"), "{o:?}");
     assert_eq!(d.docker(&["run", "--rm", "imp:v1"]).ok(), "imported\n");
-    assert_eq!(d.docker(&["run", "--rm", "imp:v1", "sh", "-c", "echo $WHO"]).ok(), "me\n");
+    assert_eq!(
+        d.docker(&["run", "--rm", "imp:v1", "sh", "-c", "echo $WHO"])
+            .ok(),
+        "me\n"
+    );
     let o = d.docker(&["history", "--format", "{{.Comment}}", "imp:v1"]);
     assert_eq!(o.ok().trim(), "from a test");
     let o = d.docker_in(&["import", "--change", "RUN make", "-", "bad:v1"], &tar);
     assert_ne!(o.code, 0);
-    assert!(o.stderr.contains("RUN is not a valid change command"), "{o:?}");
+    assert!(
+        o.stderr.contains("RUN is not a valid change command"),
+        "{o:?}"
+    );
     d.docker(&["rm", &id]).ok();
     store_is_clean(&d);
 }
@@ -146,9 +226,18 @@ fn bad_archives_are_named_and_leave_nothing() {
     tar = b.into_inner().unwrap();
     let o = d.docker_in(&["load"], &tar);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("layer 0 of the image has digest sha256:") && o.stderr.contains("but the image config says"), "{o:?}");
+    assert!(
+        o.stderr.contains("layer 0 of the image has digest sha256:")
+            && o.stderr.contains("but the image config says"),
+        "{o:?}"
+    );
     assert_eq!(d.docker(&["images", "-q"]).ok(), "");
-    assert_eq!(std::fs::read_dir(d.data_root.join("layers")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(d.data_root.join("layers"))
+            .unwrap()
+            .count(),
+        0
+    );
     store_is_clean(&d);
 }
 
@@ -158,11 +247,26 @@ fn load_hostile(d: &Daemon, layer: Vec<u8>) -> berth_tests::Out {
 }
 
 fn nothing_outside(d: &Daemon, canary_dir: &Path) {
-    let entries: Vec<_> = std::fs::read_dir(canary_dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(entries, ["secret"], "only the canary's own file may be there");
-    assert_eq!(std::fs::read(canary_dir.join("secret")).unwrap(), b"host data");
+    let entries: Vec<_> = std::fs::read_dir(canary_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        entries,
+        ["secret"],
+        "only the canary's own file may be there"
+    );
+    assert_eq!(
+        std::fs::read(canary_dir.join("secret")).unwrap(),
+        b"host data"
+    );
     assert_eq!(d.docker(&["images", "-q"]).ok(), "");
-    assert_eq!(std::fs::read_dir(d.data_root.join("layers")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(d.data_root.join("layers"))
+            .unwrap()
+            .count(),
+        0
+    );
     store_is_clean(d);
 }
 
@@ -173,12 +277,24 @@ fn breakout_via_dotdot_entry() {
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("secret"), b"host data").unwrap();
     // From <data>/tmp/layer-x/diff, six levels up is far above the test root.
-    let o = load_hostile(&d, Layer::new().file("../../../../../../tmp/pwned-by-berth-test", b"x").finish());
+    let o = load_hostile(
+        &d,
+        Layer::new()
+            .file("../../../../../../tmp/pwned-by-berth-test", b"x")
+            .finish(),
+    );
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("points outside the layer"), "{o:?}");
     assert!(!Path::new("/tmp/pwned-by-berth-test").exists());
-    let o = load_hostile(&d, Layer::new().file("../../../outside/pwned", b"x").finish());
-    assert!(o.stderr.contains("layer entry \"../../../outside/pwned\" points outside the layer"), "{o:?}");
+    let o = load_hostile(
+        &d,
+        Layer::new().file("../../../outside/pwned", b"x").finish(),
+    );
+    assert!(
+        o.stderr
+            .contains("layer entry \"../../../outside/pwned\" points outside the layer"),
+        "{o:?}"
+    );
     nothing_outside(&d, &outside);
 }
 
@@ -188,12 +304,24 @@ fn breakout_via_absolute_symlink() {
     let outside = d.root.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("secret"), b"host data").unwrap();
-    let layer = Layer::new().symlink("escape", outside.to_str().unwrap()).file("escape/pwned", b"x").finish();
+    let layer = Layer::new()
+        .symlink("escape", outside.to_str().unwrap())
+        .file("escape/pwned", b"x")
+        .finish();
     let o = load_hostile(&d, layer);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("layer entry \"escape/pwned\" points outside the layer"), "{o:?}");
-    let layer = Layer::new().symlink("up", "../../../../outside").file("up/pwned", b"x").finish();
-    assert!(load_hostile(&d, layer).stderr.contains("points outside the layer"));
+    assert!(
+        o.stderr
+            .contains("layer entry \"escape/pwned\" points outside the layer"),
+        "{o:?}"
+    );
+    let layer = Layer::new()
+        .symlink("up", "../../../../outside")
+        .file("up/pwned", b"x")
+        .finish();
+    assert!(load_hostile(&d, layer)
+        .stderr
+        .contains("points outside the layer"));
     nothing_outside(&d, &outside);
 }
 
@@ -203,16 +331,28 @@ fn breakout_via_hardlink() {
     let outside = d.root.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("secret"), b"host data").unwrap();
-    let layer = Layer::new().hardlink("stolen", "../../../../outside/secret").finish();
+    let layer = Layer::new()
+        .hardlink("stolen", "../../../../outside/secret")
+        .finish();
     let o = load_hostile(&d, layer);
     assert_eq!(o.code, 1);
-    assert!(o.stderr.contains("layer entry \"stolen\" points outside the layer"), "{o:?}");
+    assert!(
+        o.stderr
+            .contains("layer entry \"stolen\" points outside the layer"),
+        "{o:?}"
+    );
     let layer = Layer::new()
         .symlink("sym", outside.to_str().unwrap())
         .hardlink("stolen", "sym/secret")
         .finish();
-    assert!(load_hostile(&d, layer).stderr.contains("points outside the layer"));
+    assert!(load_hostile(&d, layer)
+        .stderr
+        .contains("points outside the layer"));
     use std::os::unix::fs::MetadataExt;
-    assert_eq!(std::fs::metadata(outside.join("secret")).unwrap().nlink(), 1, "no new link to the host file");
+    assert_eq!(
+        std::fs::metadata(outside.join("secret")).unwrap().nlink(),
+        1,
+        "no new link to the host file"
+    );
     nothing_outside(&d, &outside);
 }

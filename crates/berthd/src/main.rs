@@ -54,17 +54,53 @@ fn write_pidfile(path: &std::path::Path) -> Result<()> {
         .with_context(|| format!("writing {}", path.display()))
 }
 
+/// Removes what a start created if the start fails, so that a refused start
+/// leaves nothing behind.
+struct Undo(Vec<std::path::PathBuf>);
+
+impl Drop for Undo {
+    fn drop(&mut self) {
+        for p in self.0.iter().rev() {
+            if p.is_dir() {
+                let _ = std::fs::remove_dir(p);
+            } else {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+}
+
+/// Creates a directory (and parents), remembering which ones were new.
+fn create_dirs(dir: &std::path::Path, undo: &mut Undo) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut cur = Some(dir);
+    while let Some(d) = cur {
+        if d.exists() {
+            break;
+        }
+        missing.push(d.to_path_buf());
+        cur = d.parent();
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    undo.0.extend(missing.into_iter().rev());
+    Ok(())
+}
+
 async fn run(cfg: config::Config) -> Result<()> {
     raise_nofile();
-    std::fs::create_dir_all(cfg.data_root.join("containers"))
-        .with_context(|| format!("creating {}", cfg.data_root.display()))?;
+    let mut undo = Undo(Vec::new());
+    // Sockets first: a daemon already serving them means this one must not touch
+    // anything else.
+    let listeners = server::bind(&cfg.hosts)?;
+    undo.0.extend(listeners.paths.iter().cloned());
+    create_dirs(&cfg.data_root.join("containers"), &mut undo)?;
     // Only root may traverse the data root (CVE-2021-41091: setuid files in
     // container layers must not be reachable by host users).
     std::fs::set_permissions(&cfg.data_root, std::fs::Permissions::from_mode(0o710))?;
-    std::fs::create_dir_all(&cfg.exec_root)
-        .with_context(|| format!("creating {}", cfg.exec_root.display()))?;
+    create_dirs(&cfg.exec_root, &mut undo)?;
     std::fs::set_permissions(&cfg.exec_root, std::fs::Permissions::from_mode(0o700))?;
     write_pidfile(&cfg.pidfile)?;
+    undo.0.push(cfg.pidfile.clone());
 
     let mounts =
         std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
@@ -101,6 +137,9 @@ async fn run(cfg: config::Config) -> Result<()> {
             }
         }
     };
+    // Started: from here on the data is kept; the sockets and pid file are removed
+    // at shutdown.
+    undo.0.clear();
     let daemon = Arc::new(routes::Daemon {
         containers: containers.clone(),
         store: store.clone(),
@@ -113,7 +152,6 @@ async fn run(cfg: config::Config) -> Result<()> {
             daemon_id,
         },
     });
-    let listeners = server::bind(&cfg.hosts)?;
     for l in listeners.listeners {
         server::serve(l, daemon.clone());
     }
@@ -162,7 +200,8 @@ fn sd_notify(state: &str) {
     let bytes = addr.as_encoded_bytes();
     let sent = if let Some(name) = bytes.strip_prefix(b"@") {
         use std::os::linux::net::SocketAddrExt;
-        std::os::unix::net::SocketAddr::from_abstract_name(name).and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
+        std::os::unix::net::SocketAddr::from_abstract_name(name)
+            .and_then(|a| sock.send_to_addr(state.as_bytes(), &a))
     } else {
         sock.send_to(state.as_bytes(), &addr)
     };

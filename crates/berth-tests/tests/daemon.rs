@@ -1,0 +1,238 @@
+//! berthd itself: API negotiation and errors, configuration, several daemons side by
+//! side, and containers that outlive a daemon restart.
+
+use berth_tests::{bin, run, Daemon};
+use std::process::Command;
+
+#[test]
+fn ping_version_negotiation_and_errors() {
+    let d = Daemon::start();
+    let (status, head, body) = d.api("GET", "/_ping", None);
+    assert_eq!((status, body.as_str()), (200, "OK"));
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("api-version: 1.51") && head.contains("ostype: linux"),
+        "{head}"
+    );
+    let (status, head, _) = d.api("HEAD", "/_ping", None);
+    assert_eq!(status, 200);
+    assert!(head.to_ascii_lowercase().contains("api-version"));
+    let (status, _, body) = d.api("GET", "/v1.99/info", None);
+    assert_eq!(status, 400);
+    assert_eq!(
+        body,
+        r#"{"message":"client version 1.99 is too new. Maximum supported API version is 1.51"}"#
+    );
+    let (status, _, body) = d.api("GET", "/v1.12/info", None);
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("client version 1.12 is too old. Minimum supported API version is 1.24"),
+        "{body}"
+    );
+    let (status, _, body) = d.api("GET", "/v1.24/containers/nosuch/json", None);
+    assert_eq!(
+        (status, body.as_str()),
+        (404, r#"{"message":"No such container: nosuch"}"#)
+    );
+    let (status, _, body) = d.api("POST", "/containers/create", Some("{not json"));
+    assert_eq!(status, 400);
+    assert!(body.contains("invalid JSON in request body"), "{body}");
+    let (status, _, body) = d.api("POST", "/containers/create", Some(r#"{"Image":"nosuch"}"#));
+    assert_eq!(
+        (status, body.as_str()),
+        (404, r#"{"message":"No such image: nosuch"}"#)
+    );
+    let (status, _, _) = d.api("GET", "/nonsense", None);
+    assert_eq!(status, 404);
+    let (status, _, body) = d.api("GET", "/info", None);
+    assert_eq!(status, 200);
+    let info: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(info["DockerRootDir"], d.data_root.display().to_string());
+    assert!(info["NCPU"].as_i64().unwrap() >= 1 && info["MemTotal"].as_i64().unwrap() > 0);
+    assert!(["1", "2"].contains(&info["CgroupVersion"].as_str().unwrap()));
+    let (status, _, body) = d.api("GET", "/version", None);
+    assert_eq!(status, 200);
+    assert!(body.contains("\"MinAPIVersion\":\"1.24\""), "{body}");
+    // The real docker CLI negotiates and reports the server.
+    let o = d.docker(&["version", "--format", "{{.Server.APIVersion}}"]);
+    assert_eq!(o.ok().trim(), "1.51");
+    let o = d.docker(&[
+        "info",
+        "--format",
+        "{{.Containers}} {{.Images}} {{.Driver}}",
+    ]);
+    assert_eq!(o.ok().trim(), "0 0 overlay2");
+}
+
+fn berthd(args: &[&str]) -> berth_tests::Out {
+    let mut c = Command::new(bin("berthd"));
+    c.args(args);
+    run(c, None)
+}
+
+#[test]
+fn bad_configuration_stops_the_start() {
+    berth_tests::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("daemon.json");
+    std::fs::write(&cfg, r#"{"data-rot": "/x"}"#).unwrap();
+    let o = berthd(&["--config-file", cfg.to_str().unwrap()]);
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("unknown field `data-rot`"), "{o:?}");
+    std::fs::write(&cfg, r#"{"registry-mirrors": ["https://m"]}"#).unwrap();
+    let o = berthd(&["--config-file", cfg.to_str().unwrap()]);
+    assert!(
+        o.stderr
+            .contains("berth does not support the daemon.json key \"registry-mirrors\" yet"),
+        "{o:?}"
+    );
+    std::fs::write(&cfg, r#"{"data-root": "/b"}"#).unwrap();
+    let o = berthd(&["--config-file", cfg.to_str().unwrap(), "--data-root", "/a"]);
+    assert!(
+        o.stderr
+            .contains("specified both as a flag and in the configuration file: data-root"),
+        "{o:?}"
+    );
+    let o = berthd(&[
+        "--config-file",
+        tmp.path().join("missing.json").to_str().unwrap(),
+    ]);
+    assert!(o.stderr.contains("missing.json"), "{o:?}");
+    std::fs::write(&cfg, "{}").unwrap();
+    let o = berthd(&[
+        "--config-file",
+        cfg.to_str().unwrap(),
+        "-H",
+        "tcp://127.0.0.1:2375",
+    ]);
+    assert!(o.stderr.contains("tcp:// needs TLS"), "{o:?}");
+    let o = berthd(&["--bogus"]);
+    assert_ne!(o.code, 0);
+    // Nothing was created by the refused starts.
+    assert!(!std::path::Path::new("/a").exists());
+}
+
+#[test]
+fn two_daemons_side_by_side() {
+    let a = Daemon::start();
+    let b = Daemon::start();
+    a.load_busybox();
+    b.load_busybox();
+    a.docker(&["run", "-d", "--name", "same", "busybox", "sleep", "100"])
+        .ok();
+    b.docker(&["run", "-d", "--name", "same", "busybox", "sleep", "100"])
+        .ok();
+    assert_eq!(a.docker(&["ps", "-q"]).ok().lines().count(), 1);
+    assert_eq!(b.docker(&["ps", "-q"]).ok().lines().count(), 1);
+    // A second daemon on a socket in use is refused.
+    let o = berthd(&[
+        "-H",
+        &a.host(),
+        "--data-root",
+        b.root.path().join("x").to_str().unwrap(),
+        "--exec-root",
+        "/run/bt-x",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("in use"), "{o:?}");
+    assert!(
+        !std::path::Path::new("/run/bt-x").exists(),
+        "a refused start leaves nothing"
+    );
+    a.docker(&["rm", "-f", "same"]).ok();
+    b.docker(&["rm", "-f", "same"]).ok();
+}
+
+#[test]
+fn sigterm_stops_containers_and_cleans_up() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "long",
+        "--stop-timeout",
+        "1",
+        "busybox",
+        "sleep",
+        "1000",
+    ])
+    .ok();
+    assert_eq!(d.stop(), 0);
+    assert!(!d.socket.exists(), "the socket is removed at shutdown");
+    assert!(
+        !d.exec_root.join("berthd.pid").exists(),
+        "the pid file is removed"
+    );
+    d.spawn();
+    let o = d.docker(&["ps", "-a", "--format", "{{.Names}} {{.State}}"]);
+    assert_eq!(o.ok(), "long exited\n");
+    d.docker(&["rm", "long"]).ok();
+}
+
+#[test]
+fn containers_outlive_a_daemon_crash() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "survivor",
+        "busybox",
+        "sh",
+        "-c",
+        "echo before; sleep 1000",
+    ])
+    .ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "quick",
+        "busybox",
+        "sh",
+        "-c",
+        "sleep 0.3; exit 4",
+    ])
+    .ok();
+    let pid = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "survivor"])
+        .ok()
+        .trim()
+        .to_string();
+    let quick: i32 = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "quick"])
+        .ok()
+        .trim()
+        .parse()
+        .unwrap();
+    d.kill9();
+    // While berthd is gone, the container keeps running and "quick" exits.
+    berth_tests::wait_pid_exit(quick);
+    assert!(std::path::Path::new(&format!("/proc/{pid}")).exists());
+    d.spawn();
+    let o = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.Pid}}",
+        "survivor",
+    ]);
+    assert_eq!(o.ok().trim(), format!("running {pid}"));
+    let o = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.Status}} {{.State.ExitCode}}",
+        "quick",
+    ]);
+    assert_eq!(
+        o.ok().trim(),
+        "exited 4",
+        "the exit recorded by the shim while berthd was down"
+    );
+    assert_eq!(d.docker(&["logs", "survivor"]).ok(), "before\n");
+    d.docker(&["stop", "-t", "0", "survivor"]).ok();
+    assert_eq!(d.docker(&["wait", "survivor"]).ok().trim(), "137");
+    d.docker(&["rm", "survivor", "quick"]).ok();
+}

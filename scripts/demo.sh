@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# berth's main job, from a fresh checkout: build, start berthd on the default
+# socket, make a local busybox image, and run containers with berth and the docker CLI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/deps.sh
+cargo build --release --workspace --bins --locked
+sock=/run/berth/berth.sock
+export BERTH_HOST=unix://$sock
+if ! target/release/berth version >/dev/null 2>&1; then
+  mkdir -p /var/log
+  nohup target/release/berthd >/var/log/berthd.log 2>&1 &
+  for _ in $(seq 100); do
+    target/release/berth version >/dev/null 2>&1 && break
+    sleep 0.1
+  done
+fi
+scripts/mkimage-busybox.sh /tmp/berth-busybox.tar
+target/release/berth load -i /tmp/berth-busybox.tar
+target/release/berth run --rm busybox echo "hello from a berth container"
+if [ -x /usr/local/bin/docker ]; then
+  DOCKER_HOST=unix://$sock /usr/local/bin/docker run --rm busybox sh -c 'echo "hello from the docker CLI, in $(hostname)"'
+fi
+echo "berthd is running (log: /var/log/berthd.log). Use it with: export DOCKER_HOST=unix://$sock"

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what berth's demo, tests and benchmarks need from Debian, when missing.
+set -euo pipefail
+need=()
+[ -x /bin/busybox ] || need+=(busybox-static)
+command -v tar >/dev/null || need+=(tar)
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+[ -x /usr/local/bin/docker ] || echo "note: the docker CLI (/usr/local/bin/docker) is missing; the docker CLI tests need it" >&2
