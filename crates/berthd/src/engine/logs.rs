@@ -203,8 +203,10 @@ mod tests {
             },
             tty: false,
         };
-        let (entries, used) = parse_lines(b"{\"log\":\"hi\\n\",\"stream\":\"stderr\",\"time\":\"2024-01-01T00:00:00.000000001Z\"}\npartial");
-        assert_eq!(used, 82);
+        let line: &[u8] = b"{\"log\":\"hi\\n\",\"stream\":\"stderr\",\"time\":\"2024-01-01T00:00:00.000000001Z\"}\n";
+        let input = [line, b"partial"].concat();
+        let (entries, used) = parse_lines(&input);
+        assert_eq!(used, line.len(), "the partial last line is left for later");
         let mut out = Vec::new();
         r.render(&entries[0], &mut out);
         assert_eq!(&out[..8], &[2, 0, 0, 0, 0, 0, 0, 34]);
