@@ -5,19 +5,20 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --release --workspace --bins --locked
+bin=target/$(rustc -vV | sed -n 's/^host: //p')/release
 sock=/run/berth/berth.sock
 export BERTH_HOST=unix://$sock
-if ! target/release/berth version >/dev/null 2>&1; then
+if ! $bin/berth version >/dev/null 2>&1; then
   mkdir -p /var/log
-  nohup target/release/berthd >/var/log/berthd.log 2>&1 &
+  nohup $bin/berthd >/var/log/berthd.log 2>&1 &
   for _ in $(seq 100); do
-    target/release/berth version >/dev/null 2>&1 && break
+    $bin/berth version >/dev/null 2>&1 && break
     sleep 0.1
   done
 fi
 scripts/mkimage-busybox.sh /tmp/berth-busybox.tar
-target/release/berth load -i /tmp/berth-busybox.tar
-target/release/berth run --rm busybox echo "hello from a berth container"
+$bin/berth load -i /tmp/berth-busybox.tar
+$bin/berth run --rm busybox echo "hello from a berth container"
 if [ -x /usr/local/bin/docker ]; then
   DOCKER_HOST=unix://$sock /usr/local/bin/docker run --rm busybox sh -c 'echo "hello from the docker CLI, in $(hostname)"'
 fi
