@@ -51,7 +51,30 @@ pub struct Hierarchy {
     pub v1: Vec<(PathBuf, String)>,
 }
 
+/// The devices a container may use: Docker's defaults (moby's oci/defaults.go).
+/// Any node may be created (`m`), only these may be opened.
+pub const DEVICE_ALLOW: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+];
+
 impl Hierarchy {
+    /// Whether a v1 `devices` controller restricts device access. Without it (pure
+    /// cgroup v2, where the equivalent is an eBPF program berth does not load yet),
+    /// containers get `nodev` mounts instead.
+    pub fn has_device_cgroup(&self) -> bool {
+        self.v1_dir("devices").is_some()
+    }
+
     /// Reads the layout from a mount table (`/proc/self/mounts` format) for hierarchies
     /// under `root` (normally /sys/fs/cgroup).
     pub fn detect(root: &Path, mounts: &str) -> Result<Self, CgroupError> {
@@ -102,6 +125,8 @@ impl Hierarchy {
         let rel = spec.path.trim_start_matches('/');
         let mut cg = Cgroup {
             dirs: Vec::new(),
+            unified: None,
+            v1: Vec::new(),
             mode: self.mode,
             memory: None,
         };
@@ -112,6 +137,7 @@ impl Hierarchy {
             let dir = u.join(rel);
             mkdir_all(&dir)?;
             cg.dirs.push(dir.clone());
+            cg.unified = Some(dir.clone());
             if self.mode == Mode::V2 {
                 cg.memory = Some(dir.clone());
                 if let Some(m) = spec.memory_limit {
@@ -130,7 +156,15 @@ impl Hierarchy {
             } else {
                 mkdir_all(&dir)?;
             }
-            cg.dirs.push(dir);
+            cg.dirs.push(dir.clone());
+            cg.v1.push(dir);
+        }
+        if let Some(dev) = self.v1_dir("devices") {
+            let dir = dev.join(rel);
+            write(&dir.join("devices.deny"), "a")?;
+            for rule in DEVICE_ALLOW {
+                write(&dir.join("devices.allow"), rule)?;
+            }
         }
         if self.mode != Mode::V2 {
             if let Some(mem) = self.v1_dir("memory") {
@@ -207,16 +241,34 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
 #[derive(Debug)]
 pub struct Cgroup {
     dirs: Vec<PathBuf>,
+    unified: Option<PathBuf>,
+    v1: Vec<PathBuf>,
     mode: Mode,
     memory: Option<PathBuf>,
 }
 
 impl Cgroup {
-    pub fn add_pid(&self, pid: i32) -> Result<(), CgroupError> {
-        for d in &self.dirs {
-            write(&d.join("cgroup.procs"), &pid.to_string())?;
+    /// The cgroup2 directory: a new process is created right in it
+    /// (`clone3(CLONE_INTO_CGROUP)`), which needs no global lock.
+    pub fn unified_dir(&self) -> Option<&Path> {
+        self.unified.as_deref()
+    }
+
+    /// The v1 `tasks` files the process joins by writing its own thread id ("0"):
+    /// moving a single thread skips the kernel's global cgroup_threadgroup_rwsem,
+    /// whose write side waits for an RCU grace period per hierarchy (tens of ms
+    /// on a busy host with ten hierarchies).
+    pub fn v1_task_files(&self) -> Vec<PathBuf> {
+        self.v1.iter().map(|d| d.join("tasks")).collect()
+    }
+
+    /// Moves a process into the cgroup2 directory from outside: the fallback for
+    /// kernels without CLONE_INTO_CGROUP.
+    pub fn add_pid_unified(&self, pid: i32) -> Result<(), CgroupError> {
+        match &self.unified {
+            Some(d) => write(&d.join("cgroup.procs"), &pid.to_string()),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Whether the kernel's OOM killer killed a process of this cgroup.
@@ -293,7 +345,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path();
         let mounts = format!(
-            "cgroup {0}/memory cgroup rw,memory 0 0\ncgroup {0}/pids cgroup rw,pids 0 0\n",
+            "cgroup {0}/memory cgroup rw,memory 0 0\ncgroup {0}/pids cgroup rw,pids 0 0\ncgroup {0}/devices cgroup rw,devices 0 0\n",
             root.display()
         );
         let h = Hierarchy::detect(root, &mounts).unwrap();
@@ -310,6 +362,10 @@ mod tests {
             fs::read_to_string(root.join("pids/berth/abc/pids.max")).unwrap(),
             "10"
         );
+        assert!(h.has_device_cgroup());
+        // A plain directory keeps only the last write: the last allow rule.
+        assert_eq!(fs::read_to_string(root.join("devices/berth/abc/devices.allow")).unwrap(), "c 136:* rwm");
+        assert_eq!(fs::read_to_string(root.join("devices/berth/abc/devices.deny")).unwrap(), "a");
         fs::write(
             root.join("memory/berth/abc/memory.oom_control"),
             "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",

@@ -117,6 +117,7 @@ pub mod step {
     pub const SETUID: i32 = -10;
     pub const CAPSET: i32 = -11;
     pub const CHDIR: i32 = -12;
+    pub const CGROUP_JOIN: i32 = -13;
 }
 
 /// Host facts the plan depends on, read once by the caller.
@@ -127,7 +128,21 @@ pub struct HostFacts {
     /// Whether the cgroup2 hierarchy carries the controllers (pure v2 host): only then
     /// is a cgroup2 filesystem mounted at /sys/fs/cgroup in the container.
     pub cgroup2: bool,
+    /// Whether a devices cgroup restricts which device nodes can be opened. Without
+    /// one, the rootfs and /dev are mounted `nodev` and the standard nodes are bound
+    /// in from the host, so a node made with CAP_MKNOD cannot be opened.
+    pub device_cgroup: bool,
 }
+
+/// The standard device nodes: name and (major, minor).
+const DEVICES: &[(&str, u32, u32)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
 
 #[derive(Debug)]
 pub struct Plan {
@@ -149,6 +164,8 @@ pub struct Plan {
     pub exec_candidates: Vec<CString>,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
+    /// cgroup v1 `tasks` files the child writes itself into, first thing.
+    pub cgroup_tasks: Vec<CString>,
 }
 
 /// How many host files one container can have bound in (the child keeps their
@@ -168,8 +185,9 @@ impl Plan {
         let p = &spec.process;
         let arg0 = p.args.first().ok_or(PlanError::NoCommand)?;
         let mut ops = Vec::new();
-        if spec.files.len() > MAX_TREES {
-            return Err(PlanError::TooManyBinds(spec.files.len()));
+        let trees = spec.files.len() + if host.device_cgroup { 0 } else { DEVICES.len() };
+        if trees > MAX_TREES {
+            return Err(PlanError::TooManyBinds(trees));
         }
         let mount =
             |source: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: Option<&str>| {
@@ -201,11 +219,12 @@ impl Plan {
             o.upper.display(),
             o.work.display()
         );
+        let nodev = if host.device_cgroup { 0 } else { libc::MS_NODEV };
         ops.push(Op::Mount {
             source: cstr("mount source", "overlay")?,
             target: path_cstr("rootfs", &o.target)?,
             fstype: cstr("filesystem type", "overlay")?,
-            flags: 0,
+            flags: nodev,
             data: Some(cstr("overlay options", data)?),
         });
         for (slot, f) in spec.files.iter().enumerate() {
@@ -213,6 +232,17 @@ impl Plan {
                 source: path_cstr("bind source", &f.source)?,
                 slot,
             });
+        }
+        // Without a devices cgroup, the device nodes come from the host as binds
+        // (allowed on a nodev /dev, unlike nodes made there).
+        let dev_slot = spec.files.len();
+        if !host.device_cgroup {
+            for (i, (name, _, _)) in DEVICES.iter().enumerate() {
+                ops.push(Op::OpenTree {
+                    source: cstr("device", format!("/dev/{name}"))?,
+                    slot: dev_slot + i,
+                });
+            }
         }
         ops.push(Op::PivotRoot {
             new_root: path_cstr("rootfs", &o.target)?,
@@ -232,7 +262,7 @@ impl Plan {
             "tmpfs",
             "/dev",
             "tmpfs",
-            MS_NOSUID | MS_STRICTATIME,
+            MS_NOSUID | MS_STRICTATIME | nodev,
             Some("mode=755,size=65536k"),
         )?);
         ops.push(mkdir("/dev/pts", 0o755)?);
@@ -259,24 +289,22 @@ impl Plan {
             MS_NOSUID | MS_NOEXEC | MS_NODEV,
             None,
         )?);
-        for (name, minor) in [
-            ("null", 3),
-            ("zero", 5),
-            ("full", 7),
-            ("random", 8),
-            ("urandom", 9),
-        ] {
-            ops.push(Op::Mknod {
-                path: cstr("path", format!("/dev/{name}"))?,
-                mode: libc::S_IFCHR | 0o666,
-                dev: libc::makedev(1, minor),
-            });
+        for (i, (name, major, minor)) in DEVICES.iter().enumerate() {
+            let path = cstr("path", format!("/dev/{name}"))?;
+            if host.device_cgroup {
+                ops.push(Op::Mknod {
+                    path,
+                    mode: libc::S_IFCHR | 0o666,
+                    dev: libc::makedev(*major, *minor),
+                });
+            } else {
+                ops.push(Op::Touch { path: path.clone() });
+                ops.push(Op::MoveMount {
+                    slot: dev_slot + i,
+                    target: path,
+                });
+            }
         }
-        ops.push(Op::Mknod {
-            path: cstr("path", "/dev/tty")?,
-            mode: libc::S_IFCHR | 0o666,
-            dev: libc::makedev(5, 0),
-        });
         for (target, link) in [
             ("/proc/self/fd", "/dev/fd"),
             ("/proc/self/fd/0", "/dev/stdin"),
@@ -394,7 +422,14 @@ impl Plan {
                 .iter()
                 .map(|e| cstr("environment variable", e.as_str()))
                 .collect::<Result<_, _>>()?,
+            cgroup_tasks: Vec::new(),
         })
+    }
+
+    /// Has the child join these cgroup v1 `tasks` files before anything else.
+    pub fn join_cgroup_tasks(&mut self, files: &[std::path::PathBuf]) -> Result<(), PlanError> {
+        self.cgroup_tasks = files.iter().map(|f| path_cstr("cgroup path", f)).collect::<Result<_, _>>()?;
+        Ok(())
     }
 
     /// Names the step a child reported as failed.
@@ -411,6 +446,7 @@ impl Plan {
             step::SETGID => "setting gid".into(),
             step::SETUID => "setting uid".into(),
             step::CAPSET => "setting capabilities".into(),
+            step::CGROUP_JOIN => "joining the cgroup".into(),
             step::CHDIR => format!(
                 "changing to working directory {}",
                 self.cwd.to_string_lossy()
@@ -465,6 +501,7 @@ mod tests {
     const HOST: HostFacts = HostFacts {
         cap_last_cap: 40,
         cgroup2: false,
+        device_cgroup: true,
     };
 
     #[test]
@@ -516,6 +553,24 @@ mod tests {
         );
         assert_eq!(plan.clone_flags & libc::CLONE_NEWNET, 0);
         assert!(!plan.loopback_up);
+    }
+
+    #[test]
+    fn without_a_devices_cgroup_devices_are_bound_and_mounts_are_nodev() {
+        let plan = Plan::build(&spec(), HostFacts { device_cgroup: false, cgroup2: true, ..HOST }).unwrap();
+        let descs: Vec<String> = plan.ops.iter().map(Op::describe).collect();
+        assert!(descs.contains(&"opening /dev/null to bind".to_string()));
+        assert!(descs.contains(&"bind-mounting /dev/null".to_string()));
+        assert!(!plan.ops.iter().any(|o| matches!(o, Op::Mknod { .. })));
+        for op in &plan.ops {
+            if let Op::Mount { fstype, target, flags, .. } = op {
+                if ["overlay", "tmpfs"].contains(&fstype.to_str().unwrap()) && target.to_str() != Ok("/dev/shm") {
+                    assert_ne!(flags & libc::MS_NODEV, 0, "{target:?} must be nodev");
+                }
+            }
+        }
+        let with = Plan::build(&spec(), HOST).unwrap();
+        assert_eq!(with.ops.iter().filter(|o| matches!(o, Op::Mknod { .. })).count(), 6);
     }
 
     #[test]

@@ -9,13 +9,17 @@ use crate::plan::{step, Op, Plan};
 use std::collections::HashSet;
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
 /// A cloned container child, held before exec until [`Spawned::release`].
 #[derive(Debug)]
 pub struct Spawned {
     pub pid: i32,
+    /// A pidfd for the child, from CLONE_PIDFD (None when the fallback clone was used).
+    pub pidfd: Option<OwnedFd>,
+    /// Whether the child was created inside the cgroup2 directory given to [`spawn`].
+    pub in_cgroup: bool,
     sync: OwnedFd,
     report: OwnedFd,
 }
@@ -31,12 +35,34 @@ fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)
 }
 
-/// Clones a child into new namespaces per `plan`. The child waits until
-/// [`Spawned::release`] so that the caller can first put it into its cgroup.
+const CLONE_PIDFD: u64 = 0x1000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// `struct clone_args` of clone3(2), version 2 (with `cgroup`).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// Clones a child into new namespaces per `plan`, created directly inside the
+/// cgroup2 directory `cgroup` when given (clone3 CLONE_INTO_CGROUP; falls back to a
+/// plain clone on kernels without it). The child joins `plan.cgroup_tasks` itself,
+/// then waits until [`Spawned::release`].
 ///
 /// The calling process must be single-threaded (the shim is): the child is a copy of
 /// it that runs on until exec.
-pub fn spawn(plan: &Plan, stdio: [RawFd; 3]) -> io::Result<Spawned> {
+pub fn spawn(plan: &Plan, stdio: [RawFd; 3], cgroup: Option<BorrowedFd<'_>>) -> io::Result<Spawned> {
     let (sync_r, sync_w) = pipe_cloexec()?;
     let (report_r, report_w) = pipe_cloexec()?;
     let mut argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
@@ -44,19 +70,47 @@ pub fn spawn(plan: &Plan, stdio: [RawFd; 3]) -> io::Result<Spawned> {
     let mut envp: Vec<*const libc::c_char> = plan.envp.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
 
-    // SAFETY: clone without CLONE_VM and with a NULL stack behaves like fork: the child
-    // gets a private copy of this (single-threaded) address space, so every pointer
-    // prepared above stays valid in it. The flags only create namespaces.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (plan.clone_flags | libc::SIGCHLD) as libc::c_ulong,
-            std::ptr::null_mut::<libc::c_void>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            0 as libc::c_ulong,
-        )
-    };
+    let mut pidfd: libc::c_int = -1;
+    let mut in_cgroup = false;
+    let mut pid: libc::c_long = -1;
+    if let Some(cg) = cgroup {
+        let args = CloneArgs {
+            flags: plan.clone_flags as u64 | CLONE_PIDFD | CLONE_INTO_CGROUP,
+            pidfd: (&mut pidfd as *mut libc::c_int) as u64,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: cg.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: clone3 with a zero stack behaves like fork: the child gets a
+        // private copy of this single-threaded address space, so every pointer
+        // prepared above stays valid in it. `args` is a valid clone_args of the size
+        // passed, and `pidfd` outlives the call.
+        pid = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+        if pid >= 0 {
+            in_cgroup = true;
+        } else {
+            match io::Error::last_os_error().raw_os_error() {
+                // Kernels without clone3 or CLONE_INTO_CGROUP: use clone below.
+                Some(libc::ENOSYS) | Some(libc::E2BIG) | Some(libc::EINVAL) => {}
+                _ => return Err(io::Error::last_os_error()),
+            }
+        }
+    }
+    if pid < 0 {
+        // SAFETY: clone without CLONE_VM and with a NULL stack behaves like fork: the
+        // child gets a private copy of this (single-threaded) address space, so every
+        // pointer prepared above stays valid in it. The flags only create namespaces.
+        pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                (plan.clone_flags | libc::SIGCHLD) as libc::c_ulong,
+                std::ptr::null_mut::<libc::c_void>(),
+                std::ptr::null_mut::<libc::c_int>(),
+                std::ptr::null_mut::<libc::c_int>(),
+                0 as libc::c_ulong,
+            )
+        };
+    }
     if pid < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -76,8 +130,15 @@ pub fn spawn(plan: &Plan, stdio: [RawFd; 3]) -> io::Result<Spawned> {
     }
     drop(sync_r);
     drop(report_w);
+    let pidfd = (pidfd >= 0).then(|| {
+        // SAFETY: the kernel just created this descriptor for us (CLONE_PIDFD) and
+        // nothing else holds it.
+        unsafe { OwnedFd::from_raw_fd(pidfd) }
+    });
     Ok(Spawned {
         pid: pid as i32,
+        pidfd,
+        in_cgroup,
         sync: sync_w,
         report: report_r,
     })
@@ -160,6 +221,15 @@ unsafe fn child_main(
             }
             // The parent went away before releasing us.
             libc::_exit(1);
+        }
+        // Join the v1 hierarchies by moving this (only) thread: see
+        // Cgroup::v1_task_files for why not cgroup.procs from the parent.
+        for tasks in &plan.cgroup_tasks {
+            let fd = libc::open(tasks.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+            if fd < 0 || libc::write(fd, b"0".as_ptr().cast(), 1) != 1 {
+                fail(report, step::CGROUP_JOIN, errno());
+            }
+            libc::close(fd);
         }
         if libc::setsid() < 0 {
             fail(report, step::SETSID, errno());

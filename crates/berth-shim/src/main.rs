@@ -193,11 +193,12 @@ fn start(spec: &Spec) -> Result<Running, (String, i32)> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40);
-    let plan = Plan::build(
+    let mut plan = Plan::build(
         spec,
         HostFacts {
             cap_last_cap,
             cgroup2: hierarchy.mode == berth_runtime::cgroups::Mode::V2,
+            device_cgroup: hierarchy.has_device_cgroup(),
         },
     )
     .map_err(|e| internal("preparing the container", &e))?;
@@ -207,6 +208,15 @@ fn start(spec: &Spec) -> Result<Running, (String, i32)> {
     let fail = |cgroup: &Cgroup, e: (String, i32)| {
         let _ = cgroup.remove();
         e
+    };
+    plan.join_cgroup_tasks(&cgroup.v1_task_files())
+        .map_err(|e| fail(&cgroup, internal("preparing the container", &e)))?;
+    let unified: Option<OwnedFd> = match cgroup.unified_dir() {
+        Some(d) => Some(
+            rustix::fs::open(d, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
+                .map_err(|e| fail(&cgroup, internal("opening the cgroup", &e)))?,
+        ),
+        None => None,
     };
     let devnull: OwnedFd = fs::File::open("/dev/null")
         .map_err(|e| fail(&cgroup, internal("opening /dev/null", &e)))?
@@ -221,9 +231,11 @@ fn start(spec: &Spec) -> Result<Running, (String, i32)> {
     let spawned = sys::spawn(
         &plan,
         [devnull.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
+        unified.as_ref().map(|f| f.as_fd()),
     )
     .map_err(|e| fail(&cgroup, internal("cloning the container process", &e)))?;
-    drop((out_w, err_w, devnull));
+    drop((out_w, err_w, devnull, unified));
+    let mut spawned = spawned;
     let pid = spawned.pid;
     let reap = |cgroup: &Cgroup, e: (String, i32)| {
         let _ = rustix::process::kill_process(
@@ -233,14 +245,19 @@ fn start(spec: &Spec) -> Result<Running, (String, i32)> {
         let _ = rustix::process::waitpid(Pid::from_raw(pid), WaitOptions::empty());
         fail(cgroup, e)
     };
-    if let Err(e) = cgroup.add_pid(pid) {
-        return Err(reap(&cgroup, internal("joining the cgroup", &e)));
+    if !spawned.in_cgroup {
+        if let Err(e) = cgroup.add_pid_unified(pid) {
+            return Err(reap(&cgroup, internal("joining the cgroup", &e)));
+        }
     }
-    let pidfd = rustix::process::pidfd_open(
-        Pid::from_raw(pid).expect("positive pid"),
-        rustix::process::PidfdFlags::empty(),
-    )
-    .map_err(|e| reap(&cgroup, internal("pidfd_open", &e)))?;
+    let pidfd = match spawned.pidfd.take() {
+        Some(fd) => fd,
+        None => rustix::process::pidfd_open(
+            Pid::from_raw(pid).expect("positive pid"),
+            rustix::process::PidfdFlags::empty(),
+        )
+        .map_err(|e| reap(&cgroup, internal("pidfd_open", &e)))?,
+    };
     match spawned.release() {
         Ok(Ok(())) => Ok(Running {
             pid,

@@ -361,3 +361,25 @@ fn names_are_unique_and_checked() {
     d.docker(&["restart", "-t", "0", "dup"]).ok();
     d.docker(&["rm", "-f", "dup"]).ok();
 }
+
+#[test]
+fn breakout_via_mknod_of_the_host_disk() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // The device of the host's root filesystem, from the mount table.
+    let mi = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let dev = mi
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.get(4) == Some(&"/"))
+        .map(|f| f[2].to_string())
+        .unwrap();
+    let (major, minor) = dev.split_once(':').unwrap();
+    let script = format!("mknod /tmp/disk b {major} {minor} && head -c 512 /tmp/disk > /dev/null");
+    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", &script]);
+    assert_ne!(o.code, 0, "the host disk was readable: {o:?}");
+    assert!(o.stderr.contains("Operation not permitted") || o.stderr.contains("Permission denied"), "{o:?}");
+    // The standard nodes still work.
+    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo x > /dev/null && head -c 3 /dev/zero | wc -c && head -c 3 /dev/urandom | wc -c"]);
+    assert_eq!(o.ok(), "3\n3\n");
+}

@@ -159,10 +159,13 @@ impl Containers {
             }
             Status::Created | Status::Exited => {}
         }
+        let t0 = std::time::Instant::now();
         let image = self.store.resolve(&rec.image)?;
         let spec = self.build_spec(&rec, &image)?;
+        let t1 = t0.elapsed();
         let run = self.paths.run_dir(&c.id);
         let (started, monitor) = self.spawn_shim(c, &spec, &run).await?;
+        tracing::debug!(container = %c.id, spec_us = t1.as_micros() as u64, total_us = t0.elapsed().as_micros() as u64, "container started");
         if let Some(error) = started.error {
             let code = started.exit_code.unwrap_or(128) as i64;
             {
