@@ -364,8 +364,14 @@ mod tests {
         );
         assert!(h.has_device_cgroup());
         // A plain directory keeps only the last write: the last allow rule.
-        assert_eq!(fs::read_to_string(root.join("devices/berth/abc/devices.allow")).unwrap(), "c 136:* rwm");
-        assert_eq!(fs::read_to_string(root.join("devices/berth/abc/devices.deny")).unwrap(), "a");
+        assert_eq!(
+            fs::read_to_string(root.join("devices/berth/abc/devices.allow")).unwrap(),
+            "c 136:* rwm"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("devices/berth/abc/devices.deny")).unwrap(),
+            "a"
+        );
         fs::write(
             root.join("memory/berth/abc/memory.oom_control"),
             "oom_kill_disable 0\nunder_oom 0\noom_kill 1\n",

@@ -219,7 +219,11 @@ impl Plan {
             o.upper.display(),
             o.work.display()
         );
-        let nodev = if host.device_cgroup { 0 } else { libc::MS_NODEV };
+        let nodev = if host.device_cgroup {
+            0
+        } else {
+            libc::MS_NODEV
+        };
         ops.push(Op::Mount {
             source: cstr("mount source", "overlay")?,
             target: path_cstr("rootfs", &o.target)?,
@@ -428,7 +432,10 @@ impl Plan {
 
     /// Has the child join these cgroup v1 `tasks` files before anything else.
     pub fn join_cgroup_tasks(&mut self, files: &[std::path::PathBuf]) -> Result<(), PlanError> {
-        self.cgroup_tasks = files.iter().map(|f| path_cstr("cgroup path", f)).collect::<Result<_, _>>()?;
+        self.cgroup_tasks = files
+            .iter()
+            .map(|f| path_cstr("cgroup path", f))
+            .collect::<Result<_, _>>()?;
         Ok(())
     }
 
@@ -557,20 +564,42 @@ mod tests {
 
     #[test]
     fn without_a_devices_cgroup_devices_are_bound_and_mounts_are_nodev() {
-        let plan = Plan::build(&spec(), HostFacts { device_cgroup: false, cgroup2: true, ..HOST }).unwrap();
+        let plan = Plan::build(
+            &spec(),
+            HostFacts {
+                device_cgroup: false,
+                cgroup2: true,
+                ..HOST
+            },
+        )
+        .unwrap();
         let descs: Vec<String> = plan.ops.iter().map(Op::describe).collect();
         assert!(descs.contains(&"opening /dev/null to bind".to_string()));
         assert!(descs.contains(&"bind-mounting /dev/null".to_string()));
         assert!(!plan.ops.iter().any(|o| matches!(o, Op::Mknod { .. })));
         for op in &plan.ops {
-            if let Op::Mount { fstype, target, flags, .. } = op {
-                if ["overlay", "tmpfs"].contains(&fstype.to_str().unwrap()) && target.to_str() != Ok("/dev/shm") {
+            if let Op::Mount {
+                fstype,
+                target,
+                flags,
+                ..
+            } = op
+            {
+                if ["overlay", "tmpfs"].contains(&fstype.to_str().unwrap())
+                    && target.to_str() != Ok("/dev/shm")
+                {
                     assert_ne!(flags & libc::MS_NODEV, 0, "{target:?} must be nodev");
                 }
             }
         }
         let with = Plan::build(&spec(), HOST).unwrap();
-        assert_eq!(with.ops.iter().filter(|o| matches!(o, Op::Mknod { .. })).count(), 6);
+        assert_eq!(
+            with.ops
+                .iter()
+                .filter(|o| matches!(o, Op::Mknod { .. }))
+                .count(),
+            6
+        );
     }
 
     #[test]

@@ -62,7 +62,11 @@ struct CloneArgs {
 ///
 /// The calling process must be single-threaded (the shim is): the child is a copy of
 /// it that runs on until exec.
-pub fn spawn(plan: &Plan, stdio: [RawFd; 3], cgroup: Option<BorrowedFd<'_>>) -> io::Result<Spawned> {
+pub fn spawn(
+    plan: &Plan,
+    stdio: [RawFd; 3],
+    cgroup: Option<BorrowedFd<'_>>,
+) -> io::Result<Spawned> {
     let (sync_r, sync_w) = pipe_cloexec()?;
     let (report_r, report_w) = pipe_cloexec()?;
     let mut argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
@@ -85,7 +89,13 @@ pub fn spawn(plan: &Plan, stdio: [RawFd; 3], cgroup: Option<BorrowedFd<'_>>) -> 
         // private copy of this single-threaded address space, so every pointer
         // prepared above stays valid in it. `args` is a valid clone_args of the size
         // passed, and `pidfd` outlives the call.
-        pid = unsafe { libc::syscall(libc::SYS_clone3, &args as *const CloneArgs, std::mem::size_of::<CloneArgs>()) };
+        pid = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
         if pid >= 0 {
             in_cgroup = true;
         } else {

@@ -213,8 +213,14 @@ fn start(spec: &Spec) -> Result<Running, (String, i32)> {
         .map_err(|e| fail(&cgroup, internal("preparing the container", &e)))?;
     let unified: Option<OwnedFd> = match cgroup.unified_dir() {
         Some(d) => Some(
-            rustix::fs::open(d, rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC, rustix::fs::Mode::empty())
-                .map_err(|e| fail(&cgroup, internal("opening the cgroup", &e)))?,
+            rustix::fs::open(
+                d,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| fail(&cgroup, internal("opening the cgroup", &e)))?,
         ),
         None => None,
     };

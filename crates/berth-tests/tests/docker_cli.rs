@@ -378,8 +378,18 @@ fn breakout_via_mknod_of_the_host_disk() {
     let script = format!("mknod /tmp/disk b {major} {minor} && head -c 512 /tmp/disk > /dev/null");
     let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", &script]);
     assert_ne!(o.code, 0, "the host disk was readable: {o:?}");
-    assert!(o.stderr.contains("Operation not permitted") || o.stderr.contains("Permission denied"), "{o:?}");
+    assert!(
+        o.stderr.contains("Operation not permitted") || o.stderr.contains("Permission denied"),
+        "{o:?}"
+    );
     // The standard nodes still work.
-    let o = d.docker(&["run", "--rm", "busybox", "sh", "-c", "echo x > /dev/null && head -c 3 /dev/zero | wc -c && head -c 3 /dev/urandom | wc -c"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /dev/null && head -c 3 /dev/zero | wc -c && head -c 3 /dev/urandom | wc -c",
+    ]);
     assert_eq!(o.ok(), "3\n3\n");
 }
