@@ -236,3 +236,66 @@ fn containers_outlive_a_daemon_crash() {
     assert_eq!(d.docker(&["wait", "survivor"]).ok().trim(), "137");
     d.docker(&["rm", "survivor", "quick"]).ok();
 }
+
+#[test]
+fn socket_permissions_and_socket_activation() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Daemon::start();
+    let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o660);
+
+    // fd://: a socket passed as fd 3 with LISTEN_PID/LISTEN_FDS, as systemd does.
+    // python3 binds it and execs berthd in the same process (so LISTEN_PID holds).
+    let tmp = tempfile::Builder::new()
+        .prefix("bt-act-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let sock = tmp.path().join("act.sock");
+    let cfg = tmp.path().join("daemon.json");
+    std::fs::write(&cfg, "{}").unwrap();
+    let exec_root = format!("/run/bt-act-{}", std::process::id());
+    let script = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.bind(sys.argv[1]); s.listen(16)
+os.dup2(s.fileno(), 3); os.set_inheritable(3, True)
+os.environ["LISTEN_PID"] = str(os.getpid()); os.environ["LISTEN_FDS"] = "1"
+os.execv(sys.argv[2], [sys.argv[2]] + sys.argv[3:])
+"#;
+    let notify = tmp.path().join("notify");
+    let listener = std::os::unix::net::UnixDatagram::bind(&notify).unwrap();
+    listener
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .arg(&sock)
+        .arg(bin("berthd"))
+        .args([
+            "-H",
+            "fd://",
+            "--config-file",
+            cfg.to_str().unwrap(),
+            "--exec-root",
+            &exec_root,
+        ])
+        .arg("--data-root")
+        .arg(tmp.path().join("data"))
+        .env("NOTIFY_SOCKET", &notify)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 32];
+    let n = listener
+        .recv(&mut buf)
+        .expect("READY=1 from a socket-activated berthd");
+    assert_eq!(&buf[..n], b"READY=1");
+    let mut c = Command::new(berth_tests::DOCKER);
+    c.args(["version", "--format", "{{.Server.APIVersion}}"])
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()))
+        .env("DOCKER_CONFIG", tmp.path().join("dc"));
+    assert_eq!(run(c, None).ok().trim(), "1.51");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+    let _ = std::fs::remove_dir_all(&exec_root);
+}

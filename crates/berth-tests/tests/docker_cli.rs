@@ -393,3 +393,103 @@ fn breakout_via_mknod_of_the_host_disk() {
     ]);
     assert_eq!(o.ok(), "3\n3\n");
 }
+
+#[test]
+fn resource_limits_oom_and_pids() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = d.docker(&[
+        "run",
+        "--name",
+        "oom",
+        "-m",
+        "8m",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 64m /dev/zero | tail > /dev/null",
+    ]);
+    assert_eq!(o.code, 137, "{o:?}");
+    let o = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.State.OOMKilled}} {{.State.ExitCode}} {{.HostConfig.Memory}}",
+        "oom",
+    ]);
+    assert_eq!(o.ok().trim(), "true 137 8388608");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--pids-limit",
+        "5",
+        "busybox",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+    ]);
+    assert!(o.stderr.contains("can't fork"), "{o:?}");
+    let o = d.docker(&["run", "--rm", "-m", "1m", "busybox", "true"]);
+    assert_eq!(o.code, 125);
+    assert!(
+        o.stderr.contains("Minimum memory limit allowed is 6MB"),
+        "{o:?}"
+    );
+    d.docker(&["rm", "oom"]).ok();
+}
+
+#[test]
+fn stop_signal_timeout_and_log_driver_none() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // A container that exits 0 on SIGUSR1 only: stop with --stop-signal uses it.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "usr1",
+        "--stop-signal",
+        "SIGUSR1",
+        "busybox",
+        "sh",
+        "-c",
+        "trap 'exit 0' USR1; while true; do sleep 0.1; done",
+    ])
+    .ok();
+    d.docker(&["stop", "usr1"]).ok();
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.ExitCode}}", "usr1"])
+            .ok()
+            .trim(),
+        "0"
+    );
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "quiet",
+        "--log-driver",
+        "none",
+        "busybox",
+        "echo",
+        "lost",
+    ])
+    .ok();
+    assert_eq!(d.docker(&["wait", "quiet"]).ok().trim(), "0");
+    let o = d.docker(&["logs", "quiet"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("configured logging driver does not support reading"),
+        "{o:?}"
+    );
+    let o = d.docker(&["run", "--rm", "--log-driver", "syslog", "busybox", "true"]);
+    assert!(
+        o.stderr
+            .contains("logger: no log driver named 'syslog' is registered"),
+        "{o:?}"
+    );
+    // Restart keeps the id and starts the command again.
+    d.docker(&["restart", "-t", "0", "quiet"]).ok();
+    assert_eq!(d.docker(&["wait", "quiet"]).ok().trim(), "0");
+    d.docker(&["rm", "usr1", "quiet"]).ok();
+}

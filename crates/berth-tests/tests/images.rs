@@ -60,6 +60,38 @@ fn save_then_load_into_a_fresh_daemon_and_back() {
 }
 
 #[test]
+fn load_an_oci_image_layout() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let saved = d.root.path().join("saved.tar");
+    d.docker(&["save", "-o", saved.to_str().unwrap(), "busybox"])
+        .ok();
+    // Keep only the OCI layout: index.json, oci-layout and the blobs.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut ar = tar::Archive::new(std::fs::File::open(&saved).unwrap());
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        if name == "manifest.json" {
+            continue;
+        }
+        let mut h = e.header().clone();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        b.append_data(&mut h, &name, &data[..]).unwrap();
+    }
+    let oci = b.into_inner().unwrap();
+    let d2 = Daemon::start();
+    let o = d2.docker_in(&["load"], &oci);
+    assert_eq!(o.ok(), "Loaded image: busybox:latest\n");
+    assert_eq!(
+        d2.docker(&["run", "--rm", "busybox", "echo", "from oci"])
+            .ok(),
+        "from oci\n"
+    );
+}
+
+#[test]
 fn tags_inspect_history_and_filters() {
     let d = Daemon::start();
     d.load_busybox();
