@@ -133,7 +133,7 @@ fn expand_env(e: &str) -> String {
     }
 }
 
-pub fn create_request(o: &CreateOpts) -> Result<(String, ContainerCreateRequest)> {
+pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, ContainerCreateRequest)> {
     let (image, cmd) = o
         .image_and_command
         .split_first()
@@ -177,8 +177,9 @@ pub fn create_request(o: &CreateOpts) -> Result<(String, ContainerCreateRequest)
     c.stop_timeout = o.stop_timeout;
     c.tty = o.tty;
     c.open_stdin = o.interactive;
-    c.attach_stdout = true;
-    c.attach_stderr = true;
+    c.attach_stdin = o.interactive && !detach;
+    c.attach_stdout = !detach;
+    c.attach_stderr = !detach;
     let mut hc = HostConfig {
         network_mode: o.network.clone().unwrap_or_else(|| "default".into()),
         auto_remove: o.rm,
@@ -199,8 +200,8 @@ pub fn create_request(o: &CreateOpts) -> Result<(String, ContainerCreateRequest)
     Ok((image.clone(), req))
 }
 
-pub async fn create(c: &Client, o: &CreateOpts) -> Result<String> {
-    let (image, req) = create_request(o)?;
+pub async fn create(c: &Client, o: &CreateOpts, detach: bool) -> Result<String> {
+    let (image, req) = create_request(o, detach)?;
     let mut path = "/containers/create".to_string();
     if let Some(n) = &o.name {
         path.push_str(&format!("?name={}", enc(n)));
@@ -269,7 +270,7 @@ fn start_failure_code(msg: &str) -> i32 {
 }
 
 pub async fn run(c: &Client, o: &CreateOpts, detach: bool) -> Result<i32> {
-    let id = match create(c, o).await {
+    let id = match create(c, o, detach).await {
         Ok(id) => id,
         Err(e) => {
             eprintln!("berth: {e}");
@@ -297,7 +298,12 @@ pub async fn run(c: &Client, o: &CreateOpts, detach: bool) -> Result<i32> {
         eprintln!("berth: {e}");
         return Ok(start_failure_code(&e.to_string()));
     }
-    demux(attach).await?;
+    if o.tty {
+        let mut attach = attach;
+        tokio::io::copy(&mut attach, &mut tokio::io::stdout()).await?;
+    } else {
+        demux(attach).await?;
+    }
     let body = wait.into_body().collect().await?.to_bytes();
     let w: WaitResponse = serde_json::from_slice(&body).context("decoding the wait result")?;
     if let Some(e) = w.error {

@@ -191,7 +191,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
     let c = Client::new(cli.host.as_deref())?;
     match cli.cmd {
         Cmd::Run { detach, opts, .. } => containers::run(&c, &opts, detach).await,
-        Cmd::Create { opts, .. } => match containers::create(&c, &opts).await {
+        Cmd::Create { opts, .. } => match containers::create(&c, &opts, true).await {
             Ok(id) => {
                 println!("{id}");
                 Ok(0)

@@ -118,6 +118,7 @@ pub mod step {
     pub const CAPSET: i32 = -11;
     pub const CHDIR: i32 = -12;
     pub const CGROUP_JOIN: i32 = -13;
+    pub const TERMINAL: i32 = -14;
 }
 
 /// Host facts the plan depends on, read once by the caller.
@@ -166,6 +167,12 @@ pub struct Plan {
     pub envp: Vec<CString>,
     /// cgroup v1 `tasks` files the child writes itself into, first thing.
     pub cgroup_tasks: Vec<CString>,
+    /// Allocate a pseudo-terminal in the container's own devpts (after its mounts),
+    /// make it stdin, stdout, stderr and the controlling terminal, and send the
+    /// master to the shim.
+    pub controlling_tty: bool,
+    /// The terminal's size (rows, columns).
+    pub winsize: Option<(u16, u16)>,
 }
 
 /// How many host files one container can have bound in (the child keeps their
@@ -427,6 +434,8 @@ impl Plan {
                 .map(|e| cstr("environment variable", e.as_str()))
                 .collect::<Result<_, _>>()?,
             cgroup_tasks: Vec::new(),
+            controlling_tty: p.terminal,
+            winsize: p.console_size,
         })
     }
 
@@ -454,6 +463,7 @@ impl Plan {
             step::SETUID => "setting uid".into(),
             step::CAPSET => "setting capabilities".into(),
             step::CGROUP_JOIN => "joining the cgroup".into(),
+            step::TERMINAL => "allocating the terminal".into(),
             step::CHDIR => format!(
                 "changing to working directory {}",
                 self.cwd.to_string_lossy()
@@ -486,6 +496,9 @@ mod tests {
                 gid: 0,
                 additional_gids: vec![],
                 capabilities: crate::caps::docker_default(),
+                terminal: false,
+                open_stdin: false,
+                console_size: None,
             },
             hostname: "abc".into(),
             domainname: String::new(),

@@ -52,6 +52,15 @@ pub struct Process {
     /// Capability bit numbers kept in the bounding set (and, for uid 0, in the
     /// permitted and effective sets).
     pub capabilities: Vec<u8>,
+    /// A pseudo-terminal as stdin, stdout and stderr (`-t`).
+    #[serde(default)]
+    pub terminal: bool,
+    /// Keep stdin open (`-i`): a pipe the shim holds, rather than /dev/null.
+    #[serde(default)]
+    pub open_stdin: bool,
+    /// The terminal's size (rows, columns), when the client gave one.
+    #[serde(default)]
+    pub console_size: Option<(u16, u16)>,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

@@ -22,6 +22,7 @@ pub struct Spawned {
     pub in_cgroup: bool,
     sync: OwnedFd,
     report: OwnedFd,
+    console: Option<OwnedFd>,
 }
 
 /// The step a child failed at, and the errno it got.
@@ -69,6 +70,18 @@ pub fn spawn(
 ) -> io::Result<Spawned> {
     let (sync_r, sync_w) = pipe_cloexec()?;
     let (report_r, report_w) = pipe_cloexec()?;
+    // The terminal's master comes back from the child over this pair (SCM_RIGHTS).
+    let (console_parent, console_child) = if plan.controlling_tty {
+        let (a, b) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
     let mut argv: Vec<*const libc::c_char> = plan.argv.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = plan.envp.iter().map(|e| e.as_ptr()).collect();
@@ -135,11 +148,13 @@ pub fn spawn(
                 sync_r.as_raw_fd(),
                 report_w.as_raw_fd(),
                 stdio,
+                console_child.as_ref().map_or(-1, |c| c.as_raw_fd()),
             )
         }
     }
     drop(sync_r);
     drop(report_w);
+    drop(console_child);
     let pidfd = (pidfd >= 0).then(|| {
         // SAFETY: the kernel just created this descriptor for us (CLONE_PIDFD) and
         // nothing else holds it.
@@ -151,13 +166,14 @@ pub fn spawn(
         in_cgroup,
         sync: sync_w,
         report: report_r,
+        console: console_parent,
     })
 }
 
 impl Spawned {
-    /// Lets the child go on, then waits until it has exec'd (Ok) or failed (the step
-    /// and errno it reported).
-    pub fn release(self) -> io::Result<Result<(), ChildFailure>> {
+    /// Lets the child go on, then waits until it has exec'd (Ok, with the terminal's
+    /// master when the plan asked for one) or failed (the step and errno it reported).
+    pub fn release(self) -> io::Result<Result<Option<OwnedFd>, ChildFailure>> {
         rustix::io::write(&self.sync, &[1]).map_err(io::Error::from)?;
         drop(self.sync);
         let mut buf = [0u8; 8];
@@ -171,7 +187,10 @@ impl Spawned {
             }
         }
         if got == 0 {
-            return Ok(Ok(()));
+            return match &self.console {
+                Some(c) => recv_fd(c).map(|fd| Ok(Some(fd))),
+                None => Ok(Ok(None)),
+            };
         }
         let step = i32::from_ne_bytes(buf[..4].try_into().expect("4 bytes"));
         let errno = i32::from_ne_bytes(buf[4..].try_into().expect("4 bytes"));
@@ -215,6 +234,7 @@ unsafe fn child_main(
     sync: RawFd,
     report: RawFd,
     stdio: [RawFd; 3],
+    console: RawFd,
 ) -> ! {
     // SAFETY: every call below is a plain syscall wrapper on fds we own in this
     // child, on NUL-terminated strings owned by `plan` (alive in our copy of the
@@ -253,6 +273,7 @@ unsafe fn child_main(
                 fail(report, step::STDIO, errno());
             }
         }
+
         libc::umask(0);
         let mut trees = [-1 as RawFd; crate::plan::MAX_TREES];
         for (i, op) in plan.ops.iter().enumerate() {
@@ -263,6 +284,11 @@ unsafe fn child_main(
         for fd in trees {
             if fd >= 0 {
                 libc::close(fd);
+            }
+        }
+        if plan.controlling_tty {
+            if let Err(e) = terminal(plan, console) {
+                fail(report, step::TERMINAL, e);
             }
         }
         if plan.loopback_up {
@@ -503,6 +529,132 @@ unsafe fn loopback_up() -> Result<(), i32> {
         } else {
             Ok(())
         }
+    }
+}
+
+/// Opens a pseudo-terminal in the container's devpts, makes it the child's stdio
+/// and controlling terminal, and sends the master over `console`.
+///
+/// # Safety
+/// Only in the cloned child (async-signal-safe: stack data and syscalls only).
+unsafe fn terminal(plan: &Plan, console: RawFd) -> Result<(), i32> {
+    // SAFETY: plain syscalls on fds this child owns and on stack structs.
+    unsafe {
+        let master = libc::open(
+            c"/dev/ptmx".as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if master < 0 {
+            return Err(errno());
+        }
+        let mut unlock: libc::c_int = 0;
+        if libc::ioctl(master, libc::TIOCSPTLCK, &mut unlock) < 0 {
+            return Err(errno());
+        }
+        let slave = libc::ioctl(master, libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY);
+        if slave < 0 {
+            return Err(errno());
+        }
+        if let Some((rows, cols)) = plan.winsize {
+            let ws = libc::winsize {
+                ws_row: rows,
+                ws_col: cols,
+                ws_xpixel: 0,
+                ws_ypixel: 0,
+            };
+            if libc::ioctl(slave, libc::TIOCSWINSZ, &ws) < 0 {
+                return Err(errno());
+            }
+        }
+        send_fd(console, master)?;
+        libc::close(master);
+        for target in 0..3 {
+            if libc::dup2(slave, target) < 0 {
+                return Err(errno());
+            }
+        }
+        if slave > 2 {
+            libc::close(slave);
+        }
+        if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+            return Err(errno());
+        }
+        Ok(())
+    }
+}
+
+/// Room for one fd in a control message, aligned as cmsghdr needs.
+#[repr(C)]
+union CmsgBuf {
+    align: libc::cmsghdr,
+    bytes: [u8; 64],
+}
+
+/// Sends one fd with SCM_RIGHTS. Async-signal-safe.
+///
+/// # Safety
+/// `sock` must be a connected unix socket and `fd` an open descriptor.
+unsafe fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), i32> {
+    // SAFETY: the msghdr, iovec and control buffer live on this stack frame for
+    // the duration of sendmsg; CMSG_* compute offsets inside that buffer, which is
+    // large enough for one int (CMSG_SPACE(4) <= 64).
+    unsafe {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut buf: CmsgBuf = std::mem::zeroed();
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = (&mut buf as *mut CmsgBuf).cast();
+        msg.msg_controllen = libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        (*cmsg).cmsg_level = libc::SOL_SOCKET;
+        (*cmsg).cmsg_type = libc::SCM_RIGHTS;
+        (*cmsg).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as usize;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>(), fd);
+        if libc::sendmsg(sock, &msg, 0) < 0 {
+            return Err(errno());
+        }
+        Ok(())
+    }
+}
+
+/// Receives one fd sent with [`send_fd`].
+fn recv_fd(sock: &OwnedFd) -> io::Result<OwnedFd> {
+    // SAFETY: as in send_fd, every pointer refers to this stack frame; the kernel
+    // writes at most msg_controllen bytes of control data into `buf`.
+    unsafe {
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr().cast(),
+            iov_len: 1,
+        };
+        let mut buf: CmsgBuf = std::mem::zeroed();
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = (&mut buf as *mut CmsgBuf).cast();
+        msg.msg_controllen = std::mem::size_of::<CmsgBuf>();
+        if libc::recvmsg(sock.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let cmsg = libc::CMSG_FIRSTHDR(&msg);
+        if cmsg.is_null()
+            || (*cmsg).cmsg_level != libc::SOL_SOCKET
+            || (*cmsg).cmsg_type != libc::SCM_RIGHTS
+        {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "no terminal was passed by the container",
+            ));
+        }
+        let fd = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+        // SAFETY: SCM_RIGHTS just installed this descriptor in our table; we are
+        // its only owner.
+        Ok(OwnedFd::from_raw_fd(fd))
     }
 }
 

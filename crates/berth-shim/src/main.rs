@@ -89,7 +89,9 @@ impl Shim {
         }
     }
 
-    fn broadcast(&mut self, stream: u8, data: &[u8]) {
+    /// Sends output to the clients that want its stream: framed as Docker's
+    /// multiplexed stream, or `raw` for a terminal (one stream, as Docker sends it).
+    fn broadcast(&mut self, stream: u8, data: &[u8], raw: bool) {
         let want = if stream == STREAM_STDOUT {
             WANT_STDOUT
         } else {
@@ -98,7 +100,7 @@ impl Shim {
         let header = frame_header(stream, data.len());
         self.clients.retain_mut(|c| match c.want {
             Some(w) if w & want != 0 && w & WANT_MONITOR == 0 => {
-                c.sock.write_all(&header).is_ok() && c.sock.write_all(data).is_ok()
+                (raw || c.sock.write_all(&header).is_ok()) && c.sock.write_all(data).is_ok()
             }
             _ => true,
         });
@@ -163,11 +165,77 @@ fn start_error(plan: &Plan, step_index: i32, errno: i32) -> (String, i32) {
     (msg, code)
 }
 
+/// The container's stdio: a pseudo-terminal, or pipes (and /dev/null or a held
+/// pipe for stdin).
+struct ContainerIo {
+    /// What the child gets as fds 0, 1, 2; closed here once it is cloned.
+    child: Vec<OwnedFd>,
+    /// Output ends the shim reads, with their stream id.
+    outputs: Vec<(u8, OwnedFd)>,
+    /// Ends the shim keeps open so that the container's stdin stays open (`-i`), or
+    /// the terminal's master.
+    _held: Vec<OwnedFd>,
+    terminal: bool,
+}
+
+impl ContainerIo {
+    fn new(p: &berth_runtime::spec::Process) -> std::io::Result<ContainerIo> {
+        let pipe = || rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC);
+        if p.terminal {
+            // The child allocates the terminal in its own devpts and hands the master
+            // back (see `attach_terminal`); until then it has /dev/null.
+            let null = || fs::File::open("/dev/null").map(OwnedFd::from);
+            return Ok(ContainerIo {
+                child: vec![null()?, null()?, null()?],
+                outputs: vec![],
+                _held: vec![],
+                terminal: true,
+            });
+        }
+        let (stdin, held) = if p.open_stdin {
+            let (r, w) = pipe()?;
+            (r, vec![w])
+        } else {
+            (fs::File::open("/dev/null")?.into(), vec![])
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        Ok(ContainerIo {
+            child: vec![stdin, out_w, err_w],
+            outputs: vec![(STREAM_STDOUT, out_r), (STREAM_STDERR, err_r)],
+            _held: held,
+            terminal: false,
+        })
+    }
+
+    fn child_fds(&self) -> [std::os::fd::RawFd; 3] {
+        use std::os::fd::AsRawFd;
+        [
+            self.child[0].as_raw_fd(),
+            self.child[1].as_raw_fd(),
+            self.child[2].as_raw_fd(),
+        ]
+    }
+
+    /// Takes the terminal's master from the child: the output to read, and the
+    /// input kept open.
+    fn attach_terminal(&mut self, master: OwnedFd) -> std::io::Result<()> {
+        self.outputs.push((STREAM_STDOUT, master.try_clone()?));
+        self._held.push(master);
+        Ok(())
+    }
+
+    /// Drops the child's ends once it has its own copies.
+    fn parent_side(mut self) -> ContainerIo {
+        self.child.clear();
+        self
+    }
+}
+
 struct Running {
     pid: i32,
     pidfd: OwnedFd,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    io: ContainerIo,
     cgroup: Cgroup,
 }
 
@@ -224,23 +292,12 @@ fn start(spec: &Spec) -> Result<Running, (String, i32)> {
         ),
         None => None,
     };
-    let devnull: OwnedFd = fs::File::open("/dev/null")
-        .map_err(|e| fail(&cgroup, internal("opening /dev/null", &e)))?
-        .into();
-    let pipe = || {
-        rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
-            .map_err(|e| internal("creating a pipe", &e))
-    };
-    let (out_r, out_w) = pipe().map_err(|e| fail(&cgroup, e))?;
-    let (err_r, err_w) = pipe().map_err(|e| fail(&cgroup, e))?;
-    use std::os::fd::AsRawFd;
-    let spawned = sys::spawn(
-        &plan,
-        [devnull.as_raw_fd(), out_w.as_raw_fd(), err_w.as_raw_fd()],
-        unified.as_ref().map(|f| f.as_fd()),
-    )
-    .map_err(|e| fail(&cgroup, internal("cloning the container process", &e)))?;
-    drop((out_w, err_w, devnull, unified));
+    let io = ContainerIo::new(&spec.process)
+        .map_err(|e| fail(&cgroup, internal("setting up stdio", &e)))?;
+    let spawned = sys::spawn(&plan, io.child_fds(), unified.as_ref().map(|f| f.as_fd()))
+        .map_err(|e| fail(&cgroup, internal("cloning the container process", &e)))?;
+    drop(unified);
+    let io = io.parent_side();
     let mut spawned = spawned;
     let pid = spawned.pid;
     let reap = |cgroup: &Cgroup, e: (String, i32)| {
@@ -265,13 +322,20 @@ fn start(spec: &Spec) -> Result<Running, (String, i32)> {
         .map_err(|e| reap(&cgroup, internal("pidfd_open", &e)))?,
     };
     match spawned.release() {
-        Ok(Ok(())) => Ok(Running {
-            pid,
-            pidfd,
-            stdout: out_r,
-            stderr: err_r,
-            cgroup,
-        }),
+        Ok(Ok(master)) => {
+            let mut io = io;
+            if let Some(m) = master {
+                if let Err(e) = io.attach_terminal(m) {
+                    return Err(reap(&cgroup, internal("taking the terminal", &e)));
+                }
+            }
+            Ok(Running {
+                pid,
+                pidfd,
+                io,
+                cgroup,
+            })
+        }
         Ok(Err(f)) => Err(reap(&cgroup, start_error(&plan, f.step, f.errno))),
         Err(e) => Err(reap(
             &cgroup,
@@ -315,14 +379,18 @@ fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
         exit_code: None,
     });
 
-    let mut streams: [Option<(u8, &OwnedFd)>; 2] = [
-        Some((STREAM_STDOUT, &running.stdout)),
-        Some((STREAM_STDERR, &running.stderr)),
-    ];
+    let raw = running.io.terminal;
+    let mut streams: Vec<Option<(u8, &OwnedFd)>> = running
+        .io
+        .outputs
+        .iter()
+        .map(|(s, fd)| Some((*s, fd)))
+        .collect();
+    let nstreams = streams.len();
     let mut status = None;
     let mut buf = vec![0u8; 64 * 1024];
     while status.is_none() || streams.iter().any(Option::is_some) {
-        let mut fds = Vec::with_capacity(4 + shim.clients.len());
+        let mut fds = Vec::with_capacity(2 + nstreams + shim.clients.len());
         fds.push(PollFd::new(&shim.listener, PollFlags::IN));
         let want_exit = status.is_none();
         fds.push(PollFd::new(
@@ -378,13 +446,13 @@ fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
                     if let Some(l) = logger.as_mut().and_then(|l| l.as_mut().ok()) {
                         l.write(stream, &buf[..n]);
                     }
-                    shim.broadcast(stream, &buf[..n]);
+                    shim.broadcast(stream, &buf[..n], raw);
                 }
             }
         }
         // Clients are serviced last and back to front, so indexes stay valid.
         for i in (0..shim.clients.len()).rev() {
-            if ready.get(4 + i).copied().unwrap_or(false) && !shim.service_client(i) {
+            if ready.get(2 + nstreams + i).copied().unwrap_or(false) && !shim.service_client(i) {
                 shim.clients.remove(i);
             }
         }

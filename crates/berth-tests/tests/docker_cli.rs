@@ -493,3 +493,59 @@ fn stop_signal_timeout_and_log_driver_none() {
     assert_eq!(d.docker(&["wait", "quiet"]).ok().trim(), "0");
     d.docker(&["rm", "usr1", "quiet"]).ok();
 }
+
+#[test]
+fn terminal_and_open_stdin() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // -t: a pseudo-terminal, raw output (the terminal turns \n into \r\n).
+    let o = d.docker(&["run", "--rm", "-t", "busybox", "sh", "-c", "tty; echo hi"]);
+    assert_eq!(o.ok(), "/dev/pts/0\r\nhi\r\n");
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "test -t 0 && test -t 1 && echo both",
+    ]);
+    assert_eq!(o.ok(), "both\r\n");
+    // -d -i: stdin stays open, so a shell waits instead of exiting.
+    d.docker(&["run", "-d", "-i", "--name", "keep", "busybox", "sh"])
+        .ok();
+    d.docker(&["run", "-d", "-it", "--name", "keeptty", "busybox", "sh"])
+        .ok();
+    let o = d.docker(&["ps", "--format", "{{.Names}} {{.State}}"]);
+    let mut lines: Vec<&str> = o.ok().lines().collect();
+    lines.sort();
+    assert_eq!(lines, ["keep running", "keeptty running"]);
+    let o = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.Config.Tty}} {{.Config.OpenStdin}}",
+        "keeptty",
+    ]);
+    assert_eq!(o.ok().trim(), "true true");
+    d.docker(&["rm", "-f", "keep", "keeptty"]).ok();
+    // Attaching stdin is not there yet: a clear error, not a silently ignored -i.
+    let o = d.docker_in(&["run", "--rm", "-i", "busybox", "cat"], b"hello\n");
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("berth does not support attaching stdin yet (-i without -d)"),
+        "{o:?}"
+    );
+    let o = d.berth_in(&["run", "--rm", "-i", "busybox", "cat"], b"hello\n");
+    assert_eq!(o.code, 125);
+    assert!(
+        o.stderr
+            .contains("berth does not support attaching stdin yet"),
+        "{o:?}"
+    );
+    assert_eq!(
+        d.docker(&["ps", "-aq"]).ok(),
+        "",
+        "the --rm containers are gone"
+    );
+}

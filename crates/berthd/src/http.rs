@@ -176,6 +176,19 @@ pub async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> ApiRes
         .map_err(|e| ApiError::invalid(format!("invalid JSON in request body: {e}")))
 }
 
+/// Reads and discards up to `limit` bytes of a body.
+pub async fn drain(mut body: Incoming, limit: usize) {
+    let mut seen = 0;
+    while let Some(Ok(f)) = body.frame().await {
+        if let Ok(d) = f.into_data() {
+            seen += d.len();
+            if seen > limit {
+                break;
+            }
+        }
+    }
+}
+
 /// Feeds a request body to blocking code as a `Read`.
 pub struct BodyReader {
     rx: mpsc::Receiver<Result<Bytes, String>>,
@@ -192,6 +205,9 @@ impl BodyReader {
                     Some(Ok(f)) => {
                         if let Ok(d) = f.into_data() {
                             if tx.send(Ok(d)).await.is_err() {
+                                // The reader stopped (an error): take the rest so the
+                                // client can read the answer instead of a broken pipe.
+                                drain(body, 64 << 20).await;
                                 break;
                             }
                         }

@@ -53,6 +53,14 @@ fn read_rootfs_file(layers: &[PathBuf], rel: &str) -> String {
     String::new()
 }
 
+/// `HostConfig.ConsoleSize` ([rows, columns]) when the client gave a real one.
+fn console_size(hc: &berth_api::HostConfig) -> Option<(u16, u16)> {
+    let v = hc.other.get("ConsoleSize")?.as_array()?;
+    let rows = v.first()?.as_u64()? as u16;
+    let cols = v.get(1)?.as_u64()? as u16;
+    (rows > 0 && cols > 0).then_some((rows, cols))
+}
+
 impl Containers {
     fn build_spec(&self, r: &Record, image: &Image) -> ApiResult<Spec> {
         let dir = self.paths.container_dir(&r.id);
@@ -105,6 +113,9 @@ impl Containers {
                 gid: u.gid,
                 additional_gids: u.additional_gids,
                 capabilities: caps::docker_default(),
+                terminal: r.config.tty,
+                open_stdin: r.config.open_stdin,
+                console_size: console_size(&r.host_config),
             },
             hostname: r.config.hostname.clone(),
             domainname: r.config.domainname.clone(),

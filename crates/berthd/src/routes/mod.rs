@@ -78,14 +78,22 @@ pub async fn handle(d: Arc<Daemon>, mut req: Request<Incoming>) -> Resp {
         Err(e) => http::error(&e),
         Ok((_, path)) => {
             let path = percent_decode(&path);
-            let call = Call {
+            let mut call = Call {
                 method: parts.method.clone(),
                 path,
                 query: http::Query::parse(parts.uri.query()),
                 body: Some(body),
                 upgrade,
             };
-            match route(&d, call).await {
+            let result = route(&d, &mut call).await;
+            if result.is_err() {
+                // A client still sending its body (a tar) would see a broken pipe
+                // instead of the error: read the rest first, as Go's server does.
+                if let Some(b) = call.body.take() {
+                    http::drain(b, 64 << 20).await;
+                }
+            }
+            match result {
                 Ok(r) => r,
                 Err(e) => {
                     if e.kind == berth_api::ErrorKind::Internal {
@@ -121,19 +129,19 @@ fn percent_decode(p: &str) -> String {
         .into_owned()
 }
 
-async fn route(d: &Arc<Daemon>, mut call: Call) -> ApiResult<Resp> {
+async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
     let path = call.path.clone();
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    if let Some(r) = system::route(d, &mut call, &segs).await? {
+    if let Some(r) = system::route(d, call, &segs).await? {
         return Ok(r);
     }
     if segs.first() == Some(&"containers") {
-        if let Some(r) = containers::route(d, &mut call, &segs[1..]).await? {
+        if let Some(r) = containers::route(d, call, &segs[1..]).await? {
             return Ok(r);
         }
     }
     if segs.first() == Some(&"images") {
-        if let Some(r) = images::route(d, &mut call, &path["/images".len()..]).await? {
+        if let Some(r) = images::route(d, call, &path["/images".len()..]).await? {
             return Ok(r);
         }
     }
