@@ -77,6 +77,14 @@ pub struct RestartPolicy {
     pub maximum_retry_count: i64,
 }
 
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Ulimit {
+    pub name: String,
+    pub soft: i64,
+    pub hard: i64,
+}
+
 /// `HostConfig`: the fields berth acts on are typed; every other field the client
 /// sent is kept in `other`, echoed back by inspect, and checked by the daemon so
 /// that an option berth does not implement yet is refused rather than ignored.
@@ -95,6 +103,8 @@ pub struct HostConfig {
     pub memory: i64,
     #[serde(default)]
     pub pids_limit: Option<i64>,
+    #[serde(default)]
+    pub ulimits: Option<Vec<Ulimit>>,
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
 }

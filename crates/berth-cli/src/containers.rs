@@ -54,6 +54,9 @@ pub struct CreateOpts {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
+    /// Ulimit options (name=soft[:hard], e.g. nofile=1024:2048)
+    #[arg(long = "ulimit")]
+    pub ulimit: Vec<String>,
     /// Signal to stop the container
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
@@ -190,6 +193,25 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         hc.memory = parse_bytes(m)?;
     }
     hc.pids_limit = o.pids_limit;
+    if !o.ulimit.is_empty() {
+        let mut list = Vec::new();
+        for u in &o.ulimit {
+            let (name, vals) = u
+                .split_once('=')
+                .with_context(|| format!("invalid ulimit argument: {u}"))?;
+            let (soft, hard) = vals.split_once(':').unwrap_or((vals, vals));
+            let num = |v: &str| {
+                v.parse::<i64>()
+                    .with_context(|| format!("invalid ulimit argument: {u}"))
+            };
+            list.push(berth_api::Ulimit {
+                name: name.to_string(),
+                soft: num(soft)?,
+                hard: num(hard)?,
+            });
+        }
+        hc.ulimits = Some(list);
+    }
     req.host_config = Some(hc);
     if o.pull != "missing" && o.pull != "never" {
         bail!(

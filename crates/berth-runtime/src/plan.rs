@@ -119,6 +119,7 @@ pub mod step {
     pub const CHDIR: i32 = -12;
     pub const CGROUP_JOIN: i32 = -13;
     pub const TERMINAL: i32 = -14;
+    pub const RLIMITS: i32 = -15;
 }
 
 /// Host facts the plan depends on, read once by the caller.
@@ -173,6 +174,8 @@ pub struct Plan {
     pub controlling_tty: bool,
     /// The terminal's size (rows, columns).
     pub winsize: Option<(u16, u16)>,
+    /// `setrlimit` calls: resource, soft, hard.
+    pub rlimits: Vec<(libc::c_int, libc::rlim_t, libc::rlim_t)>,
 }
 
 /// How many host files one container can have bound in (the child keeps their
@@ -436,6 +439,11 @@ impl Plan {
             cgroup_tasks: Vec::new(),
             controlling_tty: p.terminal,
             winsize: p.console_size,
+            rlimits: p
+                .rlimits
+                .iter()
+                .map(|r| (r.resource, r.soft, r.hard))
+                .collect(),
         })
     }
 
@@ -464,6 +472,7 @@ impl Plan {
             step::CAPSET => "setting capabilities".into(),
             step::CGROUP_JOIN => "joining the cgroup".into(),
             step::TERMINAL => "allocating the terminal".into(),
+            step::RLIMITS => "setting resource limits".into(),
             step::CHDIR => format!(
                 "changing to working directory {}",
                 self.cwd.to_string_lossy()
@@ -499,6 +508,7 @@ mod tests {
                 terminal: false,
                 open_stdin: false,
                 console_size: None,
+                rlimits: vec![],
             },
             hostname: "abc".into(),
             domainname: String::new(),

@@ -61,7 +61,37 @@ pub struct Process {
     /// The terminal's size (rows, columns), when the client gave one.
     #[serde(default)]
     pub console_size: Option<(u16, u16)>,
+    /// Resource limits set before exec, already within the daemon's hard limits.
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
 }
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rlimit {
+    /// `RLIMIT_*` number.
+    pub resource: i32,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Docker's ulimit names and their `RLIMIT_*` numbers.
+pub const ULIMIT_NAMES: &[(&str, i32)] = &[
+    ("core", libc::RLIMIT_CORE as i32),
+    ("cpu", libc::RLIMIT_CPU as i32),
+    ("data", libc::RLIMIT_DATA as i32),
+    ("fsize", libc::RLIMIT_FSIZE as i32),
+    ("locks", libc::RLIMIT_LOCKS as i32),
+    ("memlock", libc::RLIMIT_MEMLOCK as i32),
+    ("msgqueue", libc::RLIMIT_MSGQUEUE as i32),
+    ("nice", libc::RLIMIT_NICE as i32),
+    ("nofile", libc::RLIMIT_NOFILE as i32),
+    ("nproc", libc::RLIMIT_NPROC as i32),
+    ("rss", libc::RLIMIT_RSS as i32),
+    ("rtprio", libc::RLIMIT_RTPRIO as i32),
+    ("rttime", libc::RLIMIT_RTTIME as i32),
+    ("sigpending", libc::RLIMIT_SIGPENDING as i32),
+    ("stack", libc::RLIMIT_STACK as i32),
+];
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

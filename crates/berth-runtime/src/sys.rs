@@ -312,6 +312,15 @@ unsafe fn child_main(
                 fail(report, step::CAPBSET, errno());
             }
         }
+        for (resource, soft, hard) in &plan.rlimits {
+            let lim = libc::rlimit {
+                rlim_cur: *soft,
+                rlim_max: *hard,
+            };
+            if libc::setrlimit(*resource as _, &lim) < 0 {
+                fail(report, step::RLIMITS, errno());
+            }
+        }
         libc::prctl(
             libc::PR_CAP_AMBIENT,
             libc::PR_CAP_AMBIENT_CLEAR_ALL,

@@ -549,3 +549,50 @@ fn terminal_and_open_stdin() {
         "the --rm containers are gone"
     );
 }
+
+#[test]
+fn ulimits_are_applied_and_clamped_to_the_daemons_hard_limit() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=64:128",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
+    assert_eq!(o.ok(), "64\n128\n");
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nproc=50",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -u",
+    ]);
+    assert_eq!(o.ok(), "50\n");
+    // berthd inherits this test's hard limit; more than that is clamped, with a warning.
+    let hard = std::fs::read_to_string("/proc/self/limits")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .and_then(|l| l.split_whitespace().nth(4).map(String::from))
+        .unwrap();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--ulimit",
+        "nofile=100:100000000",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -Hn",
+    ]);
+    assert_eq!(o.ok().trim(), hard);
+    assert!(o.stderr.contains("clamped to"), "{o:?}");
+}

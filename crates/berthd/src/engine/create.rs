@@ -107,6 +107,7 @@ impl Containers {
         if hc.memory != 0 && hc.memory < 6 * 1024 * 1024 {
             return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
         }
+        let (_, warnings) = super::limits::clamp(hc.ulimits.as_deref().unwrap_or(&[]))?;
         let image = self.store.resolve(&config.image)?;
 
         let name = match name.filter(|n| !n.is_empty()) {
@@ -195,10 +196,7 @@ impl Containers {
             return Err(e);
         }
         self.insert(c);
-        Ok(ContainerCreateResponse {
-            id,
-            warnings: vec![],
-        })
+        Ok(ContainerCreateResponse { id, warnings })
     }
 
     /// Creates the container's directory: the writable layer and the files bound

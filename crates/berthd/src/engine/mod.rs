@@ -3,6 +3,7 @@
 pub mod containers;
 mod create;
 pub mod images;
+mod limits;
 pub mod logs;
 mod names;
 pub mod record;

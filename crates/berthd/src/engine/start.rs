@@ -116,6 +116,7 @@ impl Containers {
                 terminal: r.config.tty,
                 open_stdin: r.config.open_stdin,
                 console_size: console_size(&r.host_config),
+                rlimits: super::limits::clamp(r.host_config.ulimits.as_deref().unwrap_or(&[]))?.0,
             },
             hostname: r.config.hostname.clone(),
             domainname: r.config.domainname.clone(),
