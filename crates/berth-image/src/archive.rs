@@ -103,6 +103,23 @@ impl Spool {
         serde_json::from_slice(&self.bytes(name)?)
             .map_err(|e| StoreError::BadArchive(format!("{name}: {e}")))
     }
+
+    /// A blob's bytes, checked against the digest its name carries
+    /// (`blobs/sha256/<hex>`, or a docker-archive's `<hex>.json`).
+    fn verified(&self, name: &str) -> Result<Vec<u8>, StoreError> {
+        let data = self.bytes(name)?;
+        let base = name.rsplit('/').next().unwrap_or(name);
+        let hex = base.strip_suffix(".json").unwrap_or(base);
+        if hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            let actual = sha256_hex(&data);
+            if actual != hex {
+                return Err(StoreError::BadArchive(format!(
+                    "{name} has digest sha256:{actual}, not the one its name says"
+                )));
+            }
+        }
+        Ok(data)
+    }
 }
 
 /// Opens a layer file, decompressing it when it is gzip.
@@ -142,7 +159,9 @@ fn oci_images(spool: &Spool) -> Result<Vec<Found>, StoreError> {
         .ok_or_else(|| StoreError::BadArchive("index.json has no manifests".into()))?;
     for m in manifests {
         let digest = m["digest"].as_str().unwrap_or_default();
-        let manifest: serde_json::Value = spool.json(&blob_name(digest)?)?;
+        let name = blob_name(digest)?;
+        let manifest: serde_json::Value = serde_json::from_slice(&spool.verified(&name)?)
+            .map_err(|e| StoreError::BadArchive(format!("{name}: {e}")))?;
         if manifest.get("manifests").is_some() {
             return Err(StoreError::BadArchive(format!(
                 "{digest} is a nested index; multi-platform archives are not supported yet"
@@ -201,7 +220,7 @@ impl Store {
             };
             let mut messages = Vec::new();
             for f in found {
-                let config_bytes = spool.bytes(&f.config)?;
+                let config_bytes = spool.verified(&f.config)?;
                 let config: ImageConfigBlob =
                     serde_json::from_slice(&config_bytes).map_err(|e| {
                         StoreError::BadArchive(format!("image config {}: {e}", f.config))

@@ -388,3 +388,34 @@ fn breakout_via_hardlink() {
     );
     nothing_outside(&d, &outside);
 }
+
+#[test]
+fn a_config_blob_that_lies_about_its_digest_is_refused() {
+    let d = Daemon::start();
+    let layer = Layer::new().file("a", b"x").finish();
+    let tar = image(&[layer], "liar:v2", &["true"]);
+    // Rewrite the config blob's content under its old name.
+    let mut b = tar::Builder::new(Vec::new());
+    let mut ar = tar::Archive::new(&tar[..]);
+    for e in ar.entries().unwrap() {
+        let mut e = e.unwrap();
+        let name = e.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+        let text = String::from_utf8_lossy(&data).into_owned();
+        if text.contains("\"rootfs\"") {
+            data = text
+                .replace("\"Cmd\":[\"true\"]", "\"Cmd\":[\"evil\"]")
+                .into_bytes();
+        }
+        let mut h = e.header().clone();
+        h.set_size(data.len() as u64);
+        h.set_cksum();
+        b.append_data(&mut h, &name, &data[..]).unwrap();
+    }
+    let o = d.docker_in(&["load"], &b.into_inner().unwrap());
+    assert_eq!(o.code, 1);
+    assert!(o.stderr.contains("not the one its name says"), "{o:?}");
+    assert_eq!(d.docker(&["images", "-q"]).ok(), "");
+    store_is_clean(&d);
+}
