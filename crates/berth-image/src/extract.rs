@@ -227,13 +227,7 @@ impl Unpacker {
                 file = Some(f);
             }
             EntryType::Symlink => {
-                let target = e.link_name_bytes().ok_or_else(|| ExtractError::BadPath {
-                    entry: entry.clone(),
-                })?;
-                let target =
-                    String::from_utf8(target.to_vec()).map_err(|_| ExtractError::BadPath {
-                        entry: entry.clone(),
-                    })?;
+                let target = link_target(&e, &entry)?;
                 Self::clear(&parent, name, false).map_err(err("replacing entry"))?;
                 // A symlink may point anywhere: it is only ever resolved inside the
                 // container, and this extractor never follows one out (RESOLVE_BENEATH).
@@ -241,13 +235,7 @@ impl Unpacker {
                     .map_err(err("creating symlink"))?;
             }
             EntryType::Link => {
-                let target = e.link_name_bytes().ok_or_else(|| ExtractError::BadPath {
-                    entry: entry.clone(),
-                })?;
-                let target =
-                    String::from_utf8(target.to_vec()).map_err(|_| ExtractError::BadPath {
-                        entry: entry.clone(),
-                    })?;
+                let target = link_target(&e, &entry)?;
                 let tcomps = components(&target).map_err(|_| ExtractError::Escape {
                     entry: entry.clone(),
                 })?;
@@ -346,6 +334,15 @@ impl Unpacker {
         }
         Ok(())
     }
+}
+
+/// A link entry's target, as UTF-8.
+fn link_target<R: Read>(e: &tar::Entry<'_, R>, entry: &str) -> Result<String, ExtractError> {
+    let bad = || ExtractError::BadPath {
+        entry: entry.to_string(),
+    };
+    let target = e.link_name_bytes().ok_or_else(bad)?;
+    String::from_utf8(target.to_vec()).map_err(|_| bad())
 }
 
 fn set_times(dir: &OwnedFd, name: &str, mtime: i64) -> Result<(), Errno> {

@@ -115,6 +115,22 @@ fn hex_of(digest: &str) -> &str {
     digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
+/// Removes every tag in `tags`, noting each as untagged.
+fn untag_all(
+    tx: &rusqlite::Transaction<'_>,
+    tags: &[String],
+    out: &mut Vec<ImageDeleteItem>,
+) -> Result<(), StoreError> {
+    for t in tags {
+        tx.execute("DELETE FROM tags WHERE name = ?1", [t])?;
+        out.push(ImageDeleteItem {
+            untagged: Some(t.clone()),
+            deleted: None,
+        });
+    }
+    Ok(())
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -468,13 +484,7 @@ impl Store {
                 // takes the names away, and the image stays until they are gone.
                 let mut db = self.db();
                 let tx = db.transaction()?;
-                for t in &image.tags {
-                    tx.execute("DELETE FROM tags WHERE name = ?1", [t])?;
-                    out.push(ImageDeleteItem {
-                        untagged: Some(t.clone()),
-                        deleted: None,
-                    });
-                }
+                untag_all(&tx, &image.tags, &mut out)?;
                 tx.commit()?;
                 return Ok(out);
             }
@@ -483,13 +493,7 @@ impl Store {
         let removed_layers = {
             let mut db = self.db();
             let tx = db.transaction()?;
-            for t in &image.tags {
-                tx.execute("DELETE FROM tags WHERE name = ?1", [t])?;
-                out.push(ImageDeleteItem {
-                    untagged: Some(t.clone()),
-                    deleted: None,
-                });
-            }
+            untag_all(&tx, &image.tags, &mut out)?;
             tx.execute("DELETE FROM images WHERE id = ?1", [&image.id])?;
             let removed = meta::delete_unused_layers(&tx)?;
             tx.commit()?;
