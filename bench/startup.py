@@ -117,6 +117,10 @@ def main():
         d.send_signal(signal.SIGTERM)
         d.wait()
         subprocess.run(["umount", "-R", os.path.join(tmp, "docker")], stderr=subprocess.DEVNULL)
+        docker_exec = f"/run/bd-{os.getpid()}"
+        if os.path.isdir(docker_exec):
+            subprocess.run(["umount", "-R", docker_exec], stderr=subprocess.DEVNULL)
+            shutil.rmtree(docker_exec, ignore_errors=True)
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(exec_root, ignore_errors=True)
         for h in os.listdir("/sys/fs/cgroup"):

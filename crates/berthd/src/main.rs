@@ -185,6 +185,17 @@ async fn run(cfg: config::Config) -> Result<()> {
             });
         futures_join_all(stops).await;
     }
+    // The parent cgroup goes too when nothing is left in it (other daemons or
+    // live-restored containers may still use it).
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    let hierarchies = std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path());
+    for h in std::iter::once(root.to_path_buf()).chain(hierarchies) {
+        let _ = std::fs::remove_dir(h.join(cfg.cgroup_parent.trim_matches('/')));
+    }
     let _ = std::fs::remove_file(&cfg.pidfile);
     Ok(())
 }
