@@ -7,4 +7,10 @@ scripts/deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --bins --locked
-cargo test --workspace --locked
+# nextest runs each test in its own process and ends one that hangs
+# (.config/nextest.toml); plain cargo test where nextest is missing.
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked
+else
+  cargo test --workspace --locked
+fi

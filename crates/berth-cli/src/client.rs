@@ -25,6 +25,7 @@ impl std::fmt::Display for DaemonError {
 
 impl std::error::Error for DaemonError {}
 
+#[derive(Clone)]
 pub struct Client {
     socket: String,
 }

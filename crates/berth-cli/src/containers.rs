@@ -3,6 +3,7 @@
 
 use crate::client::{enc, Client, DaemonError};
 use crate::format::{print_rows, Template};
+use crate::terminal;
 use anyhow::{bail, Context, Result};
 use berth_api::{
     ContainerCreateRequest, ContainerCreateResponse, ContainerSummary, HostConfig, WaitResponse,
@@ -180,6 +181,7 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
     c.stop_timeout = o.stop_timeout;
     c.tty = o.tty;
     c.open_stdin = o.interactive;
+    c.stdin_once = o.interactive && !detach;
     c.attach_stdin = o.interactive && !detach;
     c.attach_stdout = !detach;
     c.attach_stderr = !detach;
@@ -189,6 +191,12 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         ..Default::default()
     };
     hc.log_config.kind = o.log_driver.clone().unwrap_or_default();
+    if o.tty {
+        if let Some((rows, cols)) = crate::terminal::size() {
+            hc.other
+                .insert("ConsoleSize".into(), serde_json::json!([rows, cols]));
+        }
+    }
     if let Some(m) = &o.memory {
         hc.memory = parse_bytes(m)?;
     }
@@ -307,11 +315,22 @@ pub async fn run(c: &Client, o: &CreateOpts, detach: bool) -> Result<i32> {
         println!("{id}");
         return Ok(0);
     }
-    let attach = c
+    let stdin = if o.interactive { "&stdin=1" } else { "" };
+    let attach = match c
         .upgrade(&format!(
-            "/containers/{id}/attach?stream=1&stdout=1&stderr=1"
+            "/containers/{id}/attach?stream=1&stdout=1&stderr=1{stdin}"
         ))
-        .await?;
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("berth: {e}");
+            if o.rm {
+                let _ = c.delete(&format!("/containers/{id}?force=1")).await;
+            }
+            return Ok(125);
+        }
+    };
     let cond = if o.rm { "removed" } else { "next-exit" };
     let wait = c
         .post(&format!("/containers/{id}/wait?condition={cond}"))
@@ -320,12 +339,28 @@ pub async fn run(c: &Client, o: &CreateOpts, detach: bool) -> Result<i32> {
         eprintln!("berth: {e}");
         return Ok(start_failure_code(&e.to_string()));
     }
-    if o.tty {
-        let mut attach = attach;
-        tokio::io::copy(&mut attach, &mut tokio::io::stdout()).await?;
-    } else {
-        demux(attach).await?;
+    let (reader, mut writer) = tokio::io::split(attach);
+    if o.interactive {
+        // Our stdin to the container; its end half-closes the connection, which
+        // closes the container's stdin (StdinOnce). Not awaited: when the
+        // container is done, berth exits even if stdin is still open.
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut writer).await;
+            let _ = writer.shutdown().await;
+        });
     }
+    let _raw = if o.tty {
+        terminal::follow(c, &id).await
+    } else {
+        None
+    };
+    if o.tty {
+        let mut reader = reader;
+        tokio::io::copy(&mut reader, &mut tokio::io::stdout()).await?;
+    } else {
+        demux(reader).await?;
+    }
+    drop(_raw);
     let body = wait.into_body().collect().await?.to_bytes();
     let w: WaitResponse = serde_json::from_slice(&body).context("decoding the wait result")?;
     if let Some(e) = w.error {

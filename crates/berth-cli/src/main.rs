@@ -4,6 +4,7 @@ mod client;
 mod containers;
 mod format;
 mod images;
+mod terminal;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};

@@ -7,13 +7,14 @@
 //! `berth_runtime::shimproto`). Single-threaded by design: the container is cloned
 //! from this process.
 
+mod input;
 mod log;
 
 use berth_runtime::cgroups::{Cgroup, Hierarchy};
 use berth_runtime::plan::{step, HostFacts, Plan};
 use berth_runtime::shimproto::{
-    frame_header, ExitRecord, Started, LISTENER_FD, STREAM_STDERR, STREAM_STDOUT, WANT_MONITOR,
-    WANT_STDERR, WANT_STDOUT,
+    frame_header, ExitRecord, InputParser, Started, LISTENER_FD, STREAM_STDERR, STREAM_STDOUT,
+    WANT_CONTROL, WANT_MONITOR, WANT_STDERR, WANT_STDIN, WANT_STDOUT,
 };
 use berth_runtime::spec::Spec;
 use berth_runtime::{sys, timefmt};
@@ -30,6 +31,14 @@ use std::time::SystemTime;
 struct Client {
     sock: UnixStream,
     want: Option<u8>,
+    input: InputParser,
+}
+
+impl Client {
+    fn sends_input(&self) -> bool {
+        self.want
+            .is_some_and(|w| w & (WANT_STDIN | WANT_CONTROL) != 0)
+    }
 }
 
 struct Shim {
@@ -55,7 +64,11 @@ impl Shim {
                         Err(_) => None,
                     };
                     let _ = sock.set_read_timeout(None);
-                    let mut c = Client { sock, want };
+                    let mut c = Client {
+                        sock,
+                        want,
+                        input: InputParser::default(),
+                    };
                     if want.is_some_and(|w| w & WANT_MONITOR != 0)
                         && !self.started_line.is_empty()
                         && c.sock.write_all(&self.started_line).is_err()
@@ -70,22 +83,38 @@ impl Shim {
         }
     }
 
-    /// Reads what a client sent: its first byte says what it wants.
-    fn service_client(&mut self, i: usize) -> bool {
-        let mut buf = [0u8; 512];
+    /// Reads what a client sent: its first byte says what it wants; after it, a
+    /// stdin or control client sends input frames. False when the client is gone.
+    fn service_client(&mut self, i: usize, stdin: &mut input::Stdin) -> bool {
+        let mut buf = [0u8; 64 * 1024];
         let c = &mut self.clients[i];
-        match c.sock.read(&mut buf) {
-            Ok(0) | Err(_) => false,
-            // Later bytes (a client's stdin) are not used yet.
-            Ok(_) => {
-                if c.want.is_none() {
-                    c.want = Some(buf[0]);
-                    if buf[0] & WANT_MONITOR != 0 && !self.started_line.is_empty() {
-                        return c.sock.write_all(&self.started_line).is_ok();
-                    }
+        let n = match c.sock.read(&mut buf) {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let mut data = &buf[..n];
+        if c.want.is_none() {
+            c.want = Some(data[0]);
+            data = &data[1..];
+            if c.want.is_some_and(|w| w & WANT_MONITOR != 0)
+                && !self.started_line.is_empty()
+                && c.sock.write_all(&self.started_line).is_err()
+            {
+                return false;
+            }
+        }
+        if !c.sends_input() || data.is_empty() {
+            return true;
+        }
+        let may_write = c.want.is_some_and(|w| w & WANT_STDIN != 0);
+        match c.input.push(data) {
+            Some(frames) => {
+                for (kind, payload) in frames {
+                    stdin.apply(kind, &payload, may_write);
                 }
                 true
             }
+            None => false,
         }
     }
 
@@ -172,9 +201,9 @@ struct ContainerIo {
     child: Vec<OwnedFd>,
     /// Output ends the shim reads, with their stream id.
     outputs: Vec<(u8, OwnedFd)>,
-    /// Ends the shim keeps open so that the container's stdin stays open (`-i`), or
-    /// the terminal's master.
-    _held: Vec<OwnedFd>,
+    /// Where the container's stdin is written: the pipe of an open stdin (`-i`),
+    /// or the terminal's master.
+    stdin: Option<OwnedFd>,
     terminal: bool,
 }
 
@@ -188,22 +217,22 @@ impl ContainerIo {
             return Ok(ContainerIo {
                 child: vec![null()?, null()?, null()?],
                 outputs: vec![],
-                _held: vec![],
+                stdin: None,
                 terminal: true,
             });
         }
-        let (stdin, held) = if p.open_stdin {
+        let (stdin, writer) = if p.open_stdin {
             let (r, w) = pipe()?;
-            (r, vec![w])
+            (r, Some(w))
         } else {
-            (fs::File::open("/dev/null")?.into(), vec![])
+            (fs::File::open("/dev/null")?.into(), None)
         };
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         Ok(ContainerIo {
             child: vec![stdin, out_w, err_w],
             outputs: vec![(STREAM_STDOUT, out_r), (STREAM_STDERR, err_r)],
-            _held: held,
+            stdin: writer,
             terminal: false,
         })
     }
@@ -221,7 +250,7 @@ impl ContainerIo {
     /// input kept open.
     fn attach_terminal(&mut self, master: OwnedFd) -> std::io::Result<()> {
         self.outputs.push((STREAM_STDOUT, master.try_clone()?));
-        self._held.push(master);
+        self.stdin = Some(master);
         Ok(())
     }
 
@@ -357,7 +386,7 @@ fn exit_code(status: rustix::process::WaitStatus) -> i32 {
 fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
     shim.accept_all();
     let mut logger = spec.log_path.as_deref().map(log::JsonFileLog::open);
-    let running = match start(spec) {
+    let mut running = match start(spec) {
         Ok(r) => r,
         Err((error, code)) => {
             shim.announce_start(&Started {
@@ -380,6 +409,7 @@ fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
     });
 
     let raw = running.io.terminal;
+    let mut stdin = input::Stdin::new(running.io.stdin.take(), raw);
     let mut streams: Vec<Option<(u8, &OwnedFd)>> = running
         .io
         .outputs
@@ -390,7 +420,7 @@ fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
     let mut status = None;
     let mut buf = vec![0u8; 64 * 1024];
     while status.is_none() || streams.iter().any(Option::is_some) {
-        let mut fds = Vec::with_capacity(2 + nstreams + shim.clients.len());
+        let mut fds = Vec::with_capacity(3 + nstreams + shim.clients.len());
         fds.push(PollFd::new(&shim.listener, PollFlags::IN));
         let want_exit = status.is_none();
         fds.push(PollFd::new(
@@ -407,8 +437,19 @@ fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
                 None => fds.push(PollFd::new(&running.pidfd, PollFlags::empty())),
             }
         }
+        match stdin.fd().filter(|_| stdin.wants_to_write()) {
+            Some(fd) => fds.push(PollFd::new(fd, PollFlags::OUT)),
+            None => fds.push(PollFd::new(&running.pidfd, PollFlags::empty())),
+        }
+        // Input waits in the pipe while the container is behind (backpressure).
+        let input_full = stdin.full();
         for c in &shim.clients {
-            fds.push(PollFd::new(&c.sock, PollFlags::IN));
+            let flags = if input_full && c.sends_input() {
+                PollFlags::empty()
+            } else {
+                PollFlags::IN
+            };
+            fds.push(PollFd::new(&c.sock, flags));
         }
         match poll(&mut fds, None) {
             Ok(_) => {}
@@ -450,9 +491,14 @@ fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
                 }
             }
         }
+        if ready[2 + nstreams] {
+            stdin.flush();
+        }
         // Clients are serviced last and back to front, so indexes stay valid.
         for i in (0..shim.clients.len()).rev() {
-            if ready.get(2 + nstreams + i).copied().unwrap_or(false) && !shim.service_client(i) {
+            if ready.get(3 + nstreams + i).copied().unwrap_or(false)
+                && !shim.service_client(i, &mut stdin)
+            {
                 shim.clients.remove(i);
             }
         }

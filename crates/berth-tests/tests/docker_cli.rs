@@ -528,21 +528,6 @@ fn terminal_and_open_stdin() {
     ]);
     assert_eq!(o.ok().trim(), "true true");
     d.docker(&["rm", "-f", "keep", "keeptty"]).ok();
-    // Attaching stdin is not there yet: a clear error, not a silently ignored -i.
-    let o = d.docker_in(&["run", "--rm", "-i", "busybox", "cat"], b"hello\n");
-    assert_ne!(o.code, 0);
-    assert!(
-        o.stderr
-            .contains("berth does not support attaching stdin yet (-i without -d)"),
-        "{o:?}"
-    );
-    let o = d.berth_in(&["run", "--rm", "-i", "busybox", "cat"], b"hello\n");
-    assert_eq!(o.code, 125);
-    assert!(
-        o.stderr
-            .contains("berth does not support attaching stdin yet"),
-        "{o:?}"
-    );
     assert_eq!(
         d.docker(&["ps", "-aq"]).ok(),
         "",

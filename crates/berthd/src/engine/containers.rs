@@ -393,6 +393,8 @@ impl Containers {
 
     pub(super) fn remove_stopped(&self, c: &Arc<Container>) -> ApiResult<()> {
         c.rec().state.status = Status::Removing;
+        // Attaches waiting for a start that will not come end now.
+        c.attach_state().pending.clear();
         let _ = std::fs::remove_dir_all(self.paths.run_dir(&c.id));
         let dir = self.paths.container_dir(&c.id);
         if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -445,6 +447,7 @@ impl Containers {
             (code, r.host_config.auto_remove)
         };
         *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        c.attach_state().live = false;
         if let Err(e) = self.persist(c) {
             tracing::error!(container = %c.id, error = %e, "recording exit");
         }

@@ -97,13 +97,6 @@ impl Containers {
                 )))
             }
         }
-        // A foreground `-i` asks to attach stdin, which comes with issue 3; refused
-        // here because clients do not show the body of a refused attach upgrade.
-        if config.attach_stdin {
-            return Err(ApiError::not_implemented(
-                "berth does not support attaching stdin yet (-i without -d)",
-            ));
-        }
         if hc.memory != 0 && hc.memory < 6 * 1024 * 1024 {
             return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
         }

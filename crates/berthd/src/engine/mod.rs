@@ -2,13 +2,14 @@
 
 pub mod containers;
 mod create;
+pub mod detach;
 pub mod images;
 mod limits;
 pub mod logs;
 mod names;
 pub mod record;
 pub mod signal;
-mod start;
+pub mod start;
 pub mod system;
 
 use std::path::PathBuf;

@@ -89,13 +89,22 @@ pub struct Snapshot {
 /// An attach that arrived before start: the start connects it to the shim.
 pub type PendingAttach = (u8, oneshot::Sender<UnixStream>);
 
+/// Where attaches go. One mutex covers both fields, so that an attach is either
+/// handed to a start or finds the shim's socket live: none can fall between.
+#[derive(Default)]
+pub struct AttachState {
+    /// The shim's socket is bound and the shim has not reported an exit.
+    pub live: bool,
+    pub pending: Vec<PendingAttach>,
+}
+
 pub struct Container {
     pub id: String,
     rec: Mutex<Record>,
     /// Serialises start, stop, restart and remove of this container.
     pub op: tokio::sync::Mutex<()>,
     pub watch: watch::Sender<Snapshot>,
-    pub pending_attach: Mutex<Vec<PendingAttach>>,
+    pub attach: Mutex<AttachState>,
     /// The running process, for signals that cannot hit a recycled pid.
     pub pidfd: Mutex<Option<OwnedFd>>,
 }
@@ -112,7 +121,7 @@ impl Container {
             rec: Mutex::new(rec),
             op: tokio::sync::Mutex::new(()),
             watch: watch::channel(snap).0,
-            pending_attach: Mutex::new(Vec::new()),
+            attach: Mutex::new(AttachState::default()),
             pidfd: Mutex::new(None),
         }
     }
@@ -127,6 +136,10 @@ impl Container {
 
     pub fn is_running(&self) -> bool {
         self.rec().state.status == Status::Running
+    }
+
+    pub fn attach_state(&self) -> MutexGuard<'_, AttachState> {
+        self.attach.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn name(&self) -> String {

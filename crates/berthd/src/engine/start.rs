@@ -21,6 +21,27 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
+/// Where an attach's stream comes from.
+pub enum AttachSource {
+    /// Handed over by the next start (or dropped when the container is removed).
+    Pending(tokio::sync::oneshot::Receiver<UnixStream>),
+    /// The running shim's socket, and what to ask it for.
+    Socket(PathBuf, u8),
+}
+
+impl AttachSource {
+    pub async fn connect(self) -> Option<UnixStream> {
+        match self {
+            AttachSource::Pending(rx) => rx.await.ok(),
+            AttachSource::Socket(path, want) => {
+                let mut s = UnixStream::connect(&path).await.ok()?;
+                s.write_all(&[want]).await.ok()?;
+                Some(s)
+            }
+        }
+    }
+}
+
 /// Reads a small file of the container's filesystem from its layers (writable
 /// layer first), never following a symlink: a hostile image must not make berthd
 /// read a host file.
@@ -179,6 +200,7 @@ impl Containers {
         let (started, monitor) = self.spawn_shim(c, &spec, &run).await?;
         tracing::debug!(container = %c.id, spec_us = t1.as_micros() as u64, total_us = t0.elapsed().as_micros() as u64, "container started");
         if let Some(error) = started.error {
+            c.attach_state().live = false;
             let code = started.exit_code.unwrap_or(128) as i64;
             {
                 let mut r = c.rec();
@@ -263,8 +285,11 @@ impl Containers {
             .write_all(&[WANT_MONITOR])
             .await
             .map_err(|e| ioerr("connecting to the shim", e))?;
-        let pending: Vec<_> =
-            std::mem::take(&mut *c.pending_attach.lock().unwrap_or_else(|p| p.into_inner()));
+        let pending: Vec<_> = {
+            let mut st = c.attach_state();
+            st.live = true;
+            std::mem::take(&mut st.pending)
+        };
         for (want, tx) in pending {
             if let Ok(mut s) = UnixStream::connect(&sock).await {
                 if s.write_all(&[want]).await.is_ok() {
@@ -305,35 +330,47 @@ impl Containers {
         Ok((started, reader))
     }
 
-    /// A stream of the container's output, in Docker's multiplexed framing. Before
-    /// the container starts, the stream is connected by the start itself.
-    pub async fn attach_output(&self, key: &str, want: u8) -> ApiResult<UnixStream> {
+    /// Registers an attach now (before the client is answered, so that a start
+    /// that follows cannot miss it). Before the container starts, the start itself
+    /// connects it; while the shim's socket is live, it connects directly.
+    pub fn register_attach(&self, key: &str, want: u8) -> ApiResult<AttachSource> {
         let c = self.get(key)?;
-        let rx = {
-            let mut pending = c.pending_attach.lock().unwrap_or_else(|p| p.into_inner());
-            if c.is_running() {
-                None
-            } else {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                pending.push((want, tx));
-                Some(rx)
-            }
-        };
-        match rx {
-            Some(rx) => rx.await.map_err(|_| {
-                ApiError::conflict(format!("container {} was removed before it started", c.id))
-            }),
-            None => {
-                let sock = self.paths.run_dir(&c.id).join("sock");
-                let mut s = UnixStream::connect(&sock).await.map_err(|e| {
-                    ApiError::conflict(format!("container {} is not running: {e}", c.id))
-                })?;
-                s.write_all(&[want])
-                    .await
-                    .map_err(|e| ApiError::internal(format!("attaching: {e}")))?;
-                Ok(s)
-            }
+        let mut st = c.attach_state();
+        if st.live {
+            return Ok(AttachSource::Socket(
+                self.paths.run_dir(&c.id).join("sock"),
+                want,
+            ));
         }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        st.pending.push((want, tx));
+        Ok(AttachSource::Pending(rx))
+    }
+
+    /// Resizes a running container's terminal (a no-op without one).
+    pub async fn resize(&self, key: &str, rows: u16, cols: u16) -> ApiResult<()> {
+        let c = self.get(key)?;
+        if !c.is_running() {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        let sock = self.paths.run_dir(&c.id).join("sock");
+        let mut s = UnixStream::connect(&sock)
+            .await
+            .map_err(|e| ApiError::conflict(format!("Container {} is not running: {e}", c.id)))?;
+        let mut msg = vec![berth_runtime::shimproto::WANT_CONTROL];
+        let mut size = rows.to_be_bytes().to_vec();
+        size.extend_from_slice(&cols.to_be_bytes());
+        msg.extend(berth_runtime::shimproto::input_frame(
+            berth_runtime::shimproto::IN_RESIZE,
+            &size,
+        ));
+        s.write_all(&msg)
+            .await
+            .map_err(|e| ApiError::internal(format!("resizing: {e}")))?;
+        Ok(())
     }
 
     pub async fn restart(self: &Arc<Self>, key: &str, timeout: Option<i64>) -> ApiResult<()> {
@@ -382,6 +419,7 @@ impl Containers {
                         rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
                     });
                     *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = pidfd;
+                    c.attach_state().live = true;
                     tracing::info!(container = %c.id, "reattached to running container");
                     self.watch_exit(c, monitor);
                 }

@@ -1,9 +1,13 @@
 use super::{Call, Daemon};
 use crate::engine::containers::{Changed, WaitCondition};
+use crate::engine::detach;
 use crate::engine::logs::{parse_unix_nanos, LogOptions};
+use crate::engine::start::AttachSource;
 use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Resp};
-use berth_runtime::shimproto::{WANT_STDERR, WANT_STDOUT};
+use berth_runtime::shimproto::{
+    input_frame, IN_CLOSE, IN_DATA, WANT_STDERR, WANT_STDIN, WANT_STDOUT,
+};
 use bytes::Bytes;
 use hyper::{Method, Response, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -108,6 +112,16 @@ pub(super) async fn route(
             http::stream(StatusCode::OK, content_type(tty), rx)
         }
         (&Method::POST, [id, "attach"]) => attach(d, call, id).await?,
+        (&Method::POST, [id, "resize"]) => {
+            let dim = |k: &str| -> ApiResult<u16> {
+                let v = q.int(k)?.unwrap_or(0);
+                u16::try_from(v)
+                    .map_err(|_| ApiError::invalid(format!("invalid value for {k}: {v}")))
+            };
+            let (h, w) = (dim("h")?, dim("w")?);
+            cs.resize(id, h, w).await?;
+            http::empty(StatusCode::OK)
+        }
         _ => return Ok(None),
     }))
 }
@@ -130,16 +144,19 @@ fn content_type(tty: bool) -> &'static str {
 }
 
 /// `POST /containers/{id}/attach`: upgrades the connection (or, for clients that do
-/// not ask for an upgrade, streams a response body) and relays the container's output.
+/// not ask for an upgrade, streams a response body) and relays the container's
+/// output, and its input when `stdin` is asked for and the container keeps stdin open.
 async fn attach(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
     let q = &call.query;
-    if q.flag("stdin") {
-        return Err(ApiError::not_implemented(
-            "berth does not support attaching stdin yet",
-        ));
-    }
     let c = d.containers.get(id)?;
-    let tty = c.rec().config.tty;
+    let (tty, open_stdin, stdin_once) = {
+        let r = c.rec();
+        (r.config.tty, r.config.open_stdin, r.config.stdin_once)
+    };
+    let keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
+        Some(k) => detach::parse(k)?,
+        None => detach::DEFAULT.to_vec(),
+    };
     let mut want = 0;
     if q.flag("stdout") {
         want |= WANT_STDOUT;
@@ -147,48 +164,41 @@ async fn attach(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
     if q.flag("stderr") {
         want |= WANT_STDERR;
     }
-    let stream = q.flag("stream");
-    let logs = q.flag("logs");
-    let mut replay = None;
-    if logs {
+    // As in Docker, stdin is attached only to a container created with it open, and
+    // only over a hijacked connection (a response body cannot carry input).
+    if q.flag("stdin") && open_stdin && call.upgrade.is_some() {
+        want |= WANT_STDIN;
+    }
+    let replay = if q.flag("logs") {
         let opts = LogOptions {
             stdout: want & WANT_STDOUT != 0,
             stderr: want & WANT_STDERR != 0,
             ..Default::default()
         };
-        replay = Some(d.containers.logs(&c.id, opts).await?.1);
-    }
-    let (tx, rx) = mpsc::channel::<Bytes>(16);
-    let containers = d.containers.clone();
-    let cid = c.id.clone();
-    tokio::spawn(async move {
-        if let Some(mut r) = replay {
-            while let Some(b) = r.recv().await {
-                if tx.send(b).await.is_err() {
-                    return;
-                }
-            }
-        }
-        if !stream || want == 0 {
-            return;
-        }
-        let Ok(mut shim) = containers.attach_output(&cid, want).await else {
-            return;
-        };
-        let mut buf = vec![0u8; 32 * 1024];
-        loop {
-            tokio::select! {
-                n = shim.read(&mut buf) => match n {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => if tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() { return },
-                },
-                _ = tx.closed() => return,
-            }
-        }
-    });
+        Some(d.containers.logs(&c.id, opts).await?.1)
+    } else {
+        None
+    };
+    // Registered before the answer goes out: a start the client sends next cannot
+    // miss this attach.
+    let source = if q.flag("stream") && want != 0 {
+        Some(d.containers.register_attach(&c.id, want)?)
+    } else {
+        None
+    };
+    let session = Session {
+        source,
+        want,
+        keys,
+        stdin_once,
+    };
     match call.upgrade.take() {
         Some(on_upgrade) => {
-            tokio::spawn(relay_upgraded(on_upgrade, rx));
+            tokio::spawn(async move {
+                if let Ok(up) = on_upgrade.await {
+                    session.relay(TokioIo::new(up), replay).await;
+                }
+            });
             Ok(Response::builder()
                 .status(StatusCode::SWITCHING_PROTOCOLS)
                 .header("Content-Type", content_type(tty))
@@ -197,28 +207,103 @@ async fn attach(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
                 .body(http::Body::Empty)
                 .expect("valid response"))
         }
-        None => Ok(http::stream(StatusCode::OK, content_type(tty), rx)),
+        None => {
+            // Without a hijacked connection there is no way to send input.
+            let (tx, rx) = mpsc::channel::<Bytes>(16);
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            tokio::spawn(
+                Session {
+                    want: want & !WANT_STDIN,
+                    ..session
+                }
+                .relay(ours, replay),
+            );
+            tokio::spawn(async move {
+                let (mut r, _w) = tokio::io::split(theirs);
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = r.read(&mut buf).await {
+                    if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            Ok(http::stream(StatusCode::OK, content_type(tty), rx))
+        }
     }
 }
 
-async fn relay_upgraded(on_upgrade: hyper::upgrade::OnUpgrade, mut rx: mpsc::Receiver<Bytes>) {
-    let Ok(upgraded) = on_upgrade.await else {
-        return;
-    };
-    let (mut reader, mut writer) = tokio::io::split(TokioIo::new(upgraded));
-    // Client input (stdin) is not forwarded yet; reading it notices a hang-up.
-    let mut sink = [0u8; 1024];
-    let mut client_open = true;
-    loop {
+/// One attach: what to relay between a client connection and the container's shim.
+struct Session {
+    source: Option<AttachSource>,
+    want: u8,
+    keys: Vec<u8>,
+    stdin_once: bool,
+}
+
+impl Session {
+    async fn relay<S: tokio::io::AsyncRead + tokio::io::AsyncWrite>(
+        self,
+        client: S,
+        replay: Option<mpsc::Receiver<Bytes>>,
+    ) {
+        let (mut cr, mut cw) = tokio::io::split(client);
+        if let Some(mut r) = replay {
+            while let Some(b) = r.recv().await {
+                if cw.write_all(&b).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let Some(source) = self.source else {
+            let _ = cw.shutdown().await;
+            return;
+        };
+        let Some(shim) = source.connect().await else {
+            let _ = cw.shutdown().await;
+            return;
+        };
+        let (mut sr, mut sw) = shim.into_split();
+        let output = async {
+            let _ = tokio::io::copy(&mut sr, &mut cw).await;
+            let _ = cw.shutdown().await;
+        };
+        let input = async {
+            let mut buf = vec![0u8; 32 * 1024];
+            if self.want & WANT_STDIN == 0 {
+                // Nothing to forward; reading only notices the client leaving.
+                while matches!(cr.read(&mut buf).await, Ok(n) if n > 0) {}
+                return false;
+            }
+            let mut proxy = detach::EscapeProxy::new(self.keys.clone());
+            loop {
+                let n = match cr.read(&mut buf).await {
+                    Ok(0) | Err(_) => {
+                        if self.stdin_once {
+                            let _ = sw.write_all(&input_frame(IN_CLOSE, b"")).await;
+                        }
+                        return false;
+                    }
+                    Ok(n) => n,
+                };
+                let (data, detached) = proxy.feed(&buf[..n]);
+                if !data.is_empty() && sw.write_all(&input_frame(IN_DATA, &data)).await.is_err() {
+                    return false;
+                }
+                if detached {
+                    return true;
+                }
+            }
+        };
+        tokio::pin!(output, input);
         tokio::select! {
-            b = rx.recv() => match b {
-                Some(b) => if writer.write_all(&b).await.is_err() { return },
-                None => break,
-            },
-            n = reader.read(&mut sink), if client_open => {
-                if matches!(n, Ok(0) | Err(_)) { client_open = false; }
+            _ = &mut output => {}
+            detached = &mut input => {
+                // Detaching ends the attach at once; otherwise the output goes on
+                // until the container's output ends.
+                if !detached {
+                    output.await;
+                }
             }
         }
     }
-    let _ = writer.shutdown().await;
 }
