@@ -212,3 +212,71 @@ pub struct WaitResponse {
 pub struct WaitError {
     pub message: String,
 }
+
+/// `POST /containers/{id}/exec` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecConfig {
+    #[serde(default)]
+    pub attach_stdin: bool,
+    #[serde(default)]
+    pub attach_stdout: bool,
+    #[serde(default)]
+    pub attach_stderr: bool,
+    #[serde(default)]
+    pub detach_keys: String,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub env: Option<Vec<String>>,
+    #[serde(default)]
+    pub cmd: Option<Vec<String>>,
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default)]
+    pub user: String,
+    #[serde(default)]
+    pub working_dir: String,
+    #[serde(default)]
+    pub console_size: Option<Vec<u16>>,
+}
+
+/// `POST /exec/{id}/start` body.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecStartConfig {
+    #[serde(default)]
+    pub detach: bool,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub console_size: Option<Vec<u16>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ExecProcessConfig {
+    pub tty: bool,
+    pub entrypoint: String,
+    pub arguments: Vec<String>,
+    pub privileged: bool,
+    pub user: String,
+}
+
+/// `GET /exec/{id}/json`
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ExecInspect {
+    #[serde(rename = "ID")]
+    pub id: String,
+    pub running: bool,
+    pub exit_code: Option<i64>,
+    pub process_config: ExecProcessConfig,
+    pub open_stdin: bool,
+    pub open_stderr: bool,
+    pub open_stdout: bool,
+    pub can_remove: bool,
+    #[serde(rename = "ContainerID")]
+    pub container_id: String,
+    pub detach_keys: String,
+    pub pid: i64,
+}

@@ -120,6 +120,21 @@ impl Hierarchy {
             .map(|(p, _)| p)
     }
 
+    /// A running container's existing cgroup, for a process to join (`docker
+    /// exec`): nothing is created, written or, later, removed.
+    pub fn existing(&self, spec: &CgroupSpec) -> Cgroup {
+        let rel = spec.path.trim_start_matches('/');
+        let unified = self.unified.as_ref().map(|u| u.join(rel));
+        let v1: Vec<PathBuf> = self.v1.iter().map(|(p, _)| p.join(rel)).collect();
+        Cgroup {
+            dirs: Vec::new(),
+            unified,
+            v1,
+            mode: self.mode,
+            memory: None,
+        }
+    }
+
     /// Creates the container's cgroup in every hierarchy and applies its limits.
     pub fn create(&self, spec: &CgroupSpec) -> Result<Cgroup, CgroupError> {
         let rel = spec.path.trim_start_matches('/');

@@ -7,8 +7,9 @@
 //! the image (say `/proc -> /`) resolves inside the container and can never redirect
 //! a mount onto the host.
 
-use crate::spec::{NetworkMode, Spec, DEFAULT_PATH};
+use crate::spec::{NetworkMode, Process, Spec, DEFAULT_PATH};
 use std::ffi::{CString, NulError};
+use std::os::fd::RawFd;
 use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +43,11 @@ pub enum Op {
     OpenTree {
         source: CString,
         slot: usize,
+    },
+    /// `setns` into a namespace given as an open fd (`docker exec`).
+    SetNs {
+        fd: RawFd,
+        nstype: libc::c_int,
     },
     /// `move_mount` of a tree opened earlier onto a path inside the container: the
     /// target resolves in the new root, the source was resolved on the host.
@@ -92,6 +98,7 @@ impl Op {
             Op::Mount { fstype, target, .. } => format!("mounting {} on {}", s(fstype), s(target)),
             Op::OpenTree { source, .. } => format!("opening {} to bind", s(source)),
             Op::MoveMount { target, .. } => format!("bind-mounting {}", s(target)),
+            Op::SetNs { nstype, .. } => format!("joining the container's namespace {nstype:#x}"),
             Op::PivotRoot { new_root } => format!("pivot_root to {}", s(new_root)),
             Op::Mkdir { path, .. } => format!("creating directory {}", s(path)),
             Op::Touch { path } => format!("creating mount point {}", s(path)),
@@ -193,7 +200,7 @@ fn path_cstr(what: &'static str, p: &Path) -> Result<CString, PlanError> {
 impl Plan {
     pub fn build(spec: &Spec, host: HostFacts) -> Result<Plan, PlanError> {
         let p = &spec.process;
-        let arg0 = p.args.first().ok_or(PlanError::NoCommand)?;
+        p.args.first().ok_or(PlanError::NoCommand)?;
         let mut ops = Vec::new();
         let trees = spec.files.len() + if host.device_cgroup { 0 } else { DEVICES.len() };
         if trees > MAX_TREES {
@@ -384,12 +391,44 @@ impl Plan {
         if spec.network == NetworkMode::Private {
             clone_flags |= libc::CLONE_NEWNET;
         }
+        let mut plan = Plan::for_process(p, host)?;
+        plan.clone_flags = clone_flags;
+        plan.new_cgroupns = true;
+        plan.loopback_up = spec.network == NetworkMode::Private;
+        plan.ops = ops;
+        plan.hostname = cstr("hostname", spec.hostname.as_str())?;
+        plan.domainname = cstr("domainname", spec.domainname.as_str())?;
+        Ok(plan)
+    }
+
+    /// A process that joins a running container (`docker exec`): the child enters
+    /// the namespaces given as open fds (the caller has already entered the PID
+    /// namespace, which applies to its children), then becomes `p`.
+    pub fn build_exec(
+        p: &Process,
+        namespaces: &[(RawFd, libc::c_int)],
+        host: HostFacts,
+    ) -> Result<Plan, PlanError> {
+        let mut plan = Plan::for_process(p, host)?;
+        // The mount namespace last: the others are entered through fds, not paths,
+        // so the order matters only for keeping /dev/ptmx the container's.
+        let mut ns: Vec<(RawFd, libc::c_int)> = namespaces.to_vec();
+        ns.sort_by_key(|(_, t)| *t == libc::CLONE_NEWNS);
+        plan.ops = ns
+            .into_iter()
+            .map(|(fd, nstype)| Op::SetNs { fd, nstype })
+            .collect();
+        Ok(plan)
+    }
+
+    /// The part every process shares: what to run, as whom, where, with what.
+    fn for_process(p: &Process, host: HostFacts) -> Result<Plan, PlanError> {
+        let arg0 = p.args.first().ok_or(PlanError::NoCommand)?;
         let keep = crate::caps::mask(&p.capabilities);
         let cap_drop = (0..=host.cap_last_cap)
             .filter(|c| keep & (1u64 << c) == 0)
             .map(libc::c_int::from)
             .collect();
-
         let path_env = p
             .env
             .iter()
@@ -404,14 +443,13 @@ impl Plan {
                 .map(|d| cstr("command", format!("{}/{arg0}", d.trim_end_matches('/'))))
                 .collect::<Result<_, _>>()?
         };
-
         Ok(Plan {
-            clone_flags,
-            new_cgroupns: true,
-            loopback_up: spec.network == NetworkMode::Private,
-            ops,
-            hostname: cstr("hostname", spec.hostname.as_str())?,
-            domainname: cstr("domainname", spec.domainname.as_str())?,
+            clone_flags: 0,
+            new_cgroupns: false,
+            loopback_up: false,
+            ops: Vec::new(),
+            hostname: CString::default(),
+            domainname: CString::default(),
             cap_drop,
             cap_mask: if p.uid == 0 { keep } else { 0 },
             uid: p.uid,

@@ -27,6 +27,19 @@ pub struct Spec {
     pub exit_path: PathBuf,
 }
 
+/// A process to run inside a running container (`docker exec`), as berthd
+/// describes it to an exec shim.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExecSpec {
+    pub id: String,
+    /// The container's init process, whose namespaces the process joins.
+    pub container_pid: i32,
+    /// The container's cgroup (joined, never created or removed).
+    pub cgroup: CgroupSpec,
+    pub process: Process,
+    pub exit_path: PathBuf,
+}
+
 /// The container's root: an overlay of read-only image layers under a writable layer.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Overlay {

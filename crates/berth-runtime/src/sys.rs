@@ -423,6 +423,7 @@ unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result
                 target.as_ptr(),
                 MOVE_MOUNT_F_EMPTY_PATH,
             ) as libc::c_int),
+            Op::SetNs { fd, nstype } => ok(libc::setns(*fd, *nstype)),
             Op::PivotRoot { new_root } => {
                 ok(libc::chdir(new_root.as_ptr()))?;
                 let dot = c".".as_ptr();

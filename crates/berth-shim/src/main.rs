@@ -16,7 +16,7 @@ use berth_runtime::shimproto::{
     frame_header, ExitRecord, InputParser, Started, LISTENER_FD, STREAM_STDERR, STREAM_STDOUT,
     WANT_CONTROL, WANT_MONITOR, WANT_STDERR, WANT_STDIN, WANT_STDOUT,
 };
-use berth_runtime::spec::Spec;
+use berth_runtime::spec::{ExecSpec, Spec};
 use berth_runtime::{sys, timefmt};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{Pid, WaitOptions};
@@ -280,7 +280,65 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-fn start(spec: &Spec) -> Result<Running, (String, i32)> {
+/// What a shim runs: a container, or a process joining one (`docker exec`).
+enum Job {
+    Container(Box<Spec>),
+    Exec(Box<ExecSpec>),
+}
+
+impl Job {
+    fn process(&self) -> &berth_runtime::spec::Process {
+        match self {
+            Job::Container(s) => &s.process,
+            Job::Exec(x) => &x.process,
+        }
+    }
+
+    fn log_path(&self) -> Option<&Path> {
+        match self {
+            Job::Container(s) => s.log_path.as_deref(),
+            // Docker does not log exec output.
+            Job::Exec(_) => None,
+        }
+    }
+
+    fn exit_path(&self) -> &Path {
+        match self {
+            Job::Container(s) => &s.exit_path,
+            Job::Exec(x) => &x.exit_path,
+        }
+    }
+}
+
+/// Opens the namespaces of a running container's init for an exec, and moves this
+/// shim into its PID namespace (which applies to the children it clones next).
+fn enter_container(pid: i32) -> std::io::Result<Vec<(OwnedFd, libc::c_int)>> {
+    let open = |name: &str| {
+        rustix::fs::open(
+            format!("/proc/{pid}/ns/{name}"),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+    };
+    let pidns = open("pid")?;
+    rustix::thread::move_into_link_name_space(
+        pidns.as_fd(),
+        Some(rustix::thread::LinkNameSpaceType::ProcessID),
+    )?;
+    let mut out = Vec::new();
+    for (name, t) in [
+        ("cgroup", libc::CLONE_NEWCGROUP),
+        ("ipc", libc::CLONE_NEWIPC),
+        ("uts", libc::CLONE_NEWUTS),
+        ("net", libc::CLONE_NEWNET),
+        ("mnt", libc::CLONE_NEWNS),
+    ] {
+        out.push((open(name)?, t));
+    }
+    Ok(out)
+}
+
+fn start(job: &Job) -> Result<Running, (String, i32)> {
     let internal = |what: &str, e: &dyn std::error::Error| (format!("{what}: {}", chain(e)), 128);
     let mounts =
         fs::read_to_string("/proc/self/mounts").map_err(|e| internal("reading mounts", &e))?;
@@ -290,18 +348,34 @@ fn start(spec: &Spec) -> Result<Running, (String, i32)> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40);
-    let mut plan = Plan::build(
-        spec,
-        HostFacts {
-            cap_last_cap,
-            cgroup2: hierarchy.mode == berth_runtime::cgroups::Mode::V2,
-            device_cgroup: hierarchy.has_device_cgroup(),
-        },
-    )
-    .map_err(|e| internal("preparing the container", &e))?;
-    let cgroup = hierarchy
-        .create(&spec.cgroup)
-        .map_err(|e| internal("creating the cgroup", &e))?;
+    let host = HostFacts {
+        cap_last_cap,
+        cgroup2: hierarchy.mode == berth_runtime::cgroups::Mode::V2,
+        device_cgroup: hierarchy.has_device_cgroup(),
+    };
+    // Held open until the child has entered them.
+    let mut _namespaces = Vec::new();
+    let (mut plan, cgroup) = match job {
+        Job::Container(spec) => (
+            Plan::build(spec, host).map_err(|e| internal("preparing the container", &e))?,
+            hierarchy
+                .create(&spec.cgroup)
+                .map_err(|e| internal("creating the cgroup", &e))?,
+        ),
+        Job::Exec(x) => {
+            _namespaces = enter_container(x.container_pid)
+                .map_err(|e| internal("entering the container's namespaces", &e))?;
+            let raw: Vec<(std::os::fd::RawFd, libc::c_int)> = _namespaces
+                .iter()
+                .map(|(fd, t)| (std::os::fd::AsRawFd::as_raw_fd(fd), *t))
+                .collect();
+            (
+                Plan::build_exec(&x.process, &raw, host)
+                    .map_err(|e| internal("preparing the process", &e))?,
+                hierarchy.existing(&x.cgroup),
+            )
+        }
+    };
     let fail = |cgroup: &Cgroup, e: (String, i32)| {
         let _ = cgroup.remove();
         e
@@ -321,7 +395,7 @@ fn start(spec: &Spec) -> Result<Running, (String, i32)> {
         ),
         None => None,
     };
-    let io = ContainerIo::new(&spec.process)
+    let io = ContainerIo::new(job.process())
         .map_err(|e| fail(&cgroup, internal("setting up stdio", &e)))?;
     let spawned = sys::spawn(&plan, io.child_fds(), unified.as_ref().map(|f| f.as_fd()))
         .map_err(|e| fail(&cgroup, internal("cloning the container process", &e)))?;
@@ -383,10 +457,10 @@ fn exit_code(status: rustix::process::WaitStatus) -> i32 {
     }
 }
 
-fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
+fn run(job: &Job, mut shim: Shim) -> ExitCode {
     shim.accept_all();
-    let mut logger = spec.log_path.as_deref().map(log::JsonFileLog::open);
-    let mut running = match start(spec) {
+    let mut logger = job.log_path().map(log::JsonFileLog::open);
+    let mut running = match start(job) {
         Ok(r) => r,
         Err((error, code)) => {
             shim.announce_start(&Started {
@@ -512,25 +586,39 @@ fn run(spec: &Spec, mut shim: Shim) -> ExitCode {
         eprintln!("berth-shim: {e}");
     }
     let data = serde_json::to_vec(&record).expect("ExitRecord serialises");
-    if let Err(e) = write_atomic(&spec.exit_path, &data) {
-        eprintln!("berth-shim: writing {}: {e}", spec.exit_path.display());
+    if let Err(e) = write_atomic(job.exit_path(), &data) {
+        eprintln!("berth-shim: writing {}: {e}", job.exit_path().display());
     }
     shim.finish(&record);
     ExitCode::SUCCESS
 }
 
-fn main() -> ExitCode {
-    let Some(spec_path) = std::env::args().nth(1) else {
-        eprintln!("usage: berth-shim <spec.json> (with the listening socket as fd 3)");
-        return ExitCode::from(2);
-    };
-    let spec: Spec = match fs::read(&spec_path)
+fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, String> {
+    fs::read(path)
         .map_err(|e| e.to_string())
         .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+        .map_err(|e| format!("reading {path}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let job = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
     {
-        Ok(s) => s,
+        [path] => read_json(path).map(|s| Job::Container(Box::new(s))),
+        ["--exec", path] => read_json(path).map(|x| Job::Exec(Box::new(x))),
+        _ => Err(
+            "usage: berth-shim [--exec] <spec.json> (with the listening socket as fd 3)"
+                .to_string(),
+        ),
+    };
+    let job = match job {
+        Ok(j) => j,
         Err(e) => {
-            eprintln!("berth-shim: reading {spec_path}: {e}");
+            eprintln!("berth-shim: {e}");
             return ExitCode::from(2);
         }
     };
@@ -554,7 +642,7 @@ fn main() -> ExitCode {
         .and_then(|a| a.as_pathname().map(Path::to_path_buf));
     let _ = listener.as_fd();
     run(
-        &spec,
+        &job,
         Shim {
             listener,
             socket_path,

@@ -13,6 +13,8 @@ use std::time::Duration;
 
 pub struct Containers {
     map: RwLock<HashMap<String, Arc<Container>>>,
+    /// Exec instances, by id; kept until their container is removed.
+    execs: RwLock<HashMap<String, Arc<super::exec::Exec>>>,
     pub(super) store: Arc<Store>,
     pub(super) paths: Paths,
     pub(super) hierarchy: berth_runtime::cgroups::Hierarchy,
@@ -41,10 +43,23 @@ impl Containers {
     ) -> Containers {
         Containers {
             map: RwLock::new(HashMap::new()),
+            execs: RwLock::new(HashMap::new()),
             store,
             paths,
             hierarchy,
         }
+    }
+
+    pub(super) fn execs(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<super::exec::Exec>>> {
+        self.execs.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn execs_mut(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<super::exec::Exec>>> {
+        self.execs.write().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn hierarchy(&self) -> &berth_runtime::cgroups::Hierarchy {

@@ -3,6 +3,7 @@
 pub mod containers;
 mod create;
 pub mod detach;
+pub mod exec;
 pub mod images;
 mod limits;
 pub mod logs;

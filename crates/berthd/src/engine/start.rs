@@ -21,6 +21,21 @@ use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 
+/// Asks the shim listening on `sock` to resize its terminal.
+pub(super) async fn resize_socket(sock: &Path, rows: u16, cols: u16) -> ApiResult<()> {
+    use berth_runtime::shimproto::{input_frame, IN_RESIZE, WANT_CONTROL};
+    let mut s = UnixStream::connect(sock)
+        .await
+        .map_err(|e| ApiError::conflict(format!("the process is not running: {e}")))?;
+    let mut size = rows.to_be_bytes().to_vec();
+    size.extend_from_slice(&cols.to_be_bytes());
+    let mut msg = vec![WANT_CONTROL];
+    msg.extend(input_frame(IN_RESIZE, &size));
+    s.write_all(&msg)
+        .await
+        .map_err(|e| ApiError::internal(format!("resizing: {e}")))
+}
+
 /// Where an attach's stream comes from.
 pub enum AttachSource {
     /// Handed over by the next start (or dropped when the container is removed).
@@ -82,7 +97,47 @@ fn console_size(hc: &berth_api::HostConfig) -> Option<(u16, u16)> {
     (rows > 0 && cols > 0).then_some((rows, cols))
 }
 
+/// A process's environment in a container: PATH (Docker's default when the image
+/// sets none), HOSTNAME, the container's variables, `extra` (an exec's) over them,
+/// and HOME from the user's passwd entry when nothing set it.
+pub(super) fn process_env(r: &Record, extra: &[String], home: &str) -> Vec<String> {
+    let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
+    let cfg_env = r.config.env.clone().unwrap_or_default();
+    let mut env = Vec::new();
+    if !cfg_env.iter().chain(extra).any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={DEFAULT_PATH}"));
+    }
+    env.push(format!("HOSTNAME={}", r.config.hostname));
+    for e in cfg_env.iter().chain(extra) {
+        let k = key(e);
+        env.retain(|x| key(x) != k);
+        env.push(e.clone());
+    }
+    if !env.iter().any(|e| e.starts_with("HOME=")) {
+        env.push(format!("HOME={home}"));
+    }
+    env
+}
+
 impl Containers {
+    /// Resolves `user` against the container's /etc/passwd and /etc/group, read from
+    /// its writable layer and then its image layers (`lower`, topmost first).
+    pub(super) fn resolve_user(
+        &self,
+        r: &Record,
+        lower: &[PathBuf],
+        user: &str,
+    ) -> ApiResult<user::ExecUser> {
+        let mut search = vec![self.paths.container_dir(&r.id).join("upper")];
+        search.extend(lower.iter().cloned());
+        user::resolve(
+            user,
+            &read_rootfs_file(&search, "etc/passwd"),
+            &read_rootfs_file(&search, "etc/group"),
+        )
+        .map_err(|e| ApiError::invalid(e.to_string()))
+    }
+
     fn build_spec(&self, r: &Record, image: &Image) -> ApiResult<Spec> {
         let dir = self.paths.container_dir(&r.id);
         let mut lower = self.store.lower_dirs(image);
@@ -93,25 +148,8 @@ impl Containers {
                 .map_err(|e| ApiError::internal(format!("creating {}: {e}", empty.display())))?;
             lower.push(empty);
         }
-        let mut search = vec![dir.join("upper")];
-        search.extend(lower.iter().cloned());
-        let u = user::resolve(
-            &r.config.user,
-            &read_rootfs_file(&search, "etc/passwd"),
-            &read_rootfs_file(&search, "etc/group"),
-        )
-        .map_err(|e| ApiError::invalid(e.to_string()))?;
-
-        let cfg_env = r.config.env.clone().unwrap_or_default();
-        let mut env = Vec::new();
-        if !cfg_env.iter().any(|e| e.starts_with("PATH=")) {
-            env.push(format!("PATH={DEFAULT_PATH}"));
-        }
-        env.push(format!("HOSTNAME={}", r.config.hostname));
-        env.extend(cfg_env.iter().cloned());
-        if !env.iter().any(|e| e.starts_with("HOME=")) {
-            env.push(format!("HOME={}", u.home));
-        }
+        let u = self.resolve_user(r, &lower, &r.config.user)?;
+        let env = process_env(r, &[], &u.home);
         let mut args = vec![r.path.clone()];
         args.extend(r.args.iter().cloned());
         Ok(Spec {
@@ -197,7 +235,14 @@ impl Containers {
         let spec = self.build_spec(&rec, &image)?;
         let t1 = t0.elapsed();
         let run = self.paths.run_dir(&c.id);
-        let (started, monitor) = self.spawn_shim(c, &spec, &run).await?;
+        let spec_json = serde_json::to_vec(&spec).expect("spec serialises");
+        let (started, monitor) = self
+            .spawn_shim(spec_json, false, &run, || {
+                let mut st = c.attach_state();
+                st.live = true;
+                std::mem::take(&mut st.pending)
+            })
+            .await?;
         tracing::debug!(container = %c.id, spec_us = t1.as_micros() as u64, total_us = t0.elapsed().as_micros() as u64, "container started");
         if let Some(error) = started.error {
             c.attach_state().live = false;
@@ -258,21 +303,21 @@ impl Containers {
         serde_json::from_slice(&b).ok()
     }
 
-    async fn spawn_shim(
+    /// Starts a shim on `spec_json` (`--exec` for an exec) in the run directory
+    /// `run`, with its monitor and the attaches `attachers` hands over already
+    /// connected; returns its start report and the monitor.
+    pub(super) async fn spawn_shim(
         &self,
-        c: &Container,
-        spec: &Spec,
+        spec_json: Vec<u8>,
+        exec: bool,
         run: &Path,
+        attachers: impl FnOnce() -> Vec<super::record::PendingAttach>,
     ) -> ApiResult<(Started, BufReader<UnixStream>)> {
         let ioerr = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
         let _ = std::fs::remove_dir_all(run);
         std::fs::create_dir_all(run).map_err(|e| ioerr("creating the run directory", e))?;
         let spec_path = run.join("spec.json");
-        std::fs::write(
-            &spec_path,
-            serde_json::to_vec(spec).expect("spec serialises"),
-        )
-        .map_err(|e| ioerr("writing the spec", e))?;
+        std::fs::write(&spec_path, spec_json).map_err(|e| ioerr("writing the spec", e))?;
         let sock = run.join("sock");
         let listener = std::os::unix::net::UnixListener::bind(&sock)
             .map_err(|e| ioerr(&format!("binding {}", sock.display()), e))?;
@@ -285,12 +330,7 @@ impl Containers {
             .write_all(&[WANT_MONITOR])
             .await
             .map_err(|e| ioerr("connecting to the shim", e))?;
-        let pending: Vec<_> = {
-            let mut st = c.attach_state();
-            st.live = true;
-            std::mem::take(&mut st.pending)
-        };
-        for (want, tx) in pending {
+        for (want, tx) in attachers() {
             if let Ok(mut s) = UnixStream::connect(&sock).await {
                 if s.write_all(&[want]).await.is_ok() {
                     let _ = tx.send(s);
@@ -300,6 +340,9 @@ impl Containers {
         let log = std::fs::File::create(run.join("shim.log"))
             .map_err(|e| ioerr("creating the shim log", e))?;
         let mut cmd = std::process::Command::new(&self.paths.shim);
+        if exec {
+            cmd.arg("--exec");
+        }
         cmd.arg(&spec_path)
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
@@ -356,21 +399,7 @@ impl Containers {
                 c.id
             )));
         }
-        let sock = self.paths.run_dir(&c.id).join("sock");
-        let mut s = UnixStream::connect(&sock)
-            .await
-            .map_err(|e| ApiError::conflict(format!("Container {} is not running: {e}", c.id)))?;
-        let mut msg = vec![berth_runtime::shimproto::WANT_CONTROL];
-        let mut size = rows.to_be_bytes().to_vec();
-        size.extend_from_slice(&cols.to_be_bytes());
-        msg.extend(berth_runtime::shimproto::input_frame(
-            berth_runtime::shimproto::IN_RESIZE,
-            &size,
-        ));
-        s.write_all(&msg)
-            .await
-            .map_err(|e| ApiError::internal(format!("resizing: {e}")))?;
-        Ok(())
+        resize_socket(&self.paths.run_dir(&c.id).join("sock"), rows, cols).await
     }
 
     pub async fn restart(self: &Arc<Self>, key: &str, timeout: Option<i64>) -> ApiResult<()> {

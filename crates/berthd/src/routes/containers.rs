@@ -1,6 +1,7 @@
 use super::{Call, Daemon};
 use crate::engine::containers::{Changed, WaitCondition};
 use crate::engine::detach;
+use crate::engine::exec::Exec;
 use crate::engine::logs::{parse_unix_nanos, LogOptions};
 use crate::engine::start::AttachSource;
 use crate::error::{ApiError, ApiResult};
@@ -112,6 +113,12 @@ pub(super) async fn route(
             http::stream(StatusCode::OK, content_type(tty), rx)
         }
         (&Method::POST, [id, "attach"]) => attach(d, call, id).await?,
+        (&Method::POST, [id, "exec"]) => {
+            let body = call.take_body()?;
+            let config = http::read_json(body).await?;
+            let id = cs.exec_create(id, config)?;
+            http::json(StatusCode::CREATED, &serde_json::json!({ "Id": id }))
+        }
         (&Method::POST, [id, "resize"]) => {
             let dim = |k: &str| -> ApiResult<u16> {
                 let v = q.int(k)?.unwrap_or(0);
@@ -135,7 +142,7 @@ fn time_param(v: Option<&str>, name: &str) -> ApiResult<Option<i128>> {
     }
 }
 
-fn content_type(tty: bool) -> &'static str {
+pub(super) fn content_type(tty: bool) -> &'static str {
     if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -191,6 +198,8 @@ async fn attach(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
         want,
         keys,
         stdin_once,
+        exec: None,
+        tty,
     };
     match call.upgrade.take() {
         Some(on_upgrade) => {
@@ -232,17 +241,38 @@ async fn attach(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
     }
 }
 
-/// One attach: what to relay between a client connection and the container's shim.
-struct Session {
-    source: Option<AttachSource>,
-    want: u8,
-    keys: Vec<u8>,
-    stdin_once: bool,
+/// One attach: what to relay between a client connection and a shim.
+pub(super) struct Session {
+    pub(super) source: Option<AttachSource>,
+    pub(super) want: u8,
+    pub(super) keys: Vec<u8>,
+    pub(super) stdin_once: bool,
+    /// For an exec: the stream ends only once its exit is recorded (clients inspect
+    /// the exec for its exit code right after), and a failure to start is told in it.
+    pub(super) exec: Option<Arc<Exec>>,
+    pub(super) tty: bool,
 }
 
 impl Session {
-    async fn relay<S: tokio::io::AsyncRead + tokio::io::AsyncWrite>(
-        self,
+    /// Waits for an exec's end and writes its start failure, if any, to the client.
+    async fn exec_epilogue<W: tokio::io::AsyncWrite + Unpin>(&self, cw: &mut W) {
+        let Some(e) = &self.exec else { return };
+        let mut done = e.done.subscribe();
+        let _ = done.wait_for(|d| *d).await;
+        let error = e.state().error.clone();
+        if !error.is_empty() {
+            let msg = format!("{error}\r\n");
+            if !self.tty {
+                let _ = cw
+                    .write_all(&berth_runtime::shimproto::frame_header(2, msg.len()))
+                    .await;
+            }
+            let _ = cw.write_all(msg.as_bytes()).await;
+        }
+    }
+
+    pub(super) async fn relay<S: tokio::io::AsyncRead + tokio::io::AsyncWrite>(
+        mut self,
         client: S,
         replay: Option<mpsc::Receiver<Bytes>>,
     ) {
@@ -254,17 +284,19 @@ impl Session {
                 }
             }
         }
-        let Some(source) = self.source else {
+        let Some(source) = self.source.take() else {
             let _ = cw.shutdown().await;
             return;
         };
         let Some(shim) = source.connect().await else {
+            self.exec_epilogue(&mut cw).await;
             let _ = cw.shutdown().await;
             return;
         };
         let (mut sr, mut sw) = shim.into_split();
         let output = async {
             let _ = tokio::io::copy(&mut sr, &mut cw).await;
+            self.exec_epilogue(&mut cw).await;
             let _ = cw.shutdown().await;
         };
         let input = async {

@@ -3,6 +3,7 @@
 //! sees HTTP.
 
 mod containers;
+mod exec;
 mod images;
 mod system;
 
@@ -137,6 +138,11 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
     }
     if segs.first() == Some(&"containers") {
         if let Some(r) = containers::route(d, call, &segs[1..]).await? {
+            return Ok(r);
+        }
+    }
+    if segs.first() == Some(&"exec") {
+        if let Some(r) = exec::route(d, call, &segs[1..]).await? {
             return Ok(r);
         }
     }

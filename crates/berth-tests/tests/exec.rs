@@ -1,0 +1,106 @@
+//! `docker exec`: processes joining a running container.
+
+use berth_tests::{Daemon, PtyCommand, DOCKER};
+use std::path::Path;
+
+#[test]
+fn exec_joins_the_container() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let id = d
+        .docker(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(d.docker(&["exec", "box", "echo", "hello"]).ok(), "hello\n");
+    assert_eq!(d.docker(&["exec", "box", "sh", "-c", "exit 7"]).code, 7);
+    assert_eq!(
+        d.docker(&["exec", "-u", "bob", "box", "id", "-u"]).ok(),
+        "1000\n"
+    );
+    // Same PID namespace (PID 1 is the container's command), hostname, capabilities.
+    let o = d.docker(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; grep CapEff /proc/self/status",
+    ]);
+    assert_eq!(
+        o.ok(),
+        format!("sleep 1000 \n{}\nCapEff:\t00000000a80425fb\n", &id[..12])
+    );
+    // Its files: what an exec writes, the container sees.
+    d.docker(&["exec", "box", "sh", "-c", "echo shared > /tmp/f"])
+        .ok();
+    assert_eq!(d.docker(&["exec", "box", "cat", "/tmp/f"]).ok(), "shared\n");
+    let o = d.docker(&[
+        "exec",
+        "-w",
+        "/tmp",
+        "-e",
+        "X=1",
+        "box",
+        "sh",
+        "-c",
+        "pwd; echo $X $HOSTNAME",
+    ]);
+    assert_eq!(o.ok(), format!("/tmp\n1 {}\n", &id[..12]));
+    assert_eq!(
+        d.docker_in(&["exec", "-i", "box", "cat"], b"piped\n").ok(),
+        "piped\n"
+    );
+    let o = d.docker(&["exec", "box", "nosuch"]);
+    assert_eq!(o.code, 127, "{o:?}");
+    assert!(
+        o.stdout.contains("executable file not found in $PATH")
+            || o.stderr.contains("executable file not found in $PATH"),
+        "{o:?}"
+    );
+    // Detached: runs on its own.
+    d.docker(&["exec", "-d", "box", "sh", "-c", "echo bg > /tmp/bg"])
+        .ok();
+    let o = d.docker(&[
+        "exec",
+        "box",
+        "sh",
+        "-c",
+        "while [ ! -s /tmp/bg ]; do sleep 0.05; done; cat /tmp/bg",
+    ]);
+    assert_eq!(o.ok(), "bg\n");
+    // A stopped container refuses.
+    d.docker(&["stop", "-t", "0", "box"]).ok();
+    let o = d.docker(&["exec", "box", "true"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("is not running"), "{o:?}");
+    d.docker(&["rm", "box"]).ok();
+}
+
+#[test]
+fn exec_it_on_a_terminal() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["run", "-d", "--name", "term", "busybox", "sleep", "1000"])
+        .ok();
+    let env = vec![
+        ("DOCKER_HOST", d.host()),
+        (
+            "DOCKER_CONFIG",
+            d.root.path().join("docker-config").display().to_string(),
+        ),
+    ];
+    let mut t = PtyCommand::spawn(
+        Path::new(DOCKER),
+        &["exec", "-it", "term", "sh"],
+        &env,
+        (40, 120),
+    );
+    t.expect("# ");
+    t.send(b"echo $((6*7)); stty size; tty\r");
+    t.expect("42");
+    t.expect("40 120");
+    t.expect("/dev/pts/");
+    t.send(b"exit 3\r");
+    assert_eq!(t.wait(), 3);
+    d.docker(&["rm", "-f", "term"]).ok();
+}

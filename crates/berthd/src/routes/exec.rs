@@ -1,0 +1,124 @@
+use super::containers::{content_type, Session};
+use super::{Call, Daemon};
+use crate::engine::detach;
+use crate::engine::start::AttachSource;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{self, Resp};
+use berth_api::ExecStartConfig;
+use berth_runtime::shimproto::{WANT_STDERR, WANT_STDIN, WANT_STDOUT};
+use bytes::Bytes;
+use hyper::{Method, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+pub(super) async fn route(
+    d: &Arc<Daemon>,
+    call: &mut Call,
+    segs: &[&str],
+) -> ApiResult<Option<Resp>> {
+    let cs = &d.containers;
+    Ok(Some(match (&call.method, segs) {
+        (&Method::GET, [id, "json"]) => http::json(StatusCode::OK, &cs.exec_inspect(id)?),
+        (&Method::POST, [id, "resize"]) => {
+            let dim = |k: &str| -> ApiResult<u16> {
+                let v = call.query.int(k)?.unwrap_or(0);
+                u16::try_from(v)
+                    .map_err(|_| ApiError::invalid(format!("invalid value for {k}: {v}")))
+            };
+            let (h, w) = (dim("h")?, dim("w")?);
+            cs.exec_resize(id, h, w).await?;
+            http::empty(StatusCode::OK)
+        }
+        (&Method::POST, [id, "start"]) => start(d, call, id).await?,
+        _ => return Ok(None),
+    }))
+}
+
+/// `POST /exec/{id}/start`: detached, or hijacked like an attach.
+async fn start(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
+    let cs = &d.containers;
+    let exec = cs.exec_get(id)?;
+    let body = http::read_body(call.take_body()?, 1 << 20).await?;
+    let opts: ExecStartConfig = if body.is_empty() {
+        ExecStartConfig::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::invalid(format!("invalid JSON in request body: {e}")))?
+    };
+    if exec.state().started {
+        return Err(ApiError::conflict(format!(
+            "Exec {id} has already been started"
+        )));
+    }
+    if opts.detach {
+        cs.exec_start(&exec, None).await?;
+        return Ok(http::empty(StatusCode::OK));
+    }
+    let cfg = &exec.config;
+    let keys = if cfg.detach_keys.is_empty() {
+        detach::DEFAULT.to_vec()
+    } else {
+        detach::parse(&cfg.detach_keys)?
+    };
+    let mut want = 0;
+    if cfg.attach_stdout {
+        want |= WANT_STDOUT;
+    }
+    if cfg.attach_stderr {
+        want |= WANT_STDERR;
+    }
+    if cfg.attach_stdin && call.upgrade.is_some() {
+        want |= WANT_STDIN;
+    }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let session = Session {
+        source: (want != 0).then_some(AttachSource::Pending(rx)),
+        want,
+        keys,
+        // An exec's stdin ends with its client's.
+        stdin_once: true,
+        exec: Some(exec.clone()),
+        tty: cfg.tty,
+    };
+    // The process starts once the client has its answer, with the stream already
+    // connected to it.
+    let cs2 = cs.clone();
+    let attach = (want != 0).then_some((want, tx));
+    tokio::spawn(async move {
+        let _ = cs2.exec_start(&exec, attach).await;
+    });
+    let tty = session.tty;
+    match call.upgrade.take() {
+        Some(on_upgrade) => {
+            tokio::spawn(async move {
+                if let Ok(up) = on_upgrade.await {
+                    session.relay(TokioIo::new(up), None).await;
+                }
+            });
+            Ok(Response::builder()
+                .status(StatusCode::SWITCHING_PROTOCOLS)
+                .header("Content-Type", content_type(tty))
+                .header("Connection", "Upgrade")
+                .header("Upgrade", "tcp")
+                .body(http::Body::Empty)
+                .expect("valid response"))
+        }
+        None => {
+            let (tx, rx) = mpsc::channel::<Bytes>(16);
+            let (ours, theirs) = tokio::io::duplex(64 * 1024);
+            tokio::spawn(session.relay(ours, None));
+            tokio::spawn(async move {
+                let (mut r, _w) = tokio::io::split(theirs);
+                let mut buf = vec![0u8; 32 * 1024];
+                while let Ok(n) = r.read(&mut buf).await {
+                    if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            Ok(http::stream(StatusCode::OK, content_type(tty), rx))
+        }
+    }
+}
