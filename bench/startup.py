@@ -85,6 +85,16 @@ def main():
         summary("docker run --rm busybox true   (berthd)", timed(dk, cenv, args.runs))
         summary("docker version (CLI alone, no container)", timed([DOCKER, "version"], cenv, args.runs))
 
+        target = subprocess.run([os.path.join(BIN, "berth"), "run", "-d", "busybox", "sleep", "1000"], env=cenv,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        bx = [os.path.join(BIN, "berth"), "exec", target, "true"]
+        timed(bx, cenv, 5)
+        summary("berth exec c true", timed(bx, cenv, args.runs))
+        dx = [DOCKER, "exec", target, "true"]
+        timed(dx, cenv, 5)
+        summary("docker exec c true   (berthd)", timed(dx, cenv, args.runs))
+        subprocess.run([os.path.join(BIN, "berth"), "rm", "-f", target], env=cenv, stdout=subprocess.DEVNULL, check=True)
+
         ids = [subprocess.run([os.path.join(BIN, "berth"), "run", "-d", "busybox", "sleep", "1000"], env=cenv,
                               capture_output=True, text=True, check=True).stdout.strip() for _ in range(10)]
         time.sleep(0.5)
@@ -109,6 +119,12 @@ def main():
             dkn = [DOCKER, "run", "--rm", "--network", "none", "busybox", "true"]
             timed(dkn, denv, 5)
             summary("docker run --rm --network none busybox true (dockerd)", timed(dkn, denv, args.runs))
+            dtarget = subprocess.run([DOCKER, "run", "-d", "--network", "none", "busybox", "sleep", "1000"], env=denv,
+                                     capture_output=True, text=True, check=True).stdout.strip()
+            ddx = [DOCKER, "exec", dtarget, "true"]
+            timed(ddx, denv, 5)
+            summary("docker exec c true   (dockerd)", timed(ddx, denv, args.runs))
+            subprocess.run([DOCKER, "rm", "-f", dtarget], env=denv, stdout=subprocess.DEVNULL, check=True)
             print(f"dockerd RSS (idle, image loaded): {rss_kb(dockerd.pid)} kB")
     finally:
         if dockerd:

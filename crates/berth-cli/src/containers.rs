@@ -288,6 +288,39 @@ async fn demux<R: AsyncRead + Unpin>(mut r: R) -> Result<()> {
     Ok(())
 }
 
+/// Runs an attached stream: our stdin to it when `interactive` (its end half-closes
+/// the connection), our terminal raw and its size followed when `tty` (`target` is
+/// where resizes go), and its output to our stdout/stderr.
+pub async fn stream<S: AsyncRead + tokio::io::AsyncWrite + Send + 'static>(
+    c: &Client,
+    conn: S,
+    tty: bool,
+    interactive: bool,
+    target: &str,
+) -> Result<()> {
+    let (reader, mut writer) = tokio::io::split(conn);
+    if interactive {
+        // Not awaited: when the stream is done, berth exits even if stdin is open.
+        tokio::spawn(async move {
+            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut writer).await;
+            let _ = writer.shutdown().await;
+        });
+    }
+    let raw = if tty {
+        terminal::follow(c, target).await
+    } else {
+        None
+    };
+    if tty {
+        let mut reader = reader;
+        tokio::io::copy(&mut reader, &mut tokio::io::stdout()).await?;
+    } else {
+        demux(reader).await?;
+    }
+    drop(raw);
+    Ok(())
+}
+
 /// Docker's exit status for a failed start: 127 not found, 126 cannot run, 125 else.
 fn start_failure_code(msg: &str) -> i32 {
     if msg.contains("executable file not found") || msg.contains("no such file or directory") {
@@ -339,28 +372,14 @@ pub async fn run(c: &Client, o: &CreateOpts, detach: bool) -> Result<i32> {
         eprintln!("berth: {e}");
         return Ok(start_failure_code(&e.to_string()));
     }
-    let (reader, mut writer) = tokio::io::split(attach);
-    if o.interactive {
-        // Our stdin to the container; its end half-closes the connection, which
-        // closes the container's stdin (StdinOnce). Not awaited: when the
-        // container is done, berth exits even if stdin is still open.
-        tokio::spawn(async move {
-            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut writer).await;
-            let _ = writer.shutdown().await;
-        });
-    }
-    let _raw = if o.tty {
-        terminal::follow(c, &id).await
-    } else {
-        None
-    };
-    if o.tty {
-        let mut reader = reader;
-        tokio::io::copy(&mut reader, &mut tokio::io::stdout()).await?;
-    } else {
-        demux(reader).await?;
-    }
-    drop(_raw);
+    stream(
+        c,
+        attach,
+        o.tty,
+        o.interactive,
+        &format!("/containers/{id}"),
+    )
+    .await?;
     let body = wait.into_body().collect().await?.to_bytes();
     let w: WaitResponse = serde_json::from_slice(&body).context("decoding the wait result")?;
     if let Some(e) = w.error {

@@ -2,6 +2,7 @@
 
 mod client;
 mod containers;
+mod exec;
 mod format;
 mod images;
 mod terminal;
@@ -109,6 +110,10 @@ enum Cmd {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Execute a command in a running container
+    Exec(exec::ExecOpts),
+    /// Attach local standard input, output, and error streams to a running container
+    Attach(exec::AttachOpts),
     /// Block until one or more containers stop, then print their exit codes
     Wait {
         #[arg(required = true)]
@@ -258,6 +263,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             names,
         } => containers::inspect(&c, &names, format.as_deref(), kind.as_deref()).await,
         Cmd::Wait { containers } => containers::wait(&c, &containers).await,
+        Cmd::Exec(o) => exec::exec(&c, &o).await,
+        Cmd::Attach(o) => exec::attach(&c, &o).await,
         Cmd::Images(o) => images::images(&c, &o).await,
         Cmd::Load { input, quiet } => images::load(&c, input.as_deref(), quiet).await,
         Cmd::Save { output, images } => images::save(&c, &images, output.as_deref()).await,
@@ -389,7 +396,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    match rt.block_on(dispatch(cli)) {
+    let result = rt.block_on(dispatch(cli));
+    // A blocking read of our stdin (an attached terminal) may still be pending:
+    // leave it behind rather than wait for input that will not come.
+    rt.shutdown_background();
+    match result {
         Ok(code) => std::process::ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
             eprintln!("{e:#}");

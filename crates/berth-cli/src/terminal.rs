@@ -24,8 +24,9 @@ impl Drop for RawMode {
 }
 
 /// For an attached terminal: raw mode on our stdin (when it is a terminal), and a
-/// task that passes our window size on, now and on every SIGWINCH.
-pub async fn follow(c: &Client, id: &str) -> Option<RawMode> {
+/// task that passes our window size on, now and on every SIGWINCH. `target` is
+/// `/containers/<id>` or `/exec/<id>`.
+pub async fn follow(c: &Client, target: &str) -> Option<RawMode> {
     let stdin = std::io::stdin();
     let raw = if stdin.is_terminal() {
         tcgetattr(&stdin).ok().and_then(|orig| {
@@ -39,11 +40,9 @@ pub async fn follow(c: &Client, id: &str) -> Option<RawMode> {
         None
     };
     if let Some((rows, cols)) = size() {
-        let _ = c
-            .post(&format!("/containers/{id}/resize?h={rows}&w={cols}"))
-            .await;
+        let _ = c.post(&format!("{target}/resize?h={rows}&w={cols}")).await;
         let client = c.clone();
-        let id = id.to_string();
+        let target = target.to_string();
         tokio::spawn(async move {
             let Ok(mut winch) =
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
@@ -53,7 +52,7 @@ pub async fn follow(c: &Client, id: &str) -> Option<RawMode> {
             while winch.recv().await.is_some() {
                 if let Some((rows, cols)) = size() {
                     let _ = client
-                        .post(&format!("/containers/{id}/resize?h={rows}&w={cols}"))
+                        .post(&format!("{target}/resize?h={rows}&w={cols}"))
                         .await;
                 }
             }

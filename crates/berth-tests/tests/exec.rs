@@ -104,3 +104,59 @@ fn exec_it_on_a_terminal() {
     assert_eq!(t.wait(), 3);
     d.docker(&["rm", "-f", "term"]).ok();
 }
+
+#[test]
+fn berth_exec_and_attach() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.berth(&["run", "-d", "--name", "box", "busybox", "sleep", "1000"])
+        .ok();
+    assert_eq!(d.berth(&["exec", "box", "echo", "hi"]).ok(), "hi\n");
+    assert_eq!(d.berth(&["exec", "box", "sh", "-c", "exit 9"]).code, 9);
+    assert_eq!(
+        d.berth(&["exec", "-u", "1000:10", "box", "id", "-g"]).ok(),
+        "10\n"
+    );
+    assert_eq!(
+        d.berth_in(&["exec", "-i", "box", "wc", "-c"], b"12345")
+            .ok()
+            .trim(),
+        "5"
+    );
+    assert_eq!(d.berth(&["exec", "box", "nosuch"]).code, 127);
+    d.berth(&["exec", "-d", "box", "touch", "/tmp/x"]).ok();
+    // attach: a container with an open stdin, fed from ours; its exit is ours.
+    d.berth(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "cat",
+        "busybox",
+        "sh",
+        "-c",
+        "read x; echo got $x; exit 4",
+    ])
+    .ok();
+    let o = d.berth_in(&["attach", "cat"], b"line\n");
+    assert_eq!((o.code, o.stdout.as_str()), (4, "got line\n"));
+    let o = d.berth(&["attach", "cat"]);
+    assert!(
+        o.stderr
+            .contains("You cannot attach to a stopped container"),
+        "{o:?}"
+    );
+    let env = vec![("BERTH_HOST", d.host()), ("DOCKER_HOST", String::new())];
+    let mut t = PtyCommand::spawn(
+        &berth_tests::bin("berth"),
+        &["exec", "-it", "box", "sh"],
+        &env,
+        (20, 70),
+    );
+    t.expect("# ");
+    t.send(b"stty size\r");
+    t.expect("20 70");
+    t.send(b"exit 2\r");
+    assert_eq!(t.wait(), 2);
+    d.berth(&["rm", "-f", "box", "cat"]).ok();
+}
