@@ -114,6 +114,25 @@ enum Cmd {
     Exec(exec::ExecOpts),
     /// Attach local standard input, output, and error streams to a running container
     Attach(exec::AttachOpts),
+    /// Pause all processes within one or more containers
+    Pause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Unpause all processes within one or more containers
+    Unpause {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Rename a container
+    Rename { container: String, new_name: String },
+    /// Display the running processes of a container
+    Top {
+        container: String,
+        /// ps options
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     /// Block until one or more containers stop, then print their exit codes
     Wait {
         #[arg(required = true)]
@@ -264,6 +283,50 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         } => containers::inspect(&c, &names, format.as_deref(), kind.as_deref()).await,
         Cmd::Wait { containers } => containers::wait(&c, &containers).await,
         Cmd::Exec(o) => exec::exec(&c, &o).await,
+        Cmd::Pause { containers } => {
+            simple(&c, &containers, |n| format!("/containers/{n}/pause")).await
+        }
+        Cmd::Unpause { containers } => {
+            simple(&c, &containers, |n| format!("/containers/{n}/unpause")).await
+        }
+        Cmd::Rename {
+            container,
+            new_name,
+        } => {
+            c.post(&format!(
+                "/containers/{}/rename?name={}",
+                enc(&container),
+                enc(&new_name)
+            ))
+            .await?;
+            Ok(0)
+        }
+        Cmd::Top { container, ps_args } => {
+            let v: Value = c
+                .get_json(&format!(
+                    "/containers/{}/top?ps_args={}",
+                    enc(&container),
+                    enc(&ps_args.join(" "))
+                ))
+                .await?;
+            let mut rows = vec![v["Titles"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(format::to_text)
+                .collect::<Vec<_>>()];
+            for p in v["Processes"].as_array().into_iter().flatten() {
+                rows.push(
+                    p.as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(format::to_text)
+                        .collect(),
+                );
+            }
+            print!("{}", format::table(&rows));
+            Ok(0)
+        }
         Cmd::Attach(o) => exec::attach(&c, &o).await,
         Cmd::Images(o) => images::images(&c, &o).await,
         Cmd::Load { input, quiet } => images::load(&c, input.as_deref(), quiet).await,

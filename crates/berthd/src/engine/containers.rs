@@ -140,9 +140,9 @@ impl Containers {
             path: r.path.clone(),
             args: r.args.clone(),
             state: ContainerState {
-                status: st.status.as_str().into(),
+                status: st.status_text().into(),
                 running: st.status == Status::Running,
-                paused: false,
+                paused: st.paused,
                 restarting: false,
                 oom_killed: st.oom_killed,
                 dead: st.status == Status::Dead,
@@ -250,7 +250,7 @@ impl Containers {
                 }
             }
             if let Some(st) = f("status") {
-                if !st.iter().any(|s| s == r.state.status.as_str()) {
+                if !st.iter().any(|s| s == r.state.status_text()) {
                     return false;
                 }
             }
@@ -301,7 +301,21 @@ impl Containers {
                 c.id
             )));
         }
-        send_signal(&c, signo)
+        self.signal(&c, signo)
+    }
+
+    /// Sends a signal, then thaws a paused container so that it can act on it
+    /// (Docker's order for kill, stop and forced removal).
+    pub(super) fn signal(&self, c: &Container, signo: i32) -> ApiResult<()> {
+        send_signal(c, signo)?;
+        let was_paused = std::mem::replace(&mut c.rec().state.paused, false);
+        if was_paused {
+            let path = format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), c.id);
+            self.hierarchy
+                .freeze(&path, false)
+                .map_err(|e| ApiError::internal(format!("unpausing {}: {}", c.id, chain(&e))))?;
+        }
+        Ok(())
     }
 
     /// Stops a container: its stop signal, then SIGKILL after the timeout.
@@ -342,7 +356,7 @@ impl Containers {
         let timeout = timeout.unwrap_or(default_timeout);
         let mut rx = c.watch.subscribe();
         if signo != 9 {
-            send_signal(c, signo)?;
+            self.signal(c, signo)?;
             let wait = rx.wait_for(|s| !s.running);
             let exited = if timeout < 0 {
                 wait.await.is_ok()
@@ -355,7 +369,7 @@ impl Containers {
                 return Ok(Changed::Yes);
             }
         }
-        send_signal(c, 9)?;
+        self.signal(c, 9)?;
         let _ = rx.wait_for(|s| !s.running).await;
         Ok(Changed::Yes)
     }
@@ -400,7 +414,7 @@ impl Containers {
                 )));
             }
             let mut rx = c.watch.subscribe();
-            send_signal(&c, 9)?;
+            self.signal(&c, 9)?;
             let _ = rx.wait_for(|s| !s.running).await;
         }
         self.remove_stopped(&c)
@@ -454,6 +468,7 @@ impl Containers {
                 ),
             };
             r.state.status = Status::Exited;
+            r.state.paused = false;
             r.state.pid = 0;
             r.state.exit_code = code;
             r.state.finished_at = finished;
@@ -538,7 +553,8 @@ fn summary(r: &Record) -> ContainerSummary {
     let status = match r.state.status {
         Status::Running => {
             let since = parse_time(&r.state.started_at).unwrap_or(now);
-            format!("Up {}", human_duration(now - since))
+            let paused = if r.state.paused { " (Paused)" } else { "" };
+            format!("Up {}{paused}", human_duration(now - since))
         }
         Status::Exited => {
             let since = parse_time(&r.state.finished_at).unwrap_or(now);
@@ -571,7 +587,7 @@ fn summary(r: &Record) -> ContainerSummary {
         created,
         ports: vec![],
         labels: r.config.labels.clone().unwrap_or_default(),
-        state: r.state.status.as_str().into(),
+        state: r.state.status_text().into(),
         status,
         host_config: serde_json::json!({ "NetworkMode": mode }),
         network_settings: serde_json::json!({ "Networks": { mode: {} } }),

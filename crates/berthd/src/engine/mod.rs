@@ -5,6 +5,7 @@ mod create;
 pub mod detach;
 pub mod exec;
 pub mod images;
+mod lifecycle;
 mod limits;
 pub mod logs;
 mod names;

@@ -42,6 +42,9 @@ pub struct RunState {
     pub started_at: String,
     pub finished_at: String,
     pub oom_killed: bool,
+    /// Frozen by `docker pause` (the status stays Running, as in Docker's model).
+    #[serde(default)]
+    pub paused: bool,
 }
 
 impl Default for RunState {
@@ -54,6 +57,18 @@ impl Default for RunState {
             started_at: ZERO_TIME.into(),
             finished_at: ZERO_TIME.into(),
             oom_killed: false,
+            paused: false,
+        }
+    }
+}
+
+impl RunState {
+    /// Docker's `State.Status`: "paused" for a paused running container.
+    pub fn status_text(&self) -> &'static str {
+        if self.paused && self.status == Status::Running {
+            "paused"
+        } else {
+            self.status.as_str()
         }
     }
 }

@@ -113,6 +113,32 @@ pub(super) async fn route(
             http::stream(StatusCode::OK, content_type(tty), rx)
         }
         (&Method::POST, [id, "attach"]) => attach(d, call, id).await?,
+        (&Method::POST, [id, "pause"]) => {
+            cs.pause(id, true)?;
+            http::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::POST, [id, "unpause"]) => {
+            cs.pause(id, false)?;
+            http::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::POST, [id, "rename"]) => {
+            cs.rename(id, q.get("name").unwrap_or(""))?;
+            http::empty(StatusCode::NO_CONTENT)
+        }
+        (&Method::GET, [id, "top"]) => {
+            let (titles, processes) = cs.top(id, q.get("ps_args").unwrap_or("")).await?;
+            http::json(
+                StatusCode::OK,
+                &serde_json::json!({ "Titles": titles, "Processes": processes }),
+            )
+        }
+        (&Method::POST, ["prune"]) => {
+            let (deleted, reclaimed) = cs.prune(&q.filters()?)?;
+            http::json(
+                StatusCode::OK,
+                &serde_json::json!({ "ContainersDeleted": deleted, "SpaceReclaimed": reclaimed }),
+            )
+        }
         (&Method::POST, [id, "exec"]) => {
             let body = call.take_body()?;
             let config = http::read_json(body).await?;

@@ -1,0 +1,169 @@
+//! pause/unpause, rename, top, container prune through the real docker CLI.
+
+use berth_tests::Daemon;
+
+#[test]
+fn pause_freezes_and_unpause_thaws() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // A counter that stops moving while paused.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "tick",
+        "busybox",
+        "sh",
+        "-c",
+        "i=0; while true; do i=$((i+1)); echo $i > /tmp/n; sleep 0.01; done",
+    ])
+    .ok();
+    d.docker(&["pause", "tick"]).ok();
+    let o = d.docker(&["ps", "--format", "{{.Status}}"]);
+    assert!(o.ok().trim().ends_with("(Paused)"), "{o:?}");
+    assert_eq!(
+        d.docker(&[
+            "inspect",
+            "-f",
+            "{{.State.Status}} {{.State.Paused}}",
+            "tick"
+        ])
+        .ok()
+        .trim(),
+        "paused true"
+    );
+    // The kernel says the cgroup is frozen...
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "tick"])
+        .ok()
+        .trim()
+        .to_string();
+    let v1 = std::path::Path::new("/sys/fs/cgroup/freezer")
+        .join(&d.cgroup_parent)
+        .join(&id)
+        .join("freezer.state");
+    let v2 = std::path::Path::new("/sys/fs/cgroup")
+        .join(&d.cgroup_parent)
+        .join(&id)
+        .join("cgroup.events");
+    let frozen = std::fs::read_to_string(&v1)
+        .map(|s| s.trim() == "FROZEN")
+        .ok()
+        .or_else(|| {
+            std::fs::read_to_string(&v2)
+                .ok()
+                .map(|s| s.lines().any(|l| l == "frozen 1"))
+        });
+    assert_eq!(frozen, Some(true));
+    // ...and the counter, read from the container's writable layer, stands still:
+    // over an interval, as "nothing happened" has no event to wait for.
+    let counter = d.data_root.join("containers").join(&id).join("upper/tmp/n");
+    let before = std::fs::read_to_string(&counter).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(
+        std::fs::read_to_string(&counter).unwrap(),
+        before,
+        "a paused container kept running"
+    );
+    let o = d.docker(&["pause", "tick"]);
+    assert!(o.stderr.contains("is already paused"), "{o:?}");
+    assert_eq!(
+        d.docker(&["ps", "--filter", "status=paused", "-q"])
+            .ok()
+            .lines()
+            .count(),
+        1
+    );
+    d.docker(&["unpause", "tick"]).ok();
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Status}}", "tick"])
+            .ok()
+            .trim(),
+        "running"
+    );
+    let o = d.docker(&["unpause", "tick"]);
+    assert!(o.stderr.contains("is not paused"), "{o:?}");
+    // A paused container can still be stopped (the signal is followed by a thaw).
+    d.docker(&["pause", "tick"]).ok();
+    d.docker(&["stop", "-t", "1", "tick"]).ok();
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Status}}", "tick"])
+            .ok()
+            .trim(),
+        "exited"
+    );
+    d.docker(&["rm", "tick"]).ok();
+}
+
+#[test]
+fn rename_top_and_prune() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["run", "-d", "--name", "old", "busybox", "sleep", "1000"])
+        .ok();
+    d.docker(&["rename", "old", "new"]).ok();
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.Name}}", "new"]).ok().trim(),
+        "/new"
+    );
+    assert!(d
+        .docker(&["inspect", "old"])
+        .stderr
+        .contains("No such object"));
+    d.docker(&["run", "-d", "--name", "other", "busybox", "sleep", "1000"])
+        .ok();
+    let o = d.docker(&["rename", "new", "other"]);
+    assert!(o.stderr.contains("is already in use"), "{o:?}");
+    let o = d.docker(&["top", "new"]);
+    let out = o.ok();
+    assert!(out.lines().next().unwrap().contains("PID"), "{out}");
+    assert!(out.lines().any(|l| l.ends_with("sleep 1000")), "{out}");
+    assert_eq!(
+        out.lines().count(),
+        2,
+        "only the container's process: {out}"
+    );
+    let o = d.docker(&["top", "new", "-o", "pid,comm"]);
+    assert!(
+        o.ok().lines().nth(1).unwrap().trim().ends_with("sleep"),
+        "{o:?}"
+    );
+    d.docker(&["stop", "-t", "0", "other"]).ok();
+    d.docker(&[
+        "run",
+        "--name",
+        "done",
+        "busybox",
+        "sh",
+        "-c",
+        "head -c 100000 /dev/zero > /big",
+    ])
+    .ok();
+    let o = d.docker(&["container", "prune", "-f"]);
+    assert!(o.ok().contains("Deleted Containers:"), "{o:?}");
+    assert!(o.stdout.contains("Total reclaimed space: 100"), "{o:?}");
+    assert_eq!(
+        d.docker(&["ps", "-aq"]).ok().lines().count(),
+        1,
+        "only the running one is left"
+    );
+    d.docker(&["rm", "-f", "new"]).ok();
+}
+
+#[test]
+fn berth_pause_rename_top() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.berth(&["run", "-d", "--name", "one", "busybox", "sleep", "1000"])
+        .ok();
+    assert_eq!(d.berth(&["pause", "one"]).ok(), "one\n");
+    assert!(d.berth(&["ps"]).ok().contains("(Paused)"));
+    assert_eq!(d.berth(&["unpause", "one"]).ok(), "one\n");
+    d.berth(&["rename", "one", "two"]).ok();
+    let o = d.berth(&["top", "two"]);
+    assert!(
+        o.ok().lines().nth(1).unwrap().ends_with("sleep 1000"),
+        "{o:?}"
+    );
+    d.berth(&["rm", "-f", "two"]).ok();
+}

@@ -1,0 +1,226 @@
+//! The rest of a container's lifecycle: pause, unpause, rename, top, prune.
+
+use super::containers::Containers;
+use super::names;
+use super::record::Status;
+use crate::error::{chain, ApiError, ApiResult};
+use std::collections::HashMap;
+
+impl Containers {
+    fn cgroup_path(&self, id: &str) -> String {
+        format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), id)
+    }
+
+    pub fn pause(&self, key: &str, pause: bool) -> ApiResult<()> {
+        let c = self.get(key)?;
+        {
+            let r = c.rec();
+            if r.state.status != Status::Running {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is not running",
+                    c.id
+                )));
+            }
+            match (pause, r.state.paused) {
+                (true, true) => {
+                    return Err(ApiError::conflict(format!(
+                        "Container {} is already paused",
+                        c.id
+                    )))
+                }
+                (false, false) => {
+                    return Err(ApiError::conflict(format!(
+                        "Container {} is not paused",
+                        c.id
+                    )))
+                }
+                _ => {}
+            }
+        }
+        self.hierarchy
+            .freeze(&self.cgroup_path(&c.id), pause)
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "{} {}: {}",
+                    if pause { "pausing" } else { "unpausing" },
+                    c.id,
+                    chain(&e)
+                ))
+            })?;
+        c.rec().state.paused = pause;
+        self.persist(&c)
+    }
+
+    pub fn rename(&self, key: &str, new: &str) -> ApiResult<()> {
+        let c = self.get(key)?;
+        if new.is_empty() || !names::valid(new) {
+            return Err(ApiError::invalid(format!(
+                "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let new = new.trim_start_matches('/').to_string();
+        let old = c.name();
+        if old == new {
+            return Err(ApiError::invalid(
+                "Renaming a container with the same name as its current name",
+            ));
+        }
+        if let Some(other) = self.name_taken(&new) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        c.rec().name = new;
+        if let Err(e) = self.persist(&c) {
+            c.rec().name = old;
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// `docker top`: the host's `ps` with the client's arguments, keeping the rows
+    /// of the container's processes (dockerd's approach).
+    pub async fn top(
+        &self,
+        key: &str,
+        ps_args: &str,
+    ) -> ApiResult<(Vec<String>, Vec<Vec<String>>)> {
+        let c = self.get(key)?;
+        if !c.is_running() {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        let pids = self.hierarchy.pids(&self.cgroup_path(&c.id)).map_err(|e| {
+            ApiError::internal(format!("listing the processes of {}: {}", c.id, chain(&e)))
+        })?;
+        let args: Vec<&str> = if ps_args.trim().is_empty() {
+            vec!["-ef"]
+        } else {
+            ps_args.split_whitespace().collect()
+        };
+        let out = tokio::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .await
+            .map_err(|e| ApiError::internal(format!("Error running ps: {e}")))?;
+        if !out.status.success() {
+            return Err(ApiError::invalid(format!(
+                "Error running ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+    }
+
+    /// `docker container prune`: removes every container that is not running;
+    /// returns their ids and the bytes their writable layers held.
+    pub fn prune(&self, filters: &HashMap<String, Vec<String>>) -> ApiResult<(Vec<String>, u64)> {
+        for k in filters.keys() {
+            if k != "label" {
+                return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        let labels = filters.get("label").cloned().unwrap_or_default();
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0;
+        for c in self.all() {
+            let (stopped, have) = {
+                let r = c.rec();
+                (
+                    r.state.status != Status::Running,
+                    r.config.labels.clone().unwrap_or_default(),
+                )
+            };
+            let matches = labels.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => have.get(k).map(String::as_str) == Some(v),
+                None => have.contains_key(l),
+            });
+            if stopped && matches {
+                reclaimed += dir_size(&self.paths.container_dir(&c.id).join("upper"));
+                self.remove_stopped(&c)?;
+                deleted.push(c.id.clone());
+            }
+        }
+        Ok((deleted, reclaimed))
+    }
+}
+
+/// Bytes of regular files under `dir`, without following symlinks.
+fn dir_size(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_size(&e.path()),
+            Ok(m) if m.is_file() => m.len(),
+            _ => 0,
+        })
+        .sum()
+}
+
+/// Keeps the rows of `ps` output whose PID column is one of `pids`.
+fn parse_ps(text: &str, pids: &[i32]) -> ApiResult<(Vec<String>, Vec<Vec<String>>)> {
+    let mut lines = text.lines();
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| ApiError::invalid("Couldn't find PID field in ps output"))?;
+    let mut rows = Vec::new();
+    for line in lines {
+        // The last column (the command) may contain spaces.
+        let mut fields: Vec<String> = line
+            .split_whitespace()
+            .take(titles.len() - 1)
+            .map(String::from)
+            .collect();
+        fields.push(
+            line.split_whitespace()
+                .skip(titles.len() - 1)
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let pid: Option<i32> = fields.get(pid_col).and_then(|p| p.parse().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            rows.push(fields);
+        }
+    }
+    Ok((titles, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ps;
+
+    #[test]
+    fn keeps_the_containers_rows() {
+        let out = "UID          PID    PPID  C STIME TTY          TIME CMD\n\
+                   root           1       0  0 10:00 ?        00:00:01 /sbin/init\n\
+                   root        4242    4200  0 10:01 ?        00:00:00 sleep 1000 now\n";
+        let (titles, rows) = parse_ps(out, &[4242]).unwrap();
+        assert_eq!(titles.len(), 8);
+        assert_eq!(
+            rows,
+            vec![vec![
+                "root",
+                "4242",
+                "4200",
+                "0",
+                "10:01",
+                "?",
+                "00:00:00",
+                "sleep 1000 now"
+            ]]
+        );
+        assert!(parse_ps("NOPID\n", &[]).is_err());
+    }
+}
