@@ -55,6 +55,9 @@ pub struct CreateOpts {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits (no, on-failure[:max-retries], always, unless-stopped)
+    #[arg(long, default_value = "no")]
+    pub restart: String,
     /// Ulimit options (name=soft[:hard], e.g. nofile=1024:2048)
     #[arg(long = "ulimit")]
     pub ulimit: Vec<String>,
@@ -201,6 +204,14 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         hc.memory = parse_bytes(m)?;
     }
     hc.pids_limit = o.pids_limit;
+    let (policy, retries) = o
+        .restart
+        .split_once(':')
+        .unwrap_or((o.restart.as_str(), "0"));
+    hc.restart_policy.name = policy.to_string();
+    hc.restart_policy.maximum_retry_count = retries.parse().with_context(|| {
+        format!("invalid restart policy format: maximum retry count must be an integer: {retries}")
+    })?;
     if !o.ulimit.is_empty() {
         let mut list = Vec::new();
         for u in &o.ulimit {

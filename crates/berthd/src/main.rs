@@ -169,6 +169,7 @@ async fn run(cfg: config::Config) -> Result<()> {
     for p in &listeners.paths {
         let _ = std::fs::remove_file(p);
     }
+    containers.begin_shutdown();
     if !cfg.live_restore {
         // Like dockerd without live-restore: running containers are stopped.
         let stops = containers
@@ -178,7 +179,7 @@ async fn run(cfg: config::Config) -> Result<()> {
             .map(|c| {
                 let cs = containers.clone();
                 async move {
-                    if let Err(e) = cs.stop(&c.id, None, None).await {
+                    if let Err(e) = cs.stop_for_shutdown(&c.id).await {
                         tracing::warn!(container = %c.id, error = %e, "stopping at shutdown");
                     }
                 }

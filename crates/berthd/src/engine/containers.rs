@@ -17,6 +17,8 @@ pub struct Containers {
     execs: RwLock<HashMap<String, Arc<super::exec::Exec>>>,
     pub(super) store: Arc<Store>,
     pub(super) paths: Paths,
+    /// Set when berthd stops: exits then are not restarted by policy.
+    shutting_down: std::sync::atomic::AtomicBool,
     pub(super) hierarchy: berth_runtime::cgroups::Hierarchy,
 }
 
@@ -44,6 +46,7 @@ impl Containers {
         Containers {
             map: RwLock::new(HashMap::new()),
             execs: RwLock::new(HashMap::new()),
+            shutting_down: std::sync::atomic::AtomicBool::new(false),
             store,
             paths,
             hierarchy,
@@ -60,6 +63,24 @@ impl Containers {
         &self,
     ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<super::exec::Exec>>> {
         self.execs.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// berthd is stopping: exits from now on are not restarted by policy.
+    pub fn begin_shutdown(&self) {
+        self.shutting_down
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub(super) fn shutting_down(&self) -> bool {
+        self.shutting_down.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Stops a container for berthd's own shutdown: not a manual stop, so restart
+    /// policies bring it back when berthd starts again.
+    pub async fn stop_for_shutdown(&self, key: &str) -> ApiResult<Changed> {
+        let c = self.get(key)?;
+        let _op = c.op.lock().await;
+        self.stop_locked(&c, None, None).await
     }
 
     pub fn hierarchy(&self) -> &berth_runtime::cgroups::Hierarchy {
@@ -143,7 +164,7 @@ impl Containers {
                 status: st.status_text().into(),
                 running: st.status == Status::Running,
                 paused: st.paused,
-                restarting: false,
+                restarting: st.restarting,
                 oom_killed: st.oom_killed,
                 dead: st.status == Status::Dead,
                 pid: st.pid,
@@ -301,6 +322,19 @@ impl Containers {
                 c.id
             )));
         }
+        {
+            // Killing with SIGKILL or the stop signal is a stop (Docker's rule).
+            let mut r = c.rec();
+            let stop_signal = r
+                .config
+                .stop_signal
+                .as_deref()
+                .and_then(signal::parse)
+                .unwrap_or(15);
+            if signo == 9 || signo == stop_signal {
+                r.manually_stopped = true;
+            }
+        }
         self.signal(&c, signo)
     }
 
@@ -326,7 +360,15 @@ impl Containers {
         timeout: Option<i64>,
     ) -> ApiResult<Changed> {
         let c = self.get(key)?;
+        {
+            // A manual stop: restart policies leave the container stopped, and a
+            // restart waiting out its back-off is cancelled.
+            let mut r = c.rec();
+            r.manually_stopped = true;
+            r.state.restarting = false;
+        }
         let _op = c.op.lock().await;
+        let _ = self.persist(&c);
         self.stop_locked(&c, sig, timeout).await
     }
 
@@ -489,7 +531,9 @@ impl Containers {
             s.error = err;
         });
         let _ = std::fs::remove_dir_all(self.paths.run_dir(&c.id));
-        if auto_remove {
+        if !auto_remove {
+            self.maybe_restart(c);
+        } else {
             let me = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
@@ -555,6 +599,14 @@ fn summary(r: &Record) -> ContainerSummary {
             let since = parse_time(&r.state.started_at).unwrap_or(now);
             let paused = if r.state.paused { " (Paused)" } else { "" };
             format!("Up {}{paused}", human_duration(now - since))
+        }
+        Status::Exited if r.state.restarting => {
+            let since = parse_time(&r.state.finished_at).unwrap_or(now);
+            format!(
+                "Restarting ({}) {} ago",
+                r.state.exit_code,
+                human_duration(now - since)
+            )
         }
         Status::Exited => {
             let since = parse_time(&r.state.finished_at).unwrap_or(now);

@@ -80,14 +80,7 @@ impl Containers {
                 )))
             }
         }
-        match hc.restart_policy.name.as_str() {
-            "" | "no" => {}
-            p => {
-                return Err(ApiError::not_implemented(format!(
-                    "berth does not support restart policy {p:?} yet"
-                )))
-            }
-        }
+        super::restart::validate(&hc)?;
         match hc.log_config.kind.as_str() {
             "" => hc.log_config.kind = "json-file".into(),
             "json-file" | "none" => {}
@@ -181,6 +174,7 @@ impl Containers {
             host_config: hc,
             state: RunState::default(),
             restart_count: 0,
+            manually_stopped: false,
         };
         self.lay_out(&rec)?;
         let c = Arc::new(Container::new(rec));

@@ -10,6 +10,7 @@ mod limits;
 pub mod logs;
 mod names;
 pub mod record;
+pub mod restart;
 pub mod signal;
 pub mod start;
 pub mod system;

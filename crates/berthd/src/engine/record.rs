@@ -45,6 +45,9 @@ pub struct RunState {
     /// Frozen by `docker pause` (the status stays Running, as in Docker's model).
     #[serde(default)]
     pub paused: bool,
+    /// Waiting out a restart policy's back-off.
+    #[serde(default)]
+    pub restarting: bool,
 }
 
 impl Default for RunState {
@@ -58,6 +61,7 @@ impl Default for RunState {
             finished_at: ZERO_TIME.into(),
             oom_killed: false,
             paused: false,
+            restarting: false,
         }
     }
 }
@@ -67,6 +71,8 @@ impl RunState {
     pub fn status_text(&self) -> &'static str {
         if self.paused && self.status == Status::Running {
             "paused"
+        } else if self.restarting {
+            "restarting"
         } else {
             self.status.as_str()
         }
@@ -88,6 +94,9 @@ pub struct Record {
     pub args: Vec<String>,
     pub state: RunState,
     pub restart_count: i64,
+    /// Stopped by a user (stop, kill): restart policies leave it stopped.
+    #[serde(default)]
+    pub manually_stopped: bool,
 }
 
 /// What waiters watch.
@@ -122,6 +131,8 @@ pub struct Container {
     pub attach: Mutex<AttachState>,
     /// The running process, for signals that cannot hit a recycled pid.
     pub pidfd: Mutex<Option<OwnedFd>>,
+    /// The next restart's delay (restart policies' back-off).
+    pub backoff: Mutex<std::time::Duration>,
 }
 
 impl Container {
@@ -138,6 +149,7 @@ impl Container {
             watch: watch::channel(snap).0,
             attach: Mutex::new(AttachState::default()),
             pidfd: Mutex::new(None),
+            backoff: Mutex::new(super::restart::FIRST_DELAY),
         }
     }
 

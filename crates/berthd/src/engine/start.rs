@@ -209,6 +209,16 @@ impl Containers {
     pub async fn start(self: &Arc<Self>, key: &str) -> ApiResult<Changed> {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
+        {
+            // A manual start: the policy applies afresh.
+            let mut r = c.rec();
+            if r.state.status != Status::Running {
+                r.manually_stopped = false;
+                r.state.restarting = false;
+                r.restart_count = 0;
+                *c.backoff.lock().unwrap_or_else(|p| p.into_inner()) = super::restart::FIRST_DELAY;
+            }
+        }
         let result = self.start_locked(&c).await;
         // Docker removes an auto-remove container whose start failed, which also
         // answers clients waiting for its removal.
@@ -458,6 +468,7 @@ impl Containers {
                 }
             }
         }
+        self.restart_at_boot();
         // Directories of containers that have no record: a crash during create.
         if let Ok(entries) = std::fs::read_dir(self.paths.data_root.join("containers")) {
             for e in entries.flatten() {
