@@ -171,6 +171,84 @@ impl Hierarchy {
         Ok(())
     }
 
+    /// Resource usage of a cgroup, from whichever hierarchy carries each controller.
+    pub fn stats(&self, path: &str) -> Stats {
+        let rel = path.trim_start_matches('/');
+        let read = |p: PathBuf| fs::read_to_string(p).unwrap_or_default();
+        let num = |s: &str| s.trim().parse::<u64>().ok();
+        let keyed = |text: &str, key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key).and_then(|v| v.strip_prefix(' ')))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+        };
+        let mut st = Stats::default();
+        if self.mode == Mode::V2 {
+            let dir = self
+                .unified
+                .as_ref()
+                .map(|u| u.join(rel))
+                .unwrap_or_default();
+            let cpu = read(dir.join("cpu.stat"));
+            st.cpu_total_ns = keyed(&cpu, "usage_usec").unwrap_or(0) * 1000;
+            st.cpu_user_ns = keyed(&cpu, "user_usec").unwrap_or(0) * 1000;
+            st.cpu_system_ns = keyed(&cpu, "system_usec").unwrap_or(0) * 1000;
+            st.memory_usage = num(&read(dir.join("memory.current"))).unwrap_or(0);
+            st.memory_inactive_file =
+                keyed(&read(dir.join("memory.stat")), "inactive_file").unwrap_or(0);
+            st.memory_limit = num(&read(dir.join("memory.max")));
+            st.pids = num(&read(dir.join("pids.current"))).unwrap_or(0);
+            st.pids_limit = num(&read(dir.join("pids.max")));
+            for l in read(dir.join("io.stat")).lines() {
+                let mut f = l.split_whitespace();
+                let Some((maj, min)) = f.next().and_then(|d| d.split_once(':')) else {
+                    continue;
+                };
+                for kv in f {
+                    let (op, key) = match kv.split_once('=') {
+                        Some(("rbytes", v)) => ("read", v),
+                        Some(("wbytes", v)) => ("write", v),
+                        _ => continue,
+                    };
+                    if let (Ok(maj), Ok(min), Ok(v)) = (maj.parse(), min.parse(), key.parse()) {
+                        st.io_bytes.push((maj, min, op.to_string(), v));
+                    }
+                }
+            }
+            return st;
+        }
+        let v1 = |c: &str| self.v1_dir(c).map(|d| d.join(rel));
+        if let Some(d) = v1("cpuacct") {
+            st.cpu_total_ns = num(&read(d.join("cpuacct.usage"))).unwrap_or(0);
+            st.cpu_user_ns = num(&read(d.join("cpuacct.usage_user"))).unwrap_or(0);
+            st.cpu_system_ns = num(&read(d.join("cpuacct.usage_sys"))).unwrap_or(0);
+        }
+        if let Some(d) = v1("memory") {
+            st.memory_usage = num(&read(d.join("memory.usage_in_bytes"))).unwrap_or(0);
+            st.memory_inactive_file =
+                keyed(&read(d.join("memory.stat")), "total_inactive_file").unwrap_or(0);
+            // v1 reports "no limit" as a huge page-aligned number.
+            st.memory_limit =
+                num(&read(d.join("memory.limit_in_bytes"))).filter(|l| *l < (1 << 62));
+        }
+        if let Some(d) = v1("pids") {
+            st.pids = num(&read(d.join("pids.current"))).unwrap_or(0);
+            st.pids_limit = num(&read(d.join("pids.max")));
+        }
+        if let Some(d) = v1("blkio") {
+            for l in read(d.join("blkio.throttle.io_service_bytes_recursive")).lines() {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                if let [dev, op, v] = f[..] {
+                    if let (Some((maj, min)), Ok(v)) = (dev.split_once(':'), v.parse()) {
+                        if let (Ok(maj), Ok(min)) = (maj.parse(), min.parse()) {
+                            st.io_bytes.push((maj, min, op.to_ascii_lowercase(), v));
+                        }
+                    }
+                }
+            }
+        }
+        st
+    }
+
     /// The processes in a cgroup.
     pub fn pids(&self, path: &str) -> Result<Vec<i32>, CgroupError> {
         let rel = path.trim_start_matches('/');
@@ -319,6 +397,23 @@ fn write(path: &Path, value: &str) -> Result<(), CgroupError> {
     })
 }
 
+/// A cgroup's usage, as `docker stats` shows it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stats {
+    pub cpu_total_ns: u64,
+    pub cpu_user_ns: u64,
+    pub cpu_system_ns: u64,
+    pub memory_usage: u64,
+    /// Page cache that can be dropped: Docker subtracts it from the usage it shows.
+    pub memory_inactive_file: u64,
+    /// None when unlimited.
+    pub memory_limit: Option<u64>,
+    pub pids: u64,
+    pub pids_limit: Option<u64>,
+    /// (major, minor, "read"/"write", bytes)
+    pub io_bytes: Vec<(u64, u64, String, u64)>,
+}
+
 /// One container's cgroup across the hierarchies.
 #[derive(Debug)]
 pub struct Cgroup {
@@ -445,6 +540,19 @@ mod tests {
             "10"
         );
         assert!(h.has_device_cgroup());
+        fs::write(root.join("memory/berth/abc/memory.usage_in_bytes"), "1000").unwrap();
+        fs::write(
+            root.join("memory/berth/abc/memory.stat"),
+            "cache 5\ntotal_inactive_file 300\n",
+        )
+        .unwrap();
+        fs::write(root.join("pids/berth/abc/pids.current"), "3\n").unwrap();
+        let st = h.stats("berth/abc");
+        assert_eq!(
+            (st.memory_usage, st.memory_inactive_file, st.memory_limit),
+            (1000, 300, Some(64 << 20))
+        );
+        assert_eq!((st.pids, st.pids_limit), (3, Some(10)));
         // A plain directory keeps only the last write: the last allow rule.
         assert_eq!(
             fs::read_to_string(root.join("devices/berth/abc/devices.allow")).unwrap(),

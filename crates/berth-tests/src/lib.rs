@@ -61,6 +61,13 @@ pub struct Out {
 }
 
 impl Out {
+    /// Asserts the exit code and returns stdout.
+    #[track_caller]
+    pub fn ok_or_code(&self, code: i32) -> &str {
+        assert_eq!(self.code, code, "unexpected exit: {self:?}");
+        &self.stdout
+    }
+
     /// Asserts success and returns stdout.
     #[track_caller]
     pub fn ok(&self) -> &str {

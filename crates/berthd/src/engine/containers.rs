@@ -19,6 +19,7 @@ pub struct Containers {
     pub(super) paths: Paths,
     /// Set when berthd stops: exits then are not restarted by policy.
     shutting_down: std::sync::atomic::AtomicBool,
+    pub events: Arc<super::events::Events>,
     pub(super) hierarchy: berth_runtime::cgroups::Hierarchy,
 }
 
@@ -47,6 +48,7 @@ impl Containers {
             map: RwLock::new(HashMap::new()),
             execs: RwLock::new(HashMap::new()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
+            events: Arc::new(super::events::Events::default()),
             store,
             paths,
             hierarchy,
@@ -63,6 +65,24 @@ impl Containers {
         &self,
     ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<super::exec::Exec>>> {
         self.execs.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Emits a container event with Docker's attributes (name, image, labels)
+    /// and `extra`.
+    pub(super) fn emit(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
+        let mut attrs = serde_json::Map::new();
+        {
+            let r = c.rec();
+            for (k, v) in r.config.labels.clone().unwrap_or_default() {
+                attrs.insert(k, v.into());
+            }
+            attrs.insert("image".into(), r.config.image.clone().into());
+            attrs.insert("name".into(), r.name.clone().into());
+        }
+        for (k, v) in extra {
+            attrs.insert(k.to_string(), v.clone().into());
+        }
+        self.events.emit("container", action, &c.id, attrs);
     }
 
     /// berthd is stopping: exits from now on are not restarted by policy.
@@ -342,6 +362,7 @@ impl Containers {
     /// (Docker's order for kill, stop and forced removal).
     pub(super) fn signal(&self, c: &Container, signo: i32) -> ApiResult<()> {
         send_signal(c, signo)?;
+        self.emit(c, "kill", &[("signal", signo.to_string())]);
         let was_paused = std::mem::replace(&mut c.rec().state.paused, false);
         if was_paused {
             let path = format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), c.id);
@@ -369,7 +390,11 @@ impl Containers {
         }
         let _op = c.op.lock().await;
         let _ = self.persist(&c);
-        self.stop_locked(&c, sig, timeout).await
+        let changed = self.stop_locked(&c, sig, timeout).await?;
+        if changed == Changed::Yes {
+            self.emit(&c, "stop", &[]);
+        }
+        Ok(changed)
     }
 
     pub(super) async fn stop_locked(
@@ -483,6 +508,8 @@ impl Containers {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&c.id);
+        self.execs_mut().retain(|_, e| e.container_id != c.id);
+        self.emit(c, "destroy", &[]);
         c.watch.send_modify(|s| s.removed = true);
         Ok(())
     }
@@ -523,6 +550,10 @@ impl Containers {
         if let Err(e) = self.persist(c) {
             tracing::error!(container = %c.id, error = %e, "recording exit");
         }
+        if c.rec().state.oom_killed {
+            self.emit(c, "oom", &[]);
+        }
+        self.emit(c, "die", &[("exitCode", code.to_string())]);
         let err = c.rec().state.error.clone();
         c.watch.send_modify(|s| {
             s.running = false;

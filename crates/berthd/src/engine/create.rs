@@ -182,6 +182,7 @@ impl Containers {
             let _ = std::fs::remove_dir_all(self.paths.container_dir(&id));
             return Err(e);
         }
+        self.emit(&c, "create", &[]);
         self.insert(c);
         Ok(ContainerCreateResponse { id, warnings })
     }

@@ -73,7 +73,13 @@ impl Containers {
             state: Mutex::new(ExecState::default()),
             done: watch::channel(false).0,
         });
+        let cmd = exec.config.cmd.clone().unwrap_or_default().join(" ");
         self.execs_mut().insert(id.clone(), exec);
+        self.emit(
+            &c,
+            &format!("exec_create: {cmd}"),
+            &[("execID", id.clone())],
+        );
         Ok(id)
     }
 
@@ -213,7 +219,14 @@ impl Containers {
             st.running = true;
             st.pid = started.pid.unwrap_or(0) as i64;
         }
+        let cmd = cfg.cmd.clone().unwrap_or_default().join(" ");
+        self.emit(
+            &c,
+            &format!("exec_start: {cmd}"),
+            &[("execID", exec.id.clone())],
+        );
         let exec = exec.clone();
+        let me = self.clone();
         tokio::spawn(async move {
             let mut line = String::new();
             let code = match monitor.read_line(&mut line).await {
@@ -227,6 +240,13 @@ impl Containers {
             };
             let _ = std::fs::remove_dir_all(&run);
             exec.finish(code, String::new());
+            if let Ok(c) = me.get(&exec.container_id) {
+                me.emit(
+                    &c,
+                    "exec_die",
+                    &[("execID", exec.id.clone()), ("exitCode", code.to_string())],
+                );
+            }
         });
         Ok(())
     }

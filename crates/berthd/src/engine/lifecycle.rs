@@ -48,6 +48,7 @@ impl Containers {
                 ))
             })?;
         c.rec().state.paused = pause;
+        self.emit(&c, if pause { "pause" } else { "unpause" }, &[]);
         self.persist(&c)
     }
 
@@ -75,6 +76,7 @@ impl Containers {
             c.rec().name = old;
             return Err(e);
         }
+        self.emit(&c, "rename", &[("oldName", format!("/{old}"))]);
         Ok(())
     }
 

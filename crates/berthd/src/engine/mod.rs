@@ -3,6 +3,7 @@
 pub mod containers;
 mod create;
 pub mod detach;
+pub mod events;
 pub mod exec;
 pub mod images;
 mod lifecycle;
@@ -13,6 +14,7 @@ pub mod record;
 pub mod restart;
 pub mod signal;
 pub mod start;
+mod stats;
 pub mod system;
 
 use std::path::PathBuf;

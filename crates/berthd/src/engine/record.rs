@@ -133,6 +133,8 @@ pub struct Container {
     pub pidfd: Mutex<Option<OwnedFd>>,
     /// The next restart's delay (restart policies' back-off).
     pub backoff: Mutex<std::time::Duration>,
+    /// The last stats sample's CPU figures and time, for the next one's precpu.
+    pub stats_prev: Mutex<Option<(serde_json::Value, String)>>,
 }
 
 impl Container {
@@ -150,6 +152,7 @@ impl Container {
             attach: Mutex::new(AttachState::default()),
             pidfd: Mutex::new(None),
             backoff: Mutex::new(super::restart::FIRST_DELAY),
+            stats_prev: Mutex::new(None),
         }
     }
 

@@ -290,6 +290,8 @@ impl Containers {
             s.error.clear();
         });
         self.persist(c)?;
+        self.emit(c, "start", &[]);
+        self.stats_baseline(c);
         self.watch_exit(c.clone(), monitor);
         Ok(Changed::Yes)
     }
@@ -417,6 +419,7 @@ impl Containers {
         let _op = c.op.lock().await;
         self.stop_locked(&c, None, timeout).await?;
         self.start_locked(&c).await?;
+        self.emit(&c, "restart", &[]);
         Ok(())
     }
 

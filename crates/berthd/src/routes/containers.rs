@@ -125,6 +125,12 @@ pub(super) async fn route(
             cs.rename(id, q.get("name").unwrap_or(""))?;
             http::empty(StatusCode::NO_CONTENT)
         }
+        (&Method::GET, [id, "stats"]) => {
+            // `stream` defaults to true; `one-shot` only matters without a stream.
+            let stream = q.get("stream").is_none_or(|_| q.flag("stream"));
+            let rx = cs.stats(id, stream)?;
+            http::stream(StatusCode::OK, "application/json", rx)
+        }
         (&Method::GET, [id, "top"]) => {
             let (titles, processes) = cs.top(id, q.get("ps_args").unwrap_or("")).await?;
             http::json(

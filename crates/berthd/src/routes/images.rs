@@ -35,6 +35,14 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
             let lines = tokio::task::spawn_blocking(move || s.load(reader))
                 .await
                 .map_err(|e| ApiError::internal(format!("load task: {e}")))??;
+            for l in &lines {
+                if let Some(name) = l
+                    .strip_prefix("Loaded image: ")
+                    .or_else(|| l.strip_prefix("Loaded image ID: "))
+                {
+                    image_event(d, "load", name);
+                }
+            }
             let msgs: Vec<JsonMessage> = lines
                 .into_iter()
                 .map(|l| JsonMessage {
@@ -107,17 +115,43 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
                 Some(t) => format!("{repo}:{t}"),
                 None => repo.to_string(),
             };
-            store.tag(&name_of(r, "/tag")?, &target)?;
+            let source = name_of(r, "/tag")?;
+            store.tag(&source, &target)?;
+            let familiar = berth_image::Reference::parse(&target)
+                .ok()
+                .and_then(|r| r.tagged())
+                .unwrap_or(target);
+            image_event(d, "tag", &familiar);
             http::empty(StatusCode::CREATED)
         }
         (&Method::DELETE, r) => {
             let name = name_of(r, "")?;
             let cs = d.containers.clone();
             let items = store.remove(&name, q.flag("force"), &|id| cs.is_running(id))?;
+            for u in items.iter().filter_map(|i| i.untagged.as_ref()) {
+                image_event(d, "untag", u);
+            }
+            // The first deletion is the image; the rest are its layers.
+            if let Some(del) = items.iter().find_map(|i| i.deleted.as_ref()) {
+                image_event(d, "delete", del);
+            }
             http::json(StatusCode::OK, &items)
         }
         _ => return Ok(None),
     }))
+}
+
+/// An image event: Actor.ID is the image's ID when it still resolves, and `name` the
+/// reference the user gave.
+fn image_event(d: &Arc<Daemon>, action: &str, name: &str) {
+    let id = d
+        .store
+        .resolve(name)
+        .map(|i| i.id)
+        .unwrap_or_else(|_| name.to_string());
+    let mut attrs = serde_json::Map::new();
+    attrs.insert("name".into(), name.into());
+    d.containers.events.emit("image", action, &id, attrs);
 }
 
 fn name_of(rest: &str, suffix: &str) -> ApiResult<String> {
@@ -138,6 +172,9 @@ fn save(d: &Arc<Daemon>, names: Vec<String>) -> ApiResult<Resp> {
     // Resolve first, so that a missing image is a 404 and not a broken tar.
     for n in &names {
         d.store.resolve(n)?;
+    }
+    for n in &names {
+        image_event(d, "save", n);
     }
     let (tx, rx) = mpsc::channel(8);
     let s = d.store.clone();
