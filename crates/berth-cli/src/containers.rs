@@ -70,6 +70,9 @@ pub struct CreateOpts {
     /// Logging driver for the container
     #[arg(long = "log-driver")]
     pub log_driver: Option<String>,
+    /// Log driver options (max-size, max-file)
+    #[arg(long = "log-opt")]
+    pub log_opt: Vec<String>,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -89,25 +92,9 @@ pub struct CreateOpts {
     pub image_and_command: Vec<String>,
 }
 
-/// Docker's RAMInBytes: "64m", "1g", "512k", "1024b", plain bytes.
+/// Docker's RAMInBytes (`-m 64m`), with berth's error.
 pub fn parse_bytes(s: &str) -> Result<i64> {
-    let t = s.trim().to_ascii_lowercase();
-    let t = t
-        .strip_suffix('b')
-        .filter(|x| x.ends_with(|c: char| c.is_ascii_alphabetic()))
-        .unwrap_or(&t);
-    let (num, mult) = match t.chars().last() {
-        Some('k') => (&t[..t.len() - 1], 1i64 << 10),
-        Some('m') => (&t[..t.len() - 1], 1 << 20),
-        Some('g') => (&t[..t.len() - 1], 1 << 30),
-        Some('t') => (&t[..t.len() - 1], 1 << 40),
-        Some('b') => (&t[..t.len() - 1], 1),
-        _ => (t, 1),
-    };
-    let n: f64 = num
-        .parse()
-        .with_context(|| format!("invalid size: '{s}'"))?;
-    Ok((n * mult as f64) as i64)
+    berth_api::parse_size(s).with_context(|| format!("invalid size: '{s}'"))
 }
 
 fn read_env_file(path: &str) -> Result<Vec<String>> {
@@ -194,6 +181,16 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         ..Default::default()
     };
     hc.log_config.kind = o.log_driver.clone().unwrap_or_default();
+    if !o.log_opt.is_empty() {
+        let mut opts = BTreeMap::new();
+        for kv in &o.log_opt {
+            let (k, v) = kv
+                .split_once('=')
+                .with_context(|| format!("invalid log-opt: {kv}"))?;
+            opts.insert(k.to_string(), v.to_string());
+        }
+        hc.log_config.config = Some(opts);
+    }
     if o.tty {
         if let Some((rows, cols)) = crate::terminal::size() {
             hc.other

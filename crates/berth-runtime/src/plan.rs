@@ -562,6 +562,7 @@ mod tests {
                 .collect(),
             cgroup: CgroupSpec::default(),
             log_path: None,
+            log_rotate: None,
             exit_path: "/x/exit".into(),
         }
     }

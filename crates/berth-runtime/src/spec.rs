@@ -23,6 +23,9 @@ pub struct Spec {
     pub cgroup: CgroupSpec,
     /// Docker json-file log; `None` for `--log-driver none`.
     pub log_path: Option<PathBuf>,
+    /// `max-size` in bytes and `max-file` of the json-file log.
+    #[serde(default)]
+    pub log_rotate: Option<(u64, u32)>,
     /// Where the shim records the exit status (see [`crate::shimproto::ExitRecord`]).
     pub exit_path: PathBuf,
 }

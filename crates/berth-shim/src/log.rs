@@ -6,23 +6,69 @@ use berth_runtime::shimproto::STREAM_STDOUT;
 use berth_runtime::timefmt;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 const MAX_PARTIAL: usize = 16 * 1024;
 
 pub(crate) struct JsonFileLog {
     file: File,
+    path: PathBuf,
+    size: u64,
+    /// `max-size` and `max-file`: past the size, the file moves to `<log>.1` (and
+    /// `.1` to `.2`...), keeping at most that many files, as Docker does.
+    rotate: Option<(u64, u32)>,
     partial: [Vec<u8>; 2],
 }
 
 impl JsonFileLog {
-    pub(crate) fn open(path: &Path) -> std::io::Result<JsonFileLog> {
+    pub(crate) fn open(path: &Path, rotate: Option<(u64, u32)>) -> std::io::Result<JsonFileLog> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let size = file.metadata()?.len();
         Ok(JsonFileLog {
             file,
+            path: path.to_path_buf(),
+            size,
+            rotate,
             partial: [Vec::new(), Vec::new()],
         })
+    }
+
+    fn numbered(&self, n: u32) -> PathBuf {
+        let mut p = self.path.clone().into_os_string();
+        p.push(format!(".{n}"));
+        PathBuf::from(p)
+    }
+
+    fn append(&mut self, out: &[u8]) {
+        if let Some((max_size, max_files)) = self.rotate {
+            if self.size > 0 && self.size + out.len() as u64 > max_size {
+                if let Err(e) = self.rotate_files(max_files) {
+                    eprintln!("berth-shim: rotating {}: {e}", self.path.display());
+                }
+            }
+        }
+        if self.file.write_all(out).is_ok() {
+            self.size += out.len() as u64;
+        }
+    }
+
+    fn rotate_files(&mut self, max_files: u32) -> std::io::Result<()> {
+        if max_files <= 1 {
+            self.file.set_len(0)?;
+        } else {
+            let _ = std::fs::remove_file(self.numbered(max_files - 1));
+            for n in (1..max_files - 1).rev() {
+                let _ = std::fs::rename(self.numbered(n), self.numbered(n + 1));
+            }
+            std::fs::rename(&self.path, self.numbered(1))?;
+            self.file = OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+        }
+        self.size = 0;
+        Ok(())
     }
 
     fn slot(stream: u8) -> usize {
@@ -47,7 +93,7 @@ impl JsonFileLog {
         }
         buf.drain(..start);
         if !out.is_empty() {
-            let _ = self.file.write_all(&out);
+            self.append(&out);
         }
     }
 
@@ -107,7 +153,7 @@ mod tests {
     fn lines_are_cut_at_newlines_and_escaped() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
-        let mut l = JsonFileLog::open(&p).unwrap();
+        let mut l = JsonFileLog::open(&p, None).unwrap();
         l.write(STREAM_STDOUT, b"hel");
         l.write(STREAM_STDOUT, b"lo \"x\"\nsecond");
         l.write(STREAM_STDERR, b"oops\t\x01\n");
@@ -123,5 +169,29 @@ mod tests {
         assert_eq!(v[1]["log"], "oops\t\u{1}\n");
         assert_eq!(v[1]["stream"], "stderr");
         assert_eq!(v[2]["log"], "second");
+    }
+
+    #[test]
+    fn rotation_keeps_at_most_max_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let mut l = JsonFileLog::open(&p, Some((300, 3))).unwrap();
+        for i in 0..50 {
+            l.write(STREAM_STDOUT, format!("line {i}\n").as_bytes());
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["c-json.log", "c-json.log.1", "c-json.log.2"]);
+        for n in &names {
+            assert!(std::fs::metadata(dir.path().join(n)).unwrap().len() <= 300);
+        }
+        let last = std::fs::read_to_string(&p).unwrap();
+        assert!(
+            last.contains("line 49"),
+            "the newest lines are in the current file"
+        );
     }
 }

@@ -294,9 +294,9 @@ impl Job {
         }
     }
 
-    fn log_path(&self) -> Option<&Path> {
+    fn log(&self) -> Option<(&Path, Option<(u64, u32)>)> {
         match self {
-            Job::Container(s) => s.log_path.as_deref(),
+            Job::Container(s) => s.log_path.as_deref().map(|p| (p, s.log_rotate)),
             // Docker does not log exec output.
             Job::Exec(_) => None,
         }
@@ -459,7 +459,7 @@ fn exit_code(status: rustix::process::WaitStatus) -> i32 {
 
 fn run(job: &Job, mut shim: Shim) -> ExitCode {
     shim.accept_all();
-    let mut logger = job.log_path().map(log::JsonFileLog::open);
+    let mut logger = job.log().map(|(p, r)| log::JsonFileLog::open(p, r));
     let mut running = match start(job) {
         Ok(r) => r,
         Err((error, code)) => {

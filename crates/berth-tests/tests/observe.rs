@@ -115,3 +115,72 @@ fn stats_show_limits_and_usage() {
     assert_eq!(v["name"], "/lim");
     d.docker(&["rm", "-f", "lim", "busy"]).ok();
 }
+
+#[test]
+fn log_rotation_keeps_three_files_while_logs_follow() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let script = "i=0; while [ $i -lt 60 ]; do echo line $i; i=$((i+1)); sleep 0.02; done";
+    d.docker(&[
+        "create",
+        "--name",
+        "rot",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=3",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ])
+    .ok();
+    d.docker(&["start", "rot"]).ok();
+    // Follow while it writes (about a second), from the beginning.
+    let follow = std::process::Command::new(berth_tests::DOCKER)
+        .args(["logs", "-f", "rot"])
+        .env("DOCKER_HOST", d.host())
+        .env("DOCKER_CONFIG", d.root.path().join("docker-config"))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = follow.wait_with_output().unwrap();
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
+    let want: Vec<String> = (0..60).map(|i| format!("line {i}")).collect();
+    assert_eq!(lines, want, "logs -f followed through the rotations");
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "rot"])
+        .ok()
+        .trim()
+        .to_string();
+    let logs: Vec<_> = std::fs::read_dir(d.data_root.join("containers").join(&id))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("-json.log"))
+        .collect();
+    assert_eq!(logs.len(), 3, "at most three files: {logs:?}");
+    for f in &logs {
+        assert!(f.metadata().unwrap().len() <= 1024);
+    }
+    // docker logs reads across the files that are left: the newest lines, in order.
+    let all = d.docker(&["logs", "rot"]);
+    let got: Vec<&str> = all.ok().lines().collect();
+    assert!(got.len() < 60 && got.last() == Some(&"line 59"), "{got:?}");
+    let first: usize = got[0].trim_start_matches("line ").parse().unwrap();
+    assert_eq!(
+        got,
+        (first..60).map(|i| format!("line {i}")).collect::<Vec<_>>()
+    );
+    let o = d.docker(&["run", "--rm", "--log-opt", "max-file=2", "busybox", "true"]);
+    assert!(
+        o.stderr
+            .contains("max-file cannot be greater than 1 when max-size is not set"),
+        "{o:?}"
+    );
+    let o = d.docker(&["run", "--rm", "--log-opt", "color=blue", "busybox", "true"]);
+    assert!(o.stderr.contains("unknown log opt 'color'"), "{o:?}");
+    d.docker(&["rm", "rot"]).ok();
+}

@@ -81,6 +81,7 @@ impl Containers {
             }
         }
         super::restart::validate(&hc)?;
+        super::logs::rotation(&hc.log_config)?;
         match hc.log_config.kind.as_str() {
             "" => hc.log_config.kind = "json-file".into(),
             "json-file" | "none" => {}

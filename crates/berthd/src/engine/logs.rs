@@ -9,6 +9,62 @@ use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
+/// `--log-opt` of the json-file driver: (max-size, max-file) when it rotates.
+pub fn rotation(cfg: &berth_api::LogConfig) -> ApiResult<Option<(u64, u32)>> {
+    let opts = cfg.config.clone().unwrap_or_default();
+    let mut size = None;
+    let mut files = 1u32;
+    for (k, v) in &opts {
+        match k.as_str() {
+            "max-size" if v != "-1" => {
+                size = Some(berth_api::parse_size(v).filter(|n| *n > 0).ok_or_else(|| {
+                    ApiError::invalid(format!("invalid value for log-opt max-size: {v}"))
+                })? as u64);
+            }
+            "max-size" => {}
+            "max-file" => {
+                files = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| ApiError::invalid("max-file cannot be less than 1"))?;
+            }
+            "compress" if v == "false" => {}
+            "compress" => {
+                return Err(ApiError::not_implemented(
+                    "berth does not support log-opt compress yet",
+                ))
+            }
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "unknown log opt '{other}' for json-file log driver"
+                )))
+            }
+        }
+    }
+    if files > 1 && size.is_none() {
+        return Err(ApiError::invalid(
+            "max-file cannot be greater than 1 when max-size is not set",
+        ));
+    }
+    Ok(size.map(|s| (s, files)))
+}
+
+/// The log's files, oldest first: `<log>.N` ... `<log>.1`, `<log>`.
+fn log_files(path: &std::path::Path, max_files: u32) -> Vec<std::path::PathBuf> {
+    let mut out: Vec<std::path::PathBuf> = (1..max_files)
+        .rev()
+        .map(|n| {
+            let mut p = path.to_path_buf().into_os_string();
+            p.push(format!(".{n}"));
+            std::path::PathBuf::from(p)
+        })
+        .filter(|p| p.exists())
+        .collect();
+    out.push(path.to_path_buf());
+    out
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct LogOptions {
     pub stdout: bool,
@@ -118,17 +174,33 @@ impl Containers {
             ));
         }
         let path = self.paths.log_path(&c.id);
+        let max_files = {
+            let r = c.rec();
+            rotation(&r.host_config.log_config)
+                .ok()
+                .flatten()
+                .map_or(1, |(_, n)| n)
+        };
         let mut watch = c.watch.subscribe();
         let (tx, rx) = mpsc::channel(16);
         let r = Renderer { opts, tty };
         tokio::spawn(async move {
-            let mut file = std::fs::File::open(&path).ok();
+            use std::os::unix::fs::MetadataExt;
             let mut buf = Vec::new();
-            if let Some(f) = file.as_mut() {
-                let _ = f.read_to_end(&mut buf);
+            let mut file = None;
+            let mut current_read = 0u64;
+            for p in log_files(&path, max_files) {
+                if let Ok(mut f) = std::fs::File::open(&p) {
+                    let n = f.read_to_end(&mut buf).unwrap_or(0);
+                    if p == path {
+                        current_read = n as u64;
+                        file = Some(f);
+                    }
+                }
             }
             let (entries, consumed) = parse_lines(&buf);
-            let mut offset = consumed as u64;
+            // Following resumes in the current file, at the partial line left over.
+            let mut offset = current_read.saturating_sub((buf.len() - consumed) as u64);
             // Like json-file: the last N lines of the log, then the stream and time filters.
             let skip = r.opts.tail.map_or(0, |n| entries.len().saturating_sub(n));
             let mut out = Vec::new();
@@ -141,13 +213,16 @@ impl Containers {
             if !r.opts.follow {
                 return;
             }
-            // Following: poll the file for growth, and end once the container has
-            // stopped and everything it wrote has been sent.
+            // Following: poll the file for growth; when the shim rotates it (the path
+            // names a new file), finish the old one and go on with the new from its
+            // start. End once the container has stopped and all it wrote was sent.
             loop {
                 let running = watch.borrow_and_update().running;
                 if file.is_none() {
                     file = std::fs::File::open(&path).ok();
+                    offset = 0;
                 }
+                let mut progressed = false;
                 if let Some(f) = file.as_mut() {
                     let mut more = Vec::new();
                     if f.seek(SeekFrom::Start(offset)).is_ok()
@@ -163,8 +238,19 @@ impl Containers {
                         if !out.is_empty() && tx.send(Bytes::from(out)).await.is_err() {
                             return;
                         }
+                        progressed = consumed > 0;
+                    }
+                    let rotated = match (f.metadata(), std::fs::metadata(&path)) {
+                        (Ok(a), Ok(b)) => a.ino() != b.ino(),
+                        _ => false,
+                    };
+                    if !progressed && rotated {
+                        file = None;
                         continue;
                     }
+                }
+                if progressed {
+                    continue;
                 }
                 if !running {
                     return;

@@ -202,6 +202,7 @@ impl Containers {
                 pids_limit: r.host_config.pids_limit.filter(|p| *p > 0),
             },
             log_path: (r.host_config.log_config.kind != "none").then(|| self.paths.log_path(&r.id)),
+            log_rotate: super::logs::rotation(&r.host_config.log_config)?,
             exit_path: self.paths.run_dir(&r.id).join("exit.json"),
         })
     }
