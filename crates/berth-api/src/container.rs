@@ -105,6 +105,9 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     #[serde(default)]
     pub ulimits: Option<Vec<Ulimit>>,
+    /// Run an init as PID 1 that forwards signals and reaps zombies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
 }

@@ -55,6 +55,9 @@ pub struct CreateOpts {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
+    /// Run an init inside the container that forwards signals and reaps processes
+    #[arg(long)]
+    pub init: bool,
     /// Restart policy to apply when a container exits (no, on-failure[:max-retries], always, unless-stopped)
     #[arg(long, default_value = "no")]
     pub restart: String,
@@ -201,6 +204,7 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         hc.memory = parse_bytes(m)?;
     }
     hc.pids_limit = o.pids_limit;
+    hc.init = o.init.then_some(true);
     let (policy, retries) = o
         .restart
         .split_once(':')

@@ -85,6 +85,10 @@ pub enum Op {
     ReadOnly {
         path: CString,
     },
+    /// Makes a bind mount that is already in place read-only, keeping exec.
+    RemountReadOnly {
+        path: CString,
+    },
 }
 
 impl Op {
@@ -105,7 +109,9 @@ impl Op {
             Op::Mknod { path, .. } => format!("creating device {}", s(path)),
             Op::Symlink { link, .. } => format!("creating symlink {}", s(link)),
             Op::Mask { path } => format!("masking {}", s(path)),
-            Op::ReadOnly { path } => format!("making {} read-only", s(path)),
+            Op::ReadOnly { path } | Op::RemountReadOnly { path } => {
+                format!("making {} read-only", s(path))
+            }
         }
     }
 }
@@ -367,6 +373,11 @@ impl Plan {
                 slot,
                 target: cstr("path", f.destination.as_str())?,
             });
+            if f.readonly {
+                ops.push(Op::RemountReadOnly {
+                    path: cstr("path", f.destination.as_str())?,
+                });
+            }
         }
         for m in &spec.masked_paths {
             ops.push(Op::Mask {
@@ -554,6 +565,7 @@ mod tests {
             files: vec![FileBind {
                 source: "/c/hosts".into(),
                 destination: "/etc/hosts".into(),
+                readonly: false,
             }],
             masked_paths: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
             readonly_paths: DEFAULT_READONLY_PATHS

@@ -122,6 +122,10 @@ pub enum NetworkMode {
 pub struct FileBind {
     pub source: PathBuf,
     pub destination: String,
+    /// Bound read-only (the init binary: a container must never write to a host file
+    /// that is not its own).
+    #[serde(default)]
+    pub readonly: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

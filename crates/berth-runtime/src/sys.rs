@@ -483,6 +483,13 @@ unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result
                     ))
                 }
             }
+            Op::RemountReadOnly { path } => ok(libc::mount(
+                std::ptr::null(),
+                path.as_ptr(),
+                std::ptr::null(),
+                libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY,
+                std::ptr::null(),
+            )),
             Op::ReadOnly { path } => {
                 match ok(libc::mount(
                     path.as_ptr(),
@@ -765,4 +772,68 @@ pub fn errno_text(errno: i32) -> String {
     // it out at once.
     let s = unsafe { CStr::from_ptr(libc::strerror(errno)) };
     s.to_string_lossy().into_owned()
+}
+
+/// A minimal init for `docker run --init` (what tini does for Docker): runs `argv`
+/// as its child, forwards every signal it receives to it, reaps every orphan of the
+/// container, and exits as the child did. Never returns.
+pub fn init(argv: &[std::ffi::CString]) -> ! {
+    // SAFETY: sigset_t is plain data, initialised by sigfillset before use; the
+    // calls only change this single-threaded process's signal mask.
+    let all = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut set);
+        libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    };
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    // SAFETY: fork in this single-threaded process; the child only resets its mask
+    // and execs (async-signal-safe), with arguments prepared above.
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: see above; on failure the child exits at once.
+        unsafe {
+            let mut empty: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut empty);
+            libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+            libc::execvp(ptrs[0], ptrs.as_ptr());
+            let code = if errno() == libc::ENOENT { 127 } else { 126 };
+            libc::_exit(code);
+        }
+    }
+    if child < 0 {
+        std::process::exit(126);
+    }
+    loop {
+        // SAFETY: siginfo_t is plain data the kernel fills; `all` is a valid set.
+        let sig = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::sigwaitinfo(&all, &mut info)
+        };
+        if sig < 0 {
+            continue;
+        }
+        if sig != libc::SIGCHLD {
+            // SAFETY: plain kill(2) of our own child.
+            unsafe { libc::kill(child, sig) };
+            continue;
+        }
+        loop {
+            let mut status = 0;
+            // SAFETY: waitpid with a valid out-pointer on the stack.
+            let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
+            if pid <= 0 {
+                break;
+            }
+            if pid == child {
+                let code = if libc::WIFEXITED(status) {
+                    libc::WEXITSTATUS(status)
+                } else {
+                    128 + libc::WTERMSIG(status)
+                };
+                std::process::exit(code);
+            }
+        }
+    }
 }

@@ -602,6 +602,18 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &str) -> Result<T, String> {
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Bound into a container as /sbin/docker-init (`--init`): `docker-init -- cmd...`.
+    if args.first().map(String::as_str) == Some("--") {
+        let argv: Vec<std::ffi::CString> = args[1..]
+            .iter()
+            .filter_map(|a| std::ffi::CString::new(a.as_str()).ok())
+            .collect();
+        if argv.is_empty() {
+            eprintln!("docker-init: no command given");
+            return ExitCode::from(127);
+        }
+        sys::init(&argv);
+    }
     let job = match args
         .iter()
         .map(String::as_str)

@@ -167,3 +167,65 @@ fn berth_pause_rename_top() {
     );
     d.berth(&["rm", "-f", "two"]).ok();
 }
+
+#[test]
+fn init_reaps_forwards_signals_and_is_read_only() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 4",
+    ]);
+    assert_eq!(
+        (o.code, o.stdout.as_str()),
+        (
+            4,
+            "/sbin/docker-init -- sh -c cat /proc/1/cmdline | tr '\\0' ' '; echo; exit 4 \n"
+        )
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /sbin/docker-init",
+    ]);
+    assert!(o.stderr.contains("Read-only file system"), "{o:?}");
+    // An orphan becomes a zombie without an init; with one it is reaped.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "(sleep 0.1 &) ; sleep 0.5; ps -o stat | grep -c Z || true",
+    ]);
+    assert_eq!(o.ok().trim(), "0");
+    // SIGTERM reaches `sleep` through the init: no wait for the stop timeout.
+    d.docker(&[
+        "run", "-d", "--name", "ini", "--init", "busybox", "sleep", "1000",
+    ])
+    .ok();
+    let t = std::time::Instant::now();
+    d.docker(&["stop", "ini"]).ok();
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(5),
+        "stop took {:?}",
+        t.elapsed()
+    );
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.ExitCode}}", "ini"])
+            .ok()
+            .trim(),
+        "143"
+    );
+    d.docker(&["rm", "ini"]).ok();
+}

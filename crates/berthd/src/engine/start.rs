@@ -36,6 +36,9 @@ pub(super) async fn resize_socket(sock: &Path, rows: u16, cols: u16) -> ApiResul
         .map_err(|e| ApiError::internal(format!("resizing: {e}")))
 }
 
+/// Where `--init` puts its init, as Docker does.
+const INIT_PATH: &str = "/sbin/docker-init";
+
 /// Where an attach's stream comes from.
 pub enum AttachSource {
     /// Handed over by the next start (or dropped when the container is removed).
@@ -150,7 +153,14 @@ impl Containers {
         }
         let u = self.resolve_user(r, &lower, &r.config.user)?;
         let env = process_env(r, &[], &u.home);
-        let mut args = vec![r.path.clone()];
+        // `--init`: berth-shim (static) is bound in read-only and runs as PID 1.
+        let init = r.host_config.init == Some(true);
+        let mut args = if init {
+            vec![INIT_PATH.to_string(), "--".to_string()]
+        } else {
+            vec![]
+        };
+        args.push(r.path.clone());
         args.extend(r.args.iter().cloned());
         Ok(Spec {
             id: r.id.clone(),
@@ -189,7 +199,13 @@ impl Containers {
                 .map(|f| FileBind {
                     source: dir.join(f),
                     destination: format!("/etc/{f}"),
+                    readonly: false,
                 })
+                .chain(init.then(|| FileBind {
+                    source: self.paths.shim.clone(),
+                    destination: INIT_PATH.into(),
+                    readonly: true,
+                }))
                 .collect(),
             masked_paths: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
             readonly_paths: DEFAULT_READONLY_PATHS
