@@ -55,6 +55,24 @@ pub struct CreateOpts {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
+    /// Command to run to check health
+    #[arg(long = "health-cmd")]
+    pub health_cmd: Option<String>,
+    /// Time between running the check (ms|s|m|h)
+    #[arg(long = "health-interval")]
+    pub health_interval: Option<String>,
+    /// Maximum time to allow one check to run (ms|s|m|h)
+    #[arg(long = "health-timeout")]
+    pub health_timeout: Option<String>,
+    /// Consecutive failures needed to report unhealthy
+    #[arg(long = "health-retries")]
+    pub health_retries: Option<i64>,
+    /// Start period for the container to initialize before starting health-retries countdown (ms|s|m|h)
+    #[arg(long = "health-start-period")]
+    pub health_start_period: Option<String>,
+    /// Disable any container-specified HEALTHCHECK
+    #[arg(long = "no-healthcheck")]
+    pub no_healthcheck: bool,
     /// Run an init inside the container that forwards signals and reaps processes
     #[arg(long)]
     pub init: bool,
@@ -93,6 +111,39 @@ pub struct CreateOpts {
         value_name = "IMAGE [COMMAND] [ARG...]"
     )]
     pub image_and_command: Vec<String>,
+}
+
+/// A Go duration ("500ms", "1m30s", "2h") in nanoseconds.
+pub fn go_duration_ns(s: &str) -> Result<i64> {
+    let mut total = 0f64;
+    let mut num = String::new();
+    let mut chars = s.chars().peekable();
+    let bad = || anyhow::anyhow!("invalid duration {s:?}");
+    while let Some(ch) = chars.next() {
+        if ch.is_ascii_digit() || ch == '.' {
+            num.push(ch);
+            continue;
+        }
+        let mut unit = ch.to_string();
+        while chars.peek().is_some_and(|c| c.is_ascii_alphabetic()) {
+            unit.push(chars.next().expect("peeked"));
+        }
+        let n: f64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        total += n * match unit.as_str() {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+    }
+    if !num.is_empty() {
+        return Err(bad());
+    }
+    Ok(total as i64)
 }
 
 /// Docker's RAMInBytes (`-m 64m`), with berth's error.
@@ -171,6 +222,26 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
     c.hostname = o.hostname.clone().unwrap_or_default();
     c.domainname = o.domainname.clone().unwrap_or_default();
     c.stop_signal = o.stop_signal.clone();
+    if o.no_healthcheck {
+        if o.health_cmd.is_some() {
+            bail!("--no-healthcheck conflicts with --health-* options");
+        }
+        c.healthcheck = Some(serde_json::json!({ "Test": ["NONE"] }));
+    } else if o.health_cmd.is_some() || o.health_interval.is_some() || o.health_retries.is_some() {
+        let d = |v: &Option<String>| {
+            v.as_deref()
+                .map(go_duration_ns)
+                .transpose()
+                .map(|x| x.unwrap_or(0))
+        };
+        c.healthcheck = Some(serde_json::json!({
+            "Test": o.health_cmd.as_ref().map(|cmd| vec!["CMD-SHELL".to_string(), cmd.clone()]),
+            "Interval": d(&o.health_interval)?,
+            "Timeout": d(&o.health_timeout)?,
+            "StartPeriod": d(&o.health_start_period)?,
+            "Retries": o.health_retries.unwrap_or(0),
+        }));
+    }
     c.stop_timeout = o.stop_timeout;
     c.tty = o.tty;
     c.open_stdin = o.interactive;
@@ -745,6 +816,14 @@ mod tests {
         assert_eq!(parse_bytes("512kb").unwrap(), 512 << 10);
         assert_eq!(parse_bytes("100").unwrap(), 100);
         assert!(parse_bytes("lots").is_err());
+    }
+
+    #[test]
+    fn go_durations() {
+        assert_eq!(go_duration_ns("500ms").unwrap(), 500_000_000);
+        assert_eq!(go_duration_ns("1m30s").unwrap(), 90_000_000_000);
+        assert!(go_duration_ns("5").is_err());
+        assert!(go_duration_ns("3x").is_err());
     }
 
     #[test]

@@ -192,6 +192,10 @@ impl Containers {
                 error: st.error.clone(),
                 started_at: st.started_at.clone(),
                 finished_at: st.finished_at.clone(),
+                health: st
+                    .health
+                    .as_ref()
+                    .and_then(|h| serde_json::to_value(h).ok()),
             },
             image: r.image.clone(),
             resolv_conf_path: dir.join("resolv.conf").display().to_string(),
@@ -629,7 +633,12 @@ fn summary(r: &Record) -> ContainerSummary {
         Status::Running => {
             let since = parse_time(&r.state.started_at).unwrap_or(now);
             let paused = if r.state.paused { " (Paused)" } else { "" };
-            format!("Up {}{paused}", human_duration(now - since))
+            let health = match r.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)".to_string(),
+                Some(s) => format!(" ({s})"),
+                None => String::new(),
+            };
+            format!("Up {}{paused}{health}", human_duration(now - since))
         }
         Status::Exited if r.state.restarting => {
             let since = parse_time(&r.state.finished_at).unwrap_or(now);

@@ -148,6 +148,9 @@ impl Containers {
         if config.volumes.is_none() {
             config.volumes = img.volumes.clone();
         }
+        if config.healthcheck.is_none() {
+            config.healthcheck = img.healthcheck.clone();
+        }
         let mut argv: Vec<String> = config.entrypoint.clone().unwrap_or_default();
         argv.extend(config.cmd.clone().unwrap_or_default());
         if argv.is_empty() {

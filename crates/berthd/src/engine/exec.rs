@@ -83,6 +83,11 @@ impl Containers {
         Ok(id)
     }
 
+    /// Drops an exec's record (healthcheck probes, once read).
+    pub(super) fn exec_forget(&self, id: &str) {
+        self.execs_mut().remove(id);
+    }
+
     pub fn exec_get(&self, id: &str) -> ApiResult<Arc<Exec>> {
         self.execs()
             .get(id)

@@ -5,6 +5,7 @@ mod create;
 pub mod detach;
 pub mod events;
 pub mod exec;
+mod health;
 pub mod images;
 mod lifecycle;
 mod limits;

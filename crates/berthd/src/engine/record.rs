@@ -48,6 +48,9 @@ pub struct RunState {
     /// Waiting out a restart policy's back-off.
     #[serde(default)]
     pub restarting: bool,
+    /// Healthcheck results, when the container has a healthcheck.
+    #[serde(default)]
+    pub health: Option<super::health::Health>,
 }
 
 impl Default for RunState {
@@ -62,6 +65,7 @@ impl Default for RunState {
             oom_killed: false,
             paused: false,
             restarting: false,
+            health: None,
         }
     }
 }

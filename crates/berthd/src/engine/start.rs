@@ -309,6 +309,7 @@ impl Containers {
         self.persist(c)?;
         self.emit(c, "start", &[]);
         self.stats_baseline(c);
+        self.watch_health(c);
         self.watch_exit(c.clone(), monitor);
         Ok(Changed::Yes)
     }
