@@ -126,6 +126,45 @@ impl Hierarchy {
             .map(|(p, _)| p)
     }
 
+    /// Changes the limits of an existing cgroup (`docker update`): memory in bytes,
+    /// pids (-1 for no limit).
+    pub fn set_limits(
+        &self,
+        path: &str,
+        memory: Option<i64>,
+        pids: Option<i64>,
+    ) -> Result<(), CgroupError> {
+        let rel = path.trim_start_matches('/');
+        let pids_value = |p: i64| {
+            if p < 0 {
+                "max".to_string()
+            } else {
+                p.to_string()
+            }
+        };
+        if self.mode == Mode::V2 {
+            let dir = self
+                .unified
+                .as_ref()
+                .map(|u| u.join(rel))
+                .unwrap_or_default();
+            if let Some(m) = memory {
+                write(&dir.join("memory.max"), &m.to_string())?;
+            }
+            if let Some(p) = pids {
+                write(&dir.join("pids.max"), &pids_value(p))?;
+            }
+            return Ok(());
+        }
+        if let (Some(m), Some(d)) = (memory, self.v1_dir("memory")) {
+            write(&d.join(rel).join("memory.limit_in_bytes"), &m.to_string())?;
+        }
+        if let (Some(p), Some(d)) = (pids, self.v1_dir("pids")) {
+            write(&d.join(rel).join("pids.max"), &pids_value(p))?;
+        }
+        Ok(())
+    }
+
     /// Freezes or thaws every process of a cgroup (`docker pause`): the v1 freezer
     /// where there is one, else `cgroup.freeze` of cgroup v2. Returns once the kernel
     /// reports the new state.

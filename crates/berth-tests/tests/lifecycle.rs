@@ -229,3 +229,90 @@ fn init_reaps_forwards_signals_and_is_read_only() {
     );
     d.docker(&["rm", "ini"]).ok();
 }
+
+#[test]
+fn update_limits_and_policy_of_a_running_container() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run", "-d", "--name", "up", "-m", "32m", "busybox", "sleep", "1000",
+    ])
+    .ok();
+    d.docker(&[
+        "update",
+        "--memory",
+        "64m",
+        "--memory-swap",
+        "-1",
+        "--pids-limit",
+        "7",
+        "--restart",
+        "always",
+        "up",
+    ])
+    .ok();
+    let o = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.Memory}} {{.HostConfig.PidsLimit}} {{.HostConfig.RestartPolicy.Name}}",
+        "up",
+    ]);
+    assert_eq!(o.ok().trim(), "67108864 7 always");
+    let o = d.docker(&["stats", "--no-stream", "--format", "{{.MemUsage}}", "up"]);
+    assert!(
+        o.ok().contains("/ 64MiB"),
+        "the cgroup has the new limit: {o:?}"
+    );
+    let o = d.docker(&[
+        "exec",
+        "up",
+        "sh",
+        "-c",
+        "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done; wait",
+    ]);
+    assert!(
+        o.stderr.contains("can't fork"),
+        "the new pids limit holds: {o:?}"
+    );
+    let o = d.docker(&["update", "--cpu-shares", "512", "up"]);
+    assert!(
+        o.stderr
+            .contains("berth does not support updating CpuShares yet"),
+        "{o:?}"
+    );
+    d.docker(&["rm", "-f", "up"]).ok();
+}
+
+#[test]
+fn diff_lists_added_changed_and_deleted() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run",
+        "--name",
+        "df",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /new && touch /new/f /tmp/x && echo more >> /etc/passwd && rm /bin/wget",
+    ])
+    .ok();
+    let o = d.docker(&["diff", "df"]);
+    let lines: Vec<&str> = o.ok().lines().collect();
+    let mut sorted = lines.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            "A /new",
+            "A /new/f",
+            "A /tmp/x",
+            "C /bin",
+            "C /etc",
+            "C /etc/passwd",
+            "C /tmp",
+            "D /bin/wget"
+        ]
+    );
+    d.docker(&["rm", "df"]).ok();
+}

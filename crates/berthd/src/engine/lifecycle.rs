@@ -52,6 +52,68 @@ impl Containers {
         self.persist(&c)
     }
 
+    /// `docker update`: memory, pids limit and restart policy; live on a running
+    /// container. Other resources are refused, as at create.
+    pub fn update(&self, key: &str, req: &serde_json::Value) -> ApiResult<Vec<String>> {
+        let c = self.get(key)?;
+        let obj = req
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("the update must be a JSON object"))?;
+        let int = |k: &str| obj.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+        for (k, v) in obj {
+            let zero = v.is_null()
+                || v.as_f64() == Some(0.0)
+                || v.as_bool() == Some(false)
+                || v.as_str() == Some("")
+                || v.as_array().is_some_and(|a| a.is_empty())
+                || v.as_object().is_some_and(|o| o.is_empty())
+                || (k == "MemorySwap" && v.as_i64() == Some(-1))
+                || (k == "MemorySwappiness" && v.as_i64() == Some(-1));
+            if !zero && !["Memory", "PidsLimit", "RestartPolicy"].contains(&k.as_str()) {
+                return Err(ApiError::not_implemented(format!(
+                    "berth does not support updating {k} yet"
+                )));
+            }
+        }
+        let memory = Some(int("Memory")).filter(|m| *m != 0);
+        if memory.is_some_and(|m| m < 6 * 1024 * 1024) {
+            return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
+        }
+        let pids = Some(int("PidsLimit")).filter(|p| *p != 0);
+        let policy: Option<berth_api::RestartPolicy> = obj
+            .get("RestartPolicy")
+            .filter(|p| {
+                p.get("Name")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|n| !n.is_empty())
+            })
+            .map(|p| serde_json::from_value(p.clone()))
+            .transpose()
+            .map_err(|e| ApiError::invalid(format!("invalid restart policy: {e}")))?;
+        let mut hc = c.rec().host_config.clone();
+        if let Some(p) = &policy {
+            hc.restart_policy = p.clone();
+            super::restart::validate(&hc)?;
+        }
+        if c.is_running() {
+            self.hierarchy
+                .set_limits(&self.cgroup_path(&c.id), memory, pids)
+                .map_err(|e| {
+                    ApiError::invalid(format!("Cannot update container {}: {}", c.id, chain(&e)))
+                })?;
+        }
+        if let Some(m) = memory {
+            hc.memory = m;
+        }
+        if let Some(p) = pids {
+            hc.pids_limit = Some(p);
+        }
+        c.rec().host_config = hc;
+        self.persist(&c)?;
+        self.emit(&c, "update", &[]);
+        Ok(vec![])
+    }
+
     pub fn rename(&self, key: &str, new: &str) -> ApiResult<()> {
         let c = self.get(key)?;
         if new.is_empty() || !names::valid(new) {

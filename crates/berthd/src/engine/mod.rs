@@ -1,5 +1,6 @@
 //! The services behind the API. They take typed calls and never see HTTP.
 
+mod changes;
 pub mod containers;
 mod create;
 pub mod detach;

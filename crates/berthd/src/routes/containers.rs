@@ -121,6 +121,20 @@ pub(super) async fn route(
             cs.pause(id, false)?;
             http::empty(StatusCode::NO_CONTENT)
         }
+        (&Method::GET, [id, "changes"]) => {
+            let list: Vec<serde_json::Value> = cs
+                .changes(id)?
+                .into_iter()
+                .map(|(path, kind)| serde_json::json!({ "Path": path, "Kind": kind }))
+                .collect();
+            http::json(StatusCode::OK, &list)
+        }
+        (&Method::POST, [id, "update"]) => {
+            let body = call.take_body()?;
+            let req: serde_json::Value = http::read_json(body).await?;
+            let warnings = cs.update(id, &req)?;
+            http::json(StatusCode::OK, &serde_json::json!({ "Warnings": warnings }))
+        }
         (&Method::POST, [id, "rename"]) => {
             cs.rename(id, q.get("name").unwrap_or(""))?;
             http::empty(StatusCode::NO_CONTENT)
