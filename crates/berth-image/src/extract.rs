@@ -65,6 +65,8 @@ fn components(name: &str) -> Result<Vec<String>, ExtractError> {
 
 struct Unpacker {
     root: OwnedFd,
+    /// Layer tars carry Docker whiteouts; a `docker cp` tar is taken literally.
+    whiteouts: bool,
     /// Directory mtimes, applied at the end (adding children changes them).
     dir_times: HashMap<Vec<String>, (i64, i64)>,
     size: u64,
@@ -160,7 +162,7 @@ impl Unpacker {
         let kind = h.entry_type();
         let err = |step| Self::err(&entry, step);
 
-        if name == OPAQUE {
+        if self.whiteouts && name == OPAQUE {
             let dir = rustix::fs::openat2(
                 &parent,
                 ".",
@@ -177,7 +179,10 @@ impl Unpacker {
             )
             .map_err(err("marking directory opaque"));
         }
-        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+        if let Some(hidden) = name
+            .strip_prefix(WHITEOUT_PREFIX)
+            .filter(|_| self.whiteouts)
+        {
             Self::clear(&parent, hidden, false).map_err(err("replacing whiteout target"))?;
             return rustix::fs::mknodat(
                 &parent,
@@ -376,8 +381,20 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<u64, ExtractError> {
         step: "opening layer directory",
         source: e.into(),
     })?;
+    unpack_into(reader, root, true)
+}
+
+/// Unpacks a tar beneath the directory `root` (an fd, so that a caller who resolved
+/// it safely keeps that guarantee). `whiteouts`: turn Docker whiteouts into overlay
+/// ones (layers), or take every entry literally (`docker cp`).
+pub fn unpack_into<R: Read>(
+    reader: R,
+    root: OwnedFd,
+    whiteouts: bool,
+) -> Result<u64, ExtractError> {
     let mut u = Unpacker {
         root,
+        whiteouts,
         dir_times: HashMap::new(),
         size: 0,
     };

@@ -1,5 +1,6 @@
 //! The services behind the API. They take typed calls and never see HTTP.
 
+pub mod archive;
 mod changes;
 pub mod containers;
 mod create;

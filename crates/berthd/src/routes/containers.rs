@@ -121,6 +121,49 @@ pub(super) async fn route(
             cs.pause(id, false)?;
             http::empty(StatusCode::NO_CONTENT)
         }
+        (&Method::HEAD | &Method::GET, [id, "archive"]) => {
+            let path = q
+                .get("path")
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| ApiError::invalid("path is required"))?
+                .to_string();
+            let stat_header = |st: &crate::engine::archive::PathStat| {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .encode(serde_json::to_vec(st).expect("serialises"))
+            };
+            if call.method == Method::HEAD {
+                let st = cs.archive_stat(id, &path)?;
+                let mut r = http::empty(StatusCode::OK);
+                r.headers_mut().insert(
+                    "X-Docker-Container-Path-Stat",
+                    stat_header(&st).parse().expect("base64 is a valid header"),
+                );
+                r
+            } else {
+                let (st, rx) = cs.archive_get(id, &path)?;
+                let mut r = http::stream(StatusCode::OK, "application/x-tar", rx);
+                r.headers_mut().insert(
+                    "X-Docker-Container-Path-Stat",
+                    stat_header(&st).parse().expect("base64 is a valid header"),
+                );
+                r
+            }
+        }
+        (&Method::PUT, [id, "archive"]) => {
+            let path = q
+                .get("path")
+                .filter(|p| !p.is_empty())
+                .ok_or_else(|| ApiError::invalid("path is required"))?
+                .to_string();
+            let reader = http::BodyReader::new(call.take_body()?);
+            let cs2 = cs.clone();
+            let id = id.to_string();
+            tokio::task::spawn_blocking(move || cs2.archive_put(&id, &path, reader))
+                .await
+                .map_err(|e| ApiError::internal(format!("copy task: {e}")))??;
+            http::empty(StatusCode::OK)
+        }
         (&Method::GET, [id, "changes"]) => {
             let list: Vec<serde_json::Value> = cs
                 .changes(id)?

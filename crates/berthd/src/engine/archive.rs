@@ -1,0 +1,289 @@
+//! `docker cp`: `HEAD/GET/PUT /containers/{id}/archive`. Every path is resolved by
+//! the kernel inside the container's root (`openat2(RESOLVE_IN_ROOT)` on an fd of
+//! it), and everything after works on fds: a symlink, even one swapped during the
+//! copy, never leads out (the CVE-2018-15664 class). berthd runs no program of the
+//! container's to copy (the CVE-2019-14271 class).
+
+use super::containers::Containers;
+use crate::error::{ApiError, ApiResult};
+use crate::http::ChannelWriter;
+use bytes::Bytes;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use tokio::sync::mpsc;
+
+/// What `X-Docker-Container-Path-Stat` carries.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's os.FileMode: permission bits plus type flags.
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+fn go_mode(st: &rustix::fs::Stat) -> u32 {
+    let m = st.st_mode;
+    let mut mode = m & 0o777;
+    if m & 0o4000 != 0 {
+        mode |= 1 << 23;
+    }
+    if m & 0o2000 != 0 {
+        mode |= 1 << 22;
+    }
+    if m & 0o1000 != 0 {
+        mode |= 1 << 20;
+    }
+    mode |= match FileType::from_raw_mode(m) {
+        FileType::Directory => 1 << 31,
+        FileType::Symlink => 1 << 27,
+        FileType::Fifo => 1 << 25,
+        FileType::Socket => 1 << 24,
+        FileType::BlockDevice => 1 << 26,
+        FileType::CharacterDevice => (1 << 26) | (1 << 21),
+        _ => 0,
+    };
+    mode
+}
+
+fn mtime(st: &rustix::fs::Stat) -> String {
+    chrono::DateTime::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A path inside the container: the directory holding it (resolved in-root) and
+/// its last component, never followed ("" for the root itself).
+struct Target {
+    parent: OwnedFd,
+    name: String,
+    shown: String,
+}
+
+impl Containers {
+    /// An fd of a running container's root, as its processes see it.
+    fn container_root(&self, key: &str) -> ApiResult<(OwnedFd, String, String)> {
+        let c = self.get(key)?;
+        let (pid, running, workdir, name) = {
+            let r = c.rec();
+            (
+                r.state.pid,
+                r.state.status == super::record::Status::Running,
+                r.config.working_dir.clone(),
+                r.name.clone(),
+            )
+        };
+        if !running {
+            return Err(ApiError::not_implemented(
+                "berth does not support copying to or from a stopped container yet",
+            ));
+        }
+        let root = rustix::fs::open(
+            format!("/proc/{pid}/root"),
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ApiError::conflict(format!("container {name} is not running: {e}")))?;
+        Ok((root, workdir, name))
+    }
+
+    fn target(&self, key: &str, path: &str) -> ApiResult<Target> {
+        let (root, workdir, cname) = self.container_root(key)?;
+        let abs = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!(
+                "{}/{path}",
+                if workdir.is_empty() {
+                    ""
+                } else {
+                    workdir.trim_end_matches('/')
+                }
+            )
+        };
+        let trimmed = abs.trim_end_matches('/');
+        let (dir, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+        let not_found = || {
+            ApiError::not_found(format!(
+                "Could not find the file {path} in container {cname}"
+            ))
+        };
+        let parent = rustix::fs::openat2(
+            &root,
+            if dir.is_empty() {
+                "."
+            } else {
+                dir.trim_start_matches('/')
+            },
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|_| not_found())?;
+        let t = Target {
+            parent,
+            name: name.to_string(),
+            shown: if name.is_empty() {
+                "/".into()
+            } else {
+                name.to_string()
+            },
+        };
+        if !t.name.is_empty() && t.name != "." {
+            rustix::fs::statat(&t.parent, t.name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|_| not_found())?;
+        }
+        Ok(t)
+    }
+
+    pub fn archive_stat(&self, key: &str, path: &str) -> ApiResult<PathStat> {
+        let t = self.target(key, path)?;
+        stat_of(&t)
+    }
+
+    /// The path as a tar, streamed.
+    pub fn archive_get(
+        &self,
+        key: &str,
+        path: &str,
+    ) -> ApiResult<(PathStat, mpsc::Receiver<Bytes>)> {
+        let t = self.target(key, path)?;
+        let st = stat_of(&t)?;
+        let (tx, rx) = mpsc::channel(8);
+        tokio::task::spawn_blocking(move || {
+            let mut b = tar::Builder::new(ChannelWriter::new(tx));
+            let name = if t.name.is_empty() {
+                "."
+            } else {
+                t.name.as_str()
+            };
+            if let Err(e) = add(&mut b, &t.parent, name, &t.shown) {
+                tracing::warn!(error = %e, "copying from a container");
+                return;
+            }
+            let _ = b.finish();
+        });
+        Ok((st, rx))
+    }
+
+    /// Extracts a tar into the directory `path`.
+    pub fn archive_put<R: Read>(&self, key: &str, path: &str, tar: R) -> ApiResult<()> {
+        let t = self.target(key, path)?;
+        let dir = if t.name.is_empty() {
+            t.parent
+        } else {
+            rustix::fs::openat(
+                &t.parent,
+                t.name.as_str(),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|_| {
+                ApiError::invalid(format!("extraction point is not a directory: {path}"))
+            })?
+        };
+        berth_image::extract::unpack_into(tar, dir, false)
+            .map(|_| ())
+            .map_err(|e| ApiError::invalid(crate::error::chain(&e)))
+    }
+}
+
+fn stat_of(t: &Target) -> ApiResult<PathStat> {
+    let st = if t.name.is_empty() {
+        rustix::fs::fstat(&t.parent)
+    } else {
+        rustix::fs::statat(&t.parent, t.name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+    }
+    .map_err(|e| ApiError::internal(format!("stat {}: {e}", t.shown)))?;
+    let link_target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        rustix::fs::readlinkat(&t.parent, t.name.as_str(), Vec::new())
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(PathStat {
+        name: t.shown.clone(),
+        size: st.st_size,
+        mode: go_mode(&st),
+        mtime: mtime(&st),
+        link_target,
+    })
+}
+
+/// Adds `name` (in directory `dir`) to the tar as `as_path`, recursively, opening
+/// everything relative to its directory's fd and never following a symlink.
+fn add<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    dir: &OwnedFd,
+    name: &str,
+    as_path: &str,
+) -> std::io::Result<()> {
+    let st = if name == "." {
+        rustix::fs::fstat(dir)?
+    } else {
+        rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?
+    };
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid as u64);
+    h.set_gid(st.st_gid as u64);
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_size(0);
+    match FileType::from_raw_mode(st.st_mode) {
+        FileType::Directory => {
+            h.set_entry_type(tar::EntryType::Directory);
+            b.append_data(&mut h, format!("{as_path}/"), std::io::empty())?;
+            let fd = if name == "." {
+                rustix::fs::openat(
+                    dir,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?
+            } else {
+                rustix::fs::openat(
+                    dir,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?
+            };
+            let mut names: Vec<String> = rustix::fs::Dir::read_from(&fd)?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "." && n != "..")
+                .collect();
+            names.sort();
+            for n in names {
+                add(b, &fd, &n, &format!("{as_path}/{n}"))?;
+            }
+        }
+        FileType::RegularFile => {
+            let f = std::fs::File::from(rustix::fs::openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?);
+            h.set_size(st.st_size as u64);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, as_path, f.take(st.st_size as u64))?;
+        }
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, as_path, target.to_string_lossy().as_ref())?;
+        }
+        FileType::Fifo => {
+            h.set_entry_type(tar::EntryType::Fifo);
+            b.append_data(&mut h, as_path, std::io::empty())?;
+        }
+        // Devices and sockets are not copied out.
+        _ => {}
+    }
+    Ok(())
+}
