@@ -149,3 +149,64 @@ fn a_planted_tar_never_runs() {
     assert_eq!(o.code, 1, "the container's tar ran");
     d.docker(&["rm", "-f", "trap"]).ok();
 }
+
+#[test]
+fn copy_with_stopped_and_created_containers() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let host = d.root.path().join("host");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("conf"), "setting=1\n").unwrap();
+    // Into a container that never ran: it finds the file when it starts.
+    d.docker(&[
+        "create",
+        "--name",
+        "fresh",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /etc/conf; echo made > /out",
+    ])
+    .ok();
+    d.docker(&["cp", host.join("conf").to_str().unwrap(), "fresh:/etc/"])
+        .ok();
+    d.docker(&["start", "fresh"]).ok();
+    assert_eq!(d.docker(&["wait", "fresh"]).ok().trim(), "0");
+    assert_eq!(d.docker(&["logs", "fresh"]).ok(), "setting=1\n");
+    // Out of the stopped container: what it wrote, and image files through a symlink.
+    d.docker(&["cp", "fresh:/out", host.to_str().unwrap()]).ok();
+    assert_eq!(std::fs::read_to_string(host.join("out")).unwrap(), "made\n");
+    d.docker(&["cp", "fresh:/bin/sh", host.join("sh").to_str().unwrap()])
+        .ok();
+    assert!(
+        std::fs::symlink_metadata(host.join("sh"))
+            .unwrap()
+            .file_type()
+            .is_symlink(),
+        "a symlink is copied as one"
+    );
+    let o = d.docker(&["cp", "fresh:/etc/nothing", host.to_str().unwrap()]);
+    assert!(
+        o.stderr.contains("Could not find the file /etc/nothing"),
+        "{o:?}"
+    );
+    // A stopped container's symlink to a host path does not lead to the host either.
+    let canary = d.root.path().join("canary");
+    std::fs::create_dir(&canary).unwrap();
+    d.docker(&[
+        "run",
+        "--name",
+        "old",
+        "busybox",
+        "ln",
+        "-s",
+        canary.to_str().unwrap(),
+        "/evil",
+    ])
+    .ok();
+    std::fs::write(host.join("x"), "x").unwrap();
+    let o = d.docker(&["cp", host.join("x").to_str().unwrap(), "old:/evil/"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 0);
+    d.docker(&["rm", "fresh", "old"]).ok();
+}

@@ -63,35 +63,63 @@ struct Target {
     shown: String,
 }
 
+/// Holds a stopped container's op lock while a copy uses its detached rootfs.
+type Hold = Option<tokio::sync::OwnedMutexGuard<()>>;
+
 impl Containers {
-    /// An fd of a running container's root, as its processes see it.
-    fn container_root(&self, key: &str) -> ApiResult<(OwnedFd, String, String)> {
+    /// An fd of the container's root: a running container's as its processes see
+    /// it; for a stopped one, its overlay mounted detached (fsopen/fsmount: in no
+    /// mount table, gone when the fd closes), with the container kept from starting
+    /// meanwhile.
+    async fn container_root(&self, key: &str) -> ApiResult<(OwnedFd, String, String, Hold)> {
         let c = self.get(key)?;
-        let (pid, running, workdir, name) = {
-            let r = c.rec();
-            (
-                r.state.pid,
-                r.state.status == super::record::Status::Running,
-                r.config.working_dir.clone(),
-                r.name.clone(),
+        let guard = c.op.clone().lock_owned().await;
+        let r = c.snapshot();
+        if r.state.status == super::record::Status::Running {
+            drop(guard);
+            let root = rustix::fs::open(
+                format!("/proc/{}/root", r.state.pid),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| ApiError::conflict(format!("container {} is not running: {e}", r.name)))?;
+            return Ok((root, r.config.working_dir, r.name, None));
+        }
+        let image = self.store.resolve(&r.image)?;
+        let dir = self.paths.container_dir(&c.id);
+        let mut lower: Vec<String> = self
+            .store
+            .lower_dirs(&image)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        if lower.is_empty() {
+            lower.push(dir.join("empty").display().to_string());
+        }
+        let mount = || -> rustix::io::Result<OwnedFd> {
+            use rustix::mount::{
+                fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+                MountAttrFlags,
+            };
+            let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+            fsconfig_set_string(&fs, "lowerdir", lower.join(":"))?;
+            fsconfig_set_string(&fs, "upperdir", dir.join("upper"))?;
+            fsconfig_set_string(&fs, "workdir", dir.join("work"))?;
+            fsconfig_create(&fs)?;
+            fsmount(
+                &fs,
+                FsMountFlags::FSMOUNT_CLOEXEC,
+                MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID,
             )
         };
-        if !running {
-            return Err(ApiError::not_implemented(
-                "berth does not support copying to or from a stopped container yet",
-            ));
-        }
-        let root = rustix::fs::open(
-            format!("/proc/{pid}/root"),
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| ApiError::conflict(format!("container {name} is not running: {e}")))?;
-        Ok((root, workdir, name))
+        let root = mount().map_err(|e| {
+            ApiError::internal(format!("mounting the filesystem of {}: {e}", r.name))
+        })?;
+        Ok((root, r.config.working_dir, r.name, Some(guard)))
     }
 
-    fn target(&self, key: &str, path: &str) -> ApiResult<Target> {
-        let (root, workdir, cname) = self.container_root(key)?;
+    async fn target(&self, key: &str, path: &str) -> ApiResult<(Target, Hold)> {
+        let (root, workdir, cname, hold) = self.container_root(key).await?;
         let abs = if path.starts_with('/') {
             path.to_string()
         } else {
@@ -136,24 +164,25 @@ impl Containers {
             rustix::fs::statat(&t.parent, t.name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
                 .map_err(|_| not_found())?;
         }
-        Ok(t)
+        Ok((t, hold))
     }
 
-    pub fn archive_stat(&self, key: &str, path: &str) -> ApiResult<PathStat> {
-        let t = self.target(key, path)?;
+    pub async fn archive_stat(&self, key: &str, path: &str) -> ApiResult<PathStat> {
+        let (t, _hold) = self.target(key, path).await?;
         stat_of(&t)
     }
 
     /// The path as a tar, streamed.
-    pub fn archive_get(
+    pub async fn archive_get(
         &self,
         key: &str,
         path: &str,
     ) -> ApiResult<(PathStat, mpsc::Receiver<Bytes>)> {
-        let t = self.target(key, path)?;
+        let (t, hold) = self.target(key, path).await?;
         let st = stat_of(&t)?;
         let (tx, rx) = mpsc::channel(8);
         tokio::task::spawn_blocking(move || {
+            let _hold = hold;
             let mut b = tar::Builder::new(ChannelWriter::new(tx));
             let name = if t.name.is_empty() {
                 "."
@@ -170,8 +199,13 @@ impl Containers {
     }
 
     /// Extracts a tar into the directory `path`.
-    pub fn archive_put<R: Read>(&self, key: &str, path: &str, tar: R) -> ApiResult<()> {
-        let t = self.target(key, path)?;
+    pub async fn archive_put<R: Read + Send + 'static>(
+        &self,
+        key: &str,
+        path: &str,
+        tar: R,
+    ) -> ApiResult<()> {
+        let (t, hold) = self.target(key, path).await?;
         let dir = if t.name.is_empty() {
             t.parent
         } else {
@@ -185,9 +219,14 @@ impl Containers {
                 ApiError::invalid(format!("extraction point is not a directory: {path}"))
             })?
         };
-        berth_image::extract::unpack_into(tar, dir, false)
-            .map(|_| ())
-            .map_err(|e| ApiError::invalid(crate::error::chain(&e)))
+        tokio::task::spawn_blocking(move || {
+            let _hold = hold;
+            berth_image::extract::unpack_into(tar, dir, false)
+                .map(|_| ())
+                .map_err(|e| ApiError::invalid(crate::error::chain(&e)))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("copy task: {e}")))?
     }
 }
 

@@ -130,7 +130,7 @@ pub struct Container {
     pub id: String,
     rec: Mutex<Record>,
     /// Serialises start, stop, restart and remove of this container.
-    pub op: tokio::sync::Mutex<()>,
+    pub op: std::sync::Arc<tokio::sync::Mutex<()>>,
     pub watch: watch::Sender<Snapshot>,
     pub attach: Mutex<AttachState>,
     /// The running process, for signals that cannot hit a recycled pid.
@@ -151,7 +151,7 @@ impl Container {
         Container {
             id: rec.id.clone(),
             rec: Mutex::new(rec),
-            op: tokio::sync::Mutex::new(()),
+            op: std::sync::Arc::new(tokio::sync::Mutex::new(())),
             watch: watch::channel(snap).0,
             attach: Mutex::new(AttachState::default()),
             pidfd: Mutex::new(None),

@@ -133,7 +133,7 @@ pub(super) async fn route(
                     .encode(serde_json::to_vec(st).expect("serialises"))
             };
             if call.method == Method::HEAD {
-                let st = cs.archive_stat(id, &path)?;
+                let st = cs.archive_stat(id, &path).await?;
                 let mut r = http::empty(StatusCode::OK);
                 r.headers_mut().insert(
                     "X-Docker-Container-Path-Stat",
@@ -141,7 +141,7 @@ pub(super) async fn route(
                 );
                 r
             } else {
-                let (st, rx) = cs.archive_get(id, &path)?;
+                let (st, rx) = cs.archive_get(id, &path).await?;
                 let mut r = http::stream(StatusCode::OK, "application/x-tar", rx);
                 r.headers_mut().insert(
                     "X-Docker-Container-Path-Stat",
@@ -157,11 +157,7 @@ pub(super) async fn route(
                 .ok_or_else(|| ApiError::invalid("path is required"))?
                 .to_string();
             let reader = http::BodyReader::new(call.take_body()?);
-            let cs2 = cs.clone();
-            let id = id.to_string();
-            tokio::task::spawn_blocking(move || cs2.archive_put(&id, &path, reader))
-                .await
-                .map_err(|e| ApiError::internal(format!("copy task: {e}")))??;
+            cs.archive_put(id, &path, reader).await?;
             http::empty(StatusCode::OK)
         }
         (&Method::GET, [id, "changes"]) => {
