@@ -348,6 +348,21 @@ fn dechunk(mut s: &str) -> String {
     out
 }
 
+/// Waits until `f` holds, checking the daemon's observable state every 20 ms, for
+/// states no event announces (a restart policy's back-off, a healthcheck). 30 s at
+/// most.
+#[track_caller]
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Waits for a process (not ours) to exit, on its pidfd: an event, not a sleep.
 pub fn wait_pid_exit(pid: i32) {
     use rustix::event::{poll, PollFd, PollFlags};

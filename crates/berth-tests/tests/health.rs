@@ -1,15 +1,6 @@
 //! Healthchecks.
 
-use berth_tests::Daemon;
-use std::time::{Duration, Instant};
-
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use berth_tests::{wait_until as until, Daemon};
 
 #[test]
 fn a_failing_check_turns_the_container_unhealthy() {

@@ -1,16 +1,6 @@
 //! Restart policies.
 
-use berth_tests::Daemon;
-use std::time::{Duration, Instant};
-
-/// Waits until `f` holds, reading the daemon's state (bounded: 30 s).
-fn until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+use berth_tests::{wait_until as until, Daemon};
 
 #[test]
 fn on_failure_2_restarts_exactly_twice() {

@@ -227,7 +227,7 @@ fn time_param(v: Option<&str>, name: &str) -> ApiResult<Option<i128>> {
     }
 }
 
-pub(super) fn content_type(tty: bool) -> &'static str {
+fn content_type(tty: bool) -> &'static str {
     if tty {
         "application/vnd.docker.raw-stream"
     } else {
@@ -286,44 +286,7 @@ async fn attach(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
         exec: None,
         tty,
     };
-    match call.upgrade.take() {
-        Some(on_upgrade) => {
-            tokio::spawn(async move {
-                if let Ok(up) = on_upgrade.await {
-                    session.relay(TokioIo::new(up), replay).await;
-                }
-            });
-            Ok(Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header("Content-Type", content_type(tty))
-                .header("Connection", "Upgrade")
-                .header("Upgrade", "tcp")
-                .body(http::Body::Empty)
-                .expect("valid response"))
-        }
-        None => {
-            // Without a hijacked connection there is no way to send input.
-            let (tx, rx) = mpsc::channel::<Bytes>(16);
-            let (ours, theirs) = tokio::io::duplex(64 * 1024);
-            tokio::spawn(
-                Session {
-                    want: want & !WANT_STDIN,
-                    ..session
-                }
-                .relay(ours, replay),
-            );
-            tokio::spawn(async move {
-                let (mut r, _w) = tokio::io::split(theirs);
-                let mut buf = vec![0u8; 32 * 1024];
-                while let Ok(n) = r.read(&mut buf).await {
-                    if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            Ok(http::stream(StatusCode::OK, content_type(tty), rx))
-        }
-    }
+    Ok(session.respond(call.upgrade.take(), replay))
 }
 
 /// One attach: what to relay between a client connection and a shim.
@@ -339,6 +302,48 @@ pub(super) struct Session {
 }
 
 impl Session {
+    /// Answers an attach-like request: with an upgrade, 101 and the relay on the
+    /// hijacked connection; without one (old clients), a streamed body, which can
+    /// carry no input.
+    pub(super) fn respond(
+        self,
+        upgrade: Option<hyper::upgrade::OnUpgrade>,
+        replay: Option<mpsc::Receiver<Bytes>>,
+    ) -> Resp {
+        let tty = self.tty;
+        match upgrade {
+            Some(on_upgrade) => {
+                tokio::spawn(async move {
+                    if let Ok(up) = on_upgrade.await {
+                        self.relay(TokioIo::new(up), replay).await;
+                    }
+                });
+                Response::builder()
+                    .status(StatusCode::SWITCHING_PROTOCOLS)
+                    .header("Content-Type", content_type(tty))
+                    .header("Connection", "Upgrade")
+                    .header("Upgrade", "tcp")
+                    .body(http::Body::Empty)
+                    .expect("valid response")
+            }
+            None => {
+                let (tx, rx) = mpsc::channel::<Bytes>(16);
+                let (ours, theirs) = tokio::io::duplex(64 * 1024);
+                tokio::spawn(self.relay(ours, replay));
+                tokio::spawn(async move {
+                    let (mut r, _w) = tokio::io::split(theirs);
+                    let mut buf = vec![0u8; 32 * 1024];
+                    while let Ok(n) = r.read(&mut buf).await {
+                        if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                http::stream(StatusCode::OK, content_type(tty), rx)
+            }
+        }
+    }
+
     /// Waits for an exec's end and writes its start failure, if any, to the client.
     async fn exec_epilogue<W: tokio::io::AsyncWrite + Unpin>(&self, cw: &mut W) {
         let Some(e) = &self.exec else { return };

@@ -1,4 +1,4 @@
-use super::containers::{content_type, Session};
+use super::containers::Session;
 use super::{Call, Daemon};
 use crate::engine::detach;
 use crate::engine::start::AttachSource;
@@ -6,12 +6,8 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::{self, Resp};
 use berth_api::ExecStartConfig;
 use berth_runtime::shimproto::{WANT_STDERR, WANT_STDIN, WANT_STDOUT};
-use bytes::Bytes;
-use hyper::{Method, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use std::sync::Arc;
-use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
 
 pub(super) async fn route(
     d: &Arc<Daemon>,
@@ -89,36 +85,5 @@ async fn start(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
     tokio::spawn(async move {
         let _ = cs2.exec_start(&exec, attach).await;
     });
-    let tty = session.tty;
-    match call.upgrade.take() {
-        Some(on_upgrade) => {
-            tokio::spawn(async move {
-                if let Ok(up) = on_upgrade.await {
-                    session.relay(TokioIo::new(up), None).await;
-                }
-            });
-            Ok(Response::builder()
-                .status(StatusCode::SWITCHING_PROTOCOLS)
-                .header("Content-Type", content_type(tty))
-                .header("Connection", "Upgrade")
-                .header("Upgrade", "tcp")
-                .body(http::Body::Empty)
-                .expect("valid response"))
-        }
-        None => {
-            let (tx, rx) = mpsc::channel::<Bytes>(16);
-            let (ours, theirs) = tokio::io::duplex(64 * 1024);
-            tokio::spawn(session.relay(ours, None));
-            tokio::spawn(async move {
-                let (mut r, _w) = tokio::io::split(theirs);
-                let mut buf = vec![0u8; 32 * 1024];
-                while let Ok(n) = r.read(&mut buf).await {
-                    if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            Ok(http::stream(StatusCode::OK, content_type(tty), rx))
-        }
-    }
+    Ok(session.respond(call.upgrade.take(), None))
 }
