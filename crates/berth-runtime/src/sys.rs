@@ -3,7 +3,6 @@
 //! The child side of [`spawn`] runs between clone and exec in a copy of a
 //! single-threaded shim: it only issues syscalls on data prepared beforehand in the
 //! [`Plan`] and on the stack. It never allocates, logs or takes a lock.
-#![allow(unsafe_code)]
 
 use crate::plan::{step, Op, Plan};
 use std::collections::HashSet;
