@@ -133,6 +133,23 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Create a new image from a container's changes
+    Commit {
+        /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
+        #[arg(short = 'a', long)]
+        author: Option<String>,
+        /// Apply Dockerfile instruction to the created image
+        #[arg(short = 'c', long = "change")]
+        changes: Vec<String>,
+        /// Commit message
+        #[arg(short = 'm', long)]
+        message: Option<String>,
+        /// Pause container during commit
+        #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set)]
+        pause: bool,
+        container: String,
+        reference: Option<String>,
+    },
     /// Block until one or more containers stop, then print their exit codes
     Wait {
         #[arg(required = true)]
@@ -283,6 +300,41 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         } => containers::inspect(&c, &names, format.as_deref(), kind.as_deref()).await,
         Cmd::Wait { containers } => containers::wait(&c, &containers).await,
         Cmd::Exec(o) => exec::exec(&c, &o).await,
+        Cmd::Commit {
+            author,
+            changes,
+            message,
+            pause,
+            container,
+            reference,
+        } => {
+            let mut q = format!(
+                "/commit?container={}&pause={}",
+                enc(&container),
+                u8::from(pause)
+            );
+            if let Some(r) = reference {
+                q.push_str(&format!("&repo={}", enc(&r)));
+            }
+            if let Some(a) = author {
+                q.push_str(&format!("&author={}", enc(&a)));
+            }
+            if let Some(m) = message {
+                q.push_str(&format!("&comment={}", enc(&m)));
+            }
+            for ch in changes {
+                q.push_str(&format!("&changes={}", enc(&ch)));
+            }
+            let v: Value = {
+                let resp = c.post(&q).await?;
+                let body = http_body_util::BodyExt::collect(resp.into_body())
+                    .await?
+                    .to_bytes();
+                serde_json::from_slice(&body)?
+            };
+            println!("{}", v["Id"].as_str().unwrap_or_default());
+            Ok(0)
+        }
         Cmd::Pause { containers } => {
             simple(&c, &containers, |n| format!("/containers/{n}/pause")).await
         }

@@ -261,6 +261,46 @@ impl Store {
         result
     }
 
+    /// `docker commit`: `base` plus one layer (a tar of the container's changes),
+    /// with `config` as the new image's configuration. Returns the image ID.
+    #[allow(clippy::too_many_arguments)]
+    pub fn commit<R: Read>(
+        &self,
+        base: &crate::Image,
+        layer: R,
+        config: ContainerConfig,
+        tag: Option<&str>,
+        comment: &str,
+        author: &str,
+        created_by: &str,
+        created: &str,
+    ) -> Result<String, StoreError> {
+        let tag = tag
+            .map(Reference::parse)
+            .transpose()?
+            .and_then(|r| r.tagged());
+        let _w = self.lock_writer();
+        let new = self.commit_layer(base.layers.len(), layer, None)?;
+        let mut blob = base.config.clone();
+        blob.created = Some(created.to_string());
+        blob.author = (!author.is_empty()).then(|| author.to_string());
+        blob.config = Some(config);
+        blob.rootfs.diff_ids.push(new.0.clone());
+        blob.history.push(HistoryEntry {
+            created: Some(created.to_string()),
+            created_by: Some(created_by.to_string()),
+            author: (!author.is_empty()).then(|| author.to_string()),
+            comment: (!comment.is_empty()).then(|| comment.to_string()),
+            empty_layer: false,
+        });
+        let bytes = serde_json::to_vec(&blob).expect("config serialises");
+        let mut layers = base.layers.clone();
+        layers.push(new);
+        let tags: Vec<String> = tag.into_iter().collect();
+        let (id, _) = self.insert_image(&bytes, &layers, &tags)?;
+        Ok(id)
+    }
+
     /// `docker import`: a root filesystem tar (plain or gzip) as a one-layer image.
     pub fn import<R: Read>(
         &self,

@@ -419,3 +419,94 @@ fn a_config_blob_that_lies_about_its_digest_is_refused() {
     assert_eq!(d.docker(&["images", "-q"]).ok(), "");
     store_is_clean(&d);
 }
+
+#[test]
+fn commit_makes_an_image_of_a_containers_changes() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run",
+        "--name",
+        "work",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /app && echo v1 > /app/version && rm /bin/wget",
+    ])
+    .ok();
+    let o = d.docker(&[
+        "commit",
+        "-m",
+        "add the app",
+        "-a",
+        "Ann <ann@example.org>",
+        "--change",
+        "CMD [\"cat\", \"/app/version\"]",
+        "--change",
+        "ENV STAGE=prod",
+        "work",
+        "app:v1",
+    ]);
+    assert!(o.ok().trim().starts_with("sha256:"), "{o:?}");
+    assert_eq!(d.docker(&["run", "--rm", "app:v1"]).ok(), "v1\n");
+    assert_eq!(
+        d.docker(&[
+            "run",
+            "--rm",
+            "app:v1",
+            "sh",
+            "-c",
+            "echo $STAGE; test -e /bin/wget || echo gone"
+        ])
+        .ok(),
+        "prod\ngone\n"
+    );
+    let o = d.docker(&[
+        "image",
+        "inspect",
+        "-f",
+        "{{len .RootFS.Layers}} {{.Author}} {{.Comment}}",
+        "app:v1",
+    ]);
+    assert_eq!(o.ok().trim(), "2 Ann <ann@example.org> add the app");
+    let o = d.docker(&["history", "--format", "{{.Comment}}", "app:v1"]);
+    assert_eq!(o.ok().lines().next(), Some("add the app"));
+    // berth's own command, from a running container (paused while it is read).
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "live",
+        "busybox",
+        "sh",
+        "-c",
+        "echo live > /state; sleep 1000",
+    ])
+    .ok();
+    d.docker(&["exec", "live", "test", "-f", "/state"]).ok();
+    let id = d
+        .berth(&["commit", "live", "live:snap"])
+        .ok()
+        .trim()
+        .to_string();
+    assert!(id.starts_with("sha256:"));
+    assert_eq!(
+        d.docker(&["run", "--rm", "live:snap", "cat", "/state"])
+            .ok(),
+        "live\n"
+    );
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Status}}", "live"])
+            .ok()
+            .trim(),
+        "running",
+        "unpaused after the commit"
+    );
+    let o = d.docker(&["commit", "--change", "RUN make", "live"]);
+    assert!(
+        o.stderr.contains("RUN is not a valid change command"),
+        "{o:?}"
+    );
+    d.docker(&["rm", "-f", "work", "live"]).ok();
+    store_is_clean(&d);
+}

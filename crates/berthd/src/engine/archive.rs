@@ -189,7 +189,7 @@ impl Containers {
             } else {
                 t.name.as_str()
             };
-            if let Err(e) = add(&mut b, &t.parent, name, &t.shown) {
+            if let Err(e) = add(&mut b, &t.parent, name, &t.shown, &Walk::default()) {
                 tracing::warn!(error = %e, "copying from a container");
                 return;
             }
@@ -253,14 +253,32 @@ fn stat_of(t: &Target) -> ApiResult<PathStat> {
     })
 }
 
+/// How a tree becomes a tar.
+#[derive(Default)]
+pub(super) struct Walk<'a> {
+    /// A writable layer (`docker commit`): overlay whiteouts become Docker's
+    /// `.wh.` entries and opaque directories get `.wh..wh..opq`.
+    pub layer: bool,
+    /// Paths (with a leading `/`, relative to the walk's root) left out.
+    pub skip: &'a [&'a str],
+}
+
 /// Adds `name` (in directory `dir`) to the tar as `as_path`, recursively, opening
 /// everything relative to its directory's fd and never following a symlink.
-fn add<W: std::io::Write>(
+pub(super) fn add<W: std::io::Write>(
     b: &mut tar::Builder<W>,
     dir: &OwnedFd,
     name: &str,
     as_path: &str,
+    walk: &Walk<'_>,
 ) -> std::io::Result<()> {
+    if walk
+        .skip
+        .iter()
+        .any(|s| s.trim_start_matches('/') == as_path.trim_start_matches('/'))
+    {
+        return Ok(());
+    }
     let st = if name == "." {
         rustix::fs::fstat(dir)?
     } else {
@@ -272,7 +290,23 @@ fn add<W: std::io::Write>(
     h.set_gid(st.st_gid as u64);
     h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
-    match FileType::from_raw_mode(st.st_mode) {
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if walk.layer && kind == FileType::CharacterDevice && st.st_rdev == 0 {
+        let (parent, base) = as_path
+            .rsplit_once('/')
+            .map_or(("", as_path), |(p, b)| (p, b));
+        let wh = if parent.is_empty() {
+            format!(".wh.{base}")
+        } else {
+            format!("{parent}/.wh.{base}")
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        return b.append_data(&mut h, wh, std::io::empty());
+    }
+    match kind {
         FileType::Directory => {
             h.set_entry_type(tar::EntryType::Directory);
             b.append_data(&mut h, format!("{as_path}/"), std::io::empty())?;
@@ -297,8 +331,18 @@ fn add<W: std::io::Write>(
                 .filter(|n| n != "." && n != "..")
                 .collect();
             names.sort();
+            let opaque = walk.layer
+                && rustix::fs::fgetxattr(&fd, "trusted.overlay.opaque", &mut [0u8; 1])
+                    .is_ok_and(|n| n == 1);
+            if opaque {
+                let mut h = tar::Header::new_gnu();
+                h.set_mode(0o644);
+                h.set_size(0);
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, format!("{as_path}/.wh..wh..opq"), std::io::empty())?;
+            }
             for n in names {
-                add(b, &fd, &n, &format!("{as_path}/{n}"))?;
+                add(b, &fd, &n, &format!("{as_path}/{n}"), walk)?;
             }
         }
         FileType::RegularFile => {
@@ -321,7 +365,17 @@ fn add<W: std::io::Write>(
             h.set_entry_type(tar::EntryType::Fifo);
             b.append_data(&mut h, as_path, std::io::empty())?;
         }
-        // Devices and sockets are not copied out.
+        FileType::CharacterDevice | FileType::BlockDevice if walk.layer => {
+            h.set_entry_type(if kind == FileType::CharacterDevice {
+                tar::EntryType::Char
+            } else {
+                tar::EntryType::Block
+            });
+            h.set_device_major(rustix::fs::major(st.st_rdev))?;
+            h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
+            b.append_data(&mut h, as_path, std::io::empty())?;
+        }
+        // Devices are not copied out by `docker cp`, sockets never.
         _ => {}
     }
     Ok(())

@@ -14,7 +14,7 @@ pub const DELETED: u8 = 2;
 
 /// Paths berth itself puts into every container's writable layer (mount points),
 /// which Docker leaves out of a diff.
-const RUNTIME_PATHS: &[&str] = &[
+pub(super) const RUNTIME_PATHS: &[&str] = &[
     "/proc",
     "/dev",
     "/sys",
@@ -119,5 +119,93 @@ impl Containers {
             &mut out,
         );
         Ok(out)
+    }
+}
+
+impl Containers {
+    /// `docker commit`: the container's changes as a new layer over its image, with
+    /// its configuration and `changes` (Dockerfile instructions) as the new image's.
+    /// A running container is frozen while its layer is read, unless `pause` is false.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit(
+        &self,
+        key: &str,
+        tag: Option<String>,
+        comment: String,
+        author: String,
+        changes: Vec<String>,
+        pause: bool,
+    ) -> ApiResult<String> {
+        let c = self.get(key)?;
+        let r = c.snapshot();
+        let base = self.store.resolve(&r.image)?;
+        let refs: Vec<&str> = changes.iter().map(String::as_str).collect();
+        let config = super::images::apply_changes(r.config.clone(), &refs)?;
+        let path = format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), c.id);
+        let freeze = pause && c.is_running() && !r.state.paused;
+        if freeze {
+            self.hierarchy.freeze(&path, true).map_err(|e| {
+                ApiError::internal(format!(
+                    "pausing {} to commit: {}",
+                    c.id,
+                    crate::error::chain(&e)
+                ))
+            })?;
+        }
+        let upper = self.paths.container_dir(&c.id).join("upper");
+        let store = self.store.clone();
+        let created_by = std::iter::once(r.path.clone())
+            .chain(r.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let created = super::now_rfc3339();
+        let result = tokio::task::spawn_blocking(move || -> ApiResult<String> {
+            let root = rustix::fs::open(
+                &upper,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| ApiError::internal(format!("opening {}: {e}", upper.display())))?;
+            let mut names: Vec<String> = rustix::fs::Dir::read_from(&root)
+                .map_err(|e| ApiError::internal(format!("reading {}: {e}", upper.display())))?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "." && n != "..")
+                .collect();
+            names.sort();
+            let walk = super::archive::Walk {
+                layer: true,
+                skip: RUNTIME_PATHS,
+            };
+            let mut b = tar::Builder::new(Vec::new());
+            for n in names {
+                super::archive::add(&mut b, &root, &n, &n, &walk).map_err(|e| {
+                    ApiError::internal(format!("reading the container's changes: {e}"))
+                })?;
+            }
+            let tar = b
+                .into_inner()
+                .map_err(|e| ApiError::internal(format!("building the layer: {e}")))?;
+            store
+                .commit(
+                    &base,
+                    &tar[..],
+                    config,
+                    tag.as_deref(),
+                    &comment,
+                    &author,
+                    &created_by,
+                    &created,
+                )
+                .map_err(ApiError::from)
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("commit task: {e}")));
+        if freeze {
+            let _ = self.hierarchy.freeze(&path, false);
+        }
+        let id = result??;
+        self.emit(&c, "commit", &[]);
+        Ok(id)
     }
 }

@@ -232,9 +232,8 @@ fn key_values(arg: &str, what: &str) -> ApiResult<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// Applies `docker import --change` instructions to an empty config.
-pub fn apply_changes(changes: &[&str]) -> ApiResult<ContainerConfig> {
-    let mut c = ContainerConfig::default();
+/// Applies Dockerfile instructions (`--change` of import and commit) over `c`.
+pub fn apply_changes(mut c: ContainerConfig, changes: &[&str]) -> ApiResult<ContainerConfig> {
     for change in changes {
         let change = change.trim();
         if change.is_empty() {
@@ -302,24 +301,27 @@ mod tests {
 
     #[test]
     fn import_changes() {
-        let c = apply_changes(&[
-            "CMD [\"/bin/sh\"]",
-            "ENV A=1 B=\"two words\"",
-            "ENV C 3",
-            "EXPOSE 80 53/udp",
-            "WORKDIR /srv",
-            "LABEL x=y",
-        ])
+        let c = apply_changes(
+            ContainerConfig::default(),
+            &[
+                "CMD [\"/bin/sh\"]",
+                "ENV A=1 B=\"two words\"",
+                "ENV C 3",
+                "EXPOSE 80 53/udp",
+                "WORKDIR /srv",
+                "LABEL x=y",
+            ],
+        )
         .unwrap();
         assert_eq!(c.cmd.unwrap(), ["/bin/sh"]);
         assert_eq!(c.env.unwrap(), ["A=1", "B=two words", "C=3"]);
         assert!(c.exposed_ports.unwrap().contains_key("53/udp"));
         assert_eq!(c.working_dir, "/srv");
         assert_eq!(c.labels.unwrap()["x"], "y");
-        let e = apply_changes(&["RUN make"]).unwrap_err();
+        let e = apply_changes(ContainerConfig::default(), &["RUN make"]).unwrap_err();
         assert_eq!(e.message, "RUN is not a valid change command");
         assert_eq!(
-            apply_changes(&["ENTRYPOINT echo hi"])
+            apply_changes(ContainerConfig::default(), &["ENTRYPOINT echo hi"])
                 .unwrap()
                 .entrypoint
                 .unwrap(),

@@ -429,3 +429,41 @@ impl Session {
         }
     }
 }
+
+/// `POST /commit`: a container's changes as a new image.
+pub(super) async fn commit(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
+    let q = &call.query;
+    let container = q
+        .get("container")
+        .filter(|c| !c.is_empty())
+        .ok_or_else(|| ApiError::invalid("container is required"))?
+        .to_string();
+    let tag = match (
+        q.get("repo").filter(|r| !r.is_empty()),
+        q.get("tag").filter(|t| !t.is_empty()),
+    ) {
+        (Some(r), Some(t)) => Some(format!("{r}:{t}")),
+        (Some(r), None) => Some(r.to_string()),
+        (None, _) => None,
+    };
+    let comment = q.get("comment").unwrap_or("").to_string();
+    let author = q.get("author").unwrap_or("").to_string();
+    let changes: Vec<String> = q.get_all("changes").into_iter().map(String::from).collect();
+    // Docker pauses the container while committing unless told not to.
+    let pause = q.get("pause").is_none_or(|_| q.flag("pause"));
+    let body = http::read_body(call.take_body()?, 1 << 20).await?;
+    let body = String::from_utf8_lossy(&body);
+    if !matches!(body.trim(), "" | "null" | "{}") {
+        return Err(ApiError::not_implemented(
+            "berth does not support a configuration in the commit request yet; use --change",
+        ));
+    }
+    let id = d
+        .containers
+        .commit(&container, tag, comment, author, changes, pause)
+        .await?;
+    Ok(http::json(
+        StatusCode::CREATED,
+        &serde_json::json!({ "Id": id }),
+    ))
+}

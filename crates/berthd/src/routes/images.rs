@@ -65,7 +65,7 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
                     "berth imports only from the request body (fromSrc=-), not from a URL",
                 ));
             }
-            let config = images::apply_changes(&q.get_all("changes"))?;
+            let config = images::apply_changes(Default::default(), &q.get_all("changes"))?;
             let tag = match (
                 q.get("repo").filter(|r| !r.is_empty()),
                 q.get("tag").filter(|t| !t.is_empty()),

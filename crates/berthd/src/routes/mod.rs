@@ -136,6 +136,9 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
     if let Some(r) = system::route(d, call, &segs).await? {
         return Ok(r);
     }
+    if call.method == Method::POST && segs.as_slice() == ["commit"] {
+        return containers::commit(d, call).await;
+    }
     if segs.first() == Some(&"containers") {
         if let Some(r) = containers::route(d, call, &segs[1..]).await? {
             return Ok(r);
