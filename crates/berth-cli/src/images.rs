@@ -172,12 +172,17 @@ pub async fn load(c: &Client, input: Option<&str>, quiet: bool) -> Result<i32> {
 }
 
 pub async fn save(c: &Client, names: &[String], output: Option<&str>) -> Result<i32> {
+    let q: Vec<String> = names.iter().map(|n| format!("names={}", enc(n))).collect();
+    write_stream(c, &format!("/images/get?{}", q.join("&")), output).await
+}
+
+/// Writes a streamed response (a tar) to a file or to stdout, refusing a terminal.
+pub async fn write_stream(c: &Client, path: &str, output: Option<&str>) -> Result<i32> {
     use std::io::IsTerminal;
     if output.is_none() && std::io::stdout().is_terminal() {
         anyhow::bail!("cowardly refusing to save to a terminal. Use the -o flag or redirect");
     }
-    let q: Vec<String> = names.iter().map(|n| format!("names={}", enc(n))).collect();
-    let resp = c.get(&format!("/images/get?{}", q.join("&"))).await?;
+    let resp = c.get(path).await?;
     let mut body = resp.into_body();
     let mut out: Box<dyn tokio::io::AsyncWrite + Unpin> = match output {
         Some(p) => Box::new(

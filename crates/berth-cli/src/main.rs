@@ -133,6 +133,13 @@ enum Cmd {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Export a container's filesystem as a tar archive
+    Export {
+        /// Write to a file, instead of STDOUT
+        #[arg(short = 'o', long)]
+        output: Option<String>,
+        container: String,
+    },
     /// Create a new image from a container's changes
     Commit {
         /// Author (e.g., "John Hannibal Smith <hannibal@a-team.com>")
@@ -300,6 +307,14 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         } => containers::inspect(&c, &names, format.as_deref(), kind.as_deref()).await,
         Cmd::Wait { containers } => containers::wait(&c, &containers).await,
         Cmd::Exec(o) => exec::exec(&c, &o).await,
+        Cmd::Export { output, container } => {
+            images::write_stream(
+                &c,
+                &format!("/containers/{}/export", enc(&container)),
+                output.as_deref(),
+            )
+            .await
+        }
         Cmd::Commit {
             author,
             changes,

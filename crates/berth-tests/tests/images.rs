@@ -510,3 +510,60 @@ fn commit_makes_an_image_of_a_containers_changes() {
     d.docker(&["rm", "-f", "work", "live"]).ok();
     store_is_clean(&d);
 }
+
+#[test]
+fn export_then_import_round_trips_a_filesystem() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "ex",
+        "busybox",
+        "sh",
+        "-c",
+        "echo kept > /kept; sleep 1000",
+    ])
+    .ok();
+    d.docker(&["exec", "ex", "test", "-f", "/kept"]).ok();
+    let out = d.root.path().join("fs.tar");
+    d.docker(&["export", "-o", out.to_str().unwrap(), "ex"])
+        .ok();
+    let listing = berth_tests::run(
+        {
+            let mut c = std::process::Command::new("tar");
+            c.arg("-tf").arg(&out);
+            c
+        },
+        None,
+    );
+    let names: Vec<&str> = listing.ok().lines().collect();
+    assert!(
+        names.contains(&"kept") && names.contains(&"bin/busybox"),
+        "{names:?}"
+    );
+    assert!(
+        !names
+            .iter()
+            .any(|n| n.starts_with("proc/") || *n == "etc/hostname"),
+        "no mounts, no runtime files: {names:?}"
+    );
+    d.docker_in(
+        &["import", "-", "fromexport:v1"],
+        &std::fs::read(&out).unwrap(),
+    )
+    .ok();
+    assert_eq!(
+        d.docker(&["run", "--rm", "fromexport:v1", "cat", "/kept"])
+            .ok(),
+        "kept\n"
+    );
+    // A stopped container exports too, with berth's CLI.
+    d.docker(&["stop", "-t", "0", "ex"]).ok();
+    let out2 = d.root.path().join("fs2.tar");
+    d.berth(&["export", "-o", out2.to_str().unwrap(), "ex"])
+        .ok();
+    assert!(std::fs::metadata(&out2).unwrap().len() > 1_000_000);
+    d.docker(&["rm", "ex"]).ok();
+}

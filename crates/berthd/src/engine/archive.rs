@@ -198,6 +198,50 @@ impl Containers {
         Ok((st, rx))
     }
 
+    /// `docker export`: the container's filesystem as a tar, without berth's mount
+    /// points (and so without the container's own mounts under them).
+    pub async fn export(&self, key: &str) -> ApiResult<mpsc::Receiver<Bytes>> {
+        let (root, _, _, hold) = self.container_root(key).await?;
+        let root = rustix::fs::openat(
+            &root,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ApiError::internal(format!("opening the container's root: {e}")))?;
+        let (tx, rx) = mpsc::channel(8);
+        tokio::task::spawn_blocking(move || {
+            let _hold = hold;
+            let walk = Walk {
+                skip: super::changes::RUNTIME_PATHS,
+                devices: true,
+                ..Walk::default()
+            };
+            let mut b = tar::Builder::new(ChannelWriter::new(tx));
+            let names: Vec<String> = match rustix::fs::Dir::read_from(&root) {
+                Ok(d) => d
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != "." && n != "..")
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "export");
+                    return;
+                }
+            };
+            let mut names = names;
+            names.sort();
+            for n in names {
+                if let Err(e) = add(&mut b, &root, &n, &n, &walk) {
+                    tracing::warn!(error = %e, "export");
+                    return;
+                }
+            }
+            let _ = b.finish();
+        });
+        Ok(rx)
+    }
+
     /// Extracts a tar into the directory `path`.
     pub async fn archive_put<R: Read + Send + 'static>(
         &self,
@@ -261,6 +305,8 @@ pub(super) struct Walk<'a> {
     pub layer: bool,
     /// Paths (with a leading `/`, relative to the walk's root) left out.
     pub skip: &'a [&'a str],
+    /// Device nodes are written (a whole filesystem, `docker export`).
+    pub devices: bool,
 }
 
 /// Adds `name` (in directory `dir`) to the tar as `as_path`, recursively, opening
@@ -365,7 +411,7 @@ pub(super) fn add<W: std::io::Write>(
             h.set_entry_type(tar::EntryType::Fifo);
             b.append_data(&mut h, as_path, std::io::empty())?;
         }
-        FileType::CharacterDevice | FileType::BlockDevice if walk.layer => {
+        FileType::CharacterDevice | FileType::BlockDevice if walk.layer || walk.devices => {
             h.set_entry_type(if kind == FileType::CharacterDevice {
                 tar::EntryType::Char
             } else {

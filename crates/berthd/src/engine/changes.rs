@@ -176,6 +176,7 @@ impl Containers {
             let walk = super::archive::Walk {
                 layer: true,
                 skip: RUNTIME_PATHS,
+                devices: false,
             };
             let mut b = tar::Builder::new(Vec::new());
             for n in names {

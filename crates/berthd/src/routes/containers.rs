@@ -160,6 +160,10 @@ pub(super) async fn route(
             cs.archive_put(id, &path, reader).await?;
             http::empty(StatusCode::OK)
         }
+        (&Method::GET, [id, "export"]) => {
+            let rx = cs.export(id).await?;
+            http::stream(StatusCode::OK, "application/x-tar", rx)
+        }
         (&Method::GET, [id, "changes"]) => {
             let list: Vec<serde_json::Value> = cs
                 .changes(id)?
