@@ -575,6 +575,7 @@ mod tests {
             cgroup: CgroupSpec::default(),
             log_path: None,
             log_rotate: None,
+            log_compress: false,
             exit_path: "/x/exit".into(),
         }
     }

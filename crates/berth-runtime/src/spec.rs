@@ -26,6 +26,9 @@ pub struct Spec {
     /// `max-size` in bytes and `max-file` of the json-file log.
     #[serde(default)]
     pub log_rotate: Option<(u64, u32)>,
+    /// Rotated log files are gzipped (`compress=true`, the `local` driver).
+    #[serde(default)]
+    pub log_compress: bool,
     /// Where the shim records the exit status (see [`crate::shimproto::ExitRecord`]).
     pub exit_path: PathBuf,
 }

@@ -18,11 +18,17 @@ pub(crate) struct JsonFileLog {
     /// `max-size` and `max-file`: past the size, the file moves to `<log>.1` (and
     /// `.1` to `.2`...), keeping at most that many files, as Docker does.
     rotate: Option<(u64, u32)>,
+    /// Rotated files are gzipped: `<log>.1.gz`, `<log>.2.gz`...
+    compress: bool,
     partial: [Vec<u8>; 2],
 }
 
 impl JsonFileLog {
-    pub(crate) fn open(path: &Path, rotate: Option<(u64, u32)>) -> std::io::Result<JsonFileLog> {
+    pub(crate) fn open(
+        path: &Path,
+        rotate: Option<(u64, u32)>,
+        compress: bool,
+    ) -> std::io::Result<JsonFileLog> {
         let file = OpenOptions::new().create(true).append(true).open(path)?;
         let size = file.metadata()?.len();
         Ok(JsonFileLog {
@@ -30,6 +36,7 @@ impl JsonFileLog {
             path: path.to_path_buf(),
             size,
             rotate,
+            compress,
             partial: [Vec::new(), Vec::new()],
         })
     }
@@ -37,6 +44,9 @@ impl JsonFileLog {
     fn numbered(&self, n: u32) -> PathBuf {
         let mut p = self.path.clone().into_os_string();
         p.push(format!(".{n}"));
+        if self.compress {
+            p.push(".gz");
+        }
         PathBuf::from(p)
     }
 
@@ -61,7 +71,22 @@ impl JsonFileLog {
             for n in (1..max_files - 1).rev() {
                 let _ = std::fs::rename(self.numbered(n), self.numbered(n + 1));
             }
-            std::fs::rename(&self.path, self.numbered(1))?;
+            if self.compress {
+                // Written beside, then renamed: a reader never sees half a file.
+                let dest = self.numbered(1);
+                let tmp = dest.with_extension("gz.tmp");
+                let mut src = std::fs::File::open(&self.path)?;
+                let mut gz = flate2::write::GzEncoder::new(
+                    std::fs::File::create(&tmp)?,
+                    flate2::Compression::fast(),
+                );
+                std::io::copy(&mut src, &mut gz)?;
+                gz.finish()?;
+                std::fs::rename(&tmp, &dest)?;
+                std::fs::remove_file(&self.path)?;
+            } else {
+                std::fs::rename(&self.path, self.numbered(1))?;
+            }
             self.file = OpenOptions::new()
                 .create(true)
                 .append(true)
@@ -79,22 +104,40 @@ impl JsonFileLog {
     /// rest waits for its newline.
     pub(crate) fn write(&mut self, stream: u8, data: &[u8]) {
         let now = timefmt::rfc3339_nano(SystemTime::now());
-        let mut out = Vec::new();
-        let buf = &mut self.partial[Self::slot(stream)];
+        let mut buf = std::mem::take(&mut self.partial[Self::slot(stream)]);
         buf.extend_from_slice(data);
+        // Entries are batched into one write, but the size limit is checked per
+        // entry (as json-file does), so a burst of output still rotates on time.
+        let mut out = Vec::new();
         let mut start = 0;
-        while let Some(pos) = buf[start..].iter().position(|b| *b == b'\n') {
-            entry(&mut out, &buf[start..start + pos + 1], stream, &now);
-            start += pos + 1;
-        }
-        while buf.len() - start >= MAX_PARTIAL {
-            entry(&mut out, &buf[start..start + MAX_PARTIAL], stream, &now);
-            start += MAX_PARTIAL;
+        loop {
+            let end = match buf[start..].iter().position(|b| *b == b'\n') {
+                Some(pos) => start + pos + 1,
+                None if buf.len() - start >= MAX_PARTIAL => start + MAX_PARTIAL,
+                None => break,
+            };
+            let before = out.len();
+            entry(&mut out, &buf[start..end], stream, &now);
+            if self.would_rotate(out.len()) && before > 0 {
+                let next = out.split_off(before);
+                self.append(&out);
+                out = next;
+            }
+            start = end;
         }
         buf.drain(..start);
+        self.partial[Self::slot(stream)] = buf;
         if !out.is_empty() {
             self.append(&out);
         }
+    }
+
+    fn would_rotate(&self, pending: usize) -> bool {
+        self.rotate
+            .is_some_and(|(max, _)| self.size > 0 && self.size + pending as u64 > max)
+            || self
+                .rotate
+                .is_some_and(|(max, _)| self.size == 0 && pending as u64 > max)
     }
 
     /// Writes what is left of a stream when it ends without a newline.
@@ -153,7 +196,7 @@ mod tests {
     fn lines_are_cut_at_newlines_and_escaped() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
-        let mut l = JsonFileLog::open(&p, None).unwrap();
+        let mut l = JsonFileLog::open(&p, None, false).unwrap();
         l.write(STREAM_STDOUT, b"hel");
         l.write(STREAM_STDOUT, b"lo \"x\"\nsecond");
         l.write(STREAM_STDERR, b"oops\t\x01\n");
@@ -172,10 +215,48 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_still_rotates_per_entry() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let mut l = JsonFileLog::open(&p, Some((300, 3)), false).unwrap();
+        let burst: String = (0..50).map(|i| format!("line {i}\n")).collect();
+        l.write(STREAM_STDOUT, burst.as_bytes());
+        for e in std::fs::read_dir(dir.path()).unwrap() {
+            assert!(e.unwrap().metadata().unwrap().len() <= 300);
+        }
+        assert!(std::fs::read_to_string(&p).unwrap().contains("line 49"));
+    }
+
+    #[test]
+    fn compressed_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c-json.log");
+        let mut l = JsonFileLog::open(&p, Some((300, 3)), true).unwrap();
+        for i in 0..50 {
+            l.write(STREAM_STDOUT, format!("line {i}\n").as_bytes());
+        }
+        let mut names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["c-json.log", "c-json.log.1.gz", "c-json.log.2.gz"]);
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(
+                std::fs::File::open(dir.path().join("c-json.log.1.gz")).unwrap(),
+            ),
+            &mut text,
+        )
+        .unwrap();
+        assert!(text.contains("\"stream\":\"stdout\""), "{text}");
+    }
+
+    #[test]
     fn rotation_keeps_at_most_max_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
-        let mut l = JsonFileLog::open(&p, Some((300, 3))).unwrap();
+        let mut l = JsonFileLog::open(&p, Some((300, 3)), false).unwrap();
         for i in 0..50 {
             l.write(STREAM_STDOUT, format!("line {i}\n").as_bytes());
         }

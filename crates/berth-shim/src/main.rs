@@ -294,10 +294,10 @@ impl Job {
         }
     }
 
-    fn log(&self) -> Option<(&Path, Option<(u64, u32)>)> {
+    /// The container's spec; an exec has no log of its own (Docker's rule).
+    fn container(&self) -> Option<&Spec> {
         match self {
-            Job::Container(s) => s.log_path.as_deref().map(|p| (p, s.log_rotate)),
-            // Docker does not log exec output.
+            Job::Container(s) => Some(s),
             Job::Exec(_) => None,
         }
     }
@@ -459,7 +459,11 @@ fn exit_code(status: rustix::process::WaitStatus) -> i32 {
 
 fn run(job: &Job, mut shim: Shim) -> ExitCode {
     shim.accept_all();
-    let mut logger = job.log().map(|(p, r)| log::JsonFileLog::open(p, r));
+    let mut logger = job.container().and_then(|s| {
+        s.log_path
+            .as_deref()
+            .map(|p| log::JsonFileLog::open(p, s.log_rotate, s.log_compress))
+    });
     let mut running = match start(job) {
         Ok(r) => r,
         Err((error, code)) => {

@@ -184,3 +184,74 @@ fn log_rotation_keeps_three_files_while_logs_follow() {
     assert!(o.stderr.contains("unknown log opt 'color'"), "{o:?}");
     d.docker(&["rm", "rot"]).ok();
 }
+
+#[test]
+fn compressed_rotation_and_the_local_driver() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let script = "i=0; while [ $i -lt 200 ]; do echo line $i; i=$((i+1)); done";
+    d.docker(&[
+        "run",
+        "--name",
+        "gz",
+        "--log-opt",
+        "max-size=1k",
+        "--log-opt",
+        "max-file=4",
+        "--log-opt",
+        "compress=true",
+        "busybox",
+        "sh",
+        "-c",
+        script,
+    ])
+    .ok();
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "gz"])
+        .ok()
+        .trim()
+        .to_string();
+    let mut files: Vec<String> = std::fs::read_dir(d.data_root.join("containers").join(&id))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("-json.log"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 4, "{files:?}");
+    assert!(
+        files.iter().filter(|f| f.ends_with(".gz")).count() == 3,
+        "{files:?}"
+    );
+    // docker logs reads the compressed files too: the newest lines, in order, to the end.
+    let o = d.docker(&["logs", "gz"]);
+    let got: Vec<&str> = o.ok().lines().collect();
+    let first: usize = got[0].trim_start_matches("line ").parse().unwrap();
+    assert!(first > 0 && first < 190, "{first}");
+    assert_eq!(
+        got,
+        (first..200)
+            .map(|i| format!("line {i}"))
+            .collect::<Vec<_>>()
+    );
+    // The local driver: rotated and compressed by default, read by docker logs.
+    d.docker(&[
+        "run",
+        "--name",
+        "loc",
+        "--log-driver",
+        "local",
+        "busybox",
+        "echo",
+        "kept locally",
+    ])
+    .ok();
+    assert_eq!(d.docker(&["logs", "loc"]).ok(), "kept locally\n");
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.HostConfig.LogConfig.Type}}", "loc"])
+            .ok()
+            .trim(),
+        "local"
+    );
+    d.docker(&["rm", "gz", "loc"]).ok();
+}

@@ -84,7 +84,7 @@ impl Containers {
         super::logs::rotation(&hc.log_config)?;
         match hc.log_config.kind.as_str() {
             "" => hc.log_config.kind = "json-file".into(),
-            "json-file" | "none" => {}
+            "json-file" | "local" | "none" => {}
             d => {
                 return Err(ApiError::invalid(format!(
                     "logger: no log driver named '{d}' is registered"

@@ -9,19 +9,32 @@ use std::io::{Read, Seek, SeekFrom};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// `--log-opt` of the json-file driver: (max-size, max-file) when it rotates.
-pub fn rotation(cfg: &berth_api::LogConfig) -> ApiResult<Option<(u64, u32)>> {
+/// How a container's log file is kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Rotation {
+    /// (max-size, max-file) when the file rotates.
+    pub rotate: Option<(u64, u32)>,
+    /// Rotated files are gzipped.
+    pub compress: bool,
+}
+
+/// `--log-driver` and `--log-opt`: json-file (no rotation unless asked), or local
+/// (Docker's defaults: 20 MB, 5 files, compressed; stored in berth's json lines,
+/// which only `docker logs` reads, as with Docker's own local format).
+pub fn rotation(cfg: &berth_api::LogConfig) -> ApiResult<Rotation> {
+    let local = cfg.kind == "local";
     let opts = cfg.config.clone().unwrap_or_default();
-    let mut size = None;
-    let mut files = 1u32;
+    let mut size = local.then_some(20 << 20);
+    let mut files = if local { 5 } else { 1 };
+    let mut compress = local;
     for (k, v) in &opts {
         match k.as_str() {
-            "max-size" if v != "-1" => {
+            "max-size" if v == "-1" => size = None,
+            "max-size" => {
                 size = Some(berth_api::parse_size(v).filter(|n| *n > 0).ok_or_else(|| {
                     ApiError::invalid(format!("invalid value for log-opt max-size: {v}"))
                 })? as u64);
             }
-            "max-size" => {}
             "max-file" => {
                 files = v
                     .parse::<u32>()
@@ -29,15 +42,15 @@ pub fn rotation(cfg: &berth_api::LogConfig) -> ApiResult<Option<(u64, u32)>> {
                     .filter(|n| *n >= 1)
                     .ok_or_else(|| ApiError::invalid("max-file cannot be less than 1"))?;
             }
-            "compress" if v == "false" => {}
             "compress" => {
-                return Err(ApiError::not_implemented(
-                    "berth does not support log-opt compress yet",
-                ))
+                compress = v.parse::<bool>().map_err(|_| {
+                    ApiError::invalid(format!("invalid value for log-opt compress: {v}"))
+                })?;
             }
             other => {
                 return Err(ApiError::invalid(format!(
-                    "unknown log opt '{other}' for json-file log driver"
+                    "unknown log opt '{other}' for {} log driver",
+                    if local { "local" } else { "json-file" }
                 )))
             }
         }
@@ -47,22 +60,40 @@ pub fn rotation(cfg: &berth_api::LogConfig) -> ApiResult<Option<(u64, u32)>> {
             "max-file cannot be greater than 1 when max-size is not set",
         ));
     }
-    Ok(size.map(|s| (s, files)))
+    Ok(Rotation {
+        rotate: size.map(|s| (s, files)),
+        compress: compress && size.is_some() && files > 1,
+    })
 }
 
-/// The log's files, oldest first: `<log>.N` ... `<log>.1`, `<log>`.
+/// The log's files, oldest first: `<log>.N[.gz]` ... `<log>.1[.gz]`, `<log>`.
 fn log_files(path: &std::path::Path, max_files: u32) -> Vec<std::path::PathBuf> {
+    let numbered = |n: u32, gz: bool| {
+        let mut p = path.to_path_buf().into_os_string();
+        p.push(format!(".{n}{}", if gz { ".gz" } else { "" }));
+        std::path::PathBuf::from(p)
+    };
     let mut out: Vec<std::path::PathBuf> = (1..max_files)
         .rev()
-        .map(|n| {
-            let mut p = path.to_path_buf().into_os_string();
-            p.push(format!(".{n}"));
-            std::path::PathBuf::from(p)
-        })
+        .flat_map(|n| [numbered(n, true), numbered(n, false)])
         .filter(|p| p.exists())
         .collect();
     out.push(path.to_path_buf());
     out
+}
+
+/// Reads a whole log file, decompressing a rotated `.gz` one.
+fn read_log_file(
+    p: &std::path::Path,
+    buf: &mut Vec<u8>,
+) -> std::io::Result<(std::fs::File, usize)> {
+    let f = std::fs::File::open(p)?;
+    let n = if p.extension().is_some_and(|e| e == "gz") {
+        flate2::read::GzDecoder::new(&f).read_to_end(buf)?
+    } else {
+        (&f).read_to_end(buf)?
+    };
+    Ok((f, n))
 }
 
 #[derive(Debug, Clone, Default)]
@@ -178,7 +209,7 @@ impl Containers {
             let r = c.rec();
             rotation(&r.host_config.log_config)
                 .ok()
-                .flatten()
+                .and_then(|r| r.rotate)
                 .map_or(1, |(_, n)| n)
         };
         let mut watch = c.watch.subscribe();
@@ -190,8 +221,7 @@ impl Containers {
             let mut file = None;
             let mut current_read = 0u64;
             for p in log_files(&path, max_files) {
-                if let Ok(mut f) = std::fs::File::open(&p) {
-                    let n = f.read_to_end(&mut buf).unwrap_or(0);
+                if let Ok((f, n)) = read_log_file(&p, &mut buf) {
                     if p == path {
                         current_read = n as u64;
                         file = Some(f);

@@ -152,6 +152,7 @@ impl Containers {
             lower.push(empty);
         }
         let u = self.resolve_user(r, &lower, &r.config.user)?;
+        let rotation = super::logs::rotation(&r.host_config.log_config)?;
         let env = process_env(r, &[], &u.home);
         // `--init`: berth-shim (static) is bound in read-only and runs as PID 1.
         let init = r.host_config.init == Some(true);
@@ -218,7 +219,8 @@ impl Containers {
                 pids_limit: r.host_config.pids_limit.filter(|p| *p > 0),
             },
             log_path: (r.host_config.log_config.kind != "none").then(|| self.paths.log_path(&r.id)),
-            log_rotate: super::logs::rotation(&r.host_config.log_config)?,
+            log_rotate: rotation.rotate,
+            log_compress: rotation.compress,
             exit_path: self.paths.run_dir(&r.id).join("exit.json"),
         })
     }
