@@ -105,6 +105,16 @@ pub struct HostConfig {
     pub pids_limit: Option<i64>,
     #[serde(default)]
     pub ulimits: Option<Vec<Ulimit>>,
+    #[serde(default)]
+    pub nano_cpus: i64,
+    #[serde(default)]
+    pub cpu_shares: i64,
+    #[serde(default)]
+    pub cpu_quota: i64,
+    #[serde(default)]
+    pub cpu_period: i64,
+    #[serde(default)]
+    pub cpuset_cpus: String,
     /// Run an init as PID 1 that forwards signals and reaps zombies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,

@@ -52,6 +52,21 @@ pub struct CreateOpts {
     /// Memory limit
     #[arg(short = 'm', long)]
     pub memory: Option<String>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
@@ -275,6 +290,11 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         hc.memory = parse_bytes(m)?;
     }
     hc.pids_limit = o.pids_limit;
+    hc.nano_cpus = o.cpus.map_or(0, |c| (c * 1e9) as i64);
+    hc.cpu_shares = o.cpu_shares.unwrap_or(0);
+    hc.cpu_quota = o.cpu_quota.unwrap_or(0);
+    hc.cpu_period = o.cpu_period.unwrap_or(0);
+    hc.cpuset_cpus = o.cpuset_cpus.clone().unwrap_or_default();
     hc.init = o.init.then_some(true);
     let (policy, retries) = o
         .restart

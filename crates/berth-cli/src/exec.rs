@@ -31,6 +31,9 @@ pub struct ExecOpts {
     /// Override the key sequence for detaching a container
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
+    /// Give extended privileges to the command
+    #[arg(long)]
+    pub privileged: bool,
     /// The container, then the command and its arguments
     #[arg(required = true, num_args = 2.., trailing_var_arg = true, allow_hyphen_values = true, value_name = "CONTAINER COMMAND [ARG...]")]
     pub target: Vec<String>,
@@ -48,10 +51,10 @@ pub async fn exec(c: &Client, o: &ExecOpts) -> Result<i32> {
         cmd: Some(cmd.to_vec()),
         user: o.user.clone().unwrap_or_default(),
         working_dir: o.workdir.clone().unwrap_or_default(),
+        privileged: o.privileged,
         console_size: crate::terminal::size()
             .filter(|_| o.tty)
             .map(|(r, c)| vec![r, c]),
-        ..Default::default()
     };
     let resp = c
         .post_json(&format!("/containers/{}/exec", enc(container)), &config)

@@ -79,6 +79,11 @@ pub fn docker_default() -> Vec<u8> {
         .collect()
 }
 
+/// Every capability this kernel knows (`--privileged`).
+pub fn all(cap_last_cap: u8) -> Vec<u8> {
+    (0..=cap_last_cap).collect()
+}
+
 /// The 64-bit mask of a set of capability bits, as /proc/<pid>/status shows it.
 pub fn mask(bits: &[u8]) -> u64 {
     bits.iter().fold(0u64, |m, b| m | (1u64 << b))

@@ -1,7 +1,7 @@
 //! Control groups on v1, v2 and hybrid hosts. The hierarchy root and the mount table
 //! are parameters, so tests can point them at a temporary directory.
 
-use crate::spec::CgroupSpec;
+use crate::spec::{CgroupSpec, CpuLimits};
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -124,6 +124,52 @@ impl Hierarchy {
             .iter()
             .find(|(_, opts)| opts.split(',').any(|o| o == controller))
             .map(|(p, _)| p)
+    }
+
+    /// Applies CPU controls to an existing cgroup (`rel` below each hierarchy).
+    pub fn set_cpu(&self, rel: &str, cpu: &CpuLimits) -> Result<(), CgroupError> {
+        let rel = rel.trim_start_matches('/');
+        if self.mode == Mode::V2 {
+            let dir = self
+                .unified
+                .as_ref()
+                .map(|u| u.join(rel))
+                .unwrap_or_default();
+            if let Some(s) = cpu.shares {
+                // runc's conversion of shares (2..262144) to weight (1..10000).
+                let weight = 1 + (s.clamp(2, 262_144) - 2) * 9999 / 262_142;
+                write(&dir.join("cpu.weight"), &weight.to_string())?;
+            }
+            if cpu.quota.is_some() || cpu.period.is_some() {
+                let quota = cpu
+                    .quota
+                    .filter(|q| *q > 0)
+                    .map_or("max".to_string(), |q| q.to_string());
+                write(
+                    &dir.join("cpu.max"),
+                    &format!("{quota} {}", cpu.period.unwrap_or(100_000)),
+                )?;
+            }
+            if let Some(c) = &cpu.cpuset_cpus {
+                write(&dir.join("cpuset.cpus"), c)?;
+            }
+            return Ok(());
+        }
+        if let Some(d) = self.v1_dir("cpu").map(|d| d.join(rel)) {
+            if let Some(s) = cpu.shares {
+                write(&d.join("cpu.shares"), &s.to_string())?;
+            }
+            if let Some(p) = cpu.period {
+                write(&d.join("cpu.cfs_period_us"), &p.to_string())?;
+            }
+            if let Some(q) = cpu.quota {
+                write(&d.join("cpu.cfs_quota_us"), &q.to_string())?;
+            }
+        }
+        if let (Some(c), Some(d)) = (&cpu.cpuset_cpus, self.v1_dir("cpuset")) {
+            write(&d.join(rel).join("cpuset.cpus"), c)?;
+        }
+        Ok(())
     }
 
     /// Changes the limits of an existing cgroup (`docker update`): memory in bytes,
@@ -358,6 +404,7 @@ impl Hierarchy {
             cg.dirs.push(dir.clone());
             cg.v1.push(dir);
         }
+        self.set_cpu(rel, &spec.cpu)?;
         if let Some(dev) = self.v1_dir("devices") {
             let dir = dev.join(rel);
             write(&dir.join("devices.deny"), "a")?;
@@ -570,6 +617,7 @@ mod tests {
                 path: "berth/abc".into(),
                 memory_limit: Some(64 << 20),
                 pids_limit: Some(10),
+                cpu: CpuLimits::default(),
             })
             .unwrap();
         let mem = root.join("memory/berth/abc/memory.limit_in_bytes");

@@ -140,6 +140,8 @@ pub mod step {
 pub struct HostFacts {
     /// /proc/sys/kernel/cap_last_cap
     pub cap_last_cap: u8,
+    /// The capabilities this process holds (CapPrm): a child can be given no more.
+    pub cap_permitted: u64,
     /// Whether the cgroup2 hierarchy carries the controllers (pure v2 host): only then
     /// is a cgroup2 filesystem mounted at /sys/fs/cgroup in the container.
     pub cgroup2: bool,
@@ -435,7 +437,7 @@ impl Plan {
     /// The part every process shares: what to run, as whom, where, with what.
     fn for_process(p: &Process, host: HostFacts) -> Result<Plan, PlanError> {
         let arg0 = p.args.first().ok_or(PlanError::NoCommand)?;
-        let keep = crate::caps::mask(&p.capabilities);
+        let keep = crate::caps::mask(&p.capabilities) & host.cap_permitted;
         let cap_drop = (0..=host.cap_last_cap)
             .filter(|c| keep & (1u64 << c) == 0)
             .map(libc::c_int::from)
@@ -582,6 +584,7 @@ mod tests {
 
     const HOST: HostFacts = HostFacts {
         cap_last_cap: 40,
+        cap_permitted: u64::MAX,
         cgroup2: false,
         device_cgroup: true,
     };

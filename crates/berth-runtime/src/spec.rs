@@ -139,6 +139,20 @@ pub struct CgroupSpec {
     pub memory_limit: Option<i64>,
     #[serde(default)]
     pub pids_limit: Option<i64>,
+    #[serde(default)]
+    pub cpu: CpuLimits,
+}
+
+/// CPU controls, as Docker's HostConfig gives them.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct CpuLimits {
+    /// Relative weight (`--cpu-shares`, 2..262144).
+    pub shares: Option<u64>,
+    /// CFS quota and period in microseconds (`--cpus`, `--cpu-quota`, `--cpu-period`).
+    pub quota: Option<i64>,
+    pub period: Option<u64>,
+    /// `--cpuset-cpus`, e.g. "0-1".
+    pub cpuset_cpus: Option<String>,
 }
 
 /// Paths Docker masks in every non-privileged container (moby's oci defaults).

@@ -348,8 +348,17 @@ fn start(job: &Job) -> Result<Running, (String, i32)> {
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40);
+    let cap_permitted = fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapPrm:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .unwrap_or(u64::MAX);
     let host = HostFacts {
         cap_last_cap,
+        cap_permitted,
         cgroup2: hierarchy.mode == berth_runtime::cgroups::Mode::V2,
         device_cgroup: hierarchy.has_device_cgroup(),
     };

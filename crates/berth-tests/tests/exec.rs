@@ -160,3 +160,44 @@ fn berth_exec_and_attach() {
     assert_eq!(t.wait(), 2);
     d.berth(&["rm", "-f", "box", "cat"]).ok();
 }
+
+#[test]
+fn privileged_exec_gets_every_capability_the_daemon_has() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["run", "-d", "--name", "pv", "busybox", "sleep", "1000"])
+        .ok();
+    let mine = std::fs::read_to_string("/proc/self/status").unwrap();
+    let prm = mine
+        .lines()
+        .find_map(|l| l.strip_prefix("CapPrm:"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let o = d.docker(&[
+        "exec",
+        "--privileged",
+        "pv",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert_eq!(o.ok().trim(), format!("CapEff:\t{prm}"));
+    let o = d.berth(&[
+        "exec",
+        "--privileged",
+        "pv",
+        "grep",
+        "CapBnd",
+        "/proc/self/status",
+    ]);
+    assert_eq!(o.ok().trim(), format!("CapBnd:\t{prm}"));
+    // Without it, Docker's default set.
+    assert_eq!(
+        d.docker(&["exec", "pv", "grep", "CapEff", "/proc/self/status"])
+            .ok()
+            .trim(),
+        "CapEff:\t00000000a80425fb"
+    );
+    d.docker(&["rm", "-f", "pv"]).ok();
+}

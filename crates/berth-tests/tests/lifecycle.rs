@@ -274,10 +274,10 @@ fn update_limits_and_policy_of_a_running_container() {
         o.stderr.contains("can't fork"),
         "the new pids limit holds: {o:?}"
     );
-    let o = d.docker(&["update", "--cpu-shares", "512", "up"]);
+    let o = d.docker(&["update", "--blkio-weight", "300", "up"]);
     assert!(
         o.stderr
-            .contains("berth does not support updating CpuShares yet"),
+            .contains("berth does not support updating BlkioWeight yet"),
         "{o:?}"
     );
     d.docker(&["rm", "-f", "up"]).ok();
@@ -315,4 +315,67 @@ fn diff_lists_added_changed_and_deleted() {
         ]
     );
     d.docker(&["rm", "df"]).ok();
+}
+
+/// A container's file in its cgroup: v1 controller directory, or the v2 one.
+fn cgroup_file(d: &Daemon, id: &str, v1: &str, v2: &str) -> String {
+    let v1p = std::path::Path::new("/sys/fs/cgroup")
+        .join(v1.split_once('.').unwrap().0)
+        .join(&d.cgroup_parent)
+        .join(id)
+        .join(v1);
+    let v2p = std::path::Path::new("/sys/fs/cgroup")
+        .join(&d.cgroup_parent)
+        .join(id)
+        .join(v2);
+    std::fs::read_to_string(&v1p)
+        .or_else(|_| std::fs::read_to_string(&v2p))
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn cpu_limits_at_create_and_update() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let id = d
+        .docker(&[
+            "run",
+            "-d",
+            "--cpus",
+            "0.5",
+            "--cpu-shares",
+            "512",
+            "--cpuset-cpus",
+            "0",
+            "busybox",
+            "sleep",
+            "1000",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    let quota = cgroup_file(&d, &id, "cpu.cfs_quota_us", "cpu.max");
+    assert!(quota == "50000" || quota == "50000 100000", "{quota}");
+    let shares = cgroup_file(&d, &id, "cpu.shares", "cpu.weight");
+    assert!(shares == "512" || shares == "20", "{shares}");
+    assert_eq!(cgroup_file(&d, &id, "cpuset.cpus", "cpuset.cpus"), "0");
+    d.docker(&["update", "--cpus", "1", &id]).ok();
+    let quota = cgroup_file(&d, &id, "cpu.cfs_quota_us", "cpu.max");
+    assert!(quota == "100000" || quota == "100000 100000", "{quota}");
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.HostConfig.NanoCpus}}", &id])
+            .ok()
+            .trim(),
+        "1000000000"
+    );
+    let o = d.docker(&["run", "--rm", "--cpus", "64", "busybox", "true"]);
+    assert!(o.stderr.contains("Range of CPUs is from 0.01 to"), "{o:?}");
+    let o = d.berth(&["run", "--rm", "--cpuset-cpus", "0-63", "busybox", "true"]);
+    assert!(
+        o.stderr.contains("Requested CPUs are not available"),
+        "{o:?}"
+    );
+    d.docker(&["rm", "-f", &id]).ok();
 }

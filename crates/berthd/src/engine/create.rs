@@ -82,6 +82,7 @@ impl Containers {
         }
         super::restart::validate(&hc)?;
         super::logs::rotation(&hc.log_config)?;
+        super::limits::cpu(&hc)?;
         match hc.log_config.kind.as_str() {
             "" => hc.log_config.kind = "json-file".into(),
             "json-file" | "local" | "none" => {}

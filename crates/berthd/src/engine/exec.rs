@@ -48,6 +48,13 @@ impl Exec {
     }
 }
 
+fn cap_last_cap() -> u8 {
+    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(40)
+}
+
 impl Containers {
     pub fn exec_create(&self, key: &str, config: ExecConfig) -> ApiResult<String> {
         let c = self.get(key)?;
@@ -59,11 +66,6 @@ impl Containers {
         }
         if config.cmd.as_ref().is_none_or(|c| c.is_empty()) {
             return Err(ApiError::invalid("No exec command specified"));
-        }
-        if config.privileged {
-            return Err(ApiError::not_implemented(
-                "berth does not support privileged exec yet",
-            ));
         }
         let id = hex::encode(rand::random::<[u8; 32]>());
         let exec = Arc::new(Exec {
@@ -200,7 +202,13 @@ impl Containers {
                 uid: u.uid,
                 gid: u.gid,
                 additional_gids: u.additional_gids,
-                capabilities: berth_runtime::caps::docker_default(),
+                // --privileged: every capability; the container's mounts and device
+                // rules stay what they are, as with Docker.
+                capabilities: if cfg.privileged {
+                    berth_runtime::caps::all(cap_last_cap())
+                } else {
+                    berth_runtime::caps::docker_default()
+                },
                 terminal: cfg.tty,
                 open_stdin: cfg.attach_stdin,
                 console_size,

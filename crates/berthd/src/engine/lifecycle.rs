@@ -52,8 +52,8 @@ impl Containers {
         self.persist(&c)
     }
 
-    /// `docker update`: memory, pids limit and restart policy; live on a running
-    /// container. Other resources are refused, as at create.
+    /// `docker update`: memory, pids limit, CPU and restart policy; live on a
+    /// running container. Other resources are refused, as at create.
     pub fn update(&self, key: &str, req: &serde_json::Value) -> ApiResult<Vec<String>> {
         let c = self.get(key)?;
         let obj = req
@@ -69,7 +69,17 @@ impl Containers {
                 || v.as_object().is_some_and(|o| o.is_empty())
                 || (k == "MemorySwap" && v.as_i64() == Some(-1))
                 || (k == "MemorySwappiness" && v.as_i64() == Some(-1));
-            if !zero && !["Memory", "PidsLimit", "RestartPolicy"].contains(&k.as_str()) {
+            const UPDATABLE: &[&str] = &[
+                "Memory",
+                "PidsLimit",
+                "RestartPolicy",
+                "NanoCpus",
+                "CpuShares",
+                "CpuQuota",
+                "CpuPeriod",
+                "CpusetCpus",
+            ];
+            if !zero && !UPDATABLE.contains(&k.as_str()) {
                 return Err(ApiError::not_implemented(format!(
                     "berth does not support updating {k} yet"
                 )));
@@ -94,6 +104,42 @@ impl Containers {
         if let Some(p) = &policy {
             hc.restart_policy = p.clone();
             super::restart::validate(&hc)?;
+        }
+        let text = |k: &str| {
+            obj.get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let cpu_given = ["NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod"]
+            .iter()
+            .any(|k| int(k) != 0)
+            || !text("CpusetCpus").is_empty();
+        if cpu_given {
+            if int("NanoCpus") != 0 {
+                hc.nano_cpus = int("NanoCpus");
+                hc.cpu_quota = 0;
+                hc.cpu_period = 0;
+            }
+            if int("CpuShares") != 0 {
+                hc.cpu_shares = int("CpuShares");
+            }
+            if int("CpuQuota") != 0 || int("CpuPeriod") != 0 {
+                hc.nano_cpus = 0;
+                hc.cpu_quota = int("CpuQuota");
+                hc.cpu_period = int("CpuPeriod");
+            }
+            if !text("CpusetCpus").is_empty() {
+                hc.cpuset_cpus = text("CpusetCpus");
+            }
+        }
+        let cpu = super::limits::cpu(&hc)?;
+        if c.is_running() && cpu_given {
+            self.hierarchy
+                .set_cpu(&self.cgroup_path(&c.id), &cpu)
+                .map_err(|e| {
+                    ApiError::invalid(format!("Cannot update container {}: {}", c.id, chain(&e)))
+                })?;
         }
         if c.is_running() {
             self.hierarchy

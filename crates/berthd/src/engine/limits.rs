@@ -3,8 +3,8 @@
 //! CAP_SYS_RESOURCE is assumed), so asking for more would only fail at start.
 
 use crate::error::{ApiError, ApiResult};
-use berth_api::Ulimit;
-use berth_runtime::spec::{Rlimit, ULIMIT_NAMES};
+use berth_api::{HostConfig, Ulimit};
+use berth_runtime::spec::{CpuLimits, Rlimit, ULIMIT_NAMES};
 use rustix::process::Resource;
 
 fn resource(name: &str) -> Option<Resource> {
@@ -76,6 +76,75 @@ pub fn clamp(ulimits: &[Ulimit]) -> ApiResult<(Vec<Rlimit>, Vec<String>)> {
     Ok((out, warnings))
 }
 
+fn ncpu() -> i64 {
+    std::thread::available_parallelism().map_or(1, |n| n.get() as i64)
+}
+
+/// `--cpus`, `--cpu-shares`, `--cpu-quota`, `--cpu-period`, `--cpuset-cpus`,
+/// checked with Docker's messages.
+pub fn cpu(hc: &HostConfig) -> ApiResult<CpuLimits> {
+    let n = ncpu();
+    if hc.nano_cpus < 0 || hc.cpu_shares < 0 || hc.cpu_period < 0 {
+        return Err(ApiError::invalid("CPU options cannot be negative"));
+    }
+    if hc.nano_cpus > 0 && (hc.cpu_quota != 0 || hc.cpu_period != 0) {
+        return Err(ApiError::invalid(
+            "Conflicting options: Nano CPUs and CPU Period cannot both be set",
+        ));
+    }
+    if hc.nano_cpus > n * 1_000_000_000 {
+        return Err(ApiError::invalid(format!(
+            "Range of CPUs is from 0.01 to {n}.00, as there are only {n} CPUs available"
+        )));
+    }
+    if hc.cpu_period != 0 && !(1000..=1_000_000).contains(&hc.cpu_period) {
+        return Err(ApiError::invalid(
+            "CPU cfs period can not be less than 1ms (i.e. 1000) or larger than 1s (i.e. 1000000)",
+        ));
+    }
+    if hc.cpu_quota > 0 && hc.cpu_quota < 1000 {
+        return Err(ApiError::invalid(
+            "CPU cfs quota can not be less than 1ms (i.e. 1000)",
+        ));
+    }
+    let cpuset = (!hc.cpuset_cpus.is_empty()).then(|| hc.cpuset_cpus.clone());
+    if let Some(set) = &cpuset {
+        let mut max = -1i64;
+        for part in set.split(',') {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let b: i64 = match (a.trim().parse::<i64>(), b.trim().parse::<i64>()) {
+                (Ok(a), Ok(b)) if a <= b => b,
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "Invalid value {set} for cpuset cpus"
+                    )))
+                }
+            };
+            max = max.max(b);
+        }
+        if max >= n {
+            return Err(ApiError::invalid(format!(
+                "Requested CPUs are not available - requested {set}, available: 0-{}",
+                n - 1
+            )));
+        }
+    }
+    let (quota, period) = if hc.nano_cpus > 0 {
+        (Some(hc.nano_cpus / 10_000), Some(100_000))
+    } else {
+        (
+            (hc.cpu_quota != 0).then_some(hc.cpu_quota),
+            (hc.cpu_period > 0).then_some(hc.cpu_period as u64),
+        )
+    };
+    Ok(CpuLimits {
+        shares: (hc.cpu_shares > 0).then_some(hc.cpu_shares as u64),
+        quota,
+        period,
+        cpuset_cpus: cpuset,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +168,32 @@ mod tests {
         assert!(w[0].contains("clamped"), "{w:?}");
         let (l, w) = clamp(&[u("nofile", 64, 128)]).unwrap();
         assert_eq!((l[0].soft, l[0].hard, w.len()), (64, 128, 0));
+    }
+
+    #[test]
+    fn cpu_options_like_docker() {
+        let hc = |f: &dyn Fn(&mut HostConfig)| {
+            let mut h = HostConfig::default();
+            f(&mut h);
+            h
+        };
+        let l = cpu(&hc(&|h| h.nano_cpus = 500_000_000)).unwrap();
+        assert_eq!((l.quota, l.period), (Some(50_000), Some(100_000)));
+        assert!(cpu(&hc(&|h| h.nano_cpus = 1_000_000_000_000))
+            .unwrap_err()
+            .message
+            .starts_with("Range of CPUs is from 0.01"));
+        assert!(cpu(&hc(&|h| {
+            h.nano_cpus = 1;
+            h.cpu_period = 1000;
+        }))
+        .is_err());
+        assert!(cpu(&hc(&|h| h.cpuset_cpus = "0-999".into()))
+            .unwrap_err()
+            .message
+            .contains("not available"));
+        assert!(cpu(&hc(&|h| h.cpuset_cpus = "x".into())).is_err());
+        assert_eq!(cpu(&hc(&|h| h.cpu_shares = 512)).unwrap().shares, Some(512));
     }
 
     #[test]

@@ -217,6 +217,7 @@ impl Containers {
                 path: format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), r.id),
                 memory_limit: (r.host_config.memory > 0).then_some(r.host_config.memory),
                 pids_limit: r.host_config.pids_limit.filter(|p| *p > 0),
+                cpu: super::limits::cpu(&r.host_config)?,
             },
             log_path: (r.host_config.log_config.kind != "none").then(|| self.paths.log_path(&r.id)),
             log_rotate: rotation.rotate,
