@@ -89,6 +89,61 @@ pub struct AttachOpts {
     pub container: String,
 }
 
+/// `berth start -a [-i]`: attaches before starting, so no output is missed, and
+/// exits with the container's status (0 if detached while it runs).
+pub async fn start_attached(
+    c: &Client,
+    name: &str,
+    interactive: bool,
+    detach_keys: Option<&str>,
+) -> Result<i32> {
+    let info: Value = c
+        .get_json(&format!("/containers/{}/json", enc(name)))
+        .await?;
+    let id = info["Id"]
+        .as_str()
+        .context("the daemon gave no container id")?
+        .to_string();
+    let tty = info["Config"]["Tty"] == Value::Bool(true);
+    let stdin = interactive && info["Config"]["OpenStdin"] == Value::Bool(true);
+    let mut q = format!("/containers/{id}/attach?stream=1&stdout=1&stderr=1");
+    if stdin {
+        q.push_str("&stdin=1");
+    }
+    if let Some(k) = detach_keys {
+        q.push_str(&format!("&detachKeys={}", enc(k)));
+    }
+    let conn = c.upgrade(&q).await?;
+    let wait = c
+        .post(&format!("/containers/{id}/wait?condition=next-exit"))
+        .await?;
+    if let Err(e) = c.post(&format!("/containers/{id}/start")).await {
+        eprintln!("berth: {e}");
+        return Ok(1);
+    }
+    stream(c, conn, tty, stdin, &format!("/containers/{id}")).await?;
+    exit_status(wait).await
+}
+
+/// After an attached stream ends: the container's exit code from `wait` (a
+/// `next-exit` wait sent before the stream could end). The stream ends as the
+/// container's output closes, a moment before its exit is recorded; if no exit
+/// comes within a second, the client detached and the container runs on: 0.
+async fn exit_status(wait: hyper::Response<hyper::body::Incoming>) -> Result<i32> {
+    let body = match tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        wait.into_body().collect(),
+    )
+    .await
+    {
+        Ok(body) => body?.to_bytes(),
+        Err(_) => return Ok(0),
+    };
+    let w: berth_api::WaitResponse =
+        serde_json::from_slice(&body).context("decoding the wait result")?;
+    Ok(w.status_code as i32)
+}
+
 pub async fn attach(c: &Client, o: &AttachOpts) -> Result<i32> {
     let info: Value = c
         .get_json(&format!("/containers/{}/json", enc(&o.container)))
@@ -110,11 +165,9 @@ pub async fn attach(c: &Client, o: &AttachOpts) -> Result<i32> {
         q.push_str(&format!("&detachKeys={}", enc(k)));
     }
     let conn = c.upgrade(&q).await?;
+    let wait = c
+        .post(&format!("/containers/{id}/wait?condition=next-exit"))
+        .await?;
     stream(c, conn, tty, stdin, &format!("/containers/{id}")).await?;
-    // Detached (still running) is a success; otherwise the container's exit code.
-    let after: Value = c.get_json(&format!("/containers/{id}/json")).await?;
-    if after["State"]["Running"] == Value::Bool(true) {
-        return Ok(0);
-    }
-    Ok(after["State"]["ExitCode"].as_i64().unwrap_or(0) as i32)
+    exit_status(wait).await
 }

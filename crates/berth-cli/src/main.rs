@@ -51,9 +51,15 @@ enum Cmd {
     },
     /// Start one or more stopped containers
     Start {
-        /// Attach STDOUT/STDERR (not supported yet)
+        /// Attach STDOUT/STDERR and forward signals
         #[arg(short = 'a', long)]
         attach: bool,
+        /// Attach container's STDIN
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        /// Override the key sequence for detaching a container
+        #[arg(long = "detach-keys")]
+        detach_keys: Option<String>,
         #[arg(required = true)]
         containers: Vec<String>,
     },
@@ -250,9 +256,17 @@ async fn dispatch(cli: Cli) -> Result<i32> {
                 Ok(1)
             }
         },
-        Cmd::Start { attach, containers } => {
-            if attach {
-                anyhow::bail!("berth start -a is not supported yet");
+        Cmd::Start {
+            attach,
+            interactive,
+            detach_keys,
+            containers,
+        } => {
+            if attach || interactive {
+                let [name] = containers.as_slice() else {
+                    anyhow::bail!("you cannot start and attach multiple containers at once");
+                };
+                return exec::start_attached(&c, name, interactive, detach_keys.as_deref()).await;
             }
             simple(&c, &containers, |n| format!("/containers/{n}/start")).await
         }

@@ -162,6 +162,56 @@ fn berth_exec_and_attach() {
 }
 
 #[test]
+fn berth_start_attached() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.berth(&[
+        "create",
+        "--name",
+        "once",
+        "busybox",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; exit 6",
+    ])
+    .ok();
+    // Attached before the start: nothing printed is missed, and its exit is ours.
+    let o = d.berth(&["start", "-a", "once"]);
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (6, "out\n", "err\n")
+    );
+    // A second start runs it again, attached again; the docker CLI's too.
+    assert_eq!(d.berth(&["start", "-a", "once"]).code, 6);
+    let o = d.docker(&["start", "-a", "once"]);
+    assert_eq!((o.code, o.stdout.as_str()), (6, "out\n"), "{o:?}");
+    d.berth(&[
+        "create",
+        "-i",
+        "--name",
+        "reader",
+        "busybox",
+        "sh",
+        "-c",
+        "read x; echo got $x",
+    ])
+    .ok();
+    let o = d.berth_in(&["start", "-a", "-i", "reader"], b"it\n");
+    assert_eq!((o.code, o.stdout.as_str()), (0, "got it\n"));
+    let o = d.berth(&["start", "-a", "once", "reader"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("cannot start and attach multiple"),
+        "{o:?}"
+    );
+    let o = d.berth(&["start", "-a", "nosuch"]);
+    assert!(
+        o.code != 0 && o.stderr.contains("No such container"),
+        "{o:?}"
+    );
+    d.berth(&["rm", "-f", "once", "reader"]).ok();
+}
+
+#[test]
 fn privileged_exec_gets_every_capability_the_daemon_has() {
     let d = Daemon::start();
     d.load_busybox();
