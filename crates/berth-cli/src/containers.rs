@@ -435,7 +435,46 @@ fn start_failure_code(msg: &str) -> i32 {
     }
 }
 
-pub async fn run(c: &Client, o: &CreateOpts, detach: bool) -> Result<i32> {
+/// `--sig-proxy`: the signals berth receives go to the container instead, as with
+/// Docker's CLI; not with a TTY, where the terminal carries them. The returned
+/// guard stops the forwarding (the signals stay caught until berth exits).
+pub fn proxy_signals(c: &Client, id: &str) -> Result<SignalProxy> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let kinds = [
+        ("SIGHUP", SignalKind::hangup()),
+        ("SIGINT", SignalKind::interrupt()),
+        ("SIGQUIT", SignalKind::quit()),
+        ("SIGTERM", SignalKind::terminate()),
+        ("SIGUSR1", SignalKind::user_defined1()),
+        ("SIGUSR2", SignalKind::user_defined2()),
+    ];
+    let mut tasks = Vec::new();
+    for (name, kind) in kinds {
+        let mut sig = signal(kind).with_context(|| format!("catching {name}"))?;
+        let (c, id) = (c.clone(), id.to_string());
+        tasks.push(tokio::spawn(async move {
+            while sig.recv().await.is_some() {
+                let path = format!("/containers/{id}/kill?signal={name}");
+                if let Err(e) = c.post(&path).await {
+                    eprintln!("berth: forwarding {name}: {e}");
+                }
+            }
+        }));
+    }
+    Ok(SignalProxy(tasks))
+}
+
+pub struct SignalProxy(Vec<tokio::task::JoinHandle<()>>);
+
+impl Drop for SignalProxy {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}
+
+pub async fn run(c: &Client, o: &CreateOpts, detach: bool, sig_proxy: bool) -> Result<i32> {
     let id = match create(c, o, detach).await {
         Ok(id) => id,
         Err(e) => {
@@ -475,6 +514,11 @@ pub async fn run(c: &Client, o: &CreateOpts, detach: bool) -> Result<i32> {
         eprintln!("berth: {e}");
         return Ok(start_failure_code(&e.to_string()));
     }
+    let _proxy = if sig_proxy && !o.tty {
+        Some(proxy_signals(c, &id)?)
+    } else {
+        None
+    };
     stream(
         c,
         attach,

@@ -1,7 +1,7 @@
 //! `berth exec` and `berth attach`.
 
 use crate::client::{enc, Client};
-use crate::containers::stream;
+use crate::containers::{proxy_signals, stream};
 use anyhow::{Context, Result};
 use berth_api::{ExecConfig, ExecInspect};
 use clap::Args;
@@ -86,6 +86,10 @@ pub struct AttachOpts {
     /// Override the key sequence for detaching a container
     #[arg(long = "detach-keys")]
     pub detach_keys: Option<String>,
+    /// Proxy all received signals to the process
+    #[arg(long = "sig-proxy", default_value_t = true, num_args = 0..=1,
+          default_missing_value = "true", action = clap::ArgAction::Set)]
+    pub sig_proxy: bool,
     pub container: String,
 }
 
@@ -121,6 +125,11 @@ pub async fn start_attached(
         eprintln!("berth: {e}");
         return Ok(1);
     }
+    let _proxy = if tty {
+        None
+    } else {
+        Some(proxy_signals(c, &id)?)
+    };
     stream(c, conn, tty, stdin, &format!("/containers/{id}")).await?;
     exit_status(wait).await
 }
@@ -168,6 +177,11 @@ pub async fn attach(c: &Client, o: &AttachOpts) -> Result<i32> {
     let wait = c
         .post(&format!("/containers/{id}/wait?condition=next-exit"))
         .await?;
+    let _proxy = if o.sig_proxy && !tty {
+        Some(proxy_signals(c, &id)?)
+    } else {
+        None
+    };
     stream(c, conn, tty, stdin, &format!("/containers/{id}")).await?;
     exit_status(wait).await
 }

@@ -36,6 +36,10 @@ enum Cmd {
         /// Run container in background and print container ID
         #[arg(short = 'd', long)]
         detach: bool,
+        /// Proxy received signals to the process
+        #[arg(long = "sig-proxy", default_value_t = true, num_args = 0..=1,
+              default_missing_value = "true", action = clap::ArgAction::Set)]
+        sig_proxy: bool,
         #[arg(long, action = clap::ArgAction::Help)]
         help: Option<bool>,
         #[command(flatten)]
@@ -245,7 +249,12 @@ async fn simple(c: &Client, names: &[String], path: impl Fn(&str) -> String) -> 
 async fn dispatch(cli: Cli) -> Result<i32> {
     let c = Client::new(cli.host.as_deref())?;
     match cli.cmd {
-        Cmd::Run { detach, opts, .. } => containers::run(&c, &opts, detach).await,
+        Cmd::Run {
+            detach,
+            sig_proxy,
+            opts,
+            ..
+        } => containers::run(&c, &opts, detach, sig_proxy).await,
         Cmd::Create { opts, .. } => match containers::create(&c, &opts, true).await {
             Ok(id) => {
                 println!("{id}");

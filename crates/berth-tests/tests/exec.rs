@@ -212,6 +212,54 @@ fn berth_start_attached() {
 }
 
 #[test]
+fn berth_run_proxies_signals_to_the_container() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let d = Daemon::start();
+    d.load_busybox();
+    let run = |extra: &[&str], name: &str| {
+        let mut args = vec!["run", "--name", name];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[
+            "busybox",
+            "sh",
+            "-c",
+            "trap 'echo got; exit 3' TERM; echo ready; while true; do sleep 0.1; done",
+        ]);
+        let mut child = Command::new(berth_tests::bin("berth"))
+            .args(&args)
+            .env("BERTH_HOST", d.host())
+            .env_remove("DOCKER_HOST")
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        out.read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n");
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        (child, out)
+    };
+    // Proxied: the container's trap runs, and its exit is berth's.
+    let (mut child, mut out) = run(&[], "sp");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest, "got\n");
+    assert_eq!(child.wait().unwrap().code(), Some(3));
+    // --sig-proxy=false: berth itself dies of the signal, the container runs on.
+    let (mut child, _out) = run(&["--sig-proxy=false"], "nosp");
+    let status = child.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(15)
+    );
+    let o = d.docker(&["inspect", "-f", "{{.State.Running}}", "nosp"]);
+    assert_eq!(o.ok().trim(), "true");
+    d.docker(&["rm", "-f", "sp", "nosp"]).ok();
+}
+
+#[test]
 fn privileged_exec_gets_every_capability_the_daemon_has() {
     let d = Daemon::start();
     d.load_busybox();
