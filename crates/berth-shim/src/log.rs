@@ -227,11 +227,12 @@ mod tests {
         assert!(std::fs::read_to_string(&p).unwrap().contains("line 49"));
     }
 
-    #[test]
-    fn compressed_rotation() {
+    /// Fifty lines through a log rotated at 300 bytes into at most 3 files: the
+    /// directory and the sorted names of what is in it.
+    fn fifty_lines_rotated(compress: bool) -> (tempfile::TempDir, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
-        let mut l = JsonFileLog::open(&p, Some((300, 3)), true).unwrap();
+        let mut l = JsonFileLog::open(&p, Some((300, 3)), compress).unwrap();
         for i in 0..50 {
             l.write(STREAM_STDOUT, format!("line {i}\n").as_bytes());
         }
@@ -240,6 +241,12 @@ mod tests {
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
         names.sort();
+        (dir, names)
+    }
+
+    #[test]
+    fn compressed_rotation() {
+        let (dir, names) = fifty_lines_rotated(true);
         assert_eq!(names, ["c-json.log", "c-json.log.1.gz", "c-json.log.2.gz"]);
         let mut text = String::new();
         std::io::Read::read_to_string(
@@ -254,17 +261,8 @@ mod tests {
 
     #[test]
     fn rotation_keeps_at_most_max_files() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, names) = fifty_lines_rotated(false);
         let p = dir.path().join("c-json.log");
-        let mut l = JsonFileLog::open(&p, Some((300, 3)), false).unwrap();
-        for i in 0..50 {
-            l.write(STREAM_STDOUT, format!("line {i}\n").as_bytes());
-        }
-        let mut names: Vec<String> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
         assert_eq!(names, ["c-json.log", "c-json.log.1", "c-json.log.2"]);
         for n in &names {
             assert!(std::fs::metadata(dir.path().join(n)).unwrap().len() <= 300);
