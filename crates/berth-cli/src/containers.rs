@@ -109,6 +109,9 @@ pub struct CreateOpts {
     /// Log driver options (max-size, max-file)
     #[arg(long = "log-opt")]
     pub log_opt: Vec<String>,
+    /// Attach to STDIN, STDOUT or STDERR
+    #[arg(short = 'a', long = "attach", value_parser = parse_stream)]
+    pub attach: Vec<String>,
     /// Keep STDIN open even if not attached
     #[arg(short = 'i', long)]
     pub interactive: bool,
@@ -260,10 +263,10 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
     c.stop_timeout = o.stop_timeout;
     c.tty = o.tty;
     c.open_stdin = o.interactive;
-    c.stdin_once = o.interactive && !detach;
-    c.attach_stdin = o.interactive && !detach;
-    c.attach_stdout = !detach;
-    c.attach_stderr = !detach;
+    c.attach_stdin = !detach && o.attached("stdin");
+    c.stdin_once = c.attach_stdin && o.interactive;
+    c.attach_stdout = !detach && o.attached("stdout");
+    c.attach_stderr = !detach && o.attached("stderr");
     let mut hc = HostConfig {
         network_mode: o.network.clone().unwrap_or_else(|| "default".into()),
         auto_remove: o.rm,
@@ -331,6 +334,29 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         );
     }
     Ok((image.clone(), req))
+}
+
+/// `-a`'s values, in Docker's spelling (any case).
+fn parse_stream(s: &str) -> Result<String, String> {
+    let l = s.to_ascii_lowercase();
+    match l.as_str() {
+        "stdin" | "stdout" | "stderr" => Ok(l),
+        _ => Err(format!(
+            "invalid argument \"{s}\": valid streams are STDIN, STDOUT and STDERR"
+        )),
+    }
+}
+
+impl CreateOpts {
+    /// Whether a foreground run attaches `stream`: those `-a` names, or else
+    /// stdout, stderr, and stdin with `-i`.
+    fn attached(&self, stream: &str) -> bool {
+        if self.attach.is_empty() {
+            stream != "stdin" || self.interactive
+        } else {
+            self.attach.iter().any(|a| a == stream)
+        }
+    }
 }
 
 pub async fn create(c: &Client, o: &CreateOpts, detach: bool) -> Result<String> {
@@ -475,6 +501,10 @@ impl Drop for SignalProxy {
 }
 
 pub async fn run(c: &Client, o: &CreateOpts, detach: bool, sig_proxy: bool) -> Result<i32> {
+    if detach && !o.attach.is_empty() {
+        eprintln!("berth: Conflicting options: -a and -d");
+        return Ok(125);
+    }
     let id = match create(c, o, detach).await {
         Ok(id) => id,
         Err(e) => {
@@ -490,13 +520,14 @@ pub async fn run(c: &Client, o: &CreateOpts, detach: bool, sig_proxy: bool) -> R
         println!("{id}");
         return Ok(0);
     }
-    let stdin = if o.interactive { "&stdin=1" } else { "" };
-    let attach = match c
-        .upgrade(&format!(
-            "/containers/{id}/attach?stream=1&stdout=1&stderr=1{stdin}"
-        ))
-        .await
-    {
+    let mut q = format!("/containers/{id}/attach?stream=1");
+    for s in ["stdin", "stdout", "stderr"] {
+        if o.attached(s) {
+            q.push_str(&format!("&{s}=1"));
+        }
+    }
+    let stdin = o.interactive && o.attached("stdin");
+    let attach = match c.upgrade(&q).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("berth: {e}");
@@ -519,14 +550,7 @@ pub async fn run(c: &Client, o: &CreateOpts, detach: bool, sig_proxy: bool) -> R
     } else {
         None
     };
-    stream(
-        c,
-        attach,
-        o.tty,
-        o.interactive,
-        &format!("/containers/{id}"),
-    )
-    .await?;
+    stream(c, attach, o.tty, stdin, &format!("/containers/{id}")).await?;
     let body = wait.into_body().collect().await?.to_bytes();
     let w: WaitResponse = serde_json::from_slice(&body).context("decoding the wait result")?;
     if let Some(e) = w.error {

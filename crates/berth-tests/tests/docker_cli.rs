@@ -25,6 +25,46 @@ fn run_prints_and_exit_codes_pass_through() {
 }
 
 #[test]
+fn run_attaches_only_the_streams_asked_for() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let script = "echo out; echo err >&2; exit 2";
+    let o = d.docker(&["run", "--rm", "-a", "stdout", "busybox", "sh", "-c", script]);
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (2, "out\n", "")
+    );
+    let o = d.docker(&["run", "--rm", "-a", "stderr", "busybox", "sh", "-c", script]);
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (2, "", "err\n")
+    );
+    let o = d.docker_in(
+        &[
+            "run", "--rm", "-i", "-a", "stdin", "-a", "stdout", "busybox", "cat",
+        ],
+        b"piped\n",
+    );
+    assert_eq!(o.ok(), "piped\n");
+    // berth's run takes the same flag.
+    let o = d.berth(&["run", "--rm", "-a", "STDERR", "busybox", "sh", "-c", script]);
+    assert_eq!(
+        (o.code, o.stdout.as_str(), o.stderr.as_str()),
+        (2, "", "err\n")
+    );
+    let o = d.berth(&["run", "-d", "-a", "stdout", "busybox", "true"]);
+    assert_eq!(o.code, 125);
+    assert!(o.stderr.contains("Conflicting options: -a and -d"), "{o:?}");
+    let o = d.berth(&["run", "-a", "stdmiddle", "busybox", "true"]);
+    assert!(
+        o.code != 0
+            && o.stderr
+                .contains("valid streams are STDIN, STDOUT and STDERR"),
+        "{o:?}"
+    );
+}
+
+#[test]
 fn sigkill_reports_137() {
     let d = Daemon::start();
     d.load_busybox();
