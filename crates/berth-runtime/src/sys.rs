@@ -743,6 +743,57 @@ pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     Ok(owned)
 }
 
+/// How many descriptors [`pass_fds`] hands over at most.
+pub const MAX_PASSED_FDS: usize = 64;
+
+/// Runs `f` on a new thread inside a new, empty network namespace, and returns a
+/// descriptor of that namespace (which keeps it alive) with `f`'s result. Sockets `f`
+/// creates belong to the new namespace: that is how berthd configures it.
+pub fn in_new_netns<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<(OwnedFd, T)> {
+    std::thread::spawn(move || {
+        // SAFETY: only CLONE_NEWNET is unshared, on this thread alone, which exits
+        // when `f` returns. No file descriptor table or filesystem state is
+        // unshared, so no other thread can observe a descriptor it does not share.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNET) }?;
+        let ns = std::fs::File::open("/proc/thread-self/ns/net")?;
+        Ok((OwnedFd::from(ns), f()?))
+    })
+    .join()
+    .map_err(|_| io::Error::other("the network namespace thread panicked"))?
+}
+
+/// Arranges for each `(fd, target)` to be the child's descriptor `target`, like
+/// [`pass_fd`] for several at once: sources are first moved above every target so
+/// that one `dup2` never closes another's source.
+pub fn pass_fds(cmd: &mut std::process::Command, fds: Vec<(OwnedFd, RawFd)>) {
+    use std::os::unix::process::CommandExt;
+    assert!(fds.len() <= MAX_PASSED_FDS, "too many descriptors to pass");
+    let floor = fds.iter().map(|(_, t)| *t).max().unwrap_or(0) + 1;
+    // SAFETY: the closure runs in the forked child before exec and calls only fcntl
+    // and dup2, which are async-signal-safe; the fds are owned by the closure and open.
+    unsafe {
+        cmd.pre_exec(move || {
+            // No allocation between fork and exec: a fixed array.
+            let mut moved = [(-1, -1); MAX_PASSED_FDS];
+            for (slot, (fd, target)) in moved.iter_mut().zip(&fds) {
+                let high = libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, floor);
+                if high < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                *slot = (high, *target);
+            }
+            for &(high, target) in moved.iter().take(fds.len()) {
+                if libc::dup2(high, target) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Arranges for `fd` to be the child's descriptor `target` (and only there: it stays
 /// close-on-exec in this process, so concurrent spawns do not inherit it).
 pub fn pass_fd(cmd: &mut std::process::Command, fd: OwnedFd, target: RawFd) {
