@@ -498,6 +498,18 @@ impl Plan {
         })
     }
 
+    /// Has the child enter the network namespace `fd` before any other step (sysfs
+    /// is mounted later, and shows the namespace of whoever mounts it).
+    pub fn join_netns(&mut self, fd: RawFd) {
+        self.ops.insert(
+            0,
+            Op::SetNs {
+                fd,
+                nstype: libc::CLONE_NEWNET,
+            },
+        );
+    }
+
     /// Has the child join these cgroup v1 `tasks` files before anything else.
     pub fn join_cgroup_tasks(&mut self, files: &[std::path::PathBuf]) -> Result<(), PlanError> {
         self.cgroup_tasks = files

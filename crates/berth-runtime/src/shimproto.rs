@@ -76,6 +76,10 @@ pub const STREAM_STDERR: u8 = 2;
 
 /// The fd number the shim receives its listening socket on.
 pub const LISTENER_FD: i32 = 3;
+/// The fd number of the network namespace to join ([`crate::spec::NetworkMode::Join`]).
+pub const NETNS_FD: i32 = 4;
+/// The first fd number of the descriptors the shim holds ([`crate::spec::Spec::held_fds`]).
+pub const HELD_FDS_START: i32 = 5;
 
 /// The start outcome: the container's pid, or why it did not start.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

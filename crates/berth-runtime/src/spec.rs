@@ -29,6 +29,11 @@ pub struct Spec {
     /// Rotated log files are gzipped (`compress=true`, the `local` driver).
     #[serde(default)]
     pub log_compress: bool,
+    /// Descriptors the shim holds open for the container's life, handed over from
+    /// [`crate::shimproto::HELD_FDS_START`] on: the sockets reserving its published
+    /// host ports, so that no other program can take them while it runs.
+    #[serde(default)]
+    pub held_fds: u32,
     /// Where the shim records the exit status (see [`crate::shimproto::ExitRecord`]).
     pub exit_path: PathBuf,
 }
@@ -119,6 +124,9 @@ pub enum NetworkMode {
     Private,
     /// The host's network namespace.
     Host,
+    /// A namespace berthd prepared (a bridge endpoint, or another container's),
+    /// handed to the shim as descriptor [`crate::shimproto::NETNS_FD`].
+    Join,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

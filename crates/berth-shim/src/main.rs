@@ -13,7 +13,7 @@ mod log;
 use berth_runtime::cgroups::{Cgroup, Hierarchy};
 use berth_runtime::plan::{step, HostFacts, Plan};
 use berth_runtime::shimproto::{
-    frame_header, ExitRecord, InputParser, Started, LISTENER_FD, STREAM_STDERR, STREAM_STDOUT,
+    frame_header, ExitRecord, InputParser, Started, HELD_FDS_START, LISTENER_FD, NETNS_FD, STREAM_STDERR, STREAM_STDOUT,
     WANT_CONTROL, WANT_MONITOR, WANT_STDERR, WANT_STDIN, WANT_STDOUT,
 };
 use berth_runtime::spec::{ExecSpec, Spec};
@@ -365,12 +365,22 @@ fn start(job: &Job) -> Result<Running, (String, i32)> {
     // Held open until the child has entered them.
     let mut _namespaces = Vec::new();
     let (mut plan, cgroup) = match job {
-        Job::Container(spec) => (
-            Plan::build(spec, host).map_err(|e| internal("preparing the container", &e))?,
-            hierarchy
-                .create(&spec.cgroup)
-                .map_err(|e| internal("creating the cgroup", &e))?,
-        ),
+        Job::Container(spec) => {
+            let mut plan =
+                Plan::build(spec, host).map_err(|e| internal("preparing the container", &e))?;
+            if spec.network == berth_runtime::spec::NetworkMode::Join {
+                let ns = sys::take_inherited_fd(NETNS_FD)
+                    .map_err(|e| internal("taking the network namespace", &e))?;
+                plan.join_netns(std::os::fd::AsRawFd::as_raw_fd(&ns));
+                _namespaces.push((ns, libc::CLONE_NEWNET));
+            }
+            (
+                plan,
+                hierarchy
+                    .create(&spec.cgroup)
+                    .map_err(|e| internal("creating the cgroup", &e))?,
+            )
+        }
         Job::Exec(x) => {
             _namespaces = enter_container(x.container_pid)
                 .map_err(|e| internal("entering the container's namespaces", &e))?;
@@ -654,6 +664,21 @@ fn main() -> ExitCode {
         Ok(fd) => UnixListener::from(fd),
         Err(e) => {
             eprintln!("berth-shim: listening socket on fd {LISTENER_FD}: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    // Port reservations: held, never read, until the shim exits with the container.
+    let held = match &job {
+        Job::Container(spec) => spec.held_fds,
+        Job::Exec(_) => 0,
+    };
+    let _held: Vec<OwnedFd> = match (0..held as i32)
+        .map(|i| sys::take_inherited_fd(HELD_FDS_START + i))
+        .collect::<std::io::Result<_>>()
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("berth-shim: held descriptors: {e}");
             return ExitCode::from(2);
         }
     };

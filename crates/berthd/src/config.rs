@@ -46,6 +46,31 @@ pub struct Flags {
     /// Storage driver (only overlay2 for now).
     #[arg(short = 's', long)]
     pub storage_driver: Option<String>,
+    /// The default bridge's interface ("none": no default bridge). [default: berth0]
+    #[arg(short = 'b', long)]
+    pub bridge: Option<String>,
+    /// The default bridge's address and subnet, e.g. 172.30.0.1/16.
+    #[arg(long)]
+    pub bip: Option<String>,
+    /// Where networks' subnets come from: base=<cidr>,size=<prefix length>.
+    #[arg(long = "default-address-pool")]
+    pub default_address_pools: Vec<String>,
+    /// DNS servers for containers.
+    #[arg(long)]
+    pub dns: Vec<String>,
+    /// DNS search domains for containers.
+    #[arg(long)]
+    pub dns_search: Vec<String>,
+    /// DNS options for containers.
+    #[arg(long = "dns-opt")]
+    pub dns_opts: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PoolEntry {
+    base: String,
+    size: u8,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -60,16 +85,16 @@ struct FileConfig {
     live_restore: Option<bool>,
     cgroup_parent: Option<String>,
     storage_driver: Option<String>,
+    bridge: Option<String>,
+    bip: Option<String>,
+    default_address_pools: Option<Vec<PoolEntry>>,
+    dns: Option<Vec<String>>,
+    dns_search: Option<Vec<String>>,
+    dns_opts: Option<Vec<String>>,
 }
 
 /// daemon.json keys Docker has and berth does not implement yet.
 const DOCKER_KEYS_NOT_YET: &[&str] = &[
-    "bip",
-    "bridge",
-    "default-address-pools",
-    "dns",
-    "dns-opts",
-    "dns-search",
     "insecure-registries",
     "registry-mirrors",
     "log-driver",
@@ -119,6 +144,7 @@ pub struct Config {
     pub log_level: String,
     pub live_restore: bool,
     pub cgroup_parent: String,
+    pub net: crate::engine::network::NetConfig,
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
@@ -192,6 +218,20 @@ impl Config {
         let log_level = pick!(flags.log_level, file.log_level, "log-level");
         let cgroup_parent = pick!(flags.cgroup_parent, file.cgroup_parent, "cgroup-parent");
         let storage_driver = pick!(flags.storage_driver, file.storage_driver, "storage-driver");
+        let nonempty = |v: Vec<String>| (!v.is_empty()).then_some(v);
+        let bridge = pick!(flags.bridge, file.bridge, "bridge");
+        let bip = pick!(flags.bip, file.bip, "bip");
+        let pools = pick!(
+            nonempty(flags.default_address_pools),
+            file.default_address_pools.map(|v| v
+                .into_iter()
+                .map(|p| format!("base={},size={}", p.base, p.size))
+                .collect()),
+            "default-address-pools"
+        );
+        let dns = pick!(nonempty(flags.dns), file.dns, "dns");
+        let dns_search = pick!(nonempty(flags.dns_search), file.dns_search, "dns-search");
+        let dns_opts = pick!(nonempty(flags.dns_opts), file.dns_opts, "dns-opts");
         if !both.is_empty() {
             bail!(
                 "the following directives are specified both as a flag and in the configuration file: {}",
@@ -218,7 +258,9 @@ impl Config {
         for h in &hosts {
             validate_host(h)?;
         }
+        let net = net_config(bridge, bip, pools.unwrap_or_default(), dns.unwrap_or_default(), dns_search.unwrap_or_default(), dns_opts.unwrap_or_default())?;
         Ok(Config {
+            net,
             hosts,
             data_root: data_root.unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
             pidfile: pidfile.unwrap_or_else(|| exec_root.join("berthd.pid")),
@@ -229,6 +271,59 @@ impl Config {
             cgroup_parent: cgroup_parent.unwrap_or_else(|| "berth".into()),
         })
     }
+}
+
+fn net_config(
+    bridge: Option<String>,
+    bip: Option<String>,
+    pools: Vec<String>,
+    dns: Vec<String>,
+    dns_search: Vec<String>,
+    dns_options: Vec<String>,
+) -> Result<crate::engine::network::NetConfig> {
+    use berth_net::cidr::Subnet;
+    let bridge = match bridge.as_deref() {
+        Some("none") => None,
+        Some(b) => Some(b.to_string()),
+        None => Some("berth0".to_string()),
+    };
+    if bridge.is_none() && bip.is_some() {
+        bail!("--bip cannot be used with --bridge none");
+    }
+    let bip = match bip {
+        None => None,
+        Some(b) => {
+            let (ip, _) = b
+                .split_once('/')
+                .with_context(|| format!("invalid bip {b:?}: use address/prefix, e.g. 172.30.0.1/16"))?;
+            let ip: std::net::IpAddr = ip
+                .parse()
+                .with_context(|| format!("invalid bip {b:?}: {ip:?} is not an IP address"))?;
+            let subnet: Subnet = b
+                .parse()
+                .map_err(|_| anyhow::anyhow!("invalid bip {b:?}: use address/prefix, e.g. 172.30.0.1/16"))?;
+            if !ip.is_ipv4() || subnet.addr == ip {
+                bail!("invalid bip {b:?}: give the bridge's IPv4 address, not the network's");
+            }
+            Some((ip, subnet))
+        }
+    };
+    let pools = pools
+        .iter()
+        .map(|p| crate::engine::network::parse_pool(p).map_err(|e| anyhow::anyhow!(e)))
+        .collect::<Result<Vec<_>>>()?;
+    for d in &dns {
+        d.parse::<std::net::IpAddr>()
+            .with_context(|| format!("invalid dns {d:?}: not an IP address"))?;
+    }
+    Ok(crate::engine::network::NetConfig {
+        bridge,
+        bip,
+        pools,
+        dns,
+        dns_search,
+        dns_options,
+    })
 }
 
 fn validate_host(h: &str) -> Result<()> {

@@ -120,7 +120,15 @@ async fn run(cfg: config::Config) -> Result<()> {
         shim,
         cgroup_parent: cfg.cgroup_parent.clone(),
     };
-    let containers = Arc::new(Containers::new(store.clone(), paths, hierarchy));
+    let net = Arc::new(
+        engine::network::Networks::open(&cfg.data_root, nft_table(&cfg.data_root), cfg.net.clone())
+            .map_err(|e| anyhow::anyhow!(e.message))
+            .context("loading networks")?,
+    );
+    net.setup()
+        .map_err(|e| anyhow::anyhow!(e.message))
+        .context("setting up networks")?;
+    let containers = Arc::new(Containers::new(store.clone(), paths, hierarchy, net.clone()));
     containers
         .restore()
         .await
@@ -185,6 +193,11 @@ async fn run(cfg: config::Config) -> Result<()> {
                 }
             });
         futures_join_all(stops).await;
+    }
+    // Without running containers, berth's bridges and firewall table go too; they
+    // are made again at the next start.
+    if !containers.all().iter().any(|c| c.is_running()) {
+        net.teardown();
     }
     // The parent cgroup goes too when nothing is left in it (other daemons or
     // live-restored containers may still use it).
@@ -271,4 +284,19 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::from(1)
         }
     }
+}
+
+/// berth's nftables table: "berth" for the default data root, else one named after
+/// the data root, so that daemons side by side never touch each other's rules.
+fn nft_table(data_root: &std::path::Path) -> String {
+    if data_root == std::path::Path::new("/var/lib/berth") {
+        return "berth".into();
+    }
+    // FNV-1a: stable across builds and versions.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data_root.as_os_str().as_encoded_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("berth_{:08x}", h as u32)
 }

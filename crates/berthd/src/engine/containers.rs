@@ -21,6 +21,9 @@ pub struct Containers {
     shutting_down: std::sync::atomic::AtomicBool,
     pub events: Arc<super::events::Events>,
     pub(super) hierarchy: berth_runtime::cgroups::Hierarchy,
+    pub net: Arc<super::network::Networks>,
+    /// The embedded DNS servers' tasks, by container id.
+    dns: std::sync::Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +46,7 @@ impl Containers {
         store: Arc<Store>,
         paths: Paths,
         hierarchy: berth_runtime::cgroups::Hierarchy,
+        net: Arc<super::network::Networks>,
     ) -> Containers {
         Containers {
             map: RwLock::new(HashMap::new()),
@@ -52,7 +56,15 @@ impl Containers {
             store,
             paths,
             hierarchy,
+            net,
+            dns: std::sync::Mutex::new(HashMap::new()),
         }
+    }
+
+    pub(super) fn dns_tasks(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<String, Vec<tokio::task::AbortHandle>>> {
+        self.dns.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(super) fn execs(
@@ -222,7 +234,7 @@ impl Containers {
             }),
             mounts: vec![],
             config: r.config.clone(),
-            network_settings: network_settings(&r),
+            network_settings: self.network_settings(&r),
             ..Default::default()
         })
     }
@@ -551,6 +563,7 @@ impl Containers {
         };
         *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = None;
         c.attach_state().live = false;
+        self.release_network(c);
         if let Err(e) = self.persist(c) {
             tracing::error!(container = %c.id, error = %e, "recording exit");
         }
@@ -608,24 +621,6 @@ fn send_signal(c: &Container, signo: i32) -> ApiResult<()> {
     }
 }
 
-fn network_settings(r: &Record) -> serde_json::Value {
-    let mode = if r.host_config.network_mode.is_empty() {
-        "default"
-    } else {
-        r.host_config.network_mode.as_str()
-    };
-    serde_json::json!({
-        "Bridge": "",
-        "SandboxID": "",
-        "SandboxKey": "",
-        "Ports": {},
-        "HairpinMode": false,
-        "LinkLocalIPv6Address": "",
-        "LinkLocalIPv6PrefixLen": 0,
-        "Networks": { mode: {} },
-    })
-}
-
 fn summary(r: &Record) -> ContainerSummary {
     let created = parse_time(&r.created).map_or(0, |t| t.timestamp());
     let now = chrono::Utc::now();
@@ -677,12 +672,16 @@ fn summary(r: &Record) -> ContainerSummary {
         image_id: r.image.clone(),
         command,
         created,
-        ports: vec![],
+        ports: Containers::summary_ports(r),
         labels: r.config.labels.clone().unwrap_or_default(),
         state: r.state.status_text().into(),
         status,
         host_config: serde_json::json!({ "NetworkMode": mode }),
-        network_settings: serde_json::json!({ "Networks": { mode: {} } }),
+        network_settings: serde_json::json!({ "Networks": r
+            .endpoints
+            .iter()
+            .map(|(n, e)| (n.clone(), super::endpoint::endpoint_json(e, &r.config.hostname, &r.name, &r.id)))
+            .collect::<serde_json::Map<_, _>>() }),
         mounts: vec![],
     }
 }

@@ -18,6 +18,14 @@ fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
         "Isolation",
         "Annotations",
         "CgroupnsMode",
+        // Networking, handled by endpoint.rs.
+        "PortBindings",
+        "PublishAllPorts",
+        "Dns",
+        "DnsSearch",
+        "DnsOptions",
+        "ExtraHosts",
+        "Links",
     ];
     for (k, v) in &hc.other {
         if IGNORED.contains(&k.as_str()) {
@@ -72,12 +80,34 @@ impl Containers {
                 "berth does not support HostConfig.{opt} yet"
             )));
         }
-        match hc.network_mode.as_str() {
-            "" | "default" | "bridge" | "none" | "host" => {}
-            m => {
-                return Err(ApiError::not_implemented(format!(
-                    "berth does not support network mode {m:?} yet"
-                )))
+        let endpoints = self.plan_endpoints(&hc, req.networking_config.as_ref())?;
+        if let Some(m) = config.mac_address.as_deref().filter(|m| !m.is_empty()) {
+            if berth_net::netlink::parse_mac(m).is_none() {
+                return Err(ApiError::invalid(format!("invalid MAC address {m:?}")));
+            }
+        }
+        if hc.network_mode.is_empty() {
+            hc.network_mode = "bridge".into();
+        }
+        let shared_net = matches!(
+            super::endpoint::mode(&hc.network_mode),
+            super::endpoint::Mode::Host | super::endpoint::Mode::Container(_)
+        );
+        if shared_net && hc.other.get("PortBindings").and_then(|v| v.as_object()).is_some_and(|o| !o.is_empty()) {
+            // Docker warns and drops them for host mode; it refuses them for container mode.
+            if hc.network_mode.starts_with("container:") {
+                return Err(ApiError::invalid("conflicting options: port publishing and the container type network mode"));
+            }
+        }
+        if let Some(links) = hc.other.get("Links").and_then(|v| v.as_array()) {
+            if !links.is_empty() && !matches!(super::endpoint::mode(&hc.network_mode), super::endpoint::Mode::Bridge) {
+                return Err(ApiError::invalid("conflicting options: --link is only supported on the default bridge network"));
+            }
+            for l in links.iter().filter_map(|l| l.as_str()) {
+                let (target, _) = super::endpoint::parse_link(l);
+                self.get(target).map_err(|_| {
+                    ApiError::invalid(format!("could not get container for {target}"))
+                })?;
             }
         }
         super::restart::validate(&hc)?;
@@ -159,7 +189,7 @@ impl Containers {
         }
 
         let id = loop {
-            let id = hex::encode(rand::random::<[u8; 32]>());
+            let id = names::new_id();
             // Docker never hands out an all-digit short id: it would read as a number.
             if !id[..12].bytes().all(|b| b.is_ascii_digit()) && self.get(&id).is_err() {
                 break id;
@@ -180,6 +210,8 @@ impl Containers {
             state: RunState::default(),
             restart_count: 0,
             manually_stopped: false,
+            endpoints,
+            ports: Vec::new(),
         };
         self.lay_out(&rec)?;
         let c = Arc::new(Container::new(rec));

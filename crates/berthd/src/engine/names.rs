@@ -77,3 +77,8 @@ mod tests {
         assert!(valid(&random()));
     }
 }
+
+/// A new 64-hex id (containers, networks, endpoints).
+pub fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}

@@ -101,6 +101,73 @@ pub struct Record {
     /// Stopped by a user (stop, kill): restart policies leave it stopped.
     #[serde(default)]
     pub manually_stopped: bool,
+    /// The networks the container is attached to, by network name.
+    #[serde(default)]
+    pub endpoints: std::collections::BTreeMap<String, Endpoint>,
+    /// Host ports published while it runs.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+}
+
+/// A container's attachment to a network: what was asked at create or connect, and
+/// (while it runs) what it got.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Endpoint {
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub links: Vec<String>,
+    #[serde(default)]
+    pub want_ipv4: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub want_ipv6: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub want_mac: Option<String>,
+    #[serde(default)]
+    pub endpoint_id: String,
+    #[serde(default)]
+    pub ipv4: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub prefix4: u8,
+    #[serde(default)]
+    pub gateway4: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub ipv6: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub mac: String,
+    /// The interface inside the container (eth0, eth1, ...).
+    #[serde(default)]
+    pub ifname: String,
+}
+
+impl Endpoint {
+    /// Forgets what the last run got (the container stopped).
+    pub fn clear_live(&mut self) {
+        self.endpoint_id.clear();
+        self.ipv4 = None;
+        self.prefix4 = 0;
+        self.gateway4 = None;
+        self.ipv6 = None;
+        self.prefix6 = 0;
+        self.gateway6 = None;
+        self.mac.clear();
+        self.ifname.clear();
+    }
+}
+
+/// One published port of a running container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    /// "tcp", "udp" or "sctp".
+    pub proto: String,
+    pub host_ip: String,
+    pub host_port: u16,
 }
 
 /// What waiters watch.

@@ -8,7 +8,10 @@ use super::now_rfc3339;
 use super::record::{Container, Record, Status};
 use crate::error::{ApiError, ApiResult};
 use berth_image::Image;
-use berth_runtime::shimproto::{ExitRecord, Started, LISTENER_FD, WANT_MONITOR};
+use berth_runtime::shimproto::{
+    ExitRecord, Started, HELD_FDS_START, LISTENER_FD, NETNS_FD, WANT_MONITOR,
+};
+use std::os::fd::AsFd;
 use berth_runtime::spec::{
     CgroupSpec, FileBind, NetworkMode, Overlay, Process, Spec, DEFAULT_MASKED_PATHS, DEFAULT_PATH,
     DEFAULT_READONLY_PATHS,
@@ -153,7 +156,13 @@ impl Containers {
         }
         let u = self.resolve_user(r, &lower, &r.config.user)?;
         let rotation = super::logs::rotation(&r.host_config.log_config)?;
-        let env = process_env(r, &[], &u.home);
+        let mut env = process_env(r, &[], &u.home);
+        for e in self.link_env(r) {
+            let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k).to_string();
+            if !env.iter().any(|x| x.split_once('=').map(|(a, _)| a) == Some(k.as_str())) {
+                env.push(e);
+            }
+        }
         // `--init`: berth-shim (static) is bound in read-only and runs as PID 1.
         let init = r.host_config.init == Some(true);
         let mut args = if init {
@@ -222,6 +231,7 @@ impl Containers {
             log_path: (r.host_config.log_config.kind != "none").then(|| self.paths.log_path(&r.id)),
             log_rotate: rotation.rotate,
             log_compress: rotation.compress,
+            held_fds: 0,
             exit_path: self.paths.run_dir(&r.id).join("exit.json"),
         })
     }
@@ -262,19 +272,46 @@ impl Containers {
         }
         let t0 = std::time::Instant::now();
         let image = self.store.resolve(&rec.image)?;
-        let spec = self.build_spec(&rec, &image)?;
+        let mut spec = self.build_spec(&rec, &image)?;
+        let mut prep = self.prepare_network(&rec)?;
         let t1 = t0.elapsed();
+        if let Err(e) = self.write_net_files(&rec, &prep) {
+            self.abandon_network(prep);
+            return Err(e);
+        }
+        spec.network = prep.mode;
+        spec.held_fds = prep.held.len() as u32;
+        let mut fds = Vec::new();
+        // The shim gets its own copies; ours stay for the DNS server.
+        let netns = prep.netns.take();
+        if let Some(ns) = &netns {
+            let dup = ns
+                .try_clone()
+                .map_err(|e| ApiError::internal(format!("passing the network namespace: {e}")))?;
+            fds.push((dup, NETNS_FD));
+        }
+        for (i, fd) in std::mem::take(&mut prep.held).into_iter().enumerate() {
+            fds.push((fd, HELD_FDS_START + i as i32));
+        }
         let run = self.paths.run_dir(&c.id);
         let spec_json = serde_json::to_vec(&spec).expect("spec serialises");
-        let (started, monitor) = self
-            .spawn_shim(spec_json, false, &run, || {
+        let spawned = self
+            .spawn_shim(spec_json, false, &run, fds, || {
                 let mut st = c.attach_state();
                 st.live = true;
                 std::mem::take(&mut st.pending)
             })
-            .await?;
-        tracing::debug!(container = %c.id, spec_us = t1.as_micros() as u64, total_us = t0.elapsed().as_micros() as u64, "container started");
+            .await;
+        let (started, monitor) = match spawned {
+            Ok(s) => s,
+            Err(e) => {
+                self.abandon_network(prep);
+                return Err(e);
+            }
+        };
+        tracing::debug!(container = %c.id, net_us = t1.as_micros() as u64, total_us = t0.elapsed().as_micros() as u64, "container started");
         if let Some(error) = started.error {
+            self.abandon_network(prep);
             c.attach_state().live = false;
             let code = started.exit_code.unwrap_or(128) as i64;
             {
@@ -309,6 +346,14 @@ impl Containers {
             s.running = true;
             s.error.clear();
         });
+        if let Err(e) = self.commit_network(c, &prep) {
+            tracing::error!(container = %c.id, error = %e, "programming published ports");
+        }
+        if let Some(ns) = &netns {
+            if self.needs_dns(&prep) {
+                self.start_dns(&c.id, ns.as_fd());
+            }
+        }
         self.persist(c)?;
         self.emit(c, "start", &[]);
         self.stats_baseline(c);
@@ -344,6 +389,7 @@ impl Containers {
         spec_json: Vec<u8>,
         exec: bool,
         run: &Path,
+        fds: Vec<(std::os::fd::OwnedFd, std::os::fd::RawFd)>,
         attachers: impl FnOnce() -> Vec<super::record::PendingAttach>,
     ) -> ApiResult<(Started, BufReader<UnixStream>)> {
         let ioerr = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
@@ -380,7 +426,9 @@ impl Containers {
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::null())
             .stderr(log);
-        sys::pass_fd(&mut cmd, listener.into(), LISTENER_FD);
+        let mut fds = fds;
+        fds.push((listener.into(), LISTENER_FD));
+        sys::pass_fds(&mut cmd, fds);
         let mut child = tokio::process::Command::from(cmd)
             .spawn()
             .map_err(|e| ioerr(&format!("starting {}", self.paths.shim.display()), e))?;
@@ -483,6 +531,14 @@ impl Containers {
                     });
                     *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = pidfd;
                     c.attach_state().live = true;
+                    let rec = c.snapshot();
+                    self.restore_network(&rec);
+                    let user_net = rec.endpoints.values().filter_map(|e| self.net.find(&e.network_id)).any(|n| n.user_defined());
+                    if user_net {
+                        if let Ok(ns) = std::fs::File::open(format!("/proc/{pid}/ns/net")) {
+                            self.start_dns(&c.id, ns.as_fd());
+                        }
+                    }
                     tracing::info!(container = %c.id, "reattached to running container");
                     self.watch_exit(c, monitor);
                 }
@@ -491,6 +547,11 @@ impl Containers {
                     self.on_exit(&c, exit);
                 }
             }
+        }
+        // Port rules of the containers still running (the table was rewritten
+        // without them when the networks were set up).
+        if let Err(e) = self.net.apply_firewall() {
+            tracing::error!(error = %e, "restoring port rules");
         }
         self.restart_at_boot();
         // Directories of containers that have no record: a crash during create.

@@ -5,6 +5,7 @@
 mod containers;
 mod exec;
 mod images;
+mod networks;
 mod system;
 
 use crate::engine::containers::Containers;
@@ -146,6 +147,11 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
     }
     if segs.first() == Some(&"exec") {
         if let Some(r) = exec::route(d, call, &segs[1..]).await? {
+            return Ok(r);
+        }
+    }
+    if segs.first() == Some(&"networks") {
+        if let Some(r) = networks::route(d, call, &segs[1..]).await? {
             return Ok(r);
         }
     }
