@@ -43,9 +43,8 @@ pub struct CreateOpts {
     /// Set meta data on a container
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
-    /// Connect a container to a network (none, host)
-    #[arg(long, alias = "net")]
-    pub network: Option<String>,
+    #[command(flatten)]
+    pub net: crate::network::NetOpts,
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -268,10 +267,10 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
     c.attach_stdout = !detach && o.attached("stdout");
     c.attach_stderr = !detach && o.attached("stderr");
     let mut hc = HostConfig {
-        network_mode: o.network.clone().unwrap_or_else(|| "default".into()),
         auto_remove: o.rm,
         ..Default::default()
     };
+    req.networking_config = o.net.apply(&mut req.config, &mut hc)?;
     hc.log_config.kind = o.log_driver.clone().unwrap_or_default();
     if !o.log_opt.is_empty() {
         let mut opts = BTreeMap::new();

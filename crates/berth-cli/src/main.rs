@@ -5,6 +5,7 @@ mod containers;
 mod exec;
 mod format;
 mod images;
+mod network;
 mod terminal;
 
 use anyhow::Result;
@@ -107,6 +108,15 @@ enum Cmd {
     },
     /// List containers
     Ps(PsOpts),
+    /// List port mappings or a specific mapping for the container
+    Port {
+        container: String,
+        /// PRIVATE_PORT[/PROTO]
+        private: Option<String>,
+    },
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCmd),
     /// Fetch the logs of a container
     Logs(LogsOpts),
     /// Return low-level information on objects
@@ -322,6 +332,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             .await
         }
         Cmd::Ps(o) => containers::ps(&c, &o).await,
+        Cmd::Port { container, private } => network::port(&c, &container, private.as_deref()).await.map(|()| 0),
+        Cmd::Network(n) => network::network(&c, n).await.map(|()| 0),
         Cmd::Logs(o) => containers::logs(&c, &o).await,
         Cmd::Inspect {
             format,

@@ -112,6 +112,22 @@ impl Ruleset {
     }
 }
 
+/// berth's table for a daemon with data root `data_root`: "berth" for the default
+/// one, else one named after the data root, so that daemons side by side never touch
+/// each other's rules.
+pub fn table_for(data_root: &std::path::Path) -> String {
+    if data_root == std::path::Path::new("/var/lib/berth") {
+        return "berth".into();
+    }
+    // FNV-1a: stable across builds and versions.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data_root.as_os_str().as_encoded_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("berth_{:08x}", h as u32)
+}
+
 /// Removes `table` (absent is fine).
 pub fn remove(table: &str) -> io::Result<()> {
     run_nft(&format!("table inet {table}\ndelete table inet {table}\n"))

@@ -115,6 +115,8 @@ pub struct Daemon {
     pub exec_root: PathBuf,
     pub socket: PathBuf,
     pub cgroup_parent: String,
+    /// The default bridge's interface, unique to this daemon.
+    pub bridge: String,
     child: Option<Child>,
     extra: Vec<String>,
 }
@@ -138,6 +140,7 @@ impl Daemon {
             root,
             exec_root: PathBuf::from(format!("/run/bt-{tag}")),
             cgroup_parent: format!("berth-test-{tag}"),
+            bridge: format!("bt{tag}"),
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
@@ -175,6 +178,7 @@ impl Daemon {
             .arg(&self.cgroup_parent)
             .arg("--config-file")
             .arg(&config)
+            .args(self.net_flags())
             .args(&self.extra)
             .env("NOTIFY_SOCKET", &notify)
             .stdin(Stdio::null())
@@ -298,8 +302,56 @@ impl Daemon {
         (status, head.to_string(), body)
     }
 
+    /// Its own default bridge and address pool, unless the test gives them: daemons
+    /// run side by side.
+    fn net_flags(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        let has = |f: &str| self.extra.iter().any(|e| e == f || e.starts_with(&format!("{f}=")));
+        if !has("--bridge") && !has("-b") {
+            v.extend(["--bridge".to_string(), self.bridge.clone()]);
+        }
+        if !has("--default-address-pool") {
+            let second = 64 + rand::random::<u8>() % 180;
+            v.extend([
+                "--default-address-pool".to_string(),
+                format!("base=10.{second}.0.0/16,size=24"),
+            ]);
+        }
+        v
+    }
+
+    /// The bridges of this daemon's networks, from its network records.
+    pub fn bridges(&self) -> Vec<String> {
+        let mut out = vec![self.bridge.clone()];
+        for e in std::fs::read_dir(self.data_root.join("network")).into_iter().flatten().flatten() {
+            let rec: serde_json::Value = std::fs::read(e.path())
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            if let Some(b) = rec.get("bridge").and_then(|b| b.as_str()).filter(|b| !b.is_empty()) {
+                if !out.iter().any(|o| o == b) {
+                    out.push(b.to_string());
+                }
+            }
+        }
+        out
+    }
+
     fn leftovers(&self) -> Vec<String> {
         let mut found = Vec::new();
+        if let Ok(mut nl) = berth_net::netlink::Netlink::new() {
+            for b in self.bridges() {
+                if nl.link_index(&b).ok().flatten().is_some() {
+                    found.push(format!("bridge: {b}"));
+                }
+            }
+        }
+        let table = berth_net::nft::table_for(&self.data_root);
+        if let Ok(o) = Command::new("nft").args(["list", "table", "inet", &table]).output() {
+            if o.status.success() {
+                found.push(format!("nftables table: inet {table}"));
+            }
+        }
         let root = self.root.path().display().to_string();
         let exec = self.exec_root.display().to_string();
         if let Ok(mi) = std::fs::read_to_string("/proc/self/mountinfo") {
@@ -405,6 +457,15 @@ impl Drop for Daemon {
             self.stop();
         }
         let left = self.leftovers();
+        if !left.is_empty() {
+            // Whatever berthd left, the machine does not keep.
+            if let Ok(mut nl) = berth_net::netlink::Netlink::new() {
+                for b in self.bridges() {
+                    let _ = nl.delete_link(&b);
+                }
+            }
+            let _ = berth_net::nft::remove(&berth_net::nft::table_for(&self.data_root));
+        }
         for h in cgroup_dirs(&self.cgroup_parent) {
             let _ = std::fs::remove_dir(&h);
         }
@@ -438,20 +499,32 @@ pub mod archive {
         }
 
         fn raw(
-            mut self,
+            self,
             kind: tar::EntryType,
             name: &str,
             link: Option<&str>,
             data: &[u8],
         ) -> Layer {
-            let mut h = tar::Header::new_gnu();
-            h.set_entry_type(kind);
-            h.set_size(data.len() as u64);
-            h.set_mode(if kind == tar::EntryType::Directory {
+            let mode = if kind == tar::EntryType::Directory {
                 0o755
             } else {
                 0o644
-            });
+            };
+            self.raw_mode(kind, name, link, data, mode)
+        }
+
+        fn raw_mode(
+            mut self,
+            kind: tar::EntryType,
+            name: &str,
+            link: Option<&str>,
+            data: &[u8],
+            mode: u32,
+        ) -> Layer {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(mode);
             let g = h.as_gnu_mut().expect("gnu header");
             g.name[..name.len()].copy_from_slice(name.as_bytes());
             if let Some(l) = link {
@@ -462,6 +535,11 @@ pub mod archive {
                 .append(&h, data)
                 .expect("appending to a tar in memory");
             self
+        }
+
+        /// A regular file with mode 0755.
+        pub fn executable(self, name: &str, data: &[u8]) -> Layer {
+            self.raw_mode(tar::EntryType::Regular, name, None, data, 0o755)
         }
 
         pub fn file(self, name: &str, data: &[u8]) -> Layer {

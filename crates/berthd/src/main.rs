@@ -121,7 +121,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         cgroup_parent: cfg.cgroup_parent.clone(),
     };
     let net = Arc::new(
-        engine::network::Networks::open(&cfg.data_root, nft_table(&cfg.data_root), cfg.net.clone())
+        engine::network::Networks::open(&cfg.data_root, berth_net::nft::table_for(&cfg.data_root), cfg.net.clone())
             .map_err(|e| anyhow::anyhow!(e.message))
             .context("loading networks")?,
     );
@@ -286,17 +286,3 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-/// berth's nftables table: "berth" for the default data root, else one named after
-/// the data root, so that daemons side by side never touch each other's rules.
-fn nft_table(data_root: &std::path::Path) -> String {
-    if data_root == std::path::Path::new("/var/lib/berth") {
-        return "berth".into();
-    }
-    // FNV-1a: stable across builds and versions.
-    let mut h: u64 = 0xcbf29ce484222325;
-    for b in data_root.as_os_str().as_encoded_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    format!("berth_{:08x}", h as u32)
-}

@@ -86,7 +86,7 @@ impl Containers {
                 return Err(ApiError::invalid(format!("invalid MAC address {m:?}")));
             }
         }
-        if hc.network_mode.is_empty() {
+        if hc.network_mode.is_empty() || hc.network_mode == "default" {
             hc.network_mode = "bridge".into();
         }
         let shared_net = matches!(

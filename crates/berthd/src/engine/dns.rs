@@ -15,11 +15,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const TTL: u32 = 600;
 
-type Sockets = (std::net::UdpSocket, std::net::TcpListener);
+/// The server's sockets, bound inside a container's namespace.
+pub type Sockets = (std::net::UdpSocket, std::net::TcpListener);
 
 /// Binds the server's sockets inside the namespace `ns` (on a thread that enters
-/// it; the sockets stay in that namespace).
-fn bind_in(ns: BorrowedFd<'_>) -> std::io::Result<Sockets> {
+/// it; the sockets stay in that namespace). Done before the container runs, so that
+/// its first query waits in the socket rather than finding nothing there.
+pub fn bind_in(ns: BorrowedFd<'_>) -> std::io::Result<Sockets> {
     let ns = ns.try_clone_to_owned()?;
     std::thread::spawn(move || {
         rustix::thread::move_into_link_name_space(
@@ -40,13 +42,16 @@ fn bind_in(ns: BorrowedFd<'_>) -> std::io::Result<Sockets> {
 impl Containers {
     /// Starts the embedded server for container `id` in namespace `ns`.
     pub(super) fn start_dns(self: &Arc<Self>, id: &str, ns: BorrowedFd<'_>) {
-        let (udp, tcp) = match bind_in(ns) {
-            Ok(s) => s,
+        match bind_in(ns) {
+            Ok(s) => self.serve_dns(id, s),
             Err(e) => {
-                tracing::error!(container = %id, error = %e, "starting the embedded DNS server");
-                return;
+                tracing::error!(container = %id, error = %e, "starting the embedded DNS server")
             }
-        };
+        }
+    }
+
+    /// Serves DNS for container `id` on sockets bound with [`bind_in`].
+    pub(super) fn serve_dns(self: &Arc<Self>, id: &str, (udp, tcp): Sockets) {
         let (udp, tcp) = match (
             tokio::net::UdpSocket::from_std(udp),
             tokio::net::TcpListener::from_std(tcp),

@@ -24,6 +24,8 @@ pub struct NetPrep {
     pub endpoints: BTreeMap<String, Endpoint>,
     pub ports: Vec<PublishedPort>,
     pub rules: Vec<PortRule>,
+    /// The embedded DNS server's sockets, on user-defined networks.
+    pub dns: Option<super::dns::Sockets>,
     /// Release what was allocated when the start fails after this.
     allocated: Vec<(String, IpAddr)>,
 }
@@ -183,7 +185,8 @@ impl Containers {
         let primary: Option<NetRecord> = match mode(&hc.network_mode) {
             Mode::Container(key) => {
                 self.get(key)?;
-                if !configs.is_empty() {
+                // The client names the mode itself as an endpoint; any other is a conflict.
+                if configs.keys().any(|k| k != &hc.network_mode) {
                     return Err(ApiError::invalid(
                         "conflicting options: a container that shares another's network namespace cannot join networks",
                     ));
@@ -291,6 +294,7 @@ impl Containers {
             endpoints: r.endpoints.clone(),
             ports: Vec::new(),
             rules: Vec::new(),
+            dns: None,
             allocated: Vec::new(),
         };
         match mode(&r.host_config.network_mode) {
@@ -347,6 +351,12 @@ impl Containers {
             let want_mac = ep.want_mac.clone().or(if i == 0 { legacy_mac.clone() } else { None });
             let live = self.attach_endpoint(&mut host, &mut inner, ns.as_fd(), &net, &ep, &ifname, i == 0, want_mac, &mut prep.allocated)?;
             prep.endpoints.insert(name.clone(), live);
+        }
+        if self.needs_dns(prep) {
+            prep.dns = Some(
+                super::dns::bind_in(ns.as_fd())
+                    .map_err(|e| ApiError::internal(format!("starting the embedded DNS server: {e}")))?,
+            );
         }
         prep.netns = Some(ns);
         prep.mode = NetworkMode::Join;

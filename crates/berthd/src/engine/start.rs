@@ -349,11 +349,10 @@ impl Containers {
         if let Err(e) = self.commit_network(c, &prep) {
             tracing::error!(container = %c.id, error = %e, "programming published ports");
         }
-        if let Some(ns) = &netns {
-            if self.needs_dns(&prep) {
-                self.start_dns(&c.id, ns.as_fd());
-            }
+        if let Some(sockets) = prep.dns.take() {
+            self.serve_dns(&c.id, sockets);
         }
+        drop(netns);
         self.persist(c)?;
         self.emit(c, "start", &[]);
         self.stats_baseline(c);
