@@ -332,7 +332,9 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             .await
         }
         Cmd::Ps(o) => containers::ps(&c, &o).await,
-        Cmd::Port { container, private } => network::port(&c, &container, private.as_deref()).await.map(|()| 0),
+        Cmd::Port { container, private } => network::port(&c, &container, private.as_deref())
+            .await
+            .map(|()| 0),
         Cmd::Network(n) => network::network(&c, n).await.map(|()| 0),
         Cmd::Logs(o) => containers::logs(&c, &o).await,
         Cmd::Inspect {

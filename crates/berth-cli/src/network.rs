@@ -81,13 +81,18 @@ pub fn parse_publish(spec: &str) -> Result<Vec<(String, String, String)>> {
         let (ip, after) = r
             .split_once(']')
             .with_context(|| format!("invalid IP address in {spec:?}"))?;
-        (ip.to_string(), after.strip_prefix(':').unwrap_or(after).to_string())
+        (
+            ip.to_string(),
+            after.strip_prefix(':').unwrap_or(after).to_string(),
+        )
     } else {
         let parts: Vec<&str> = rest.split(':').collect();
         match parts.len() {
             1 | 2 => (String::new(), rest.to_string()),
             3 => (parts[0].to_string(), format!("{}:{}", parts[1], parts[2])),
-            _ => bail!("invalid port format {spec:?}: use [ip:][hostPort:]containerPort[/protocol]"),
+            _ => {
+                bail!("invalid port format {spec:?}: use [ip:][hostPort:]containerPort[/protocol]")
+            }
         }
     };
     if !ip.is_empty() && ip.parse::<std::net::IpAddr>().is_err() {
@@ -177,7 +182,11 @@ impl NetOpts {
                 hc.other.insert(key.into(), json!(v));
             }
         }
-        let first = self.network.first().cloned().unwrap_or_else(|| "default".into());
+        let first = self
+            .network
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "default".into());
         hc.network_mode = first.clone();
         let mut endpoints = Map::new();
         for (i, n) in self.network.iter().enumerate() {
@@ -201,7 +210,9 @@ impl NetOpts {
         if self.network.is_empty() && self.mac_address.is_some() {
             endpoints.insert("default".into(), json!({ "MacAddress": self.mac_address }));
         }
-        if self.network.is_empty() && (!self.network_alias.is_empty() || self.ip.is_some() || self.ip6.is_some()) {
+        if self.network.is_empty()
+            && (!self.network_alias.is_empty() || self.ip.is_some() || self.ip6.is_some())
+        {
             bail!("--network-alias, --ip and --ip6 need a user-defined network (--network)");
         }
         Ok((!endpoints.is_empty()).then(|| json!({ "EndpointsConfig": endpoints })))
@@ -210,9 +221,20 @@ impl NetOpts {
 
 /// `berth port CONTAINER [PRIVATE_PORT[/PROTO]]`.
 pub async fn port(c: &Client, container: &str, private: Option<&str>) -> Result<()> {
-    let v: Value = c.get_json(&format!("/containers/{}/json", enc(container))).await?;
-    let ports = v["NetworkSettings"]["Ports"].as_object().cloned().unwrap_or_default();
-    let want = private.map(|p| if p.contains('/') { p.to_string() } else { format!("{p}/tcp") });
+    let v: Value = c
+        .get_json(&format!("/containers/{}/json", enc(container)))
+        .await?;
+    let ports = v["NetworkSettings"]["Ports"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let want = private.map(|p| {
+        if p.contains('/') {
+            p.to_string()
+        } else {
+            format!("{p}/tcp")
+        }
+    });
     let mut lines = Vec::new();
     for (key, list) in &ports {
         if want.as_ref().is_some_and(|w| w != key) {
@@ -220,9 +242,17 @@ pub async fn port(c: &Client, container: &str, private: Option<&str>) -> Result<
         }
         for b in list.as_array().into_iter().flatten() {
             let ip = b["HostIp"].as_str().unwrap_or("");
-            let ip = if ip.contains(':') { format!("[{ip}]") } else { ip.to_string() };
+            let ip = if ip.contains(':') {
+                format!("[{ip}]")
+            } else {
+                ip.to_string()
+            };
             let host = format!("{ip}:{}", b["HostPort"].as_str().unwrap_or(""));
-            lines.push(if want.is_some() { host } else { format!("{key} -> {host}") });
+            lines.push(if want.is_some() {
+                host
+            } else {
+                format!("{key} -> {host}")
+            });
         }
     }
     if lines.is_empty() {
@@ -338,7 +368,9 @@ fn filters_query(filters: &[String]) -> Result<String> {
         let (k, v) = f
             .split_once('=')
             .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
-        map.entry(k.to_string()).or_default().insert(v.to_string(), true);
+        map.entry(k.to_string())
+            .or_default()
+            .insert(v.to_string(), true);
     }
     Ok(if map.is_empty() {
         String::new()
@@ -358,7 +390,18 @@ fn kv_map(list: &[String]) -> BTreeMap<String, String> {
 
 pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
     match cmd {
-        NetworkCmd::Create { driver, subnet, gateway, ip_range, internal, attachable, ipv6, label, opt, name } => {
+        NetworkCmd::Create {
+            driver,
+            subnet,
+            gateway,
+            ip_range,
+            internal,
+            attachable,
+            ipv6,
+            label,
+            opt,
+            name,
+        } => {
             if gateway.len() > subnet.len() || ip_range.len() > subnet.len() {
                 bail!("every --gateway and --ip-range needs its --subnet");
             }
@@ -387,8 +430,15 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
             println!("{}", v["Id"].as_str().unwrap_or(""));
         }
-        NetworkCmd::Ls { filter, quiet, no_trunc, format } => {
-            let list: Vec<Value> = c.get_json(&format!("/networks{}", filters_query(&filter)?)).await?;
+        NetworkCmd::Ls {
+            filter,
+            quiet,
+            no_trunc,
+            format,
+        } => {
+            let list: Vec<Value> = c
+                .get_json(&format!("/networks{}", filters_query(&filter)?))
+                .await?;
             let rows: Vec<Value> = list
                 .iter()
                 .map(|n| {
@@ -410,7 +460,12 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 return Ok(());
             }
             let headers = json!({"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv6": "IPV6", "Internal": "INTERNAL", "CreatedAt": "CREATED AT", "Labels": "LABELS"});
-            print_rows(format.as_deref(), "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}", &headers, &rows)?;
+            print_rows(
+                format.as_deref(),
+                "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+                &headers,
+                &rows,
+            )?;
         }
         NetworkCmd::Inspect { format, networks } => {
             let mut all = Vec::new();
@@ -453,9 +508,16 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             }
         }
         NetworkCmd::Prune { force: _, filter } => {
-            let resp = c.post(&format!("/networks/prune{}", filters_query(&filter)?)).await?;
+            let resp = c
+                .post(&format!("/networks/prune{}", filters_query(&filter)?))
+                .await?;
             let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
-            let gone: Vec<&str> = v["NetworksDeleted"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let gone: Vec<&str> = v["NetworksDeleted"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             if !gone.is_empty() {
                 println!("Deleted Networks:");
                 for g in gone {
@@ -463,17 +525,33 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 }
             }
         }
-        NetworkCmd::Connect { alias, ip, ip6, network, container } => {
+        NetworkCmd::Connect {
+            alias,
+            ip,
+            ip6,
+            network,
+            container,
+        } => {
             let mut ep = json!({ "Aliases": alias });
             if ip.is_some() || ip6.is_some() {
                 ep["IPAMConfig"] = json!({ "IPv4Address": ip.unwrap_or_default(), "IPv6Address": ip6.unwrap_or_default() });
             }
-            c.post_json(&format!("/networks/{}/connect", enc(&network)), &json!({ "Container": container, "EndpointConfig": ep }))
-                .await?;
+            c.post_json(
+                &format!("/networks/{}/connect", enc(&network)),
+                &json!({ "Container": container, "EndpointConfig": ep }),
+            )
+            .await?;
         }
-        NetworkCmd::Disconnect { force, network, container } => {
-            c.post_json(&format!("/networks/{}/disconnect", enc(&network)), &json!({ "Container": container, "Force": force }))
-                .await?;
+        NetworkCmd::Disconnect {
+            force,
+            network,
+            container,
+        } => {
+            c.post_json(
+                &format!("/networks/{}/disconnect", enc(&network)),
+                &json!({ "Container": container, "Force": force }),
+            )
+            .await?;
         }
     }
     Ok(())
@@ -492,14 +570,25 @@ mod tests {
         let t = |a: &str, b: &str, c: &str| (a.to_string(), b.to_string(), c.to_string());
         assert_eq!(p("80"), vec![t("80/tcp", "", "")]);
         assert_eq!(p("8080:80"), vec![t("80/tcp", "", "8080")]);
-        assert_eq!(p("127.0.0.1:8080:80/udp"), vec![t("80/udp", "127.0.0.1", "8080")]);
+        assert_eq!(
+            p("127.0.0.1:8080:80/udp"),
+            vec![t("80/udp", "127.0.0.1", "8080")]
+        );
         assert_eq!(p("127.0.0.1::80"), vec![t("80/tcp", "127.0.0.1", "")]);
         assert_eq!(p("[::1]:8080:80"), vec![t("80/tcp", "::1", "8080")]);
         assert_eq!(
             p("8000-8001:80-81"),
             vec![t("80/tcp", "", "8000"), t("81/tcp", "", "8001")]
         );
-        for bad in ["", "80/icmp", "x:80", "1.2.3.4.5:80:80", "8000-8002:80-81", "90-80", "a:b:c:d"] {
+        for bad in [
+            "",
+            "80/icmp",
+            "x:80",
+            "1.2.3.4.5:80:80",
+            "8000-8002:80-81",
+            "90-80",
+            "a:b:c:d",
+        ] {
             assert!(parse_publish(bad).is_err(), "{bad}");
         }
     }

@@ -44,7 +44,11 @@ fn from_u128(v: u128, v4: bool) -> IpAddr {
 impl Subnet {
     fn mask(&self) -> u128 {
         let width = bits(&self.addr);
-        let all: u128 = if width == 32 { u32::MAX as u128 } else { u128::MAX };
+        let all: u128 = if width == 32 {
+            u32::MAX as u128
+        } else {
+            u128::MAX
+        };
         if self.prefix == 0 {
             0
         } else {
@@ -61,18 +65,29 @@ impl Subnet {
     }
 
     pub fn overlaps(&self, other: &Subnet) -> bool {
-        self.is_ipv4() == other.is_ipv4() && (self.contains(&other.addr) || other.contains(&self.addr))
+        self.is_ipv4() == other.is_ipv4()
+            && (self.contains(&other.addr) || other.contains(&self.addr))
     }
 
     /// The address `n` places into the subnet (`nth(1)` is Docker's gateway).
     pub fn nth(&self, n: u128) -> Option<IpAddr> {
-        let size = !self.mask() & if self.is_ipv4() { u32::MAX as u128 } else { u128::MAX };
+        let size = !self.mask()
+            & if self.is_ipv4() {
+                u32::MAX as u128
+            } else {
+                u128::MAX
+            };
         (n <= size).then(|| from_u128(to_u128(&self.addr) + n, self.is_ipv4()))
     }
 
     /// The last address (IPv4's broadcast).
     fn last(&self) -> u128 {
-        let size = !self.mask() & if self.is_ipv4() { u32::MAX as u128 } else { u128::MAX };
+        let size = !self.mask()
+            & if self.is_ipv4() {
+                u32::MAX as u128
+            } else {
+                u128::MAX
+            };
         to_u128(&self.addr) + size
     }
 
@@ -242,7 +257,13 @@ mod tests {
         let v6: Subnet = "fd00:1::/64".parse().unwrap();
         assert!(v6.contains(&ip("fd00:1::5")));
         assert!(!v6.contains(&ip("172.18.0.1")));
-        for bad in ["172.18.0.0", "172.18.0.0/33", "x/8", "fd00::/129", "1.2.3.4/-1"] {
+        for bad in [
+            "172.18.0.0",
+            "172.18.0.0/33",
+            "x/8",
+            "fd00::/129",
+            "1.2.3.4/-1",
+        ] {
             assert!(bad.parse::<Subnet>().is_err(), "{bad}");
         }
     }
@@ -282,11 +303,20 @@ mod tests {
     #[test]
     fn subnets_are_picked_around_taken_ones() {
         let pools = default_pools();
-        let taken: Vec<Subnet> = vec!["172.17.0.0/16".parse().unwrap(), "172.18.0.0/24".parse().unwrap()];
-        assert_eq!(pick_subnet(&pools, &taken).unwrap().to_string(), "172.19.0.0/16");
+        let taken: Vec<Subnet> = vec![
+            "172.17.0.0/16".parse().unwrap(),
+            "172.18.0.0/24".parse().unwrap(),
+        ];
+        assert_eq!(
+            pick_subnet(&pools, &taken).unwrap().to_string(),
+            "172.19.0.0/16"
+        );
         let small = vec![("10.0.0.0/23".parse().unwrap(), 24)];
         let taken: Vec<Subnet> = vec!["10.0.0.0/24".parse().unwrap()];
-        assert_eq!(pick_subnet(&small, &taken).unwrap().to_string(), "10.0.1.0/24");
+        assert_eq!(
+            pick_subnet(&small, &taken).unwrap().to_string(),
+            "10.0.1.0/24"
+        );
         let taken: Vec<Subnet> = vec!["10.0.0.0/16".parse().unwrap()];
         assert_eq!(pick_subnet(&small, &taken), None);
     }

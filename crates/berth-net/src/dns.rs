@@ -201,7 +201,11 @@ mod tests {
         let msg6 = query("web", TYPE_AAAA);
         let q6 = parse_query(&msg6).unwrap();
         let r6 = answer(&msg6, &q6, &ips[..1], 600);
-        assert_eq!(u16::from_be_bytes([r6[6], r6[7]]), 0, "no AAAA for a v4-only name");
+        assert_eq!(
+            u16::from_be_bytes([r6[6], r6[7]]),
+            0,
+            "no AAAA for a v4-only name"
+        );
     }
 
     #[test]
@@ -224,7 +228,10 @@ mod tests {
         let q = parse_query(&msg).unwrap();
         let r = empty(&msg, &q, RCODE_NXDOMAIN);
         assert_eq!(r[3] & 0x0f, RCODE_NXDOMAIN);
-        assert_eq!(reverse_ip("2.0.17.172.in-addr.arpa"), Some("172.17.0.2".parse().unwrap()));
+        assert_eq!(
+            reverse_ip("2.0.17.172.in-addr.arpa"),
+            Some("172.17.0.2".parse().unwrap())
+        );
         let v6 = "2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.1.0.0.0.0.0.d.f.ip6.arpa";
         assert_eq!(reverse_ip(v6), Some("fd00:1::2".parse().unwrap()));
         assert_eq!(reverse_ip("1.2.3.in-addr.arpa"), None);

@@ -39,7 +39,6 @@ const IFA_LOCAL: u16 = 2;
 const IFA_BROADCAST: u16 = 4;
 const IFA_F_NODAD: u8 = 0x02;
 
-const RTA_DST: u16 = 1;
 const RTA_GATEWAY: u16 = 5;
 const RT_TABLE_MAIN: u8 = 254;
 const RTPROT_BOOT: u8 = 3;
@@ -121,7 +120,8 @@ impl Msg {
     fn begin(&mut self, kind: u16) -> &mut Msg {
         self.nests.push(self.buf.len());
         self.buf.extend_from_slice(&0u16.to_ne_bytes());
-        self.buf.extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
+        self.buf
+            .extend_from_slice(&(kind | NLA_F_NESTED).to_ne_bytes());
         self
     }
 
@@ -247,11 +247,15 @@ impl Netlink {
                 .map_err(|e| Error::new(what, e.into()))?;
             let mut off = 0;
             while off + 16 <= n {
-                let len = u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
+                let len =
+                    u32::from_ne_bytes(buf[off..off + 4].try_into().expect("4 bytes")) as usize;
                 let kind = u16::from_ne_bytes(buf[off + 4..off + 6].try_into().expect("2 bytes"));
                 let mseq = u32::from_ne_bytes(buf[off + 8..off + 12].try_into().expect("4 bytes"));
                 if len < 16 || off + len > n {
-                    return Err(Error::new(what, io::Error::other("malformed netlink reply")));
+                    return Err(Error::new(
+                        what,
+                        io::Error::other("malformed netlink reply"),
+                    ));
                 }
                 let body = &buf[off + 16..off + len];
                 if mseq == seq {
@@ -259,7 +263,9 @@ impl Netlink {
                         NLMSG_ERROR => {
                             let code = i32::from_ne_bytes(
                                 body.get(0..4)
-                                    .ok_or_else(|| Error::new(what, io::Error::other("short netlink error")))?
+                                    .ok_or_else(|| {
+                                        Error::new(what, io::Error::other("short netlink error"))
+                                    })?
                                     .try_into()
                                     .expect("4 bytes"),
                             );
@@ -326,7 +332,8 @@ impl Netlink {
             NLM_F_CREATE | NLM_F_EXCL,
             &ifinfomsg(0, IFF_UP, IFF_UP),
         );
-        m.attr_str(IFLA_IFNAME, host).attr_u32(IFLA_MASTER, master as u32);
+        m.attr_str(IFLA_IFNAME, host)
+            .attr_u32(IFLA_MASTER, master as u32);
         m.begin(IFLA_LINKINFO).attr_str(IFLA_INFO_KIND, "veth");
         m.begin(IFLA_INFO_DATA).begin(VETH_INFO_PEER);
         // Not up yet: the kernel opens the peer before the pair is joined, which
@@ -371,7 +378,11 @@ impl Netlink {
         m.attr(IFA_LOCAL, &ip_bytes(&ip))
             .attr(IFA_ADDRESS, &ip_bytes(&ip));
         if let IpAddr::V4(a) = ip {
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - prefix) };
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - prefix)
+            };
             let bcast = u32::from(a) | !mask;
             m.attr(IFA_BROADCAST, &bcast.to_be_bytes());
         }
@@ -391,7 +402,6 @@ impl Netlink {
         fixed[7] = RTN_UNICAST;
         let mut m = Msg::new(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, &fixed);
         m.attr(RTA_GATEWAY, &ip_bytes(&gateway));
-        let _ = RTA_DST;
         match self.request(&format!("adding the default route via {gateway}"), &mut m) {
             Err(e) if e.errno() == Some(libc::EEXIST) => Ok(()),
             r => r.map(drop),
@@ -413,10 +423,15 @@ mod tests {
     fn messages_are_aligned_and_sized() {
         let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE, &ifinfomsg(0, IFF_UP, IFF_UP));
         m.attr_str(IFLA_IFNAME, "br-x");
-        m.begin(IFLA_LINKINFO).attr_str(IFLA_INFO_KIND, "bridge").end();
+        m.begin(IFLA_LINKINFO)
+            .attr_str(IFLA_INFO_KIND, "bridge")
+            .end();
         let b = m.finish(7).to_vec();
         assert_eq!(b.len() % 4, 0);
-        assert_eq!(u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize, b.len());
+        assert_eq!(
+            u32::from_ne_bytes(b[0..4].try_into().unwrap()) as usize,
+            b.len()
+        );
         assert_eq!(u32::from_ne_bytes(b[8..12].try_into().unwrap()), 7);
         // header 16 + ifinfomsg 16, then IFLA_IFNAME: 4 + "br-x\0" padded to 8.
         assert_eq!(u16::from_ne_bytes(b[32..34].try_into().unwrap()), 9);

@@ -49,7 +49,10 @@ impl Ruleset {
         let mut s = String::new();
         // Create-then-delete makes the delete valid whether or not the table exists;
         // the whole script is one transaction.
-        let _ = writeln!(s, "table inet {table}\ndelete table inet {table}\ntable inet {table} {{");
+        let _ = writeln!(
+            s,
+            "table inet {table}\ndelete table inet {table}\ntable inet {table} {{"
+        );
         s.push_str("  chain prerouting {\n    type nat hook prerouting priority -100; policy accept;\n    fib daddr type local jump ports\n  }\n");
         s.push_str("  chain output {\n    type nat hook output priority -100; policy accept;\n    fib daddr type local jump ports\n  }\n");
         s.push_str("  chain ports {\n");
@@ -71,7 +74,9 @@ impl Ruleset {
             );
         }
         s.push_str("  }\n");
-        s.push_str("  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n");
+        s.push_str(
+            "  chain postrouting {\n    type nat hook postrouting priority 100; policy accept;\n",
+        );
         for b in &self.bridges {
             let br = quote(&b.ifname);
             // Published ports reached through 127.0.0.1 (route_localnet is on for the
@@ -79,7 +84,10 @@ impl Ruleset {
             // (hairpin): the reply must come back through the host.
             let _ = writeln!(s, "    oifname {br} ip saddr 127.0.0.0/8 masquerade");
             let _ = writeln!(s, "    iifname {br} oifname {br} ct status dnat masquerade");
-            if let Some(net) = b.subnet.filter(|n| n.is_ipv4() && !b.internal && b.masquerade) {
+            if let Some(net) = b
+                .subnet
+                .filter(|n| n.is_ipv4() && !b.internal && b.masquerade)
+            {
                 let _ = writeln!(s, "    ip saddr {net} oifname != {br} masquerade");
             }
         }
@@ -99,7 +107,11 @@ impl Ruleset {
                 .map(|o| quote(&o.ifname))
                 .collect();
             if !others.is_empty() {
-                let _ = writeln!(s, "    iifname {br} oifname {{ {} }} drop", others.join(", "));
+                let _ = writeln!(
+                    s,
+                    "    iifname {br} oifname {{ {} }} drop",
+                    others.join(", ")
+                );
             }
         }
         s.push_str("  }\n}\n");
@@ -140,7 +152,12 @@ fn run_nft(script: &str) -> io::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| io::Error::new(e.kind(), format!("running nft (is nftables installed?): {e}")))?;
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("running nft (is nftables installed?): {e}"),
+            )
+        })?;
     child
         .stdin
         .take()
@@ -199,7 +216,10 @@ mod tests {
         assert!(s.contains("ip daddr 127.0.0.1 tcp dport 18080 dnat ip to 172.17.0.2:80"));
         assert!(s.contains("meta nfproto ipv4 udp dport 5353 dnat ip to 172.17.0.3:53"));
         assert!(s.contains("ip saddr 172.17.0.0/16 oifname != \"berth0\" masquerade"));
-        assert!(!s.contains("ip saddr 10.1.0.0/24"), "internal networks are not NATed");
+        assert!(
+            !s.contains("ip saddr 10.1.0.0/24"),
+            "internal networks are not NATed"
+        );
         assert!(s.contains("iifname \"br-1\" oifname != \"br-1\" drop"));
         assert!(s.contains("iifname \"berth0\" oifname { \"br-1\" } drop"));
         assert!(s.contains("iifname \"br-1\" oifname { \"berth0\" } drop"));

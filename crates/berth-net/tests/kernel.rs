@@ -29,29 +29,49 @@ fn bridge_veth_and_namespace() {
     let mut nl = Netlink::new().unwrap();
     nl.create_bridge(&br, None).unwrap();
     let bri = nl.link_index(&br).unwrap().expect("bridge exists");
-    nl.add_address(bri, "10.251.7.1".parse().unwrap(), 24).unwrap();
+    nl.add_address(bri, "10.251.7.1".parse().unwrap(), 24)
+        .unwrap();
     // Creating it twice is EEXIST, named in the error.
     let e = nl.create_bridge(&br, None).unwrap_err();
     assert_eq!(e.errno(), Some(libc::EEXIST));
     assert!(e.to_string().contains(&br), "{e}");
 
-    let (ns, mut inner) = berth_runtime::sys::in_new_netns(|| Netlink::new()).unwrap();
-    nl.create_veth(&veth, bri, "eth0", ns.as_fd(), Some([2, 0x42, 10, 251, 7, 2]))
-        .unwrap();
+    let (ns, mut inner) = berth_runtime::sys::in_new_netns(Netlink::new).unwrap();
+    nl.create_veth(
+        &veth,
+        bri,
+        "eth0",
+        ns.as_fd(),
+        Some([2, 0x42, 10, 251, 7, 2]),
+    )
+    .unwrap();
     let lo = inner.link_index("lo").unwrap().unwrap();
     inner.set_up(lo).unwrap();
-    let eth0 = inner.link_index("eth0").unwrap().expect("peer in the namespace");
+    let eth0 = inner
+        .link_index("eth0")
+        .unwrap()
+        .expect("peer in the namespace");
     inner.set_up(eth0).unwrap();
-    inner.add_address(eth0, "10.251.7.2".parse().unwrap(), 24).unwrap();
-    inner.add_default_route("10.251.7.1".parse().unwrap()).unwrap();
-    inner.add_address(eth0, "fd00:251:7::2".parse().unwrap(), 64).unwrap();
+    inner
+        .add_address(eth0, "10.251.7.2".parse().unwrap(), 24)
+        .unwrap();
+    inner
+        .add_default_route("10.251.7.1".parse().unwrap())
+        .unwrap();
+    inner
+        .add_address(eth0, "fd00:251:7::2".parse().unwrap(), 64)
+        .unwrap();
 
     // The host reaches the namespace through the bridge.
     let ping = Command::new("busybox")
         .args(["ping", "-c1", "-W2", "10.251.7.2"])
         .output()
         .unwrap();
-    assert!(ping.status.success(), "{}", String::from_utf8_lossy(&ping.stdout));
+    assert!(
+        ping.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ping.stdout)
+    );
 
     drop(inner);
     drop(ns); // the namespace goes, and the veth pair with it
@@ -92,8 +112,14 @@ fn nft_table_is_replaced_and_removed() {
     };
     r.apply(&table).unwrap();
     let list = |t: &str| {
-        let o = Command::new("nft").args(["list", "table", "inet", t]).output().unwrap();
-        (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned())
+        let o = Command::new("nft")
+            .args(["list", "table", "inet", t])
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+        )
     };
     let (ok, text) = list(&table);
     assert!(ok);

@@ -590,6 +590,7 @@ mod tests {
             log_path: None,
             log_rotate: None,
             log_compress: false,
+            held_fds: 0,
             exit_path: "/x/exit".into(),
         }
     }

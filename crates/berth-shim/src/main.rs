@@ -13,8 +13,8 @@ mod log;
 use berth_runtime::cgroups::{Cgroup, Hierarchy};
 use berth_runtime::plan::{step, HostFacts, Plan};
 use berth_runtime::shimproto::{
-    frame_header, ExitRecord, InputParser, Started, HELD_FDS_START, LISTENER_FD, NETNS_FD, STREAM_STDERR, STREAM_STDOUT,
-    WANT_CONTROL, WANT_MONITOR, WANT_STDERR, WANT_STDIN, WANT_STDOUT,
+    frame_header, ExitRecord, InputParser, Started, HELD_FDS_START, LISTENER_FD, NETNS_FD,
+    STREAM_STDERR, STREAM_STDOUT, WANT_CONTROL, WANT_MONITOR, WANT_STDERR, WANT_STDIN, WANT_STDOUT,
 };
 use berth_runtime::spec::{ExecSpec, Spec};
 use berth_runtime::{sys, timefmt};

@@ -306,7 +306,11 @@ impl Daemon {
     /// run side by side.
     fn net_flags(&self) -> Vec<String> {
         let mut v = Vec::new();
-        let has = |f: &str| self.extra.iter().any(|e| e == f || e.starts_with(&format!("{f}=")));
+        let has = |f: &str| {
+            self.extra
+                .iter()
+                .any(|e| e == f || e.starts_with(&format!("{f}=")))
+        };
         if !has("--bridge") && !has("-b") {
             v.extend(["--bridge".to_string(), self.bridge.clone()]);
         }
@@ -323,12 +327,20 @@ impl Daemon {
     /// The bridges of this daemon's networks, from its network records.
     pub fn bridges(&self) -> Vec<String> {
         let mut out = vec![self.bridge.clone()];
-        for e in std::fs::read_dir(self.data_root.join("network")).into_iter().flatten().flatten() {
+        for e in std::fs::read_dir(self.data_root.join("network"))
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
             let rec: serde_json::Value = std::fs::read(e.path())
                 .ok()
                 .and_then(|b| serde_json::from_slice(&b).ok())
                 .unwrap_or_default();
-            if let Some(b) = rec.get("bridge").and_then(|b| b.as_str()).filter(|b| !b.is_empty()) {
+            if let Some(b) = rec
+                .get("bridge")
+                .and_then(|b| b.as_str())
+                .filter(|b| !b.is_empty())
+            {
                 if !out.iter().any(|o| o == b) {
                     out.push(b.to_string());
                 }
@@ -347,7 +359,10 @@ impl Daemon {
             }
         }
         let table = berth_net::nft::table_for(&self.data_root);
-        if let Ok(o) = Command::new("nft").args(["list", "table", "inet", &table]).output() {
+        if let Ok(o) = Command::new("nft")
+            .args(["list", "table", "inet", &table])
+            .output()
+        {
             if o.status.success() {
                 found.push(format!("nftables table: inet {table}"));
             }
@@ -498,13 +513,7 @@ pub mod archive {
             Layer(tar::Builder::new(Vec::new()))
         }
 
-        fn raw(
-            self,
-            kind: tar::EntryType,
-            name: &str,
-            link: Option<&str>,
-            data: &[u8],
-        ) -> Layer {
+        fn raw(self, kind: tar::EntryType, name: &str, link: Option<&str>, data: &[u8]) -> Layer {
             let mode = if kind == tar::EntryType::Directory {
                 0o755
             } else {

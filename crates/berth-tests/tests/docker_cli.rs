@@ -262,12 +262,13 @@ fn inside_a_default_container() {
         "{o:?}"
     );
 
-    // Environment, working directory (created when missing), hostname, loopback only.
+    // Environment, working directory (created when missing), hostname, and the
+    // default bridge's eth0 beside loopback.
     let o = d.docker(&[
         "run", "--rm", "-e", "A=1", "-w", "/srv/app", "-h", "box", "--domainname", "example.org", "busybox", "sh", "-c",
         "echo $A $HOSTNAME $HOME $(pwd) $(hostname) $(cat /proc/sys/kernel/domainname); ls /sys/class/net",
     ]);
-    assert_eq!(o.ok(), "1 box /root /srv/app box example.org\nlo\n");
+    assert_eq!(o.ok(), "1 box /root /srv/app box example.org\neth0\nlo\n");
     let o = d.docker(&[
         "run",
         "--rm",

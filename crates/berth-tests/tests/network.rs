@@ -45,7 +45,10 @@ fn nft_table(d: &Daemon) -> String {
 }
 
 fn inspect(d: &Daemon, what: &str, fmt: &str) -> String {
-    d.docker(&["inspect", "-f", fmt, what]).ok().trim().to_string()
+    d.docker(&["inspect", "-f", fmt, what])
+        .ok()
+        .trim()
+        .to_string()
 }
 
 #[test]
@@ -55,13 +58,28 @@ fn user_networks_resolve_names_and_aliases_and_are_isolated() {
     d.docker(&["network", "create", "front"]).ok();
     d.docker(&["network", "create", "back"]).ok();
     d.docker(&[
-        "run", "-d", "--name", "web", "--network", "front", "--network-alias", "www",
-        "busybox", "sleep", "300",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "--network-alias",
+        "www",
+        "busybox",
+        "sleep",
+        "300",
     ])
     .ok();
     // By name and by alias, with the embedded DNS server and ping.
     let o = d.docker(&[
-        "run", "--rm", "--network", "front", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "sh",
+        "-c",
         "cat /etc/resolv.conf; nslookup web; nslookup www && ping -c1 -W2 web && ping -c1 -W2 www",
     ]);
     let web_ip = inspect(&d, "web", "{{.NetworkSettings.Networks.front.IPAddress}}");
@@ -72,43 +90,91 @@ fn user_networks_resolve_names_and_aliases_and_are_isolated() {
     assert!(out.contains("1 packets received"), "{out}");
     // The short id resolves too.
     let short = inspect(&d, "web", "{{.Id}}")[..12].to_string();
-    let o = d.docker(&["run", "--rm", "--network", "front", "busybox", "nslookup", &short]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "front",
+        "busybox",
+        "nslookup",
+        &short,
+    ]);
     assert!(o.ok().contains(&web_ip), "{o:?}");
 
     // Another network cannot reach web, by name or address...
-    d.docker(&["run", "-d", "--name", "other", "--network", "back", "busybox", "sleep", "300"])
-        .ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "other",
+        "--network",
+        "back",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
     let ping = |who: &str| d.docker(&["exec", who, "ping", "-c1", "-W1", &web_ip]).code;
     assert_ne!(ping("other"), 0, "networks must be isolated");
     assert_ne!(d.docker(&["exec", "other", "nslookup", "web"]).code, 0);
     // ...until it is connected (an interface appears live), and not after disconnect.
     d.docker(&["network", "connect", "front", "other"]).ok();
-    let links = d.docker(&["exec", "other", "ip", "-o", "link"]).ok().to_string();
+    let links = d
+        .docker(&["exec", "other", "ip", "-o", "link"])
+        .ok()
+        .to_string();
     assert!(links.contains("eth1"), "{links}");
     assert_eq!(ping("other"), 0);
     assert_eq!(d.docker(&["exec", "other", "nslookup", "web"]).code, 0);
     d.docker(&["network", "disconnect", "front", "other"]).ok();
-    let links = d.docker(&["exec", "other", "ip", "-o", "link"]).ok().to_string();
+    let links = d
+        .docker(&["exec", "other", "ip", "-o", "link"])
+        .ok()
+        .to_string();
     assert!(!links.contains("eth1"), "{links}");
     assert_ne!(ping("other"), 0);
 
     // The network shows its containers; one in use cannot go.
-    let o = d.docker(&["network", "inspect", "-f", "{{range .Containers}}{{.Name}} {{end}}", "front"]);
+    let o = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.Name}} {{end}}",
+        "front",
+    ]);
     assert_eq!(o.ok().trim(), "web");
     let o = d.docker(&["network", "rm", "front"]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("has active endpoints"), "{o:?}");
-    let o = d.docker(&["network", "ls", "--filter", "type=custom", "--format", "{{.Name}}"]);
+    let o = d.docker(&[
+        "network",
+        "ls",
+        "--filter",
+        "type=custom",
+        "--format",
+        "{{.Name}}",
+    ]);
     let mut names: Vec<&str> = o.ok().lines().collect();
     names.sort();
     assert_eq!(names, ["back", "front"]);
     d.docker(&["rm", "-f", "web", "other"]).ok();
     let o = d.docker(&["network", "prune", "-f"]);
     assert!(o.ok().contains("front") && o.ok().contains("back"), "{o:?}");
-    assert_eq!(d.docker(&["network", "ls", "-q"]).ok().lines().count(), 3, "bridge, host, none stay");
+    assert_eq!(
+        d.docker(&["network", "ls", "-q"]).ok().lines().count(),
+        3,
+        "bridge, host, none stay"
+    );
     // Their bridges went with them.
     for b in d.bridges().iter().skip(1) {
-        assert!(berth_net::netlink::Netlink::new().unwrap().link_index(b).unwrap().is_none(), "{b}");
+        assert!(
+            berth_net::netlink::Netlink::new()
+                .unwrap()
+                .link_index(b)
+                .unwrap()
+                .is_none(),
+            "{b}"
+        );
     }
 }
 
@@ -116,7 +182,10 @@ fn user_networks_resolve_names_and_aliases_and_are_isolated() {
 fn default_bridge_has_no_names_but_links_work() {
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(&["run", "-d", "--name", "db", "--expose", "5432", "busybox", "sleep", "300"]).ok();
+    d.docker(&[
+        "run", "-d", "--name", "db", "--expose", "5432", "busybox", "sleep", "300",
+    ])
+    .ok();
     let db_ip = inspect(&d, "db", "{{.NetworkSettings.IPAddress}}");
     assert!(db_ip.starts_with("10."), "{db_ip}");
     // No DNS on the default bridge, as in Docker: the name does not resolve.
@@ -124,12 +193,21 @@ fn default_bridge_has_no_names_but_links_work() {
     assert_ne!(o.code, 0, "{o:?}");
     // The address is reachable, and --link gives a name and Docker's variables.
     let o = d.docker(&[
-        "run", "--rm", "--link", "db:database", "busybox", "sh", "-c",
+        "run",
+        "--rm",
+        "--link",
+        "db:database",
+        "busybox",
+        "sh",
+        "-c",
         "ping -c1 -W2 database >/dev/null && echo reached; env | grep ^DATABASE_ | sort",
     ]);
     let out = o.ok();
     assert!(out.contains("reached"), "{out}");
-    assert!(out.contains(&format!("DATABASE_PORT_5432_TCP_ADDR={db_ip}")), "{out}");
+    assert!(
+        out.contains(&format!("DATABASE_PORT_5432_TCP_ADDR={db_ip}")),
+        "{out}"
+    );
     assert!(out.contains("DATABASE_NAME=/"), "{out}");
     // A link to a container that does not exist is refused at create.
     let o = d.docker(&["run", "--rm", "--link", "nope:x", "busybox", "true"]);
@@ -143,24 +221,49 @@ fn published_ports_reach_the_container_from_host_and_neighbours() {
     d.load_busybox();
     let port = free_port();
     d.docker(&[
-        "run", "-d", "--name", "web", "-p", &format!("127.0.0.1:{port}:80"), "busybox", "sh",
-        "-c", &httpd_cmd("hello-berth"),
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd_cmd("hello-berth"),
     ])
     .ok();
     let addr = format!("127.0.0.1:{port}");
     wait_until("httpd answers on the published port", || {
         http_get(&addr, "/index.html").is_some_and(|b| b.contains("hello-berth"))
     });
-    assert_eq!(d.docker(&["port", "web"]).ok().trim(), format!("80/tcp -> 127.0.0.1:{port}"));
+    assert_eq!(
+        d.docker(&["port", "web"]).ok().trim(),
+        format!("80/tcp -> 127.0.0.1:{port}")
+    );
     let ports = inspect(&d, "web", "{{json .NetworkSettings.Ports}}");
-    assert_eq!(ports, format!("{{\"80/tcp\":[{{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"{port}\"}}]}}"));
-    assert!(d.docker(&["ps", "--format", "{{.Ports}}"]).ok().contains(&format!("127.0.0.1:{port}->80/tcp")));
+    assert_eq!(
+        ports,
+        format!("{{\"80/tcp\":[{{\"HostIp\":\"127.0.0.1\",\"HostPort\":\"{port}\"}}]}}")
+    );
+    assert!(d
+        .docker(&["ps", "--format", "{{.Ports}}"])
+        .ok()
+        .contains(&format!("127.0.0.1:{port}->80/tcp")));
 
     // On every address: reachable through the bridge's host address too, and from
     // another container (hairpin through the host).
     let all = free_port();
     d.docker(&[
-        "run", "-d", "--name", "web2", "-p", &format!("{all}:80"), "busybox", "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "web2",
+        "-p",
+        &format!("{all}:80"),
+        "busybox",
+        "sh",
+        "-c",
         &httpd_cmd("second"),
     ])
     .ok();
@@ -168,13 +271,34 @@ fn published_ports_reach_the_container_from_host_and_neighbours() {
     wait_until("httpd on the host's bridge address", || {
         http_get(&format!("{gw}:{all}"), "/index.html").is_some_and(|b| b.contains("second"))
     });
-    assert!(http_get(&format!("127.0.0.1:{all}"), "/index.html").is_some_and(|b| b.contains("second")));
-    let o = d.docker(&["run", "--rm", "busybox", "wget", "-qO-", &format!("http://{gw}:{all}/index.html")]);
+    assert!(
+        http_get(&format!("127.0.0.1:{all}"), "/index.html").is_some_and(|b| b.contains("second"))
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "wget",
+        "-qO-",
+        &format!("http://{gw}:{all}/index.html"),
+    ]);
     assert!(o.ok().contains("second"), "{o:?}");
 
     // -P: every exposed port on a random host port, which `docker port` reports.
-    d.docker(&["run", "-d", "--name", "any", "-P", "--expose", "80", "busybox", "sh", "-c", &httpd_cmd("random")])
-        .ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "any",
+        "-P",
+        "--expose",
+        "80",
+        "busybox",
+        "sh",
+        "-c",
+        &httpd_cmd("random"),
+    ])
+    .ok();
     let mapped = d.docker(&["port", "any", "80"]).ok().trim().to_string();
     let rport = mapped.rsplit(':').next().unwrap().to_string();
     assert!(rport.parse::<u16>().unwrap() >= 1024, "{mapped}");
@@ -195,7 +319,17 @@ fn a_host_port_in_use_is_a_clear_error_and_leaves_no_rule() {
     d.load_busybox();
     let taken = TcpListener::bind("0.0.0.0:0").unwrap();
     let port = taken.local_addr().unwrap().port();
-    let o = d.docker(&["run", "-d", "--name", "clash", "-p", &format!("{port}:80"), "busybox", "sleep", "30"]);
+    let o = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "clash",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sleep",
+        "30",
+    ]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains(&format!("0.0.0.0:{port}/tcp")), "{o:?}");
     assert!(o.stderr.contains("address already in use"), "{o:?}");
@@ -204,28 +338,69 @@ fn a_host_port_in_use_is_a_clear_error_and_leaves_no_rule() {
     // While a container holds a port, nobody else can take it.
     drop(taken);
     let p2 = free_port();
-    d.docker(&["run", "-d", "--name", "holder", "-p", &format!("{p2}:80"), "busybox", "sleep", "300"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "holder",
+        "-p",
+        &format!("{p2}:80"),
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
     assert!(TcpListener::bind(format!("0.0.0.0:{p2}")).is_err());
-    let o = d.docker(&["run", "-d", "-p", &format!("{p2}:80"), "busybox", "sleep", "30"]);
+    let o = d.docker(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("{p2}:80"),
+        "busybox",
+        "sleep",
+        "30",
+    ]);
     assert!(o.stderr.contains("address already in use"), "{o:?}");
     d.docker(&["rm", "-f", "holder"]).ok();
-    wait_until("the port is free again", || TcpListener::bind(format!("0.0.0.0:{p2}")).is_ok());
+    wait_until("the port is free again", || {
+        TcpListener::bind(format!("0.0.0.0:{p2}")).is_ok()
+    });
 }
 
 #[test]
 fn udp_is_published_too() {
     let d = Daemon::start();
     let echo = std::fs::read(bin("udp-echo")).unwrap();
-    let img = image(&[Layer::new().executable("udp-echo", &echo).finish()], "udpecho:1", &["/udp-echo", "9000"]);
+    let img = image(
+        &[Layer::new().executable("udp-echo", &echo).finish()],
+        "udpecho:1",
+        &["/udp-echo", "9000"],
+    );
     let tar = d.root.path().join("udpecho.tar");
     std::fs::write(&tar, img).unwrap();
     d.docker(&["load", "-i", tar.to_str().unwrap()]).ok();
-    let port = UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    d.docker(&["run", "-d", "--name", "echo", "-p", &format!("127.0.0.1:{port}:9000/udp"), "udpecho:1"])
-        .ok();
-    assert_eq!(d.docker(&["port", "echo"]).ok().trim(), format!("9000/udp -> 127.0.0.1:{port}"));
+    let port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "echo",
+        "-p",
+        &format!("127.0.0.1:{port}:9000/udp"),
+        "udpecho:1",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&["port", "echo"]).ok().trim(),
+        format!("9000/udp -> 127.0.0.1:{port}")
+    );
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
     let mut buf = [0u8; 64];
     wait_until("the echo comes back", || {
         s.send_to(b"ping-udp", format!("127.0.0.1:{port}")).unwrap();
@@ -237,12 +412,30 @@ fn udp_is_published_too() {
 fn network_modes_none_host_and_container() {
     let d = Daemon::start();
     d.load_busybox();
-    let o = d.docker(&["run", "--rm", "--network", "none", "busybox", "ip", "-o", "link"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "none",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
     let links: Vec<&str> = o.ok().lines().collect();
     assert_eq!(links.len(), 1, "{links:?}");
     assert!(links[0].contains("lo:"));
     // The host's namespace: berth's own bridge is visible.
-    let o = d.docker(&["run", "--rm", "--network", "host", "busybox", "ip", "-o", "link"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "busybox",
+        "ip",
+        "-o",
+        "link",
+    ]);
     assert!(o.ok().contains(&d.bridge), "{o:?}");
     // Joining web's namespace: its loopback-only server is reachable.
     d.docker(&["run", "-d", "--name", "web", "busybox", "sh", "-c",
@@ -252,8 +445,16 @@ fn network_modes_none_host_and_container() {
     assert!(o.ok().contains("only-local"), "{o:?}");
     assert_eq!(inspect(&d, "web", "{{.HostConfig.NetworkMode}}"), "bridge");
     // A namespace of a container that is not running cannot be joined.
-    d.docker(&["create", "--name", "idle", "busybox", "true"]).ok();
-    let o = d.docker(&["run", "--rm", "--network", "container:idle", "busybox", "true"]);
+    d.docker(&["create", "--name", "idle", "busybox", "true"])
+        .ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:idle",
+        "busybox",
+        "true",
+    ]);
     assert!(o.stderr.contains("not running"), "{o:?}");
     let o = d.docker(&["run", "--rm", "--network", "nosuchnet", "busybox", "true"]);
     assert!(o.stderr.contains("network nosuchnet not found"), "{o:?}");
@@ -263,14 +464,56 @@ fn network_modes_none_host_and_container() {
 fn dns_hosts_and_address_options() {
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(&["network", "create", "--subnet", "10.251.40.0/24", "--ip-range", "10.251.40.128/25", "--gateway", "10.251.40.254", "--label", "team=a", "statics"]).ok();
-    let o = d.docker(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}} {{.IPRange}}{{end}} {{.Labels.team}}", "statics"]);
-    assert_eq!(o.ok().trim(), "10.251.40.0/24 10.251.40.254 10.251.40.128/25 a");
+    d.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.251.40.0/24",
+        "--ip-range",
+        "10.251.40.128/25",
+        "--gateway",
+        "10.251.40.254",
+        "--label",
+        "team=a",
+        "statics",
+    ])
+    .ok();
     let o = d.docker(&[
-        "run", "--rm", "--network", "statics", "--ip", "10.251.40.7", "--mac-address", "02:42:de:ad:be:ef",
-        "--hostname", "box", "--domainname", "example.test", "--add-host", "gw:host-gateway",
-        "--add-host", "other.test:10.9.9.9", "--dns-search", "corp.test", "--dns-option", "timeout:2",
-        "busybox", "sh", "-c", "ip -o addr show eth0; ip -o link show eth0; cat /etc/hosts /etc/resolv.conf; hostname",
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}} {{.IPRange}}{{end}} {{.Labels.team}}",
+        "statics",
+    ]);
+    assert_eq!(
+        o.ok().trim(),
+        "10.251.40.0/24 10.251.40.254 10.251.40.128/25 a"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "statics",
+        "--ip",
+        "10.251.40.7",
+        "--mac-address",
+        "02:42:de:ad:be:ef",
+        "--hostname",
+        "box",
+        "--domainname",
+        "example.test",
+        "--add-host",
+        "gw:host-gateway",
+        "--add-host",
+        "other.test:10.9.9.9",
+        "--dns-search",
+        "corp.test",
+        "--dns-option",
+        "timeout:2",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o addr show eth0; ip -o link show eth0; cat /etc/hosts /etc/resolv.conf; hostname",
     ]);
     let out = o.ok();
     assert!(out.contains("inet 10.251.40.7/24"), "{out}");
@@ -280,18 +523,66 @@ fn dns_hosts_and_address_options() {
     assert!(out.contains("search corp.test"), "{out}");
     assert!(out.contains("timeout:2"), "{out}");
     assert!(out.contains("nameserver 127.0.0.11"), "{out}");
-    let gw = d.docker(&["network", "inspect", "-f", "{{range .IPAM.Config}}{{.Gateway}}{{end}}", "bridge"]).ok().trim().to_string();
+    let gw = d
+        .docker(&[
+            "network",
+            "inspect",
+            "-f",
+            "{{range .IPAM.Config}}{{.Gateway}}{{end}}",
+            "bridge",
+        ])
+        .ok()
+        .trim()
+        .to_string();
     assert!(out.contains(&format!("{gw}\tgw")), "{out}");
     // Addresses come from the range; a taken --ip is refused; one outside the subnet too.
-    d.docker(&["run", "-d", "--name", "aa", "--network", "statics", "busybox", "sleep", "300"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "aa",
+        "--network",
+        "statics",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
     let a = inspect(&d, "aa", "{{.NetworkSettings.Networks.statics.IPAddress}}");
-    assert!(a.starts_with("10.251.40.1") && a.rsplit('.').next().unwrap().parse::<u8>().unwrap() >= 128, "{a}");
-    let o = d.docker(&["run", "--rm", "--network", "statics", "--ip", &a, "busybox", "true"]);
+    assert!(
+        a.starts_with("10.251.40.1") && a.rsplit('.').next().unwrap().parse::<u8>().unwrap() >= 128,
+        "{a}"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "statics",
+        "--ip",
+        &a,
+        "busybox",
+        "true",
+    ]);
     assert!(o.stderr.contains("Address already in use"), "{o:?}");
-    let o = d.docker(&["run", "--rm", "--network", "statics", "--ip", "10.99.0.1", "busybox", "true"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "statics",
+        "--ip",
+        "10.99.0.1",
+        "busybox",
+        "true",
+    ]);
     assert!(o.stderr.contains("no configured subnet"), "{o:?}");
     // Bad network options are named.
-    let o = d.docker(&["network", "create", "--subnet", "10.251.40.0/25", "overlapping"]);
+    let o = d.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.251.40.0/25",
+        "overlapping",
+    ]);
     assert!(o.stderr.contains("overlaps"), "{o:?}");
     let o = d.docker(&["network", "create", "--subnet", "nonsense", "bad"]);
     assert_ne!(o.code, 0);
@@ -305,11 +596,43 @@ fn dns_hosts_and_address_options() {
 fn ipv6_networks_give_both_families() {
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(&["network", "create", "--ipv6", "--subnet", "fd00:b:e:1::/64", "v6net"]).ok();
-    d.docker(&["run", "-d", "--name", "six", "--network", "v6net", "busybox", "sleep", "300"]).ok();
-    let ip6 = inspect(&d, "six", "{{.NetworkSettings.Networks.v6net.GlobalIPv6Address}}");
+    d.docker(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:b:e:1::/64",
+        "v6net",
+    ])
+    .ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "six",
+        "--network",
+        "v6net",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let ip6 = inspect(
+        &d,
+        "six",
+        "{{.NetworkSettings.Networks.v6net.GlobalIPv6Address}}",
+    );
     assert!(ip6.starts_with("fd00:b:e:1::"), "{ip6}");
-    let o = d.docker(&["run", "--rm", "--network", "v6net", "busybox", "sh", "-c", &format!("ping -c1 -W2 {ip6} && nslookup -type=aaaa six")]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "v6net",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("ping -c1 -W2 {ip6} && nslookup -type=aaaa six"),
+    ]);
     assert!(o.ok().contains(&ip6), "{o:?}");
 }
 
@@ -324,13 +647,39 @@ fn berth_cli_networks_and_ports() {
     assert!(ls.ok().starts_with("NETWORK ID"), "{ls:?}");
     assert!(ls.ok().contains("bnet"));
     let port = free_port();
-    d.berth(&["run", "-d", "--name", "web", "--network", "bnet", "-p", &format!("127.0.0.1:{port}:80"), "busybox", "sh", "-c", &httpd_cmd("via-berth")])
-        .ok();
+    d.berth(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "bnet",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd_cmd("via-berth"),
+    ])
+    .ok();
     wait_until("httpd through berth's port", || {
-        http_get(&format!("127.0.0.1:{port}"), "/index.html").is_some_and(|b| b.contains("via-berth"))
+        http_get(&format!("127.0.0.1:{port}"), "/index.html")
+            .is_some_and(|b| b.contains("via-berth"))
     });
-    assert_eq!(d.berth(&["port", "web", "80"]).ok().trim(), format!("127.0.0.1:{port}"));
-    let o = d.berth(&["run", "--rm", "--network", "bnet", "busybox", "wget", "-qO-", "http://web/index.html"]);
+    assert_eq!(
+        d.berth(&["port", "web", "80"]).ok().trim(),
+        format!("127.0.0.1:{port}")
+    );
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "bnet",
+        "busybox",
+        "wget",
+        "-qO-",
+        "http://web/index.html",
+    ]);
     assert!(o.ok().contains("via-berth"), "{o:?}");
     let o = d.berth(&["run", "--rm", "-p", "80/icmp", "busybox", "true"]);
     assert_ne!(o.code, 0);
@@ -346,13 +695,40 @@ fn crash_and_restart_reconciles_rules_and_addresses() {
     let mut d = Daemon::start();
     d.load_busybox();
     let (p1, p2) = (free_port(), free_port());
-    d.docker(&["run", "-d", "--name", "keeps", "-p", &format!("127.0.0.1:{p1}:80"), "busybox", "sh", "-c", &httpd_cmd("kept")]).ok();
-    d.docker(&["run", "-d", "--name", "dies", "-p", &format!("127.0.0.1:{p2}:80"), "busybox", "sleep", "300"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "keeps",
+        "-p",
+        &format!("127.0.0.1:{p1}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd_cmd("kept"),
+    ])
+    .ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "dies",
+        "-p",
+        &format!("127.0.0.1:{p2}:80"),
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
     let keeps_ip = inspect(&d, "keeps", "{{.NetworkSettings.IPAddress}}");
     let dies_pid: i32 = inspect(&d, "dies", "{{.State.Pid}}").parse().unwrap();
     d.kill9();
     // While berthd is down, one container dies.
-    rustix::process::kill_process(rustix::process::Pid::from_raw(dies_pid).unwrap(), rustix::process::Signal::KILL).unwrap();
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(dies_pid).unwrap(),
+        rustix::process::Signal::KILL,
+    )
+    .unwrap();
     berth_tests::wait_pid_exit(dies_pid);
     d.spawn();
     let t = nft_table(&d);
@@ -362,8 +738,12 @@ fn crash_and_restart_reconciles_rules_and_addresses() {
         http_get(&format!("127.0.0.1:{p1}"), "/index.html").is_some_and(|b| b.contains("kept"))
     });
     // The running container's address is not handed out again.
-    d.docker(&["run", "-d", "--name", "new", "busybox", "sleep", "300"]).ok();
-    assert_ne!(inspect(&d, "new", "{{.NetworkSettings.IPAddress}}"), keeps_ip);
+    d.docker(&["run", "-d", "--name", "new", "busybox", "sleep", "300"])
+        .ok();
+    assert_ne!(
+        inspect(&d, "new", "{{.NetworkSettings.IPAddress}}"),
+        keeps_ip
+    );
     d.docker(&["rm", "-f", "keeps", "dies", "new"]).ok();
     // No veth of the test's bridge is left once its containers are gone.
     // (The kernel removes a namespace's veths shortly after its last process.)

@@ -258,7 +258,14 @@ impl Config {
         for h in &hosts {
             validate_host(h)?;
         }
-        let net = net_config(bridge, bip, pools.unwrap_or_default(), dns.unwrap_or_default(), dns_search.unwrap_or_default(), dns_opts.unwrap_or_default())?;
+        let net = net_config(
+            bridge,
+            bip,
+            pools.unwrap_or_default(),
+            dns.unwrap_or_default(),
+            dns_search.unwrap_or_default(),
+            dns_opts.unwrap_or_default(),
+        )?;
         Ok(Config {
             net,
             hosts,
@@ -293,15 +300,15 @@ fn net_config(
     let bip = match bip {
         None => None,
         Some(b) => {
-            let (ip, _) = b
-                .split_once('/')
-                .with_context(|| format!("invalid bip {b:?}: use address/prefix, e.g. 172.30.0.1/16"))?;
+            let (ip, _) = b.split_once('/').with_context(|| {
+                format!("invalid bip {b:?}: use address/prefix, e.g. 172.30.0.1/16")
+            })?;
             let ip: std::net::IpAddr = ip
                 .parse()
                 .with_context(|| format!("invalid bip {b:?}: {ip:?} is not an IP address"))?;
-            let subnet: Subnet = b
-                .parse()
-                .map_err(|_| anyhow::anyhow!("invalid bip {b:?}: use address/prefix, e.g. 172.30.0.1/16"))?;
+            let subnet: Subnet = b.parse().map_err(|_| {
+                anyhow::anyhow!("invalid bip {b:?}: use address/prefix, e.g. 172.30.0.1/16")
+            })?;
             if !ip.is_ipv4() || subnet.addr == ip {
                 bail!("invalid bip {b:?}: give the bridge's IPv4 address, not the network's");
             }
@@ -360,10 +367,55 @@ mod tests {
             format!("{e:#}").contains("unknown field `data-rot`"),
             "{e:#}"
         );
-        let e = parse_file(p, r#"{"bip": "10.0.0.1/24"}"#).unwrap_err();
-        assert!(e.to_string().contains("\"bip\" yet"), "{e}");
+        let e = parse_file(p, r#"{"insecure-registries": []}"#).unwrap_err();
+        assert!(e.to_string().contains("\"insecure-registries\" yet"), "{e}");
         let e = parse_file(p, r#"{"debug": "yes"}"#).unwrap_err();
         assert!(format!("{e:#}").contains("invalid type"), "{e:#}");
+    }
+
+    #[test]
+    fn network_settings_are_checked() {
+        let none = |args: &[&str]| Config::merge(flags(args), FileConfig::default());
+        let c = none(&[
+            "--bip",
+            "172.30.0.1/16",
+            "--default-address-pool",
+            "base=10.10.0.0/16,size=24",
+        ])
+        .unwrap();
+        assert_eq!(c.net.bridge.as_deref(), Some("berth0"));
+        let (gw, subnet) = c.net.bip.unwrap();
+        assert_eq!(
+            (gw.to_string(), subnet.to_string()),
+            ("172.30.0.1".into(), "172.30.0.0/16".into())
+        );
+        assert_eq!(c.net.pools.len(), 1);
+        assert!(none(&["--bridge", "none"]).unwrap().net.bridge.is_none());
+        for (args, want) in [
+            (&["--bip", "172.30.0.0/16"][..], "not the network's"),
+            (&["--bip", "nonsense"][..], "invalid bip"),
+            (
+                &["--bridge", "none", "--bip", "10.1.0.1/24"][..],
+                "--bridge none",
+            ),
+            (
+                &["--default-address-pool", "base=10.0.0.0/8"][..],
+                "invalid address pool",
+            ),
+            (&["--dns", "resolver.example"][..], "invalid dns"),
+        ] {
+            let e = none(args).unwrap_err();
+            assert!(format!("{e:#}").contains(want), "{args:?}: {e:#}");
+        }
+        let file = parse_file(
+            Path::new("f"),
+            r#"{"bridge": "br9", "default-address-pools": [{"base": "10.20.0.0/16", "size": 24}], "dns": ["10.0.0.53"]}"#,
+        )
+        .unwrap();
+        let c = Config::merge(flags(&[]), file).unwrap();
+        assert_eq!(c.net.bridge.as_deref(), Some("br9"));
+        assert_eq!(c.net.pools[0].1, 24);
+        assert_eq!(c.net.dns, ["10.0.0.53"]);
     }
 
     #[test]

@@ -121,14 +121,23 @@ async fn run(cfg: config::Config) -> Result<()> {
         cgroup_parent: cfg.cgroup_parent.clone(),
     };
     let net = Arc::new(
-        engine::network::Networks::open(&cfg.data_root, berth_net::nft::table_for(&cfg.data_root), cfg.net.clone())
-            .map_err(|e| anyhow::anyhow!(e.message))
-            .context("loading networks")?,
+        engine::network::Networks::open(
+            &cfg.data_root,
+            berth_net::nft::table_for(&cfg.data_root),
+            cfg.net.clone(),
+        )
+        .map_err(|e| anyhow::anyhow!(e.message))
+        .context("loading networks")?,
     );
     net.setup()
         .map_err(|e| anyhow::anyhow!(e.message))
         .context("setting up networks")?;
-    let containers = Arc::new(Containers::new(store.clone(), paths, hierarchy, net.clone()));
+    let containers = Arc::new(Containers::new(
+        store.clone(),
+        paths,
+        hierarchy,
+        net.clone(),
+    ));
     containers
         .restore()
         .await
@@ -285,4 +294,3 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
-

@@ -93,15 +93,30 @@ impl Containers {
             super::endpoint::mode(&hc.network_mode),
             super::endpoint::Mode::Host | super::endpoint::Mode::Container(_)
         );
-        if shared_net && hc.other.get("PortBindings").and_then(|v| v.as_object()).is_some_and(|o| !o.is_empty()) {
+        if shared_net
+            && hc
+                .other
+                .get("PortBindings")
+                .and_then(|v| v.as_object())
+                .is_some_and(|o| !o.is_empty())
+        {
             // Docker warns and drops them for host mode; it refuses them for container mode.
             if hc.network_mode.starts_with("container:") {
-                return Err(ApiError::invalid("conflicting options: port publishing and the container type network mode"));
+                return Err(ApiError::invalid(
+                    "conflicting options: port publishing and the container type network mode",
+                ));
             }
         }
         if let Some(links) = hc.other.get("Links").and_then(|v| v.as_array()) {
-            if !links.is_empty() && !matches!(super::endpoint::mode(&hc.network_mode), super::endpoint::Mode::Bridge) {
-                return Err(ApiError::invalid("conflicting options: --link is only supported on the default bridge network"));
+            if !links.is_empty()
+                && !matches!(
+                    super::endpoint::mode(&hc.network_mode),
+                    super::endpoint::Mode::Bridge
+                )
+            {
+                return Err(ApiError::invalid(
+                    "conflicting options: --link is only supported on the default bridge network",
+                ));
             }
             for l in links.iter().filter_map(|l| l.as_str()) {
                 let (target, _) = super::endpoint::parse_link(l);

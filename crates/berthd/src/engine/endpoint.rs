@@ -53,7 +53,12 @@ pub fn mode(network_mode: &str) -> Mode<'_> {
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -67,7 +72,9 @@ pub fn parse_port_proto(s: &str) -> ApiResult<(u16, String)> {
         .ok_or_else(|| ApiError::invalid(format!("invalid port {s:?}")))?;
     let proto = proto.to_ascii_lowercase();
     if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
-        return Err(ApiError::invalid(format!("invalid protocol {proto:?} in port {s:?}: use tcp, udp or sctp")));
+        return Err(ApiError::invalid(format!(
+            "invalid protocol {proto:?} in port {s:?}: use tcp, udp or sctp"
+        )));
     }
     Ok((port, proto))
 }
@@ -86,11 +93,19 @@ pub struct Binding {
 /// port not bound explicitly (to a random host port).
 pub fn bindings(r: &Record) -> ApiResult<Vec<Binding>> {
     let mut out = Vec::new();
-    let pb = r.host_config.other.get("PortBindings").and_then(Value::as_object);
+    let pb = r
+        .host_config
+        .other
+        .get("PortBindings")
+        .and_then(Value::as_object);
     for (key, list) in pb.into_iter().flatten() {
         let (container_port, proto) = parse_port_proto(key)?;
         let list = list.as_array().cloned().unwrap_or_default();
-        let list = if list.is_empty() { vec![json!({})] } else { list };
+        let list = if list.is_empty() {
+            vec![json!({})]
+        } else {
+            list
+        };
         for b in list {
             let ip = b.get("HostIp").and_then(Value::as_str).unwrap_or("");
             let port = b.get("HostPort").and_then(Value::as_str).unwrap_or("");
@@ -104,18 +119,37 @@ pub fn bindings(r: &Record) -> ApiResult<Vec<Binding>> {
             let host_port = if port.is_empty() {
                 0
             } else {
-                port.parse::<u16>()
-                    .map_err(|_| ApiError::invalid(format!("invalid host port {port:?} for port {key}")))?
+                port.parse::<u16>().map_err(|_| {
+                    ApiError::invalid(format!("invalid host port {port:?} for port {key}"))
+                })?
             };
-            out.push(Binding { container_port, proto: proto.clone(), host_ip, host_port });
+            out.push(Binding {
+                container_port,
+                proto: proto.clone(),
+                host_ip,
+                host_port,
+            });
         }
     }
-    if r.host_config.other.get("PublishAllPorts").and_then(Value::as_bool) == Some(true) {
+    if r.host_config
+        .other
+        .get("PublishAllPorts")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
         let exposed = r.config.exposed_ports.clone().unwrap_or_default();
         for key in exposed.keys() {
             let (container_port, proto) = parse_port_proto(key)?;
-            if !out.iter().any(|b| b.container_port == container_port && b.proto == proto) {
-                out.push(Binding { container_port, proto, host_ip: None, host_port: 0 });
+            if !out
+                .iter()
+                .any(|b| b.container_port == container_port && b.proto == proto)
+            {
+                out.push(Binding {
+                    container_port,
+                    proto,
+                    host_ip: None,
+                    host_port: 0,
+                });
             }
         }
     }
@@ -127,7 +161,11 @@ pub fn bindings(r: &Record) -> ApiResult<Vec<Binding>> {
 fn reserve(b: &Binding) -> ApiResult<(OwnedFd, u16, IpAddr)> {
     use rustix::net::{AddressFamily, SocketAddrAny, SocketFlags, SocketType};
     let ip = b.host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let family = if ip.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let family = if ip.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
     let kind = match b.proto.as_str() {
         "udp" => SocketType::DGRAM,
         _ => SocketType::STREAM,
@@ -145,7 +183,9 @@ fn reserve(b: &Binding) -> ApiResult<(OwnedFd, u16, IpAddr)> {
         ApiError::internal(format!("failed to bind host port {}: {why}", shown()))
     })?;
     let port = match rustix::net::getsockname(&fd) {
-        Ok(a) => std::net::SocketAddr::try_from(a as SocketAddrAny).map(|a| a.port()).unwrap_or(b.host_port),
+        Ok(a) => std::net::SocketAddr::try_from(a as SocketAddrAny)
+            .map(|a| a.port())
+            .unwrap_or(b.host_port),
         Err(_) => b.host_port,
     };
     Ok((fd, port, ip))
@@ -179,7 +219,16 @@ impl Containers {
             .cloned()
             .unwrap_or_default()
             .into_iter()
-            .map(|(k, v)| (if k == "default" { BRIDGE.to_string() } else { k }, v))
+            .map(|(k, v)| {
+                (
+                    if k == "default" {
+                        BRIDGE.to_string()
+                    } else {
+                        k
+                    },
+                    v,
+                )
+            })
             .collect();
         let mut out = BTreeMap::new();
         let primary: Option<NetRecord> = match mode(&hc.network_mode) {
@@ -198,14 +247,24 @@ impl Containers {
             })?),
             Mode::None => Some(self.net.get(NONE)?),
             Mode::Host => Some(self.net.get(HOST)?),
-            Mode::Named(n) => Some(self.net.get(n)?),
+            Mode::Named(n) => match self.net.find(n) {
+                Some(net) => Some(net),
+                None => {
+                    // As in Docker, a missing network fails the start, not the create
+                    // (a 404 at create would send the client off to pull the image).
+                    out.insert(n.to_string(), Endpoint::default());
+                    return Ok(out);
+                }
+            },
         };
         let mut nets: Vec<(NetRecord, Option<&Value>)> = Vec::new();
         if let Some(p) = primary {
             // The mode's network is configured by its entry, keyed by name or id.
             let cfg = configs
                 .iter()
-                .find(|(k, _)| k.as_str() == p.name || k.as_str() == p.id || p.id.starts_with(k.as_str()))
+                .find(|(k, _)| {
+                    k.as_str() == p.name || k.as_str() == p.id || p.id.starts_with(k.as_str())
+                })
                 .map(|(_, v)| v);
             nets.push((p, cfg));
         }
@@ -232,12 +291,15 @@ impl Containers {
                 ep.links = str_list(cfg.get("Links"));
                 let ipam = cfg.get("IPAMConfig");
                 let want = |k: &str| -> ApiResult<Option<IpAddr>> {
-                    match ipam.and_then(|i| i.get(k)).and_then(Value::as_str).filter(|s| !s.is_empty()) {
+                    match ipam
+                        .and_then(|i| i.get(k))
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                    {
                         None => Ok(None),
-                        Some(s) => s
-                            .parse()
-                            .map(Some)
-                            .map_err(|_| ApiError::invalid(format!("invalid IP address {s:?} ({k})"))),
+                        Some(s) => s.parse().map(Some).map_err(|_| {
+                            ApiError::invalid(format!("invalid IP address {s:?} ({k})"))
+                        }),
                     }
                 };
                 ep.want_ipv4 = want("IPv4Address")?;
@@ -313,7 +375,10 @@ impl Containers {
                     )));
                 }
                 let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
-                    ApiError::internal(format!("opening the network namespace of {}: {e}", other.id))
+                    ApiError::internal(format!(
+                        "opening the network namespace of {}: {e}",
+                        other.id
+                    ))
                 })?;
                 prep.mode = NetworkMode::Join;
                 prep.netns = Some(ns.into());
@@ -330,7 +395,9 @@ impl Containers {
     }
 
     fn build_namespace(&self, r: &Record, prep: &mut NetPrep) -> ApiResult<()> {
-        let ierr = |e: netlink::Error| ApiError::internal(format!("setting up the container's network: {e}"));
+        let ierr = |e: netlink::Error| {
+            ApiError::internal(format!("setting up the container's network: {e}"))
+        };
         let (ns, mut inner) = berth_runtime::sys::in_new_netns(Netlink::new)
             .map_err(|e| ApiError::internal(format!("creating a network namespace: {e}")))?;
         inner.set_up(1).map_err(ierr)?; // lo is always 1 in a new namespace
@@ -346,22 +413,42 @@ impl Containers {
         let legacy_mac = r.config.mac_address.clone().filter(|s| !s.is_empty());
         for (i, name) in order.iter().enumerate() {
             let ifname = format!("eth{i}");
-            let ep = prep.endpoints.get(name).cloned().unwrap_or_default();
-            let net = self.net.get(&ep.network_id)?;
-            let want_mac = ep.want_mac.clone().or(if i == 0 { legacy_mac.clone() } else { None });
-            let live = self.attach_endpoint(&mut host, &mut inner, ns.as_fd(), &net, &ep, &ifname, i == 0, want_mac, &mut prep.allocated)?;
+            let mut ep = prep.endpoints.get(name).cloned().unwrap_or_default();
+            let net = if ep.network_id.is_empty() {
+                self.net.get(name)?
+            } else {
+                self.net.get(&ep.network_id)?
+            };
+            ep.network_id = net.id.clone();
+            let want_mac = ep
+                .want_mac
+                .clone()
+                .or(if i == 0 { legacy_mac.clone() } else { None });
+            let live = self.attach_endpoint(
+                &mut host,
+                &mut inner,
+                ns.as_fd(),
+                &net,
+                &ep,
+                &ifname,
+                i == 0,
+                want_mac,
+                &mut prep.allocated,
+            )?;
             prep.endpoints.insert(name.clone(), live);
         }
         if self.needs_dns(prep) {
-            prep.dns = Some(
-                super::dns::bind_in(ns.as_fd())
-                    .map_err(|e| ApiError::internal(format!("starting the embedded DNS server: {e}")))?,
-            );
+            prep.dns = Some(super::dns::bind_in(ns.as_fd()).map_err(|e| {
+                ApiError::internal(format!("starting the embedded DNS server: {e}"))
+            })?);
         }
         prep.netns = Some(ns);
         prep.mode = NetworkMode::Join;
         // Published ports go to the address on the first network.
-        let target = order.first().and_then(|n| prep.endpoints.get(n)).and_then(|e| e.ipv4);
+        let target = order
+            .first()
+            .and_then(|n| prep.endpoints.get(n))
+            .and_then(|e| e.ipv4);
         for b in bindings(r)? {
             let (fd, port, ip) = reserve(&b).map_err(|e| {
                 ApiError::internal(format!(
@@ -410,7 +497,9 @@ impl Containers {
         want_mac: Option<String>,
         allocated: &mut Vec<(String, IpAddr)>,
     ) -> ApiResult<Endpoint> {
-        let ierr = |e: netlink::Error| ApiError::internal(format!("setting up the container's network: {e}"));
+        let ierr = |e: netlink::Error| {
+            ApiError::internal(format!("setting up the container's network: {e}"))
+        };
         let mut live = ep.clone();
         live.clear_live();
         let (ip4, pool4) = self.net.allocate(&net.id, true, ep.want_ipv4)?;
@@ -426,20 +515,26 @@ impl Containers {
             Some(m) => m,
             None => berth_net::cidr::mac_for(&ip4),
         };
-        let bridge = host
-            .link_index(&net.bridge)
-            .map_err(ierr)?
-            .ok_or_else(|| ApiError::internal(format!("bridge {} of network {} is missing", net.bridge, net.name)))?;
+        let bridge = host.link_index(&net.bridge).map_err(ierr)?.ok_or_else(|| {
+            ApiError::internal(format!(
+                "bridge {} of network {} is missing",
+                net.bridge, net.name
+            ))
+        })?;
         let veth = veth_name();
-        host.create_veth(&veth, bridge, ifname, ns, Some(mac)).map_err(ierr)?;
-        let index = inner
-            .link_index(ifname)
-            .map_err(ierr)?
-            .ok_or_else(|| ApiError::internal(format!("{ifname} did not appear in the container")))?;
+        host.create_veth(&veth, bridge, ifname, ns, Some(mac))
+            .map_err(ierr)?;
+        let index = inner.link_index(ifname).map_err(ierr)?.ok_or_else(|| {
+            ApiError::internal(format!("{ifname} did not appear in the container"))
+        })?;
         inner.set_up(index).map_err(ierr)?;
-        inner.add_address(index, ip4, pool4.subnet.prefix).map_err(ierr)?;
+        inner
+            .add_address(index, ip4, pool4.subnet.prefix)
+            .map_err(ierr)?;
         if let Some((ip6, pool6)) = &v6 {
-            inner.add_address(index, *ip6, pool6.subnet.prefix).map_err(ierr)?;
+            inner
+                .add_address(index, *ip6, pool6.subnet.prefix)
+                .map_err(ierr)?;
         }
         if primary && !net.internal {
             inner.add_default_route(pool4.gateway).map_err(ierr)?;
@@ -522,14 +617,22 @@ impl Containers {
                 self.net.claim(&ep.network_id, ip);
             }
         }
-        let target = r.endpoints.values().find(|e| e.ifname == "eth0").and_then(|e| e.ipv4);
+        let target = r
+            .endpoints
+            .values()
+            .find(|e| e.ifname == "eth0")
+            .and_then(|e| e.ipv4);
         if let Some(t) = target {
             let rules = r
                 .ports
                 .iter()
                 .map(|p| PortRule {
                     proto: p.proto.clone(),
-                    host_ip: p.host_ip.parse::<IpAddr>().ok().filter(|ip| !ip.is_unspecified()),
+                    host_ip: p
+                        .host_ip
+                        .parse::<IpAddr>()
+                        .ok()
+                        .filter(|ip| !ip.is_unspecified()),
                     host_port: p.host_port,
                     container_ip: t,
                     container_port: p.container_port,
@@ -567,15 +670,20 @@ impl Containers {
             let (name, ip) = e
                 .split_once(':')
                 .or_else(|| e.split_once('='))
-                .ok_or_else(|| ApiError::invalid(format!("invalid extra host {e:?}: use name:ip")))?;
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("invalid extra host {e:?}: use name:ip"))
+                })?;
             let ip = if ip == "host-gateway" {
                 self.net
                     .find(BRIDGE)
                     .and_then(|n| n.pool4().map(|p| p.gateway.to_string()))
                     .ok_or_else(|| ApiError::invalid("host-gateway needs the default bridge"))?
             } else {
-                ip.trim_matches(|c| c == '[' || c == ']').parse::<IpAddr>()
-                    .map_err(|_| ApiError::invalid(format!("invalid IP address in extra host {e:?}")))?
+                ip.trim_matches(|c| c == '[' || c == ']')
+                    .parse::<IpAddr>()
+                    .map_err(|_| {
+                        ApiError::invalid(format!("invalid IP address in extra host {e:?}"))
+                    })?
                     .to_string()
             };
             hosts.push_str(&format!("{ip}\t{name}\n"));
@@ -602,7 +710,11 @@ impl Containers {
             } else {
                 format!("{}.{}", r.config.hostname, r.config.domainname)
             };
-            let names = if fqdn == r.config.hostname { fqdn.clone() } else { format!("{fqdn} {}", r.config.hostname) };
+            let names = if fqdn == r.config.hostname {
+                fqdn.clone()
+            } else {
+                format!("{fqdn} {}", r.config.hostname)
+            };
             for ep in prep.endpoints.values() {
                 if let Some(ip) = ep.ipv4 {
                     hosts.push_str(&format!("{ip}\t{names}\n"));
@@ -630,7 +742,11 @@ impl Containers {
         let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
         let pick = |key: &str, daemon: &[String]| {
             let v = str_list(r.host_config.other.get(key));
-            if v.is_empty() { daemon.to_vec() } else { v }
+            if v.is_empty() {
+                daemon.to_vec()
+            } else {
+                v
+            }
         };
         let dns = pick("Dns", &self.net.config.dns);
         let search = pick("DnsSearch", &self.net.config.dns_search);
@@ -649,8 +765,16 @@ impl Containers {
             // Loopback resolvers of the host are unreachable from the container's namespace.
             .filter(|a| host_mode || !(a.starts_with("127.") || a == "::1"))
             .collect();
-        let host_search: Vec<String> = host.lines().filter_map(|l| field(l, "search")).flatten().collect();
-        let host_opts: Vec<String> = host.lines().filter_map(|l| field(l, "options")).flatten().collect();
+        let host_search: Vec<String> = host
+            .lines()
+            .filter_map(|l| field(l, "search"))
+            .flatten()
+            .collect();
+        let host_opts: Vec<String> = host
+            .lines()
+            .filter_map(|l| field(l, "options"))
+            .flatten()
+            .collect();
         let mut out = String::new();
         let servers = if embedded {
             vec![berth_net::dns::RESOLVER_IP.to_string()]
@@ -662,11 +786,19 @@ impl Containers {
         for s in servers {
             out.push_str(&format!("nameserver {s}\n"));
         }
-        let search = if search.is_empty() { host_search } else { search };
+        let search = if search.is_empty() {
+            host_search
+        } else {
+            search
+        };
         if !search.is_empty() {
             out.push_str(&format!("search {}\n", search.join(" ")));
         }
-        let mut options = if options.is_empty() { host_opts } else { options };
+        let mut options = if options.is_empty() {
+            host_opts
+        } else {
+            options
+        };
         if embedded && !options.iter().any(|o| o.starts_with("ndots:")) {
             options.push("ndots:0".into());
         }
@@ -699,12 +831,22 @@ impl Containers {
         let mut env = Vec::new();
         for l in str_list(r.host_config.other.get("Links")) {
             let (target, alias) = parse_link(&l);
-            let Ok(other) = self.get(target) else { continue };
+            let Ok(other) = self.get(target) else {
+                continue;
+            };
             let o = other.rec();
-            let Some(ip) = o.endpoints.values().find_map(|e| e.ipv4) else { continue };
+            let Some(ip) = o.endpoints.values().find_map(|e| e.ipv4) else {
+                continue;
+            };
             let prefix: String = alias
                 .chars()
-                .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' })
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
                 .collect();
             env.push(format!("{prefix}_NAME=/{}/{alias}", r.name));
             let mut ports: Vec<(u16, String)> = o
@@ -734,15 +876,27 @@ impl Containers {
     pub(super) fn network_settings(&self, r: &Record) -> Value {
         let mut networks = serde_json::Map::new();
         for (name, ep) in &r.endpoints {
-            networks.insert(name.clone(), endpoint_json(ep, &r.config.hostname, &r.name, &r.id));
+            networks.insert(
+                name.clone(),
+                endpoint_json(ep, &r.config.hostname, &r.name, &r.id),
+            );
         }
         let mut ports = serde_json::Map::new();
         for key in r.config.exposed_ports.clone().unwrap_or_default().keys() {
             ports.insert(key.clone(), Value::Null);
         }
-        if let Some(pb) = r.host_config.other.get("PortBindings").and_then(Value::as_object) {
+        if let Some(pb) = r
+            .host_config
+            .other
+            .get("PortBindings")
+            .and_then(Value::as_object)
+        {
             for k in pb.keys() {
-                let key = if k.contains('/') { k.clone() } else { format!("{k}/tcp") };
+                let key = if k.contains('/') {
+                    k.clone()
+                } else {
+                    format!("{k}/tcp")
+                };
                 ports.entry(key).or_insert(Value::Null);
             }
         }
@@ -791,7 +945,11 @@ impl Containers {
             .collect();
         for key in r.config.exposed_ports.clone().unwrap_or_default().keys() {
             if let Ok((port, proto)) = parse_port_proto(key) {
-                if !r.ports.iter().any(|p| p.container_port == port && p.proto == proto) {
+                if !r
+                    .ports
+                    .iter()
+                    .any(|p| p.container_port == port && p.proto == proto)
+                {
                     out.push(json!({ "PrivatePort": port, "Type": proto }));
                 }
             }
@@ -844,7 +1002,10 @@ mod tests {
         assert_eq!(parse_port_proto("80").unwrap(), (80, "tcp".to_string()));
         assert_eq!(parse_port_proto("53/UDP").unwrap(), (53, "udp".to_string()));
         assert!(parse_port_proto("0/tcp").is_err());
-        assert!(parse_port_proto("80/icmp").unwrap_err().message.contains("icmp"));
+        assert!(parse_port_proto("80/icmp")
+            .unwrap_err()
+            .message
+            .contains("icmp"));
         assert!(parse_port_proto("x").is_err());
         assert_eq!(parse_link("db:database"), ("db", "database"));
         assert_eq!(parse_link("/db:/web/database"), ("db", "database"));

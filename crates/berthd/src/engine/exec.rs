@@ -219,7 +219,9 @@ impl Containers {
         let run = self.exec_run_dir(&exec.id);
         let json = serde_json::to_vec(&spec).expect("spec serialises");
         let (started, mut monitor) = self
-            .spawn_shim(json, true, &run, Vec::new(), || attach.into_iter().collect())
+            .spawn_shim(json, true, &run, Vec::new(), || {
+                attach.into_iter().collect()
+            })
             .await?;
         if let Some(error) = started.error {
             let _ = std::fs::remove_dir_all(&run);

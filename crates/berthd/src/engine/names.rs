@@ -63,6 +63,11 @@ pub fn valid(name: &str) -> bool {
         && b.all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
 }
 
+/// A new 64-hex id (containers, networks, endpoints).
+pub fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -76,9 +81,4 @@ mod tests {
         assert!(!valid("we b"));
         assert!(valid(&random()));
     }
-}
-
-/// A new 64-hex id (containers, networks, endpoints).
-pub fn new_id() -> String {
-    hex::encode(rand::random::<[u8; 32]>())
 }

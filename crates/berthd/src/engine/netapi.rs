@@ -52,7 +52,8 @@ impl Containers {
             .pools
             .iter()
             .map(|p| {
-                let mut v = json!({ "Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string() });
+                let mut v =
+                    json!({ "Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string() });
                 if let Some(r) = p.ip_range {
                     v["IPRange"] = json!(r.to_string());
                 }
@@ -83,14 +84,21 @@ impl Containers {
     fn networks_in_use(&self) -> std::collections::HashSet<String> {
         self.all()
             .iter()
-            .flat_map(|c| c.rec().endpoints.values().map(|e| e.network_id.clone()).collect::<Vec<_>>())
+            .flat_map(|c| {
+                c.rec()
+                    .endpoints
+                    .values()
+                    .map(|e| e.network_id.clone())
+                    .collect::<Vec<_>>()
+            })
             .collect()
     }
 
     /// `GET /networks` with Docker's filters.
     pub fn list_networks(&self, f: &Filters) -> ApiResult<Vec<Value>> {
         for k in f.keys() {
-            if !["name", "id", "driver", "label", "type", "scope", "dangling"].contains(&k.as_str()) {
+            if !["name", "id", "driver", "label", "type", "scope", "dangling"].contains(&k.as_str())
+            {
                 return Err(ApiError::invalid(format!("invalid filter '{k}'")));
             }
         }
@@ -102,7 +110,9 @@ impl Containers {
         let in_use = self.networks_in_use();
         let mut out = Vec::new();
         for n in self.net.all() {
-            let any = |k: &str, ok: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|v| v.iter().any(|x| ok(x)));
+            let any = |k: &str, ok: &dyn Fn(&str) -> bool| {
+                f.get(k).is_none_or(|v| v.iter().any(|x| ok(x)))
+            };
             let keep = any("name", &|x| n.name.contains(x))
                 && any("id", &|x| n.id.starts_with(x))
                 && any("driver", &|x| n.driver == x)
@@ -127,7 +137,8 @@ impl Containers {
 
     pub fn create_network(&self, req: CreateRequest) -> ApiResult<(String, String)> {
         let n = self.net.create(req)?;
-        self.events.emit("network", "create", &n.id, net_attrs(&n, None));
+        self.events
+            .emit("network", "create", &n.id, net_attrs(&n, None));
         Ok((n.id, String::new()))
     }
 
@@ -157,7 +168,8 @@ impl Containers {
             ));
         }
         self.net.remove(&n)?;
-        self.events.emit("network", "destroy", &n.id, net_attrs(&n, None));
+        self.events
+            .emit("network", "destroy", &n.id, net_attrs(&n, None));
         Ok(())
     }
 
@@ -187,19 +199,26 @@ impl Containers {
                 }
             }
             self.net.remove(&n)?;
-            self.events.emit("network", "destroy", &n.id, net_attrs(&n, None));
+            self.events
+                .emit("network", "destroy", &n.id, net_attrs(&n, None));
             gone.push(n.name.clone());
         }
         Ok(gone)
     }
 
     /// `POST /networks/{id}/connect`.
-    pub async fn connect(self: &std::sync::Arc<Self>, key: &str, container: &str, config: Option<&Value>) -> ApiResult<()> {
+    pub async fn connect(
+        self: &std::sync::Arc<Self>,
+        key: &str,
+        container: &str,
+        config: Option<&Value>,
+    ) -> ApiResult<()> {
         let n = self.net.get(key)?;
         let c = self.get(container)?;
         let _op = c.op.lock().await;
         let hc_mode = c.rec().host_config.network_mode.clone();
-        if matches!(mode(&hc_mode), Mode::Host | Mode::None | Mode::Container(_)) || !n.is_bridge() {
+        if matches!(mode(&hc_mode), Mode::Host | Mode::None | Mode::Container(_)) || !n.is_bridge()
+        {
             return Err(ApiError::new(
                 ErrorKind::Forbidden,
                 "container sharing network namespace with another container or host cannot be connected to any other network",
@@ -208,7 +227,11 @@ impl Containers {
         if c.rec().endpoints.contains_key(&n.name) {
             return Err(ApiError::new(
                 ErrorKind::Forbidden,
-                format!("endpoint with name {} already exists in network {}", c.rec().name, n.name),
+                format!(
+                    "endpoint with name {} already exists in network {}",
+                    c.rec().name,
+                    n.name
+                ),
             ));
         }
         // The same checks as at create, for this one network.
@@ -217,7 +240,8 @@ impl Containers {
             ..Default::default()
         };
         hc.other.clear();
-        let nc = json!({ "EndpointsConfig": { n.name.clone(): config.cloned().unwrap_or(json!({})) } });
+        let nc =
+            json!({ "EndpointsConfig": { n.name.clone(): config.cloned().unwrap_or(json!({})) } });
         let mut planned = self.plan_endpoints(&hc, Some(&nc))?;
         let ep = planned.remove(&n.name).unwrap_or(Endpoint {
             network_id: n.id.clone(),
@@ -225,18 +249,36 @@ impl Containers {
         });
         if c.is_running() {
             let pid = c.rec().state.pid;
-            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-                .map_err(|e| ApiError::internal(format!("opening the container's network namespace: {e}")))?;
-            let mut inner = Netlink::in_namespace(ns.as_fd()).map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
-            let mut host = Netlink::new().map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
-            let taken: Vec<String> = c.rec().endpoints.values().map(|e| e.ifname.clone()).collect();
+            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
+                ApiError::internal(format!("opening the container's network namespace: {e}"))
+            })?;
+            let mut inner = Netlink::in_namespace(ns.as_fd())
+                .map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
+            let mut host =
+                Netlink::new().map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
+            let taken: Vec<String> = c
+                .rec()
+                .endpoints
+                .values()
+                .map(|e| e.ifname.clone())
+                .collect();
             let ifname = (0..)
                 .map(|i| format!("eth{i}"))
                 .find(|n| !taken.contains(n))
                 .expect("an unused name");
             let mut allocated = Vec::new();
             let mac = ep.want_mac.clone();
-            let live = match self.attach_endpoint(&mut host, &mut inner, ns.as_fd(), &n, &ep, &ifname, false, mac, &mut allocated) {
+            let live = match self.attach_endpoint(
+                &mut host,
+                &mut inner,
+                ns.as_fd(),
+                &n,
+                &ep,
+                &ifname,
+                false,
+                mac,
+                &mut allocated,
+            ) {
                 Ok(l) => l,
                 Err(e) => {
                     for (net, ip) in allocated {
@@ -261,7 +303,8 @@ impl Containers {
             c.rec().endpoints.insert(n.name.clone(), ep);
         }
         self.persist(&c)?;
-        self.events.emit("network", "connect", &n.id, net_attrs(&n, Some(&c.id)));
+        self.events
+            .emit("network", "connect", &n.id, net_attrs(&n, Some(&c.id)));
         Ok(())
     }
 
@@ -279,14 +322,19 @@ impl Containers {
         if !n.is_bridge() {
             return Err(ApiError::new(
                 ErrorKind::Forbidden,
-                format!("container cannot be disconnected from the {} network", n.name),
+                format!(
+                    "container cannot be disconnected from the {} network",
+                    n.name
+                ),
             ));
         }
         if c.is_running() && !ep.ifname.is_empty() {
             let pid = c.rec().state.pid;
-            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))
-                .map_err(|e| ApiError::internal(format!("opening the container's network namespace: {e}")))?;
-            let mut inner = Netlink::in_namespace(ns.as_fd()).map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
+            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
+                ApiError::internal(format!("opening the container's network namespace: {e}"))
+            })?;
+            let mut inner = Netlink::in_namespace(ns.as_fd())
+                .map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
             inner
                 .delete_link(&ep.ifname)
                 .map_err(|e| ApiError::internal(format!("removing {}: {e}", ep.ifname)))?;
@@ -307,7 +355,8 @@ impl Containers {
             self.stop_dns(&c.id);
         }
         self.persist(&c)?;
-        self.events.emit("network", "disconnect", &n.id, net_attrs(&n, Some(&c.id)));
+        self.events
+            .emit("network", "disconnect", &n.id, net_attrs(&n, Some(&c.id)));
         Ok(())
     }
 }
@@ -325,7 +374,11 @@ fn parse_until(s: &str) -> ApiResult<i128> {
         (Ok(n), 's') => n,
         (Ok(n), 'm') => n * 60,
         (Ok(n), 'h') => n * 3600,
-        _ => return Err(ApiError::invalid(format!("invalid filter 'until={s}': use a timestamp or a duration such as 24h"))),
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "invalid filter 'until={s}': use a timestamp or a duration such as 24h"
+            )))
+        }
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

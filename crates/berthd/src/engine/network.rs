@@ -120,8 +120,7 @@ pub struct Networks {
 fn valid_ifname(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 15
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
@@ -185,8 +184,11 @@ pub struct IpamConfigRequest {
 }
 
 fn parse_subnet(what: &str, s: &str) -> ApiResult<Subnet> {
-    s.parse()
-        .map_err(|_| ApiError::invalid(format!("invalid {what} {s:?}: expected an address/prefix such as 10.1.0.0/24")))
+    s.parse().map_err(|_| {
+        ApiError::invalid(format!(
+            "invalid {what} {s:?}: expected an address/prefix such as 10.1.0.0/24"
+        ))
+    })
 }
 
 fn parse_ip(what: &str, s: &str) -> ApiResult<IpAddr> {
@@ -197,7 +199,11 @@ fn parse_ip(what: &str, s: &str) -> ApiResult<IpAddr> {
 impl Networks {
     /// Loads the network records, creating the predefined ones on first start, and
     /// brings the default bridge's record in line with `config`.
-    pub fn open(data_root: &std::path::Path, table: String, config: NetConfig) -> ApiResult<Networks> {
+    pub fn open(
+        data_root: &std::path::Path,
+        table: String,
+        config: NetConfig,
+    ) -> ApiResult<Networks> {
         let dir = data_root.join("network");
         std::fs::create_dir_all(&dir)
             .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
@@ -212,7 +218,9 @@ impl Networks {
                     Ok(n) => {
                         nets.insert(n.id.clone(), n);
                     }
-                    Err(e) => tracing::error!(file = %p.display(), error = %e, "unreadable network record, skipping"),
+                    Err(e) => {
+                        tracing::error!(file = %p.display(), error = %e, "unreadable network record, skipping")
+                    }
                 }
             } else if p.extension().is_some_and(|x| x == "tmp") {
                 let _ = std::fs::remove_file(&p);
@@ -314,15 +322,25 @@ impl Networks {
         let mut options = BTreeMap::new();
         options.insert(OPT_BRIDGE_NAME.to_string(), ifname.clone());
         options.insert(OPT_MASQUERADE.to_string(), "true".into());
-        options.insert("com.docker.network.bridge.default_bridge".into(), "true".into());
+        options.insert(
+            "com.docker.network.bridge.default_bridge".into(),
+            "true".into(),
+        );
         options.insert("com.docker.network.bridge.enable_icc".into(), "true".into());
-        options.insert("com.docker.network.bridge.host_binding_ipv4".into(), "0.0.0.0".into());
+        options.insert(
+            "com.docker.network.bridge.host_binding_ipv4".into(),
+            "0.0.0.0".into(),
+        );
         options.insert("com.docker.network.driver.mtu".into(), "1500".into());
         let rec = NetRecord {
-            id: existing.as_ref().map_or_else(super::names::new_id, |n| n.id.clone()),
+            id: existing
+                .as_ref()
+                .map_or_else(super::names::new_id, |n| n.id.clone()),
             name: BRIDGE.into(),
             driver: "bridge".into(),
-            created: existing.as_ref().map_or_else(now_rfc3339, |n| n.created.clone()),
+            created: existing
+                .as_ref()
+                .map_or_else(now_rfc3339, |n| n.created.clone()),
             internal: false,
             attachable: false,
             enable_ipv6: false,
@@ -367,7 +385,12 @@ impl Networks {
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ApiError::internal(format!("removing {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "removing {}: {e}",
+                    path.display()
+                )))
+            }
         }
         let mut g = self.lock();
         g.nets.remove(id);
@@ -389,7 +412,10 @@ impl Networks {
         if let Some(n) = g.nets.values().find(|n| n.name == key) {
             return Some(n.clone());
         }
-        let mut by_prefix = g.nets.values().filter(|n| !key.is_empty() && n.id.starts_with(key));
+        let mut by_prefix = g
+            .nets
+            .values()
+            .filter(|n| !key.is_empty() && n.id.starts_with(key));
         match (by_prefix.next(), by_prefix.next()) {
             (Some(n), None) => Some(n.clone()),
             _ => None,
@@ -428,10 +454,12 @@ impl Networks {
         };
         nl.set_up(index).map_err(net_err)?;
         for p in &n.pools {
-            nl.add_address(index, p.gateway, p.subnet.prefix).map_err(net_err)?;
+            nl.add_address(index, p.gateway, p.subnet.prefix)
+                .map_err(net_err)?;
         }
         // Published ports reached through 127.0.0.1 are routed to the bridge.
-        netlink::sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1").map_err(net_err)?;
+        netlink::sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1")
+            .map_err(net_err)?;
         Ok(())
     }
 
@@ -441,7 +469,12 @@ impl Networks {
         let rules = {
             let g = self.lock();
             Ruleset {
-                bridges: g.nets.values().filter(|n| n.is_bridge()).map(NetRecord::firewall).collect(),
+                bridges: g
+                    .nets
+                    .values()
+                    .filter(|n| n.is_bridge())
+                    .map(NetRecord::firewall)
+                    .collect(),
                 ports: g.ports.values().flatten().cloned().collect(),
             }
         };
@@ -483,9 +516,15 @@ impl Networks {
             ));
         }
         if self.lock().nets.values().any(|n| n.name == name) {
-            return Err(ApiError::conflict(format!("network with name {name} already exists")));
+            return Err(ApiError::conflict(format!(
+                "network with name {name} already exists"
+            )));
         }
-        let driver = if req.driver.is_empty() { "bridge".to_string() } else { req.driver.clone() };
+        let driver = if req.driver.is_empty() {
+            "bridge".to_string()
+        } else {
+            req.driver.clone()
+        };
         if driver != "bridge" {
             return Err(ApiError::not_found(format!(
                 "plugin \"{driver}\" not found: berth has the bridge driver for user-defined networks"
@@ -497,20 +536,37 @@ impl Networks {
             ));
         }
         if req.enable_ipv4 == Some(false) {
-            return Err(ApiError::not_implemented("berth's bridge networks need IPv4"));
+            return Err(ApiError::not_implemented(
+                "berth's bridge networks need IPv4",
+            ));
         }
         if !req.scope.is_empty() && req.scope != "local" {
-            return Err(ApiError::invalid(format!("scope {:?} is not supported: berth networks are local", req.scope)));
+            return Err(ApiError::invalid(format!(
+                "scope {:?} is not supported: berth networks are local",
+                req.scope
+            )));
         }
         let ipam = req.ipam.clone().unwrap_or_default();
         if ipam.options.as_ref().is_some_and(|o| !o.is_empty()) {
-            return Err(ApiError::invalid("the default IPAM driver takes no options (--ipam-opt)"));
+            return Err(ApiError::invalid(
+                "the default IPAM driver takes no options (--ipam-opt)",
+            ));
         }
-        if ipam.config.iter().flatten().any(|c| c.aux_address.as_ref().is_some_and(|a| !a.is_empty())) {
-            return Err(ApiError::not_implemented("berth does not support --aux-address yet"));
+        if ipam
+            .config
+            .iter()
+            .flatten()
+            .any(|c| c.aux_address.as_ref().is_some_and(|a| !a.is_empty()))
+        {
+            return Err(ApiError::not_implemented(
+                "berth does not support --aux-address yet",
+            ));
         }
         if !ipam.driver.is_empty() && ipam.driver != "default" {
-            return Err(ApiError::not_found(format!("IPAM driver {:?} not found", ipam.driver)));
+            return Err(ApiError::not_found(format!(
+                "IPAM driver {:?} not found",
+                ipam.driver
+            )));
         }
         let options = req.options.clone().unwrap_or_default();
         for k in options.keys() {
@@ -522,47 +578,73 @@ impl Networks {
                 "com.docker.network.bridge.host_binding_ipv4",
             ];
             if !known.contains(&k.as_str()) {
-                return Err(ApiError::invalid(format!("berth does not support the network option {k:?}")));
+                return Err(ApiError::invalid(format!(
+                    "berth does not support the network option {k:?}"
+                )));
             }
         }
-        if options.get("com.docker.network.bridge.enable_icc").is_some_and(|v| v == "false") {
-            return Err(ApiError::not_implemented("berth does not support enable_icc=false yet"));
+        if options
+            .get("com.docker.network.bridge.enable_icc")
+            .is_some_and(|v| v == "false")
+        {
+            return Err(ApiError::not_implemented(
+                "berth does not support enable_icc=false yet",
+            ));
         }
         let id = super::names::new_id();
         let bridge = match options.get(OPT_BRIDGE_NAME) {
             Some(b) if !valid_ifname(b) => {
-                return Err(ApiError::invalid(format!("invalid bridge name {b:?}: 1 to 15 of [A-Za-z0-9_.-]")))
+                return Err(ApiError::invalid(format!(
+                    "invalid bridge name {b:?}: 1 to 15 of [A-Za-z0-9_.-]"
+                )))
             }
             Some(b) => {
                 if self.lock().nets.values().any(|n| &n.bridge == b) {
-                    return Err(ApiError::conflict(format!("bridge name {b} is used by another network")));
+                    return Err(ApiError::conflict(format!(
+                        "bridge name {b} is used by another network"
+                    )));
                 }
                 b.clone()
             }
             None => format!("br-{}", &id[..12]),
         };
         let mut pools = Vec::new();
-        let existing: Vec<Subnet> = self.lock().nets.values().flat_map(|n| n.pools.iter().map(|p| p.subnet)).collect();
+        let existing: Vec<Subnet> = self
+            .lock()
+            .nets
+            .values()
+            .flat_map(|n| n.pools.iter().map(|p| p.subnet))
+            .collect();
         for c in ipam.config.clone().unwrap_or_default() {
             if c.subnet.is_empty() {
                 if !c.ip_range.is_empty() || !c.gateway.is_empty() {
-                    return Err(ApiError::invalid("a gateway or IP range needs a subnet (--subnet)"));
+                    return Err(ApiError::invalid(
+                        "a gateway or IP range needs a subnet (--subnet)",
+                    ));
                 }
                 continue;
             }
             let subnet = parse_subnet("subnet", &c.subnet)?;
-            if let Some(o) = existing.iter().chain(pools.iter().map(|p: &Pool| &p.subnet)).find(|o| o.overlaps(&subnet)) {
+            if let Some(o) = existing
+                .iter()
+                .chain(pools.iter().map(|p: &Pool| &p.subnet))
+                .find(|o| o.overlaps(&subnet))
+            {
                 return Err(ApiError::new(
                     berth_api::ErrorKind::Forbidden,
                     format!("Pool overlaps with other one on this address space ({o})"),
                 ));
             }
             let gateway = if c.gateway.is_empty() {
-                subnet.nth(1).ok_or_else(|| ApiError::invalid(format!("subnet {subnet} is too small")))?
+                subnet
+                    .nth(1)
+                    .ok_or_else(|| ApiError::invalid(format!("subnet {subnet} is too small")))?
             } else {
                 let g = parse_ip("gateway", &c.gateway)?;
                 if !subnet.contains(&g) {
-                    return Err(ApiError::invalid(format!("gateway {g} is not in subnet {subnet}")));
+                    return Err(ApiError::invalid(format!(
+                        "gateway {g} is not in subnet {subnet}"
+                    )));
                 }
                 g
             };
@@ -571,18 +653,28 @@ impl Networks {
             } else {
                 let r = parse_subnet("IP range", &c.ip_range)?;
                 if !subnet.contains(&r.addr) || r.prefix < subnet.prefix {
-                    return Err(ApiError::invalid(format!("IP range {r} is not inside subnet {subnet}")));
+                    return Err(ApiError::invalid(format!(
+                        "IP range {r} is not inside subnet {subnet}"
+                    )));
                 }
                 Some(r)
             };
             if subnet.is_ipv4() && subnet.prefix > 30 {
-                return Err(ApiError::invalid(format!("subnet {subnet} is too small: at most /30")));
+                return Err(ApiError::invalid(format!(
+                    "subnet {subnet} is too small: at most /30"
+                )));
             }
-            pools.push(Pool { subnet, gateway, ip_range });
+            pools.push(Pool {
+                subnet,
+                gateway,
+                ip_range,
+            });
         }
         let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
         if pools.iter().any(|p| !p.subnet.is_ipv4()) && !enable_ipv6 {
-            return Err(ApiError::invalid("an IPv6 subnet needs --ipv6 (EnableIPv6)"));
+            return Err(ApiError::invalid(
+                "an IPv6 subnet needs --ipv6 (EnableIPv6)",
+            ));
         }
         if enable_ipv6 && !pools.iter().any(|p| !p.subnet.is_ipv4()) {
             return Err(ApiError::invalid(
@@ -649,17 +741,31 @@ impl Networks {
 
     /// Marks `ip` used on network `id` (a running container found at restore).
     pub fn claim(&self, id: &str, ip: IpAddr) {
-        self.lock().used.entry(id.to_string()).or_default().insert(ip);
+        self.lock()
+            .used
+            .entry(id.to_string())
+            .or_default()
+            .insert(ip);
     }
 
     /// An address for a container on network `id`: `want` when given (it must be in
     /// the subnet and free), else the next free one. Returns the address and its pool.
     pub fn allocate(&self, id: &str, v4: bool, want: Option<IpAddr>) -> ApiResult<(IpAddr, Pool)> {
         let mut g = self.lock();
-        let n = g.nets.get(id).cloned().ok_or_else(|| ApiError::not_found(format!("network {id} not found")))?;
+        let n = g
+            .nets
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("network {id} not found")))?;
         let pool = if v4 { n.pool4() } else { n.pool6() }
             .cloned()
-            .ok_or_else(|| ApiError::invalid(format!("network {} has no IPv{} subnet", n.name, if v4 { 4 } else { 6 })))?;
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "network {} has no IPv{} subnet",
+                    n.name,
+                    if v4 { 4 } else { 6 }
+                ))
+            })?;
         let used = g.used.entry(id.to_string()).or_default();
         // The gateways are never handed out.
         used.extend(n.pools.iter().map(|p| p.gateway));
@@ -671,16 +777,25 @@ impl Networks {
                     )));
                 }
                 if used.contains(&ip) {
-                    return Err(ApiError::conflict(format!("Address already in use: {ip} on network {}", n.name)));
+                    return Err(ApiError::conflict(format!(
+                        "Address already in use: {ip} on network {}",
+                        n.name
+                    )));
                 }
                 ip
             }
             None => {
                 let last = g.last.get(&(id.to_string(), v4)).copied();
                 let used = g.used.entry(id.to_string()).or_default();
-                cidr::allocate(&pool.subnet, pool.ip_range.as_ref(), used, last).ok_or_else(|| {
-                    ApiError::conflict(format!("no available IPv{} addresses on network {}", if v4 { 4 } else { 6 }, n.name))
-                })?
+                cidr::allocate(&pool.subnet, pool.ip_range.as_ref(), used, last).ok_or_else(
+                    || {
+                        ApiError::conflict(format!(
+                            "no available IPv{} addresses on network {}",
+                            if v4 { 4 } else { 6 },
+                            n.name
+                        ))
+                    },
+                )?
             }
         };
         g.used.entry(id.to_string()).or_default().insert(ip);
@@ -692,7 +807,11 @@ impl Networks {
 
     pub fn release(&self, id: &str, ip: IpAddr) {
         let mut g = self.lock();
-        let gateways: Vec<IpAddr> = g.nets.get(id).map(|n| n.pools.iter().map(|p| p.gateway).collect()).unwrap_or_default();
+        let gateways: Vec<IpAddr> = g
+            .nets
+            .get(id)
+            .map(|n| n.pools.iter().map(|p| p.gateway).collect())
+            .unwrap_or_default();
         if gateways.contains(&ip) {
             return;
         }
@@ -733,14 +852,24 @@ pub fn parse_pool(s: &str) -> Result<(Subnet, u8), String> {
     for kv in s.split(',') {
         match kv.split_once('=') {
             Some(("base", v)) => base = Some(v.parse::<Subnet>().map_err(|e| e.to_string())?),
-            Some(("size", v)) => size = Some(v.parse::<u8>().map_err(|_| format!("invalid size {v:?}"))?),
-            _ => return Err(format!("invalid address pool {s:?}: use base=<cidr>,size=<prefix length>")),
+            Some(("size", v)) => {
+                size = Some(v.parse::<u8>().map_err(|_| format!("invalid size {v:?}"))?)
+            }
+            _ => {
+                return Err(format!(
+                    "invalid address pool {s:?}: use base=<cidr>,size=<prefix length>"
+                ))
+            }
         }
     }
     match (base, size) {
         (Some(b), Some(z)) if z >= b.prefix && z <= 32 && b.is_ipv4() => Ok((b, z)),
-        (Some(b), Some(z)) => Err(format!("invalid address pool {s:?}: size /{z} does not fit in {b}")),
-        _ => Err(format!("invalid address pool {s:?}: use base=<cidr>,size=<prefix length>")),
+        (Some(b), Some(z)) => Err(format!(
+            "invalid address pool {s:?}: size /{z} does not fit in {b}"
+        )),
+        _ => Err(format!(
+            "invalid address pool {s:?}: use base=<cidr>,size=<prefix length>"
+        )),
     }
 }
 

@@ -11,7 +11,6 @@ use berth_image::Image;
 use berth_runtime::shimproto::{
     ExitRecord, Started, HELD_FDS_START, LISTENER_FD, NETNS_FD, WANT_MONITOR,
 };
-use std::os::fd::AsFd;
 use berth_runtime::spec::{
     CgroupSpec, FileBind, NetworkMode, Overlay, Process, Spec, DEFAULT_MASKED_PATHS, DEFAULT_PATH,
     DEFAULT_READONLY_PATHS,
@@ -19,6 +18,7 @@ use berth_runtime::spec::{
 use berth_runtime::{caps, sys, user};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -159,7 +159,10 @@ impl Containers {
         let mut env = process_env(r, &[], &u.home);
         for e in self.link_env(r) {
             let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k).to_string();
-            if !env.iter().any(|x| x.split_once('=').map(|(a, _)| a) == Some(k.as_str())) {
+            if !env
+                .iter()
+                .any(|x| x.split_once('=').map(|(a, _)| a) == Some(k.as_str()))
+            {
                 env.push(e);
             }
         }
@@ -532,7 +535,11 @@ impl Containers {
                     c.attach_state().live = true;
                     let rec = c.snapshot();
                     self.restore_network(&rec);
-                    let user_net = rec.endpoints.values().filter_map(|e| self.net.find(&e.network_id)).any(|n| n.user_defined());
+                    let user_net = rec
+                        .endpoints
+                        .values()
+                        .filter_map(|e| self.net.find(&e.network_id))
+                        .any(|n| n.user_defined());
                     if user_net {
                         if let Ok(ns) = std::fs::File::open(format!("/proc/{pid}/ns/net")) {
                             self.start_dns(&c.id, ns.as_fd());

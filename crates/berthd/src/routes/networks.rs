@@ -21,7 +21,10 @@ pub(super) async fn route(
             let req = serde_json::from_value(body)
                 .map_err(|e| ApiError::invalid(format!("invalid network configuration: {e}")))?;
             let (id, warning) = cs.create_network(req)?;
-            http::json(StatusCode::CREATED, &json!({ "Id": id, "Warning": warning }))
+            http::json(
+                StatusCode::CREATED,
+                &json!({ "Id": id, "Warning": warning }),
+            )
         }
         (&Method::POST, ["prune"]) => {
             let gone = cs.prune_networks(&q.filters()?)?;
@@ -35,7 +38,8 @@ pub(super) async fn route(
         (&Method::POST, [id, "connect"]) => {
             let body: Value = http::read_json(call.take_body()?).await?;
             let container = container_of(&body)?;
-            cs.connect(id, &container, body.get("EndpointConfig")).await?;
+            cs.connect(id, &container, body.get("EndpointConfig"))
+                .await?;
             http::empty(StatusCode::OK)
         }
         (&Method::POST, [id, "disconnect"]) => {
