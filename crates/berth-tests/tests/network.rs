@@ -752,3 +752,132 @@ fn crash_and_restart_reconciles_rules_and_addresses() {
         std::fs::read_dir(&brif).map(|r| r.count()).unwrap_or(0) == 0
     });
 }
+
+/// Answers every A query on `sock` with 10.1.2.3 (a stand-in for the host's resolver).
+fn fake_resolver(sock: UdpSocket) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, peer)) = sock.recv_from(&mut buf) {
+            let q = &buf[..n];
+            if n < 12 {
+                continue;
+            }
+            let mut r = q.to_vec();
+            r[2] = 0x81; // QR, RD
+            r[3] = 0x80; // RA
+            r[7] = u8::from(u16::from_be_bytes([q[n - 4], q[n - 3]]) == 1); // ANCOUNT
+            r[8..12].fill(0);
+            r.truncate(n);
+            if r[7] == 1 {
+                r.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 1, 2, 3]);
+            }
+            let _ = sock.send_to(&r, peer);
+        }
+    });
+}
+
+#[test]
+fn other_names_are_forwarded_to_the_upstream_resolver() {
+    // The upstream is on the host's loopback, reachable only from the host's
+    // namespace: the embedded server forwards from there, as Docker's does.
+    let Ok(sock) = UdpSocket::bind("127.0.0.1:53") else {
+        eprintln!("skipped: 127.0.0.1:53 is taken on this host");
+        return;
+    };
+    fake_resolver(sock);
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["network", "create", "fwd"]).ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "fwd",
+        "--dns",
+        "127.0.0.1",
+        "busybox",
+        "nslookup",
+        "-type=a",
+        "outside.test",
+    ]);
+    let out = o.ok();
+    assert!(out.contains("Address: 10.1.2.3"), "{out}");
+    assert!(out.contains("Server:\t\t127.0.0.11"), "{out}");
+}
+
+#[test]
+fn fifty_containers_in_parallel_get_distinct_addresses_and_resolve_each_other() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["network", "create", "--subnet", "10.251.60.0/24", "many"])
+        .ok();
+    let names: Vec<String> = (0..50).map(|i| format!("n{i:02}")).collect();
+    std::thread::scope(|s| {
+        for n in &names {
+            let d = &d;
+            s.spawn(move || {
+                d.docker(&[
+                    "run",
+                    "-d",
+                    "--name",
+                    n,
+                    "--network",
+                    "many",
+                    "busybox",
+                    "sleep",
+                    "300",
+                ])
+                .ok();
+            });
+        }
+    });
+    let o = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .Containers}}{{.IPv4Address}} {{end}}",
+        "many",
+    ]);
+    let mut ips: Vec<&str> = o.ok().split_whitespace().collect();
+    assert_eq!(ips.len(), 50);
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), 50, "addresses must be distinct");
+    // Each resolves the others: the first asks for all, the last for the first.
+    let script: String = names
+        .iter()
+        .map(|n| format!("nslookup {n} >/dev/null || echo missing {n}; "))
+        .collect();
+    let o = d.docker(&["exec", "n00", "sh", "-c", &script]);
+    assert_eq!(o.ok(), "", "{o:?}");
+    let o = d.docker(&["exec", "n49", "ping", "-c1", "-W2", "n00"]);
+    assert!(o.ok().contains("1 packets received"));
+    let ids: Vec<&str> = names.iter().map(String::as_str).collect();
+    let mut args = vec!["rm", "-f"];
+    args.extend(ids);
+    d.docker(&args).ok();
+}
+
+#[test]
+fn stats_count_the_container_network_traffic() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["run", "-d", "--name", "talk", "busybox", "sleep", "300"])
+        .ok();
+    let gw = inspect(&d, "talk", "{{.NetworkSettings.Gateway}}");
+    d.docker(&[
+        "exec", "talk", "ping", "-c3", "-i", "0.2", "-s", "1000", &gw,
+    ])
+    .ok();
+    let o = d.docker(&["stats", "--no-stream", "--format", "{{.NetIO}}", "talk"]);
+    let io = o.ok().trim().to_string();
+    let (rx, tx) = io.split_once(" / ").unwrap();
+    // Three 1 kB pings each way, at least.
+    for v in [rx, tx] {
+        assert!(
+            v.ends_with("kB") && v.trim_end_matches("kB").parse::<f64>().unwrap() >= 3.0,
+            "{io}"
+        );
+    }
+    d.docker(&["rm", "-f", "talk"]).ok();
+}
