@@ -881,3 +881,71 @@ fn stats_count_the_container_network_traffic() {
     }
     d.docker(&["rm", "-f", "talk"]).ok();
 }
+
+#[test]
+fn internal_networks_named_bridges_and_daemon_bridge_settings() {
+    let d = Daemon::start_with(&["--bip", "10.251.77.1/24"]);
+    d.load_busybox();
+    // --bip sets the default bridge's address and subnet.
+    let o = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+        "bridge",
+    ]);
+    assert_eq!(o.ok().trim(), "10.251.77.0/24 10.251.77.1");
+    let o = d.docker(&[
+        "run", "--rm", "busybox", "ip", "-o", "-4", "addr", "show", "eth0",
+    ]);
+    assert!(o.ok().contains("inet 10.251.77.2/24"), "{o:?}");
+    // An internal network has no way out: no default route, and the default
+    // bridge's gateway is out of reach.
+    let name = format!("bi{}", &d.bridge[2..]);
+    d.docker(&[
+        "network",
+        "create",
+        "--internal",
+        "-o",
+        &format!("com.docker.network.bridge.name={name}"),
+        "inner",
+    ])
+    .ok();
+    assert!(d.bridges().contains(&name), "{:?}", d.bridges());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "inner",
+        "busybox",
+        "sh",
+        "-c",
+        "ip route; ping -c1 -W1 10.251.77.1 && echo escaped",
+    ]);
+    let out = o.stdout.clone();
+    assert!(!out.contains("default"), "{out}");
+    assert!(!out.contains("escaped"), "{out}");
+    let o = d.docker(&["network", "inspect", "-f", "{{.Internal}}", "inner"]);
+    assert_eq!(o.ok().trim(), "true");
+    d.docker(&["network", "rm", "inner"]).ok();
+    assert!(berth_net::netlink::Netlink::new()
+        .unwrap()
+        .link_index(&name)
+        .unwrap()
+        .is_none());
+}
+
+#[test]
+fn without_a_default_bridge_containers_say_so() {
+    let d = Daemon::start_with(&["--bridge", "none"]);
+    d.load_busybox();
+    let o = d.docker(&["network", "ls", "--format", "{{.Name}}"]);
+    let mut names: Vec<&str> = o.ok().lines().collect();
+    names.sort();
+    assert_eq!(names, ["host", "none"]);
+    let o = d.docker(&["run", "--rm", "busybox", "true"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("network bridge not found"), "{o:?}");
+    d.docker(&["run", "--rm", "--network", "none", "busybox", "true"])
+        .ok();
+}

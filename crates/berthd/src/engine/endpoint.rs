@@ -242,9 +242,12 @@ impl Containers {
                 }
                 return Ok(out);
             }
-            Mode::Bridge => Some(self.net.find(BRIDGE).ok_or_else(|| {
-                ApiError::not_found("network bridge not found: berthd runs with --bridge none")
-            })?),
+            // Without a default bridge (--bridge none) the start fails, as in Docker.
+            Mode::Bridge if self.net.find(BRIDGE).is_none() => {
+                out.insert(BRIDGE.to_string(), Endpoint::default());
+                return Ok(out);
+            }
+            Mode::Bridge => self.net.find(BRIDGE),
             Mode::None => Some(self.net.get(NONE)?),
             Mode::Host => Some(self.net.get(HOST)?),
             Mode::Named(n) => match self.net.find(n) {
