@@ -19,6 +19,18 @@ fi
 scripts/mkimage-busybox.sh /tmp/berth-busybox.tar
 $bin/berth load -i /tmp/berth-busybox.tar
 $bin/berth run --rm busybox echo "hello from a berth container"
+# Two containers on a user-defined network, one reaching the other by name.
+$bin/berth rm -f demo-web >/dev/null 2>&1 || true
+$bin/berth network rm demo-net >/dev/null 2>&1 || true
+$bin/berth network create demo-net >/dev/null
+$bin/berth run -d --name demo-web --network demo-net busybox sh -c \
+  'mkdir -p /www && echo "hello from demo-web, found by name" > /www/index.html && exec httpd -f -p 80 -h /www' >/dev/null
+for _ in $(seq 50); do
+  $bin/berth run --rm --network demo-net busybox wget -qO- http://demo-web/index.html 2>/dev/null && break
+  sleep 0.1
+done
+$bin/berth rm -f demo-web >/dev/null
+$bin/berth network rm demo-net >/dev/null
 if [ -x /usr/local/bin/docker ]; then
   DOCKER_HOST=unix://$sock /usr/local/bin/docker run --rm busybox sh -c 'echo "hello from the docker CLI, in $(hostname)"'
 fi

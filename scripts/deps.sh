@@ -5,6 +5,7 @@ need=()
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v tar >/dev/null || need+=(tar)
 command -v ps >/dev/null || need+=(procps)
+command -v nft >/dev/null || need+=(nftables)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
