@@ -720,6 +720,31 @@ fn crash_and_restart_reconciles_rules_and_addresses() {
         "300",
     ])
     .ok();
+    d.docker(&["network", "create", "svc"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "srv",
+        "--network",
+        "svc",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "cli",
+        "--network",
+        "svc",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
     let keeps_ip = inspect(&d, "keeps", "{{.NetworkSettings.IPAddress}}");
     let dies_pid: i32 = inspect(&d, "dies", "{{.State.Pid}}").parse().unwrap();
     d.kill9();
@@ -737,6 +762,9 @@ fn crash_and_restart_reconciles_rules_and_addresses() {
     wait_until("the kept port still answers", || {
         http_get(&format!("127.0.0.1:{p1}"), "/index.html").is_some_and(|b| b.contains("kept"))
     });
+    // Names still resolve on the user-defined network (its DNS server is back).
+    let o = d.docker(&["exec", "cli", "nslookup", "srv"]);
+    assert!(o.ok().contains("Name:\tsrv"), "{o:?}");
     // The running container's address is not handed out again.
     d.docker(&["run", "-d", "--name", "new", "busybox", "sleep", "300"])
         .ok();
@@ -744,7 +772,8 @@ fn crash_and_restart_reconciles_rules_and_addresses() {
         inspect(&d, "new", "{{.NetworkSettings.IPAddress}}"),
         keeps_ip
     );
-    d.docker(&["rm", "-f", "keeps", "dies", "new"]).ok();
+    d.docker(&["rm", "-f", "keeps", "dies", "new", "srv", "cli"])
+        .ok();
     // No veth of the test's bridge is left once its containers are gone.
     // (The kernel removes a namespace's veths shortly after its last process.)
     let brif = format!("/sys/class/net/{}/brif", d.bridge);

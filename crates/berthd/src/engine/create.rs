@@ -140,7 +140,16 @@ impl Containers {
         if hc.memory != 0 && hc.memory < 6 * 1024 * 1024 {
             return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
         }
-        let (_, warnings) = super::limits::clamp(hc.ulimits.as_deref().unwrap_or(&[]))?;
+        let (_, mut warnings) = super::limits::clamp(hc.ulimits.as_deref().unwrap_or(&[]))?;
+        if hc.network_mode == "host"
+            && hc
+                .other
+                .get("PortBindings")
+                .and_then(|v| v.as_object())
+                .is_some_and(|o| !o.is_empty())
+        {
+            warnings.push("Published ports are discarded when using host network mode".into());
+        }
         let image = self.store.resolve(&config.image)?;
 
         let name = match name.filter(|n| !n.is_empty()) {
