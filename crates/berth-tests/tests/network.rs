@@ -213,6 +213,7 @@ fn default_bridge_has_no_names_but_links_work() {
     let o = d.docker(&["run", "--rm", "--link", "nope:x", "busybox", "true"]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("nope"), "{o:?}");
+    d.docker(&["rm", "-f", "db"]).ok();
 }
 
 #[test]
@@ -406,6 +407,7 @@ fn udp_is_published_too() {
         s.send_to(b"ping-udp", format!("127.0.0.1:{port}")).unwrap();
         matches!(s.recv_from(&mut buf), Ok((8, _)) if &buf[..8] == b"ping-udp")
     });
+    d.docker(&["rm", "-f", "echo"]).ok();
 }
 
 #[test]
@@ -458,6 +460,7 @@ fn network_modes_none_host_and_container() {
     assert!(o.stderr.contains("not running"), "{o:?}");
     let o = d.docker(&["run", "--rm", "--network", "nosuchnet", "busybox", "true"]);
     assert!(o.stderr.contains("network nosuchnet not found"), "{o:?}");
+    d.docker(&["rm", "-f", "web"]).ok();
 }
 
 #[test]
@@ -634,6 +637,7 @@ fn ipv6_networks_give_both_families() {
         &format!("ping -c1 -W2 {ip6} && nslookup -type=aaaa six"),
     ]);
     assert!(o.ok().contains(&ip6), "{o:?}");
+    d.docker(&["rm", "-f", "six"]).ok();
 }
 
 #[test]

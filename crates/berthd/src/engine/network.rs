@@ -115,6 +115,9 @@ pub struct Networks {
     pub table: String,
     pub config: NetConfig,
     inner: Mutex<Inner>,
+    /// Held across rendering and applying the table, so that a slower apply of an
+    /// older state can never land after a newer one.
+    firewall: Mutex<()>,
 }
 
 fn valid_ifname(s: &str) -> bool {
@@ -236,6 +239,7 @@ impl Networks {
                 last: HashMap::new(),
                 ports: BTreeMap::new(),
             }),
+            firewall: Mutex::new(()),
         };
         for (name, driver) in [(HOST, "host"), (NONE, "null")] {
             if me.find(name).is_none() {
@@ -466,6 +470,7 @@ impl Networks {
     /// Renders and applies berth's nftables table from the networks and the
     /// published ports.
     pub fn apply_firewall(&self) -> ApiResult<()> {
+        let _serial = self.firewall.lock().unwrap_or_else(|p| p.into_inner());
         let rules = {
             let g = self.lock();
             Ruleset {
