@@ -220,16 +220,7 @@ impl Netlink {
     /// A socket inside the network namespace `ns` (made on a short-lived thread that
     /// enters it; the socket stays bound to that namespace).
     pub fn in_namespace(ns: BorrowedFd<'_>) -> io::Result<Netlink> {
-        let ns = ns.try_clone_to_owned()?;
-        std::thread::spawn(move || {
-            rustix::thread::move_into_link_name_space(
-                ns.as_fd(),
-                Some(rustix::thread::LinkNameSpaceType::Network),
-            )?;
-            Netlink::new()
-        })
-        .join()
-        .map_err(|_| io::Error::other("the netlink thread panicked"))?
+        in_netns(ns, Netlink::new)
     }
 
     /// Sends one request and waits for its acknowledgement; returns the replies that
@@ -407,6 +398,24 @@ impl Netlink {
             r => r.map(drop),
         }
     }
+}
+
+/// Runs `f` on a short-lived thread that enters the network namespace `ns`: sockets
+/// `f` makes belong to that namespace, and the calling thread's stays as it was.
+pub fn in_netns<T: Send + 'static>(
+    ns: BorrowedFd<'_>,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    let ns = ns.try_clone_to_owned()?;
+    std::thread::spawn(move || {
+        rustix::thread::move_into_link_name_space(
+            ns.as_fd(),
+            Some(rustix::thread::LinkNameSpaceType::Network),
+        )?;
+        f()
+    })
+    .join()
+    .map_err(|_| io::Error::other("the network namespace thread panicked"))?
 }
 
 /// Writes a sysctl under /proc/sys (e.g. `net/ipv4/conf/br0/route_localnet`).

@@ -8,7 +8,7 @@ use super::containers::Containers;
 use super::record::Status;
 use berth_net::dns::{self, Question};
 use std::net::{IpAddr, SocketAddr};
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,12 +22,7 @@ pub type Sockets = (std::net::UdpSocket, std::net::TcpListener);
 /// it; the sockets stay in that namespace). Done before the container runs, so that
 /// its first query waits in the socket rather than finding nothing there.
 pub fn bind_in(ns: BorrowedFd<'_>) -> std::io::Result<Sockets> {
-    let ns = ns.try_clone_to_owned()?;
-    std::thread::spawn(move || {
-        rustix::thread::move_into_link_name_space(
-            ns.as_fd(),
-            Some(rustix::thread::LinkNameSpaceType::Network),
-        )?;
+    berth_net::netlink::in_netns(ns, || {
         let addr: SocketAddr = format!("{}:53", dns::RESOLVER_IP).parse().expect("valid");
         let udp = std::net::UdpSocket::bind(addr)?;
         let tcp = std::net::TcpListener::bind(addr)?;
@@ -35,8 +30,6 @@ pub fn bind_in(ns: BorrowedFd<'_>) -> std::io::Result<Sockets> {
         tcp.set_nonblocking(true)?;
         Ok((udp, tcp))
     })
-    .join()
-    .map_err(|_| std::io::Error::other("the DNS thread panicked"))?
 }
 
 impl Containers {

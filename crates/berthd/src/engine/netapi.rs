@@ -248,12 +248,7 @@ impl Containers {
             ..Endpoint::default()
         });
         if c.is_running() {
-            let pid = c.rec().state.pid;
-            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
-                ApiError::internal(format!("opening the container's network namespace: {e}"))
-            })?;
-            let mut inner = Netlink::in_namespace(ns.as_fd())
-                .map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
+            let (ns, mut inner) = container_netns(c.rec().state.pid)?;
             let mut host =
                 Netlink::new().map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
             let taken: Vec<String> = c
@@ -329,12 +324,7 @@ impl Containers {
             ));
         }
         if c.is_running() && !ep.ifname.is_empty() {
-            let pid = c.rec().state.pid;
-            let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
-                ApiError::internal(format!("opening the container's network namespace: {e}"))
-            })?;
-            let mut inner = Netlink::in_namespace(ns.as_fd())
-                .map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
+            let (_ns, mut inner) = container_netns(c.rec().state.pid)?;
             inner
                 .delete_link(&ep.ifname)
                 .map_err(|e| ApiError::internal(format!("removing {}: {e}", ep.ifname)))?;
@@ -385,6 +375,16 @@ fn parse_until(s: &str) -> ApiResult<i128> {
         .unwrap_or_default()
         .as_nanos() as i128;
     Ok(now - secs * 1_000_000_000)
+}
+
+/// A running container's network namespace (its init's), and a netlink socket in it.
+fn container_netns(pid: i64) -> ApiResult<(std::fs::File, Netlink)> {
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
+        ApiError::internal(format!("opening the container's network namespace: {e}"))
+    })?;
+    let inner = Netlink::in_namespace(ns.as_fd())
+        .map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
+    Ok((ns, inner))
 }
 
 fn net_attrs(n: &NetRecord, container: Option<&str>) -> serde_json::Map<String, Value> {
