@@ -7,7 +7,7 @@
 //! the image (say `/proc -> /`) resolves inside the container and can never redirect
 //! a mount onto the host.
 
-use crate::spec::{NetworkMode, Process, Spec, DEFAULT_PATH};
+use crate::spec::{MountKind, NetworkMode, Process, Spec, DEFAULT_PATH};
 use std::ffi::{CString, NulError};
 use std::os::fd::RawFd;
 use std::path::Path;
@@ -22,6 +22,8 @@ pub enum PlanError {
     },
     #[error("at most {MAX_TREES} files can be bound into a container, {0} were asked for")]
     TooManyBinds(usize),
+    #[error("invalid mount {0:?}: {1}")]
+    BadMount(String, &'static str),
     #[error("no command given")]
     NoCommand,
 }
@@ -38,11 +40,13 @@ pub enum Op {
         flags: libc::c_ulong,
         data: Option<CString>,
     },
-    /// `open_tree(OPEN_TREE_CLONE)` of a host path before pivot_root, kept in slot
-    /// `slot` for a later [`Op::MoveMount`].
+    /// `open_tree(OPEN_TREE_CLONE)` of a host path before pivot_root (with
+    /// `AT_RECURSIVE` when `recursive`), kept in slot `slot` for a later
+    /// [`Op::MoveMount`].
     OpenTree {
         source: CString,
         slot: usize,
+        recursive: bool,
     },
     /// `setns` into a namespace given as an open fd (`docker exec`).
     SetNs {
@@ -89,6 +93,18 @@ pub enum Op {
     RemountReadOnly {
         path: CString,
     },
+    /// `mount_setattr(MOUNT_ATTR_RDONLY)`: read-only, every other flag kept; with
+    /// `recursive`, for the mounts below too.
+    SetReadOnly {
+        path: CString,
+        recursive: bool,
+    },
+    /// Sets a mount's propagation (`MS_PRIVATE`, `MS_SLAVE`, `MS_SHARED`, with
+    /// `MS_REC` for the r- kinds).
+    Propagation {
+        path: CString,
+        flags: libc::c_ulong,
+    },
 }
 
 impl Op {
@@ -109,9 +125,12 @@ impl Op {
             Op::Mknod { path, .. } => format!("creating device {}", s(path)),
             Op::Symlink { link, .. } => format!("creating symlink {}", s(link)),
             Op::Mask { path } => format!("masking {}", s(path)),
-            Op::ReadOnly { path } | Op::RemountReadOnly { path } => {
+            Op::ReadOnly { path }
+            | Op::RemountReadOnly { path }
+            | Op::SetReadOnly { path, .. } => {
                 format!("making {} read-only", s(path))
             }
+            Op::Propagation { path, .. } => format!("setting the propagation of {}", s(path)),
         }
     }
 }
@@ -210,7 +229,13 @@ impl Plan {
         let p = &spec.process;
         p.args.first().ok_or(PlanError::NoCommand)?;
         let mut ops = Vec::new();
-        let trees = spec.files.len() + if host.device_cgroup { 0 } else { DEVICES.len() };
+        let binds = spec
+            .mounts
+            .iter()
+            .filter(|m| matches!(m.kind, MountKind::Bind { .. }))
+            .count();
+        let trees =
+            spec.files.len() + binds + if host.device_cgroup { 0 } else { DEVICES.len() };
         if trees > MAX_TREES {
             return Err(PlanError::TooManyBinds(trees));
         }
@@ -260,16 +285,35 @@ impl Plan {
             ops.push(Op::OpenTree {
                 source: path_cstr("bind source", &f.source)?,
                 slot,
+                recursive: false,
             });
+        }
+        // Bind mounts are opened on the host side now, and placed after pivot_root,
+        // where every path of the container resolves inside its own root.
+        let bind_slot = spec.files.len();
+        let mut slot = bind_slot;
+        for m in &spec.mounts {
+            if !m.destination.starts_with('/') || m.destination.split('/').any(|c| c == "..") {
+                return Err(PlanError::BadMount(m.destination.clone(), "the destination must be an absolute path without .."));
+            }
+            if let MountKind::Bind { source, nonrecursive, .. } = &m.kind {
+                ops.push(Op::OpenTree {
+                    source: path_cstr("bind source", source)?,
+                    slot,
+                    recursive: !nonrecursive,
+                });
+                slot += 1;
+            }
         }
         // Without a devices cgroup, the device nodes come from the host as binds
         // (allowed on a nodev /dev, unlike nodes made there).
-        let dev_slot = spec.files.len();
+        let dev_slot = slot;
         if !host.device_cgroup {
             for (i, (name, _, _)) in DEVICES.iter().enumerate() {
                 ops.push(Op::OpenTree {
                     source: cstr("device", format!("/dev/{name}"))?,
                     slot: dev_slot + i,
+                    recursive: false,
                 });
             }
         }
@@ -381,6 +425,61 @@ impl Plan {
                 });
             }
         }
+        let mut slot = bind_slot;
+        for m in &spec.mounts {
+            let target = cstr("mount destination", m.destination.as_str())?;
+            let file = matches!(m.kind, MountKind::Bind { file: true, .. });
+            // The mount point and its parents, made inside the new root.
+            let mut prefix = String::new();
+            let parts: Vec<&str> = m.destination.split('/').filter(|s| !s.is_empty()).collect();
+            for (i, part) in parts.iter().enumerate() {
+                prefix.push('/');
+                prefix.push_str(part);
+                if i + 1 < parts.len() || !file {
+                    ops.push(mkdir(&prefix, 0o755)?);
+                }
+            }
+            match &m.kind {
+                MountKind::Bind { propagation, .. } => {
+                    if file {
+                        ops.push(Op::Touch { path: target.clone() });
+                    }
+                    ops.push(Op::MoveMount { slot, target: target.clone() });
+                    slot += 1;
+                    let flags = match propagation.as_deref().unwrap_or("rprivate") {
+                        "private" => libc::MS_PRIVATE,
+                        "rprivate" => libc::MS_PRIVATE | libc::MS_REC,
+                        "slave" => libc::MS_SLAVE,
+                        "rslave" => libc::MS_SLAVE | libc::MS_REC,
+                        "shared" => libc::MS_SHARED,
+                        "rshared" => libc::MS_SHARED | libc::MS_REC,
+                        _ => {
+                            return Err(PlanError::BadMount(
+                                m.destination.clone(),
+                                "propagation must be private, rprivate, slave, rslave, shared or rshared",
+                            ))
+                        }
+                    };
+                    ops.push(Op::Propagation { path: target.clone(), flags });
+                }
+                MountKind::Tmpfs { options, exec } => {
+                    let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
+                    if !exec {
+                        flags |= libc::MS_NOEXEC;
+                    }
+                    ops.push(Op::Mount {
+                        source: cstr("mount source", "tmpfs")?,
+                        target: target.clone(),
+                        fstype: cstr("filesystem type", "tmpfs")?,
+                        flags,
+                        data: (!options.is_empty()).then(|| cstr("tmpfs options", options.as_str())).transpose()?,
+                    });
+                }
+            }
+            if m.readonly {
+                ops.push(Op::SetReadOnly { path: target, recursive: true });
+            }
+        }
         for m in &spec.masked_paths {
             ops.push(Op::Mask {
                 path: cstr("masked path", m.as_str())?,
@@ -397,6 +496,13 @@ impl Plan {
             prefix.push('/');
             prefix.push_str(part);
             ops.push(mkdir(&prefix, 0o755)?);
+        }
+        // Last, so that the mount points and WORKDIR above could still be made.
+        if spec.readonly_rootfs {
+            ops.push(Op::SetReadOnly {
+                path: cstr("path", "/")?,
+                recursive: false,
+            });
         }
 
         let mut clone_flags =

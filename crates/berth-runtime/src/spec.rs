@@ -18,6 +18,13 @@ pub struct Spec {
     /// (/etc/hostname, /etc/hosts, /etc/resolv.conf).
     #[serde(default)]
     pub files: Vec<FileBind>,
+    /// Volumes, bind mounts and tmpfs mounts, in the order to make them (parents
+    /// before children).
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+    /// `--read-only`: the root filesystem is mounted read-only (mounts stay as given).
+    #[serde(default)]
+    pub readonly_rootfs: bool,
     pub masked_paths: Vec<String>,
     pub readonly_paths: Vec<String>,
     pub cgroup: CgroupSpec,
@@ -137,6 +144,42 @@ pub struct FileBind {
     /// that is not its own).
     #[serde(default)]
     pub readonly: bool,
+}
+
+/// One mount inside the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MountSpec {
+    /// Absolute path inside the container.
+    pub destination: String,
+    pub kind: MountKind,
+    #[serde(default)]
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A host directory or file (volumes are directories under the data root),
+    /// bound recursively, with the propagation given ("rprivate" by default).
+    Bind {
+        source: PathBuf,
+        /// A file rather than a directory: the mount point is a file.
+        #[serde(default)]
+        file: bool,
+        #[serde(default)]
+        propagation: Option<String>,
+        /// Bind only the top mount (`bind-recursive=disabled`).
+        #[serde(default)]
+        nonrecursive: bool,
+    },
+    /// A new tmpfs with these mount options (`size=`, `mode=`).
+    Tmpfs {
+        #[serde(default)]
+        options: String,
+        /// Allow executing programs from it (Docker's tmpfs is noexec by default).
+        #[serde(default)]
+        exec: bool,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]

@@ -368,6 +368,17 @@ unsafe fn child_main(
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+#[derive(Default)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
 
 /// # Safety
 /// Only in the cloned child, on strings owned by the plan. `trees` holds the fds of
@@ -401,12 +412,21 @@ unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result
                 *flags,
                 opt_ptr(data),
             )),
-            Op::OpenTree { source, slot } => {
+            Op::OpenTree {
+                source,
+                slot,
+                recursive,
+            } => {
+                let rec = if *recursive {
+                    libc::AT_RECURSIVE as libc::c_uint
+                } else {
+                    0
+                };
                 let fd = libc::syscall(
                     libc::SYS_open_tree,
                     libc::AT_FDCWD,
                     source.as_ptr(),
-                    OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
+                    OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
                 ) as RawFd;
                 if fd < 0 {
                     return Err(errno());
@@ -482,6 +502,28 @@ unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result
                     ))
                 }
             }
+            Op::SetReadOnly { path, recursive } => {
+                let attr = MountAttr {
+                    attr_set: MOUNT_ATTR_RDONLY,
+                    ..MountAttr::default()
+                };
+                let flags = if *recursive { libc::AT_RECURSIVE } else { 0 };
+                ok(libc::syscall(
+                    libc::SYS_mount_setattr,
+                    libc::AT_FDCWD,
+                    path.as_ptr(),
+                    flags as libc::c_uint,
+                    &attr as *const MountAttr,
+                    std::mem::size_of::<MountAttr>(),
+                ) as libc::c_int)
+            }
+            Op::Propagation { path, flags } => ok(libc::mount(
+                std::ptr::null(),
+                path.as_ptr(),
+                std::ptr::null(),
+                *flags,
+                std::ptr::null(),
+            )),
             Op::RemountReadOnly { path } => ok(libc::mount(
                 std::ptr::null(),
                 path.as_ptr(),
@@ -762,6 +804,27 @@ pub fn in_new_netns<T: Send + 'static>(
     })
     .join()
     .map_err(|_| io::Error::other("the network namespace thread panicked"))?
+}
+
+/// Runs `f` on a new thread with a private copy of the mount table: mounts `f` makes
+/// are seen by nobody else and vanish when the thread ends (berthd's copy of image
+/// content into a new volume mounts the image there).
+pub fn with_private_mounts<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    std::thread::spawn(move || {
+        // SAFETY: CLONE_NEWNS (which implies CLONE_FS) is unshared on this thread
+        // alone, which exits when `f` returns; the descriptor table stays shared, so
+        // no thread can observe a descriptor it does not have.
+        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }?;
+        rustix::mount::mount_change(
+            "/",
+            rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+        )?;
+        f()
+    })
+    .join()
+    .map_err(|_| io::Error::other("the private mount namespace thread panicked"))?
 }
 
 /// Arranges for each `(fd, target)` to be the child's descriptor `target`, like

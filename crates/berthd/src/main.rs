@@ -132,11 +132,17 @@ async fn run(cfg: config::Config) -> Result<()> {
     net.setup()
         .map_err(|e| anyhow::anyhow!(e.message))
         .context("setting up networks")?;
+    let volumes = Arc::new(
+        engine::volumes::Volumes::open(&cfg.data_root)
+            .map_err(|e| anyhow::anyhow!(e.message))
+            .context("opening the volumes")?,
+    );
     let containers = Arc::new(Containers::new(
         store.clone(),
         paths,
         hierarchy,
         net.clone(),
+        volumes,
     ));
     containers
         .restore()

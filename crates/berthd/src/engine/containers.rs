@@ -22,6 +22,7 @@ pub struct Containers {
     pub events: Arc<super::events::Events>,
     pub(super) hierarchy: berth_runtime::cgroups::Hierarchy,
     pub net: Arc<super::network::Networks>,
+    pub volumes: Arc<super::volumes::Volumes>,
     /// The embedded DNS servers' tasks, by container id.
     dns: std::sync::Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
 }
@@ -47,6 +48,7 @@ impl Containers {
         paths: Paths,
         hierarchy: berth_runtime::cgroups::Hierarchy,
         net: Arc<super::network::Networks>,
+        volumes: Arc<super::volumes::Volumes>,
     ) -> Containers {
         Containers {
             map: RwLock::new(HashMap::new()),
@@ -57,6 +59,7 @@ impl Containers {
             paths,
             hierarchy,
             net,
+            volumes,
             dns: std::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -232,7 +235,7 @@ impl Containers {
                     "MergedDir": dir.join("merged"),
                 }
             }),
-            mounts: vec![],
+            mounts: self.mounts_json(&r),
             config: r.config.clone(),
             network_settings: self.network_settings(&r),
             ..Default::default()
@@ -336,7 +339,11 @@ impl Containers {
             true
         };
         let mut out: Vec<ContainerSummary> =
-            recs.iter().filter(|r| matches(r)).map(summary).collect();
+            recs.iter().filter(|r| matches(r)).map(|r| {
+                let mut s = summary(r);
+                s.mounts = self.mounts_json(r);
+                s
+            }).collect();
         if let Some(n) = limit.filter(|n| *n > 0) {
             out.truncate(n as usize);
         }
@@ -486,7 +493,7 @@ impl Containers {
     }
 
     /// Removes a container; `force` kills it first if it runs.
-    pub async fn remove(&self, key: &str, force: bool) -> ApiResult<()> {
+    pub async fn remove(&self, key: &str, force: bool, volumes: bool) -> ApiResult<()> {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
         if c.is_running() {
@@ -500,7 +507,11 @@ impl Containers {
             self.signal(&c, 9)?;
             let _ = rx.wait_for(|s| !s.running).await;
         }
-        self.remove_stopped(&c)
+        self.remove_stopped(&c)?;
+        if volumes {
+            self.remove_anonymous_volumes(&c.snapshot());
+        }
+        Ok(())
     }
 
     pub(super) fn remove_stopped(&self, c: &Arc<Container>) -> ApiResult<()> {
@@ -564,6 +575,7 @@ impl Containers {
         *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = None;
         c.attach_state().live = false;
         self.release_network(c);
+        self.release_volumes(&c.snapshot());
         if let Err(e) = self.persist(c) {
             tracing::error!(container = %c.id, error = %e, "recording exit");
         }
@@ -587,8 +599,10 @@ impl Containers {
             tokio::spawn(async move {
                 let _op = c.op.lock().await;
                 if !c.is_running() {
-                    if let Err(e) = me.remove_stopped(&c) {
-                        tracing::error!(container = %c.id, error = %e, "auto-remove");
+                    match me.remove_stopped(&c) {
+                        // --rm takes the anonymous volumes too.
+                        Ok(()) => me.remove_anonymous_volumes(&c.snapshot()),
+                        Err(e) => tracing::error!(container = %c.id, error = %e, "auto-remove"),
                     }
                 }
             });

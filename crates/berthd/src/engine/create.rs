@@ -26,6 +26,13 @@ fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
         "DnsOptions",
         "ExtraHosts",
         "Links",
+        // Storage, handled by mounts.rs.
+        "Binds",
+        "Mounts",
+        "Tmpfs",
+        "VolumesFrom",
+        "ReadonlyRootfs",
+        "VolumeDriver",
     ];
     for (k, v) in &hc.other {
         if IGNORED.contains(&k.as_str()) {
@@ -200,9 +207,10 @@ impl Containers {
         if config.exposed_ports.is_none() {
             config.exposed_ports = img.exposed_ports.clone();
         }
-        if config.volumes.is_none() {
-            config.volumes = img.volumes.clone();
-        }
+        // The image's VOLUMEs and the request's (-v /path) together.
+        let mut volumes = img.volumes.clone().unwrap_or_default();
+        volumes.extend(config.volumes.take().unwrap_or_default());
+        config.volumes = (!volumes.is_empty()).then_some(volumes);
         if config.healthcheck.is_none() {
             config.healthcheck = img.healthcheck.clone();
         }
@@ -222,6 +230,17 @@ impl Containers {
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();
         }
+        if let Some(d) = hc.other.get("VolumeDriver").and_then(|v| v.as_str()).filter(|d| !d.is_empty() && *d != "local") {
+            return Err(ApiError::not_found(format!(
+                "error looking up volume plugin {d}: plugin \"{d}\" not found"
+            )));
+        }
+        let (mounts, made_volumes) = self.plan_mounts(&config, &hc)?;
+        let undo_volumes = |me: &Self| {
+            for v in &made_volumes {
+                let _ = me.volumes.remove(v);
+            }
+        };
         let rec = Record {
             id: id.clone(),
             name,
@@ -236,11 +255,16 @@ impl Containers {
             manually_stopped: false,
             endpoints,
             ports: Vec::new(),
+            mounts,
         };
-        self.lay_out(&rec)?;
+        if let Err(e) = self.lay_out(&rec) {
+            undo_volumes(self);
+            return Err(e);
+        }
         let c = Arc::new(Container::new(rec));
         if let Err(e) = self.persist(&c) {
             let _ = std::fs::remove_dir_all(self.paths.container_dir(&id));
+            undo_volumes(self);
             return Err(e);
         }
         self.emit(&c, "create", &[]);

@@ -258,7 +258,7 @@ impl Containers {
 }
 
 /// Bytes of regular files under `dir`, without following symlinks.
-fn dir_size(dir: &std::path::Path) -> u64 {
+pub(super) fn dir_size(dir: &std::path::Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return 0;
     };

@@ -13,6 +13,7 @@ mod health;
 pub mod images;
 mod lifecycle;
 mod limits;
+pub mod mounts;
 pub mod logs;
 mod names;
 mod netapi;
@@ -23,6 +24,7 @@ pub mod signal;
 pub mod start;
 mod stats;
 pub mod system;
+pub mod volumes;
 
 use std::path::PathBuf;
 

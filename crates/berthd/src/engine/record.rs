@@ -107,6 +107,9 @@ pub struct Record {
     /// Host ports published while it runs.
     #[serde(default)]
     pub ports: Vec<PublishedPort>,
+    /// Volumes, bind mounts and tmpfs mounts.
+    #[serde(default)]
+    pub mounts: Vec<super::mounts::MountPoint>,
 }
 
 /// A container's attachment to a network: what was asked at create or connect, and

@@ -235,6 +235,8 @@ impl Containers {
             log_rotate: rotation.rotate,
             log_compress: rotation.compress,
             held_fds: 0,
+            mounts: Vec::new(),
+            readonly_rootfs: false,
             exit_path: self.paths.run_dir(&r.id).join("exit.json"),
         })
     }
@@ -255,8 +257,8 @@ impl Containers {
         let result = self.start_locked(&c).await;
         // Docker removes an auto-remove container whose start failed, which also
         // answers clients waiting for its removal.
-        if result.is_err() && c.rec().host_config.auto_remove && !c.is_running() {
-            let _ = self.remove_stopped(&c);
+        if result.is_err() && c.rec().host_config.auto_remove && !c.is_running() && self.remove_stopped(&c).is_ok() {
+            self.remove_anonymous_volumes(&c.snapshot());
         }
         result
     }
@@ -276,6 +278,8 @@ impl Containers {
         let t0 = std::time::Instant::now();
         let image = self.store.resolve(&rec.image)?;
         let mut spec = self.build_spec(&rec, &image)?;
+        spec.mounts = self.mount_specs(&rec, &spec.rootfs.lower)?;
+        spec.readonly_rootfs = rec.host_config.other.get("ReadonlyRootfs").and_then(|v| v.as_bool()) == Some(true);
         let mut prep = self.prepare_network(&rec)?;
         let t1 = t0.elapsed();
         if let Err(e) = self.write_net_files(&rec, &prep) {

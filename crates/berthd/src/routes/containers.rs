@@ -86,7 +86,7 @@ pub(super) async fn route(
                     "berth does not support links yet",
                 ));
             }
-            cs.remove(id, q.flag("force")).await?;
+            cs.remove(id, q.flag("force"), q.flag("v")).await?;
             http::empty(StatusCode::NO_CONTENT)
         }
         (&Method::GET, [id, "logs"]) => {

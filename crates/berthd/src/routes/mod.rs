@@ -6,6 +6,7 @@ mod containers;
 mod exec;
 mod images;
 mod networks;
+mod volumes;
 mod system;
 
 use crate::engine::containers::Containers;
@@ -152,6 +153,11 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
     }
     if segs.first() == Some(&"networks") {
         if let Some(r) = networks::route(d, call, &segs[1..]).await? {
+            return Ok(r);
+        }
+    }
+    if segs.first() == Some(&"volumes") {
+        if let Some(r) = volumes::route(d, call, &segs[1..]).await? {
             return Ok(r);
         }
     }
