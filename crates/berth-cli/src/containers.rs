@@ -45,6 +45,8 @@ pub struct CreateOpts {
     pub label: Vec<String>,
     #[command(flatten)]
     pub net: crate::network::NetOpts,
+    #[command(flatten)]
+    pub storage: crate::volume::StorageOpts,
     /// Automatically remove the container when it exits
     #[arg(long)]
     pub rm: bool,
@@ -271,6 +273,7 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         ..Default::default()
     };
     req.networking_config = o.net.apply(&mut req.config, &mut hc)?;
+    o.storage.apply(&mut req.config, &mut hc)?;
     hc.log_config.kind = o.log_driver.clone().unwrap_or_default();
     if !o.log_opt.is_empty() {
         let mut opts = BTreeMap::new();

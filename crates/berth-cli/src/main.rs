@@ -7,6 +7,7 @@ mod format;
 mod images;
 mod network;
 mod terminal;
+mod volume;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -117,6 +118,9 @@ enum Cmd {
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
+    /// Manage volumes
+    #[command(subcommand)]
+    Volume(volume::VolumeCmd),
     /// Fetch the logs of a container
     Logs(LogsOpts),
     /// Return low-level information on objects
@@ -336,6 +340,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             .await
             .map(|()| 0),
         Cmd::Network(n) => network::network(&c, n).await.map(|()| 0),
+        Cmd::Volume(v) => volume::volume(&c, v).await,
         Cmd::Logs(o) => containers::logs(&c, &o).await,
         Cmd::Inspect {
             format,

@@ -125,9 +125,7 @@ impl Op {
             Op::Mknod { path, .. } => format!("creating device {}", s(path)),
             Op::Symlink { link, .. } => format!("creating symlink {}", s(link)),
             Op::Mask { path } => format!("masking {}", s(path)),
-            Op::ReadOnly { path }
-            | Op::RemountReadOnly { path }
-            | Op::SetReadOnly { path, .. } => {
+            Op::ReadOnly { path } | Op::RemountReadOnly { path } | Op::SetReadOnly { path, .. } => {
                 format!("making {} read-only", s(path))
             }
             Op::Propagation { path, .. } => format!("setting the propagation of {}", s(path)),
@@ -234,8 +232,7 @@ impl Plan {
             .iter()
             .filter(|m| matches!(m.kind, MountKind::Bind { .. }))
             .count();
-        let trees =
-            spec.files.len() + binds + if host.device_cgroup { 0 } else { DEVICES.len() };
+        let trees = spec.files.len() + binds + if host.device_cgroup { 0 } else { DEVICES.len() };
         if trees > MAX_TREES {
             return Err(PlanError::TooManyBinds(trees));
         }
@@ -294,9 +291,17 @@ impl Plan {
         let mut slot = bind_slot;
         for m in &spec.mounts {
             if !m.destination.starts_with('/') || m.destination.split('/').any(|c| c == "..") {
-                return Err(PlanError::BadMount(m.destination.clone(), "the destination must be an absolute path without .."));
+                return Err(PlanError::BadMount(
+                    m.destination.clone(),
+                    "the destination must be an absolute path without ..",
+                ));
             }
-            if let MountKind::Bind { source, nonrecursive, .. } = &m.kind {
+            if let MountKind::Bind {
+                source,
+                nonrecursive,
+                ..
+            } = &m.kind
+            {
                 ops.push(Op::OpenTree {
                     source: path_cstr("bind source", source)?,
                     slot,
@@ -442,9 +447,14 @@ impl Plan {
             match &m.kind {
                 MountKind::Bind { propagation, .. } => {
                     if file {
-                        ops.push(Op::Touch { path: target.clone() });
+                        ops.push(Op::Touch {
+                            path: target.clone(),
+                        });
                     }
-                    ops.push(Op::MoveMount { slot, target: target.clone() });
+                    ops.push(Op::MoveMount {
+                        slot,
+                        target: target.clone(),
+                    });
                     slot += 1;
                     let flags = match propagation.as_deref().unwrap_or("rprivate") {
                         "private" => libc::MS_PRIVATE,
@@ -460,7 +470,10 @@ impl Plan {
                             ))
                         }
                     };
-                    ops.push(Op::Propagation { path: target.clone(), flags });
+                    ops.push(Op::Propagation {
+                        path: target.clone(),
+                        flags,
+                    });
                 }
                 MountKind::Tmpfs { options, exec } => {
                     let mut flags = libc::MS_NOSUID | libc::MS_NODEV;
@@ -472,12 +485,17 @@ impl Plan {
                         target: target.clone(),
                         fstype: cstr("filesystem type", "tmpfs")?,
                         flags,
-                        data: (!options.is_empty()).then(|| cstr("tmpfs options", options.as_str())).transpose()?,
+                        data: (!options.is_empty())
+                            .then(|| cstr("tmpfs options", options.as_str()))
+                            .transpose()?,
                     });
                 }
             }
             if m.readonly {
-                ops.push(Op::SetReadOnly { path: target, recursive: true });
+                ops.push(Op::SetReadOnly {
+                    path: target,
+                    recursive: true,
+                });
             }
         }
         for m in &spec.masked_paths {
@@ -697,6 +715,8 @@ mod tests {
             log_rotate: None,
             log_compress: false,
             held_fds: 0,
+            mounts: vec![],
+            readonly_rootfs: false,
             exit_path: "/x/exit".into(),
         }
     }
@@ -732,6 +752,85 @@ mod tests {
             "creating directory /srv".into(),
             "creating directory /srv/app".into()
         ]));
+    }
+
+    #[test]
+    fn mounts_open_on_the_host_and_land_inside_the_root() {
+        let mut s = spec();
+        s.mounts = vec![
+            MountSpec {
+                destination: "/data".into(),
+                kind: MountKind::Bind {
+                    source: "/srv/vol".into(),
+                    file: false,
+                    propagation: None,
+                    nonrecursive: false,
+                },
+                readonly: true,
+            },
+            MountSpec {
+                destination: "/etc/app.conf".into(),
+                kind: MountKind::Bind {
+                    source: "/srv/app.conf".into(),
+                    file: true,
+                    propagation: Some("rslave".into()),
+                    nonrecursive: true,
+                },
+                readonly: false,
+            },
+            MountSpec {
+                destination: "/run/t".into(),
+                kind: MountKind::Tmpfs {
+                    options: "size=1m".into(),
+                    exec: false,
+                },
+                readonly: false,
+            },
+        ];
+        s.readonly_rootfs = true;
+        let plan = Plan::build(&s, HOST).unwrap();
+        let descs: Vec<String> = plan.ops.iter().map(Op::describe).collect();
+        let at = |d: &str| {
+            descs
+                .iter()
+                .position(|x| x == d)
+                .unwrap_or_else(|| panic!("{d} in {descs:?}"))
+        };
+        assert!(at("opening /srv/vol to bind") < at("pivot_root to /c/merged"));
+        assert!(at("pivot_root to /c/merged") < at("bind-mounting /data"));
+        assert!(at("bind-mounting /data") < at("making /data read-only"));
+        assert!(at("creating mount point /etc/app.conf") < at("bind-mounting /etc/app.conf"));
+        assert!(at("creating directory /run/t") < at("mounting tmpfs on /run/t"));
+        // The root goes read-only last, after WORKDIR was made.
+        assert_eq!(descs.last().unwrap(), "making / read-only");
+        let recursive: Vec<bool> = plan
+            .ops
+            .iter()
+            .filter_map(|o| match o {
+                Op::OpenTree {
+                    source, recursive, ..
+                } if source.to_str().unwrap().starts_with("/srv") => Some(*recursive),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(recursive, [true, false]);
+        assert!(plan.ops.iter().any(|o| matches!(o, Op::Propagation { flags, .. } if *flags == libc::MS_SLAVE | libc::MS_REC)));
+        assert!(plan.ops.iter().any(|o| matches!(o, Op::Mount { fstype, flags, .. } if fstype.to_str() == Ok("tmpfs") && flags & libc::MS_NOEXEC != 0 && flags & libc::MS_NOSUID != 0)));
+        for bad in ["relative", "/a/../../etc"] {
+            let mut s = spec();
+            s.mounts = vec![MountSpec {
+                destination: bad.into(),
+                kind: MountKind::Tmpfs {
+                    options: String::new(),
+                    exec: false,
+                },
+                readonly: false,
+            }];
+            assert!(
+                matches!(Plan::build(&s, HOST), Err(PlanError::BadMount(..))),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -819,7 +819,8 @@ pub fn with_private_mounts<T: Send + 'static>(
         unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }?;
         rustix::mount::mount_change(
             "/",
-            rustix::mount::MountPropagationFlags::PRIVATE | rustix::mount::MountPropagationFlags::REC,
+            rustix::mount::MountPropagationFlags::PRIVATE
+                | rustix::mount::MountPropagationFlags::REC,
         )?;
         f()
     })

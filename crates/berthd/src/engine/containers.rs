@@ -338,12 +338,15 @@ impl Containers {
             }
             true
         };
-        let mut out: Vec<ContainerSummary> =
-            recs.iter().filter(|r| matches(r)).map(|r| {
+        let mut out: Vec<ContainerSummary> = recs
+            .iter()
+            .filter(|r| matches(r))
+            .map(|r| {
                 let mut s = summary(r);
                 s.mounts = self.mounts_json(r);
                 s
-            }).collect();
+            })
+            .collect();
         if let Some(n) = limit.filter(|n| *n > 0) {
             out.truncate(n as usize);
         }

@@ -230,7 +230,12 @@ impl Containers {
         if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();
         }
-        if let Some(d) = hc.other.get("VolumeDriver").and_then(|v| v.as_str()).filter(|d| !d.is_empty() && *d != "local") {
+        if let Some(d) = hc
+            .other
+            .get("VolumeDriver")
+            .and_then(|v| v.as_str())
+            .filter(|d| !d.is_empty() && *d != "local")
+        {
             return Err(ApiError::not_found(format!(
                 "error looking up volume plugin {d}: plugin \"{d}\" not found"
             )));

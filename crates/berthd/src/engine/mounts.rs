@@ -41,7 +41,9 @@ pub struct MountPoint {
     pub anonymous: bool,
 }
 
-const PROPAGATIONS: &[&str] = &["private", "rprivate", "slave", "rslave", "shared", "rshared"];
+const PROPAGATIONS: &[&str] = &[
+    "private", "rprivate", "slave", "rslave", "shared", "rshared",
+];
 
 fn check_destination(dst: &str) -> ApiResult<String> {
     if !dst.starts_with('/') {
@@ -53,12 +55,19 @@ fn check_destination(dst: &str) -> ApiResult<String> {
         .components()
         .filter(|c| !matches!(c, std::path::Component::CurDir))
         .collect::<PathBuf>();
-    if clean.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-        return Err(ApiError::invalid(format!("invalid mount path {dst:?}: .. is not allowed")));
+    if clean
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(ApiError::invalid(format!(
+            "invalid mount path {dst:?}: .. is not allowed"
+        )));
     }
     let s = clean.display().to_string();
     if s == "/" {
-        return Err(ApiError::invalid("invalid specification: destination can't be '/'"));
+        return Err(ApiError::invalid(
+            "invalid specification: destination can't be '/'",
+        ));
     }
     Ok(s)
 }
@@ -69,10 +78,16 @@ pub fn parse_bind(spec: &str) -> ApiResult<MountPoint> {
     let (src, dst, mode) = match parts.as_slice() {
         [s, d] => (*s, *d, ""),
         [s, d, m] => (*s, *d, *m),
-        _ => return Err(ApiError::invalid(format!("invalid volume specification: '{spec}'"))),
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "invalid volume specification: '{spec}'"
+            )))
+        }
     };
     if src.is_empty() {
-        return Err(ApiError::invalid(format!("invalid volume specification: '{spec}'")));
+        return Err(ApiError::invalid(format!(
+            "invalid volume specification: '{spec}'"
+        )));
     }
     let mut m = MountPoint {
         destination: check_destination(dst)?,
@@ -97,7 +112,9 @@ pub fn parse_bind(spec: &str) -> ApiResult<MountPoint> {
             m.propagation = "rprivate".into();
         }
         if m.nocopy {
-            return Err(ApiError::invalid(format!("invalid mode: nocopy is for volumes, in '{spec}'")));
+            return Err(ApiError::invalid(format!(
+                "invalid mode: nocopy is for volumes, in '{spec}'"
+            )));
         }
     } else {
         if !super::volumes::valid_name(src) {
@@ -106,7 +123,9 @@ pub fn parse_bind(spec: &str) -> ApiResult<MountPoint> {
             )));
         }
         if !m.propagation.is_empty() {
-            return Err(ApiError::invalid(format!("invalid mode: propagation is for bind mounts, in '{spec}'")));
+            return Err(ApiError::invalid(format!(
+                "invalid mode: propagation is for bind mounts, in '{spec}'"
+            )));
         }
         m.kind = "volume".into();
         m.source = src.to_string();
@@ -125,21 +144,43 @@ pub fn parse_tmpfs(dst: &str, opts: &str) -> ApiResult<MountPoint> {
     let mut data = Vec::new();
     for o in opts.split(',').filter(|o| !o.is_empty()) {
         match o.split_once('=') {
-            Some((k, v)) if ["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"].contains(&k) => {
+            Some((k, v))
+                if ["size", "mode", "uid", "gid", "nr_inodes", "nr_blocks"].contains(&k) =>
+            {
                 if k == "size" {
-                    berth_api::parse_size(v)
-                        .ok_or_else(|| ApiError::invalid(format!("invalid tmpfs size {v:?} for {dst}")))?;
+                    berth_api::parse_size(v).ok_or_else(|| {
+                        ApiError::invalid(format!("invalid tmpfs size {v:?} for {dst}"))
+                    })?;
                 }
                 if k == "mode" && u32::from_str_radix(v, 8).is_err() {
-                    return Err(ApiError::invalid(format!("invalid tmpfs mode {v:?} for {dst}: octal")));
+                    return Err(ApiError::invalid(format!(
+                        "invalid tmpfs mode {v:?} for {dst}: octal"
+                    )));
                 }
                 data.push(o.to_string());
             }
             None if o == "exec" => m.tmpfs_exec = true,
             None if o == "noexec" => m.tmpfs_exec = false,
             None if o == "ro" => m.rw = false,
-            None if ["rw", "nosuid", "nodev", "suid", "dev", "sync", "async", "atime", "noatime", "relatime", "strictatime"].contains(&o) => {}
-            _ => return Err(ApiError::invalid(format!("invalid tmpfs option {o:?} for {dst}"))),
+            None if [
+                "rw",
+                "nosuid",
+                "nodev",
+                "suid",
+                "dev",
+                "sync",
+                "async",
+                "atime",
+                "noatime",
+                "relatime",
+                "strictatime",
+            ]
+            .contains(&o) => {}
+            _ => {
+                return Err(ApiError::invalid(format!(
+                    "invalid tmpfs option {o:?} for {dst}"
+                )))
+            }
         }
     }
     m.tmpfs_options = data.join(",");
@@ -153,7 +194,9 @@ pub fn parse_mount(v: &Value) -> ApiResult<MountPoint> {
     let target = s("Target");
     let src = s("Source");
     if target.is_empty() {
-        return Err(ApiError::invalid("invalid mount config: Target must not be empty"));
+        return Err(ApiError::invalid(
+            "invalid mount config: Target must not be empty",
+        ));
     }
     let mut m = MountPoint {
         destination: check_destination(&target)?,
@@ -162,7 +205,9 @@ pub fn parse_mount(v: &Value) -> ApiResult<MountPoint> {
         ..MountPoint::default()
     };
     let wrong_opts = |o: &str| {
-        ApiError::invalid(format!("invalid mount config for type \"{kind}\": {o} options are not allowed"))
+        ApiError::invalid(format!(
+            "invalid mount config for type \"{kind}\": {o} options are not allowed"
+        ))
     };
     match kind.as_str() {
         "bind" => {
@@ -231,7 +276,12 @@ pub fn parse_mount(v: &Value) -> ApiResult<MountPoint> {
 
 fn str_list(v: Option<&Value>) -> Vec<String> {
     v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -323,7 +373,10 @@ impl Containers {
         }
         for (i, m) in explicit.iter().enumerate() {
             if explicit[..i].iter().any(|o| o.destination == m.destination) {
-                return Err(ApiError::invalid(format!("Duplicate mount point: {}", m.destination)));
+                return Err(ApiError::invalid(format!(
+                    "Duplicate mount point: {}",
+                    m.destination
+                )));
             }
         }
         let mut all = explicit;
@@ -331,7 +384,9 @@ impl Containers {
         for vf in str_list(hc.other.get("VolumesFrom")) {
             let (name, mode) = vf.split_once(':').unwrap_or((&vf, ""));
             if !["", "ro", "rw"].contains(&mode) {
-                return Err(ApiError::invalid(format!("invalid mode for volumes-from: {vf}")));
+                return Err(ApiError::invalid(format!(
+                    "invalid mode for volumes-from: {vf}"
+                )));
             }
             let other = self
                 .get(name)
@@ -370,18 +425,33 @@ impl Containers {
             for m in all.iter_mut() {
                 match m.kind.as_str() {
                     "volume" if m.source.is_empty() => {
-                        let v = self.volumes.create(None, "", BTreeMap::new(), BTreeMap::new(), true)?;
+                        let v = self.volumes.create(
+                            None,
+                            "",
+                            BTreeMap::new(),
+                            BTreeMap::new(),
+                            true,
+                        )?;
                         made.push(v.name.clone());
                         m.source = v.name;
                         m.anonymous = true;
                     }
                     "volume" if self.volumes.get(&m.source).is_none() => {
-                        let v = self.volumes.create(Some(&m.source), "", BTreeMap::new(), BTreeMap::new(), false)?;
+                        let v = self.volumes.create(
+                            Some(&m.source),
+                            "",
+                            BTreeMap::new(),
+                            BTreeMap::new(),
+                            false,
+                        )?;
                         made.push(v.name);
                     }
                     "bind" if !Path::new(&m.source).exists() => {
                         std::fs::create_dir_all(&m.source).map_err(|e| {
-                            ApiError::invalid(format!("error while creating mount source path '{}': {e}", m.source))
+                            ApiError::invalid(format!(
+                                "error while creating mount source path '{}': {e}",
+                                m.source
+                            ))
                         })?;
                     }
                     _ => {}
@@ -413,7 +483,10 @@ impl Containers {
                 },
                 "volume" => {
                     let v = self.volumes.get(&m.source).ok_or_else(|| {
-                        ApiError::not_found(format!("error while mounting volume '{}': no such volume", m.source))
+                        ApiError::not_found(format!(
+                            "error while mounting volume '{}': no such volume",
+                            m.source
+                        ))
                     })?;
                     self.volumes.mount(&v)?;
                     let data = self.volumes.data_dir(&v.name);
@@ -438,7 +511,11 @@ impl Containers {
                     MountKind::Bind {
                         source: PathBuf::from(&m.source),
                         file: !meta.is_dir(),
-                        propagation: Some(if m.propagation.is_empty() { "rprivate".into() } else { m.propagation.clone() }),
+                        propagation: Some(if m.propagation.is_empty() {
+                            "rprivate".into()
+                        } else {
+                            m.propagation.clone()
+                        }),
                         nonrecursive: m.nonrecursive,
                     }
                 }
@@ -457,7 +534,10 @@ impl Containers {
     /// read-only overlay in a private mount namespace of a short-lived thread, so
     /// the host never sees the mount and nothing is left mounted.
     fn copy_up(&self, lower: &[PathBuf], upper: &Path, path: &str, data: &Path) -> ApiResult<()> {
-        let scratch = self.paths.exec_root.join(format!("copyup-{}", &super::names::new_id()[..12]));
+        let scratch = self
+            .paths
+            .exec_root
+            .join(format!("copyup-{}", &super::names::new_id()[..12]));
         let empty = scratch.join("empty");
         let mnt = scratch.join("mnt");
         std::fs::create_dir_all(&empty)
@@ -474,7 +554,13 @@ impl Containers {
         let rel = path.trim_start_matches('/').to_string();
         let (mnt2, data2) = (mnt.clone(), data.to_path_buf());
         let result = berth_runtime::sys::with_private_mounts(move || {
-            rustix::mount::mount("overlay", &mnt2, "overlay", rustix::mount::MountFlags::RDONLY, opts.as_c_str())?;
+            rustix::mount::mount(
+                "overlay",
+                &mnt2,
+                "overlay",
+                rustix::mount::MountFlags::RDONLY,
+                opts.as_c_str(),
+            )?;
             let src = mnt2.join(&rel);
             // Never follow a symlink of the image out of its tree.
             match std::fs::symlink_metadata(&src) {
@@ -483,14 +569,21 @@ impl Containers {
             }
         });
         let _ = std::fs::remove_dir_all(&scratch);
-        result.map_err(|e| ApiError::internal(format!("copying the image's {path} into the volume: {e}")))
+        result.map_err(|e| {
+            ApiError::internal(format!("copying the image's {path} into the volume: {e}"))
+        })
     }
 
     /// The volumes of containers (any state) that use volume `name`.
     pub(super) fn volume_users(&self, name: &str) -> Vec<String> {
         self.all()
             .iter()
-            .filter(|c| c.rec().mounts.iter().any(|m| m.kind == "volume" && m.source == name))
+            .filter(|c| {
+                c.rec()
+                    .mounts
+                    .iter()
+                    .any(|m| m.kind == "volume" && m.source == name)
+            })
             .map(|c| c.id.clone())
             .collect()
     }
@@ -499,7 +592,12 @@ impl Containers {
     pub(super) fn release_volumes(&self, r: &Record) {
         for m in r.mounts.iter().filter(|m| m.kind == "volume") {
             let in_use = self.all().iter().any(|c| {
-                c.id != r.id && c.is_running() && c.rec().mounts.iter().any(|o| o.kind == "volume" && o.source == m.source)
+                c.id != r.id
+                    && c.is_running()
+                    && c.rec()
+                        .mounts
+                        .iter()
+                        .any(|o| o.kind == "volume" && o.source == m.source)
             });
             if !in_use {
                 self.volumes.unmount(&m.source);
@@ -509,7 +607,11 @@ impl Containers {
 
     /// Removes the anonymous volumes of a removed container (`rm -v`, `--rm`).
     pub(super) fn remove_anonymous_volumes(&self, r: &Record) {
-        for m in r.mounts.iter().filter(|m| m.kind == "volume" && m.anonymous) {
+        for m in r
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume" && m.anonymous)
+        {
             if self.volume_users(&m.source).iter().all(|id| id == &r.id) {
                 if let Err(e) = self.volumes.remove(&m.source) {
                     tracing::warn!(volume = %m.source, error = %e, "removing an anonymous volume");
@@ -541,7 +643,9 @@ impl Containers {
 }
 
 fn is_empty_dir(p: &Path) -> bool {
-    std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false)
+    std::fs::read_dir(p)
+        .map(|mut d| d.next().is_none())
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
@@ -551,12 +655,30 @@ mod tests {
     #[test]
     fn binds_parse_like_docker() {
         let m = parse_bind("/srv/data:/data:ro,rshared").unwrap();
-        assert_eq!((m.kind.as_str(), m.source.as_str(), m.destination.as_str(), m.rw), ("bind", "/srv/data", "/data", false));
+        assert_eq!(
+            (
+                m.kind.as_str(),
+                m.source.as_str(),
+                m.destination.as_str(),
+                m.rw
+            ),
+            ("bind", "/srv/data", "/data", false)
+        );
         assert_eq!(m.propagation, "rshared");
         let v = parse_bind("cache:/var/cache:nocopy").unwrap();
         assert_eq!((v.kind.as_str(), v.nocopy, v.rw), ("volume", true, true));
         assert_eq!(parse_bind("/a:/b").unwrap().propagation, "rprivate");
-        for bad in ["/a", "/a:b", "/a:/", "/a:/b:rx", "x:/b", ":/b", "/a:/b/../c", "v1:/d:rshared", "/a:/b:nocopy"] {
+        for bad in [
+            "/a",
+            "/a:b",
+            "/a:/",
+            "/a:/b:rx",
+            "x:/b",
+            ":/b",
+            "/a:/b/../c",
+            "v1:/d:rshared",
+            "/a:/b:nocopy",
+        ] {
             assert!(parse_bind(bad).is_err(), "{bad}");
         }
     }
@@ -571,13 +693,25 @@ mod tests {
         assert!(parse_tmpfs("/run", "colour=red").is_err());
         let m = parse_mount(&json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 448}})).unwrap();
         assert_eq!(m.tmpfs_options, "size=1048576,mode=700");
-        let e = parse_mount(&json!({"Type": "bind", "Source": "/no/such/dir/here", "Target": "/x"})).unwrap_err();
-        assert!(e.message.contains("bind source path does not exist: /no/such/dir/here"), "{e}");
-        let v = parse_mount(&json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"NoCopy": true}})).unwrap();
+        let e =
+            parse_mount(&json!({"Type": "bind", "Source": "/no/such/dir/here", "Target": "/x"}))
+                .unwrap_err();
+        assert!(
+            e.message
+                .contains("bind source path does not exist: /no/such/dir/here"),
+            "{e}"
+        );
+        let v = parse_mount(
+            &json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"NoCopy": true}}),
+        )
+        .unwrap();
         assert!(v.anonymous && v.nocopy);
         assert!(parse_mount(&json!({"Type": "npipe", "Target": "/x"})).is_err());
         assert!(parse_mount(&json!({"Type": "tmpfs", "Source": "x", "Target": "/x"})).is_err());
-        assert!(parse_mount(&json!({"Type": "volume", "Target": "/x", "BindOptions": {"Propagation": "shared"}})).is_err());
+        assert!(parse_mount(
+            &json!({"Type": "volume", "Target": "/x", "BindOptions": {"Propagation": "shared"}})
+        )
+        .is_err());
     }
 
     #[test]
@@ -587,16 +721,33 @@ mod tests {
         let (src, dst) = (d.path().join("src"), d.path().join("dst"));
         std::fs::create_dir_all(src.join("sub")).unwrap();
         std::fs::write(src.join("sub/f"), b"data").unwrap();
-        std::fs::set_permissions(src.join("sub/f"), std::fs::Permissions::from_mode(0o640)).unwrap();
+        std::fs::set_permissions(src.join("sub/f"), std::fs::Permissions::from_mode(0o640))
+            .unwrap();
         std::os::unix::fs::symlink("/etc/passwd", src.join("link")).unwrap();
         std::fs::create_dir(&dst).unwrap();
         copy_tree(&src, &dst).unwrap();
         assert_eq!(std::fs::read(dst.join("sub/f")).unwrap(), b"data");
-        assert_eq!(std::fs::metadata(dst.join("sub/f")).unwrap().permissions().mode() & 0o777, 0o640);
-        assert_eq!(std::fs::read_link(dst.join("link")).unwrap(), Path::new("/etc/passwd"));
         assert_eq!(
-            std::fs::metadata(src.join("sub/f")).unwrap().modified().unwrap(),
-            std::fs::metadata(dst.join("sub/f")).unwrap().modified().unwrap()
+            std::fs::metadata(dst.join("sub/f"))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o640
+        );
+        assert_eq!(
+            std::fs::read_link(dst.join("link")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert_eq!(
+            std::fs::metadata(src.join("sub/f"))
+                .unwrap()
+                .modified()
+                .unwrap(),
+            std::fs::metadata(dst.join("sub/f"))
+                .unwrap()
+                .modified()
+                .unwrap()
         );
     }
 }

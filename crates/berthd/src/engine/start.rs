@@ -257,7 +257,11 @@ impl Containers {
         let result = self.start_locked(&c).await;
         // Docker removes an auto-remove container whose start failed, which also
         // answers clients waiting for its removal.
-        if result.is_err() && c.rec().host_config.auto_remove && !c.is_running() && self.remove_stopped(&c).is_ok() {
+        if result.is_err()
+            && c.rec().host_config.auto_remove
+            && !c.is_running()
+            && self.remove_stopped(&c).is_ok()
+        {
             self.remove_anonymous_volumes(&c.snapshot());
         }
         result
@@ -279,7 +283,12 @@ impl Containers {
         let image = self.store.resolve(&rec.image)?;
         let mut spec = self.build_spec(&rec, &image)?;
         spec.mounts = self.mount_specs(&rec, &spec.rootfs.lower)?;
-        spec.readonly_rootfs = rec.host_config.other.get("ReadonlyRootfs").and_then(|v| v.as_bool()) == Some(true);
+        spec.readonly_rootfs = rec
+            .host_config
+            .other
+            .get("ReadonlyRootfs")
+            .and_then(|v| v.as_bool())
+            == Some(true);
         let mut prep = self.prepare_network(&rec)?;
         let t1 = t0.elapsed();
         if let Err(e) = self.write_net_files(&rec, &prep) {

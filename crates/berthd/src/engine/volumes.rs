@@ -55,7 +55,10 @@ impl Volumes {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
             .map_err(|e| ierr("securing the volumes directory", e))?;
         // A crash during create leaves a directory without its record: remove it.
-        for e in std::fs::read_dir(&dir).map_err(|e| ierr("reading volumes", e))?.flatten() {
+        for e in std::fs::read_dir(&dir)
+            .map_err(|e| ierr("reading volumes", e))?
+            .flatten()
+        {
             if !e.path().join("volume.json").exists() {
                 let _ = std::fs::remove_dir_all(e.path());
             }
@@ -137,7 +140,9 @@ impl Volumes {
                 "create {name}: the size option needs project quotas, which berth does not support yet"
             )));
         }
-        if options.contains_key("device") != options.contains_key("type") && !options.contains_key("o") {
+        if options.contains_key("device") != options.contains_key("type")
+            && !options.contains_key("o")
+        {
             return Err(ApiError::invalid(format!(
                 "create {name}: the local driver needs both type and device (e.g. --opt type=tmpfs --opt device=tmpfs)"
             )));
@@ -205,13 +210,18 @@ impl Volumes {
         // A bind "volume" (type=none, o=bind): the device is a host directory.
         if fstype == "none" && opts.split(',').any(|o| o == "bind") {
             flags |= rustix::mount::MountFlags::BIND;
-            opts = opts.split(',').filter(|o| *o != "bind").collect::<Vec<_>>().join(",");
+            opts = opts
+                .split(',')
+                .filter(|o| *o != "bind")
+                .collect::<Vec<_>>()
+                .join(",");
         }
-        let data = std::ffi::CString::new(opts.clone())
-            .map_err(|_| ApiError::invalid(format!("volume {}: options contain a NUL byte", v.name)))?;
+        let data = std::ffi::CString::new(opts.clone()).map_err(|_| {
+            ApiError::invalid(format!("volume {}: options contain a NUL byte", v.name))
+        })?;
         rustix::mount::mount(
             device.as_str(),
-            &self.data_dir(&v.name),
+            self.data_dir(&v.name),
             fstype.as_str(),
             flags,
             data.as_c_str(),
@@ -228,7 +238,9 @@ impl Volumes {
     /// Unmounts a volume's filesystem (no running container uses it any more).
     pub fn unmount(&self, name: &str) {
         if self.mounted(name) {
-            if let Err(e) = rustix::mount::unmount(&self.data_dir(name), rustix::mount::UnmountFlags::DETACH) {
+            if let Err(e) =
+                rustix::mount::unmount(self.data_dir(name), rustix::mount::UnmountFlags::DETACH)
+            {
                 tracing::warn!(volume = %name, error = %e, "unmounting volume");
             }
         }
@@ -248,53 +260,15 @@ impl Volumes {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_follow_docker() {
-        assert!(valid_name("data"));
-        assert!(valid_name("my-vol_1.x"));
-        assert!(!valid_name("a"));
-        assert!(!valid_name("-x"));
-        assert!(!valid_name("../x"));
-        assert!(!valid_name("a/b"));
-    }
-
-    #[test]
-    fn create_is_idempotent_and_remove_leaves_nothing() {
-        let d = tempfile::tempdir().unwrap();
-        let v = Volumes::open(d.path()).unwrap();
-        let a = v.create(Some("data"), "", BTreeMap::new(), BTreeMap::new(), false).unwrap();
-        std::fs::write(v.data_dir("data").join("f"), b"x").unwrap();
-        let b = v.create(Some("data"), "local", BTreeMap::new(), BTreeMap::new(), false).unwrap();
-        assert_eq!(a, b);
-        assert!(v.data_dir("data").join("f").exists(), "an existing volume is kept");
-        let anon = v.create(None, "", BTreeMap::new(), BTreeMap::new(), true).unwrap();
-        assert_eq!(anon.name.len(), 64);
-        assert_eq!(v.all().len(), 2);
-        let mode = std::fs::metadata(d.path().join("volumes")).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
-        v.remove("data").unwrap();
-        assert!(!d.path().join("volumes/data").exists());
-        assert_eq!(v.remove("data").unwrap_err().kind, berth_api::ErrorKind::NotFound);
-        for bad in ["x", "a/b", "..."] {
-            assert!(v.create(Some(bad), "", BTreeMap::new(), BTreeMap::new(), false).is_err(), "{bad}");
-        }
-        let e = v.create(Some("p"), "nfs-plugin", BTreeMap::new(), BTreeMap::new(), false).unwrap_err();
-        assert_eq!(e.kind, berth_api::ErrorKind::InvalidArgument, "the name is checked first");
-        let e = v.create(Some("pp"), "nfs-plugin", BTreeMap::new(), BTreeMap::new(), false).unwrap_err();
-        assert!(e.message.contains("nfs-plugin"));
-        let opts = BTreeMap::from([("colour".to_string(), "red".to_string())]);
-        assert!(v.create(Some("oo"), "", opts, BTreeMap::new(), false).unwrap_err().message.contains("colour"));
-    }
-}
-
 /// The volume API on the container service (which knows who uses a volume).
 impl super::containers::Containers {
     pub fn create_volume(&self, body: &Value) -> ApiResult<Value> {
-        let s = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+        let s = |k: &str| {
+            body.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
         let map = |k: &str| -> ApiResult<BTreeMap<String, String>> {
             match body.get(k) {
                 None | Some(Value::Null) => Ok(BTreeMap::new()),
@@ -316,7 +290,10 @@ impl super::containers::Containers {
         Ok(self.volumes.json(&v))
     }
 
-    pub fn list_volumes(&self, f: &std::collections::HashMap<String, Vec<String>>) -> ApiResult<Value> {
+    pub fn list_volumes(
+        &self,
+        f: &std::collections::HashMap<String, Vec<String>>,
+    ) -> ApiResult<Value> {
         for k in f.keys() {
             if !["name", "driver", "label", "dangling"].contains(&k.as_str()) {
                 return Err(ApiError::invalid(format!("invalid filter '{k}'")));
@@ -327,14 +304,20 @@ impl super::containers::Containers {
             .all()
             .iter()
             .filter(|v| {
-                let any = |k: &str, ok: &dyn Fn(&str) -> bool| f.get(k).is_none_or(|l| l.iter().any(|x| ok(x)));
+                let any = |k: &str, ok: &dyn Fn(&str) -> bool| {
+                    f.get(k).is_none_or(|l| l.iter().any(|x| ok(x)))
+                };
                 any("name", &|x| v.name.contains(x))
                     && any("driver", &|x| v.driver == x)
-                    && any("dangling", &|x| (x == "true" || x == "1") == self.volume_users(&v.name).is_empty())
-                    && f.get("label").is_none_or(|l| l.iter().all(|want| match want.split_once('=') {
-                        Some((k, val)) => v.labels.get(k).map(String::as_str) == Some(val),
-                        None => v.labels.contains_key(want),
-                    }))
+                    && any("dangling", &|x| {
+                        (x == "true" || x == "1") == self.volume_users(&v.name).is_empty()
+                    })
+                    && f.get("label").is_none_or(|l| {
+                        l.iter().all(|want| match want.split_once('=') {
+                            Some((k, val)) => v.labels.get(k).map(String::as_str) == Some(val),
+                            None => v.labels.contains_key(want),
+                        })
+                    })
             })
             .map(|v| self.volumes.json(v))
             .collect();
@@ -358,19 +341,25 @@ impl super::containers::Containers {
             )));
         }
         self.volumes.remove(name)?;
-        self.events.emit("volume", "destroy", name, serde_json::Map::new());
+        self.events
+            .emit("volume", "destroy", name, serde_json::Map::new());
         Ok(())
     }
 
     /// `POST /volumes/prune`: unused anonymous volumes, or every unused one with
     /// the `all` filter (Docker 23's rule).
-    pub fn prune_volumes(&self, f: &std::collections::HashMap<String, Vec<String>>) -> ApiResult<Value> {
+    pub fn prune_volumes(
+        &self,
+        f: &std::collections::HashMap<String, Vec<String>>,
+    ) -> ApiResult<Value> {
         for k in f.keys() {
             if k != "label" && k != "all" {
                 return Err(ApiError::invalid(format!("invalid filter '{k}'")));
             }
         }
-        let all = f.get("all").is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
+        let all = f
+            .get("all")
+            .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
         let labels = f.get("label").cloned().unwrap_or_default();
         let mut gone = Vec::new();
         let mut reclaimed = 0u64;
@@ -387,10 +376,103 @@ impl super::containers::Containers {
             }
             let size = super::lifecycle::dir_size(&self.volumes.data_dir(&v.name));
             self.volumes.remove(&v.name)?;
-            self.events.emit("volume", "destroy", &v.name, serde_json::Map::new());
+            self.events
+                .emit("volume", "destroy", &v.name, serde_json::Map::new());
             reclaimed += size;
             gone.push(v.name);
         }
         Ok(json!({ "VolumesDeleted": gone, "SpaceReclaimed": reclaimed }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_docker() {
+        assert!(valid_name("data"));
+        assert!(valid_name("my-vol_1.x"));
+        assert!(!valid_name("a"));
+        assert!(!valid_name("-x"));
+        assert!(!valid_name("../x"));
+        assert!(!valid_name("a/b"));
+    }
+
+    #[test]
+    fn create_is_idempotent_and_remove_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let v = Volumes::open(d.path()).unwrap();
+        let a = v
+            .create(Some("data"), "", BTreeMap::new(), BTreeMap::new(), false)
+            .unwrap();
+        std::fs::write(v.data_dir("data").join("f"), b"x").unwrap();
+        let b = v
+            .create(
+                Some("data"),
+                "local",
+                BTreeMap::new(),
+                BTreeMap::new(),
+                false,
+            )
+            .unwrap();
+        assert_eq!(a, b);
+        assert!(
+            v.data_dir("data").join("f").exists(),
+            "an existing volume is kept"
+        );
+        let anon = v
+            .create(None, "", BTreeMap::new(), BTreeMap::new(), true)
+            .unwrap();
+        assert_eq!(anon.name.len(), 64);
+        assert_eq!(v.all().len(), 2);
+        let mode = std::fs::metadata(d.path().join("volumes"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        v.remove("data").unwrap();
+        assert!(!d.path().join("volumes/data").exists());
+        assert_eq!(
+            v.remove("data").unwrap_err().kind,
+            berth_api::ErrorKind::NotFound
+        );
+        for bad in ["x", "a/b", "..."] {
+            assert!(
+                v.create(Some(bad), "", BTreeMap::new(), BTreeMap::new(), false)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        let e = v
+            .create(
+                Some("p"),
+                "nfs-plugin",
+                BTreeMap::new(),
+                BTreeMap::new(),
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.kind,
+            berth_api::ErrorKind::InvalidArgument,
+            "the name is checked first"
+        );
+        let e = v
+            .create(
+                Some("pp"),
+                "nfs-plugin",
+                BTreeMap::new(),
+                BTreeMap::new(),
+                false,
+            )
+            .unwrap_err();
+        assert!(e.message.contains("nfs-plugin"));
+        let opts = BTreeMap::from([("colour".to_string(), "red".to_string())]);
+        assert!(v
+            .create(Some("oo"), "", opts, BTreeMap::new(), false)
+            .unwrap_err()
+            .message
+            .contains("colour"));
     }
 }

@@ -6,8 +6,8 @@ mod containers;
 mod exec;
 mod images;
 mod networks;
-mod volumes;
 mod system;
+mod volumes;
 
 use crate::engine::containers::Containers;
 use crate::engine::system::System;

@@ -1,0 +1,559 @@
+//! Volumes, bind mounts, tmpfs and read-only roots through the real docker CLI and
+//! berth: data that outlives containers, Docker's copy-up, in-use rules, prune,
+//! errors for bad mounts, and host users kept out of the data root.
+
+use berth_tests::Daemon;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+
+fn volumes(d: &Daemon) -> Vec<String> {
+    let mut v: Vec<String> = d
+        .docker(&["volume", "ls", "-q"])
+        .ok()
+        .lines()
+        .map(String::from)
+        .collect();
+    v.sort();
+    v
+}
+
+/// An image whose `VOLUME /data` holds a file, made the way users make one.
+fn image_with_volume(d: &Daemon) {
+    d.docker(&[
+        "run",
+        "--name",
+        "base",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /data && echo seed > /data/seed && chown -R 1000:1000 /data",
+    ])
+    .ok();
+    d.docker(&["commit", "--change", "VOLUME /data", "base", "withvol"])
+        .ok();
+    d.docker(&["rm", "base"]).ok();
+}
+
+#[test]
+fn named_volumes_keep_data_and_are_protected_while_used() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["volume", "create", "--label", "team=a", "data"])
+        .ok();
+    d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo persisted > /data/f",
+    ])
+    .ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "data:/data",
+        "busybox",
+        "cat",
+        "/data/f",
+    ]);
+    assert_eq!(o.ok(), "persisted\n");
+    // -v with a name that does not exist yet makes the volume.
+    d.docker(&["run", "--rm", "-v", "made:/m", "busybox", "true"])
+        .ok();
+    assert_eq!(volumes(&d), ["data", "made"]);
+    let o = d.docker(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Driver}} {{.Labels.team}} {{.Scope}}",
+        "data",
+    ]);
+    assert_eq!(o.ok().trim(), "local a local");
+
+    // In use (even by a stopped container): refused, with Docker's words.
+    d.docker(&[
+        "create",
+        "--name",
+        "user",
+        "-v",
+        "data:/data",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    let o = d.docker(&["volume", "rm", "data"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("volume is in use"), "{o:?}");
+    let o = d.docker(&["volume", "ls", "-q", "--filter", "dangling=true"]);
+    assert_eq!(o.ok().trim(), "made");
+
+    // Prune takes unused anonymous volumes; --all takes unused named ones too.
+    d.docker(&[
+        "create", "--name", "anon", "-v", "/scratch", "busybox", "true",
+    ])
+    .ok();
+    d.docker(&["rm", "anon"]).ok(); // without -v: the anonymous volume stays, unused
+    assert_eq!(volumes(&d).len(), 3);
+    let o = d.docker(&["volume", "prune", "-f"]);
+    assert!(o.ok().contains("Total reclaimed space"), "{o:?}");
+    assert_eq!(volumes(&d), ["data", "made"]);
+    d.docker(&["volume", "prune", "-f", "--all"]).ok();
+    assert_eq!(volumes(&d), ["data"], "the used one stays");
+    d.docker(&["rm", "user"]).ok();
+    d.docker(&["volume", "rm", "data"]).ok();
+    assert!(volumes(&d).is_empty());
+    let o = d.docker(&["volume", "rm", "data"]);
+    assert!(o.stderr.contains("no such volume"), "{o:?}");
+    let o = d.docker(&["volume", "create", "-d", "nfs-plugin", "x1"]);
+    assert!(o.stderr.contains("nfs-plugin"), "{o:?}");
+}
+
+#[test]
+fn image_volumes_are_copied_up_removed_with_the_container_and_shared() {
+    let d = Daemon::start();
+    d.load_busybox();
+    image_with_volume(&d);
+    d.docker(&["run", "-d", "--name", "holder", "withvol", "sleep", "300"])
+        .ok();
+    // The new anonymous volume starts with the image's file, owner kept.
+    let o = d.docker(&[
+        "exec",
+        "holder",
+        "sh",
+        "-c",
+        "cat /data/seed; stat -c %u /data/seed",
+    ]);
+    assert_eq!(o.ok(), "seed\n1000\n");
+    let vol = d
+        .docker(&[
+            "inspect",
+            "-f",
+            "{{range .Mounts}}{{.Name}}{{end}}",
+            "holder",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(vol.len(), 64);
+    // --volumes-from shares it, read-write or read-only.
+    d.docker(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "holder",
+        "busybox",
+        "sh",
+        "-c",
+        "echo shared > /data/new",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&["exec", "holder", "cat", "/data/new"]).ok(),
+        "shared\n"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--volumes-from",
+        "holder:ro",
+        "busybox",
+        "touch",
+        "/data/x",
+    ]);
+    assert!(o.stderr.contains("Read-only file system"), "{o:?}");
+    // nocopy: an empty volume.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,dst=/data,volume-nocopy",
+        "withvol",
+        "ls",
+        "-A",
+        "/data",
+    ]);
+    assert_eq!(o.ok(), "");
+    // rm -v takes the anonymous volume; --rm does too.
+    d.docker(&["rm", "-f", "-v", "holder"]).ok();
+    assert!(volumes(&d).is_empty(), "{:?}", volumes(&d));
+    d.docker(&["run", "--rm", "withvol", "true"]).ok();
+    assert!(volumes(&d).is_empty(), "{:?}", volumes(&d));
+}
+
+#[test]
+fn bind_mounts_read_only_files_and_errors() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let host = d.root.path().join("hostdir");
+    std::fs::create_dir(&host).unwrap();
+    std::fs::write(host.join("hello"), b"from the host\n").unwrap();
+    let spec = format!("{}:/mnt:ro", host.display());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &spec,
+        "busybox",
+        "sh",
+        "-c",
+        "cat /mnt/hello; touch /mnt/x",
+    ]);
+    assert_eq!(o.stdout, "from the host\n");
+    assert!(o.stderr.contains("Read-only file system"), "{o:?}");
+    assert!(!host.join("x").exists());
+    // Read-write, both ways.
+    let rw = format!("{}:/mnt", host.display());
+    d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &rw,
+        "busybox",
+        "sh",
+        "-c",
+        "echo back > /mnt/back",
+    ])
+    .ok();
+    assert_eq!(
+        std::fs::read_to_string(host.join("back")).unwrap(),
+        "back\n"
+    );
+    // A single file.
+    let file = format!("{}:/etc/greeting:ro", host.join("hello").display());
+    assert_eq!(
+        d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            &file,
+            "busybox",
+            "cat",
+            "/etc/greeting"
+        ])
+        .ok(),
+        "from the host\n"
+    );
+    // -v makes a missing host directory, as Docker does; --mount refuses it.
+    let missing = d.root.path().join("made-by-v");
+    d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        &format!("{}:/m", missing.display()),
+        "busybox",
+        "true",
+    ])
+    .ok();
+    assert!(missing.is_dir());
+    let gone = d.root.path().join("not-there");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        &format!("type=bind,source={},target=/m", gone.display()),
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains(&format!(
+            "bind source path does not exist: {}",
+            gone.display()
+        )),
+        "{o:?}"
+    );
+    // --mount with options, as inspect shows it.
+    d.docker(&[
+        "create",
+        "--name",
+        "mm",
+        "--mount",
+        &format!("type=bind,source={},target=/data,readonly", host.display()),
+        "busybox",
+        "true",
+    ])
+    .ok();
+    let o = d.docker(&[
+        "inspect",
+        "-f",
+        "{{range .Mounts}}{{.Type}} {{.Source}} {{.Destination}} {{.RW}} {{.Propagation}}{{end}}",
+        "mm",
+    ]);
+    assert_eq!(
+        o.ok().trim(),
+        format!("bind {} /data false rprivate", host.display())
+    );
+    // Bad specifications are named.
+    for (args, want) in [
+        (vec!["-v", "/a:/b:rx"], "invalid mode: rx"),
+        (vec!["-v", "/a:relative"], "must be absolute"),
+        (
+            vec!["-v", "/x:/dup", "-v", "/y:/dup"],
+            "Duplicate mount point: /dup",
+        ),
+        (vec!["--mount", "type=npipe,target=/x"], "npipe"),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend(args.iter().copied());
+        a.extend(["busybox", "true"]);
+        let o = d.docker(&a);
+        assert_ne!(o.code, 0, "{args:?}");
+        assert!(o.stderr.contains(want), "{args:?}: {o:?}");
+    }
+    assert!(volumes(&d).is_empty(), "a refused create leaves no volume");
+}
+
+#[test]
+fn read_only_roots_and_tmpfs_limits() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/run",
+        "busybox",
+        "sh",
+        "-c",
+        "echo ok > /run/f && cat /run/f; touch /etc/x; touch /tmp/x",
+    ]);
+    assert_eq!(o.stdout, "ok\n");
+    assert_eq!(
+        o.stderr.matches("Read-only file system").count(),
+        2,
+        "{o:?}"
+    );
+    // /etc/hosts and friends stay writable, as in Docker.
+    d.docker(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "busybox",
+        "sh",
+        "-c",
+        "echo '10.0.0.9 extra' >> /etc/hosts",
+    ])
+    .ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/t:size=1m",
+        "busybox",
+        "sh",
+        "-c",
+        "dd if=/dev/zero of=/t/big bs=1M count=2",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("No space left on device"), "{o:?}");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=tmpfs,dst=/t,tmpfs-size=1m,tmpfs-mode=1770",
+        "busybox",
+        "stat",
+        "-c",
+        "%a",
+        "/t",
+    ]);
+    assert_eq!(o.ok().trim(), "1770");
+    // noexec by default, as Docker's --tmpfs.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--tmpfs",
+        "/t",
+        "busybox",
+        "sh",
+        "-c",
+        "cp /bin/busybox /t/b && /t/b true",
+    ]);
+    assert_ne!(o.code, 0);
+    let o = d.docker(&["run", "--rm", "--tmpfs", "/t:size=lots", "busybox", "true"]);
+    assert!(o.stderr.contains("invalid tmpfs size"), "{o:?}");
+}
+
+#[test]
+fn diff_lists_added_changed_and_deleted() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run",
+        "--name",
+        "ch",
+        "busybox",
+        "sh",
+        "-c",
+        "echo new > /added; echo x >> /etc/passwd; rm /bin/sync",
+    ])
+    .ok();
+    let o = d.docker(&["diff", "ch"]);
+    let out = o.ok();
+    for want in ["A /added", "C /etc/passwd", "D /bin/sync"] {
+        assert!(out.lines().any(|l| l == want), "{want} in {out}");
+    }
+}
+
+#[test]
+fn local_driver_options_mount_a_tmpfs_volume() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "--opt",
+        "o=size=2m",
+        "tv",
+    ])
+    .ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "tv:/v",
+        "busybox",
+        "sh",
+        "-c",
+        "grep ' /v ' /proc/mounts; dd if=/dev/zero of=/v/f bs=1M count=3",
+    ]);
+    assert!(o.stdout.contains("tmpfs"), "{o:?}");
+    assert!(o.stderr.contains("No space left on device"), "{o:?}");
+    // Unmounted when no running container uses it.
+    let data = d.data_root.join("volumes/tv/_data");
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(data.to_str().unwrap()));
+    assert!(!mounted);
+    let o = d.docker(&["volume", "create", "--opt", "colour=red", "bad1"]);
+    assert!(o.stderr.contains("colour"), "{o:?}");
+}
+
+#[test]
+fn host_users_cannot_reach_volumes_or_containers() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["volume", "create", "secret"]).ok();
+    d.docker(&[
+        "run",
+        "--name",
+        "c1",
+        "-v",
+        "secret:/s",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hidden > /s/f; echo hidden > /f",
+    ])
+    .ok();
+    // Only berth's own modes may stand between a host user and the data: open up
+    // the test's temporary directory above the data root.
+    std::fs::set_permissions(d.root.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "c1"])
+        .ok()
+        .trim()
+        .to_string();
+    let as_user = |args: &[&str]| {
+        Command::new("setpriv")
+            .args(["--reuid=1000", "--regid=1000", "--clear-groups", "--"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let data = d.data_root.display().to_string();
+    for path in [
+        format!("{data}/volumes"),
+        format!("{data}/volumes/secret/_data"),
+        format!("{data}/containers"),
+        format!("{data}/containers/{id}/upper"),
+    ] {
+        assert!(
+            !as_user(&["ls", &path]).status.success(),
+            "{path} is listable"
+        );
+    }
+    for file in [
+        format!("{data}/volumes/secret/_data/f"),
+        format!("{data}/containers/{id}/upper/f"),
+    ] {
+        assert!(
+            !as_user(&["cat", &file]).status.success(),
+            "{file} is readable"
+        );
+    }
+    // Root still reads them: the files are there.
+    assert_eq!(
+        std::fs::read_to_string(format!("{data}/volumes/secret/_data/f")).unwrap(),
+        "hidden\n"
+    );
+    std::fs::set_permissions(d.root.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+}
+
+#[test]
+fn berth_cli_volumes_and_mounts() {
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_eq!(d.berth(&["volume", "create", "bv"]).ok().trim(), "bv");
+    let o = d.berth(&["volume", "ls"]);
+    assert!(o.ok().starts_with("DRIVER"), "{o:?}");
+    assert!(o.ok().contains("bv"));
+    d.berth(&[
+        "run",
+        "--rm",
+        "-v",
+        "bv:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "echo via-berth > /d/f",
+    ])
+    .ok();
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=volume,src=bv,dst=/d,readonly",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /d/f; touch /d/g",
+    ]);
+    assert_eq!(o.stdout, "via-berth\n");
+    assert!(o.stderr.contains("Read-only file system"));
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/w:size=1m",
+        "busybox",
+        "sh",
+        "-c",
+        "touch /w/ok && touch /no",
+    ]);
+    assert!(o.stderr.contains("Read-only file system"), "{o:?}");
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--mount",
+        "type=bind,colour=red",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("colour"), "{o:?}");
+    d.berth(&["volume", "rm", "bv"]).ok();
+    let o = d.berth(&["volume", "inspect", "bv"]);
+    assert_ne!(o.code, 0);
+}
