@@ -188,6 +188,10 @@ pub struct ContainerInspect {
     pub host_config: HostConfig,
     pub graph_driver: serde_json::Value,
     pub mounts: Vec<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
     pub config: ContainerConfig,
     pub network_settings: serde_json::Value,
 }
@@ -211,6 +215,11 @@ pub struct ContainerSummary {
     pub host_config: serde_json::Value,
     pub network_settings: serde_json::Value,
     pub mounts: Vec<serde_json::Value>,
+    /// With `size=1`: the writable layer's size, and that plus the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_rw: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_root_fs: Option<i64>,
 }
 
 /// `POST /containers/{id}/wait` result.

@@ -557,3 +557,26 @@ fn berth_cli_volumes_and_mounts() {
     let o = d.berth(&["volume", "inspect", "bv"]);
     assert_ne!(o.code, 0);
 }
+
+#[test]
+fn sizes_in_ps_inspect_and_system_df() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["run", "--name", "sz", "-v", "dfvol:/v", "busybox", "sh", "-c", "dd if=/dev/zero of=/big bs=1k count=300 2>/dev/null; dd if=/dev/zero of=/v/f bs=1k count=100 2>/dev/null"]).ok();
+    let o = d.docker(&["ps", "-a", "-s", "--format", "{{.Size}}"]);
+    assert!(o.ok().starts_with("307kB (virtual "), "{o:?}");
+    let o = d.docker(&["inspect", "-s", "-f", "{{.SizeRw}}", "sz"]);
+    assert_eq!(o.ok().trim(), "307200");
+    let o = d.docker(&[
+        "system",
+        "df",
+        "--format",
+        "{{.Type}} {{.TotalCount}} {{.Size}}",
+    ]);
+    let out = o.ok();
+    assert!(out.contains("Containers 1 307.2kB"), "{out}");
+    assert!(out.contains("Local Volumes 1 102.4kB"), "{out}");
+    assert!(out.contains("Images 1 "), "{out}");
+    let o = d.docker(&["system", "df", "-v"]);
+    assert!(o.ok().contains("dfvol"), "{o:?}");
+}

@@ -185,7 +185,14 @@ impl Containers {
         self.get(id).map(|c| c.is_running()).unwrap_or(false)
     }
 
-    pub fn inspect(&self, key: &str) -> ApiResult<ContainerInspect> {
+    /// The writable layer's size, and that plus the image's (`size=1`).
+    fn sizes(&self, r: &Record) -> (i64, i64) {
+        let rw = super::lifecycle::dir_size(&self.paths.container_dir(&r.id).join("upper")) as i64;
+        let image = self.store.resolve(&r.image).map(|i| i.size()).unwrap_or(0);
+        (rw, rw + image)
+    }
+
+    pub fn inspect(&self, key: &str, size: bool) -> ApiResult<ContainerInspect> {
         let c = self.get(key)?;
         let r = c.snapshot();
         let dir = self.paths.container_dir(&r.id);
@@ -236,6 +243,8 @@ impl Containers {
                 }
             }),
             mounts: self.mounts_json(&r),
+            size_rw: size.then(|| self.sizes(&r).0),
+            size_root_fs: size.then(|| self.sizes(&r).1),
             config: r.config.clone(),
             network_settings: self.network_settings(&r),
             ..Default::default()
@@ -247,6 +256,7 @@ impl Containers {
         all: bool,
         limit: Option<i64>,
         filters: &HashMap<String, Vec<String>>,
+        size: bool,
     ) -> ApiResult<Vec<ContainerSummary>> {
         for (k, vals) in filters {
             match k.as_str() {
@@ -344,6 +354,11 @@ impl Containers {
             .map(|r| {
                 let mut s = summary(r);
                 s.mounts = self.mounts_json(r);
+                if size {
+                    let (rw, root) = self.sizes(r);
+                    s.size_rw = Some(rw);
+                    s.size_root_fs = Some(root);
+                }
                 s
             })
             .collect();
@@ -700,6 +715,8 @@ fn summary(r: &Record) -> ContainerSummary {
             .map(|(n, e)| (n.clone(), super::endpoint::endpoint_json(e, &r.config.hostname, &r.name, &r.id)))
             .collect::<serde_json::Map<_, _>>() }),
         mounts: vec![],
+        size_rw: None,
+        size_root_fs: None,
     }
 }
 

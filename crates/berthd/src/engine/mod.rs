@@ -5,6 +5,7 @@ mod changes;
 pub mod containers;
 mod create;
 pub mod detach;
+mod df;
 mod dns;
 pub mod endpoint;
 pub mod events;

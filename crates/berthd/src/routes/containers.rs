@@ -47,10 +47,17 @@ pub(super) async fn route(
             http::json(StatusCode::CREATED, &r)
         }
         (&Method::GET, ["json"]) => {
-            let list = cs.list(q.flag("all"), q.int("limit")?, &q.filters()?)?;
+            let list = cs.list(
+                q.flag("all"),
+                q.int("limit")?,
+                &q.filters()?,
+                q.flag("size"),
+            )?;
             http::json(StatusCode::OK, &list)
         }
-        (&Method::GET, [id, "json"]) => http::json(StatusCode::OK, &cs.inspect(id)?),
+        (&Method::GET, [id, "json"]) => {
+            http::json(StatusCode::OK, &cs.inspect(id, q.flag("size"))?)
+        }
         (&Method::POST, [id, "start"]) => changed(cs.start(id).await?),
         (&Method::POST, [id, "stop"]) => changed(cs.stop(id, q.get("signal"), q.int("t")?).await?),
         (&Method::POST, [id, "restart"]) => {

@@ -33,6 +33,15 @@ pub(super) async fn route(
         (&Method::GET, ["version"]) => http::json(StatusCode::OK, &d.system.version()),
         (&Method::GET, ["info"]) => http::json(StatusCode::OK, &d.system.info()),
         (&Method::GET, ["events"]) => events(d, call)?,
+        (&Method::GET, ["system", "df"]) => {
+            let types: Vec<String> = call
+                .query
+                .get_all("type")
+                .into_iter()
+                .map(String::from)
+                .collect();
+            http::json(StatusCode::OK, &d.containers.disk_usage(&types)?)
+        }
         _ => return Ok(None),
     }))
 }
