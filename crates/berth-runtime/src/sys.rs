@@ -806,28 +806,6 @@ pub fn in_new_netns<T: Send + 'static>(
     .map_err(|_| io::Error::other("the network namespace thread panicked"))?
 }
 
-/// Runs `f` on a new thread with a private copy of the mount table: mounts `f` makes
-/// are seen by nobody else and vanish when the thread ends (berthd's copy of image
-/// content into a new volume mounts the image there).
-pub fn with_private_mounts<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    std::thread::spawn(move || {
-        // SAFETY: CLONE_NEWNS (which implies CLONE_FS) is unshared on this thread
-        // alone, which exits when `f` returns; the descriptor table stays shared, so
-        // no thread can observe a descriptor it does not have.
-        unsafe { rustix::thread::unshare_unsafe(rustix::thread::UnshareFlags::NEWNS) }?;
-        rustix::mount::mount_change(
-            "/",
-            rustix::mount::MountPropagationFlags::PRIVATE
-                | rustix::mount::MountPropagationFlags::REC,
-        )?;
-        f()
-    })
-    .join()
-    .map_err(|_| io::Error::other("the private mount namespace thread panicked"))?
-}
-
 /// Arranges for each `(fd, target)` to be the child's descriptor `target`, like
 /// [`pass_fd`] for several at once: sources are first moved above every target so
 /// that one `dup2` never closes another's source.
