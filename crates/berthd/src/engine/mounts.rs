@@ -786,7 +786,7 @@ mod tests {
             .unwrap();
         rustix::fs::mknodat(
             rustix::fs::CWD,
-            &mid.join("data/gone"),
+            mid.join("data/gone"),
             rustix::fs::FileType::CharacterDevice,
             rustix::fs::Mode::empty(),
             0,
@@ -794,7 +794,7 @@ mod tests {
         .unwrap();
         std::fs::create_dir_all(mid.join("data/op")).unwrap();
         rustix::fs::setxattr(
-            &mid.join("data/op"),
+            mid.join("data/op"),
             "trusted.overlay.opaque",
             b"y",
             rustix::fs::XattrFlags::empty(),
