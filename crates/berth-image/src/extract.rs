@@ -369,7 +369,15 @@ fn set_times(dir: &OwnedFd, name: &str, mtime: i64) -> Result<(), Errno> {
 /// Unpacks a layer tar into `dest`, an existing empty directory. Returns the number of
 /// bytes of file content written. On error, `dest` holds a partial layer that the
 /// caller removes.
-pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<u64, ExtractError> {
+/// Unpacks a layer into the directory `dest`. `overlay_whiteouts`: Docker's
+/// whiteouts become overlayfs's (character devices 0/0, opaque xattrs); without,
+/// they stay as the `.wh.` files of the tar (the vfs driver's layers, on
+/// filesystems where overlay whiteouts cannot be made).
+pub fn unpack<R: Read>(
+    reader: R,
+    dest: &Path,
+    overlay_whiteouts: bool,
+) -> Result<u64, ExtractError> {
     let root = rustix::fs::openat(
         CWD,
         dest,
@@ -381,7 +389,7 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<u64, ExtractError> {
         step: "opening layer directory",
         source: e.into(),
     })?;
-    unpack_into(reader, root, true)
+    unpack_into(reader, root, overlay_whiteouts)
 }
 
 /// Unpacks a tar beneath the directory `root` (an fd, so that a caller who resolved

@@ -109,6 +109,9 @@ pub struct Store {
     /// Held by every operation that adds or removes layer directories, so that the
     /// collection of orphans never races a load in progress.
     writer: Mutex<()>,
+    /// Layers keep overlayfs whiteouts (the overlay2 driver), or Docker's `.wh.`
+    /// files (vfs).
+    overlay_whiteouts: bool,
 }
 
 fn hex_of(digest: &str) -> &str {
@@ -155,6 +158,12 @@ impl<R: Read> Read for Tee<R> {
 
 impl Store {
     pub fn open(root: &Path) -> Result<Store, StoreError> {
+        Self::open_with(root, true)
+    }
+
+    /// Opens the store with layers in overlayfs's whiteout format or, with
+    /// `overlay_whiteouts` false, in Docker's (`.wh.` files).
+    pub fn open_with(root: &Path, overlay_whiteouts: bool) -> Result<Store, StoreError> {
         for d in ["layers", "tmp"] {
             fs::create_dir_all(root.join(d)).map_err(io_err("creating", &root.join(d)))?;
         }
@@ -163,6 +172,7 @@ impl Store {
             root: root.to_path_buf(),
             db: Mutex::new(db),
             writer: Mutex::new(()),
+            overlay_whiteouts,
         };
         store.collect_garbage()?;
         Ok(store)
@@ -260,7 +270,7 @@ impl Store {
                 hasher: Sha256::new(),
                 copy: Some(copy),
             };
-            let size = extract::unpack(&mut tee, &diff)
+            let size = extract::unpack(&mut tee, &diff, self.overlay_whiteouts)
                 .map_err(|source| StoreError::Layer { index, source })?;
             let actual = format!("sha256:{}", hex::encode(tee.hasher.finalize()));
             if let Some(expected) = expected {

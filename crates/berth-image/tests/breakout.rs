@@ -85,7 +85,7 @@ fn assert_nothing_in(dir: &Path) {
 fn breakout_dotdot_entry() {
     let s = sandbox();
     let tar = Layer::new().file("../../outside/pwned", b"x").bytes();
-    let err = unpack(&tar[..], &s.layer).unwrap_err();
+    let err = unpack(&tar[..], &s.layer, true).unwrap_err();
     assert!(
         matches!(err, ExtractError::Escape { ref entry } if entry == "../../outside/pwned"),
         "{err}"
@@ -105,7 +105,7 @@ fn breakout_absolute_symlink_then_write_through_it() {
         .link(tar::EntryType::Symlink, "escape", &target)
         .file("escape/pwned", b"x")
         .bytes();
-    let err = unpack(&tar[..], &s.layer).unwrap_err();
+    let err = unpack(&tar[..], &s.layer, true).unwrap_err();
     assert!(
         matches!(err, ExtractError::Escape { ref entry } if entry == "escape/pwned"),
         "{err}"
@@ -121,7 +121,7 @@ fn breakout_relative_symlink_climbing_out() {
         .file("up/pwned", b"x")
         .bytes();
     assert!(matches!(
-        unpack(&tar[..], &s.layer),
+        unpack(&tar[..], &s.layer, true),
         Err(ExtractError::Escape { .. })
     ));
     assert_nothing_in(&s.outside);
@@ -134,14 +134,14 @@ fn breakout_hardlink_to_outside_file() {
     let tar = Layer::new()
         .link(tar::EntryType::Link, "stolen", "../../outside/secret")
         .bytes();
-    let err = unpack(&tar[..], &s.layer).unwrap_err();
+    let err = unpack(&tar[..], &s.layer, true).unwrap_err();
     assert!(matches!(err, ExtractError::Escape { .. }), "{err}");
     let tar = Layer::new()
         .link(tar::EntryType::Symlink, "sym", s.outside.to_str().unwrap())
         .link(tar::EntryType::Link, "stolen2", "sym/secret")
         .bytes();
     assert!(matches!(
-        unpack(&tar[..], &s.layer),
+        unpack(&tar[..], &s.layer, true),
         Err(ExtractError::Escape { .. })
     ));
     assert_eq!(std::fs::read_dir(&s.outside).unwrap().count(), 1);
@@ -168,7 +168,7 @@ fn device_numbers_out_of_range_are_refused() {
     h.set_device_minor(1).unwrap();
     b.append_data(&mut h, "dev/evil", std::io::empty()).unwrap();
     let tar = b.into_inner().unwrap();
-    let err = unpack(&tar[..], &s.layer).unwrap_err();
+    let err = unpack(&tar[..], &s.layer, true).unwrap_err();
     assert!(
         matches!(err, ExtractError::DeviceRange { major: 5000, .. }),
         "{err}"
@@ -189,7 +189,7 @@ fn ordinary_layer_with_whiteouts_and_links() {
         .file("etc/.wh.passwd", b"")
         .file("var/.wh..wh..opq", b"")
         .bytes();
-    let size = unpack(&tar[..], &s.layer).unwrap();
+    let size = unpack(&tar[..], &s.layer, true).unwrap();
     assert_eq!(size, 20 + 10 + 2);
     assert_eq!(
         std::fs::read(s.layer.join("usr/bin/through-symlink")).unwrap(),

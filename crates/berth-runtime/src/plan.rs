@@ -271,12 +271,21 @@ impl Plan {
         } else {
             libc::MS_NODEV
         };
-        ops.push(Op::Mount {
-            source: cstr("mount source", "overlay")?,
-            target: path_cstr("rootfs", &o.target)?,
-            fstype: cstr("filesystem type", "overlay")?,
-            flags: nodev,
-            data: Some(cstr("overlay options", data)?),
+        ops.push(match &o.bind {
+            Some(dir) => Op::Mount {
+                source: path_cstr("rootfs", dir)?,
+                target: path_cstr("rootfs", &o.target)?,
+                fstype: CString::default(),
+                flags: libc::MS_BIND | libc::MS_REC | nodev,
+                data: None,
+            },
+            None => Op::Mount {
+                source: cstr("mount source", "overlay")?,
+                target: path_cstr("rootfs", &o.target)?,
+                fstype: cstr("filesystem type", "overlay")?,
+                flags: nodev,
+                data: Some(cstr("overlay options", data)?),
+            },
         });
         for (slot, f) in spec.files.iter().enumerate() {
             ops.push(Op::OpenTree {
@@ -683,6 +692,7 @@ mod tests {
                 upper: "/c/upper".into(),
                 work: "/c/work".into(),
                 target: "/c/merged".into(),
+                bind: None,
             },
             process: Process {
                 args: vec!["sh".into(), "-c".into(), "true".into()],

@@ -69,6 +69,10 @@ pub struct Overlay {
     /// namespace, so it never shows in the host's mount table and disappears with the
     /// container.
     pub target: PathBuf,
+    /// The vfs storage driver: this directory (a full copy of the image) is bound
+    /// at `target` instead of an overlay.
+    #[serde(default)]
+    pub bind: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -128,6 +128,12 @@ impl Daemon {
 
     /// Starts a berthd with extra flags, waiting for its READY=1 notification.
     pub fn start_with(extra: &[&str]) -> Daemon {
+        Self::start_prepared(extra, |_| {})
+    }
+
+    /// Like [`Daemon::start_with`], with `prepare` run on the (not yet existing) data
+    /// root's path first: to put it on a particular filesystem.
+    pub fn start_prepared(extra: &[&str], prepare: impl FnOnce(&Path)) -> Daemon {
         require_root();
         let root = tempfile::Builder::new()
             .prefix("bt-")
@@ -144,6 +150,7 @@ impl Daemon {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
+        prepare(&d.data_root);
         d.spawn();
         d
     }

@@ -580,3 +580,102 @@ fn sizes_in_ps_inspect_and_system_df() {
     let o = d.docker(&["system", "df", "-v"]);
     assert!(o.ok().contains("dfvol"), "{o:?}");
 }
+
+#[test]
+fn on_an_overlayfs_data_root_berthd_uses_vfs() {
+    // The data root on an overlay mount of the test's own.
+    let mut d = Daemon::start_prepared(&[], |data| {
+        let base = data.parent().unwrap().join("ovl");
+        for sub in ["lower", "upper", "work"] {
+            std::fs::create_dir_all(base.join(sub)).unwrap();
+        }
+        std::fs::create_dir_all(data).unwrap();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            base.join("lower").display(),
+            base.join("upper").display(),
+            base.join("work").display()
+        );
+        let ok = Command::new("mount")
+            .args(["-t", "overlay", "overlay", "-o", &opts])
+            .arg(data)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    });
+    d.load_busybox();
+    let o = d.docker(&[
+        "info",
+        "--format",
+        "{{.Driver}} {{index .DriverStatus 0 1}}",
+    ]);
+    assert_eq!(o.ok().trim(), "vfs overlayfs");
+    assert!(d.log().contains("using the vfs driver"), "{}", d.log());
+    // Containers run, with volumes, and diff and commit work on the full copy.
+    d.docker(&[
+        "run",
+        "--name",
+        "vv",
+        "-v",
+        "vol:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo hi > /added; echo x >> /etc/passwd; rm /bin/sync; echo data > /data/f",
+    ])
+    .ok();
+    let o = d.docker(&["diff", "vv"]);
+    let out = o.ok();
+    for want in ["A /added", "C /etc/passwd", "D /bin/sync"] {
+        assert!(out.lines().any(|l| l == want), "{want} in {out}");
+    }
+    d.docker(&["commit", "vv", "committed"]).ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "committed",
+        "sh",
+        "-c",
+        "cat /added; test -e /bin/sync || echo gone",
+    ]);
+    assert_eq!(o.ok(), "hi\ngone\n");
+    assert_eq!(
+        d.docker(&[
+            "run",
+            "--rm",
+            "-v",
+            "vol:/data",
+            "busybox",
+            "cat",
+            "/data/f"
+        ])
+        .ok(),
+        "data\n"
+    );
+    let o = d.docker(&["inspect", "-f", "{{.GraphDriver.Name}}", "vv"]);
+    assert_eq!(o.ok().trim(), "vfs");
+    // cp out of the stopped container reads its copy.
+    let o = d.docker(&["cp", "vv:/added", "-"]);
+    assert!(o.stdout.contains("hi"), "{o:?}");
+    d.docker(&["rm", "-v", "vv"]).ok();
+    d.stop();
+    let _ = Command::new("umount").arg(&d.data_root).status();
+}
+
+#[test]
+fn an_unknown_storage_driver_is_refused() {
+    let out = Command::new(berth_tests::bin("berthd"))
+        .args([
+            "--storage-driver",
+            "zfs",
+            "-H",
+            "unix:///nonexistent/x.sock",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("\"zfs\" is not supported"),
+        "{out:?}"
+    );
+}

@@ -145,6 +145,9 @@ pub struct Config {
     pub live_restore: bool,
     pub cgroup_parent: String,
     pub net: crate::engine::network::NetConfig,
+    /// `--storage-driver`; None: chosen at start (overlay2, or vfs where overlayfs
+    /// cannot work).
+    pub storage_driver: Option<String>,
 }
 
 fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
@@ -238,8 +241,11 @@ impl Config {
                 both.join(", ")
             );
         }
-        if let Some(d) = storage_driver.filter(|d| d != "overlay2") {
-            bail!("storage driver {d:?} is not supported: berth supports overlay2");
+        if let Some(d) = storage_driver
+            .as_deref()
+            .filter(|d| *d != "overlay2" && *d != "vfs")
+        {
+            bail!("storage driver {d:?} is not supported: berth has overlay2 and vfs");
         }
         let log_level = log_level.unwrap_or_else(|| "info".into());
         if !["debug", "info", "warn", "error", "fatal"].contains(&log_level.as_str()) {
@@ -267,6 +273,7 @@ impl Config {
             dns_opts.unwrap_or_default(),
         )?;
         Ok(Config {
+            storage_driver,
             net,
             hosts,
             data_root: data_root.unwrap_or_else(|| PathBuf::from("/var/lib/berth")),

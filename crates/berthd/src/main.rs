@@ -108,13 +108,20 @@ async fn run(cfg: config::Config) -> Result<()> {
         berth_runtime::cgroups::Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup"), &mounts)
             .context("detecting cgroups")?;
     tracing::info!(mode = ?hierarchy.mode, "cgroups detected");
-    let store = Arc::new(berth_image::Store::open(&cfg.data_root).context("opening the store")?);
+
     let exe = std::env::current_exe().context("locating berthd")?;
     let shim = exe.with_file_name("berth-shim");
     if !shim.exists() {
         bail!("berth-shim not found next to berthd at {}", shim.display());
     }
+    let driver = choose_driver(&cfg.data_root, cfg.storage_driver.as_deref())?;
+    tracing::info!(driver = driver.name(), "storage driver");
+    let store = Arc::new(
+        berth_image::Store::open_with(&cfg.data_root, driver == engine::Driver::Overlay2)
+            .context("opening the store")?,
+    );
     let paths = Paths {
+        driver,
         data_root: cfg.data_root.clone(),
         exec_root: cfg.exec_root.clone(),
         shim,
@@ -298,5 +305,27 @@ fn main() -> std::process::ExitCode {
             eprintln!("berthd: {e:#}");
             std::process::ExitCode::from(1)
         }
+    }
+}
+
+/// The storage driver: the one asked for, or overlay2 unless the data root is itself
+/// on overlayfs (an overlay's upper layer cannot be), where vfs is used.
+fn choose_driver(data_root: &std::path::Path, asked: Option<&str>) -> Result<engine::Driver> {
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    let on_overlay = rustix::fs::statfs(data_root)
+        .map(|s| s.f_type == OVERLAYFS_SUPER_MAGIC)
+        .with_context(|| format!("examining {}", data_root.display()))?;
+    match asked {
+        Some("vfs") => Ok(engine::Driver::Vfs),
+        Some(_) if on_overlay => bail!(
+            "the overlay2 storage driver cannot work with the data root {} on overlayfs: use --storage-driver vfs, or another data root",
+            data_root.display()
+        ),
+        Some(_) => Ok(engine::Driver::Overlay2),
+        None if on_overlay => {
+            tracing::warn!(data_root = %data_root.display(), "the data root is on overlayfs, where overlay2 cannot work: using the vfs driver (a full copy of the image per container)");
+            Ok(engine::Driver::Vfs)
+        }
+        None => Ok(engine::Driver::Overlay2),
     }
 }

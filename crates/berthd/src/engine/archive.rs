@@ -85,6 +85,19 @@ impl Containers {
             .map_err(|e| ApiError::conflict(format!("container {} is not running: {e}", r.name)))?;
             return Ok((root, r.config.working_dir, r.name, None));
         }
+        if self.paths.driver == super::Driver::Vfs {
+            let root = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                self.paths.rootfs(&c.id),
+                rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+                    | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
+            )
+            .map_err(|e| {
+                ApiError::internal(format!("opening the filesystem of {}: {e}", r.name))
+            })?;
+            return Ok((root, r.config.working_dir, r.name, Some(guard)));
+        }
         let image = self.store.resolve(&r.image)?;
         let dir = self.paths.container_dir(&c.id);
         let mut lower: Vec<String> = self
@@ -307,6 +320,9 @@ pub(super) struct Walk<'a> {
     pub skip: &'a [&'a str],
     /// Device nodes are written (a whole filesystem, `docker export`).
     pub devices: bool,
+    /// A directory is written without its content (its entries are listed on
+    /// their own: a vfs commit).
+    pub shallow: bool,
 }
 
 /// Adds `name` (in directory `dir`) to the tar as `as_path`, recursively, opening
@@ -356,6 +372,9 @@ pub(super) fn add<W: std::io::Write>(
         FileType::Directory => {
             h.set_entry_type(tar::EntryType::Directory);
             b.append_data(&mut h, format!("{as_path}/"), std::io::empty())?;
+            if walk.shallow {
+                return Ok(());
+            }
             let fd = if name == "." {
                 rustix::fs::openat(
                     dir,

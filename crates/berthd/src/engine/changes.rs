@@ -111,6 +111,12 @@ impl Containers {
             .resolve(&image_id)
             .map_err(|e| ApiError::internal(format!("image of {}: {e}", c.id)))?;
         let lower = self.store.lower_dirs(&image);
+        if self.paths.driver == super::Driver::Vfs {
+            return super::layers::changes(&self.paths.rootfs(&c.id), &lower, RUNTIME_PATHS)
+                .map_err(|e| {
+                    ApiError::internal(format!("comparing {} with its image: {e}", c.id))
+                });
+        }
         let mut out = Vec::new();
         walk(
             &self.paths.container_dir(&c.id).join("upper"),
@@ -152,7 +158,12 @@ impl Containers {
                 ))
             })?;
         }
-        let upper = self.paths.container_dir(&c.id).join("upper");
+        let upper = self.paths.writable(&c.id);
+        // With vfs, the layer is made from the list of changes against the image.
+        let vfs_changes = match self.paths.driver {
+            super::Driver::Vfs => Some(self.changes(&c.id)?),
+            super::Driver::Overlay2 => None,
+        };
         let store = self.store.clone();
         let created_by = std::iter::once(r.path.clone())
             .chain(r.args.iter().cloned())
@@ -177,12 +188,61 @@ impl Containers {
                 layer: true,
                 skip: RUNTIME_PATHS,
                 devices: false,
+                shallow: false,
             };
             let mut b = tar::Builder::new(Vec::new());
-            for n in names {
-                super::archive::add(&mut b, &root, &n, &n, &walk).map_err(|e| {
-                    ApiError::internal(format!("reading the container's changes: {e}"))
-                })?;
+            let read_err = |e: std::io::Error| {
+                ApiError::internal(format!("reading the container's changes: {e}"))
+            };
+            match vfs_changes {
+                None => {
+                    for n in names {
+                        super::archive::add(&mut b, &root, &n, &n, &walk).map_err(read_err)?;
+                    }
+                }
+                Some(list) => {
+                    let walk = super::archive::Walk {
+                        shallow: true,
+                        ..walk
+                    };
+                    for (path, kind) in list {
+                        let rel = path.trim_start_matches('/');
+                        let (parent, base) = rel.rsplit_once('/').unwrap_or(("", rel));
+                        if kind == DELETED {
+                            let wh = if parent.is_empty() {
+                                format!(".wh.{base}")
+                            } else {
+                                format!("{parent}/.wh.{base}")
+                            };
+                            let mut h = tar::Header::new_gnu();
+                            h.set_mode(0o644);
+                            h.set_size(0);
+                            h.set_entry_type(tar::EntryType::Regular);
+                            b.append_data(&mut h, wh, std::io::empty())
+                                .map_err(read_err)?;
+                            continue;
+                        }
+                        // The parent, opened beneath the root without following a symlink.
+                        let dir = if parent.is_empty() {
+                            rustix::fs::openat(
+                                &root,
+                                ".",
+                                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                                Mode::empty(),
+                            )
+                        } else {
+                            rustix::fs::openat2(
+                                &root,
+                                parent,
+                                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                                Mode::empty(),
+                                ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+                            )
+                        }
+                        .map_err(|e| read_err(e.into()))?;
+                        super::archive::add(&mut b, &dir, base, rel, &walk).map_err(read_err)?;
+                    }
+                }
             }
             let tar = b
                 .into_inner()

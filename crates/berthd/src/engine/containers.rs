@@ -187,7 +187,7 @@ impl Containers {
 
     /// The writable layer's size, and that plus the image's (`size=1`).
     fn sizes(&self, r: &Record) -> (i64, i64) {
-        let rw = super::lifecycle::dir_size(&self.paths.container_dir(&r.id).join("upper")) as i64;
+        let rw = super::lifecycle::dir_size(&self.paths.writable(&r.id)) as i64;
         let image = self.store.resolve(&r.image).map(|i| i.size()).unwrap_or(0);
         (rw, rw + image)
     }
@@ -230,18 +230,21 @@ impl Containers {
             },
             name: format!("/{}", r.name),
             restart_count: r.restart_count,
-            driver: "overlay2".into(),
+            driver: self.paths.driver.name().into(),
             platform: "linux".into(),
             exec_ids: None,
             host_config: r.host_config.clone(),
-            graph_driver: serde_json::json!({
-                "Name": "overlay2",
-                "Data": {
-                    "UpperDir": dir.join("upper"),
-                    "WorkDir": dir.join("work"),
-                    "MergedDir": dir.join("merged"),
-                }
-            }),
+            graph_driver: match self.paths.driver {
+                super::Driver::Overlay2 => serde_json::json!({
+                    "Name": "overlay2",
+                    "Data": {
+                        "UpperDir": dir.join("upper"),
+                        "WorkDir": dir.join("work"),
+                        "MergedDir": dir.join("merged"),
+                    }
+                }),
+                super::Driver::Vfs => serde_json::json!({ "Name": "vfs", "Data": null }),
+            },
             mounts: self.mounts_json(&r),
             size_rw: size.then(|| self.sizes(&r).0),
             size_root_fs: size.then(|| self.sizes(&r).1),

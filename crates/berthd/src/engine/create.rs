@@ -281,9 +281,27 @@ impl Containers {
     /// over /etc/hostname, /etc/hosts and /etc/resolv.conf. All or nothing.
     fn lay_out(&self, rec: &Record) -> ApiResult<()> {
         let dir = self.paths.container_dir(&rec.id);
+        let lower = match self.paths.driver {
+            super::Driver::Vfs => self.store.lower_dirs(&self.store.resolve(&rec.image)?),
+            super::Driver::Overlay2 => Vec::new(),
+        };
         let result = (|| -> std::io::Result<()> {
-            for d in ["upper", "work", "merged"] {
-                std::fs::create_dir_all(dir.join(d))?;
+            match self.paths.driver {
+                super::Driver::Overlay2 => {
+                    for d in ["upper", "work", "merged"] {
+                        std::fs::create_dir_all(dir.join(d))?;
+                    }
+                }
+                super::Driver::Vfs => {
+                    // The container's root: a full copy of the image.
+                    std::fs::create_dir_all(dir.join("merged"))?;
+                    std::fs::create_dir_all(dir.join("rootfs"))?;
+                    super::layers::copy_merged(
+                        &lower,
+                        std::path::Path::new(""),
+                        &dir.join("rootfs"),
+                    )?;
+                }
             }
             let host_mode = rec.host_config.network_mode == "host";
             let hostname = if host_mode {

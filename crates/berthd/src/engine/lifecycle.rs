@@ -248,7 +248,7 @@ impl Containers {
                 None => have.contains_key(l),
             });
             if stopped && matches {
-                reclaimed += dir_size(&self.paths.container_dir(&c.id).join("upper"));
+                reclaimed += dir_size(&self.paths.writable(&c.id));
                 self.remove_stopped(&c)?;
                 deleted.push(c.id.clone());
             }

@@ -12,6 +12,7 @@ pub mod events;
 pub mod exec;
 mod health;
 pub mod images;
+mod layers;
 mod lifecycle;
 mod limits;
 pub mod logs;
@@ -29,6 +30,25 @@ pub mod volumes;
 
 use std::path::PathBuf;
 
+/// How containers' root filesystems are made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// An overlay of the image's layers under a writable layer.
+    Overlay2,
+    /// A full copy of the image per container: for data roots where overlayfs
+    /// cannot work (on overlayfs itself).
+    Vfs,
+}
+
+impl Driver {
+    pub fn name(self) -> &'static str {
+        match self {
+            Driver::Overlay2 => "overlay2",
+            Driver::Vfs => "vfs",
+        }
+    }
+}
+
 /// Where the daemon keeps things, fixed at start.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -37,6 +57,7 @@ pub struct Paths {
     pub shim: PathBuf,
     /// Parent cgroup of every container, below each hierarchy's root.
     pub cgroup_parent: String,
+    pub driver: Driver,
 }
 
 impl Paths {
@@ -46,6 +67,20 @@ impl Paths {
 
     pub fn run_dir(&self, id: &str) -> PathBuf {
         self.exec_root.join(id)
+    }
+
+    /// A vfs container's root (its full copy of the image).
+    pub fn rootfs(&self, id: &str) -> PathBuf {
+        self.container_dir(id).join("rootfs")
+    }
+
+    /// What holds a container's own changes: the overlay's writable layer, or the
+    /// vfs copy.
+    pub fn writable(&self, id: &str) -> PathBuf {
+        match self.driver {
+            Driver::Overlay2 => self.container_dir(id).join("upper"),
+            Driver::Vfs => self.rootfs(id),
+        }
     }
 
     pub fn log_path(&self, id: &str) -> PathBuf {

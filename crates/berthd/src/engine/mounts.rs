@@ -285,137 +285,6 @@ fn str_list(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn set_times(p: &Path, m: &std::fs::Metadata) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let ts = |s: i64, ns: i64| rustix::fs::Timespec {
-        tv_sec: s,
-        tv_nsec: ns as _,
-    };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        p,
-        &rustix::fs::Timestamps {
-            last_access: ts(m.atime(), m.atime_nsec()),
-            last_modification: ts(m.mtime(), m.mtime_nsec()),
-        },
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )?;
-    Ok(())
-}
-
-/// An overlayfs whiteout: a character device 0/0.
-fn is_whiteout(m: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    m.file_type().is_char_device() && m.rdev() == 0
-}
-
-fn is_opaque(dir: &Path) -> bool {
-    let mut v = [0u8; 1];
-    matches!(rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut v), Ok(1) if v[0] == b'y')
-}
-
-/// Where `rel` lies in one layer: absent (or hidden below a whiteout or file), a
-/// directory, or something else. A symlink among its components is never followed:
-/// it would lead out of the layer.
-enum InLayer {
-    /// Not in this layer: look below.
-    Absent,
-    Dir(std::fs::Metadata),
-    /// A file, symlink or whiteout at the path or above it: hides what is below.
-    Shadowed,
-}
-
-fn in_layer(layer: &Path, rel: &Path) -> std::io::Result<InLayer> {
-    let mut cur = layer.to_path_buf();
-    let parts: Vec<_> = rel.components().collect();
-    for (i, c) in parts.iter().enumerate() {
-        cur.push(c);
-        let m = match std::fs::symlink_metadata(&cur) {
-            Ok(m) => m,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(InLayer::Absent),
-            Err(e) => return Err(e),
-        };
-        let last = i + 1 == parts.len();
-        if m.is_dir() {
-            if last {
-                return Ok(InLayer::Dir(m));
-            }
-            continue;
-        }
-        return Ok(InLayer::Shadowed);
-    }
-    Ok(InLayer::Absent)
-}
-
-/// Copies the merged view of directory `rel` over `layers` (topmost first, in
-/// overlayfs's format: whiteouts and opaque directories) into the directory `dst`.
-/// Only a directory is copied, as Docker does; a path that is a file or a symlink in
-/// the topmost layer that has it is left alone.
-pub fn copy_merged(layers: &[PathBuf], rel: &Path, dst: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let mut top: Option<std::fs::Metadata> = None;
-    let mut seen: std::collections::HashSet<std::ffi::OsString> = std::collections::HashSet::new();
-    for (i, layer) in layers.iter().enumerate() {
-        let meta = match in_layer(layer, rel)? {
-            InLayer::Absent if top.is_none() => continue,
-            InLayer::Dir(m) => m,
-            // Not a directory, or hidden: nothing below counts.
-            _ => break,
-        };
-        let dir = layer.join(rel);
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let name = entry.file_name();
-            if !seen.insert(name.clone()) {
-                continue;
-            }
-            let from = entry.path();
-            let m = std::fs::symlink_metadata(&from)?;
-            if is_whiteout(&m) {
-                continue;
-            }
-            let to = dst.join(&name);
-            let ft = m.file_type();
-            if ft.is_dir() {
-                std::fs::create_dir(&to)?;
-                copy_merged(&layers[i..], &rel.join(&name), &to)?;
-                continue;
-            } else if ft.is_symlink() {
-                std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
-            } else if ft.is_file() {
-                std::fs::copy(&from, &to)?;
-                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
-            } else {
-                continue;
-            }
-            own_and_time(&to, &m)?;
-        }
-        if top.is_none() {
-            top = Some(meta);
-        }
-        if is_opaque(&dir) {
-            break;
-        }
-    }
-    if let Some(m) = top {
-        std::fs::set_permissions(dst, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
-        own_and_time(dst, &m)?;
-    }
-    Ok(())
-}
-
-fn own_and_time(p: &Path, m: &std::fs::Metadata) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    rustix::fs::chownat(
-        rustix::fs::CWD,
-        p,
-        Some(rustix::fs::Uid::from_raw(m.uid())),
-        Some(rustix::fs::Gid::from_raw(m.gid())),
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )?;
-    set_times(p, m)
-}
-
 impl Containers {
     /// Decides a new container's mounts: checks every one, makes the named volumes
     /// that do not exist yet and the anonymous ones. Returns the mounts and the
@@ -559,7 +428,7 @@ impl Containers {
                     self.volumes.mount(&v)?;
                     let data = self.volumes.data_dir(&v.name);
                     if !m.nocopy && is_empty_dir(&data) {
-                        let upper = self.paths.container_dir(&r.id).join("upper");
+                        let upper = self.paths.writable(&r.id);
                         let t = std::time::Instant::now();
                         self.copy_up(lower, &upper, &m.destination, &data)?;
                         tracing::debug!(container = %r.id, volume = %v.name, elapsed_us = t.elapsed().as_micros() as u64, "copied the image's content into the volume");
@@ -608,9 +477,12 @@ impl Containers {
         if upper.is_dir() {
             layers.push(upper.to_path_buf());
         }
-        layers.extend(lower.iter().cloned());
+        // With vfs the container's copy is the whole tree.
+        if self.paths.driver == super::Driver::Overlay2 {
+            layers.extend(lower.iter().cloned());
+        }
         let rel = Path::new(path.trim_start_matches('/'));
-        copy_merged(&layers, rel, data).map_err(|e| {
+        super::layers::copy_merged(&layers, rel, data).map_err(|e| {
             ApiError::internal(format!("copying the image's {path} into the volume: {e}"))
         })
     }
@@ -753,83 +625,5 @@ mod tests {
             &json!({"Type": "volume", "Target": "/x", "BindOptions": {"Propagation": "shared"}})
         )
         .is_err());
-    }
-
-    #[test]
-    fn copy_merged_follows_overlay_rules() {
-        use std::os::unix::fs::PermissionsExt;
-        if !rustix::process::geteuid().is_root() {
-            eprintln!("skipped: whiteouts and opaque directories need root");
-            return;
-        }
-        let d = tempfile::tempdir().unwrap();
-        let (top, mid, low, dst) = (
-            d.path().join("top"),
-            d.path().join("mid"),
-            d.path().join("low"),
-            d.path().join("dst"),
-        );
-        for l in [&top, &mid, &low] {
-            std::fs::create_dir_all(l.join("data")).unwrap();
-        }
-        std::fs::create_dir(&dst).unwrap();
-        // low: a, gone, old/x, and a directory an upper layer makes opaque.
-        std::fs::write(low.join("data/a"), b"low-a").unwrap();
-        std::fs::write(low.join("data/gone"), b"x").unwrap();
-        std::fs::create_dir_all(low.join("data/op")).unwrap();
-        std::fs::write(low.join("data/op/hidden"), b"x").unwrap();
-        std::fs::create_dir_all(low.join("data/sub")).unwrap();
-        std::fs::write(low.join("data/sub/deep"), b"deep").unwrap();
-        // mid: a is replaced, gone is whited out, op is opaque with its own file.
-        std::fs::write(mid.join("data/a"), b"mid-a").unwrap();
-        std::fs::set_permissions(mid.join("data/a"), std::fs::Permissions::from_mode(0o600))
-            .unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            mid.join("data/gone"),
-            rustix::fs::FileType::CharacterDevice,
-            rustix::fs::Mode::empty(),
-            0,
-        )
-        .unwrap();
-        std::fs::create_dir_all(mid.join("data/op")).unwrap();
-        rustix::fs::setxattr(
-            mid.join("data/op"),
-            "trusted.overlay.opaque",
-            b"y",
-            rustix::fs::XattrFlags::empty(),
-        )
-        .unwrap();
-        std::fs::write(mid.join("data/op/seen"), b"x").unwrap();
-        // top: a symlink to a host path, copied as a link and never followed.
-        std::os::unix::fs::symlink("/etc", top.join("data/link")).unwrap();
-        let layers = vec![top.clone(), mid.clone(), low.clone()];
-        copy_merged(&layers, Path::new("data"), &dst).unwrap();
-        assert_eq!(std::fs::read(dst.join("a")).unwrap(), b"mid-a");
-        assert_eq!(
-            std::fs::metadata(dst.join("a"))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o600
-        );
-        assert!(!dst.join("gone").exists(), "whited out");
-        assert!(dst.join("op/seen").exists());
-        assert!(!dst.join("op/hidden").exists(), "below an opaque directory");
-        assert_eq!(std::fs::read(dst.join("sub/deep")).unwrap(), b"deep");
-        assert_eq!(
-            std::fs::read_link(dst.join("link")).unwrap(),
-            Path::new("/etc")
-        );
-        // A VOLUME path through a symlink of the image copies nothing, even with a
-        // real directory of that name in a lower layer.
-        std::os::unix::fs::symlink("/etc", top.join("escape")).unwrap();
-        std::fs::create_dir_all(low.join("escape/ssl")).unwrap();
-        std::fs::write(low.join("escape/ssl/x"), b"x").unwrap();
-        let dst2 = d.path().join("dst2");
-        std::fs::create_dir(&dst2).unwrap();
-        copy_merged(&layers, Path::new("escape/ssl"), &dst2).unwrap();
-        assert_eq!(std::fs::read_dir(&dst2).unwrap().count(), 0);
     }
 }

@@ -134,8 +134,10 @@ impl Containers {
         lower: &[PathBuf],
         user: &str,
     ) -> ApiResult<user::ExecUser> {
-        let mut search = vec![self.paths.container_dir(&r.id).join("upper")];
-        search.extend(lower.iter().cloned());
+        let mut search = vec![self.paths.writable(&r.id)];
+        if self.paths.driver == super::Driver::Overlay2 {
+            search.extend(lower.iter().cloned());
+        }
         user::resolve(
             user,
             &read_rootfs_file(&search, "etc/passwd"),
@@ -180,6 +182,7 @@ impl Containers {
             rootfs: Overlay {
                 lower,
                 upper: dir.join("upper"),
+                bind: (self.paths.driver == super::Driver::Vfs).then(|| self.paths.rootfs(&r.id)),
                 work: dir.join("work"),
                 target: dir.join("merged"),
             },

@@ -88,9 +88,12 @@ impl System {
             containers_paused: 0,
             containers_stopped: stopped,
             images,
-            driver: "overlay2".into(),
+            driver: self.containers.paths.driver.name().into(),
             driver_status: vec![
-                ["Backing Filesystem".into(), "extfs".into()],
+                [
+                    "Backing Filesystem".into(),
+                    backing_fs(&self.data_root).into(),
+                ],
                 ["Supports d_type".into(), "true".into()],
             ],
             memory_limit: true,
@@ -133,5 +136,18 @@ impl System {
             init_commit: serde_json::json!({ "ID": "" }),
             ..Default::default()
         }
+    }
+}
+
+/// The data root's filesystem, as dockerd names it in `info`.
+fn backing_fs(p: &std::path::Path) -> &'static str {
+    match rustix::fs::statfs(p).map(|s| s.f_type) {
+        Ok(0xEF53) => "extfs",
+        Ok(0x5846_5342) => "xfs",
+        Ok(0x9123_683E) => "btrfs",
+        Ok(0x0102_1994) => "tmpfs",
+        Ok(0x794C_7630) => "overlayfs",
+        Ok(0x2FC1_2FC1) => "zfs",
+        _ => "<unknown>",
     }
 }
