@@ -679,3 +679,29 @@ fn an_unknown_storage_driver_is_refused() {
         "{out:?}"
     );
 }
+
+#[test]
+fn storage_opt_size_needs_project_quotas() {
+    // This host's filesystems have no project quotas (its kernel has none), so the
+    // option is refused with Docker's words, and nothing is created.
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--storage-opt",
+        "size=10m",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains(
+            "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
+        ),
+        "{o:?}"
+    );
+    let o = d.docker(&["create", "--storage-opt", "colour=red", "busybox", "true"]);
+    assert!(o.stderr.contains("Unknown option colour"), "{o:?}");
+    assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
+}

@@ -26,7 +26,8 @@ fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
         "DnsOptions",
         "ExtraHosts",
         "Links",
-        // Storage, handled by mounts.rs.
+        // Storage, handled by mounts.rs (StorageOpt: check_storage_opts).
+        "StorageOpt",
         "Binds",
         "Mounts",
         "Tmpfs",
@@ -240,6 +241,7 @@ impl Containers {
                 "error looking up volume plugin {d}: plugin \"{d}\" not found"
             )));
         }
+        self.check_storage_opts(&hc)?;
         let (mounts, made_volumes) = self.plan_mounts(&config, &hc)?;
         let undo_volumes = |me: &Self| {
             for v in &made_volumes {

@@ -487,6 +487,36 @@ impl Containers {
         })
     }
 
+    /// `--storage-opt`: `size` is the only option, and needs project quotas on the
+    /// data root's filesystem (xfs `pquota`, ext4 `prjquota`), which berth does not
+    /// drive yet; everything is refused with Docker's words rather than ignored.
+    pub(super) fn check_storage_opts(&self, hc: &berth_api::HostConfig) -> ApiResult<()> {
+        let Some(opts) = hc.other.get("StorageOpt").and_then(Value::as_object) else {
+            return Ok(());
+        };
+        for (k, v) in opts {
+            if k != "size" {
+                return Err(ApiError::invalid(format!("Unknown option {k}")));
+            }
+            let v = v.as_str().unwrap_or("");
+            berth_api::parse_size(v).ok_or_else(|| {
+                ApiError::invalid(format!("invalid size {v:?} for --storage-opt size"))
+            })?;
+        }
+        if opts.is_empty() {
+            return Ok(());
+        }
+        if project_quotas(&self.paths.data_root) {
+            return Err(ApiError::not_implemented(
+                "--storage-opt size: the data root has project quotas, but berth does not set them yet",
+            ));
+        }
+        Err(ApiError::invalid(format!(
+            "--storage-opt is supported only for overlay over xfs with 'pquota' mount option (the data root {} has no project quotas)",
+            self.paths.data_root.display()
+        )))
+    }
+
     /// The volumes of containers (any state) that use volume `name`.
     pub(super) fn volume_users(&self, name: &str) -> Vec<String> {
         self.all()
@@ -555,6 +585,33 @@ impl Containers {
     }
 }
 
+/// Whether the filesystem holding `p` is mounted with project quotas.
+fn project_quotas(p: &Path) -> bool {
+    project_quotas_in(
+        &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
+        p,
+    )
+}
+
+fn project_quotas_in(mountinfo: &str, p: &Path) -> bool {
+    // The longest mount point that contains `p`.
+    mountinfo
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            let point = f.get(4)?;
+            let sep = f.iter().position(|x| *x == "-")?;
+            let supers = f.get(sep + 3)?;
+            p.starts_with(point)
+                .then(|| (point.len(), supers.to_string()))
+        })
+        .max_by_key(|(n, _)| *n)
+        .is_some_and(|(_, opts)| {
+            opts.split(',')
+                .any(|o| ["prjquota", "pquota", "pqnoenforce"].contains(&o))
+        })
+}
+
 fn is_empty_dir(p: &Path) -> bool {
     std::fs::read_dir(p)
         .map(|mut d| d.next().is_none())
@@ -564,6 +621,15 @@ fn is_empty_dir(p: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_quotas_come_from_the_mount_holding_the_path() {
+        let mi = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard\n\
+                  40 27 7:0 / /srv/xfs rw,relatime - xfs /dev/loop0 rw,attr2,inode64,prjquota\n";
+        assert!(project_quotas_in(mi, Path::new("/srv/xfs/berth")));
+        assert!(!project_quotas_in(mi, Path::new("/var/lib/berth")));
+        assert!(!project_quotas_in(mi, Path::new("/srv/xfsother")));
+    }
 
     #[test]
     fn binds_parse_like_docker() {
