@@ -71,6 +71,18 @@ pub struct CreateOpts {
     /// Tune container pids limit (set -1 for unlimited)
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: '-1' to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
     /// Command to run to check health
     #[arg(long = "health-cmd")]
     pub health_cmd: Option<String>,
@@ -295,6 +307,14 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         hc.memory = parse_bytes(m)?;
     }
     hc.pids_limit = o.pids_limit;
+    for (k, v) in memory_fields(
+        o.memory_reservation.as_deref(),
+        o.memory_swap.as_deref(),
+        o.blkio_weight,
+        o.cpuset_mems.as_deref(),
+    )? {
+        hc.other.insert(k, v);
+    }
     hc.nano_cpus = o.cpus.map_or(0, |c| (c * 1e9) as i64);
     hc.cpu_shares = o.cpu_shares.unwrap_or(0);
     hc.cpu_quota = o.cpu_quota.unwrap_or(0);
@@ -336,6 +356,31 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         );
     }
     Ok((image.clone(), req))
+}
+
+/// The HostConfig fields of `--memory-reservation`, `--memory-swap` (-1: unlimited),
+/// `--blkio-weight` and `--cpuset-mems` (for run, create and update).
+pub fn memory_fields(
+    reservation: Option<&str>,
+    swap: Option<&str>,
+    blkio_weight: Option<u16>,
+    cpuset_mems: Option<&str>,
+) -> Result<Vec<(String, Value)>> {
+    let mut out = Vec::new();
+    if let Some(r) = reservation {
+        out.push(("MemoryReservation".to_string(), json!(parse_bytes(r)?)));
+    }
+    if let Some(s) = swap {
+        let v = if s == "-1" { -1 } else { parse_bytes(s)? };
+        out.push(("MemorySwap".to_string(), json!(v)));
+    }
+    if let Some(w) = blkio_weight {
+        out.push(("BlkioWeight".to_string(), json!(w)));
+    }
+    if let Some(m) = cpuset_mems {
+        out.push(("CpusetMems".to_string(), json!(m)));
+    }
+    Ok(out)
 }
 
 /// `-a`'s values, in Docker's spelling (any case).
@@ -937,4 +982,103 @@ mod tests {
             "sh -c 'a very long …"
         );
     }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct UpdateOpts {
+    /// Block IO (relative weight), between 10 and 1000, or 0 to disable
+    #[arg(long = "blkio-weight")]
+    pub blkio_weight: Option<u16>,
+    /// Limit CPU CFS (Completely Fair Scheduler) period
+    #[arg(long = "cpu-period")]
+    pub cpu_period: Option<i64>,
+    /// Limit CPU CFS (Completely Fair Scheduler) quota
+    #[arg(long = "cpu-quota")]
+    pub cpu_quota: Option<i64>,
+    /// CPU shares (relative weight)
+    #[arg(short = 'c', long = "cpu-shares")]
+    pub cpu_shares: Option<i64>,
+    /// Number of CPUs
+    #[arg(long)]
+    pub cpus: Option<f64>,
+    /// CPUs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-cpus")]
+    pub cpuset_cpus: Option<String>,
+    /// MEMs in which to allow execution (0-3, 0,1)
+    #[arg(long = "cpuset-mems")]
+    pub cpuset_mems: Option<String>,
+    /// Memory limit
+    #[arg(short = 'm', long)]
+    pub memory: Option<String>,
+    /// Memory soft limit
+    #[arg(long = "memory-reservation")]
+    pub memory_reservation: Option<String>,
+    /// Swap limit equal to memory plus swap: -1 to enable unlimited swap
+    #[arg(long = "memory-swap", allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// Tune container pids limit (set -1 for unlimited)
+    #[arg(long = "pids-limit", allow_hyphen_values = true)]
+    pub pids_limit: Option<i64>,
+    /// Restart policy to apply when a container exits
+    #[arg(long)]
+    pub restart: Option<String>,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+/// `berth update`: the same request the docker CLI sends.
+pub async fn update(c: &Client, o: &UpdateOpts) -> Result<i32> {
+    let mut body = serde_json::Map::new();
+    if let Some(m) = &o.memory {
+        body.insert("Memory".into(), json!(parse_bytes(m)?));
+    }
+    for (k, v) in memory_fields(
+        o.memory_reservation.as_deref(),
+        o.memory_swap.as_deref(),
+        o.blkio_weight,
+        o.cpuset_mems.as_deref(),
+    )? {
+        body.insert(k, v);
+    }
+    if let Some(p) = o.pids_limit {
+        body.insert("PidsLimit".into(), json!(p));
+    }
+    if let Some(cpus) = o.cpus {
+        body.insert("NanoCpus".into(), json!((cpus * 1e9) as i64));
+    }
+    for (k, v) in [
+        ("CpuShares", o.cpu_shares),
+        ("CpuQuota", o.cpu_quota),
+        ("CpuPeriod", o.cpu_period),
+    ] {
+        if let Some(v) = v {
+            body.insert(k.into(), json!(v));
+        }
+    }
+    if let Some(s) = &o.cpuset_cpus {
+        body.insert("CpusetCpus".into(), json!(s));
+    }
+    if let Some(r) = &o.restart {
+        let (name, n) = r.split_once(':').unwrap_or((r.as_str(), "0"));
+        let n: i64 = n.parse().with_context(|| {
+            format!("invalid restart policy format: maximum retry count must be an integer: {n}")
+        })?;
+        body.insert(
+            "RestartPolicy".into(),
+            json!({ "Name": name, "MaximumRetryCount": n }),
+        );
+    }
+    if body.is_empty() {
+        bail!("you must provide one or more flags when using this command");
+    }
+    let body = Value::Object(body);
+    each(&o.containers, true, |n| {
+        let body = body.clone();
+        async move {
+            c.post_json(&format!("/containers/{}/update", enc(&n)), &body)
+                .await?;
+            Ok(())
+        }
+    })
+    .await
 }

@@ -150,6 +150,8 @@ enum Cmd {
     },
     /// Rename a container
     Rename { container: String, new_name: String },
+    /// Update configuration of one or more containers
+    Update(containers::UpdateOpts),
     /// Display the running processes of a container
     Top {
         container: String,
@@ -398,6 +400,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         Cmd::Unpause { containers } => {
             simple(&c, &containers, |n| format!("/containers/{n}/unpause")).await
         }
+        Cmd::Update(o) => containers::update(&c, &o).await,
         Cmd::Rename {
             container,
             new_name,

@@ -23,6 +23,8 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    #[error("this kernel does not support {0}")]
+    Unsupported(&'static str),
     #[error("reading {path}")]
     Read {
         path: PathBuf,
@@ -153,6 +155,9 @@ impl Hierarchy {
             if let Some(c) = &cpu.cpuset_cpus {
                 write(&dir.join("cpuset.cpus"), c)?;
             }
+            if let Some(m) = &cpu.cpuset_mems {
+                write(&dir.join("cpuset.mems"), m)?;
+            }
             return Ok(());
         }
         if let Some(d) = self.v1_dir("cpu").map(|d| d.join(rel)) {
@@ -169,17 +174,15 @@ impl Hierarchy {
         if let (Some(c), Some(d)) = (&cpu.cpuset_cpus, self.v1_dir("cpuset")) {
             write(&d.join(rel).join("cpuset.cpus"), c)?;
         }
+        if let (Some(m), Some(d)) = (&cpu.cpuset_mems, self.v1_dir("cpuset")) {
+            write(&d.join(rel).join("cpuset.mems"), m)?;
+        }
         Ok(())
     }
 
-    /// Changes the limits of an existing cgroup (`docker update`): memory in bytes,
-    /// pids (-1 for no limit).
-    pub fn set_limits(
-        &self,
-        path: &str,
-        memory: Option<i64>,
-        pids: Option<i64>,
-    ) -> Result<(), CgroupError> {
+    /// Sets the memory, pids and block I/O limits of an existing cgroup (at create,
+    /// and for `docker update`); what is None is left as it is.
+    pub fn set_limits(&self, path: &str, l: &Limits) -> Result<(), CgroupError> {
         let rel = path.trim_start_matches('/');
         let pids_value = |p: i64| {
             if p < 0 {
@@ -194,21 +197,107 @@ impl Hierarchy {
                 .as_ref()
                 .map(|u| u.join(rel))
                 .unwrap_or_default();
-            if let Some(m) = memory {
+            if let Some(m) = l.memory {
                 write(&dir.join("memory.max"), &m.to_string())?;
             }
-            if let Some(p) = pids {
+            if let Some(r) = l.reservation {
+                write(&dir.join("memory.low"), &r.to_string())?;
+            }
+            // v2 limits swap alone: memory+swap less the memory.
+            if let Some(s) = l.swap {
+                let v = match (s, l.memory) {
+                    (-1, _) => "max".to_string(),
+                    (s, Some(m)) => (s - m).max(0).to_string(),
+                    (s, None) => s.to_string(),
+                };
+                write(&dir.join("memory.swap.max"), &v)?;
+            }
+            if let Some(p) = l.pids {
                 write(&dir.join("pids.max"), &pids_value(p))?;
+            }
+            if let Some(w) = l.blkio_weight {
+                let (file, value) = if dir.join("io.weight").exists() {
+                    ("io.weight", format!("default {w}"))
+                } else if dir.join("io.bfq.weight").exists() {
+                    ("io.bfq.weight", w.to_string())
+                } else {
+                    return Err(CgroupError::Unsupported("Block I/O weight"));
+                };
+                write(&dir.join(file), &value)?;
             }
             return Ok(());
         }
-        if let (Some(m), Some(d)) = (memory, self.v1_dir("memory")) {
-            write(&d.join(rel).join("memory.limit_in_bytes"), &m.to_string())?;
+        if let Some(d) = self.v1_dir("memory").map(|d| d.join(rel)) {
+            let memsw = d.join("memory.memsw.limit_in_bytes");
+            if l.swap.is_some() && !memsw.exists() {
+                return Err(CgroupError::Unsupported(
+                    "swap limits (swap accounting is off)",
+                ));
+            }
+            // The kernel keeps memory <= memory+swap at every step: which one moves
+            // first depends on the direction.
+            let set_memory = || {
+                l.memory.map_or(Ok(()), |m| {
+                    write(&d.join("memory.limit_in_bytes"), &m.to_string())
+                })
+            };
+            let set_swap = || l.swap.map_or(Ok(()), |s| write(&memsw, &s.to_string()));
+            if set_memory().is_err() {
+                set_swap()?;
+                set_memory()?;
+            } else {
+                set_swap()?;
+            }
+            if let Some(r) = l.reservation {
+                write(&d.join("memory.soft_limit_in_bytes"), &r.to_string())?;
+            }
         }
-        if let (Some(p), Some(d)) = (pids, self.v1_dir("pids")) {
+        if let (Some(p), Some(d)) = (l.pids, self.v1_dir("pids")) {
             write(&d.join(rel).join("pids.max"), &pids_value(p))?;
         }
+        if let Some(w) = l.blkio_weight {
+            let d = self.v1_dir("blkio").map(|d| d.join(rel));
+            let file = d.as_ref().and_then(|d| {
+                ["blkio.weight", "blkio.bfq.weight"]
+                    .iter()
+                    .map(|f| d.join(f))
+                    .find(|f| f.exists())
+            });
+            match file {
+                Some(f) => write(&f, &w.to_string())?,
+                None => return Err(CgroupError::Unsupported("Block I/O weight")),
+            }
+        }
         Ok(())
+    }
+
+    /// Whether swap can be limited (swap accounting is on).
+    pub fn has_swap_limit(&self) -> bool {
+        match self.mode {
+            Mode::V2 => self.unified.as_ref().is_some_and(|u| {
+                fs::read_dir(u)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .any(|e| e.path().join("memory.swap.max").exists())
+            }),
+            _ => self
+                .v1_dir("memory")
+                .is_some_and(|d| d.join("memory.memsw.limit_in_bytes").exists()),
+        }
+    }
+
+    /// Whether block I/O weights can be set (a cgroup with weights exists).
+    pub fn has_blkio_weight(&self) -> bool {
+        match self.mode {
+            Mode::V2 => self.unified.as_ref().is_some_and(|u| {
+                fs::read_to_string(u.join("cgroup.controllers"))
+                    .is_ok_and(|c| c.split_whitespace().any(|x| x == "io"))
+            }),
+            _ => self.v1_dir("blkio").is_some_and(|d| {
+                d.join("blkio.weight").exists() || d.join("blkio.bfq.weight").exists()
+            }),
+        }
     }
 
     /// Freezes or thaws every process of a cgroup (`docker pause`): the v1 freezer
@@ -385,13 +474,6 @@ impl Hierarchy {
             cg.unified = Some(dir.clone());
             if self.mode == Mode::V2 {
                 cg.memory = Some(dir.clone());
-                if let Some(m) = spec.memory_limit {
-                    write(&dir.join("memory.max"), &m.to_string())?;
-                    write(&dir.join("memory.swap.max"), "0").ok();
-                }
-                if let Some(p) = spec.pids_limit {
-                    write(&dir.join("pids.max"), &p.to_string())?;
-                }
             }
         }
         for (point, opts) in &self.v1 {
@@ -414,18 +496,33 @@ impl Hierarchy {
         }
         if self.mode != Mode::V2 {
             if let Some(mem) = self.v1_dir("memory") {
-                let dir = mem.join(rel);
-                if let Some(m) = spec.memory_limit {
-                    write(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
-                }
-                cg.memory = Some(dir);
-            }
-            if let (Some(p), Some(pids)) = (spec.pids_limit, self.v1_dir("pids")) {
-                write(&pids.join(rel).join("pids.max"), &p.to_string())?;
+                cg.memory = Some(mem.join(rel));
             }
         }
+        self.set_limits(
+            rel,
+            &Limits {
+                memory: spec.memory_limit,
+                reservation: spec.memory_reservation,
+                swap: spec.memory_swap,
+                pids: spec.pids_limit,
+                blkio_weight: spec.blkio_weight,
+            },
+        )?;
         Ok(cg)
     }
+}
+
+/// Limits of a cgroup; None leaves one as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Limits {
+    pub memory: Option<i64>,
+    pub reservation: Option<i64>,
+    /// Memory plus swap; -1 for unlimited swap.
+    pub swap: Option<i64>,
+    /// -1 for no limit.
+    pub pids: Option<i64>,
+    pub blkio_weight: Option<u16>,
 }
 
 /// Turns on the controllers berth uses in every ancestor of `rel` on a pure v2 host.

@@ -194,6 +194,15 @@ pub struct CgroupSpec {
     pub memory_limit: Option<i64>,
     #[serde(default)]
     pub pids_limit: Option<i64>,
+    /// `--memory-reservation`: a soft limit in bytes.
+    #[serde(default)]
+    pub memory_reservation: Option<i64>,
+    /// `--memory-swap`: memory plus swap in bytes, -1 for unlimited swap.
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
+    /// `--blkio-weight` (10..1000).
+    #[serde(default)]
+    pub blkio_weight: Option<u16>,
     #[serde(default)]
     pub cpu: CpuLimits,
 }
@@ -208,6 +217,9 @@ pub struct CpuLimits {
     pub period: Option<u64>,
     /// `--cpuset-cpus`, e.g. "0-1".
     pub cpuset_cpus: Option<String>,
+    /// `--cpuset-mems`, e.g. "0".
+    #[serde(default)]
+    pub cpuset_mems: Option<String>,
 }
 
 /// Paths Docker masks in every non-privileged container (moby's oci defaults).

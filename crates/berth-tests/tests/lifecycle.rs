@@ -274,10 +274,17 @@ fn update_limits_and_policy_of_a_running_container() {
         o.stderr.contains("can't fork"),
         "the new pids limit holds: {o:?}"
     );
+    // This host's kernel has no block I/O weights: refused, in Docker's words.
     let o = d.docker(&["update", "--blkio-weight", "300", "up"]);
     assert!(
         o.stderr
-            .contains("berth does not support updating BlkioWeight yet"),
+            .contains("Your kernel does not support Block I/O weight"),
+        "{o:?}"
+    );
+    let o = d.docker(&["update", "--cpu-rt-runtime", "100", "up"]);
+    assert!(
+        o.stderr
+            .contains("berth does not support updating CpuRealtimeRuntime yet"),
         "{o:?}"
     );
     d.docker(&["rm", "-f", "up"]).ok();
@@ -378,4 +385,99 @@ fn cpu_limits_at_create_and_update() {
         "{o:?}"
     );
     d.docker(&["rm", "-f", &id]).ok();
+}
+
+#[test]
+fn memory_swap_reservation_and_cpuset_mems() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "mem",
+        "-m",
+        "64m",
+        "--memory-swap",
+        "128m",
+        "--memory-reservation",
+        "32m",
+        "--cpuset-mems",
+        "0",
+        "busybox",
+        "sleep",
+        "300",
+    ]);
+    o.ok();
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "mem"])
+        .ok()
+        .trim()
+        .to_string();
+    let mib = |n: i64| (n << 20).to_string();
+    assert_eq!(
+        cgroup_file(&d, &id, "memory.limit_in_bytes", "memory.max"),
+        mib(64)
+    );
+    assert_eq!(
+        cgroup_file(&d, &id, "memory.soft_limit_in_bytes", "memory.low"),
+        mib(32)
+    );
+    // v1 holds memory+swap; v2 the swap alone.
+    let swap = cgroup_file(&d, &id, "memory.memsw.limit_in_bytes", "memory.swap.max");
+    assert!(swap == mib(128) || swap == mib(64), "{swap}");
+    assert_eq!(cgroup_file(&d, &id, "cpuset.mems", "cpuset.mems"), "0");
+    let o = d.docker(&[
+        "inspect",
+        "-f",
+        "{{.HostConfig.MemorySwap}} {{.HostConfig.MemoryReservation}}",
+        "mem",
+    ]);
+    assert_eq!(o.ok().trim(), format!("{} {}", mib(128), mib(32)));
+    // Live: more memory and swap (the kernel's order is berth's business), then berth.
+    d.docker(&["update", "-m", "96m", "--memory-swap", "256m", "mem"])
+        .ok();
+    assert_eq!(
+        cgroup_file(&d, &id, "memory.limit_in_bytes", "memory.max"),
+        mib(96)
+    );
+    let swap = cgroup_file(&d, &id, "memory.memsw.limit_in_bytes", "memory.swap.max");
+    assert!(swap == mib(256) || swap == mib(160), "{swap}");
+    d.berth(&["update", "--memory-reservation", "48m", "mem"])
+        .ok();
+    assert_eq!(
+        cgroup_file(&d, &id, "memory.soft_limit_in_bytes", "memory.low"),
+        mib(48)
+    );
+    // Docker's rules, with Docker's words.
+    for (args, want) in [
+        (
+            vec!["--memory-swap", "128m"],
+            "You should always set the Memory limit when using Memoryswap limit",
+        ),
+        (
+            vec!["-m", "64m", "--memory-swap", "32m"],
+            "Minimum memoryswap limit should be larger than memory limit",
+        ),
+        (
+            vec!["-m", "64m", "--memory-reservation", "128m"],
+            "Minimum memory limit can not be less than memory reservation limit",
+        ),
+        (
+            vec!["--blkio-weight", "5"],
+            "Range of blkio weight is from 10 to 1000",
+        ),
+        (
+            vec!["--cpuset-mems", "7"],
+            "Requested memory nodes are not available",
+        ),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend(args.iter().copied());
+        a.extend(["busybox", "true"]);
+        let o = d.docker(&a);
+        assert_ne!(o.code, 0, "{args:?}");
+        assert!(o.stderr.contains(want), "{args:?}: {o:?}");
+    }
+    d.docker(&["rm", "-f", "mem"]).ok();
 }

@@ -28,6 +28,11 @@ fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
         "Links",
         // Storage, handled by mounts.rs (StorageOpt: check_storage_opts).
         "StorageOpt",
+        // Limits, handled by limits.rs.
+        "MemoryReservation",
+        "MemorySwap",
+        "BlkioWeight",
+        "CpusetMems",
         "Binds",
         "Mounts",
         "Tmpfs",
@@ -145,10 +150,13 @@ impl Containers {
                 )))
             }
         }
-        if hc.memory != 0 && hc.memory < 6 * 1024 * 1024 {
-            return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
-        }
         let (_, mut warnings) = super::limits::clamp(hc.ulimits.as_deref().unwrap_or(&[]))?;
+        let (_, memory_warnings) = super::limits::memory(
+            &hc,
+            self.hierarchy.has_swap_limit(),
+            self.hierarchy.has_blkio_weight(),
+        )?;
+        warnings.extend(memory_warnings);
         if hc.network_mode == "host"
             && hc
                 .other

@@ -78,6 +78,10 @@ impl Containers {
                 "CpuQuota",
                 "CpuPeriod",
                 "CpusetCpus",
+                "CpusetMems",
+                "MemoryReservation",
+                "MemorySwap",
+                "BlkioWeight",
             ];
             if !zero && !UPDATABLE.contains(&k.as_str()) {
                 return Err(ApiError::not_implemented(format!(
@@ -86,10 +90,12 @@ impl Containers {
             }
         }
         let memory = Some(int("Memory")).filter(|m| *m != 0);
-        if memory.is_some_and(|m| m < 6 * 1024 * 1024) {
-            return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
-        }
         let pids = Some(int("PidsLimit")).filter(|p| *p != 0);
+        let given = |k: &str| {
+            obj.get(k).is_some_and(|v| {
+                v.as_i64().is_some_and(|n| n != 0) || v.as_str().is_some_and(|s| !s.is_empty())
+            })
+        };
         let policy: Option<berth_api::RestartPolicy> = obj
             .get("RestartPolicy")
             .filter(|p| {
@@ -133,6 +139,38 @@ impl Containers {
                 hc.cpuset_cpus = text("CpusetCpus");
             }
         }
+        if given("CpusetMems") {
+            hc.other
+                .insert("CpusetMems".into(), text("CpusetMems").into());
+        }
+        let cpu_given = cpu_given || given("CpusetMems");
+        // The new memory settings, checked as a whole with Docker's rules.
+        if let Some(m) = memory {
+            hc.memory = m;
+        }
+        for k in ["MemoryReservation", "MemorySwap", "BlkioWeight"] {
+            if given(k) {
+                hc.other.insert(k.into(), int(k).into());
+            }
+        }
+        let (all, _) = super::limits::memory(&hc, self.hierarchy.has_swap_limit(), true)?;
+        if given("BlkioWeight") && !self.hierarchy.has_blkio_weight() {
+            return Err(ApiError::invalid(
+                "Your kernel does not support Block I/O weight or the cgroup is not mounted",
+            ));
+        }
+        if given("MemorySwap") && !self.hierarchy.has_swap_limit() {
+            return Err(ApiError::invalid(
+                "Your kernel does not support swap limit capabilities or the cgroup is not mounted",
+            ));
+        }
+        let limits = berth_runtime::cgroups::Limits {
+            memory,
+            reservation: all.reservation.filter(|_| given("MemoryReservation")),
+            swap: all.swap.filter(|_| given("MemorySwap") || memory.is_some()),
+            pids,
+            blkio_weight: all.blkio_weight.filter(|_| given("BlkioWeight")),
+        };
         let cpu = super::limits::cpu(&hc)?;
         if c.is_running() && cpu_given {
             self.hierarchy
@@ -143,13 +181,10 @@ impl Containers {
         }
         if c.is_running() {
             self.hierarchy
-                .set_limits(&self.cgroup_path(&c.id), memory, pids)
+                .set_limits(&self.cgroup_path(&c.id), &limits)
                 .map_err(|e| {
                     ApiError::invalid(format!("Cannot update container {}: {}", c.id, chain(&e)))
                 })?;
-        }
-        if let Some(m) = memory {
-            hc.memory = m;
         }
         if let Some(p) = pids {
             hc.pids_limit = Some(p);

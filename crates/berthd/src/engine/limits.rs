@@ -137,12 +137,117 @@ pub fn cpu(hc: &HostConfig) -> ApiResult<CpuLimits> {
             (hc.cpu_period > 0).then_some(hc.cpu_period as u64),
         )
     };
+    let mems = hc
+        .other
+        .get("CpusetMems")
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .map(String::from);
+    if let Some(m) = &mems {
+        let online = std::fs::read_to_string("/sys/devices/system/node/online")
+            .unwrap_or_else(|_| "0".into());
+        let max_node = online
+            .trim()
+            .split(',')
+            .filter_map(|p| p.rsplit('-').next()?.trim().parse::<i64>().ok())
+            .max()
+            .unwrap_or(0);
+        for part in m.split(',') {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            match (a.trim().parse::<i64>(), b.trim().parse::<i64>()) {
+                (Ok(a), Ok(b)) if a <= b && b <= max_node => {}
+                (Ok(_), Ok(_)) => {
+                    return Err(ApiError::invalid(format!(
+                        "Requested memory nodes are not available - requested {m}, available: {}",
+                        online.trim()
+                    )))
+                }
+                _ => {
+                    return Err(ApiError::invalid(format!(
+                        "Invalid value {m} for cpuset mems"
+                    )))
+                }
+            }
+        }
+    }
     Ok(CpuLimits {
         shares: (hc.cpu_shares > 0).then_some(hc.cpu_shares as u64),
         quota,
         period,
         cpuset_cpus: cpuset,
+        cpuset_mems: mems,
     })
+}
+
+/// Memory and block I/O limits from HostConfig, with Docker's checks; `swap_ok` and
+/// `blkio_ok` say whether the host can limit swap and weigh block I/O. Returns the
+/// limits and Docker's warnings for what the host cannot do (then discarded).
+pub fn memory(
+    hc: &HostConfig,
+    swap_ok: bool,
+    blkio_ok: bool,
+) -> ApiResult<(berth_runtime::cgroups::Limits, Vec<String>)> {
+    let int = |k: &str| hc.other.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
+    let memory = hc.memory;
+    let reservation = int("MemoryReservation");
+    let swap = int("MemorySwap");
+    let weight = int("BlkioWeight");
+    let mut warnings = Vec::new();
+    if memory != 0 && memory < 6 * 1024 * 1024 {
+        return Err(ApiError::invalid("Minimum memory limit allowed is 6MB"));
+    }
+    if swap > 0 && memory == 0 {
+        return Err(ApiError::invalid(
+            "You should always set the Memory limit when using Memoryswap limit, see usage",
+        ));
+    }
+    if swap > 0 && swap < memory {
+        return Err(ApiError::invalid(
+            "Minimum memoryswap limit should be larger than memory limit, see usage",
+        ));
+    }
+    if reservation < 0 || (reservation != 0 && reservation < 6 * 1024 * 1024) {
+        return Err(ApiError::invalid(
+            "Minimum memory reservation allowed is 6MB",
+        ));
+    }
+    if memory > 0 && reservation > memory {
+        return Err(ApiError::invalid(
+            "Minimum memory limit can not be less than memory reservation limit, see usage",
+        ));
+    }
+    if weight != 0 && !(10..=1000).contains(&weight) {
+        return Err(ApiError::invalid(
+            "Range of blkio weight is from 10 to 1000",
+        ));
+    }
+    // Docker's default: with a memory limit and no swap setting, as much swap as memory.
+    let mut swap = match swap {
+        0 if memory > 0 => Some(memory * 2),
+        0 => None,
+        s => Some(s),
+    };
+    if swap.is_some() && !swap_ok {
+        if int("MemorySwap") != 0 {
+            warnings.push("Your kernel does not support swap limit capabilities or the cgroup is not mounted. Memory limited without swap.".into());
+        }
+        swap = None;
+    }
+    let mut blkio_weight = (weight != 0).then_some(weight as u16);
+    if blkio_weight.is_some() && !blkio_ok {
+        warnings.push("Your kernel does not support Block I/O weight or the cgroup is not mounted. Weight discarded.".into());
+        blkio_weight = None;
+    }
+    Ok((
+        berth_runtime::cgroups::Limits {
+            memory: (memory > 0).then_some(memory),
+            reservation: (reservation > 0).then_some(reservation),
+            swap,
+            pids: hc.pids_limit.filter(|p| *p != 0),
+            blkio_weight,
+        },
+        warnings,
+    ))
 }
 
 #[cfg(test)]

@@ -158,6 +158,11 @@ impl Containers {
         }
         let u = self.resolve_user(r, &lower, &r.config.user)?;
         let rotation = super::logs::rotation(&r.host_config.log_config)?;
+        let (limits, _) = super::limits::memory(
+            &r.host_config,
+            self.hierarchy.has_swap_limit(),
+            self.hierarchy.has_blkio_weight(),
+        )?;
         let mut env = process_env(r, &[], &u.home);
         for e in self.link_env(r) {
             let k = e.split_once('=').map_or(e.as_str(), |(k, _)| k).to_string();
@@ -230,8 +235,11 @@ impl Containers {
                 .collect(),
             cgroup: CgroupSpec {
                 path: format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), r.id),
-                memory_limit: (r.host_config.memory > 0).then_some(r.host_config.memory),
+                memory_limit: limits.memory,
                 pids_limit: r.host_config.pids_limit.filter(|p| *p > 0),
+                memory_reservation: limits.reservation,
+                memory_swap: limits.swap,
+                blkio_weight: limits.blkio_weight,
                 cpu: super::limits::cpu(&r.host_config)?,
             },
             log_path: (r.host_config.log_config.kind != "none").then(|| self.paths.log_path(&r.id)),
