@@ -714,11 +714,28 @@ mod tests {
                 path: "berth/abc".into(),
                 memory_limit: Some(64 << 20),
                 pids_limit: Some(10),
-                cpu: CpuLimits::default(),
+                memory_reservation: Some(32 << 20),
+                ..Default::default()
             })
             .unwrap();
         let mem = root.join("memory/berth/abc/memory.limit_in_bytes");
         assert_eq!(fs::read_to_string(mem).unwrap(), (64u64 << 20).to_string());
+        assert_eq!(
+            fs::read_to_string(root.join("memory/berth/abc/memory.soft_limit_in_bytes")).unwrap(),
+            (32u64 << 20).to_string()
+        );
+        // No swap accounting in this tree: a swap limit is refused, by name.
+        let e = h
+            .set_limits(
+                "berth/abc",
+                &Limits {
+                    swap: Some(1 << 30),
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("swap"), "{e}");
+        assert!(!h.has_swap_limit());
         assert_eq!(
             fs::read_to_string(root.join("pids/berth/abc/pids.max")).unwrap(),
             "10"
