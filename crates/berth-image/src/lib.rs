@@ -93,6 +93,8 @@ pub struct Image {
     pub config_bytes: Vec<u8>,
     pub config: ImageConfigBlob,
     pub tags: Vec<String>,
+    /// `repo@sha256:...` of the manifests it was pulled or pushed as.
+    pub repo_digests: Vec<String>,
     /// Diff ids and unpacked sizes, bottom layer first.
     pub layers: Vec<(String, i64)>,
 }
@@ -112,6 +114,46 @@ pub struct Store {
     /// Layers keep overlayfs whiteouts (the overlay2 driver), or Docker's `.wh.`
     /// files (vfs).
     overlay_whiteouts: bool,
+}
+
+/// A layer unpacked into a temporary directory, not yet in the store (removed when
+/// dropped uncommitted).
+#[derive(Debug)]
+pub struct StagedLayer {
+    tmp: PathBuf,
+    pub diff_id: String,
+    pub size: i64,
+}
+
+/// A layer of a pull: staged by it, or found in the store.
+#[derive(Debug)]
+pub enum PulledLayer {
+    Staged(StagedLayer),
+    Existing(String, i64),
+}
+
+impl StagedLayer {
+    fn commit_locked(mut self, store: &Store) -> Result<(String, i64), StoreError> {
+        let dest = store.layer_dir(&self.diff_id);
+        if !dest.exists() {
+            fs::rename(&self.tmp, &dest).map_err(io_err("committing layer", &dest))?;
+            self.tmp = PathBuf::new();
+        }
+        Ok((self.diff_id.clone(), self.size))
+    }
+
+    /// Moves the layer into the store (under the caller's writer lock).
+    pub(crate) fn commit(self, store: &Store) -> Result<(String, i64), StoreError> {
+        self.commit_locked(store)
+    }
+}
+
+impl Drop for StagedLayer {
+    fn drop(&mut self) {
+        if !self.tmp.as_os_str().is_empty() {
+            let _ = fs::remove_dir_all(&self.tmp);
+        }
+    }
 }
 
 fn hex_of(digest: &str) -> &str {
@@ -249,47 +291,102 @@ impl Store {
         expected: Option<&str>,
     ) -> Result<(String, i64), StoreError> {
         if let Some(d) = expected {
-            let db = self.db();
-            let size: Option<i64> = db
-                .query_row("SELECT size FROM layers WHERE diff_id = ?1", [d], |r| {
-                    r.get(0)
-                })
-                .optional()?;
-            if let Some(size) = size {
+            if let Some(size) = self.layer_size(d)? {
                 return Ok((d.to_string(), size));
             }
         }
+        let staged = self.stage_layer(index, reader, expected)?;
+        staged.commit(self)
+    }
+
+    /// Records that image `id` is `repo@digest` on a registry (RepoDigests).
+    pub fn add_repo_digest(&self, id: &str, repo_digest: &str) -> Result<(), StoreError> {
+        self.db().execute(
+            "INSERT OR REPLACE INTO repo_digests (name, image_id) VALUES (?1, ?2)",
+            params![repo_digest, id],
+        )?;
+        Ok(())
+    }
+
+    /// The unpacked size of a layer the store has.
+    pub fn layer_size(&self, diff_id: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .db()
+            .query_row("SELECT size FROM layers WHERE diff_id = ?1", [diff_id], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Unpacks a layer into a private temporary directory, checking its diff id
+    /// against `expected` when given. Nothing is in the store until
+    /// [`Store::commit_pulled`] (or [`StagedLayer::commit`]) moves it there.
+    pub fn stage_layer<R: Read>(
+        &self,
+        index: usize,
+        reader: R,
+        expected: Option<&str>,
+    ) -> Result<StagedLayer, StoreError> {
         let tmp = self.tmp_dir("layer")?;
-        let result = (|| {
-            let diff = tmp.join("diff");
-            fs::create_dir(&diff).map_err(io_err("creating", &diff))?;
-            let tar_path = tmp.join("layer.tar");
-            let copy = fs::File::create(&tar_path).map_err(io_err("creating", &tar_path))?;
-            let mut tee = Tee {
-                inner: reader,
-                hasher: Sha256::new(),
-                copy: Some(copy),
-            };
-            let size = extract::unpack(&mut tee, &diff, self.overlay_whiteouts)
-                .map_err(|source| StoreError::Layer { index, source })?;
-            let actual = format!("sha256:{}", hex::encode(tee.hasher.finalize()));
-            if let Some(expected) = expected {
-                if expected != actual {
-                    return Err(StoreError::DiffIdMismatch {
-                        index,
-                        expected: expected.to_string(),
-                        actual,
-                    });
+        // Removes the directory on every early return.
+        let mut staged = StagedLayer {
+            tmp: tmp.clone(),
+            diff_id: String::new(),
+            size: 0,
+        };
+        let diff = tmp.join("diff");
+        fs::create_dir(&diff).map_err(io_err("creating", &diff))?;
+        let tar_path = tmp.join("layer.tar");
+        let copy = fs::File::create(&tar_path).map_err(io_err("creating", &tar_path))?;
+        let mut tee = Tee {
+            inner: reader,
+            hasher: Sha256::new(),
+            copy: Some(copy),
+        };
+        let size = extract::unpack(&mut tee, &diff, self.overlay_whiteouts)
+            .map_err(|source| StoreError::Layer { index, source })?;
+        // The tar's end may come before the stream's: the rest (padding) is part of
+        // the layer's bytes too.
+        std::io::copy(&mut tee, &mut std::io::sink()).map_err(io_err("reading layer", &tar_path))?;
+        let actual = format!("sha256:{}", hex::encode(tee.hasher.finalize()));
+        if let Some(expected) = expected {
+            if expected != actual {
+                return Err(StoreError::DiffIdMismatch {
+                    index,
+                    expected: expected.to_string(),
+                    actual,
+                });
+            }
+        }
+        staged.diff_id = actual;
+        staged.size = size as i64;
+        Ok(staged)
+    }
+
+    /// Records a pulled image: its staged layers move into the store and the image
+    /// and its tags are recorded, all under the store's writer lock, so that no
+    /// removal can take a layer in between. `existing` are layers the pull found in
+    /// the store already; if one went meanwhile, the pull fails and can be retried.
+    pub fn commit_pulled(
+        &self,
+        config_bytes: &[u8],
+        layers: Vec<PulledLayer>,
+        tags: &[String],
+    ) -> Result<(String, Vec<String>), StoreError> {
+        let _w = self.lock_writer();
+        let mut list = Vec::new();
+        for l in layers {
+            match l {
+                PulledLayer::Staged(s) => list.push(s.commit_locked(self)?),
+                PulledLayer::Existing(d, size) => {
+                    if !self.layer_dir(&d).exists() {
+                        return Err(StoreError::BadArchive(format!(
+                            "layer {d} was removed while the image was pulled; pull again"
+                        )));
+                    }
+                    list.push((d, size));
                 }
             }
-            let dest = self.layer_dir(&actual);
-            if !dest.exists() {
-                fs::rename(&tmp, &dest).map_err(io_err("committing layer", &dest))?;
-            }
-            Ok((actual, size as i64))
-        })();
-        let _ = fs::remove_dir_all(&tmp);
-        result
+        }
+        self.insert_image(config_bytes, &list, tags)
     }
 
     /// Records an image whose layers are committed, and points `tags` at it.
@@ -357,6 +454,7 @@ impl Store {
             config,
             config_bytes,
             tags: meta::image_tags(db, id)?,
+            repo_digests: meta::image_repo_digests(db, id)?,
             layers: meta::image_layers(db, id)?,
         }))
     }
@@ -370,6 +468,20 @@ impl Store {
                     .query_row(
                         "SELECT image_id FROM tags WHERE name = ?1",
                         [&tagged],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if let Some(id) = id {
+                    return self
+                        .image_by_id(&db, &id)?
+                        .ok_or_else(|| StoreError::NoSuchImage(name.into()));
+                }
+            }
+            if let Some(d) = &r.digest {
+                let id: Option<String> = db
+                    .query_row(
+                        "SELECT image_id FROM repo_digests WHERE name = ?1",
+                        [format!("{}@{d}", r.repo)],
                         |r| r.get(0),
                     )
                     .optional()?;

@@ -28,6 +28,10 @@ CREATE TABLE IF NOT EXISTS tags (
     name TEXT PRIMARY KEY,
     image_id TEXT NOT NULL REFERENCES images(id)
 );
+CREATE TABLE IF NOT EXISTS repo_digests (
+    name TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL REFERENCES images(id) ON DELETE CASCADE
+);
 CREATE TABLE IF NOT EXISTS containers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -98,4 +102,10 @@ pub(crate) fn delete_unused_layers(conn: &Connection) -> rusqlite::Result<Vec<St
         conn.execute("DELETE FROM layers WHERE diff_id = ?1", params![d])?;
     }
     Ok(unused)
+}
+
+pub(crate) fn image_repo_digests(conn: &Connection, image_id: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare("SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name")?;
+    let rows = st.query_map([image_id], |r| r.get(0))?;
+    rows.collect()
 }

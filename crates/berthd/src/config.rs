@@ -64,6 +64,12 @@ pub struct Flags {
     /// DNS options for containers.
     #[arg(long = "dns-opt")]
     pub dns_opts: Vec<String>,
+    /// Registries spoken to over plain HTTP (host[:port] or CIDR).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+    /// Mirrors tried first for Docker Hub images.
+    #[arg(long = "registry-mirror")]
+    pub registry_mirrors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -91,12 +97,12 @@ struct FileConfig {
     dns: Option<Vec<String>>,
     dns_search: Option<Vec<String>>,
     dns_opts: Option<Vec<String>>,
+    insecure_registries: Option<Vec<String>>,
+    registry_mirrors: Option<Vec<String>>,
 }
 
 /// daemon.json keys Docker has and berth does not implement yet.
 const DOCKER_KEYS_NOT_YET: &[&str] = &[
-    "insecure-registries",
-    "registry-mirrors",
     "log-driver",
     "log-opts",
     "storage-opts",
@@ -145,6 +151,7 @@ pub struct Config {
     pub live_restore: bool,
     pub cgroup_parent: String,
     pub net: crate::engine::network::NetConfig,
+    pub registries: crate::engine::pull::RegistryConfig,
     /// `--storage-driver`; None: chosen at start (overlay2, or vfs where overlayfs
     /// cannot work).
     pub storage_driver: Option<String>,
@@ -235,6 +242,8 @@ impl Config {
         let dns = pick!(nonempty(flags.dns), file.dns, "dns");
         let dns_search = pick!(nonempty(flags.dns_search), file.dns_search, "dns-search");
         let dns_opts = pick!(nonempty(flags.dns_opts), file.dns_opts, "dns-opts");
+        let insecure = pick!(nonempty(flags.insecure_registries), file.insecure_registries, "insecure-registries");
+        let mirrors = pick!(nonempty(flags.registry_mirrors), file.registry_mirrors, "registry-mirrors");
         if !both.is_empty() {
             bail!(
                 "the following directives are specified both as a flag and in the configuration file: {}",
@@ -272,7 +281,17 @@ impl Config {
             dns_search.unwrap_or_default(),
             dns_opts.unwrap_or_default(),
         )?;
+        let mirrors = mirrors.unwrap_or_default();
+        for m in &mirrors {
+            if !(m.starts_with("http://") || m.starts_with("https://")) || url::Url::parse(m).is_err() {
+                bail!("invalid mirror: {m:?} is not a valid URI: use http(s)://host[:port]");
+            }
+        }
         Ok(Config {
+            registries: crate::engine::pull::RegistryConfig {
+                insecure: insecure.unwrap_or_default(),
+                mirrors,
+            },
             storage_driver,
             net,
             hosts,

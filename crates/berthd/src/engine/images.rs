@@ -93,7 +93,7 @@ pub fn list(
             id: i.id.clone(),
             parent_id: String::new(),
             repo_tags: tags,
-            repo_digests: vec![],
+            repo_digests: i.repo_digests.clone(),
             created: created_unix(&i),
             size: i.size(),
             shared_size: -1,
@@ -114,7 +114,7 @@ pub fn inspect(store: &Store, name: &str) -> ApiResult<ImageInspect> {
     Ok(ImageInspect {
         id: i.id.clone(),
         repo_tags: i.tags.clone(),
-        repo_digests: vec![],
+        repo_digests: i.repo_digests.clone(),
         parent: String::new(),
         comment: i
             .config

@@ -20,6 +20,7 @@ pub mod mounts;
 mod names;
 mod netapi;
 pub mod network;
+pub mod pull;
 pub mod record;
 pub mod restart;
 pub mod signal;

@@ -55,10 +55,30 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
         (&Method::POST, "/create") => {
             let src = q.get("fromSrc").unwrap_or("");
             if src.is_empty() {
-                let image = q.get("fromImage").unwrap_or("");
-                return Err(ApiError::not_implemented(format!(
-                    "berth cannot pull {image:?}: registry support is not implemented yet; load the image with `docker load`"
-                )));
+                let image = q.get("fromImage").unwrap_or("").to_string();
+                if image.is_empty() {
+                    return Err(ApiError::invalid("fromImage or fromSrc is required"));
+                }
+                let tag = q.get("tag").unwrap_or("").to_string();
+                let creds = crate::engine::pull::decode_auth(
+                    call.headers.get("x-registry-auth").and_then(|v| v.to_str().ok()),
+                );
+                let plan = d.puller.plan(&image, &tag, q.get("platform"), creds).await?;
+                let (tx, rx) = mpsc::channel(64);
+                let puller = d.puller.clone();
+                let daemon = d.clone();
+                tokio::spawn(async move {
+                    match puller.run(plan, &tx).await {
+                        Ok(id) => image_event(&daemon, "pull", &id),
+                        Err(e) => {
+                            let v = serde_json::json!({ "errorDetail": { "message": e.message }, "error": e.message });
+                            let mut line = serde_json::to_vec(&v).expect("serialises");
+                            line.push(b'\n');
+                            let _ = tx.send(Bytes::from(line)).await;
+                        }
+                    }
+                });
+                return Ok(Some(http::stream(StatusCode::OK, "application/json", rx)));
             }
             if src != "-" {
                 return Err(ApiError::not_implemented(

@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 pub struct Daemon {
     pub containers: Arc<Containers>,
+    pub puller: Arc<crate::engine::pull::Puller>,
     pub store: Arc<Store>,
     pub system: System,
 }
@@ -34,6 +35,7 @@ pub struct Call {
     pub body: Option<Incoming>,
     /// The raw request, kept only for connection upgrades (attach).
     pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+    pub headers: hyper::HeaderMap,
 }
 
 impl Call {
@@ -87,6 +89,7 @@ pub async fn handle(d: Arc<Daemon>, mut req: Request<Incoming>) -> Resp {
                 query: http::Query::parse(parts.uri.query()),
                 body: Some(body),
                 upgrade,
+                headers: parts.headers.clone(),
             };
             let result = route(&d, &mut call).await;
             if result.is_err() {
