@@ -242,7 +242,8 @@ impl Store {
             .collect()
     }
 
-    pub(crate) fn tmp_dir(&self, prefix: &str) -> Result<PathBuf, StoreError> {
+    /// A new directory under the store's `tmp/` (emptied when the store opens).
+    pub fn tmp_dir(&self, prefix: &str) -> Result<PathBuf, StoreError> {
         let p = self
             .root
             .join("tmp")
@@ -306,6 +307,25 @@ impl Store {
             params![repo_digest, id],
         )?;
         Ok(())
+    }
+
+    /// Records that layer `diff_id` is the blob `digest` (compressed as
+    /// `media_type`, `size` bytes) in repository `repo` (`host/path`): a later push
+    /// can check for it, or mount it, without compressing again.
+    pub fn add_blob_digest(&self, diff_id: &str, digest: &str, media_type: &str, size: i64, repo: &str) -> Result<(), StoreError> {
+        self.db().execute(
+            "INSERT OR REPLACE INTO blob_digests (diff_id, digest, media_type, size, repo) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![diff_id, digest, media_type, size, repo],
+        )?;
+        Ok(())
+    }
+
+    /// The blobs known for layer `diff_id`: (digest, media type, size, repo).
+    pub fn blob_digests(&self, diff_id: &str) -> Result<Vec<(String, String, i64, String)>, StoreError> {
+        let db = self.db();
+        let mut st = db.prepare("SELECT digest, media_type, size, repo FROM blob_digests WHERE diff_id = ?1")?;
+        let rows = st.query_map([diff_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// The unpacked size of a layer the store has.

@@ -21,6 +21,7 @@ mod names;
 mod netapi;
 pub mod network;
 pub mod pull;
+mod push;
 pub mod record;
 pub mod restart;
 pub mod signal;

@@ -183,6 +183,10 @@ impl Puller {
         out
     }
 
+    pub(super) fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
     /// A registry client for pushing to `domain`.
     pub fn registry(&self, domain: &str, creds: Option<Credentials>) -> Arc<Registry> {
         self.registries(domain, creds).pop().expect("at least the registry itself")
@@ -379,9 +383,16 @@ impl Puller {
                 let config = plan.config_bytes.clone();
                 let tags: Vec<String> = plan.tag.iter().cloned().collect();
                 let repo_digest = plan.repo_digest.clone();
+                let blobs: Vec<(String, Descriptor)> =
+                    plan.diff_ids.iter().cloned().zip(plan.manifest.layers.iter().cloned()).collect();
+                let repo_key = format!("{}/{}", plan.registry.host, plan.path);
                 tokio::task::spawn_blocking(move || {
                     let (id, _) = store.commit_pulled(&config, layers, &tags)?;
                     store.add_repo_digest(&id, &repo_digest)?;
+                    // What each layer is called on this registry, for later pushes.
+                    for (diff_id, d) in blobs {
+                        store.add_blob_digest(&diff_id, &d.digest, &d.media_type, d.size, &repo_key)?;
+                    }
                     Ok::<_, ApiError>(id)
                 })
                 .await

@@ -126,6 +126,40 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
             StatusCode::OK,
             &images::history(store, &name_of(r, "/history")?)?,
         ),
+        (&Method::POST, r) if r.ends_with("/push") => {
+            let name = name_of(r, "/push")?;
+            let tag = q.get("tag").unwrap_or("").to_string();
+            let creds = crate::engine::pull::decode_auth(
+                call.headers.get("x-registry-auth").and_then(|v| v.to_str().ok()),
+            );
+            // The image must exist before the stream starts: a 404 otherwise.
+            let local = match berth_image::reference::Reference::parse(&name) {
+                Ok(r) if tag.is_empty() => r.tagged().unwrap_or(name.clone()),
+                Ok(r) => format!("{}:{tag}", r.repo),
+                Err(_) => name.clone(),
+            };
+            if store.resolve(&local).is_err() {
+                return Err(ApiError::not_found(format!(
+                    "An image does not exist locally with the tag: {}",
+                    name.split(':').next().unwrap_or(&name)
+                )));
+            }
+            let (tx, rx) = mpsc::channel(64);
+            let puller = d.puller.clone();
+            let daemon = d.clone();
+            tokio::spawn(async move {
+                match puller.push(&name, &tag, creds, &tx).await {
+                    Ok(_) => image_event(&daemon, "push", &local),
+                    Err(e) => {
+                        let v = serde_json::json!({ "errorDetail": { "message": e.message }, "error": e.message });
+                        let mut line = serde_json::to_vec(&v).expect("serialises");
+                        line.push(b'\n');
+                        let _ = tx.send(Bytes::from(line)).await;
+                    }
+                }
+            });
+            http::stream(StatusCode::OK, "application/json", rx)
+        }
         (&Method::POST, r) if r.ends_with("/tag") => {
             let repo = q
                 .get("repo")
