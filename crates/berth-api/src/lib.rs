@@ -124,6 +124,8 @@ pub enum ErrorKind {
     Conflict,
     InvalidArgument,
     Forbidden,
+    /// Credentials refused (a registry login).
+    Unauthorized,
     NotImplemented,
     Internal,
 }

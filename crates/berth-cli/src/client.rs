@@ -123,6 +123,25 @@ impl Client {
         check(resp).await
     }
 
+    /// An empty-bodied request with extra headers (X-Registry-Auth).
+    pub async fn request_with(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Incoming>> {
+        let mut send = self.connect().await?;
+        let mut req = Request::builder()
+            .method(method)
+            .uri(format!("http://berth/v{}{path}", berth_api::API_VERSION))
+            .header("Host", "berth");
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let resp = send.send_request(req.body(full(Bytes::new()))?).await?;
+        check(resp).await
+    }
+
     pub async fn get(&self, path: &str) -> Result<Response<Incoming>> {
         self.request(Method::GET, path, full(Bytes::new()), "text/plain")
             .await

@@ -349,11 +349,8 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         hc.ulimits = Some(list);
     }
     req.host_config = Some(hc);
-    if o.pull != "missing" && o.pull != "never" {
-        bail!(
-            "berth cannot pull images yet (--pull={}): load them with `berth load`",
-            o.pull
-        );
+    if !["missing", "never", "always"].contains(&o.pull.as_str()) {
+        bail!("invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"", o.pull);
     }
     Ok((image.clone(), req))
 }
@@ -412,7 +409,35 @@ pub async fn create(c: &Client, o: &CreateOpts, detach: bool) -> Result<String> 
     if let Some(n) = &o.name {
         path.push_str(&format!("?name={}", enc(n)));
     }
-    match c.post_json(&path, &req).await {
+    let pull = |c: &Client| {
+        let image = image.clone();
+        let c = c.clone();
+        async move {
+            // Progress goes to stderr, so that `-d` prints only the id on stdout.
+            let code = crate::registry::pull_to_stderr(&c, &image).await?;
+            if code != 0 {
+                bail!("pulling {image} failed");
+            }
+            Ok::<_, anyhow::Error>(())
+        }
+    };
+    if o.pull == "always" {
+        pull(c).await?;
+    }
+    let mut first = c.post_json(&path, &req).await;
+    if o.pull == "missing" {
+        if let Err(e) = &first {
+            if e.downcast_ref::<DaemonError>().is_some_and(|d| {
+                d.status == hyper::StatusCode::NOT_FOUND && d.message.starts_with("No such image")
+            }) {
+                let shown = if image.contains(':') || image.contains('@') { image.clone() } else { format!("{image}:latest") };
+                eprintln!("Unable to find image '{shown}' locally");
+                pull(c).await?;
+                first = c.post_json(&path, &req).await;
+            }
+        }
+    }
+    match first {
         Ok(resp) => {
             let body = resp.into_body().collect().await?.to_bytes();
             let r: ContainerCreateResponse = serde_json::from_slice(&body)?;

@@ -6,6 +6,7 @@ mod exec;
 mod format;
 mod images;
 mod network;
+mod registry;
 mod terminal;
 mod volume;
 
@@ -121,6 +122,38 @@ enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCmd),
+    /// Download an image from a registry
+    Pull {
+        /// Set platform if server is multi-platform capable
+        #[arg(long)]
+        platform: Option<String>,
+        /// Suppress verbose output
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        name: String,
+    },
+    /// Upload an image to a registry
+    Push {
+        /// Suppress verbose output
+        #[arg(short = 'q', long)]
+        quiet: bool,
+        name: String,
+    },
+    /// Authenticate to a registry
+    Login {
+        /// Username
+        #[arg(short = 'u', long)]
+        username: Option<String>,
+        /// Password
+        #[arg(short = 'p', long)]
+        password: Option<String>,
+        /// Take the password from stdin
+        #[arg(long = "password-stdin")]
+        password_stdin: bool,
+        server: Option<String>,
+    },
+    /// Log out from a registry
+    Logout { server: Option<String> },
     /// Fetch the logs of a container
     Logs(LogsOpts),
     /// Return low-level information on objects
@@ -343,6 +376,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             .map(|()| 0),
         Cmd::Network(n) => network::network(&c, n).await.map(|()| 0),
         Cmd::Volume(v) => volume::volume(&c, v).await,
+        Cmd::Pull { platform, quiet, name } => registry::pull(&c, &name, platform.as_deref(), quiet).await,
+        Cmd::Push { quiet, name } => registry::push(&c, &name, quiet).await,
+        Cmd::Login { username, password, password_stdin, server } => {
+            registry::login(&c, server.as_deref(), username.as_deref(), password.as_deref(), password_stdin).await
+        }
+        Cmd::Logout { server } => registry::logout(server.as_deref()),
         Cmd::Logs(o) => containers::logs(&c, &o).await,
         Cmd::Inspect {
             format,

@@ -130,6 +130,8 @@ pub struct StagedLayer {
 pub enum PulledLayer {
     Staged(StagedLayer),
     Existing(String, i64),
+    /// The same layer as an earlier one of this image (empty layers repeat).
+    Again(String),
 }
 
 impl StagedLayer {
@@ -396,6 +398,14 @@ impl Store {
         for l in layers {
             match l {
                 PulledLayer::Staged(s) => list.push(s.commit_locked(self)?),
+                PulledLayer::Again(d) => {
+                    let size = list
+                        .iter()
+                        .find(|(x, _)| *x == d)
+                        .map(|(_, s)| *s)
+                        .ok_or_else(|| StoreError::BadArchive(format!("layer {d} repeats a layer not seen before")))?;
+                    list.push((d, size));
+                }
                 PulledLayer::Existing(d, size) => {
                     if !self.layer_dir(&d).exists() {
                         return Err(StoreError::BadArchive(format!(

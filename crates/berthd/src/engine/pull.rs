@@ -51,7 +51,7 @@ impl From<client::Error> for ApiError {
     fn from(e: client::Error) -> ApiError {
         let kind = match e.kind {
             client::ErrorKind::NotFound => ErrorKind::NotFound,
-            client::ErrorKind::Unauthorized => ErrorKind::Forbidden,
+            client::ErrorKind::Unauthorized => ErrorKind::Unauthorized,
             client::ErrorKind::Invalid => ErrorKind::InvalidArgument,
             client::ErrorKind::Unavailable => ErrorKind::Internal,
         };
@@ -339,21 +339,44 @@ impl Puller {
         let mut mine: Vec<(String, watch::Sender<bool>)> = Vec::new();
         for (i, (desc, diff_id)) in plan.manifest.layers.iter().zip(&plan.diff_ids).enumerate() {
             let id = short(&desc.digest);
-            // Someone else is fetching it: wait, then use theirs if it landed.
-            let waiting = self.inflight.lock().unwrap_or_else(|p| p.into_inner()).get(diff_id).cloned();
-            if let Some(mut rx) = waiting {
-                send(msg("Waiting", Some(&id))).await;
-                let _ = rx.wait_for(|done| *done).await;
+            if mine.iter().any(|(d, _)| d == diff_id) {
+                // Repeated in this image (empty layers): fetched once.
+                let d = diff_id.clone();
+                tasks.push(tokio::spawn(async move { Ok::<_, ApiError>(PulledLayer::Again(d)) }));
+                continue;
             }
-            if let Some(size) = self.store.layer_size(diff_id)? {
+            // Someone else is fetching it: wait, then use theirs if it landed. The
+            // check and the claim are one step, so two pulls never both fetch.
+            loop {
+                let waiting = {
+                    let mut inflight = self.inflight.lock().unwrap_or_else(|p| p.into_inner());
+                    match inflight.get(diff_id) {
+                        Some(rx) => Some(rx.clone()),
+                        None => {
+                            if self.store.layer_size(diff_id)?.is_none() {
+                                let (done_tx, done_rx) = watch::channel(false);
+                                inflight.insert(diff_id.clone(), done_rx);
+                                mine.push((diff_id.clone(), done_tx));
+                            }
+                            None
+                        }
+                    }
+                };
+                match waiting {
+                    Some(mut rx) => {
+                        send(msg("Waiting", Some(&id))).await;
+                        let _ = rx.wait_for(|done| *done).await;
+                    }
+                    None => break,
+                }
+            }
+            if !mine.iter().any(|(d, _)| d == diff_id) {
+                let size = self.store.layer_size(diff_id)?.unwrap_or(0);
                 send(msg("Already exists", Some(&id))).await;
                 let d = diff_id.clone();
                 tasks.push(tokio::spawn(async move { Ok::<_, ApiError>(PulledLayer::Existing(d, size)) }));
                 continue;
             }
-            let (done_tx, done_rx) = watch::channel(false);
-            self.inflight.lock().unwrap_or_else(|p| p.into_inner()).insert(diff_id.clone(), done_rx);
-            mine.push((diff_id.clone(), done_tx));
             send(msg("Pulling fs layer", Some(&id))).await;
             let me = self.clone();
             let registry = plan.registry.clone();
@@ -522,5 +545,30 @@ impl Puller {
         let _ = tx.send(line("Download complete")).await;
         let _ = tx.send(line("Pull complete")).await;
         Ok(PulledLayer::Staged(staged))
+    }
+}
+
+impl Puller {
+    /// `POST /auth`: checks credentials against the registry (`docker login`).
+    pub async fn login(&self, server: &str, creds: Credentials) -> ApiResult<()> {
+        let host = server
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .trim_end_matches("/v1")
+            .trim_end_matches("/v2");
+        let domain = if host.is_empty() || host == "index.docker.io" || host == "docker.io" {
+            berth_registry::DOCKER_HUB
+        } else {
+            host
+        };
+        let registry = self.registry(domain, Some(creds));
+        registry.ping().await.map_err(|e| {
+            let mut a = ApiError::from(e);
+            if a.kind == ErrorKind::Unauthorized {
+                a.message = format!("login attempt to {}://{}/v2/ failed: {}", if self.config.plain_http(domain) { "http" } else { "https" }, registry.host, a.message.trim_start_matches("logging in: "));
+            }
+            a
+        })
     }
 }

@@ -33,6 +33,20 @@ pub(super) async fn route(
         (&Method::GET, ["version"]) => http::json(StatusCode::OK, &d.system.version()),
         (&Method::GET, ["info"]) => http::json(StatusCode::OK, &d.system.info()),
         (&Method::GET, ["events"]) => events(d, call)?,
+        (&Method::POST, ["auth"]) => {
+            let body: serde_json::Value = http::read_json(call.take_body()?).await?;
+            let s = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let creds = berth_registry::auth::Credentials {
+                username: s("username"),
+                password: s("password"),
+                identity_token: s("identitytoken"),
+            };
+            if creds.is_empty() {
+                return Err(ApiError::invalid("username and password are required"));
+            }
+            d.puller.login(&s("serveraddress"), creds).await?;
+            http::json(StatusCode::OK, &serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" }))
+        }
         (&Method::GET, ["system", "df"]) => {
             let types: Vec<String> = call
                 .query
