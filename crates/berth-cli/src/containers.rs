@@ -350,7 +350,10 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
     }
     req.host_config = Some(hc);
     if !["missing", "never", "always"].contains(&o.pull.as_str()) {
-        bail!("invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"", o.pull);
+        bail!(
+            "invalid pull option: '{}': must be one of \"always\", \"missing\" or \"never\"",
+            o.pull
+        );
     }
     Ok((image.clone(), req))
 }
@@ -430,7 +433,11 @@ pub async fn create(c: &Client, o: &CreateOpts, detach: bool) -> Result<String> 
             if e.downcast_ref::<DaemonError>().is_some_and(|d| {
                 d.status == hyper::StatusCode::NOT_FOUND && d.message.starts_with("No such image")
             }) {
-                let shown = if image.contains(':') || image.contains('@') { image.clone() } else { format!("{image}:latest") };
+                let shown = if image.contains(':') || image.contains('@') {
+                    image.clone()
+                } else {
+                    format!("{image}:latest")
+                };
                 eprintln!("Unable to find image '{shown}' locally");
                 pull(c).await?;
                 first = c.post_json(&path, &req).await;

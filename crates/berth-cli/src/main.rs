@@ -376,10 +376,26 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             .map(|()| 0),
         Cmd::Network(n) => network::network(&c, n).await.map(|()| 0),
         Cmd::Volume(v) => volume::volume(&c, v).await,
-        Cmd::Pull { platform, quiet, name } => registry::pull(&c, &name, platform.as_deref(), quiet).await,
+        Cmd::Pull {
+            platform,
+            quiet,
+            name,
+        } => registry::pull(&c, &name, platform.as_deref(), quiet).await,
         Cmd::Push { quiet, name } => registry::push(&c, &name, quiet).await,
-        Cmd::Login { username, password, password_stdin, server } => {
-            registry::login(&c, server.as_deref(), username.as_deref(), password.as_deref(), password_stdin).await
+        Cmd::Login {
+            username,
+            password,
+            password_stdin,
+            server,
+        } => {
+            registry::login(
+                &c,
+                server.as_deref(),
+                username.as_deref(),
+                password.as_deref(),
+                password_stdin,
+            )
+            .await
         }
         Cmd::Logout { server } => registry::logout(server.as_deref()),
         Cmd::Logs(o) => containers::logs(&c, &o).await,

@@ -39,7 +39,8 @@ fn write_config(v: &Value) -> Result<()> {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
     }
     let tmp = p.with_extension("json.tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(v)?).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::write(&tmp, serde_json::to_vec_pretty(v)?)
+        .with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
     std::fs::rename(&tmp, &p).with_context(|| format!("writing {}", p.display()))
 }
@@ -47,7 +48,10 @@ fn write_config(v: &Value) -> Result<()> {
 /// The registry of an image name, as config.json keys it.
 fn registry_key(image: &str) -> String {
     let first = image.split('/').next().unwrap_or("");
-    if image.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost") && first != "docker.io" {
+    if image.contains('/')
+        && (first.contains('.') || first.contains(':') || first == "localhost")
+        && first != "docker.io"
+    {
         first.to_string()
     } else {
         HUB_KEY.to_string()
@@ -79,14 +83,24 @@ fn credentials(key: &str) -> Result<Option<(String, String)>> {
         if !out.status.success() {
             return Ok(None);
         }
-        let v: Value = serde_json::from_slice(&out.stdout).context("reading the credential helper's answer")?;
+        let v: Value = serde_json::from_slice(&out.stdout)
+            .context("reading the credential helper's answer")?;
         let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
         return Ok(Some((s("Username"), s("Secret"))));
     }
-    let Some(auth) = cfg.pointer(&format!("/auths/{}", key.replace('~', "~0").replace('/', "~1"))).and_then(|a| a.get("auth")).and_then(Value::as_str) else {
+    let Some(auth) = cfg
+        .pointer(&format!(
+            "/auths/{}",
+            key.replace('~', "~0").replace('/', "~1")
+        ))
+        .and_then(|a| a.get("auth"))
+        .and_then(Value::as_str)
+    else {
         return Ok(None);
     };
-    let raw = base64::engine::general_purpose::STANDARD.decode(auth).context("decoding the stored credentials")?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(auth)
+        .context("decoding the stored credentials")?;
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (u, p) = text.split_once(':').unwrap_or((&text, ""));
     Ok(Some((u.to_string(), p.to_string())))
@@ -97,7 +111,8 @@ fn auth_header(image: &str) -> Result<Option<String>> {
     let key = registry_key(image);
     Ok(credentials(&key)?.map(|(u, p)| {
         let v = json!({ "username": u, "password": p, "serveraddress": key });
-        base64::engine::general_purpose::URL_SAFE.encode(serde_json::to_vec(&v).expect("serialises"))
+        base64::engine::general_purpose::URL_SAFE
+            .encode(serde_json::to_vec(&v).expect("serialises"))
     }))
 }
 
@@ -107,22 +122,35 @@ async fn follow(resp: hyper::Response<hyper::body::Incoming>, quiet: bool) -> Re
     follow_to(resp, quiet, false).await
 }
 
-async fn follow_to(resp: hyper::Response<hyper::body::Incoming>, quiet: bool, to_stderr: bool) -> Result<i32> {
-    let out = |s: String| if to_stderr { eprintln!("{s}") } else { println!("{s}") };
+async fn follow_to(
+    resp: hyper::Response<hyper::body::Incoming>,
+    quiet: bool,
+    to_stderr: bool,
+) -> Result<i32> {
+    let out = |s: String| {
+        if to_stderr {
+            eprintln!("{s}")
+        } else {
+            println!("{s}")
+        }
+    };
     let mut body = resp.into_body();
     let mut buf = Vec::new();
     let mut code = 0;
     let mut seen: HashSet<(String, String)> = HashSet::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.context("reading the daemon's progress")?;
-        let Ok(data) = frame.into_data() else { continue };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
         buf.extend_from_slice(&data);
         while let Some(i) = buf.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buf.drain(..=i).collect();
             if line.len() <= 1 {
                 continue;
             }
-            let m: JsonMessage = serde_json::from_slice(&line).context("decoding the daemon's progress")?;
+            let m: JsonMessage =
+                serde_json::from_slice(&line).context("decoding the daemon's progress")?;
             if let Some(e) = m.error_detail.map(|d| d.message).or(m.error) {
                 eprintln!("{e}");
                 code = 1;
@@ -157,7 +185,14 @@ pub async fn pull(c: &Client, name: &str, platform: Option<&str>, quiet: bool) -
     let resp = c.request_with(Method::POST, &path, &headers).await?;
     let code = follow(resp, quiet).await?;
     if code == 0 && quiet {
-        println!("{}", if name.contains(':') || name.contains('@') { name.to_string() } else { format!("{name}:latest") });
+        println!(
+            "{}",
+            if name.contains(':') || name.contains('@') {
+                name.to_string()
+            } else {
+                format!("{name}:latest")
+            }
+        );
     }
     Ok(code)
 }
@@ -176,13 +211,21 @@ pub async fn pull_to_stderr(c: &Client, name: &str) -> Result<i32> {
 
 pub async fn push(c: &Client, name: &str, quiet: bool) -> Result<i32> {
     let (image, tag) = split_tag(name);
-    let tag = if tag.is_empty() { "latest".to_string() } else { tag };
+    let tag = if tag.is_empty() {
+        "latest".to_string()
+    } else {
+        tag
+    };
     let mut headers = Vec::new();
     if let Some(a) = auth_header(&image)? {
         headers.push(("X-Registry-Auth", a));
     }
     let resp = c
-        .request_with(Method::POST, &format!("/images/{image}/push?tag={}", enc(&tag)), &headers)
+        .request_with(
+            Method::POST,
+            &format!("/images/{image}/push?tag={}", enc(&tag)),
+            &headers,
+        )
         .await?;
     follow(resp, quiet).await
 }
@@ -194,15 +237,28 @@ fn split_tag(name: &str) -> (String, String) {
     }
     let slash = name.rfind('/').map_or(0, |i| i + 1);
     match name[slash..].rfind(':') {
-        Some(i) => (name[..slash + i].to_string(), name[slash + i + 1..].to_string()),
+        Some(i) => (
+            name[..slash + i].to_string(),
+            name[slash + i + 1..].to_string(),
+        ),
         None => (name.to_string(), "latest".to_string()),
     }
 }
 
-pub async fn login(c: &Client, server: Option<&str>, username: Option<&str>, password: Option<&str>, password_stdin: bool) -> Result<i32> {
+pub async fn login(
+    c: &Client,
+    server: Option<&str>,
+    username: Option<&str>,
+    password: Option<&str>,
+    password_stdin: bool,
+) -> Result<i32> {
     let key = match server {
         None | Some("docker.io") | Some("index.docker.io") => HUB_KEY.to_string(),
-        Some(s) => s.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').to_string(),
+        Some(s) => s
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
     };
     let Some(user) = username.filter(|u| !u.is_empty()) else {
         bail!("Username is required (-u)");
@@ -214,7 +270,9 @@ pub async fn login(c: &Client, server: Option<&str>, username: Option<&str>, pas
     } else {
         match password {
             Some(p) => {
-                eprintln!("WARNING! Using --password via the CLI is insecure. Use --password-stdin.");
+                eprintln!(
+                    "WARNING! Using --password via the CLI is insecure. Use --password-stdin."
+                );
                 p.to_string()
             }
             None => bail!("Password is required (-p or --password-stdin)"),
@@ -238,10 +296,18 @@ pub async fn login(c: &Client, server: Option<&str>, username: Option<&str>, pas
 pub fn logout(server: Option<&str>) -> Result<i32> {
     let key = match server {
         None | Some("docker.io") | Some("index.docker.io") => HUB_KEY.to_string(),
-        Some(s) => s.trim_start_matches("https://").trim_start_matches("http://").trim_end_matches('/').to_string(),
+        Some(s) => s
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
     };
     let mut cfg = read_config()?;
-    let removed = cfg.get_mut("auths").and_then(Value::as_object_mut).and_then(|a| a.remove(&key)).is_some();
+    let removed = cfg
+        .get_mut("auths")
+        .and_then(Value::as_object_mut)
+        .and_then(|a| a.remove(&key))
+        .is_some();
     if removed {
         write_config(&cfg)?;
         println!("Removing login credentials for {key}");
@@ -258,8 +324,14 @@ mod tests {
     #[test]
     fn names_split_and_registries_key_like_docker() {
         assert_eq!(split_tag("busybox"), ("busybox".into(), "latest".into()));
-        assert_eq!(split_tag("localhost:5000/a:v1"), ("localhost:5000/a".into(), "v1".into()));
-        assert_eq!(split_tag("localhost:5000/a"), ("localhost:5000/a".into(), "latest".into()));
+        assert_eq!(
+            split_tag("localhost:5000/a:v1"),
+            ("localhost:5000/a".into(), "v1".into())
+        );
+        assert_eq!(
+            split_tag("localhost:5000/a"),
+            ("localhost:5000/a".into(), "latest".into())
+        );
         assert_eq!(split_tag("a@sha256:00"), ("a".into(), "sha256:00".into()));
         assert_eq!(registry_key("busybox"), HUB_KEY);
         assert_eq!(registry_key("me/app"), HUB_KEY);

@@ -314,7 +314,14 @@ impl Store {
     /// Records that layer `diff_id` is the blob `digest` (compressed as
     /// `media_type`, `size` bytes) in repository `repo` (`host/path`): a later push
     /// can check for it, or mount it, without compressing again.
-    pub fn add_blob_digest(&self, diff_id: &str, digest: &str, media_type: &str, size: i64, repo: &str) -> Result<(), StoreError> {
+    pub fn add_blob_digest(
+        &self,
+        diff_id: &str,
+        digest: &str,
+        media_type: &str,
+        size: i64,
+        repo: &str,
+    ) -> Result<(), StoreError> {
         self.db().execute(
             "INSERT OR REPLACE INTO blob_digests (diff_id, digest, media_type, size, repo) VALUES (?1, ?2, ?3, ?4, ?5)",
             params![diff_id, digest, media_type, size, repo],
@@ -323,10 +330,17 @@ impl Store {
     }
 
     /// The blobs known for layer `diff_id`: (digest, media type, size, repo).
-    pub fn blob_digests(&self, diff_id: &str) -> Result<Vec<(String, String, i64, String)>, StoreError> {
+    pub fn blob_digests(
+        &self,
+        diff_id: &str,
+    ) -> Result<Vec<(String, String, i64, String)>, StoreError> {
         let db = self.db();
-        let mut st = db.prepare("SELECT digest, media_type, size, repo FROM blob_digests WHERE diff_id = ?1")?;
-        let rows = st.query_map([diff_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let mut st = db.prepare(
+            "SELECT digest, media_type, size, repo FROM blob_digests WHERE diff_id = ?1",
+        )?;
+        let rows = st.query_map([diff_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -334,7 +348,11 @@ impl Store {
     pub fn layer_size(&self, diff_id: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .db()
-            .query_row("SELECT size FROM layers WHERE diff_id = ?1", [diff_id], |r| r.get(0))
+            .query_row(
+                "SELECT size FROM layers WHERE diff_id = ?1",
+                [diff_id],
+                |r| r.get(0),
+            )
             .optional()?)
     }
 
@@ -367,7 +385,8 @@ impl Store {
             .map_err(|source| StoreError::Layer { index, source })?;
         // The tar's end may come before the stream's: the rest (padding) is part of
         // the layer's bytes too.
-        std::io::copy(&mut tee, &mut std::io::sink()).map_err(io_err("reading layer", &tar_path))?;
+        std::io::copy(&mut tee, &mut std::io::sink())
+            .map_err(io_err("reading layer", &tar_path))?;
         let actual = format!("sha256:{}", hex::encode(tee.hasher.finalize()));
         if let Some(expected) = expected {
             if expected != actual {
@@ -403,7 +422,11 @@ impl Store {
                         .iter()
                         .find(|(x, _)| *x == d)
                         .map(|(_, s)| *s)
-                        .ok_or_else(|| StoreError::BadArchive(format!("layer {d} repeats a layer not seen before")))?;
+                        .ok_or_else(|| {
+                            StoreError::BadArchive(format!(
+                                "layer {d} repeats a layer not seen before"
+                            ))
+                        })?;
                     list.push((d, size));
                 }
                 PulledLayer::Existing(d, size) => {

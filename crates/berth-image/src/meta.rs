@@ -112,7 +112,10 @@ pub(crate) fn delete_unused_layers(conn: &Connection) -> rusqlite::Result<Vec<St
     Ok(unused)
 }
 
-pub(crate) fn image_repo_digests(conn: &Connection, image_id: &str) -> rusqlite::Result<Vec<String>> {
+pub(crate) fn image_repo_digests(
+    conn: &Connection,
+    image_id: &str,
+) -> rusqlite::Result<Vec<String>> {
     let mut st = conn.prepare("SELECT name FROM repo_digests WHERE image_id = ?1 ORDER BY name")?;
     let rows = st.query_map([image_id], |r| r.get(0))?;
     rows.collect()

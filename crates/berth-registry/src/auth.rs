@@ -36,7 +36,11 @@ fn parse_params(s: &str) -> BTreeMap<String, String> {
         let Some((key, after)) = rest.split_once('=') else {
             break;
         };
-        let key = key.trim().trim_start_matches(',').trim().to_ascii_lowercase();
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
         let after = after.trim_start();
         let (value, next) = if let Some(q) = after.strip_prefix('"') {
             let mut val = String::new();
@@ -83,7 +87,8 @@ impl Credentials {
 
     pub fn basic(&self) -> String {
         use base64::Engine;
-        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.username, self.password))
+        base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:{}", self.username, self.password))
     }
 }
 
@@ -102,10 +107,19 @@ mod tests {
                 scope: Some("repository:a/b:pull,push".into()),
             }
         );
-        assert_eq!(parse_challenge(r#"Basic realm="Registry Realm""#), Some(Challenge::Basic));
+        assert_eq!(
+            parse_challenge(r#"Basic realm="Registry Realm""#),
+            Some(Challenge::Basic)
+        );
         assert_eq!(parse_challenge("Negotiate"), None);
-        assert_eq!(parse_challenge("Bearer service=x"), None, "a realm is required");
+        assert_eq!(
+            parse_challenge("Bearer service=x"),
+            None,
+            "a realm is required"
+        );
         let c = parse_challenge("Bearer realm=http://127.0.0.1:1/t, service=s").unwrap();
-        assert!(matches!(c, Challenge::Bearer { realm, service: Some(s), .. } if realm == "http://127.0.0.1:1/t" && s == "s"));
+        assert!(
+            matches!(c, Challenge::Bearer { realm, service: Some(s), .. } if realm == "http://127.0.0.1:1/t" && s == "s")
+        );
     }
 }

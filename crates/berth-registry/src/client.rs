@@ -82,7 +82,12 @@ impl Response {
             .collect()
             .await
             .map(|c| c.to_bytes())
-            .map_err(|e| Error::new(ErrorKind::Unavailable, format!("reading the registry's answer: {e}")))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("reading the registry's answer: {e}"),
+                )
+            })
     }
 }
 
@@ -125,8 +130,11 @@ impl Registry {
         headers: &[(&str, String)],
         body: Bytes,
     ) -> Result<Response> {
-        let u = url::Url::parse(url).map_err(|e| Error::new(ErrorKind::Invalid, format!("invalid URL {url}: {e}")))?;
-        let host = u.host_str().ok_or_else(|| Error::new(ErrorKind::Invalid, format!("invalid URL {url}")))?;
+        let u = url::Url::parse(url)
+            .map_err(|e| Error::new(ErrorKind::Invalid, format!("invalid URL {url}: {e}")))?;
+        let host = u
+            .host_str()
+            .ok_or_else(|| Error::new(ErrorKind::Invalid, format!("invalid URL {url}")))?;
         let port = u.port_or_known_default().unwrap_or(80);
         if u.scheme() == "https" {
             return Err(Error::new(
@@ -136,12 +144,20 @@ impl Registry {
                 ),
             ));
         }
-        let unavailable = |e: &dyn std::fmt::Display| Error::new(ErrorKind::Unavailable, format!("{method} {url}: {e}"));
-        let addr = format!("{}:{port}", host.trim_start_matches('[').trim_end_matches(']'));
-        let stream = tokio::time::timeout(Duration::from_secs(30), tokio::net::TcpStream::connect(&addr))
-            .await
-            .map_err(|_| unavailable(&"connection timed out"))?
-            .map_err(|e| unavailable(&e))?;
+        let unavailable = |e: &dyn std::fmt::Display| {
+            Error::new(ErrorKind::Unavailable, format!("{method} {url}: {e}"))
+        };
+        let addr = format!(
+            "{}:{port}",
+            host.trim_start_matches('[').trim_end_matches(']')
+        );
+        let stream = tokio::time::timeout(
+            Duration::from_secs(30),
+            tokio::net::TcpStream::connect(&addr),
+        )
+        .await
+        .map_err(|_| unavailable(&"connection timed out"))?
+        .map_err(|e| unavailable(&e))?;
         let _ = stream.set_nodelay(true);
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
@@ -156,21 +172,33 @@ impl Registry {
         let mut req = Request::builder()
             .method(method.clone())
             .uri(path)
-            .header("Host", u.host_str().map(|h| match u.port() {
-                Some(p) => format!("{h}:{p}"),
-                None => h.to_string(),
-            }).unwrap_or_default())
+            .header(
+                "Host",
+                u.host_str()
+                    .map(|h| match u.port() {
+                        Some(p) => format!("{h}:{p}"),
+                        None => h.to_string(),
+                    })
+                    .unwrap_or_default(),
+            )
             .header("User-Agent", USER_AGENT);
         for (k, v) in headers {
             req = req.header(*k, v.as_str());
         }
-        if !body.is_empty() || *method == Method::PUT || *method == Method::POST || *method == Method::PATCH {
+        if !body.is_empty()
+            || *method == Method::PUT
+            || *method == Method::POST
+            || *method == Method::PATCH
+        {
             req = req.header("Content-Length", body.len().to_string());
         }
         let req = req
             .body(Full::new(body))
             .map_err(|e| Error::new(ErrorKind::Invalid, format!("building {method} {url}: {e}")))?;
-        let resp = sender.send_request(req).await.map_err(|e| unavailable(&e))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unavailable(&e))?;
         let (parts, body) = resp.into_parts();
         Ok(Response {
             status: parts.status,
@@ -181,8 +209,12 @@ impl Registry {
 
     /// Fetches a token for `scope` from the challenge's realm.
     async fn token(&self, realm: &str, service: Option<&str>, scope: &str) -> Result<String> {
-        let mut url = url::Url::parse(realm)
-            .map_err(|e| Error::new(ErrorKind::Invalid, format!("invalid token realm {realm:?}: {e}")))?;
+        let mut url = url::Url::parse(realm).map_err(|e| {
+            Error::new(
+                ErrorKind::Invalid,
+                format!("invalid token realm {realm:?}: {e}"),
+            )
+        })?;
         {
             let mut q = url.query_pairs_mut();
             if let Some(s) = service {
@@ -196,16 +228,24 @@ impl Registry {
         if let Some(c) = &self.creds {
             headers.push(("Authorization", format!("Basic {}", c.basic())));
         }
-        let r = self.send_once(&Method::GET, url.as_str(), &headers, Bytes::new()).await?;
+        let r = self
+            .send_once(&Method::GET, url.as_str(), &headers, Bytes::new())
+            .await?;
         let status = r.status;
         let body = r.bytes().await?;
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            return Err(Error::new(ErrorKind::Unauthorized, registry_message(status, &body)));
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                registry_message(status, &body),
+            ));
         }
         if !status.is_success() {
             return Err(Error::new(
                 ErrorKind::Unavailable,
-                format!("getting a token from {realm}: {}", registry_message(status, &body)),
+                format!(
+                    "getting a token from {realm}: {}",
+                    registry_message(status, &body)
+                ),
             ));
         }
         let v: serde_json::Value = serde_json::from_slice(&body)
@@ -214,11 +254,21 @@ impl Registry {
             .or_else(|| v.get("access_token"))
             .and_then(|t| t.as_str())
             .map(String::from)
-            .ok_or_else(|| Error::new(ErrorKind::Unavailable, format!("no token in the answer of {realm}")))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("no token in the answer of {realm}"),
+                )
+            })
     }
 
     fn auth_header(&self, scope: &str) -> Option<String> {
-        if let Some(t) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(scope) {
+        if let Some(t) = self
+            .tokens
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(scope)
+        {
             return Some(format!("Bearer {t}"));
         }
         if *self.basic.lock().unwrap_or_else(|p| p.into_inner()) {
@@ -251,7 +301,12 @@ impl Registry {
             h
         }
         let r = self
-            .send_once(&method, &url, &with_auth(headers, self.auth_header(scope)), body.clone())
+            .send_once(
+                &method,
+                &url,
+                &with_auth(headers, self.auth_header(scope)),
+                body.clone(),
+            )
             .await?;
         if r.status != StatusCode::UNAUTHORIZED {
             return Ok(r);
@@ -259,8 +314,16 @@ impl Registry {
         let challenge = r.header("www-authenticate").and_then(parse_challenge);
         let first = r.bytes().await.unwrap_or_default();
         match challenge {
-            Some(Challenge::Bearer { realm, service, scope: asked }) => {
-                let want = if scope.is_empty() { asked.unwrap_or_default() } else { scope.to_string() };
+            Some(Challenge::Bearer {
+                realm,
+                service,
+                scope: asked,
+            }) => {
+                let want = if scope.is_empty() {
+                    asked.unwrap_or_default()
+                } else {
+                    scope.to_string()
+                };
                 let token = self.token(&realm, service.as_deref(), &want).await?;
                 self.tokens
                     .lock()
@@ -278,12 +341,20 @@ impl Registry {
             }
         }
         let r = self
-            .send_once(&method, &url, &with_auth(headers, self.auth_header(scope)), body)
+            .send_once(
+                &method,
+                &url,
+                &with_auth(headers, self.auth_header(scope)),
+                body,
+            )
             .await?;
         if r.status == StatusCode::UNAUTHORIZED || r.status == StatusCode::FORBIDDEN {
             let status = r.status;
             let b = r.bytes().await.unwrap_or_default();
-            return Err(Error::new(ErrorKind::Unauthorized, registry_message(status, &b)));
+            return Err(Error::new(
+                ErrorKind::Unauthorized,
+                registry_message(status, &b),
+            ));
         }
         Ok(r)
     }
@@ -302,13 +373,18 @@ impl Registry {
             s if s.is_client_error() => ErrorKind::Invalid,
             _ => ErrorKind::Unavailable,
         };
-        Err(Error::new(kind, format!("{what}: {}", registry_message(status, &body))))
+        Err(Error::new(
+            kind,
+            format!("{what}: {}", registry_message(status, &body)),
+        ))
     }
 
     /// Checks that the registry speaks the API (`GET /v2/`), answering its challenge:
     /// `docker login`.
     pub async fn ping(&self) -> Result<()> {
-        let r = self.request(Method::GET, "/v2/", &[], Bytes::new(), "").await?;
+        let r = self
+            .request(Method::GET, "/v2/", &[], Bytes::new(), "")
+            .await?;
         Self::ok(r, "logging in").await.map(drop)
     }
 
@@ -322,7 +398,11 @@ impl Registry {
 
     /// A manifest by tag or digest: its bytes, media type and the registry's
     /// `Docker-Content-Digest`.
-    pub async fn manifest(&self, repo: &str, reference: &str) -> Result<(Bytes, String, Option<String>)> {
+    pub async fn manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+    ) -> Result<(Bytes, String, Option<String>)> {
         let r = self
             .request(
                 Method::GET,
@@ -346,7 +426,13 @@ impl Registry {
             headers.push(("Range", format!("bytes={from}-")));
         }
         let mut r = self
-            .request(Method::GET, &format!("/v2/{repo}/blobs/{digest}"), &headers, Bytes::new(), &Self::pull_scope(repo))
+            .request(
+                Method::GET,
+                &format!("/v2/{repo}/blobs/{digest}"),
+                &headers,
+                Bytes::new(),
+                &Self::pull_scope(repo),
+            )
             .await?;
         for _ in 0..5 {
             if !r.status.is_redirection() {
@@ -357,9 +443,13 @@ impl Registry {
             };
             let next = url::Url::parse(&self.url(&format!("/v2/{repo}/blobs/{digest}")))
                 .and_then(|base| base.join(&loc))
-                .map_err(|e| Error::new(ErrorKind::Unavailable, format!("bad redirect {loc:?}: {e}")))?;
+                .map_err(|e| {
+                    Error::new(ErrorKind::Unavailable, format!("bad redirect {loc:?}: {e}"))
+                })?;
             // Storage behind a redirect gets no registry credentials.
-            r = self.send_once(&Method::GET, next.as_str(), &headers, Bytes::new()).await?;
+            r = self
+                .send_once(&Method::GET, next.as_str(), &headers, Bytes::new())
+                .await?;
         }
         Self::ok(r, &format!("blob {digest}")).await
     }
@@ -367,12 +457,20 @@ impl Registry {
     /// Whether the repository has a blob (`HEAD`).
     pub async fn has_blob(&self, repo: &str, digest: &str) -> Result<bool> {
         let r = self
-            .request(Method::HEAD, &format!("/v2/{repo}/blobs/{digest}"), &[], Bytes::new(), &Self::push_scope(repo))
+            .request(
+                Method::HEAD,
+                &format!("/v2/{repo}/blobs/{digest}"),
+                &[],
+                Bytes::new(),
+                &Self::push_scope(repo),
+            )
             .await?;
         match r.status {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Self::ok(r, &format!("checking blob {digest}")).await.map(|_| false),
+            _ => Self::ok(r, &format!("checking blob {digest}"))
+                .await
+                .map(|_| false),
         }
     }
 
@@ -392,15 +490,29 @@ impl Registry {
             return Ok(true);
         }
         // 202: the registry started an upload instead; it is abandoned here.
-        Self::ok(r, &format!("mounting blob {digest}")).await.map(|_| false)
+        Self::ok(r, &format!("mounting blob {digest}"))
+            .await
+            .map(|_| false)
     }
 
     /// Uploads a blob: one `PATCH` per chunk of `chunk` bytes then the closing `PUT`,
     /// or (chunk 0) the whole blob in the `PUT`.
-    pub async fn upload_blob(&self, repo: &str, digest: &str, data: Bytes, chunk: usize) -> Result<()> {
+    pub async fn upload_blob(
+        &self,
+        repo: &str,
+        digest: &str,
+        data: Bytes,
+        chunk: usize,
+    ) -> Result<()> {
         let scope = Self::push_scope(repo);
         let r = self
-            .request(Method::POST, &format!("/v2/{repo}/blobs/uploads/"), &[], Bytes::new(), &scope)
+            .request(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/"),
+                &[],
+                Bytes::new(),
+                &scope,
+            )
             .await?;
         let r = Self::ok(r, &format!("starting the upload of {digest}")).await?;
         let mut location = self.location(&r, repo)?;
@@ -415,7 +527,10 @@ impl Registry {
                     .request(
                         Method::PATCH,
                         &location,
-                        &[("Content-Type", "application/octet-stream".into()), ("Content-Range", range)],
+                        &[
+                            ("Content-Type", "application/octet-stream".into()),
+                            ("Content-Range", range),
+                        ],
                         part,
                         &scope,
                     )
@@ -427,23 +542,45 @@ impl Registry {
         let sep = if location.contains('?') { '&' } else { '?' };
         let put = format!("{location}{sep}digest={digest}");
         let r = self
-            .request(Method::PUT, &put, &[("Content-Type", "application/octet-stream".into())], rest, &scope)
+            .request(
+                Method::PUT,
+                &put,
+                &[("Content-Type", "application/octet-stream".into())],
+                rest,
+                &scope,
+            )
             .await?;
-        Self::ok(r, &format!("finishing the upload of {digest}")).await.map(drop)
+        Self::ok(r, &format!("finishing the upload of {digest}"))
+            .await
+            .map(drop)
     }
 
     fn location(&self, r: &Response, repo: &str) -> Result<String> {
-        let loc = r
-            .header("location")
-            .ok_or_else(|| Error::new(ErrorKind::Unavailable, "the registry gave no upload location"))?;
+        let loc = r.header("location").ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unavailable,
+                "the registry gave no upload location",
+            )
+        })?;
         url::Url::parse(&self.url(&format!("/v2/{repo}/blobs/uploads/")))
             .and_then(|b| b.join(loc))
             .map(|u| u.to_string())
-            .map_err(|e| Error::new(ErrorKind::Unavailable, format!("bad upload location {loc:?}: {e}")))
+            .map_err(|e| {
+                Error::new(
+                    ErrorKind::Unavailable,
+                    format!("bad upload location {loc:?}: {e}"),
+                )
+            })
     }
 
     /// Puts a manifest under `reference` (a tag); returns the registry's digest.
-    pub async fn put_manifest(&self, repo: &str, reference: &str, media_type: &str, body: Bytes) -> Result<String> {
+    pub async fn put_manifest(
+        &self,
+        repo: &str,
+        reference: &str,
+        media_type: &str,
+        body: Bytes,
+    ) -> Result<String> {
         let digest = crate::digest_of(&body);
         let r = self
             .request(
@@ -455,7 +592,9 @@ impl Registry {
             )
             .await?;
         let r = Self::ok(r, &format!("putting the manifest of {repo}:{reference}")).await?;
-        Ok(r.header("docker-content-digest").map(String::from).unwrap_or(digest))
+        Ok(r.header("docker-content-digest")
+            .map(String::from)
+            .unwrap_or(digest))
     }
 }
 
@@ -471,10 +610,22 @@ mod tests {
     #[test]
     fn registry_errors_read_well() {
         let body = br#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown","detail":{"Tag":"x"}}]}"#;
-        assert_eq!(registry_message(StatusCode::NOT_FOUND, body), "manifest unknown");
+        assert_eq!(
+            registry_message(StatusCode::NOT_FOUND, body),
+            "manifest unknown"
+        );
         let body = br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#;
-        assert_eq!(registry_message(StatusCode::UNAUTHORIZED, body), "unauthorized");
-        assert_eq!(registry_message(StatusCode::BAD_GATEWAY, b""), "502 Bad Gateway");
-        assert_eq!(registry_message(StatusCode::UNAUTHORIZED, b"no way\n"), "no way");
+        assert_eq!(
+            registry_message(StatusCode::UNAUTHORIZED, body),
+            "unauthorized"
+        );
+        assert_eq!(
+            registry_message(StatusCode::BAD_GATEWAY, b""),
+            "502 Bad Gateway"
+        );
+        assert_eq!(
+            registry_message(StatusCode::UNAUTHORIZED, b"no way\n"),
+            "no way"
+        );
     }
 }

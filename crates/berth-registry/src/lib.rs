@@ -42,8 +42,14 @@ mod tests {
         let s = |r: &str| split_repo(r);
         assert_eq!(s("busybox"), ("docker.io".into(), "library/busybox".into()));
         assert_eq!(s("me/app"), ("docker.io".into(), "me/app".into()));
-        assert_eq!(s("localhost:5000/app"), ("localhost:5000".into(), "app".into()));
-        assert_eq!(s("127.0.0.1:5000/a/b"), ("127.0.0.1:5000".into(), "a/b".into()));
+        assert_eq!(
+            s("localhost:5000/app"),
+            ("localhost:5000".into(), "app".into())
+        );
+        assert_eq!(
+            s("127.0.0.1:5000/a/b"),
+            ("127.0.0.1:5000".into(), "a/b".into())
+        );
         assert_eq!(s("localhost/app"), ("localhost".into(), "app".into()));
         assert_eq!(s("quay.io/x/y"), ("quay.io".into(), "x/y".into()));
     }

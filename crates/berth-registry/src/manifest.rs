@@ -93,8 +93,12 @@ impl Manifest {
         };
         let bad = |e: serde_json::Error| ManifestError::Invalid(e.to_string());
         match kind {
-            DOCKER_MANIFEST | OCI_MANIFEST => Ok(Manifest::Image(serde_json::from_value(doc).map_err(bad)?)),
-            DOCKER_LIST | OCI_INDEX => Ok(Manifest::Index(serde_json::from_value(doc).map_err(bad)?)),
+            DOCKER_MANIFEST | OCI_MANIFEST => {
+                Ok(Manifest::Image(serde_json::from_value(doc).map_err(bad)?))
+            }
+            DOCKER_LIST | OCI_INDEX => {
+                Ok(Manifest::Index(serde_json::from_value(doc).map_err(bad)?))
+            }
             other => Err(ManifestError::MediaType(other.to_string())),
         }
     }
@@ -109,7 +113,11 @@ pub fn parse_platform(s: &str) -> Option<Platform> {
     if p.next().is_some() {
         return None;
     }
-    Some(Platform { architecture, os, variant })
+    Some(Platform {
+        architecture,
+        os,
+        variant,
+    })
 }
 
 /// The entry of an index for `want` (a variant matches when not asked for).
@@ -132,16 +140,41 @@ mod tests {
         let idx = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:aa","size":1,"platform":{"architecture":"arm64","os":"linux","variant":"v8"}},
             {"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"sha256:bb","size":1,"platform":{"architecture":"amd64","os":"linux"}}]}"#;
-        let Manifest::Index(i) = Manifest::parse("application/json", idx).unwrap() else { panic!() };
-        assert_eq!(select(&i, &parse_platform("linux/amd64").unwrap()).unwrap().digest, "sha256:bb");
-        assert_eq!(select(&i, &parse_platform("linux/arm64").unwrap()).unwrap().digest, "sha256:aa");
+        let Manifest::Index(i) = Manifest::parse("application/json", idx).unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            select(&i, &parse_platform("linux/amd64").unwrap())
+                .unwrap()
+                .digest,
+            "sha256:bb"
+        );
+        assert_eq!(
+            select(&i, &parse_platform("linux/arm64").unwrap())
+                .unwrap()
+                .digest,
+            "sha256:aa"
+        );
         assert!(select(&i, &parse_platform("linux/s390x").unwrap()).is_none());
         let m = br#"{"schemaVersion":2,"config":{"mediaType":"x","digest":"sha256:cc","size":2},"layers":[]}"#;
-        assert!(matches!(Manifest::parse(DOCKER_MANIFEST, m).unwrap(), Manifest::Image(_)));
-        assert!(matches!(Manifest::parse("", m).unwrap(), Manifest::Image(_)));
-        assert!(Manifest::parse("application/vnd.docker.distribution.manifest.v1+prettyjws", b"{\"mediaType\":\"application/vnd.docker.distribution.manifest.v1+prettyjws\"}").is_err());
+        assert!(matches!(
+            Manifest::parse(DOCKER_MANIFEST, m).unwrap(),
+            Manifest::Image(_)
+        ));
+        assert!(matches!(
+            Manifest::parse("", m).unwrap(),
+            Manifest::Image(_)
+        ));
+        assert!(Manifest::parse(
+            "application/vnd.docker.distribution.manifest.v1+prettyjws",
+            b"{\"mediaType\":\"application/vnd.docker.distribution.manifest.v1+prettyjws\"}"
+        )
+        .is_err());
         assert!(Manifest::parse(DOCKER_MANIFEST, b"not json").is_err());
         assert!(parse_platform("linux").is_none());
-        assert_eq!(parse_platform("linux/arm/v7").unwrap().variant.as_deref(), Some("v7"));
+        assert_eq!(
+            parse_platform("linux/arm/v7").unwrap().variant.as_deref(),
+            Some("v7")
+        );
     }
 }

@@ -242,8 +242,16 @@ impl Config {
         let dns = pick!(nonempty(flags.dns), file.dns, "dns");
         let dns_search = pick!(nonempty(flags.dns_search), file.dns_search, "dns-search");
         let dns_opts = pick!(nonempty(flags.dns_opts), file.dns_opts, "dns-opts");
-        let insecure = pick!(nonempty(flags.insecure_registries), file.insecure_registries, "insecure-registries");
-        let mirrors = pick!(nonempty(flags.registry_mirrors), file.registry_mirrors, "registry-mirrors");
+        let insecure = pick!(
+            nonempty(flags.insecure_registries),
+            file.insecure_registries,
+            "insecure-registries"
+        );
+        let mirrors = pick!(
+            nonempty(flags.registry_mirrors),
+            file.registry_mirrors,
+            "registry-mirrors"
+        );
         if !both.is_empty() {
             bail!(
                 "the following directives are specified both as a flag and in the configuration file: {}",
@@ -283,7 +291,9 @@ impl Config {
         )?;
         let mirrors = mirrors.unwrap_or_default();
         for m in &mirrors {
-            if !(m.starts_with("http://") || m.starts_with("https://")) || url::Url::parse(m).is_err() {
+            if !(m.starts_with("http://") || m.starts_with("https://"))
+                || url::Url::parse(m).is_err()
+            {
                 bail!("invalid mirror: {m:?} is not a valid URI: use http(s)://host[:port]");
             }
         }

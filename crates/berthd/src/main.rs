@@ -171,7 +171,10 @@ async fn run(cfg: config::Config) -> Result<()> {
     // at shutdown.
     undo.0.clear();
     let daemon = Arc::new(routes::Daemon {
-        puller: Arc::new(engine::pull::Puller::new(store.clone(), cfg.registries.clone())),
+        puller: Arc::new(engine::pull::Puller::new(
+            store.clone(),
+            cfg.registries.clone(),
+        )),
         containers: containers.clone(),
         store: store.clone(),
         system: System {

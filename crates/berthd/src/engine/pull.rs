@@ -30,16 +30,27 @@ impl RegistryConfig {
     /// Plain HTTP for this registry? Loopback is insecure by default, as in Docker
     /// (127.0.0.0/8 and localhost).
     pub fn plain_http(&self, host: &str) -> bool {
-        let name = host.rsplit_once(':').map_or(host, |(h, p)| if p.parse::<u16>().is_ok() { h } else { host });
+        let name =
+            host.rsplit_once(':').map_or(
+                host,
+                |(h, p)| if p.parse::<u16>().is_ok() { h } else { host },
+            );
         let name = name.trim_start_matches('[').trim_end_matches(']');
-        if name == "localhost" || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback()) {
+        if name == "localhost"
+            || name
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback())
+        {
             return true;
         }
         self.insecure.iter().any(|i| {
             if i == host || i == name {
                 return true;
             }
-            match (i.parse::<berth_net::cidr::Subnet>(), name.parse::<std::net::IpAddr>()) {
+            match (
+                i.parse::<berth_net::cidr::Subnet>(),
+                name.parse::<std::net::IpAddr>(),
+            ) {
                 (Ok(net), Ok(ip)) => net.contains(&ip),
                 _ => false,
             }
@@ -68,7 +79,9 @@ pub fn decode_auth(header: Option<&str>) -> Option<Credentials> {
     }
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(h)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')))
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('='))
+        })
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
         .ok()?;
     let v: Value = serde_json::from_slice(&raw).ok()?;
@@ -106,7 +119,11 @@ pub struct Puller {
 }
 
 fn short(digest: &str) -> String {
-    digest.trim_start_matches("sha256:").chars().take(12).collect()
+    digest
+        .trim_start_matches("sha256:")
+        .chars()
+        .take(12)
+        .collect()
 }
 
 fn msg(status: &str, id: Option<&str>) -> Value {
@@ -142,7 +159,10 @@ impl Read for BlobReader {
 
 /// A decompressing reader for a layer's media type (and its magic, when the type
 /// says nothing).
-fn decompress<'a>(media_type: &str, mut r: std::io::BufReader<BlobReader>) -> std::io::Result<Box<dyn Read + 'a>> {
+fn decompress<'a>(
+    media_type: &str,
+    mut r: std::io::BufReader<BlobReader>,
+) -> std::io::Result<Box<dyn Read + 'a>> {
     use std::io::BufRead;
     let head = r.fill_buf()?.to_vec();
     let zstd = media_type.ends_with("+zstd") || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
@@ -173,13 +193,24 @@ impl Puller {
         let mut out = Vec::new();
         if domain == berth_registry::DOCKER_HUB {
             for m in &self.config.mirrors {
-                let host = m.trim_start_matches("http://").trim_start_matches("https://").trim_end_matches('/');
+                let host = m
+                    .trim_start_matches("http://")
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/');
                 let plain = m.starts_with("http://") || self.config.plain_http(host);
                 out.push(Arc::new(Registry::new(host, plain, None)));
             }
         }
-        let host = if domain == berth_registry::DOCKER_HUB { berth_registry::DOCKER_HUB_HOST } else { domain };
-        out.push(Arc::new(Registry::new(host, self.config.plain_http(domain), creds)));
+        let host = if domain == berth_registry::DOCKER_HUB {
+            berth_registry::DOCKER_HUB_HOST
+        } else {
+            domain
+        };
+        out.push(Arc::new(Registry::new(
+            host,
+            self.config.plain_http(domain),
+            creds,
+        )));
         out
     }
 
@@ -189,7 +220,9 @@ impl Puller {
 
     /// A registry client for pushing to `domain`.
     pub fn registry(&self, domain: &str, creds: Option<Credentials>) -> Arc<Registry> {
-        self.registries(domain, creds).pop().expect("at least the registry itself")
+        self.registries(domain, creds)
+            .pop()
+            .expect("at least the registry itself")
     }
 
     /// Resolves what to pull: manifest (through a list or index for `platform`) and
@@ -211,10 +244,15 @@ impl Puller {
         let r = berth_image::reference::Reference::parse(&full)
             .map_err(|e| ApiError::invalid(format!("invalid reference format: {full:?}: {e}")))?;
         let (domain, path) = berth_registry::split_repo(&r.repo);
-        let reference = r.digest.clone().or_else(|| r.tag.clone()).unwrap_or_else(|| "latest".into());
+        let reference = r
+            .digest
+            .clone()
+            .or_else(|| r.tag.clone())
+            .unwrap_or_else(|| "latest".into());
         let want = match platform.filter(|p| !p.is_empty()) {
-            Some(p) => manifest::parse_platform(p)
-                .ok_or_else(|| ApiError::invalid(format!("invalid platform {p:?}: use os/arch[/variant]")))?,
+            Some(p) => manifest::parse_platform(p).ok_or_else(|| {
+                ApiError::invalid(format!("invalid platform {p:?}: use os/arch[/variant]"))
+            })?,
             None => manifest::Platform {
                 os: "linux".into(),
                 architecture: berth_image::host_arch().into(),
@@ -223,7 +261,10 @@ impl Puller {
         };
         let mut last_err = None;
         for registry in self.registries(&domain, creds.clone()) {
-            match self.plan_on(&registry, &path, &reference, r.digest.as_deref(), &want).await {
+            match self
+                .plan_on(&registry, &path, &reference, r.digest.as_deref(), &want)
+                .await
+            {
                 Ok((manifest, digest, config_bytes, diff_ids)) => {
                     let tag = r.tagged().filter(|_| r.digest.is_none());
                     return Ok(PullPlan {
@@ -235,7 +276,11 @@ impl Puller {
                         config_bytes,
                         diff_ids,
                         shown: r.repo.clone(),
-                        id_tag: r.digest.clone().or(r.tag.clone()).unwrap_or_else(|| "latest".into()),
+                        id_tag: r
+                            .digest
+                            .clone()
+                            .or(r.tag.clone())
+                            .unwrap_or_else(|| "latest".into()),
                     });
                 }
                 Err(e) => {
@@ -259,9 +304,21 @@ impl Puller {
             let mut a = ApiError::from(e);
             if a.kind == ErrorKind::NotFound {
                 // Docker's words: the name as given, then the registry's.
-                let why = a.message.rsplit(": ").next().unwrap_or("manifest unknown").to_string();
-                let sep = if reference.starts_with("sha256:") { '@' } else { ':' };
-                a.message = format!("manifest for {}/{path}{sep}{reference} not found: {why}", registry.host);
+                let why = a
+                    .message
+                    .rsplit(": ")
+                    .next()
+                    .unwrap_or("manifest unknown")
+                    .to_string();
+                let sep = if reference.starts_with("sha256:") {
+                    '@'
+                } else {
+                    ':'
+                };
+                a.message = format!(
+                    "manifest for {}/{path}{sep}{reference} not found: {why}",
+                    registry.host
+                );
             }
             a
         })?;
@@ -282,7 +339,10 @@ impl Puller {
                         "no matching manifest for {}/{}{} in the manifest list entries",
                         want.os,
                         want.architecture,
-                        want.variant.as_ref().map(|v| format!("/{v}")).unwrap_or_default()
+                        want.variant
+                            .as_ref()
+                            .map(|v| format!("/{v}"))
+                            .unwrap_or_default()
                     ))
                 })?;
                 let (body, ct, _) = registry.manifest(path, &d.digest).await?;
@@ -295,11 +355,17 @@ impl Puller {
                 }
                 match Manifest::parse(&ct, &body).map_err(|e| ApiError::invalid(e.to_string()))? {
                     Manifest::Image(m) => (m, d.digest.clone()),
-                    Manifest::Index(_) => return Err(ApiError::invalid("a manifest list inside a manifest list")),
+                    Manifest::Index(_) => {
+                        return Err(ApiError::invalid("a manifest list inside a manifest list"))
+                    }
                 }
             }
         };
-        let config_bytes = registry.blob(path, &image.config.digest, 0).await?.bytes().await?;
+        let config_bytes = registry
+            .blob(path, &image.config.digest, 0)
+            .await?
+            .bytes()
+            .await?;
         let got = berth_registry::digest_of(&config_bytes);
         if got != image.config.digest {
             return Err(ApiError::invalid(format!(
@@ -312,7 +378,12 @@ impl Puller {
         let diff_ids: Vec<String> = cfg
             .pointer("/rootfs/diff_ids")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(Value::as_str).map(String::from).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(Value::as_str)
+                    .map(String::from)
+                    .collect()
+            })
             .unwrap_or_default();
         if diff_ids.len() != image.layers.len() {
             return Err(ApiError::invalid(format!(
@@ -325,7 +396,11 @@ impl Puller {
     }
 
     /// Runs a planned pull, sending Docker's JSON messages; returns the image id.
-    pub async fn run(self: &Arc<Self>, plan: PullPlan, tx: &mpsc::Sender<Bytes>) -> ApiResult<String> {
+    pub async fn run(
+        self: &Arc<Self>,
+        plan: PullPlan,
+        tx: &mpsc::Sender<Bytes>,
+    ) -> ApiResult<String> {
         let send = |v: Value| {
             let mut line = serde_json::to_vec(&v).expect("serialises");
             line.push(b'\n');
@@ -334,7 +409,11 @@ impl Puller {
                 let _ = tx.send(Bytes::from(line)).await;
             }
         };
-        send(msg(&format!("Pulling from {}", plan.path), Some(&plan.id_tag))).await;
+        send(msg(
+            &format!("Pulling from {}", plan.path),
+            Some(&plan.id_tag),
+        ))
+        .await;
         let mut tasks = Vec::new();
         let mut mine: Vec<(String, watch::Sender<bool>)> = Vec::new();
         for (i, (desc, diff_id)) in plan.manifest.layers.iter().zip(&plan.diff_ids).enumerate() {
@@ -342,7 +421,9 @@ impl Puller {
             if mine.iter().any(|(d, _)| d == diff_id) {
                 // Repeated in this image (empty layers): fetched once.
                 let d = diff_id.clone();
-                tasks.push(tokio::spawn(async move { Ok::<_, ApiError>(PulledLayer::Again(d)) }));
+                tasks.push(tokio::spawn(async move {
+                    Ok::<_, ApiError>(PulledLayer::Again(d))
+                }));
                 continue;
             }
             // Someone else is fetching it: wait, then use theirs if it landed. The
@@ -374,7 +455,9 @@ impl Puller {
                 let size = self.store.layer_size(diff_id)?.unwrap_or(0);
                 send(msg("Already exists", Some(&id))).await;
                 let d = diff_id.clone();
-                tasks.push(tokio::spawn(async move { Ok::<_, ApiError>(PulledLayer::Existing(d, size)) }));
+                tasks.push(tokio::spawn(async move {
+                    Ok::<_, ApiError>(PulledLayer::Existing(d, size))
+                }));
                 continue;
             }
             send(msg("Pulling fs layer", Some(&id))).await;
@@ -384,7 +467,10 @@ impl Puller {
             let desc = desc.clone();
             let diff_id = diff_id.clone();
             let tx = tx.clone();
-            tasks.push(tokio::spawn(async move { me.fetch_layer(i, &registry, &path, &desc, &diff_id, &tx).await }));
+            tasks.push(tokio::spawn(async move {
+                me.fetch_layer(i, &registry, &path, &desc, &diff_id, &tx)
+                    .await
+            }));
         }
         let mut layers = Vec::new();
         let mut failure = None;
@@ -406,15 +492,25 @@ impl Puller {
                 let config = plan.config_bytes.clone();
                 let tags: Vec<String> = plan.tag.iter().cloned().collect();
                 let repo_digest = plan.repo_digest.clone();
-                let blobs: Vec<(String, Descriptor)> =
-                    plan.diff_ids.iter().cloned().zip(plan.manifest.layers.iter().cloned()).collect();
+                let blobs: Vec<(String, Descriptor)> = plan
+                    .diff_ids
+                    .iter()
+                    .cloned()
+                    .zip(plan.manifest.layers.iter().cloned())
+                    .collect();
                 let repo_key = format!("{}/{}", plan.registry.host, plan.path);
                 tokio::task::spawn_blocking(move || {
                     let (id, _) = store.commit_pulled(&config, layers, &tags)?;
                     store.add_repo_digest(&id, &repo_digest)?;
                     // What each layer is called on this registry, for later pushes.
                     for (diff_id, d) in blobs {
-                        store.add_blob_digest(&diff_id, &d.digest, &d.media_type, d.size, &repo_key)?;
+                        store.add_blob_digest(
+                            &diff_id,
+                            &d.digest,
+                            &d.media_type,
+                            d.size,
+                            &repo_key,
+                        )?;
                     }
                     Ok::<_, ApiError>(id)
                 })
@@ -430,10 +526,19 @@ impl Puller {
             }
         }
         let id = result?;
-        let digest = plan.repo_digest.rsplit('@').next().unwrap_or_default().to_string();
+        let digest = plan
+            .repo_digest
+            .rsplit('@')
+            .next()
+            .unwrap_or_default()
+            .to_string();
         send(msg(&format!("Digest: {digest}"), None)).await;
         let name = plan.tag.clone().unwrap_or_else(|| plan.repo_digest.clone());
-        send(msg(&format!("Status: Downloaded newer image for {name}"), None)).await;
+        send(msg(
+            &format!("Status: Downloaded newer image for {name}"),
+            None,
+        ))
+        .await;
         let _ = plan.shown;
         Ok(id)
     }
@@ -455,9 +560,18 @@ impl Puller {
         let media = desc.media_type.clone();
         let expected = diff_id.to_string();
         let unpack = tokio::task::spawn_blocking(move || {
-            let reader = std::io::BufReader::with_capacity(256 * 1024, BlobReader { rx: chunk_rx, cur: Bytes::new() });
-            let r = decompress(&media, reader).map_err(|e| ApiError::invalid(format!("layer {index}: {e}")))?;
-            store.stage_layer(index, r, Some(&expected)).map_err(ApiError::from)
+            let reader = std::io::BufReader::with_capacity(
+                256 * 1024,
+                BlobReader {
+                    rx: chunk_rx,
+                    cur: Bytes::new(),
+                },
+            );
+            let r = decompress(&media, reader)
+                .map_err(|e| ApiError::invalid(format!("layer {index}: {e}")))?;
+            store
+                .stage_layer(index, r, Some(&expected))
+                .map_err(ApiError::from)
         });
         let mut hasher = sha2::Sha256::new();
         let mut got: u64 = 0;
@@ -527,7 +641,9 @@ impl Puller {
             let _ = chunk_tx.send(Err(e.message.clone()));
         }
         drop(chunk_tx);
-        let staged = unpack.await.map_err(|e| ApiError::internal(format!("unpack task: {e}")))?;
+        let staged = unpack
+            .await
+            .map_err(|e| ApiError::internal(format!("unpack task: {e}")))?;
         download?;
         if digest != desc.digest {
             // The staged layer is dropped here, with its directory: nothing kept.
@@ -566,7 +682,16 @@ impl Puller {
         registry.ping().await.map_err(|e| {
             let mut a = ApiError::from(e);
             if a.kind == ErrorKind::Unauthorized {
-                a.message = format!("login attempt to {}://{}/v2/ failed: {}", if self.config.plain_http(domain) { "http" } else { "https" }, registry.host, a.message.trim_start_matches("logging in: "));
+                a.message = format!(
+                    "login attempt to {}://{}/v2/ failed: {}",
+                    if self.config.plain_http(domain) {
+                        "http"
+                    } else {
+                        "https"
+                    },
+                    registry.host,
+                    a.message.trim_start_matches("logging in: ")
+                );
             }
             a
         })

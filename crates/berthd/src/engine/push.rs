@@ -57,11 +57,16 @@ fn gzip_layer(src: &std::path::Path, dst: &std::path::Path) -> std::io::Result<(
         n: 0,
     };
     // No name and no time in the header: the same layer always gives the same blob.
-    let mut gz = flate2::GzBuilder::new().mtime(0).write(out, flate2::Compression::fast());
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(out, flate2::Compression::fast());
     std::io::copy(&mut std::fs::File::open(src)?, &mut gz)?;
     let mut out = gz.finish()?;
     out.flush()?;
-    Ok((format!("sha256:{}", hex::encode(out.h.finalize())), out.n as i64))
+    Ok((
+        format!("sha256:{}", hex::encode(out.h.finalize())),
+        out.n as i64,
+    ))
 }
 
 impl Puller {
@@ -81,16 +86,35 @@ impl Puller {
             r.tag.clone().unwrap_or_else(|| "latest".into())
         };
         let local = format!("{}:{tag}", r.repo);
-        let image = self
-            .store()
-            .resolve(&local)
-            .map_err(|_| ApiError::not_found(format!("An image does not exist locally with the tag: {}", r.repo)))?;
+        let image = self.store().resolve(&local).map_err(|_| {
+            ApiError::not_found(format!(
+                "An image does not exist locally with the tag: {}",
+                r.repo
+            ))
+        })?;
         let (domain, path) = berth_registry::split_repo(&r.repo);
         let registry = self.registry(&domain, creds);
         let repo_key = format!("{}/{path}", registry.host);
-        let _ = tx.send(status(&format!("The push refers to repository [{}]", if domain == berth_registry::DOCKER_HUB { format!("docker.io/{path}") } else { r.repo.clone() }), None)).await;
+        let _ = tx
+            .send(status(
+                &format!(
+                    "The push refers to repository [{}]",
+                    if domain == berth_registry::DOCKER_HUB {
+                        format!("docker.io/{path}")
+                    } else {
+                        r.repo.clone()
+                    }
+                ),
+                None,
+            ))
+            .await;
         for (d, _) in image.layers.iter().rev() {
-            let _ = tx.send(status("Preparing", Some(&d.trim_start_matches("sha256:")[..12]))).await;
+            let _ = tx
+                .send(status(
+                    "Preparing",
+                    Some(&d.trim_start_matches("sha256:")[..12]),
+                ))
+                .await;
         }
         let mut descs = Vec::new();
         for (diff_id, _) in &image.layers {
@@ -100,7 +124,12 @@ impl Puller {
             let mut done = None;
             for (digest, media, size, _) in known.iter().filter(|k| k.3 == repo_key) {
                 if registry.has_blob(&path, digest).await? {
-                    done = Some(Descriptor { media_type: media.clone(), digest: digest.clone(), size: *size, ..Default::default() });
+                    done = Some(Descriptor {
+                        media_type: media.clone(),
+                        digest: digest.clone(),
+                        size: *size,
+                        ..Default::default()
+                    });
                     let _ = tx.send(status("Layer already exists", Some(&id))).await;
                     break;
                 }
@@ -108,11 +137,21 @@ impl Puller {
             // In another repository of the same registry: mount it.
             if done.is_none() {
                 let prefix = format!("{}/", registry.host);
-                for (digest, media, size, repo) in known.iter().filter(|k| k.3 != repo_key && k.3.starts_with(&prefix)) {
+                for (digest, media, size, repo) in known
+                    .iter()
+                    .filter(|k| k.3 != repo_key && k.3.starts_with(&prefix))
+                {
                     let from = &repo[prefix.len()..];
                     if registry.mount_blob(&path, digest, from).await? {
-                        done = Some(Descriptor { media_type: media.clone(), digest: digest.clone(), size: *size, ..Default::default() });
-                        let _ = tx.send(status(&format!("Mounted from {from}"), Some(&id))).await;
+                        done = Some(Descriptor {
+                            media_type: media.clone(),
+                            digest: digest.clone(),
+                            size: *size,
+                            ..Default::default()
+                        });
+                        let _ = tx
+                            .send(status(&format!("Mounted from {from}"), Some(&id)))
+                            .await;
                         break;
                     }
                 }
@@ -137,11 +176,13 @@ impl Puller {
                             return Ok::<_, ApiError>(());
                         }
                         let _ = tx.send(status("Pushing", Some(&id))).await;
-                        let data = tokio::fs::read(&tmp)
-                            .await
-                            .map_err(|e| ApiError::internal(format!("reading {}: {e}", tmp.display())))?;
+                        let data = tokio::fs::read(&tmp).await.map_err(|e| {
+                            ApiError::internal(format!("reading {}: {e}", tmp.display()))
+                        })?;
                         let chunk = if data.len() > CHUNK { CHUNK } else { 0 };
-                        registry.upload_blob(&path, &digest, Bytes::from(data), chunk).await?;
+                        registry
+                            .upload_blob(&path, &digest, Bytes::from(data), chunk)
+                            .await?;
                         let _ = tx.send(status("Pushed", Some(&id))).await;
                         Ok(())
                     }
@@ -156,19 +197,44 @@ impl Puller {
                     }
                 }
             };
-            self.store().add_blob_digest(diff_id, &desc.digest, &desc.media_type, desc.size, &repo_key)?;
+            self.store().add_blob_digest(
+                diff_id,
+                &desc.digest,
+                &desc.media_type,
+                desc.size,
+                &repo_key,
+            )?;
             descs.push(desc);
         }
+        // Docker's schema 2 when every layer is gzip (OCI's gzip type is the same
+        // bytes), else an OCI manifest, which can say zstd or plain tar.
+        let all_gzip = descs.iter().all(|d| d.media_type.ends_with("gzip"));
+        let (manifest_type, config_type) = if all_gzip {
+            for d in descs.iter_mut() {
+                d.media_type = manifest::DOCKER_LAYER_GZIP.into();
+            }
+            (manifest::DOCKER_MANIFEST, manifest::DOCKER_CONFIG)
+        } else {
+            for d in descs
+                .iter_mut()
+                .filter(|d| d.media_type == manifest::DOCKER_LAYER_GZIP)
+            {
+                d.media_type = manifest::OCI_LAYER_GZIP.into();
+            }
+            (manifest::OCI_MANIFEST, manifest::OCI_CONFIG)
+        };
         // The config, then the manifest.
         let config = Bytes::from(image.config_bytes.clone());
         if !registry.has_blob(&path, &image.id).await? {
-            registry.upload_blob(&path, &image.id, config.clone(), 0).await?;
+            registry
+                .upload_blob(&path, &image.id, config.clone(), 0)
+                .await?;
         }
         let m = ImageManifest {
             schema_version: 2,
-            media_type: manifest::DOCKER_MANIFEST.into(),
+            media_type: manifest_type.into(),
             config: Descriptor {
-                media_type: manifest::DOCKER_CONFIG.into(),
+                media_type: config_type.into(),
                 digest: image.id.clone(),
                 size: config.len() as i64,
                 ..Default::default()
@@ -177,9 +243,17 @@ impl Puller {
         };
         let body = Bytes::from(serde_json::to_vec_pretty(&m).expect("serialises"));
         let size = body.len();
-        let digest = registry.put_manifest(&path, &tag, manifest::DOCKER_MANIFEST, body).await?;
-        self.store().add_repo_digest(&image.id, &format!("{}@{digest}", r.repo))?;
-        let _ = tx.send(status(&format!("{tag}: digest: {digest} size: {size}"), None)).await;
+        let digest = registry
+            .put_manifest(&path, &tag, manifest_type, body)
+            .await?;
+        self.store()
+            .add_repo_digest(&image.id, &format!("{}@{digest}", r.repo))?;
+        let _ = tx
+            .send(status(
+                &format!("{tag}: digest: {digest} size: {size}"),
+                None,
+            ))
+            .await;
         let _ = tx
             .send(line(json!({ "progressDetail": {}, "aux": { "Tag": tag, "Digest": digest, "Size": size } })))
             .await;
@@ -205,6 +279,9 @@ mod tests {
             .read_to_end(&mut out)
             .unwrap();
         assert_eq!(out.len(), 100_000);
-        assert_eq!(a.1 as u64, std::fs::metadata(d.path().join("a.gz")).unwrap().len());
+        assert_eq!(
+            a.1 as u64,
+            std::fs::metadata(d.path().join("a.gz")).unwrap().len()
+        );
     }
 }

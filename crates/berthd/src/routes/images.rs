@@ -61,9 +61,14 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
                 }
                 let tag = q.get("tag").unwrap_or("").to_string();
                 let creds = crate::engine::pull::decode_auth(
-                    call.headers.get("x-registry-auth").and_then(|v| v.to_str().ok()),
+                    call.headers
+                        .get("x-registry-auth")
+                        .and_then(|v| v.to_str().ok()),
                 );
-                let plan = d.puller.plan(&image, &tag, q.get("platform"), creds).await?;
+                let plan = d
+                    .puller
+                    .plan(&image, &tag, q.get("platform"), creds)
+                    .await?;
                 let (tx, rx) = mpsc::channel(64);
                 let puller = d.puller.clone();
                 let daemon = d.clone();
@@ -130,7 +135,9 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
             let name = name_of(r, "/push")?;
             let tag = q.get("tag").unwrap_or("").to_string();
             let creds = crate::engine::pull::decode_auth(
-                call.headers.get("x-registry-auth").and_then(|v| v.to_str().ok()),
+                call.headers
+                    .get("x-registry-auth")
+                    .and_then(|v| v.to_str().ok()),
             );
             // The image must exist before the stream starts: a 404 otherwise.
             let local = match berth_image::reference::Reference::parse(&name) {

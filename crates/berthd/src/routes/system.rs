@@ -35,7 +35,12 @@ pub(super) async fn route(
         (&Method::GET, ["events"]) => events(d, call)?,
         (&Method::POST, ["auth"]) => {
             let body: serde_json::Value = http::read_json(call.take_body()?).await?;
-            let s = |k: &str| body.get(k).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            let s = |k: &str| {
+                body.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or("")
+                    .to_string()
+            };
             let creds = berth_registry::auth::Credentials {
                 username: s("username"),
                 password: s("password"),
@@ -45,7 +50,10 @@ pub(super) async fn route(
                 return Err(ApiError::invalid("username and password are required"));
             }
             d.puller.login(&s("serveraddress"), creds).await?;
-            http::json(StatusCode::OK, &serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" }))
+            http::json(
+                StatusCode::OK,
+                &serde_json::json!({ "Status": "Login Succeeded", "IdentityToken": "" }),
+            )
         }
         (&Method::GET, ["system", "df"]) => {
             let types: Vec<String> = call

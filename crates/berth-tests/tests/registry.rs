@@ -1,0 +1,559 @@
+//! Pull and push against Debian's docker-registry on 127.0.0.1 (plain HTTP:
+//! loopback registries are insecure by default, as in Docker), through the real
+//! docker CLI, berth and skopeo: round trips by tag and digest, platform choice from
+//! an index, corrupt blobs, broken downloads, logins, mirrors, shared layers.
+
+use berth_tests::{Daemon, TestRegistry};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+fn id_of(d: &Daemon, image: &str) -> String {
+    d.docker(&["inspect", "-f", "{{.Id}}", image])
+        .ok()
+        .trim()
+        .to_string()
+}
+
+fn skopeo(args: &[&str]) {
+    let o = Command::new("skopeo")
+        .args(args)
+        .output()
+        .expect("running skopeo");
+    assert!(
+        o.status.success(),
+        "skopeo {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+#[test]
+fn docker_push_rmi_pull_by_tag_and_digest_keeps_the_image() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    d.load_busybox();
+    let id = id_of(&d, "busybox");
+    let name = format!("{}/team/bb:v1", reg.host());
+    d.docker(&["tag", "busybox", &name]).ok();
+    let o = d.docker(&["push", &name]);
+    let out = o.ok().to_string();
+    assert!(out.contains("Pushed"), "{out}");
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("v1: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the digest is printed")
+        .to_string();
+    // Again: every layer is already there.
+    assert!(d
+        .docker(&["push", &name])
+        .ok()
+        .contains("Layer already exists"));
+    d.docker(&["rmi", &name, "busybox"]).ok();
+    assert_eq!(d.docker(&["images", "-q"]).ok(), "");
+    let o = d.docker(&["pull", &name]);
+    assert!(o.ok().contains(&format!("Digest: {digest}")), "{o:?}");
+    assert_eq!(id_of(&d, &name), id);
+    let o = d.docker(&["inspect", "-f", "{{json .RepoDigests}}", &name]);
+    assert!(
+        o.ok().contains(&format!("{}/team/bb@{digest}", reg.host())),
+        "{o:?}"
+    );
+    d.docker(&["rmi", &name]).ok();
+    let by_digest = format!("{}/team/bb@{digest}", reg.host());
+    d.docker(&["pull", &by_digest]).ok();
+    assert_eq!(id_of(&d, &by_digest), id);
+    assert_eq!(
+        d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &by_digest,
+            "echo",
+            "ran"
+        ])
+        .ok(),
+        "ran\n"
+    );
+    // What is not there is named.
+    let o = d.docker(&["pull", &format!("{}/team/bb:nope", reg.host())]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("not found: manifest unknown"), "{o:?}");
+}
+
+#[test]
+fn berth_push_and_pull_and_run_pulls_what_is_missing() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    d.load_busybox();
+    let id = id_of(&d, "busybox");
+    let name = format!("{}/b/bb:1", reg.host());
+    d.berth(&["tag", "busybox", &name]).ok();
+    let o = d.berth(&["push", &name]);
+    assert!(o.ok().contains("1: digest: sha256:"), "{o:?}");
+    d.berth(&["rmi", &name, "busybox"]).ok();
+    let o = d.berth(&["pull", &name]);
+    assert!(o.ok().contains("Pull complete"), "{o:?}");
+    assert_eq!(id_of(&d, &name), id);
+    d.berth(&["rmi", &name]).ok();
+    // run pulls a missing image (progress on stderr), and --pull never does not.
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--pull",
+        "never",
+        "--network",
+        "none",
+        &name,
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    let o = d.berth(&["run", "--rm", "--network", "none", &name, "echo", "pulled"]);
+    assert_eq!(o.stdout, "pulled\n");
+    assert!(o.stderr.contains("Unable to find image"), "{o:?}");
+    // The docker CLI's run does the same through the API.
+    d.docker(&["rmi", &name]).ok();
+    let o = d.docker(&["run", "--rm", "--network", "none", &name, "echo", "again"]);
+    assert_eq!(o.stdout, "again\n", "{o:?}");
+}
+
+#[test]
+fn skopeo_and_berth_interoperate() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    let tar = d.busybox_archive("busybox:latest");
+    let layout = d.root.path().join("oci");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        &format!("docker-archive:{}", tar.display()),
+        &format!("oci:{}:bb", layout.display()),
+    ]);
+    let dest = format!("docker://{}/from/skopeo:1", reg.host());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:bb", layout.display()),
+        &dest,
+    ]);
+    let name = format!("{}/from/skopeo:1", reg.host());
+    d.berth(&["pull", &name]).ok();
+    assert_eq!(
+        d.berth(&["run", "--rm", "--network", "none", &name, "echo", "oci"])
+            .ok(),
+        "oci\n"
+    );
+    // berth pushes; skopeo sees the digest berth printed.
+    let mine = format!("{}/from/berth:2", reg.host());
+    d.berth(&["tag", &name, &mine]).ok();
+    let o = d.berth(&["push", &mine]);
+    let digest = o
+        .ok()
+        .lines()
+        .find_map(|l| l.strip_prefix("2: digest: "))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let out = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{mine}")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["Digest"], digest.as_str());
+}
+
+/// Writes a blob into an OCI layout; returns its descriptor fields.
+fn put_blob(layout: &Path, data: &[u8]) -> (String, usize) {
+    let hex = hex::encode(Sha256::digest(data));
+    std::fs::write(layout.join("blobs/sha256").join(&hex), data).unwrap();
+    (format!("sha256:{hex}"), data.len())
+}
+
+#[test]
+fn a_multi_platform_index_picks_the_platform() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    let tar = d.busybox_archive("busybox:latest");
+    let layout = d.root.path().join("oci");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        &format!("docker-archive:{}", tar.display()),
+        &format!("oci:{}:bb", layout.display()),
+    ]);
+    // The layout's one manifest (amd64), and a second one whose config says arm64.
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mdigest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob = |digest: &str| {
+        std::fs::read(
+            layout
+                .join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let manifest: serde_json::Value = serde_json::from_slice(&blob(&mdigest)).unwrap();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&blob(manifest["config"]["digest"].as_str().unwrap())).unwrap();
+    config["architecture"] = "arm64".into();
+    let (cdigest, csize) = put_blob(&layout, &serde_json::to_vec(&config).unwrap());
+    let mut arm = manifest.clone();
+    arm["config"]["digest"] = cdigest.into();
+    arm["config"]["size"] = csize.into();
+    let (adigest, asize) = put_blob(&layout, &serde_json::to_vec(&arm).unwrap());
+    let amd = blob(&mdigest);
+    let new_index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": adigest, "size": asize, "platform": { "architecture": "arm64", "os": "linux" } },
+            { "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": mdigest, "size": amd.len(), "platform": { "architecture": "amd64", "os": "linux" } },
+        ],
+        "annotations": { "org.opencontainers.image.ref.name": "multi" },
+    });
+    let (idigest, isize) = put_blob(&layout, &serde_json::to_vec(&new_index).unwrap());
+    let top = serde_json::json!({ "schemaVersion": 2, "manifests": [ { "mediaType": "application/vnd.oci.image.index.v1+json", "digest": idigest, "size": isize, "annotations": { "org.opencontainers.image.ref.name": "multi" } } ] });
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    let name = format!("{}/multi/bb:1", reg.host());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("docker://{name}"),
+    ]);
+    d.docker(&["pull", &name]).ok();
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.Architecture}}", &name])
+            .ok()
+            .trim(),
+        "amd64"
+    );
+    d.docker(&["rmi", &name]).ok();
+    d.docker(&["pull", "--platform", "linux/arm64", &name]).ok();
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.Architecture}}", &name])
+            .ok()
+            .trim(),
+        "arm64"
+    );
+    let o = d.docker(&["pull", "--platform", "linux/s390x", &name]);
+    assert!(
+        o.stderr.contains("no matching manifest for linux/s390x"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn a_corrupt_blob_fails_the_pull_and_leaves_nothing() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    d.load_busybox();
+    let name = format!("{}/c/bb:1", reg.host());
+    d.docker(&["tag", "busybox", &name]).ok();
+    d.docker(&["push", &name]).ok();
+    let layers: Vec<String> = std::fs::read_dir(d.data_root.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    d.docker(&["rmi", &name, "busybox"]).ok();
+    // Every layer blob in the registry's storage: same length, other bytes.
+    let manifest: serde_json::Value = {
+        let o = Command::new("skopeo")
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{name}"),
+            ])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    for l in manifest["layers"].as_array().unwrap() {
+        let p = reg.blob_path(l["digest"].as_str().unwrap());
+        let mut data = std::fs::read(&p).unwrap();
+        let mid = data.len() / 2;
+        data[mid] ^= 0xff;
+        std::fs::write(&p, data).unwrap();
+    }
+    let o = d.docker(&["pull", &name]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("verification failed")
+            || o.stderr.contains("invalid")
+            || o.stderr.contains("corrupt"),
+        "{o:?}"
+    );
+    assert_eq!(d.docker(&["images", "-q"]).ok(), "");
+    let after: Vec<String> = std::fs::read_dir(d.data_root.join("layers"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        after.len() <= layers.len(),
+        "no new layer directory: {after:?}"
+    );
+    assert_eq!(
+        std::fs::read_dir(d.data_root.join("tmp")).unwrap().count(),
+        0,
+        "nothing staged is left"
+    );
+}
+
+/// A proxy in front of the registry: counts blob GETs and, when `cut` is set, cuts
+/// the first blob download after `cut` bytes of its answer.
+struct Proxy {
+    port: u16,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+fn proxy(target: u16, cut: Option<usize>) -> Proxy {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let cut_once = Arc::new(Mutex::new(cut));
+    let s2 = seen.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let seen = s2.clone();
+            let cut_once = cut_once.clone();
+            std::thread::spawn(move || {
+                let mut client = c;
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut b).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_string();
+                let first = text.lines().next().unwrap_or("").to_string();
+                let is_blob = first.starts_with("GET ") && first.contains("/blobs/sha256:");
+                if is_blob {
+                    let range = text
+                        .lines()
+                        .any(|l| l.to_ascii_lowercase().starts_with("range:"));
+                    seen.lock()
+                        .unwrap()
+                        .push(format!("{first}{}", if range { " RANGE" } else { "" }));
+                }
+                let mut up = TcpStream::connect(("127.0.0.1", target)).unwrap();
+                // One request per connection: the client opens a new one each time.
+                let text = text.replace("\r\nConnection: keep-alive", "");
+                up.write_all(text.as_bytes()).unwrap();
+                // The first blob answer longer than the limit is cut.
+                let limit = if is_blob {
+                    *cut_once.lock().unwrap()
+                } else {
+                    None
+                };
+                let mut sent = 0usize;
+                let mut buf = [0u8; 8192];
+                loop {
+                    let n = match up.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    let n = match limit {
+                        Some(l) if sent + n > l => l - sent,
+                        _ => n,
+                    };
+                    if client.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                    if limit.is_some_and(|l| sent >= l) && cut_once.lock().unwrap().take().is_some()
+                    {
+                        break; // cut, once
+                    }
+                }
+            });
+        }
+    });
+    Proxy { port, seen }
+}
+
+#[test]
+fn a_broken_download_is_resumed() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    d.load_busybox();
+    let name = format!("{}/r/bb:1", reg.host());
+    d.docker(&["tag", "busybox", &name]).ok();
+    d.docker(&["push", &name]).ok();
+    d.docker(&["rmi", &name, "busybox"]).ok();
+    // The layer's answer is cut after 600 kB (headers included).
+    let p = proxy(reg.port, Some(600_000));
+    let via = format!("127.0.0.1:{}/r/bb:1", p.port);
+    let o = d.docker(&["pull", &via]);
+    assert!(o.ok().contains("Pull complete"), "{o:?}");
+    let seen = p.seen.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|s| s.ends_with("RANGE")),
+        "a Range request resumed it: {seen:?}"
+    );
+    assert_eq!(
+        d.docker(&["run", "--rm", "--network", "none", &via, "echo", "whole"])
+            .ok(),
+        "whole\n"
+    );
+}
+
+#[test]
+fn concurrent_pulls_fetch_a_shared_layer_once() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    d.load_busybox();
+    // Two images over the same base layer.
+    d.docker(&[
+        "run",
+        "--name",
+        "extra",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo more > /more",
+    ])
+    .ok();
+    d.docker(&["commit", "extra", "more:1"]).ok();
+    d.docker(&["rm", "extra"]).ok();
+    let (a, b) = (
+        format!("{}/s/a:1", reg.host()),
+        format!("{}/s/b:1", reg.host()),
+    );
+    d.docker(&["tag", "busybox", &a]).ok();
+    d.docker(&["tag", "more:1", &b]).ok();
+    d.docker(&["push", &a]).ok();
+    d.docker(&["push", &b]).ok();
+    d.docker(&["rmi", &a, &b, "busybox", "more:1"]).ok();
+    assert_eq!(d.docker(&["images", "-q"]).ok(), "");
+    let p = proxy(reg.port, None);
+    let (va, vb) = (
+        format!("127.0.0.1:{}/s/a:1", p.port),
+        format!("127.0.0.1:{}/s/b:1", p.port),
+    );
+    std::thread::scope(|s| {
+        let d = &d;
+        let h1 = s.spawn(|| d.docker(&["pull", &va]));
+        let h2 = s.spawn(|| d.docker(&["pull", &vb]));
+        h1.join().unwrap().ok();
+        h2.join().unwrap().ok();
+    });
+    let seen = p.seen.lock().unwrap().clone();
+    let mut counts = std::collections::HashMap::new();
+    for s in &seen {
+        let blob = s
+            .split("/blobs/")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        *counts.entry(blob).or_insert(0) += 1;
+    }
+    assert!(
+        counts.values().all(|n| *n == 1),
+        "each blob fetched once: {seen:?}"
+    );
+    assert_eq!(
+        d.docker(&["run", "--rm", "--network", "none", &vb, "cat", "/more"])
+            .ok(),
+        "more\n"
+    );
+}
+
+#[test]
+fn a_mirror_serves_docker_hub_names() {
+    let reg = TestRegistry::start("");
+    let d0 = Daemon::start();
+    let tar = d0.busybox_archive("busybox:latest");
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        &format!("docker-archive:{}", tar.display()),
+        &format!("docker://{}/library/busybox:latest", reg.host()),
+    ]);
+    drop(d0);
+    let mirror = format!("http://{}", reg.host());
+    let d = Daemon::start_with(&["--registry-mirror", &mirror]);
+    let o = d.docker(&["pull", "busybox"]);
+    assert!(
+        o.ok().contains("Downloaded newer image for busybox:latest"),
+        "{o:?}"
+    );
+    assert_eq!(
+        d.docker(&["run", "--rm", "--network", "none", "busybox", "echo", "hub"])
+            .ok(),
+        "hub\n"
+    );
+    assert!(
+        reg.log().contains("/v2/library/busybox/manifests/latest"),
+        "served by the mirror"
+    );
+}
+
+#[test]
+fn login_with_wrong_and_right_credentials() {
+    // bcrypt of "s3cret" for user "tester".
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    let hash = bcrypt::hash("s3cret", 5).unwrap();
+    std::fs::write(&htpasswd, format!("tester:{hash}\n")).unwrap();
+    let reg = TestRegistry::start(&format!(
+        "  htpasswd:\n    realm: berth-test\n    path: {}\n",
+        htpasswd.display()
+    ));
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = d.docker(&["login", "-u", "tester", "-p", "wrong", &reg.host()]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("unauthorized") || o.stderr.contains("authentication required"),
+        "{o:?}"
+    );
+    let name = format!("{}/private/bb:1", reg.host());
+    d.docker(&["tag", "busybox", &name]).ok();
+    let o = d.docker(&["push", &name]);
+    assert_ne!(o.code, 0, "no credentials: refused {o:?}");
+    let o = d.docker_in(
+        &["login", "-u", "tester", "--password-stdin", &reg.host()],
+        b"s3cret\n",
+    );
+    assert!(o.ok().contains("Login Succeeded"), "{o:?}");
+    let cfg = std::fs::read_to_string(d.root.path().join("docker-config/config.json")).unwrap();
+    assert!(cfg.contains(&reg.host()), "{cfg}");
+    let o = d.docker(&["push", &name]);
+    assert!(o.ok().contains("digest: sha256:"), "{o:?}");
+    // berth's own login and the saved credentials on a pull.
+    let o = d.berth_in(
+        &["login", "-u", "tester", "--password-stdin", &reg.host()],
+        b"s3cret\n",
+    );
+    assert!(o.ok().contains("Login Succeeded"));
+    d.berth(&["rmi", &name]).ok();
+    d.berth(&["pull", &name]).ok();
+    d.berth(&["logout", &reg.host()]).ok();
+}
