@@ -79,13 +79,16 @@ fn bad_configuration_stops_the_start() {
     let o = berthd(&["--config-file", cfg.to_str().unwrap()]);
     assert_eq!(o.code, 1);
     assert!(o.stderr.contains("unknown field `data-rot`"), "{o:?}");
-    std::fs::write(&cfg, r#"{"registry-mirrors": ["https://m"]}"#).unwrap();
+    std::fs::write(&cfg, r#"{"default-ulimits": {}}"#).unwrap();
     let o = berthd(&["--config-file", cfg.to_str().unwrap()]);
     assert!(
         o.stderr
-            .contains("berth does not support the daemon.json key \"registry-mirrors\" yet"),
+            .contains("berth does not support the daemon.json key \"default-ulimits\" yet"),
         "{o:?}"
     );
+    std::fs::write(&cfg, r#"{"registry-mirrors": ["mirror.example"]}"#).unwrap();
+    let o = berthd(&["--config-file", cfg.to_str().unwrap()]);
+    assert!(o.stderr.contains("invalid mirror"), "{o:?}");
     std::fs::write(&cfg, r#"{"data-root": "/b"}"#).unwrap();
     let o = berthd(&["--config-file", cfg.to_str().unwrap(), "--data-root", "/a"]);
     assert!(

@@ -403,8 +403,8 @@ mod tests {
             format!("{e:#}").contains("unknown field `data-rot`"),
             "{e:#}"
         );
-        let e = parse_file(p, r#"{"insecure-registries": []}"#).unwrap_err();
-        assert!(e.to_string().contains("\"insecure-registries\" yet"), "{e}");
+        let e = parse_file(p, r#"{"default-ulimits": {}}"#).unwrap_err();
+        assert!(e.to_string().contains("\"default-ulimits\" yet"), "{e}");
         let e = parse_file(p, r#"{"debug": "yes"}"#).unwrap_err();
         assert!(format!("{e:#}").contains("invalid type"), "{e:#}");
     }
