@@ -186,7 +186,7 @@ pub fn sha256_hex(data: &[u8]) -> String {
 pub(crate) struct Tee<R> {
     inner: R,
     hasher: Sha256,
-    copy: Option<fs::File>,
+    copy: Option<io::BufWriter<fs::File>>,
 }
 
 impl<R: Read> Read for Tee<R> {
@@ -379,7 +379,7 @@ impl Store {
         let mut tee = Tee {
             inner: reader,
             hasher: Sha256::new(),
-            copy: Some(copy),
+            copy: Some(io::BufWriter::with_capacity(1 << 20, copy)),
         };
         let size = extract::unpack(&mut tee, &diff, self.overlay_whiteouts)
             .map_err(|source| StoreError::Layer { index, source })?;

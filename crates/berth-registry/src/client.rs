@@ -495,64 +495,22 @@ impl Registry {
             .map(|_| false)
     }
 
-    /// Uploads a blob: one `PATCH` per chunk of `chunk` bytes then the closing `PUT`,
-    /// or (chunk 0) the whole blob in the `PUT`.
-    pub async fn upload_blob(
-        &self,
-        repo: &str,
-        digest: &str,
-        data: Bytes,
-        chunk: usize,
-    ) -> Result<()> {
+    /// Uploads a small blob in one request: the `POST`, then a `PUT` with the data
+    /// and its digest (monolithic upload).
+    pub async fn upload_blob(&self, repo: &str, digest: &str, data: Bytes) -> Result<()> {
         let scope = Self::push_scope(repo);
-        let r = self
-            .request(
-                Method::POST,
-                &format!("/v2/{repo}/blobs/uploads/"),
-                &[],
-                Bytes::new(),
-                &scope,
-            )
-            .await?;
-        let r = Self::ok(r, &format!("starting the upload of {digest}")).await?;
-        let mut location = self.location(&r, repo)?;
-        let mut rest = data;
-        if chunk > 0 {
-            let mut offset = 0usize;
-            while !rest.is_empty() {
-                let part = rest.split_to(chunk.min(rest.len()));
-                let range = format!("{offset}-{}", offset + part.len() - 1);
-                offset += part.len();
-                let r = self
-                    .request(
-                        Method::PATCH,
-                        &location,
-                        &[
-                            ("Content-Type", "application/octet-stream".into()),
-                            ("Content-Range", range),
-                        ],
-                        part,
-                        &scope,
-                    )
-                    .await?;
-                let r = Self::ok(r, &format!("uploading {digest}")).await?;
-                location = self.location(&r, repo)?;
-            }
-        }
+        let location = self.upload_start(repo).await?;
         let sep = if location.contains('?') { '&' } else { '?' };
-        let put = format!("{location}{sep}digest={digest}");
         let r = self
             .request(
                 Method::PUT,
-                &put,
+                &format!("{location}{sep}digest={digest}"),
                 &[("Content-Type", "application/octet-stream".into())],
-                rest,
+                data,
                 &scope,
             )
             .await?;
-        Self::ok(r, &format!("finishing the upload of {digest}"))
-            .await
-            .map(drop)
+        Self::ok(r, &format!("uploading {digest}")).await.map(drop)
     }
 
     fn location(&self, r: &Response, repo: &str) -> Result<String> {
@@ -595,6 +553,135 @@ impl Registry {
         Ok(r.header("docker-content-digest")
             .map(String::from)
             .unwrap_or(digest))
+    }
+}
+
+/// A request body fed from a channel: an upload streamed while it is produced.
+struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<hyper::body::Frame<Bytes>, Self::Error>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|b| b.map(|b| Ok(hyper::body::Frame::data(b))))
+    }
+}
+
+impl Registry {
+    /// Starts an upload; returns where to send the data.
+    pub async fn upload_start(&self, repo: &str) -> Result<String> {
+        let scope = Self::push_scope(repo);
+        let r = self
+            .request(
+                Method::POST,
+                &format!("/v2/{repo}/blobs/uploads/"),
+                &[],
+                Bytes::new(),
+                &scope,
+            )
+            .await?;
+        let r = Self::ok(r, "starting an upload").await?;
+        self.location(&r, repo)
+    }
+
+    /// Sends an upload's data as one streamed `PATCH` (chunked transfer encoding),
+    /// as it is produced; returns the location to finish at.
+    pub async fn upload_stream(
+        &self,
+        repo: &str,
+        location: &str,
+        data: tokio::sync::mpsc::Receiver<Bytes>,
+    ) -> Result<String> {
+        let u = url::Url::parse(location).map_err(|e| {
+            Error::new(
+                ErrorKind::Invalid,
+                format!("invalid upload location {location}: {e}"),
+            )
+        })?;
+        let host = u.host_str().unwrap_or_default().to_string();
+        let port = u.port_or_known_default().unwrap_or(80);
+        if u.scheme() == "https" {
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("{host}:{port} needs HTTPS, which berth does not speak yet"),
+            ));
+        }
+        let unavailable = |e: &dyn std::fmt::Display| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("uploading to {location}: {e}"),
+            )
+        };
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let _ = stream.set_nodelay(true);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| unavailable(&e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        let path = match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        };
+        let mut req = Request::builder()
+            .method(Method::PATCH)
+            .uri(path)
+            .header(
+                "Host",
+                match u.port() {
+                    Some(p) => format!("{host}:{p}"),
+                    None => host.clone(),
+                },
+            )
+            .header("User-Agent", USER_AGENT)
+            .header("Content-Type", "application/octet-stream");
+        if let Some(a) = self.auth_header(&Self::push_scope(repo)) {
+            req = req.header("Authorization", a);
+        }
+        let req = req
+            .body(ChannelBody(data))
+            .map_err(|e| Error::new(ErrorKind::Invalid, format!("building the upload: {e}")))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| unavailable(&e))?;
+        let (parts, body) = resp.into_parts();
+        let r = Self::ok(
+            Response {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            },
+            "uploading",
+        )
+        .await?;
+        self.location(&r, repo)
+    }
+
+    /// Closes an upload with the blob's digest.
+    pub async fn upload_finish(&self, repo: &str, location: &str, digest: &str) -> Result<()> {
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let r = self
+            .request(
+                Method::PUT,
+                &format!("{location}{sep}digest={digest}"),
+                &[("Content-Type", "application/octet-stream".into())],
+                Bytes::new(),
+                &Self::push_scope(repo),
+            )
+            .await?;
+        Self::ok(r, &format!("finishing the upload of {digest}"))
+            .await
+            .map(drop)
     }
 }
 

@@ -1,8 +1,9 @@
 //! `docker push`: each layer is checked on the registry first (HEAD) and skipped
 //! when there, mounted from another repository of the same registry when the store
-//! knows one that has it, and otherwise gzip-compressed into a temporary file and
-//! uploaded (in one request when small, in chunks when not); then the config and a
-//! Docker schema 2 manifest. Progress goes out as Docker's JSON messages.
+//! knows one that has it, and otherwise gzip-compressed and uploaded in one pass (a
+//! streamed, chunked PATCH, closed by a PUT with the digest), all layers at once;
+//! then the config (one monolithic PUT) and the manifest. Progress goes out as
+//! Docker's JSON messages.
 
 use super::pull::Puller;
 use crate::error::{ApiError, ApiResult};
@@ -14,9 +15,6 @@ use sha2::Digest;
 use std::io::Write;
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-/// Blobs up to this size go in one request; bigger ones in chunks of this size.
-const CHUNK: usize = 16 << 20;
 
 fn line(v: Value) -> Bytes {
     let mut l = serde_json::to_vec(&v).expect("serialises");
@@ -33,39 +31,59 @@ fn status(s: &str, id: Option<&str>) -> Bytes {
     line(v)
 }
 
-/// Compresses a layer tar into `dst`, returning its digest and size.
-fn gzip_layer(src: &std::path::Path, dst: &std::path::Path) -> std::io::Result<(String, i64)> {
-    struct Hashing<W: Write> {
-        w: W,
+/// Compresses a layer tar into `out`, in chunks, returning the blob's digest and
+/// size. No name and no time in the gzip header: the same layer always gives the
+/// same blob.
+fn gzip_stream(src: &std::path::Path, out: mpsc::Sender<Bytes>) -> std::io::Result<(String, i64)> {
+    struct Chunks {
+        out: mpsc::Sender<Bytes>,
+        buf: Vec<u8>,
         h: sha2::Sha256,
         n: u64,
     }
-    impl<W: Write> Write for Hashing<W> {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            let n = self.w.write(buf)?;
-            self.h.update(&buf[..n]);
-            self.n += n as u64;
-            Ok(n)
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            self.w.flush()
+    impl Chunks {
+        fn send(&mut self) -> std::io::Result<()> {
+            if self.buf.is_empty() {
+                return Ok(());
+            }
+            let b = Bytes::from(std::mem::take(&mut self.buf));
+            self.out.blocking_send(b).map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::BrokenPipe, "the upload stopped")
+            })
         }
     }
-    let out = Hashing {
-        w: std::io::BufWriter::new(std::fs::File::create(dst)?),
+    impl Write for Chunks {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            self.h.update(data);
+            self.n += data.len() as u64;
+            self.buf.extend_from_slice(data);
+            if self.buf.len() >= 256 * 1024 {
+                self.send()?;
+            }
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            self.send()
+        }
+    }
+    let chunks = Chunks {
+        out,
+        buf: Vec::with_capacity(256 * 1024),
         h: sha2::Sha256::new(),
         n: 0,
     };
-    // No name and no time in the header: the same layer always gives the same blob.
     let mut gz = flate2::GzBuilder::new()
         .mtime(0)
-        .write(out, flate2::Compression::fast());
-    std::io::copy(&mut std::fs::File::open(src)?, &mut gz)?;
-    let mut out = gz.finish()?;
-    out.flush()?;
+        .write(chunks, flate2::Compression::fast());
+    std::io::copy(
+        &mut std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(src)?),
+        &mut gz,
+    )?;
+    let mut chunks = gz.finish()?;
+    chunks.flush()?;
     Ok((
-        format!("sha256:{}", hex::encode(out.h.finalize())),
-        out.n as i64,
+        format!("sha256:{}", hex::encode(chunks.h.finalize())),
+        chunks.n as i64,
     ))
 }
 
@@ -116,95 +134,23 @@ impl Puller {
                 ))
                 .await;
         }
+        // Every layer at once, as Docker does; the manifest keeps their order.
+        let mut tasks = Vec::new();
+        for (diff_id, _) in image.layers.clone() {
+            let me = self.clone();
+            let registry = registry.clone();
+            let (path, repo_key, tx) = (path.clone(), repo_key.clone(), tx.clone());
+            tasks.push(tokio::spawn(async move {
+                me.push_layer(&registry, &path, &repo_key, &diff_id, &tx)
+                    .await
+            }));
+        }
         let mut descs = Vec::new();
-        for (diff_id, _) in &image.layers {
-            let id = diff_id.trim_start_matches("sha256:")[..12].to_string();
-            let known = self.store().blob_digests(diff_id)?;
-            // Already in this repository?
-            let mut done = None;
-            for (digest, media, size, _) in known.iter().filter(|k| k.3 == repo_key) {
-                if registry.has_blob(&path, digest).await? {
-                    done = Some(Descriptor {
-                        media_type: media.clone(),
-                        digest: digest.clone(),
-                        size: *size,
-                        ..Default::default()
-                    });
-                    let _ = tx.send(status("Layer already exists", Some(&id))).await;
-                    break;
-                }
-            }
-            // In another repository of the same registry: mount it.
-            if done.is_none() {
-                let prefix = format!("{}/", registry.host);
-                for (digest, media, size, repo) in known
-                    .iter()
-                    .filter(|k| k.3 != repo_key && k.3.starts_with(&prefix))
-                {
-                    let from = &repo[prefix.len()..];
-                    if registry.mount_blob(&path, digest, from).await? {
-                        done = Some(Descriptor {
-                            media_type: media.clone(),
-                            digest: digest.clone(),
-                            size: *size,
-                            ..Default::default()
-                        });
-                        let _ = tx
-                            .send(status(&format!("Mounted from {from}"), Some(&id)))
-                            .await;
-                        break;
-                    }
-                }
-            }
-            let desc = match done {
-                Some(d) => d,
-                None => {
-                    let src = self.store().layer_dir(diff_id).join("layer.tar");
-                    let scratch = self.store().tmp_dir("push")?;
-                    let tmp = scratch.join("layer.tar.gz");
-                    let (t2, s2) = (tmp.clone(), src.clone());
-                    let (digest, size) = tokio::task::spawn_blocking(move || gzip_layer(&s2, &t2))
-                        .await
-                        .map_err(|e| ApiError::internal(format!("compress task: {e}")))?
-                        .map_err(|e| {
-                            let _ = std::fs::remove_dir_all(&scratch);
-                            ApiError::internal(format!("compressing layer {diff_id}: {e}"))
-                        })?;
-                    let result = async {
-                        if registry.has_blob(&path, &digest).await? {
-                            let _ = tx.send(status("Layer already exists", Some(&id))).await;
-                            return Ok::<_, ApiError>(());
-                        }
-                        let _ = tx.send(status("Pushing", Some(&id))).await;
-                        let data = tokio::fs::read(&tmp).await.map_err(|e| {
-                            ApiError::internal(format!("reading {}: {e}", tmp.display()))
-                        })?;
-                        let chunk = if data.len() > CHUNK { CHUNK } else { 0 };
-                        registry
-                            .upload_blob(&path, &digest, Bytes::from(data), chunk)
-                            .await?;
-                        let _ = tx.send(status("Pushed", Some(&id))).await;
-                        Ok(())
-                    }
-                    .await;
-                    let _ = std::fs::remove_dir_all(&scratch);
-                    result?;
-                    Descriptor {
-                        media_type: manifest::DOCKER_LAYER_GZIP.into(),
-                        digest,
-                        size,
-                        ..Default::default()
-                    }
-                }
-            };
-            self.store().add_blob_digest(
-                diff_id,
-                &desc.digest,
-                &desc.media_type,
-                desc.size,
-                &repo_key,
-            )?;
-            descs.push(desc);
+        for t in tasks {
+            descs.push(
+                t.await
+                    .map_err(|e| ApiError::internal(format!("push task: {e}")))??,
+            );
         }
         // Docker's schema 2 when every layer is gzip (OCI's gzip type is the same
         // bytes), else an OCI manifest, which can say zstd or plain tar.
@@ -227,7 +173,7 @@ impl Puller {
         let config = Bytes::from(image.config_bytes.clone());
         if !registry.has_blob(&path, &image.id).await? {
             registry
-                .upload_blob(&path, &image.id, config.clone(), 0)
+                .upload_blob(&path, &image.id, config.clone())
                 .await?;
         }
         let m = ImageManifest {
@@ -261,6 +207,88 @@ impl Puller {
     }
 }
 
+impl Puller {
+    /// One layer: skipped when the registry has it, mounted when another of its
+    /// repositories does, else compressed and uploaded in one streamed pass.
+    async fn push_layer(
+        &self,
+        registry: &berth_registry::Registry,
+        path: &str,
+        repo_key: &str,
+        diff_id: &str,
+        tx: &mpsc::Sender<Bytes>,
+    ) -> ApiResult<Descriptor> {
+        let id = diff_id.trim_start_matches("sha256:")[..12].to_string();
+        let known = self.store().blob_digests(diff_id)?;
+        let mut done = None;
+        for (digest, media, size, _) in known.iter().filter(|k| k.3 == repo_key) {
+            if registry.has_blob(path, digest).await? {
+                done = Some(Descriptor {
+                    media_type: media.clone(),
+                    digest: digest.clone(),
+                    size: *size,
+                    ..Default::default()
+                });
+                let _ = tx.send(status("Layer already exists", Some(&id))).await;
+                break;
+            }
+        }
+        if done.is_none() {
+            let prefix = format!("{}/", registry.host);
+            for (digest, media, size, repo) in known
+                .iter()
+                .filter(|k| k.3 != repo_key && k.3.starts_with(&prefix))
+            {
+                let from = &repo[prefix.len()..];
+                if registry.mount_blob(path, digest, from).await? {
+                    done = Some(Descriptor {
+                        media_type: media.clone(),
+                        digest: digest.clone(),
+                        size: *size,
+                        ..Default::default()
+                    });
+                    let _ = tx
+                        .send(status(&format!("Mounted from {from}"), Some(&id)))
+                        .await;
+                    break;
+                }
+            }
+        }
+        let desc = match done {
+            Some(d) => d,
+            None => {
+                let _ = tx.send(status("Pushing", Some(&id))).await;
+                let location = registry.upload_start(path).await?;
+                let (data_tx, data_rx) = mpsc::channel::<Bytes>(8);
+                let src = self.store().layer_dir(diff_id).join("layer.tar");
+                let compress = tokio::task::spawn_blocking(move || gzip_stream(&src, data_tx));
+                let sent = registry.upload_stream(path, &location, data_rx).await;
+                let (digest, size) = compress
+                    .await
+                    .map_err(|e| ApiError::internal(format!("compress task: {e}")))?
+                    .map_err(|e| ApiError::internal(format!("compressing layer {diff_id}: {e}")))?;
+                let location = sent?;
+                registry.upload_finish(path, &location, &digest).await?;
+                let _ = tx.send(status("Pushed", Some(&id))).await;
+                Descriptor {
+                    media_type: manifest::DOCKER_LAYER_GZIP.into(),
+                    digest,
+                    size,
+                    ..Default::default()
+                }
+            }
+        };
+        self.store().add_blob_digest(
+            diff_id,
+            &desc.digest,
+            &desc.media_type,
+            desc.size,
+            repo_key,
+        )?;
+        Ok(desc)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,18 +298,27 @@ mod tests {
     fn gzip_of_a_layer_is_reproducible() {
         let d = tempfile::tempdir().unwrap();
         let src = d.path().join("layer.tar");
-        std::fs::write(&src, vec![7u8; 100_000]).unwrap();
-        let a = gzip_layer(&src, &d.path().join("a.gz")).unwrap();
-        let b = gzip_layer(&src, &d.path().join("b.gz")).unwrap();
-        assert_eq!(a, b, "the same layer gives the same digest");
+        std::fs::write(&src, vec![7u8; 1_000_000]).unwrap();
+        let run = || {
+            let (tx, mut rx) = mpsc::channel(64);
+            let src = src.clone();
+            let h = std::thread::spawn(move || gzip_stream(&src, tx).unwrap());
+            let mut all = Vec::new();
+            while let Some(b) = rx.blocking_recv() {
+                all.extend_from_slice(&b);
+            }
+            (h.join().unwrap(), all)
+        };
+        let ((da, na), a) = run();
+        let ((db, _), b) = run();
+        assert_eq!(da, db, "the same layer gives the same digest");
+        assert_eq!(a, b);
+        assert_eq!(na as usize, a.len());
+        assert_eq!(da, berth_registry::digest_of(&a));
         let mut out = Vec::new();
-        flate2::read::GzDecoder::new(std::fs::File::open(d.path().join("a.gz")).unwrap())
+        flate2::read::GzDecoder::new(&a[..])
             .read_to_end(&mut out)
             .unwrap();
-        assert_eq!(out.len(), 100_000);
-        assert_eq!(
-            a.1 as u64,
-            std::fs::metadata(d.path().join("a.gz")).unwrap().len()
-        );
+        assert_eq!(out.len(), 1_000_000);
     }
 }
