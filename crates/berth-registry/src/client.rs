@@ -94,13 +94,75 @@ impl Response {
 pub struct Registry {
     /// `host[:port]` as it appears in references.
     pub host: String,
-    /// `http` for insecure registries, else `https`.
-    scheme: &'static str,
+    /// `https`, or `http` once an insecure registry turned out not to speak TLS.
+    scheme: Mutex<&'static str>,
+    /// An insecure registry: HTTPS first, then plain HTTP when TLS fails.
+    fallback: bool,
     creds: Option<Credentials>,
     /// Bearer tokens by scope.
     tokens: Mutex<HashMap<String, String>>,
     /// The registry asked for Basic authentication.
     basic: Mutex<bool>,
+    /// TLS for HTTPS connections (None: plain HTTP only).
+    tls: Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+}
+
+/// An HTTP/1.1 connection to `host:port`, through TLS when `tls` is given.
+async fn connect<B>(
+    host: &str,
+    port: u16,
+    tls: Option<&std::sync::Arc<tokio_rustls::rustls::ClientConfig>>,
+) -> std::result::Result<hyper::client::conn::http1::SendRequest<B>, String>
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let addr = format!(
+        "{}:{port}",
+        host.trim_start_matches('[').trim_end_matches(']')
+    );
+    let stream = tokio::time::timeout(
+        Duration::from_secs(30),
+        tokio::net::TcpStream::connect(&addr),
+    )
+    .await
+    .map_err(|_| "connection timed out".to_string())?
+    .map_err(|e| e.to_string())?;
+    let _ = stream.set_nodelay(true);
+    match tls {
+        None => {
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(sender)
+        }
+        Some(cfg) => {
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from(
+                host.trim_start_matches('[')
+                    .trim_end_matches(']')
+                    .to_string(),
+            )
+            .map_err(|e| e.to_string())?;
+            let tls = tokio::time::timeout(
+                Duration::from_secs(10),
+                tokio_rustls::TlsConnector::from(cfg.clone()).connect(name, stream),
+            )
+            .await
+            .map_err(|_| "TLS: handshake timed out".to_string())?
+            .map_err(|e| format!("TLS: {e}"))?;
+            let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+                .await
+                .map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            Ok(sender)
+        }
+    }
 }
 
 const USER_AGENT: &str = concat!("berth/", env!("CARGO_PKG_VERSION"));
@@ -111,15 +173,53 @@ impl Registry {
     pub fn new(host: &str, plain_http: bool, creds: Option<Credentials>) -> Registry {
         Registry {
             host: host.to_string(),
-            scheme: if plain_http { "http" } else { "https" },
+            scheme: Mutex::new(if plain_http { "http" } else { "https" }),
+            fallback: false,
             creds: creds.filter(|c| !c.is_empty()),
             tokens: Mutex::new(HashMap::new()),
             basic: Mutex::new(false),
+            tls: None,
         }
     }
 
+    /// An insecure registry, as Docker treats one: HTTPS without verifying the
+    /// certificate, and plain HTTP when the registry does not speak TLS.
+    pub fn insecure(host: &str, creds: Option<Credentials>) -> Registry {
+        let mut r = Registry::new(host, false, creds);
+        r.fallback = true;
+        r.tls = Some(crate::tls::insecure_config());
+        r
+    }
+
+    /// The TLS configuration for HTTPS (this registry's, and token servers').
+    pub fn with_tls(mut self, tls: std::sync::Arc<tokio_rustls::rustls::ClientConfig>) -> Registry {
+        self.tls = Some(tls);
+        self
+    }
+
+    fn tls_for(
+        &self,
+        scheme: &str,
+        host: &str,
+        port: u16,
+    ) -> Result<Option<&std::sync::Arc<tokio_rustls::rustls::ClientConfig>>> {
+        if scheme != "https" {
+            return Ok(None);
+        }
+        self.tls.as_ref().map(Some).ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unavailable,
+                format!("{host}:{port} needs HTTPS, and no TLS configuration was given"),
+            )
+        })
+    }
+
     fn url(&self, path: &str) -> String {
-        format!("{}://{}{path}", self.scheme, self.host)
+        format!("{}://{}{path}", self.scheme(), self.host)
+    }
+
+    fn scheme(&self) -> &'static str {
+        *self.scheme.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// One request on a new connection, following no redirect.
@@ -136,35 +236,26 @@ impl Registry {
             .host_str()
             .ok_or_else(|| Error::new(ErrorKind::Invalid, format!("invalid URL {url}")))?;
         let port = u.port_or_known_default().unwrap_or(80);
-        if u.scheme() == "https" {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!(
-                    "{host}:{port} needs HTTPS, which berth does not speak yet: add it to insecure-registries to use plain HTTP"
-                ),
-            ));
-        }
         let unavailable = |e: &dyn std::fmt::Display| {
             Error::new(ErrorKind::Unavailable, format!("{method} {url}: {e}"))
         };
-        let addr = format!(
-            "{}:{port}",
-            host.trim_start_matches('[').trim_end_matches(']')
-        );
-        let stream = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::net::TcpStream::connect(&addr),
-        )
-        .await
-        .map_err(|_| unavailable(&"connection timed out"))?
-        .map_err(|e| unavailable(&e))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unavailable(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let tls = self.tls_for(u.scheme(), host, port)?;
+        let mut sender = match connect::<Full<Bytes>>(host, port, tls).await {
+            Ok(s) => s,
+            // An insecure registry that does not speak TLS: plain HTTP from now on.
+            Err(e)
+                if self.fallback
+                    && u.scheme() == "https"
+                    && e.starts_with("TLS")
+                    && host_port(&u) == self.host =>
+            {
+                tracing::debug!(registry = %self.host, error = %e, "no TLS, falling back to HTTP");
+                *self.scheme.lock().unwrap_or_else(|p| p.into_inner()) = "http";
+                let plain = url.replacen("https://", "http://", 1);
+                return Box::pin(self.send_once(method, &plain, headers, body)).await;
+            }
+            Err(e) => return Err(unavailable(&e)),
+        };
         let path = match u.query() {
             Some(q) => format!("{}?{q}", u.path()),
             None => u.path().to_string(),
@@ -556,6 +647,14 @@ impl Registry {
     }
 }
 
+/// `host[:port]` of a URL, as references write it.
+fn host_port(u: &url::Url) -> String {
+    match u.port() {
+        Some(p) => format!("{}:{p}", u.host_str().unwrap_or_default()),
+        None => u.host_str().unwrap_or_default().to_string(),
+    }
+}
+
 /// A request body fed from a channel: an upload streamed while it is produced.
 struct ChannelBody(tokio::sync::mpsc::Receiver<Bytes>);
 
@@ -606,28 +705,16 @@ impl Registry {
         })?;
         let host = u.host_str().unwrap_or_default().to_string();
         let port = u.port_or_known_default().unwrap_or(80);
-        if u.scheme() == "https" {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                format!("{host}:{port} needs HTTPS, which berth does not speak yet"),
-            ));
-        }
         let unavailable = |e: &dyn std::fmt::Display| {
             Error::new(
                 ErrorKind::Unavailable,
                 format!("uploading to {location}: {e}"),
             )
         };
-        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+        let tls = self.tls_for(u.scheme(), &host, port)?;
+        let mut sender = connect::<ChannelBody>(&host, port, tls)
             .await
             .map_err(|e| unavailable(&e))?;
-        let _ = stream.set_nodelay(true);
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| unavailable(&e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
         let path = match u.query() {
             Some(q) => format!("{}?{q}", u.path()),
             None => u.path().to_string(),

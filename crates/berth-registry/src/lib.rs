@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod client;
 pub mod manifest;
+pub mod tls;
 
 pub use client::{Error, Registry};
 

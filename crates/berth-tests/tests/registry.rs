@@ -339,6 +339,11 @@ fn proxy(target: u16, cut: Option<usize>) -> Proxy {
                 let mut client = c;
                 let mut head = Vec::new();
                 let mut b = [0u8; 1];
+                // A TLS hello (an HTTPS attempt): this proxy speaks plain HTTP only.
+                let mut first = [0u8; 1];
+                if client.peek(&mut first).unwrap_or(0) == 0 || first[0] == 0x16 {
+                    return;
+                }
                 while !head.ends_with(b"\r\n\r\n") {
                     if client.read(&mut b).unwrap_or(0) == 0 {
                         return;

@@ -70,6 +70,10 @@ pub struct Flags {
     /// Mirrors tried first for Docker Hub images.
     #[arg(long = "registry-mirror")]
     pub registry_mirrors: Vec<String>,
+    /// Directories of per-registry TLS files (<dir>/<host>/ca.crt, client.cert,
+    /// client.key). [default: /etc/docker/certs.d and /etc/berth/certs.d]
+    #[arg(long = "registry-certs-dir")]
+    pub registry_certs_dirs: Vec<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +305,11 @@ impl Config {
             registries: crate::engine::pull::RegistryConfig {
                 insecure: insecure.unwrap_or_default(),
                 mirrors,
+                certs_dirs: if flags.registry_certs_dirs.is_empty() {
+                    vec!["/etc/docker/certs.d".into(), "/etc/berth/certs.d".into()]
+                } else {
+                    flags.registry_certs_dirs.clone()
+                },
             },
             storage_driver,
             net,

@@ -24,6 +24,9 @@ pub struct RegistryConfig {
     pub insecure: Vec<String>,
     /// `registry-mirrors`: tried first for Docker Hub images.
     pub mirrors: Vec<String>,
+    /// Where `<host>/ca.crt`, `client.cert` and `client.key` are looked up
+    /// (/etc/docker/certs.d and /etc/berth/certs.d by default).
+    pub certs_dirs: Vec<std::path::PathBuf>,
 }
 
 impl RegistryConfig {
@@ -188,8 +191,33 @@ impl Puller {
         }
     }
 
+    /// A client for `host`: plain HTTP when asked (`http://` mirrors); for an
+    /// insecure registry HTTPS unverified, then plain HTTP (Docker's way); else
+    /// HTTPS with the system's roots and the host's own CA and client certificate
+    /// from the certs directories.
+    fn client(
+        &self,
+        host: &str,
+        http_only: bool,
+        creds: Option<Credentials>,
+    ) -> ApiResult<Registry> {
+        if http_only {
+            return Ok(Registry::new(host, true, creds));
+        }
+        if self.config.plain_http(host) {
+            return Ok(Registry::insecure(host, creds));
+        }
+        let tls = berth_registry::tls::client_config(host, &self.config.certs_dirs)
+            .map_err(|e| ApiError::invalid(format!("TLS for {host}: {e}")))?;
+        Ok(Registry::new(host, false, creds).with_tls(tls))
+    }
+
     /// The registries to try for `domain`: the mirrors first for Docker Hub.
-    fn registries(&self, domain: &str, creds: Option<Credentials>) -> Vec<Arc<Registry>> {
+    fn registries(
+        &self,
+        domain: &str,
+        creds: Option<Credentials>,
+    ) -> ApiResult<Vec<Arc<Registry>>> {
         let mut out = Vec::new();
         if domain == berth_registry::DOCKER_HUB {
             for m in &self.config.mirrors {
@@ -197,8 +225,11 @@ impl Puller {
                     .trim_start_matches("http://")
                     .trim_start_matches("https://")
                     .trim_end_matches('/');
-                let plain = m.starts_with("http://") || self.config.plain_http(host);
-                out.push(Arc::new(Registry::new(host, plain, None)));
+                out.push(Arc::new(self.client(
+                    host,
+                    m.starts_with("http://"),
+                    None,
+                )?));
             }
         }
         let host = if domain == berth_registry::DOCKER_HUB {
@@ -206,12 +237,8 @@ impl Puller {
         } else {
             domain
         };
-        out.push(Arc::new(Registry::new(
-            host,
-            self.config.plain_http(domain),
-            creds,
-        )));
-        out
+        out.push(Arc::new(self.client(host, false, creds)?));
+        Ok(out)
     }
 
     pub(super) fn store(&self) -> &Arc<Store> {
@@ -219,10 +246,11 @@ impl Puller {
     }
 
     /// A registry client for pushing to `domain`.
-    pub fn registry(&self, domain: &str, creds: Option<Credentials>) -> Arc<Registry> {
-        self.registries(domain, creds)
+    pub fn registry(&self, domain: &str, creds: Option<Credentials>) -> ApiResult<Arc<Registry>> {
+        Ok(self
+            .registries(domain, creds)?
             .pop()
-            .expect("at least the registry itself")
+            .expect("at least the registry itself"))
     }
 
     /// Resolves what to pull: manifest (through a list or index for `platform`) and
@@ -260,7 +288,7 @@ impl Puller {
             },
         };
         let mut last_err = None;
-        for registry in self.registries(&domain, creds.clone()) {
+        for registry in self.registries(&domain, creds.clone())? {
             match self
                 .plan_on(&registry, &path, &reference, r.digest.as_deref(), &want)
                 .await
@@ -678,7 +706,7 @@ impl Puller {
         } else {
             host
         };
-        let registry = self.registry(domain, Some(creds));
+        let registry = self.registry(domain, Some(creds))?;
         registry.ping().await.map_err(|e| {
             let mut a = ApiError::from(e);
             if a.kind == ErrorKind::Unauthorized {

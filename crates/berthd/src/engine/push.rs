@@ -111,7 +111,7 @@ impl Puller {
             ))
         })?;
         let (domain, path) = berth_registry::split_repo(&r.repo);
-        let registry = self.registry(&domain, creds);
+        let registry = self.registry(&domain, creds)?;
         let repo_key = format!("{}/{path}", registry.host);
         let _ = tx
             .send(status(
