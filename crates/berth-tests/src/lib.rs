@@ -724,21 +724,27 @@ pub struct TestRegistry {
     pub dir: tempfile::TempDir,
     pub port: u16,
     child: Child,
+    ip: String,
 }
 
 impl TestRegistry {
     /// `auth`: extra YAML under `auth:` (e.g. htpasswd), or empty.
     pub fn start(auth: &str) -> TestRegistry {
+        Self::start_on("127.0.0.1", auth, "")
+    }
+
+    /// On address `ip`, with `http_extra` YAML under `http:` (e.g. `tls:`).
+    pub fn start_on(ip: &str, auth: &str, http_extra: &str) -> TestRegistry {
         let dir = tempfile::Builder::new()
             .prefix("breg-")
             .tempdir_in("/tmp")
             .expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
+        let port = std::net::TcpListener::bind((ip, 0))
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let mut cfg = format!(
-            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+            "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n{http_extra}",
             dir.path().join("data").display()
         );
         if !auth.is_empty() {
@@ -755,16 +761,16 @@ impl TestRegistry {
             .stderr(log)
             .spawn()
             .expect("starting docker-registry (Debian's docker-registry package)");
-        let r = TestRegistry { dir, port, child };
+        let r = TestRegistry { dir, port, child, ip: ip.to_string() };
         wait_until("the registry to listen", || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            std::net::TcpStream::connect((ip, port)).is_ok()
         });
         r
     }
 
-    /// `127.0.0.1:port`.
+    /// `ip:port`.
     pub fn host(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("{}:{}", self.ip, self.port)
     }
 
     pub fn log(&self) -> String {

@@ -562,3 +562,61 @@ fn login_with_wrong_and_right_credentials() {
     d.berth(&["pull", &name]).ok();
     d.berth(&["logout", &reg.host()]).ok();
 }
+
+/// A test CA, and a server certificate for `ip` signed by it: (ca.crt, server.crt,
+/// server.key) in PEM.
+fn test_ca(ip: &str) -> (String, String, String, rcgen::Certificate, rcgen::KeyPair) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca.distinguished_name.push(rcgen::DnType::CommonName, "berth test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(vec![ip.to_string()]).unwrap();
+    p.subject_alt_names = vec![rcgen::SanType::IpAddress(ip.parse().unwrap())];
+    let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
+    (ca_cert.pem(), cert.pem(), key.serialize_pem(), ca_cert, ca_key)
+}
+
+#[test]
+fn https_with_a_test_ca_and_client_certificates() {
+    // A registry on the test daemon's bridge address (not loopback, so not insecure
+    // by default): its certificate must verify against the CA in certs.d.
+    let certs = tempfile::tempdir().unwrap();
+    let d = Daemon::start_with(&["--bip", "10.251.88.1/24", "--registry-certs-dir", certs.path().to_str().unwrap()]);
+    d.load_busybox();
+    let ip = "10.251.88.1";
+    let (ca_pem, cert_pem, key_pem, ca_cert, ca_key) = test_ca(ip);
+    let tlsdir = tempfile::tempdir().unwrap();
+    for (n, v) in [("ca.crt", &ca_pem), ("server.crt", &cert_pem), ("server.key", &key_pem)] {
+        std::fs::write(tlsdir.path().join(n), v).unwrap();
+    }
+    let tls = format!(
+        "  tls:\n    certificate: {0}/server.crt\n    key: {0}/server.key\n    clientcas:\n      - {0}/ca.crt\n",
+        tlsdir.path().display()
+    );
+    let reg = TestRegistry::start_on(ip, "", &tls);
+    let name = format!("{}/tls/bb:1", reg.host());
+    d.docker(&["tag", "busybox", &name]).ok();
+    // Without the CA: the certificate is refused.
+    let o = d.docker(&["push", &name]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("TLS") || o.stderr.contains("certificate"), "{o:?}");
+    // With the CA but no client certificate: the registry refuses the handshake.
+    let hostdir = certs.path().join(reg.host());
+    std::fs::create_dir_all(&hostdir).unwrap();
+    std::fs::write(hostdir.join("ca.crt"), &ca_pem).unwrap();
+    assert_ne!(d.docker(&["push", &name]).code, 0);
+    // With a client certificate signed by the CA: push and pull work.
+    let ckey = rcgen::KeyPair::generate().unwrap();
+    let mut cp = rcgen::CertificateParams::new(vec!["client".to_string()]).unwrap();
+    cp.distinguished_name.push(rcgen::DnType::CommonName, "client");
+    let ccert = cp.signed_by(&ckey, &ca_cert, &ca_key).unwrap();
+    std::fs::write(hostdir.join("client.cert"), ccert.pem()).unwrap();
+    std::fs::write(hostdir.join("client.key"), ckey.serialize_pem()).unwrap();
+    let o = d.docker(&["push", &name]);
+    assert!(o.ok().contains("digest: sha256:"), "{o:?}");
+    d.docker(&["rmi", &name]).ok();
+    d.docker(&["pull", &name]).ok();
+    assert_eq!(d.docker(&["run", "--rm", "--network", "none", &name, "echo", "tls"]).ok(), "tls\n");
+}
