@@ -761,7 +761,12 @@ impl TestRegistry {
             .stderr(log)
             .spawn()
             .expect("starting docker-registry (Debian's docker-registry package)");
-        let r = TestRegistry { dir, port, child, ip: ip.to_string() };
+        let r = TestRegistry {
+            dir,
+            port,
+            child,
+            ip: ip.to_string(),
+        };
         wait_until("the registry to listen", || {
             std::net::TcpStream::connect((ip, port)).is_ok()
         });

@@ -569,13 +569,20 @@ fn test_ca(ip: &str) -> (String, String, String, rcgen::Certificate, rcgen::KeyP
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca.distinguished_name.push(rcgen::DnType::CommonName, "berth test CA");
+    ca.distinguished_name
+        .push(rcgen::DnType::CommonName, "berth test CA");
     let ca_cert = ca.self_signed(&ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
     let mut p = rcgen::CertificateParams::new(vec![ip.to_string()]).unwrap();
     p.subject_alt_names = vec![rcgen::SanType::IpAddress(ip.parse().unwrap())];
     let cert = p.signed_by(&key, &ca_cert, &ca_key).unwrap();
-    (ca_cert.pem(), cert.pem(), key.serialize_pem(), ca_cert, ca_key)
+    (
+        ca_cert.pem(),
+        cert.pem(),
+        key.serialize_pem(),
+        ca_cert,
+        ca_key,
+    )
 }
 
 #[test]
@@ -583,12 +590,21 @@ fn https_with_a_test_ca_and_client_certificates() {
     // A registry on the test daemon's bridge address (not loopback, so not insecure
     // by default): its certificate must verify against the CA in certs.d.
     let certs = tempfile::tempdir().unwrap();
-    let d = Daemon::start_with(&["--bip", "10.251.88.1/24", "--registry-certs-dir", certs.path().to_str().unwrap()]);
+    let d = Daemon::start_with(&[
+        "--bip",
+        "10.251.88.1/24",
+        "--registry-certs-dir",
+        certs.path().to_str().unwrap(),
+    ]);
     d.load_busybox();
     let ip = "10.251.88.1";
     let (ca_pem, cert_pem, key_pem, ca_cert, ca_key) = test_ca(ip);
     let tlsdir = tempfile::tempdir().unwrap();
-    for (n, v) in [("ca.crt", &ca_pem), ("server.crt", &cert_pem), ("server.key", &key_pem)] {
+    for (n, v) in [
+        ("ca.crt", &ca_pem),
+        ("server.crt", &cert_pem),
+        ("server.key", &key_pem),
+    ] {
         std::fs::write(tlsdir.path().join(n), v).unwrap();
     }
     let tls = format!(
@@ -601,7 +617,10 @@ fn https_with_a_test_ca_and_client_certificates() {
     // Without the CA: the certificate is refused.
     let o = d.docker(&["push", &name]);
     assert_ne!(o.code, 0);
-    assert!(o.stderr.contains("TLS") || o.stderr.contains("certificate"), "{o:?}");
+    assert!(
+        o.stderr.contains("TLS") || o.stderr.contains("certificate"),
+        "{o:?}"
+    );
     // With the CA but no client certificate: the registry refuses the handshake.
     let hostdir = certs.path().join(reg.host());
     std::fs::create_dir_all(&hostdir).unwrap();
@@ -610,7 +629,8 @@ fn https_with_a_test_ca_and_client_certificates() {
     // With a client certificate signed by the CA: push and pull work.
     let ckey = rcgen::KeyPair::generate().unwrap();
     let mut cp = rcgen::CertificateParams::new(vec!["client".to_string()]).unwrap();
-    cp.distinguished_name.push(rcgen::DnType::CommonName, "client");
+    cp.distinguished_name
+        .push(rcgen::DnType::CommonName, "client");
     let ccert = cp.signed_by(&ckey, &ca_cert, &ca_key).unwrap();
     std::fs::write(hostdir.join("client.cert"), ccert.pem()).unwrap();
     std::fs::write(hostdir.join("client.key"), ckey.serialize_pem()).unwrap();
@@ -618,5 +638,156 @@ fn https_with_a_test_ca_and_client_certificates() {
     assert!(o.ok().contains("digest: sha256:"), "{o:?}");
     d.docker(&["rmi", &name]).ok();
     d.docker(&["pull", &name]).ok();
-    assert_eq!(d.docker(&["run", "--rm", "--network", "none", &name, "echo", "tls"]).ok(), "tls\n");
+    assert_eq!(
+        d.docker(&["run", "--rm", "--network", "none", &name, "echo", "tls"])
+            .ok(),
+        "tls\n"
+    );
+}
+
+/// A token server for the registry's token auth: answers `GET /token?service=&scope=`
+/// with an ES256 JWT carrying the scope's access, signed by a key whose certificate
+/// is `cert_der` (sent in the header's `x5c`). Counts the tokens it gives out.
+fn token_server(
+    key: ring::signature::EcdsaKeyPair,
+    cert_der: Vec<u8>,
+    issuer: &str,
+    user: &str,
+    pass: &str,
+) -> (u16, Arc<Mutex<usize>>) {
+    use base64::Engine;
+    let b64 = |d: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(d);
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let count = Arc::new(Mutex::new(0usize));
+    let c2 = count.clone();
+    let issuer = issuer.to_string();
+    let want_auth = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
+    );
+    let key = Arc::new(key);
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            let mut head = Vec::new();
+            let mut b = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                if s.read(&mut b).unwrap_or(0) == 0 {
+                    break;
+                }
+                head.push(b[0]);
+            }
+            let text = String::from_utf8_lossy(&head).to_string();
+            let authorized = text
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case(&format!("authorization: {want_auth}")));
+            if !authorized {
+                let body = r#"{"details":"bad credentials for the token server"}"#;
+                let _ = s.write_all(format!("HTTP/1.1 401 Unauthorized\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+                continue;
+            }
+            let target = text.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let url = url::Url::parse(&format!("http://x{target}")).unwrap();
+            let q: std::collections::HashMap<String, String> =
+                url.query_pairs().into_owned().collect();
+            let access: Vec<serde_json::Value> = q
+                .get("scope")
+                .into_iter()
+                .flat_map(|sc| sc.split(' ').map(String::from).collect::<Vec<_>>())
+                .filter_map(|sc| {
+                    let parts: Vec<&str> = sc.split(':').collect();
+                    (parts.len() == 3).then(|| serde_json::json!({ "type": parts[0], "name": parts[1], "actions": parts[2].split(',').collect::<Vec<_>>() }))
+                })
+                .collect();
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs();
+            let header = serde_json::json!({ "alg": "ES256", "typ": "JWT", "x5c": [base64::engine::general_purpose::STANDARD.encode(&cert_der)] });
+            let claims = serde_json::json!({
+                "iss": issuer, "sub": "tester", "aud": q.get("service").cloned().unwrap_or_default(),
+                "exp": now + 300, "nbf": now - 10, "iat": now, "jti": format!("{now}-{}", rand_id()),
+                "access": access,
+            });
+            let signing_input = format!(
+                "{}.{}",
+                b64(&serde_json::to_vec(&header).unwrap()),
+                b64(&serde_json::to_vec(&claims).unwrap())
+            );
+            let rng = ring::rand::SystemRandom::new();
+            let sig = key.sign(&rng, signing_input.as_bytes()).unwrap();
+            let token = format!("{signing_input}.{}", b64(sig.as_ref()));
+            *c2.lock().unwrap() += 1;
+            let body = serde_json::json!({ "token": token, "expires_in": 300 }).to_string();
+            let _ = s.write_all(format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).as_bytes());
+        }
+    });
+    (port, count)
+}
+
+fn rand_id() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+}
+
+#[test]
+fn token_auth_with_a_token_server() {
+    // The token signing key and its certificate (the registry's root bundle).
+    let key_pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "berth token signer");
+    let cert = p.self_signed(&key_pair).unwrap();
+    let rng = ring::rand::SystemRandom::new();
+    let signing = ring::signature::EcdsaKeyPair::from_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &key_pair.serialize_der(),
+        &rng,
+    )
+    .unwrap();
+    let (tport, issued) = token_server(
+        signing,
+        cert.der().to_vec(),
+        "berth-test-issuer",
+        "tester",
+        "tok3n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let bundle = dir.path().join("root.crt");
+    std::fs::write(&bundle, cert.pem()).unwrap();
+    let auth = format!(
+        "  token:\n    realm: http://127.0.0.1:{tport}/token\n    service: berth-test-registry\n    issuer: berth-test-issuer\n    rootcertbundle: {}\n",
+        bundle.display()
+    );
+    let reg = TestRegistry::start(&auth);
+    let d = Daemon::start();
+    d.load_busybox();
+    let name = format!("{}/tok/bb:1", reg.host());
+    d.docker(&["tag", "busybox", &name]).ok();
+    // No credentials: the token server refuses, and the push says so.
+    let o = d.docker(&["push", &name]);
+    assert_ne!(o.code, 0, "{o:?}");
+    // Logged in: tokens come from the token server with the credentials.
+    let o = d.docker_in(
+        &["login", "-u", "tester", "--password-stdin", &reg.host()],
+        b"tok3n\n",
+    );
+    assert!(o.ok().contains("Login Succeeded"), "{o:?}");
+    let o = d.docker(&["push", &name]);
+    assert!(o.ok().contains("digest: sha256:"), "{o:?}");
+    d.docker(&["rmi", &name]).ok();
+    d.docker(&["pull", &name]).ok();
+    assert!(*issued.lock().unwrap() >= 2, "tokens were issued");
+    // A token is reused within one pull: not one per request.
+    let before = *issued.lock().unwrap();
+    d.docker(&["rmi", &name]).ok();
+    d.docker(&["pull", &name]).ok();
+    assert!(
+        *issued.lock().unwrap() - before <= 2,
+        "{} tokens for one pull",
+        *issued.lock().unwrap() - before
+    );
 }
