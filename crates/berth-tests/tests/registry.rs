@@ -791,3 +791,60 @@ fn token_auth_with_a_token_server() {
         *issued.lock().unwrap() - before
     );
 }
+
+#[test]
+fn image_prune_takes_dangling_then_unused_and_keeps_what_is_used() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run",
+        "--name",
+        "mk",
+        "--network",
+        "none",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /x",
+    ])
+    .ok();
+    let dangling = d.docker(&["commit", "mk"]).ok().trim().to_string();
+    d.docker(&["commit", "mk", "kept:1"]).ok();
+    d.docker(&["rm", "mk"]).ok();
+    d.docker(&[
+        "create",
+        "--name",
+        "user",
+        "--network",
+        "none",
+        "kept:1",
+        "true",
+    ])
+    .ok();
+    d.docker(&["tag", "busybox", "spare:1"]).ok();
+    let o = d.docker(&["image", "prune", "-f"]);
+    assert!(
+        o.ok()
+            .contains(&dangling.trim_start_matches("sha256:")[..12])
+            || o.ok().contains("deleted"),
+        "{o:?}"
+    );
+    assert!(
+        d.docker(&["image", "inspect", &dangling]).code != 0,
+        "the dangling image is gone"
+    );
+    // -a: every unused image goes (busybox and spare are one image); kept:1 stays,
+    // and with it the busybox layer it is built on.
+    d.docker(&["image", "prune", "-a", "-f"]).ok();
+    let left = d
+        .docker(&["images", "--format", "{{.Repository}}:{{.Tag}}"])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(left, "kept:1");
+    assert_eq!(
+        d.docker(&["start", "-a", "user"]).code,
+        0,
+        "its layers are all there"
+    );
+}

@@ -337,3 +337,74 @@ mod tests {
         assert!(glob("busybox:?atest", "busybox:latest"));
     }
 }
+
+/// `POST /images/prune`: images without tags (`dangling=false`: every image) that no
+/// container uses, with their layers no other image holds.
+pub fn prune(
+    store: &Store,
+    containers: &Containers,
+    filters: &HashMap<String, Vec<String>>,
+) -> ApiResult<serde_json::Value> {
+    for k in filters.keys() {
+        if !["dangling", "until", "label"].contains(&k.as_str()) {
+            return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+        }
+    }
+    let all = match filters
+        .get("dangling")
+        .and_then(|v| v.first())
+        .map(String::as_str)
+    {
+        None | Some("true") | Some("1") => false,
+        Some("false") | Some("0") => true,
+        Some(v) => return Err(ApiError::invalid(format!("invalid filter 'dangling={v}'"))),
+    };
+    let until = filters
+        .get("until")
+        .and_then(|v| v.first())
+        .map(|u| {
+            super::logs::parse_unix_nanos(u)
+                .map(|n| (n / 1_000_000_000) as i64)
+                .or_else(|| super::parse_time(u).map(|t| t.timestamp()))
+                .ok_or_else(|| ApiError::invalid(format!("invalid filter 'until={u}'")))
+        })
+        .transpose()?;
+    let labels = filters.get("label").cloned().unwrap_or_default();
+    let used: std::collections::HashSet<String> = containers
+        .all()
+        .iter()
+        .map(|c| c.rec().image.clone())
+        .collect();
+    let mut deleted = Vec::new();
+    let mut reclaimed: i64 = 0;
+    for img in store.images()? {
+        if used.contains(&img.id) || (!all && !img.tags.is_empty()) {
+            continue;
+        }
+        if until.is_some_and(|u| created_unix(&img) >= u) {
+            continue;
+        }
+        let have = img
+            .config
+            .config
+            .as_ref()
+            .and_then(|c| c.labels.clone())
+            .unwrap_or_default();
+        let matches = labels.iter().all(|l| match l.split_once('=') {
+            Some((k, v)) => have.get(k).map(String::as_str) == Some(v),
+            None => have.contains_key(l),
+        });
+        if !matches {
+            continue;
+        }
+        let sizes: HashMap<String, i64> = img.layers.iter().cloned().collect();
+        let items = store.remove(&img.id, true, &|id| containers.is_running(id))?;
+        for it in &items {
+            if let Some(d) = &it.deleted {
+                reclaimed += sizes.get(d).copied().unwrap_or(0);
+            }
+        }
+        deleted.extend(items);
+    }
+    Ok(serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": reclaimed }))
+}

@@ -29,6 +29,10 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
             let list = images::list(store, &d.containers, q.flag("all"), &q.filters()?)?;
             http::json(StatusCode::OK, &list)
         }
+        (&Method::POST, "/prune") => http::json(
+            StatusCode::OK,
+            &images::prune(store, &d.containers, &q.filters()?)?,
+        ),
         (&Method::POST, "/load") => {
             let reader = BodyReader::new(call.take_body()?);
             let s = store.clone();
