@@ -295,49 +295,6 @@ pub fn apply_changes(mut c: ContainerConfig, changes: &[&str]) -> ApiResult<Cont
     Ok(c)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn import_changes() {
-        let c = apply_changes(
-            ContainerConfig::default(),
-            &[
-                "CMD [\"/bin/sh\"]",
-                "ENV A=1 B=\"two words\"",
-                "ENV C 3",
-                "EXPOSE 80 53/udp",
-                "WORKDIR /srv",
-                "LABEL x=y",
-            ],
-        )
-        .unwrap();
-        assert_eq!(c.cmd.unwrap(), ["/bin/sh"]);
-        assert_eq!(c.env.unwrap(), ["A=1", "B=two words", "C=3"]);
-        assert!(c.exposed_ports.unwrap().contains_key("53/udp"));
-        assert_eq!(c.working_dir, "/srv");
-        assert_eq!(c.labels.unwrap()["x"], "y");
-        let e = apply_changes(ContainerConfig::default(), &["RUN make"]).unwrap_err();
-        assert_eq!(e.message, "RUN is not a valid change command");
-        assert_eq!(
-            apply_changes(ContainerConfig::default(), &["ENTRYPOINT echo hi"])
-                .unwrap()
-                .entrypoint
-                .unwrap(),
-            ["/bin/sh", "-c", "echo hi"]
-        );
-    }
-
-    #[test]
-    fn reference_globs() {
-        assert!(glob("busy*", "busybox"));
-        assert!(!glob("*", "me/app"));
-        assert!(glob("*/*", "me/app"));
-        assert!(glob("busybox:?atest", "busybox:latest"));
-    }
-}
-
 /// `POST /images/prune`: images without tags (`dangling=false`: every image) that no
 /// container uses, with their layers no other image holds.
 pub fn prune(
@@ -407,4 +364,47 @@ pub fn prune(
         deleted.extend(items);
     }
     Ok(serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": reclaimed }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn import_changes() {
+        let c = apply_changes(
+            ContainerConfig::default(),
+            &[
+                "CMD [\"/bin/sh\"]",
+                "ENV A=1 B=\"two words\"",
+                "ENV C 3",
+                "EXPOSE 80 53/udp",
+                "WORKDIR /srv",
+                "LABEL x=y",
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.cmd.unwrap(), ["/bin/sh"]);
+        assert_eq!(c.env.unwrap(), ["A=1", "B=two words", "C=3"]);
+        assert!(c.exposed_ports.unwrap().contains_key("53/udp"));
+        assert_eq!(c.working_dir, "/srv");
+        assert_eq!(c.labels.unwrap()["x"], "y");
+        let e = apply_changes(ContainerConfig::default(), &["RUN make"]).unwrap_err();
+        assert_eq!(e.message, "RUN is not a valid change command");
+        assert_eq!(
+            apply_changes(ContainerConfig::default(), &["ENTRYPOINT echo hi"])
+                .unwrap()
+                .entrypoint
+                .unwrap(),
+            ["/bin/sh", "-c", "echo hi"]
+        );
+    }
+
+    #[test]
+    fn reference_globs() {
+        assert!(glob("busy*", "busybox"));
+        assert!(!glob("*", "me/app"));
+        assert!(glob("*/*", "me/app"));
+        assert!(glob("busybox:?atest", "busybox:latest"));
+    }
 }
