@@ -8,6 +8,7 @@ command -v ps >/dev/null || need+=(procps)
 command -v nft >/dev/null || need+=(nftables)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
+command -v umoci >/dev/null || need+=(umoci)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

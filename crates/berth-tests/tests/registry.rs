@@ -848,3 +848,101 @@ fn image_prune_takes_dangling_then_unused_and_keeps_what_is_used() {
         "its layers are all there"
     );
 }
+
+#[test]
+fn save_and_load_interoperate_with_skopeo_and_umoci() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = tempfile::tempdir().unwrap();
+    let saved = dir.path().join("saved.tar");
+    d.berth(&["save", "-o", saved.to_str().unwrap(), "busybox"])
+        .ok();
+    // One tar, both formats: skopeo reads it as a docker archive and as an OCI one.
+    for kind in ["docker-archive", "oci-archive"] {
+        let o = Command::new("skopeo")
+            .args(["inspect", &format!("{kind}:{}", saved.display())])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "{kind}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // umoci unpacks the OCI layout berth wrote.
+    let layout = dir.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    let ok = Command::new("tar")
+        .arg("-xf")
+        .arg(&saved)
+        .arg("-C")
+        .arg(&layout)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let tags = Command::new("umoci")
+        .args(["ls", "--layout"])
+        .arg(&layout)
+        .output()
+        .unwrap();
+    let tag = String::from_utf8_lossy(&tags.stdout)
+        .lines()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        !tag.is_empty(),
+        "umoci sees a tag: {}",
+        String::from_utf8_lossy(&tags.stderr)
+    );
+    let bundle = dir.path().join("bundle");
+    let o = Command::new("umoci")
+        .args(["unpack", "--image", &format!("{}:{tag}", layout.display())])
+        .arg(&bundle)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(bundle.join("rootfs/bin/busybox").exists());
+    // umoci changes the image (a new config); skopeo turns it into an oci-archive;
+    // berth loads that and runs it with the new command.
+    let o = Command::new("umoci")
+        .args([
+            "config",
+            "--image",
+            &format!("{}:{tag}", layout.display()),
+            "--tag",
+            "changed",
+            "--config.cmd",
+            "echo",
+            "--config.cmd",
+            "from-umoci",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let archive = dir.path().join("changed.tar");
+    let o = Command::new("skopeo")
+        .args([
+            "copy",
+            "--quiet",
+            &format!("oci:{}:changed", layout.display()),
+            &format!("oci-archive:{}:umoci/changed:1", archive.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = d.berth(&["load", "-i", archive.to_str().unwrap()]);
+    o.ok();
+    let images = d
+        .berth(&["images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"])
+        .ok()
+        .to_string();
+    let id = images
+        .lines()
+        .find(|l| !l.starts_with("busybox"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap_or_else(|| panic!("the loaded image: {images}"))
+        .to_string();
+    let o = d.berth(&["run", "--rm", "--network", "none", &id]);
+    assert_eq!(o.ok(), "from-umoci\n");
+}
