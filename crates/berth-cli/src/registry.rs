@@ -58,28 +58,35 @@ fn registry_key(image: &str) -> String {
     }
 }
 
-/// The stored credentials for `key`, from a credential helper or the `auths` entry.
-fn credentials(key: &str) -> Result<Option<(String, String)>> {
-    let cfg = read_config()?;
-    let helper = cfg
-        .get("credHelpers")
+/// The credential helper for `key` (`credHelpers`, else `credsStore`), if any.
+fn helper_for(cfg: &Value, key: &str) -> Option<String> {
+    cfg.get("credHelpers")
         .and_then(|h| h.get(key))
         .or_else(|| cfg.get("credsStore"))
         .and_then(Value::as_str)
-        .map(String::from);
-    if let Some(h) = helper {
-        let out = std::process::Command::new(format!("docker-credential-{h}"))
-            .arg("get")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                c.stdin.take().expect("piped").write_all(key.as_bytes())?;
-                c.wait_with_output()
-            })
-            .with_context(|| format!("running docker-credential-{h}"))?;
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+/// Runs `docker-credential-<helper> <action>` with `input` on stdin.
+fn run_helper(helper: &str, action: &str, input: &[u8]) -> Result<std::process::Output> {
+    use std::io::Write;
+    let mut c = std::process::Command::new(format!("docker-credential-{helper}"))
+        .arg(action)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running docker-credential-{helper}"))?;
+    c.stdin.take().expect("piped").write_all(input)?;
+    Ok(c.wait_with_output()?)
+}
+
+/// The stored credentials for `key`, from a credential helper or the `auths` entry.
+fn credentials(key: &str) -> Result<Option<(String, String)>> {
+    let cfg = read_config()?;
+    if let Some(h) = helper_for(&cfg, key) {
+        let out = run_helper(&h, "get", key.as_bytes())?;
         if !out.status.success() {
             return Ok(None);
         }
@@ -281,13 +288,29 @@ pub async fn login(
     let body = json!({ "username": user, "password": pass, "serveraddress": key });
     c.post_json("/auth", &body).await?;
     let mut cfg = read_config()?;
-    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
     let auths = cfg
         .as_object_mut()
         .context("config.json is not a JSON object")?
         .entry("auths")
         .or_insert_with(|| json!({}));
-    auths[&key] = json!({ "auth": auth });
+    match helper_for(&read_config()?, &key) {
+        // The helper keeps the secret; config.json only names the registry.
+        Some(h) => {
+            let input = json!({ "ServerURL": key, "Username": user, "Secret": pass });
+            let out = run_helper(&h, "store", &serde_json::to_vec(&input)?)?;
+            if !out.status.success() {
+                bail!(
+                    "error storing credentials with docker-credential-{h}: {}",
+                    String::from_utf8_lossy(&out.stdout).trim()
+                );
+            }
+            auths[&key] = json!({});
+        }
+        None => {
+            let auth = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"));
+            auths[&key] = json!({ "auth": auth });
+        }
+    }
     write_config(&cfg)?;
     println!("Login Succeeded");
     Ok(0)
@@ -303,6 +326,9 @@ pub fn logout(server: Option<&str>) -> Result<i32> {
             .to_string(),
     };
     let mut cfg = read_config()?;
+    if let Some(h) = helper_for(&cfg, &key) {
+        let _ = run_helper(&h, "erase", key.as_bytes())?;
+    }
     let removed = cfg
         .get_mut("auths")
         .and_then(Value::as_object_mut)

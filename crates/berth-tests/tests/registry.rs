@@ -946,3 +946,87 @@ fn save_and_load_interoperate_with_skopeo_and_umoci() {
     let o = d.berth(&["run", "--rm", "--network", "none", &id]);
     assert_eq!(o.ok(), "from-umoci\n");
 }
+
+#[test]
+fn credential_helpers_keep_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("helped:{}\n", bcrypt::hash("h3lper", 5).unwrap()),
+    )
+    .unwrap();
+    let reg = TestRegistry::start(&format!(
+        "  htpasswd:\n    realm: berth-test\n    path: {}\n",
+        htpasswd.display()
+    ));
+    let d = Daemon::start();
+    d.load_busybox();
+    // A helper speaking docker-credential-*'s protocol, keeping one secret in a file.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-berthtest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nf=\"$(dirname \"$0\")/secret.json\"\ncase \"$1\" in\n  store) cat > \"$f\" ;;\n  get) cat >/dev/null; if [ -f \"$f\" ]; then cat \"$f\"; else echo 'credentials not found in native keychain'; exit 1; fi ;;\n  erase) cat >/dev/null; rm -f \"$f\" ;;\nesac\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let cfgdir = d.root.path().join("docker-config");
+    std::fs::create_dir_all(&cfgdir).unwrap();
+    std::fs::write(cfgdir.join("config.json"), r#"{"credsStore": "berthtest"}"#).unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let run = |program: std::path::PathBuf, args: &[&str], stdin: &[u8]| {
+        let mut c = Command::new(program)
+            .args(args)
+            .env("PATH", &path)
+            .env("DOCKER_HOST", d.host())
+            .env("BERTH_HOST", d.host())
+            .env("DOCKER_CONFIG", &cfgdir)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin).unwrap();
+        let o = c.wait_with_output().unwrap();
+        assert!(
+            o.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let berth = berth_tests::bin("berth");
+    let out = run(
+        berth.clone(),
+        &["login", "-u", "helped", "--password-stdin", &reg.host()],
+        b"h3lper\n",
+    );
+    assert!(out.contains("Login Succeeded"));
+    let cfg = std::fs::read_to_string(cfgdir.join("config.json")).unwrap();
+    assert!(
+        !cfg.contains("\"auth\""),
+        "the secret is not in config.json: {cfg}"
+    );
+    assert!(std::fs::read_to_string(bin.join("secret.json"))
+        .unwrap()
+        .contains("h3lper"));
+    let name = format!("{}/helped/bb:1", reg.host());
+    run(berth.clone(), &["tag", "busybox", &name], b"");
+    let out = run(berth.clone(), &["push", &name], b"");
+    assert!(out.contains("digest: sha256:"), "{out}");
+    // The docker CLI uses the same helper.
+    run(berth.clone(), &["rmi", &name], b"");
+    run(
+        std::path::PathBuf::from("/usr/local/bin/docker"),
+        &["pull", &name],
+        b"",
+    );
+    run(berth.clone(), &["logout", &reg.host()], b"");
+    assert!(!bin.join("secret.json").exists(), "erased");
+}
