@@ -134,6 +134,12 @@ async fn follow_to(
     quiet: bool,
     to_stderr: bool,
 ) -> Result<i32> {
+    use std::io::{IsTerminal, Write};
+    let tty = if to_stderr {
+        std::io::stderr().is_terminal()
+    } else {
+        std::io::stdout().is_terminal()
+    };
     let out = |s: String| {
         if to_stderr {
             eprintln!("{s}")
@@ -145,6 +151,9 @@ async fn follow_to(
     let mut buf = Vec::new();
     let mut code = 0;
     let mut seen: HashSet<(String, String)> = HashSet::new();
+    // On a terminal: one line per layer, redrawn in place, with a bar.
+    let mut block: Vec<(String, String)> = Vec::new();
+    let mut drawn = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.context("reading the daemon's progress")?;
         let Ok(data) = frame.into_data() else {
@@ -156,27 +165,87 @@ async fn follow_to(
             if line.len() <= 1 {
                 continue;
             }
-            let m: JsonMessage =
+            let v: Value =
                 serde_json::from_slice(&line).context("decoding the daemon's progress")?;
+            let m: JsonMessage =
+                serde_json::from_value(v.clone()).context("decoding the daemon's progress")?;
             if let Some(e) = m.error_detail.map(|d| d.message).or(m.error) {
                 eprintln!("{e}");
                 code = 1;
-            } else if let Some(s) = m.status {
-                if quiet {
-                    continue;
-                }
-                match m.id {
-                    Some(id) => {
-                        if seen.insert((id.clone(), s.clone())) {
-                            out(format!("{id}: {s}"));
-                        }
+                continue;
+            }
+            let Some(s) = m.status else { continue };
+            if quiet {
+                continue;
+            }
+            match m.id {
+                Some(id) if tty => {
+                    let text = match (
+                        v.pointer("/progressDetail/current").and_then(Value::as_u64),
+                        v.pointer("/progressDetail/total").and_then(Value::as_u64),
+                    ) {
+                        (Some(cur), Some(total)) if total > 0 => format!("{s} {}", bar(cur, total)),
+                        _ => s,
+                    };
+                    match block.iter_mut().find(|(i, _)| *i == id) {
+                        Some(l) => l.1 = text,
+                        None => block.push((id, text)),
                     }
-                    None => out(s),
+                    let mut w: Box<dyn Write> = if to_stderr {
+                        Box::new(std::io::stderr())
+                    } else {
+                        Box::new(std::io::stdout())
+                    };
+                    if drawn > 0 {
+                        write!(w, "\x1b[{drawn}A")?;
+                    }
+                    for (i, t) in &block {
+                        writeln!(w, "\x1b[2K{i}: {t}")?;
+                    }
+                    w.flush()?;
+                    drawn = block.len();
+                }
+                Some(id) => {
+                    if seen.insert((id.clone(), s.clone())) {
+                        out(format!("{id}: {s}"));
+                    }
+                }
+                None => {
+                    out(s);
+                    // What follows starts a new block below this line.
+                    block.clear();
+                    drawn = 0;
                 }
             }
         }
     }
     Ok(code)
+}
+
+/// Docker's progress bar: `[=====>     ]  12.3MB/60MB`.
+fn bar(cur: u64, total: u64) -> String {
+    let width = 50u64;
+    let done = (cur.min(total) * width / total) as usize;
+    let arrow = if done < width as usize { ">" } else { "" };
+    let fill = "=".repeat(done.saturating_sub(usize::from(!arrow.is_empty())));
+    let human = |n: u64| {
+        let (v, u) = if n >= 1_000_000_000 {
+            (n as f64 / 1e9, "GB")
+        } else if n >= 1_000_000 {
+            (n as f64 / 1e6, "MB")
+        } else if n >= 1000 {
+            (n as f64 / 1e3, "kB")
+        } else {
+            (n as f64, "B")
+        };
+        format!("{v:.1}{u}")
+    };
+    format!(
+        "[{fill}{arrow}{}] {:>8}/{}",
+        " ".repeat(width as usize - fill.len() - arrow.len()),
+        human(cur),
+        human(total)
+    )
 }
 
 pub async fn pull(c: &Client, name: &str, platform: Option<&str>, quiet: bool) -> Result<i32> {
@@ -346,6 +415,14 @@ pub fn logout(server: Option<&str>) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bars_like_docker() {
+        assert!(bar(0, 100).starts_with("[>"));
+        assert!(bar(50, 100).contains("=>"));
+        assert!(bar(100, 100).starts_with(&format!("[{}]", "=".repeat(50))));
+        assert!(bar(12_300_000, 60_000_000).ends_with("12.3MB/60.0MB"));
+    }
 
     #[test]
     fn names_split_and_registries_key_like_docker() {

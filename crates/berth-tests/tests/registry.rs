@@ -1030,3 +1030,25 @@ fn credential_helpers_keep_the_secret() {
     run(berth.clone(), &["logout", &reg.host()], b"");
     assert!(!bin.join("secret.json").exists(), "erased");
 }
+
+#[test]
+fn on_a_terminal_pull_draws_per_layer_lines() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    d.load_busybox();
+    let name = format!("{}/tty/bb:1", reg.host());
+    d.berth(&["tag", "busybox", &name]).ok();
+    d.berth(&["push", &name]).ok();
+    d.berth(&["rmi", &name, "busybox"]).ok();
+    let mut t = berth_tests::PtyCommand::spawn(
+        &berth_tests::bin("berth"),
+        &["pull", &name],
+        &[("BERTH_HOST", d.host())],
+        (24, 100),
+    );
+    // Each layer's line is cleared and redrawn in place.
+    t.expect("\x1b[2K");
+    t.expect("Pull complete");
+    t.expect("Status: Downloaded newer image");
+    assert_eq!(t.wait(), 0);
+}
