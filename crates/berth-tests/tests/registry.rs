@@ -1052,3 +1052,50 @@ fn on_a_terminal_pull_draws_per_layer_lines() {
     t.expect("Status: Downloaded newer image");
     assert_eq!(t.wait(), 0);
 }
+
+#[test]
+fn zstd_layers_are_pulled() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    let tar = d.busybox_archive("busybox:latest");
+    let dest = format!("{}/zstd/bb:1", reg.host());
+    skopeo(&[
+        "copy",
+        "--quiet",
+        "--dest-tls-verify=false",
+        "--format",
+        "oci",
+        "--dest-compress-format",
+        "zstd",
+        &format!("docker-archive:{}", tar.display()),
+        &format!("docker://{dest}"),
+    ]);
+    let raw = Command::new("skopeo")
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{dest}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&raw.stdout).contains("tar+zstd"),
+        "the layer is zstd"
+    );
+    d.berth(&["pull", &dest]).ok();
+    assert_eq!(
+        d.berth(&["run", "--rm", "--network", "none", &dest, "echo", "zstd"])
+            .ok(),
+        "zstd\n"
+    );
+    // Pushed back (to an OCI manifest, as Docker's format has no zstd), skopeo reads it.
+    let back = format!("{}/zstd/back:1", reg.host());
+    d.berth(&["tag", &dest, &back]).ok();
+    d.berth(&["push", &back]).ok();
+    let o = Command::new("skopeo")
+        .args(["inspect", "--tls-verify=false", &format!("docker://{back}")])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
