@@ -302,6 +302,16 @@ pub fn print_rows(
     Ok(())
 }
 
+/// `k=v` flags (`--label`, `--opt`) as a map; a bare `k` maps to "".
+pub fn kv_map(list: &[String]) -> std::collections::BTreeMap<String, String> {
+    list.iter()
+        .map(|l| {
+            let (k, v) = l.split_once('=').unwrap_or((l, ""));
+            (k.to_string(), v.to_string())
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -362,32 +362,6 @@ pub enum NetworkCmd {
     },
 }
 
-fn filters_query(filters: &[String]) -> Result<String> {
-    let mut map: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
-    for f in filters {
-        let (k, v) = f
-            .split_once('=')
-            .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
-        map.entry(k.to_string())
-            .or_default()
-            .insert(v.to_string(), true);
-    }
-    Ok(if map.is_empty() {
-        String::new()
-    } else {
-        format!("?filters={}", enc(&serde_json::to_string(&map)?))
-    })
-}
-
-fn kv_map(list: &[String]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
-
 pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
     match cmd {
         NetworkCmd::Create {
@@ -423,8 +397,8 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
                 "Attachable": attachable,
                 "EnableIPv6": ipv6,
                 "IPAM": { "Driver": "default", "Config": config },
-                "Options": kv_map(&opt),
-                "Labels": kv_map(&label),
+                "Options": crate::format::kv_map(&opt),
+                "Labels": crate::format::kv_map(&label),
             });
             let resp = c.post_json("/networks/create", &body).await?;
             let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
@@ -437,7 +411,10 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             format,
         } => {
             let list: Vec<Value> = c
-                .get_json(&format!("/networks{}", filters_query(&filter)?))
+                .get_json(&format!(
+                    "/networks?filters={}",
+                    crate::containers::filters_param(&filter)?
+                ))
                 .await?;
             let rows: Vec<Value> = list
                 .iter()
@@ -509,7 +486,10 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
         }
         NetworkCmd::Prune { force: _, filter } => {
             let resp = c
-                .post(&format!("/networks/prune{}", filters_query(&filter)?))
+                .post(&format!(
+                    "/networks/prune?filters={}",
+                    crate::containers::filters_param(&filter)?
+                ))
                 .await?;
             let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
             let gone: Vec<&str> = v["NetworksDeleted"]

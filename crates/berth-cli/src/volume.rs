@@ -216,32 +216,6 @@ pub enum VolumeCmd {
     },
 }
 
-fn kv_map(list: &[String]) -> BTreeMap<String, String> {
-    list.iter()
-        .map(|l| {
-            let (k, v) = l.split_once('=').unwrap_or((l, ""));
-            (k.to_string(), v.to_string())
-        })
-        .collect()
-}
-
-fn filters_query(filters: &[String]) -> Result<String> {
-    let mut map: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
-    for f in filters {
-        let (k, v) = f
-            .split_once('=')
-            .with_context(|| format!("bad format of filter (expected name=value): {f}"))?;
-        map.entry(k.to_string())
-            .or_default()
-            .insert(v.to_string(), true);
-    }
-    Ok(if map.is_empty() {
-        String::new()
-    } else {
-        format!("?filters={}", enc(&serde_json::to_string(&map)?))
-    })
-}
-
 fn human_size(n: u64) -> String {
     let units = ["B", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;
@@ -269,7 +243,7 @@ pub async fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
             opt,
             name,
         } => {
-            let body = json!({ "Name": name.unwrap_or_default(), "Driver": driver, "DriverOpts": kv_map(&opt), "Labels": kv_map(&label) });
+            let body = json!({ "Name": name.unwrap_or_default(), "Driver": driver, "DriverOpts": crate::format::kv_map(&opt), "Labels": crate::format::kv_map(&label) });
             let resp = c.post_json("/volumes/create", &body).await?;
             let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
             println!("{}", v["Name"].as_str().unwrap_or(""));
@@ -280,7 +254,10 @@ pub async fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
             format,
         } => {
             let v: Value = c
-                .get_json(&format!("/volumes{}", filters_query(&filter)?))
+                .get_json(&format!(
+                    "/volumes?filters={}",
+                    crate::containers::filters_param(&filter)?
+                ))
                 .await?;
             let rows: Vec<Value> = v["Volumes"]
                 .as_array()
@@ -352,7 +329,10 @@ pub async fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
                 filter.push("all=true".into());
             }
             let resp = c
-                .post(&format!("/volumes/prune{}", filters_query(&filter)?))
+                .post(&format!(
+                    "/volumes/prune?filters={}",
+                    crate::containers::filters_param(&filter)?
+                ))
                 .await?;
             let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
             let gone: Vec<&str> = v["VolumesDeleted"]

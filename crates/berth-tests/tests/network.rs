@@ -650,6 +650,8 @@ fn berth_cli_networks_and_ports() {
     let ls = d.berth(&["network", "ls"]);
     assert!(ls.ok().starts_with("NETWORK ID"), "{ls:?}");
     assert!(ls.ok().contains("bnet"));
+    let o = d.berth(&["network", "ls", "-q", "--no-trunc", "--filter", "label=x=y"]);
+    assert_eq!(o.ok().trim(), id, "filters reach the daemon");
     let port = free_port();
     d.berth(&[
         "run",

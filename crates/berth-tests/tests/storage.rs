@@ -508,6 +508,8 @@ fn berth_cli_volumes_and_mounts() {
     let o = d.berth(&["volume", "ls"]);
     assert!(o.ok().starts_with("DRIVER"), "{o:?}");
     assert!(o.ok().contains("bv"));
+    let o = d.berth(&["volume", "ls", "-q", "--filter", "name=nomatch"]);
+    assert_eq!(o.ok(), "", "filters reach the daemon");
     d.berth(&[
         "run",
         "--rm",
