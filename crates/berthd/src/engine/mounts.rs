@@ -245,6 +245,22 @@ pub fn parse_mount(v: &Value) -> ApiResult<MountPoint> {
             }
             let vo = v.get("VolumeOptions");
             m.nocopy = vo.and_then(|o| o.get("NoCopy")).and_then(Value::as_bool).unwrap_or(false);
+            // What berth does not do is refused, never ignored.
+            let driver = vo
+                .and_then(|o| o.pointer("/DriverConfig/Name"))
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if !driver.is_empty() && driver != "local" {
+                return Err(ApiError::not_found(format!(
+                    "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+                )));
+            }
+            let nonempty = |p: &str| vo.and_then(|o| o.pointer(p)).and_then(Value::as_object).is_some_and(|m| !m.is_empty());
+            if nonempty("/DriverConfig/Options") || nonempty("/Labels") || vo.and_then(|o| o.get("Subpath")).and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+                return Err(ApiError::not_implemented(
+                    "berth does not support volume options, labels or subpaths in --mount yet: create the volume first (docker volume create)",
+                ));
+            }
             m.anonymous = src.is_empty();
             m.source = src;
         }
@@ -686,6 +702,13 @@ mod tests {
         .unwrap();
         assert!(v.anonymous && v.nocopy);
         assert!(parse_mount(&json!({"Type": "npipe", "Target": "/x"})).is_err());
+        let e = parse_mount(&json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}})).unwrap_err();
+        assert!(e.message.contains("nfs"), "{e}");
+        let e = parse_mount(
+            &json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"Labels": {"a": "b"}}}),
+        )
+        .unwrap_err();
+        assert_eq!(e.kind, berth_api::ErrorKind::NotImplemented);
         assert!(parse_mount(&json!({"Type": "tmpfs", "Source": "x", "Target": "/x"})).is_err());
         assert!(parse_mount(
             &json!({"Type": "volume", "Target": "/x", "BindOptions": {"Propagation": "shared"}})

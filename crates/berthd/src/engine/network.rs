@@ -596,6 +596,23 @@ impl Networks {
                 "berth does not support enable_icc=false yet",
             ));
         }
+        // Accepted only with the values berth gives every network, never ignored.
+        if options
+            .get("com.docker.network.driver.mtu")
+            .is_some_and(|v| v != "1500")
+        {
+            return Err(ApiError::not_implemented(
+                "berth does not support an MTU other than 1500 yet",
+            ));
+        }
+        if options
+            .get("com.docker.network.bridge.host_binding_ipv4")
+            .is_some_and(|v| v != "0.0.0.0")
+        {
+            return Err(ApiError::not_implemented(
+                "berth does not support host_binding_ipv4 other than 0.0.0.0 yet",
+            ));
+        }
         let id = super::names::new_id();
         let bridge = match options.get(OPT_BRIDGE_NAME) {
             Some(b) if !valid_ifname(b) => {
