@@ -589,7 +589,13 @@ fn dns_hosts_and_address_options() {
     assert!(o.stderr.contains("overlaps"), "{o:?}");
     let o = d.docker(&["network", "create", "--subnet", "nonsense", "bad"]);
     assert_ne!(o.code, 0);
-    let o = d.docker(&["network", "create", "-o", "com.docker.network.driver.mtu=9000", "jumbo"]);
+    let o = d.docker(&[
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.driver.mtu=9000",
+        "jumbo",
+    ]);
     assert!(o.stderr.contains("MTU"), "{o:?}");
     let o = d.docker(&["network", "create", "-d", "overlay", "swarmy"]);
     assert!(o.stderr.contains("overlay"), "{o:?}");

@@ -549,7 +549,17 @@ impl Containers {
 
     /// After an exit: volume filesystems no running container uses are unmounted.
     pub(super) fn release_volumes(&self, r: &Record) {
-        for m in r.mounts.iter().filter(|m| m.kind == "volume") {
+        // Only volumes with a filesystem of their own are ever mounted on the host.
+        let mounted = |name: &str| {
+            self.volumes
+                .get(name)
+                .is_some_and(|v| v.options.contains_key("type"))
+        };
+        for m in r
+            .mounts
+            .iter()
+            .filter(|m| m.kind == "volume" && mounted(&m.source))
+        {
             let in_use = self.all().iter().any(|c| {
                 c.id != r.id
                     && c.is_running()
