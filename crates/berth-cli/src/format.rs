@@ -312,6 +312,69 @@ pub fn kv_map(list: &[String]) -> std::collections::BTreeMap<String, String> {
         .collect()
 }
 
+/// `inspect` of several objects at `paths`: the found ones printed together (JSON
+/// array, or a template per object), an error line for each missing one; exit 1 if
+/// any was missing.
+pub async fn inspect_each(
+    c: &crate::client::Client,
+    paths: &[String],
+    format: Option<&str>,
+) -> Result<i32> {
+    let mut all = Vec::new();
+    let mut code = 0;
+    for p in paths {
+        match c.get_json::<Value>(p).await {
+            Ok(v) => all.push(v),
+            Err(e) => {
+                eprintln!("Error: {e}");
+                code = 1;
+            }
+        }
+    }
+    match format.filter(|f| !f.is_empty()) {
+        Some(f) => {
+            let t = Template::parse(f)?;
+            for v in &all {
+                println!("{}", t.render(v)?);
+            }
+        }
+        None => println!("{}", serde_json::to_string_pretty(&all)?),
+    }
+    Ok(code)
+}
+
+/// A prune: posts to `path` with `filters`, prints what `key` lists under
+/// `heading`, and returns the answer.
+pub async fn prune(
+    c: &crate::client::Client,
+    path: &str,
+    filters: &[String],
+    key: &str,
+    heading: &str,
+) -> Result<Value> {
+    use http_body_util::BodyExt;
+    let resp = c
+        .post(&format!(
+            "{path}?filters={}",
+            crate::containers::filters_param(filters)?
+        ))
+        .await?;
+    let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
+    let gone: Vec<&str> = v[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    if !gone.is_empty() {
+        println!("{heading}");
+        for g in gone {
+            println!("{g}");
+        }
+    }
+    Ok(v)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -445,65 +445,33 @@ pub async fn network(c: &Client, cmd: NetworkCmd) -> Result<()> {
             )?;
         }
         NetworkCmd::Inspect { format, networks } => {
-            let mut all = Vec::new();
-            let mut failed = false;
-            for n in &networks {
-                match c.get_json::<Value>(&format!("/networks/{}", enc(n))).await {
-                    Ok(v) => all.push(v),
-                    Err(e) => {
-                        eprintln!("Error: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            match format.as_deref().filter(|f| !f.is_empty()) {
-                Some(f) => {
-                    let t = crate::format::Template::parse(f)?;
-                    for v in &all {
-                        println!("{}", t.render(v)?);
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&all)?),
-            }
-            if failed {
-                std::process::exit(1);
+            let paths: Vec<String> = networks
+                .iter()
+                .map(|n| format!("/networks/{}", enc(n)))
+                .collect();
+            let code = crate::format::inspect_each(c, &paths, format.as_deref()).await?;
+            if code != 0 {
+                std::process::exit(code);
             }
         }
         NetworkCmd::Rm { networks } => {
-            let mut failed = false;
-            for n in &networks {
-                match c.delete(&format!("/networks/{}", enc(n))).await {
-                    Ok(_) => println!("{n}"),
-                    Err(e) => {
-                        eprintln!("Error response from daemon: {e}");
-                        failed = true;
-                    }
-                }
-            }
-            if failed {
-                std::process::exit(1);
+            let code = crate::containers::each(&networks, true, |n| async move {
+                c.delete(&format!("/networks/{}", enc(&n))).await.map(drop)
+            })
+            .await?;
+            if code != 0 {
+                std::process::exit(code);
             }
         }
         NetworkCmd::Prune { force: _, filter } => {
-            let resp = c
-                .post(&format!(
-                    "/networks/prune?filters={}",
-                    crate::containers::filters_param(&filter)?
-                ))
-                .await?;
-            let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
-            let gone: Vec<&str> = v["NetworksDeleted"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            if !gone.is_empty() {
-                println!("Deleted Networks:");
-                for g in gone {
-                    println!("{g}");
-                }
-            }
+            crate::format::prune(
+                c,
+                "/networks/prune",
+                &filter,
+                "NetworksDeleted",
+                "Deleted Networks:",
+            )
+            .await?;
         }
         NetworkCmd::Connect {
             alias,

@@ -281,43 +281,19 @@ pub async fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
             )?;
         }
         VolumeCmd::Inspect { format, volumes } => {
-            let mut all = Vec::new();
-            let mut code = 0;
-            for n in &volumes {
-                match c.get_json::<Value>(&format!("/volumes/{}", enc(n))).await {
-                    Ok(v) => all.push(v),
-                    Err(e) => {
-                        eprintln!("Error: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            match format.as_deref().filter(|f| !f.is_empty()) {
-                Some(f) => {
-                    let t = crate::format::Template::parse(f)?;
-                    for v in &all {
-                        println!("{}", t.render(v)?);
-                    }
-                }
-                None => println!("{}", serde_json::to_string_pretty(&all)?),
-            }
-            return Ok(code);
+            let paths: Vec<String> = volumes
+                .iter()
+                .map(|n| format!("/volumes/{}", enc(n)))
+                .collect();
+            return crate::format::inspect_each(c, &paths, format.as_deref()).await;
         }
         VolumeCmd::Rm { force, volumes } => {
-            let mut code = 0;
-            for n in &volumes {
-                match c
-                    .delete(&format!("/volumes/{}?force={force}", enc(n)))
+            return crate::containers::each(&volumes, true, |n| async move {
+                c.delete(&format!("/volumes/{}?force={force}", enc(&n)))
                     .await
-                {
-                    Ok(_) => println!("{n}"),
-                    Err(e) => {
-                        eprintln!("Error response from daemon: {e}");
-                        code = 1;
-                    }
-                }
-            }
-            return Ok(code);
+                    .map(drop)
+            })
+            .await;
         }
         VolumeCmd::Prune {
             all,
@@ -328,24 +304,18 @@ pub async fn volume(c: &Client, cmd: VolumeCmd) -> Result<i32> {
             if all {
                 filter.push("all=true".into());
             }
-            let resp = c
-                .post(&format!(
-                    "/volumes/prune?filters={}",
-                    crate::containers::filters_param(&filter)?
-                ))
-                .await?;
-            let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
-            let gone: Vec<&str> = v["VolumesDeleted"]
+            let v = crate::format::prune(
+                c,
+                "/volumes/prune",
+                &filter,
+                "VolumesDeleted",
+                "Deleted Volumes:",
+            )
+            .await?;
+            if v["VolumesDeleted"]
                 .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            if !gone.is_empty() {
-                println!("Deleted Volumes:");
-                for g in gone {
-                    println!("{g}");
-                }
+                .is_some_and(|a| !a.is_empty())
+            {
                 println!();
             }
             println!(

@@ -121,10 +121,8 @@ fn berth_push_and_pull_and_run_pulls_what_is_missing() {
     assert_eq!(o.stdout, "again\n", "{o:?}");
 }
 
-#[test]
-fn skopeo_and_berth_interoperate() {
-    let reg = TestRegistry::start("");
-    let d = Daemon::start();
+/// The busybox test image as an OCI layout (tag `bb`), made by skopeo.
+fn busybox_layout(d: &Daemon) -> std::path::PathBuf {
     let tar = d.busybox_archive("busybox:latest");
     let layout = d.root.path().join("oci");
     skopeo(&[
@@ -133,6 +131,14 @@ fn skopeo_and_berth_interoperate() {
         &format!("docker-archive:{}", tar.display()),
         &format!("oci:{}:bb", layout.display()),
     ]);
+    layout
+}
+
+#[test]
+fn skopeo_and_berth_interoperate() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    let layout = busybox_layout(&d);
     let dest = format!("docker://{}/from/skopeo:1", reg.host());
     skopeo(&[
         "copy",
@@ -185,14 +191,7 @@ fn put_blob(layout: &Path, data: &[u8]) -> (String, usize) {
 fn a_multi_platform_index_picks_the_platform() {
     let reg = TestRegistry::start("");
     let d = Daemon::start();
-    let tar = d.busybox_archive("busybox:latest");
-    let layout = d.root.path().join("oci");
-    skopeo(&[
-        "copy",
-        "--quiet",
-        &format!("docker-archive:{}", tar.display()),
-        &format!("oci:{}:bb", layout.display()),
-    ]);
+    let layout = busybox_layout(&d);
     // The layout's one manifest (amd64), and a second one whose config says arm64.
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();

@@ -558,6 +558,10 @@ fn berth_cli_volumes_and_mounts() {
     d.berth(&["volume", "rm", "bv"]).ok();
     let o = d.berth(&["volume", "inspect", "bv"]);
     assert_ne!(o.code, 0);
+    d.berth(&["volume", "create", "pv"]).ok();
+    let o = d.berth(&["volume", "prune", "--all"]);
+    assert!(o.ok().contains("Deleted Volumes:\npv\n"), "{o:?}");
+    assert!(o.ok().contains("Total reclaimed space"), "{o:?}");
 }
 
 #[test]
