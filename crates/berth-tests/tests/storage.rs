@@ -711,3 +711,27 @@ fn storage_opt_size_needs_project_quotas() {
     assert!(o.stderr.contains("Unknown option colour"), "{o:?}");
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
 }
+
+#[test]
+fn a_failed_start_leaves_no_volume_mounted() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "volume",
+        "create",
+        "--opt",
+        "type=tmpfs",
+        "--opt",
+        "device=tmpfs",
+        "tfv",
+    ])
+    .ok();
+    let o = d.docker(&["run", "--rm", "-v", "tfv:/v", "busybox", "/no/such/program"]);
+    assert_ne!(o.code, 0);
+    let data = d.data_root.join("volumes/tfv/_data");
+    let mounted = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(data.to_str().unwrap()));
+    assert!(!mounted, "the volume's tmpfs was unmounted");
+}

@@ -279,6 +279,16 @@ impl Containers {
     }
 
     pub(super) async fn start_locked(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<Changed> {
+        let result = self.start_inner(c).await;
+        if result.is_err() {
+            // A volume filesystem mounted for this start goes again if nothing else
+            // uses it.
+            self.release_volumes(&c.snapshot());
+        }
+        result
+    }
+
+    async fn start_inner(self: &Arc<Self>, c: &Arc<Container>) -> ApiResult<Changed> {
         let rec = c.snapshot();
         match rec.state.status {
             Status::Running => return Ok(Changed::AlreadyDone),
