@@ -9,6 +9,8 @@
 pub mod caps;
 pub mod cgroups;
 pub mod plan;
+pub mod sealed;
+pub mod seccomp;
 pub mod shimproto;
 pub mod spec;
 #[allow(unsafe_code)]

@@ -150,6 +150,10 @@ pub mod step {
     pub const CGROUP_JOIN: i32 = -13;
     pub const TERMINAL: i32 = -14;
     pub const RLIMITS: i32 = -15;
+    pub const CLOSE_FDS: i32 = -16;
+    pub const NO_NEW_PRIVS: i32 = -17;
+    pub const SECCOMP: i32 = -18;
+    pub const CWD_OUTSIDE: i32 = -19;
 }
 
 /// Host facts the plan depends on, read once by the caller.
@@ -208,6 +212,11 @@ pub struct Plan {
     pub winsize: Option<(u16, u16)>,
     /// `setrlimit` calls: resource, soft, hard.
     pub rlimits: Vec<(libc::c_int, libc::rlim_t, libc::rlim_t)>,
+    /// The seccomp program loaded before exec, and seccomp(2)'s flags for it.
+    pub seccomp: Option<Vec<crate::seccomp::Insn>>,
+    pub seccomp_flags: u32,
+    /// PR_SET_NO_NEW_PRIVS before exec.
+    pub no_new_privs: bool,
 }
 
 /// How many host files one container can have bound in (the child keeps their
@@ -628,6 +637,12 @@ impl Plan {
                 .iter()
                 .map(|r| (r.resource, r.soft, r.hard))
                 .collect(),
+            seccomp: p
+                .seccomp
+                .as_ref()
+                .map(|f| crate::seccomp::Program::decode(&f.program).0),
+            seccomp_flags: p.seccomp.as_ref().map_or(0, |f| f.flags),
+            no_new_privs: p.no_new_privileges,
         })
     }
 
@@ -669,6 +684,13 @@ impl Plan {
             step::CGROUP_JOIN => "joining the cgroup".into(),
             step::TERMINAL => "allocating the terminal".into(),
             step::RLIMITS => "setting resource limits".into(),
+            step::CLOSE_FDS => "closing inherited file descriptors".into(),
+            step::NO_NEW_PRIVS => "setting no_new_privs".into(),
+            step::SECCOMP => "loading the seccomp filter".into(),
+            step::CWD_OUTSIDE => format!(
+                "working directory {} is outside the container's root",
+                self.cwd.to_string_lossy()
+            ),
             step::CHDIR => format!(
                 "changing to working directory {}",
                 self.cwd.to_string_lossy()
@@ -706,6 +728,8 @@ mod tests {
                 open_stdin: false,
                 console_size: None,
                 rlimits: vec![],
+                seccomp: None,
+                no_new_privileges: false,
             },
             hostname: "abc".into(),
             domainname: String::new(),

@@ -99,6 +99,21 @@ pub struct Process {
     /// Resource limits set before exec, already within the daemon's hard limits.
     #[serde(default)]
     pub rlimits: Vec<Rlimit>,
+    /// The seccomp filter, compiled by the daemon; None for `seccomp=unconfined`.
+    #[serde(default)]
+    pub seccomp: Option<SeccompFilter>,
+    /// `--security-opt no-new-privileges`.
+    #[serde(default)]
+    pub no_new_privileges: bool,
+}
+
+/// A compiled seccomp program, as [`crate::seccomp::Program::encode`] packs it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SeccompFilter {
+    pub program: Vec<u64>,
+    /// `SECCOMP_FILTER_FLAG_*` for seccomp(2).
+    #[serde(default)]
+    pub flags: u32,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

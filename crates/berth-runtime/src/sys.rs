@@ -272,6 +272,25 @@ unsafe fn child_main(
                 fail(report, step::STDIO, errno());
             }
         }
+        // From here on the child holds nothing of the host's but what the steps
+        // below use: the report pipe, the terminal's socket and the namespaces to
+        // enter. Every other descriptor (the shim's, the cgroup directory, whatever
+        // berthd inherited) is closed, so no path through /proc/self/fd leads out.
+        let mut keep = [-1 as RawFd; MAX_KEPT_FDS];
+        keep[0] = report;
+        keep[1] = console;
+        let mut n = 2;
+        for op in &plan.ops {
+            if let Op::SetNs { fd, .. } = op {
+                if n < MAX_KEPT_FDS {
+                    keep[n] = *fd;
+                    n += 1;
+                }
+            }
+        }
+        if let Err(e) = close_all_but(&mut keep[..n]) {
+            fail(report, step::CLOSE_FDS, e);
+        }
 
         libc::umask(0);
         let mut trees = [-1 as RawFd; crate::plan::MAX_TREES];
@@ -304,6 +323,12 @@ unsafe fn child_main(
             fail(report, step::HOSTNAME, errno());
         }
         libc::umask(0o022);
+        // The last descriptor of the host's goes: only 0, 1, 2 and the close-on-exec
+        // report pipe remain, and the pipe is gone at exec.
+        let mut keep = [report];
+        if let Err(e) = close_all_but(&mut keep) {
+            fail(report, step::CLOSE_FDS, e);
+        }
         for cap in &plan.cap_drop {
             if libc::prctl(libc::PR_CAPBSET_DROP, *cap as libc::c_ulong, 0, 0, 0) < 0
                 && errno() != libc::EINVAL
@@ -327,6 +352,18 @@ unsafe fn child_main(
             0,
             0,
         );
+        if plan.no_new_privs
+            && libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1 as libc::c_ulong, 0, 0, 0) < 0
+        {
+            fail(report, step::NO_NEW_PRIVS, errno());
+        }
+        // Without no_new_privs the kernel wants CAP_SYS_ADMIN to load a filter: load
+        // it now, while the capabilities are still there (runc's order).
+        if !plan.no_new_privs {
+            if let Err(e) = load_seccomp(plan) {
+                fail(report, step::SECCOMP, e);
+            }
+        }
         if libc::setgroups(plan.groups.len(), plan.groups.as_ptr()) < 0 {
             fail(report, step::SETGROUPS, errno());
         }
@@ -339,8 +376,8 @@ unsafe fn child_main(
         if capset(plan.cap_mask) < 0 {
             fail(report, step::CAPSET, errno());
         }
-        if libc::chdir(plan.cwd.as_ptr()) < 0 {
-            fail(report, step::CHDIR, errno());
+        if let Err((step, e)) = enter_cwd(plan) {
+            fail(report, step, e);
         }
         // Dispositions set to "ignore" survive exec (the shim's runtime ignores
         // SIGPIPE): give the program the defaults and an empty mask.
@@ -352,6 +389,13 @@ unsafe fn child_main(
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+        // With no_new_privs, as late as possible: the filter then applies to as
+        // little of berth's own code as can be.
+        if plan.no_new_privs {
+            if let Err(e) = load_seccomp(plan) {
+                fail(report, step::SECCOMP, e);
+            }
+        }
 
         let mut last = libc::ENOENT;
         for cand in &plan.exec_candidates {
@@ -363,6 +407,163 @@ unsafe fn child_main(
             }
         }
         fail(report, step::EXEC, last)
+    }
+}
+
+/// How many descriptors the child keeps while it sets up (report, terminal socket,
+/// namespaces to enter).
+const MAX_KEPT_FDS: usize = 16;
+
+/// Closes every descriptor from 3 up except those in `keep` (sorted here, in place).
+/// Async-signal-safe: no allocation.
+///
+/// # Safety
+/// Only in the cloned child: it closes descriptors other code may think it owns.
+unsafe fn close_all_but(keep: &mut [RawFd]) -> Result<(), i32> {
+    // Insertion sort: a handful of entries, no allocation.
+    for i in 1..keep.len() {
+        let mut j = i;
+        while j > 0 && keep[j - 1] > keep[j] {
+            keep.swap(j - 1, j);
+            j -= 1;
+        }
+    }
+    let mut low: RawFd = 3;
+    for &k in keep.iter() {
+        if k < low {
+            continue;
+        }
+        if k > low {
+            // SAFETY: close_range only closes descriptors of this child.
+            unsafe { close_range(low, k - 1)? };
+        }
+        low = k + 1;
+    }
+    // SAFETY: as above.
+    unsafe { close_range(low, RawFd::MAX) }
+}
+
+/// close_range(2), or a loop of close(2) up to the descriptor limit where the
+/// kernel lacks it (before 5.9).
+///
+/// # Safety
+/// Only in the cloned child (see [`close_all_but`]).
+unsafe fn close_range(low: RawFd, high: RawFd) -> Result<(), i32> {
+    // SAFETY: plain syscalls on integers and a stack struct.
+    unsafe {
+        let r = libc::syscall(
+            libc::SYS_close_range,
+            low as libc::c_uint,
+            high as libc::c_uint,
+            0 as libc::c_uint,
+        );
+        if r == 0 {
+            return Ok(());
+        }
+        if errno() != libc::ENOSYS {
+            return Err(errno());
+        }
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) < 0 {
+            return Err(errno());
+        }
+        let top = (lim.rlim_cur.min(1 << 20) as RawFd).min(high.saturating_add(1));
+        for fd in low..top {
+            libc::close(fd);
+        }
+        Ok(())
+    }
+}
+
+/// Enters the working directory inside the container's root: resolved with
+/// openat2(RESOLVE_NO_MAGICLINKS), so that no /proc/<pid>/fd, cwd or root link can
+/// lead outside, then checked with getcwd(2), which the kernel prefixes with
+/// "(unreachable)" when the directory is not below the process's root.
+///
+/// # Safety
+/// Only in the cloned child (async-signal-safe: stack data and syscalls only).
+unsafe fn enter_cwd(plan: &Plan) -> Result<(), (i32, i32)> {
+    const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    // SAFETY: plain syscalls on the plan's NUL-terminated string and stack buffers
+    // that outlive each call.
+    unsafe {
+        let how = OpenHow {
+            flags: (libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC) as u64,
+            mode: 0,
+            resolve: RESOLVE_NO_MAGICLINKS,
+        };
+        let fd = libc::syscall(
+            libc::SYS_openat2,
+            libc::AT_FDCWD,
+            plan.cwd.as_ptr(),
+            &how as *const OpenHow,
+            std::mem::size_of::<OpenHow>(),
+        ) as RawFd;
+        if fd >= 0 {
+            let r = libc::fchdir(fd);
+            let e = errno();
+            libc::close(fd);
+            if r < 0 {
+                return Err((step::CHDIR, e));
+            }
+        } else if errno() == libc::ENOSYS {
+            // Before 5.6: nothing of the host's is open any more, so no magic link
+            // can point outside; the getcwd check below still holds.
+            if libc::chdir(plan.cwd.as_ptr()) < 0 {
+                return Err((step::CHDIR, errno()));
+            }
+        } else {
+            return Err((step::CHDIR, errno()));
+        }
+        let mut buf = [0u8; 4096];
+        let r = libc::syscall(libc::SYS_getcwd, buf.as_mut_ptr(), buf.len());
+        if r < 0 {
+            let e = errno();
+            // A path longer than the buffer is still a path inside the root.
+            if e != libc::ENAMETOOLONG && e != libc::ERANGE {
+                return Err((step::CWD_OUTSIDE, e));
+            }
+        } else if buf[0] != b'/' {
+            return Err((step::CWD_OUTSIDE, libc::EPERM));
+        }
+        Ok(())
+    }
+}
+
+/// Loads the plan's seccomp filter, if it has one.
+///
+/// # Safety
+/// Only in the cloned child (async-signal-safe: the program is in the plan).
+unsafe fn load_seccomp(plan: &Plan) -> Result<(), i32> {
+    const SECCOMP_SET_MODE_FILTER: libc::c_uint = 1;
+    let Some(filter) = &plan.seccomp else {
+        return Ok(());
+    };
+    let prog = libc::sock_fprog {
+        len: filter.len() as libc::c_ushort,
+        // Insn is repr(C) with struct sock_filter's fields, in its order.
+        filter: filter.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: `prog` points at the plan's instructions, alive for the call; the
+    // kernel copies them.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            SECCOMP_SET_MODE_FILTER,
+            plan.seccomp_flags as libc::c_uint,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if r < 0 {
+        Err(errno())
+    } else {
+        Ok(())
     }
 }
 
@@ -783,6 +984,49 @@ pub fn take_inherited_fd(fd: RawFd) -> io::Result<OwnedFd> {
     let owned = unsafe { OwnedFd::from_raw_fd(fd) };
     rustix::io::fcntl_setfd(&owned, rustix::io::FdFlags::CLOEXEC)?;
     Ok(owned)
+}
+
+/// Marks every descriptor from `lowest` up close-on-exec, so that nothing this
+/// process inherited (from a shell, a supervisor) can reach a program it starts.
+/// Descriptors it hands on on purpose are put in place after fork ([`pass_fds`]).
+pub fn cloexec_from(lowest: RawFd) -> io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing: it only sets a
+    // flag on descriptors of this process, which no owner relies on being clear
+    // (owners that pass one on set it up in the child).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            lowest as libc::c_uint,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    // Before 5.11: one at a time.
+    for e in std::fs::read_dir("/proc/self/fd")? {
+        let Some(fd) = e?
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<RawFd>().ok())
+        else {
+            continue;
+        };
+        if fd < lowest {
+            continue;
+        }
+        // SAFETY: as above; a descriptor closed meanwhile (the read_dir's own)
+        // makes fcntl fail with EBADF, which is ignored.
+        unsafe {
+            let flags = libc::fcntl(fd, libc::F_GETFD);
+            if flags >= 0 {
+                libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// How many descriptors [`pass_fds`] hands over at most.

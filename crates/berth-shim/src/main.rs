@@ -657,6 +657,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Not dumpable, and so neither is the child cloned into a container: while it
+    // is still berth's code, a process of the container can neither ptrace it nor
+    // open its /proc/<pid>/fd, exe, cwd or root (that needs CAP_SYS_PTRACE in the
+    // host's user namespace). The container's program is dumpable again after exec.
+    if let Err(e) =
+        rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
+    {
+        eprintln!("berth-shim: making the shim non-dumpable: {e}");
+        return ExitCode::from(2);
+    }
+    // Whatever berthd's parent left open stays out of every program started here.
+    if let Err(e) = sys::cloexec_from(3) {
+        eprintln!("berth-shim: marking inherited descriptors close-on-exec: {e}");
+        return ExitCode::from(2);
+    }
     // Our own session: signals meant for berthd's terminal or process group never
     // reach the shim, so containers outlive it.
     let _ = rustix::process::setsid();

@@ -114,6 +114,11 @@ async fn run(cfg: config::Config) -> Result<()> {
     if !shim.exists() {
         bail!("berth-shim not found next to berthd at {}", shim.display());
     }
+    // Every shim runs from one sealed in-memory copy (CVE-2019-5736).
+    let shim_memfd = Arc::new(
+        berth_runtime::sealed::sealed_copy(&shim, "berth-shim")
+            .with_context(|| format!("making a sealed copy of {}", shim.display()))?,
+    );
     let driver = choose_driver(&cfg.data_root, cfg.storage_driver.as_deref())?;
     tracing::info!(driver = driver.name(), "storage driver");
     let store = Arc::new(
@@ -125,6 +130,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         data_root: cfg.data_root.clone(),
         exec_root: cfg.exec_root.clone(),
         shim,
+        shim_memfd,
         cgroup_parent: cfg.cgroup_parent.clone(),
     };
     let net = Arc::new(
@@ -271,6 +277,13 @@ async fn futures_join_all<F: std::future::Future<Output = ()> + Send + 'static>(
 }
 
 fn main() -> std::process::ExitCode {
+    // Nothing berthd inherited may reach a shim or a container: every descriptor
+    // above stderr becomes close-on-exec before any thread or child exists.
+    // (Socket activation's descriptors are taken by number later; still open.)
+    if let Err(e) = berth_runtime::sys::cloexec_from(3) {
+        eprintln!("berthd: marking inherited descriptors close-on-exec: {e}");
+        return std::process::ExitCode::from(1);
+    }
     let flags = config::Flags::parse();
     let cfg = match config::Config::load(flags) {
         Ok(c) => c,

@@ -25,6 +25,8 @@ pub struct Containers {
     pub volumes: Arc<super::volumes::Volumes>,
     /// The embedded DNS servers' tasks, by container id.
     dns: std::sync::Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
+    /// Compiled seccomp filters.
+    pub(super) filters: super::security::Filters,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,6 +63,7 @@ impl Containers {
             net,
             volumes,
             dns: std::sync::Mutex::new(HashMap::new()),
+            filters: super::security::Filters::default(),
         }
     }
 

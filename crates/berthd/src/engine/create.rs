@@ -39,6 +39,8 @@ fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
         "VolumesFrom",
         "ReadonlyRootfs",
         "VolumeDriver",
+        // security.rs.
+        "SecurityOpt",
     ];
     for (k, v) in &hc.other {
         if IGNORED.contains(&k.as_str()) {
@@ -93,6 +95,7 @@ impl Containers {
                 "berth does not support HostConfig.{opt} yet"
             )));
         }
+        super::security::parse(&hc)?;
         let endpoints = self.plan_endpoints(&hc, req.networking_config.as_ref())?;
         if let Some(m) = config.mac_address.as_deref().filter(|m| !m.is_empty()) {
             if berth_net::netlink::parse_mac(m).is_none() {

@@ -188,6 +188,10 @@ impl Containers {
             .and_then(|s| Some((*s.first()?, *s.get(1)?)))
             .filter(|(r, c)| *r > 0 && *c > 0);
         let rlimits = super::limits::clamp(rec.host_config.ulimits.as_deref().unwrap_or(&[]))?.0;
+        // The container's filter, compiled for the container's capabilities, applies
+        // to every exec, privileged or not (as runc applies the container's).
+        let (seccomp, no_new_privileges) =
+            self.security(&rec.host_config, &berth_runtime::caps::docker_default())?;
         let spec = ExecSpec {
             id: exec.id.clone(),
             container_pid: rec.state.pid as i32,
@@ -213,6 +217,8 @@ impl Containers {
                 open_stdin: cfg.attach_stdin,
                 console_size,
                 rlimits,
+                seccomp,
+                no_new_privileges,
             },
             exit_path: self.exec_run_dir(&exec.id).join("exit.json"),
         };

@@ -24,6 +24,7 @@ pub mod pull;
 mod push;
 pub mod record;
 pub mod restart;
+pub mod security;
 pub mod signal;
 pub mod start;
 mod stats;
@@ -56,7 +57,10 @@ impl Driver {
 pub struct Paths {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
+    /// berth-shim on disk (bound read-only into `--init` containers).
     pub shim: PathBuf,
+    /// The sealed in-memory copy every shim is run from.
+    pub shim_memfd: std::sync::Arc<std::os::fd::OwnedFd>,
     /// Parent cgroup of every container, below each hierarchy's root.
     pub cgroup_parent: String,
     pub driver: Driver,

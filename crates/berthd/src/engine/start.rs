@@ -182,6 +182,8 @@ impl Containers {
         };
         args.push(r.path.clone());
         args.extend(r.args.iter().cloned());
+        let capabilities = caps::docker_default();
+        let (seccomp, no_new_privileges) = self.security(&r.host_config, &capabilities)?;
         Ok(Spec {
             id: r.id.clone(),
             rootfs: Overlay {
@@ -202,11 +204,13 @@ impl Containers {
                 uid: u.uid,
                 gid: u.gid,
                 additional_gids: u.additional_gids,
-                capabilities: caps::docker_default(),
+                capabilities,
                 terminal: r.config.tty,
                 open_stdin: r.config.open_stdin,
                 console_size: console_size(&r.host_config),
                 rlimits: super::limits::clamp(r.host_config.ulimits.as_deref().unwrap_or(&[]))?.0,
+                seccomp,
+                no_new_privileges,
             },
             hostname: r.config.hostname.clone(),
             domainname: r.config.domainname.clone(),
@@ -454,7 +458,12 @@ impl Containers {
         }
         let log = std::fs::File::create(run.join("shim.log"))
             .map_err(|e| ioerr("creating the shim log", e))?;
-        let mut cmd = std::process::Command::new(&self.paths.shim);
+        // The sealed copy, by its descriptor: never the binary on disk.
+        let mut cmd = std::process::Command::new(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&*self.paths.shim_memfd)
+        ));
+        std::os::unix::process::CommandExt::arg0(&mut cmd, "berth-shim");
         if exec {
             cmd.arg("--exec");
         }

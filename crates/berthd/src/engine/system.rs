@@ -126,7 +126,14 @@ impl System {
             live_restore_enabled: self.live_restore,
             isolation: String::new(),
             init_binary: String::new(),
-            security_options: vec!["name=cgroupns".into()],
+            security_options: if super::security::kernel_has_seccomp() {
+                vec![
+                    "name=seccomp,profile=builtin".into(),
+                    "name=cgroupns".into(),
+                ]
+            } else {
+                vec!["name=cgroupns".into()]
+            },
             warnings: vec![],
             plugins: serde_json::json!({ "Volume": [], "Network": ["host", "none"], "Log": ["json-file", "none"] }),
             registry_config: serde_json::json!({ "IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": [] }),
