@@ -110,6 +110,9 @@ pub struct CreateOpts {
     /// Ulimit options (name=soft[:hard], e.g. nofile=1024:2048)
     #[arg(long = "ulimit")]
     pub ulimit: Vec<String>,
+    /// Security options (seccomp=unconfined|PROFILE.json, no-new-privileges)
+    #[arg(long = "security-opt")]
+    pub security_opt: Vec<String>,
     /// Signal to stop the container
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
@@ -142,6 +145,22 @@ pub struct CreateOpts {
         value_name = "IMAGE [COMMAND] [ARG...]"
     )]
     pub image_and_command: Vec<String>,
+}
+
+/// One `--security-opt` as the daemon takes it: a seccomp profile is sent by its
+/// content, read here from the file named (as the docker CLI does).
+fn security_opt(opt: &str) -> Result<String> {
+    let Some((key, value)) = opt.split_once('=').or_else(|| opt.split_once(':')) else {
+        return Ok(opt.to_string());
+    };
+    if key != "seccomp" || value == "unconfined" || value == "builtin" {
+        return Ok(opt.to_string());
+    }
+    let text = std::fs::read_to_string(value)
+        .with_context(|| format!("opening seccomp profile ({value}) failed"))?;
+    let json: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("compacting json for seccomp profile ({value}) failed"))?;
+    Ok(format!("seccomp={json}"))
 }
 
 /// A Go duration ("500ms", "1m30s", "2h") in nanoseconds.
@@ -347,6 +366,15 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
             });
         }
         hc.ulimits = Some(list);
+    }
+    if !o.security_opt.is_empty() {
+        let opts = o
+            .security_opt
+            .iter()
+            .map(|opt| security_opt(opt))
+            .collect::<Result<Vec<_>>>()?;
+        hc.other
+            .insert("SecurityOpt".into(), serde_json::json!(opts));
     }
     req.host_config = Some(hc);
     if !["missing", "never", "always"].contains(&o.pull.as_str()) {

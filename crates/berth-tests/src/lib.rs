@@ -119,6 +119,9 @@ pub struct Daemon {
     pub bridge: String,
     child: Option<Child>,
     extra: Vec<String>,
+    /// Shell commands run before berthd is exec'd in the same process (to hand it
+    /// extra open descriptors, say).
+    wrapper: Option<String>,
 }
 
 impl Daemon {
@@ -149,8 +152,19 @@ impl Daemon {
             bridge: format!("bt{tag}"),
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            wrapper: None,
         };
         prepare(&d.data_root);
+        d.spawn();
+        d
+    }
+
+    /// Starts berthd through `bash -c '<wrapper>; exec berthd ...'`: whatever the
+    /// wrapper opens, berthd inherits, as it would from a careless parent.
+    pub fn start_wrapped(wrapper: &str) -> Daemon {
+        let mut d = Self::start_prepared(&[], |_| {});
+        d.stop();
+        d.wrapper = Some(wrapper.to_string());
         d.spawn();
         d
     }
@@ -174,7 +188,18 @@ impl Daemon {
             .append(true)
             .open(self.root.path().join("berthd.log"))
             .expect("log file");
-        let child = Command::new(bin("berthd"))
+        let mut cmd = match &self.wrapper {
+            Some(w) => {
+                // bash: dash knows descriptors 0 to 9 only.
+                let mut c = Command::new("bash");
+                c.arg("-c")
+                    .arg(format!("{w}\nexec \"$0\" \"$@\""))
+                    .arg(bin("berthd"));
+                c
+            }
+            None => Command::new(bin("berthd")),
+        };
+        let child = cmd
             .arg("-H")
             .arg(self.host())
             .arg("--data-root")

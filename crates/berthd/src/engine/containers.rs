@@ -531,15 +531,31 @@ impl Containers {
             self.signal(&c, 9)?;
             let _ = rx.wait_for(|s| !s.running).await;
         }
-        self.remove_stopped(&c)?;
-        if volumes {
-            self.remove_anonymous_volumes(&c.snapshot());
-        }
-        Ok(())
+        self.remove_stopped(&c, volumes)
     }
 
-    pub(super) fn remove_stopped(&self, c: &Arc<Container>) -> ApiResult<()> {
-        c.rec().state.status = Status::Removing;
+    /// Whether a shim answers on the container's socket: the kernel's word on
+    /// whether it runs, whatever the record says.
+    pub(super) fn shim_alive(&self, id: &str) -> bool {
+        std::os::unix::net::UnixStream::connect(self.paths.run_dir(id).join("sock")).is_ok()
+    }
+
+    /// Removes a stopped container (and its anonymous volumes with `volumes`). The
+    /// record says "removing" on disk first, so that berthd finishes the removal
+    /// after a crash at any point; the row goes last.
+    pub(super) fn remove_stopped(&self, c: &Arc<Container>, volumes: bool) -> ApiResult<()> {
+        if self.shim_alive(&c.id) {
+            return Err(ApiError::conflict(format!(
+                "cannot remove container \"/{}\": its process is still running",
+                c.name()
+            )));
+        }
+        {
+            let mut r = c.rec();
+            r.state.status = Status::Removing;
+            r.remove_volumes |= volumes;
+        }
+        self.persist(c)?;
         // Attaches waiting for a start that will not come end now.
         c.attach_state().pending.clear();
         let _ = std::fs::remove_dir_all(self.paths.run_dir(&c.id));
@@ -562,6 +578,10 @@ impl Containers {
         self.execs_mut().retain(|_, e| e.container_id != c.id);
         self.emit(c, "destroy", &[]);
         c.watch.send_modify(|s| s.removed = true);
+        let rec = c.snapshot();
+        if rec.remove_volumes {
+            self.remove_anonymous_volumes(&rec);
+        }
         Ok(())
     }
 
@@ -622,11 +642,10 @@ impl Containers {
             let c = c.clone();
             tokio::spawn(async move {
                 let _op = c.op.lock().await;
+                // --rm takes the anonymous volumes too.
                 if !c.is_running() {
-                    match me.remove_stopped(&c) {
-                        // --rm takes the anonymous volumes too.
-                        Ok(()) => me.remove_anonymous_volumes(&c.snapshot()),
-                        Err(e) => tracing::error!(container = %c.id, error = %e, "auto-remove"),
+                    if let Err(e) = me.remove_stopped(&c, true) {
+                        tracing::error!(container = %c.id, error = %e, "auto-remove");
                     }
                 }
             });

@@ -274,6 +274,7 @@ impl Containers {
             endpoints,
             ports: Vec::new(),
             mounts,
+            remove_volumes: false,
         };
         if let Err(e) = self.lay_out(&rec) {
             undo_volumes(self);

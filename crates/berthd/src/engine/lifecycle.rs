@@ -284,7 +284,7 @@ impl Containers {
             });
             if stopped && matches {
                 reclaimed += dir_size(&self.paths.writable(&c.id));
-                self.remove_stopped(&c)?;
+                self.remove_stopped(&c, false)?;
                 deleted.push(c.id.clone());
             }
         }

@@ -110,6 +110,10 @@ pub struct Record {
     /// Volumes, bind mounts and tmpfs mounts.
     #[serde(default)]
     pub mounts: Vec<super::mounts::MountPoint>,
+    /// A removal under way takes the anonymous volumes too (`rm -v`, `--rm`): kept
+    /// so that berthd can finish the removal after a crash.
+    #[serde(default)]
+    pub remove_volumes: bool,
 }
 
 /// A container's attachment to a network: what was asked at create or connect, and

@@ -125,7 +125,43 @@ pub(super) fn process_env(r: &Record, extra: &[String], home: &str) -> Vec<Strin
     env
 }
 
+/// What became of a container's shim, as its run directory tells.
+enum ShimState {
+    /// It answered: the container runs with this pid; the monitor is connected.
+    Alive(i32, BufReader<UnixStream>),
+    /// It is gone and recorded this exit.
+    Exited(ExitRecord),
+    /// No shim and no exit record.
+    Gone,
+}
+
 impl Containers {
+    /// At restore, for a container that does not run: its record is written back
+    /// without what it no longer holds, a stale cgroup goes, and an auto-remove
+    /// container that ran is removed (as dockerd does when it starts).
+    fn settle_stopped(self: &Arc<Self>, c: &Arc<Container>) {
+        if let Err(e) = self.persist(c) {
+            tracing::error!(container = %c.id, error = %e, "recording a stopped container");
+        }
+        let path = format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), c.id);
+        let _ = self
+            .hierarchy
+            .existing(&berth_runtime::spec::CgroupSpec {
+                path,
+                ..Default::default()
+            })
+            .remove();
+        let (auto, status) = {
+            let r = c.rec();
+            (r.host_config.auto_remove, r.state.status)
+        };
+        if auto && status == Status::Exited {
+            if let Err(e) = self.remove_stopped(c, true) {
+                tracing::error!(container = %c.id, error = %e, "auto-remove");
+            }
+        }
+    }
+
     /// Resolves `user` against the container's /etc/passwd and /etc/group, read from
     /// its writable layer and then its image layers (`lower`, topmost first).
     pub(super) fn resolve_user(
@@ -272,12 +308,8 @@ impl Containers {
         let result = self.start_locked(&c).await;
         // Docker removes an auto-remove container whose start failed, which also
         // answers clients waiting for its removal.
-        if result.is_err()
-            && c.rec().host_config.auto_remove
-            && !c.is_running()
-            && self.remove_stopped(&c).is_ok()
-        {
-            self.remove_anonymous_volumes(&c.snapshot());
+        if result.is_err() && c.rec().host_config.auto_remove && !c.is_running() {
+            let _ = self.remove_stopped(&c, true);
         }
         result
     }
@@ -320,6 +352,18 @@ impl Containers {
             self.abandon_network(prep);
             return Err(e);
         }
+        // What this start takes (addresses, ports) is on disk before any process
+        // holds it: a berthd that crashes from here on finds it in the record and
+        // either gives it to the running container it adopts or frees it.
+        {
+            let mut r = c.rec();
+            r.endpoints = prep.endpoints.clone();
+            r.ports = prep.ports.clone();
+        }
+        if let Err(e) = self.persist(c) {
+            self.forget_start(c, prep);
+            return Err(e);
+        }
         spec.network = prep.mode;
         spec.held_fds = prep.held.len() as u32;
         let mut fds = Vec::new();
@@ -346,13 +390,13 @@ impl Containers {
         let (started, monitor) = match spawned {
             Ok(s) => s,
             Err(e) => {
-                self.abandon_network(prep);
+                self.forget_start(c, prep);
                 return Err(e);
             }
         };
         tracing::debug!(container = %c.id, net_us = t1.as_micros() as u64, total_us = t0.elapsed().as_micros() as u64, "container started");
         if let Some(error) = started.error {
-            self.abandon_network(prep);
+            self.forget_start(c, prep);
             c.attach_state().live = false;
             let code = started.exit_code.unwrap_or(128) as i64;
             {
@@ -402,6 +446,20 @@ impl Containers {
         Ok(Changed::Yes)
     }
 
+    /// A start that did not happen: its addresses and ports go back, and the
+    /// record forgets them.
+    fn forget_start(&self, c: &Container, prep: super::endpoint::NetPrep) {
+        self.abandon_network(prep);
+        {
+            let mut r = c.rec();
+            r.endpoints
+                .values_mut()
+                .for_each(super::record::Endpoint::clear_live);
+            r.ports.clear();
+        }
+        let _ = self.persist(c);
+    }
+
     /// Waits, in the background, for the shim to report the exit.
     fn watch_exit(self: &Arc<Self>, c: Arc<Container>, mut monitor: BufReader<UnixStream>) {
         let me = self.clone();
@@ -433,6 +491,13 @@ impl Containers {
         attachers: impl FnOnce() -> Vec<super::record::PendingAttach>,
     ) -> ApiResult<(Started, BufReader<UnixStream>)> {
         let ioerr = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
+        // Never a second shim over a live one, whatever a record says.
+        if std::os::unix::net::UnixStream::connect(run.join("sock")).is_ok() {
+            return Err(ApiError::conflict(format!(
+                "a shim is still running in {}: refusing to start a second copy",
+                run.display()
+            )));
+        }
         let _ = std::fs::remove_dir_all(run);
         std::fs::create_dir_all(run).map_err(|e| ioerr("creating the run directory", e))?;
         let spec_path = run.join("spec.json");
@@ -537,47 +602,96 @@ impl Containers {
         Ok(())
     }
 
-    /// Loads every container record at daemon start and reconnects to the shims of
-    /// those that were running; a container whose shim is gone gets the exit its
-    /// shim recorded.
+    /// Asks the run directory what became of a container's shim.
+    async fn probe_shim(&self, id: &str) -> ShimState {
+        let run = self.paths.run_dir(id);
+        if !run.exists() {
+            return ShimState::Gone;
+        }
+        let alive = async {
+            let mut s = UnixStream::connect(run.join("sock")).await.ok()?;
+            s.write_all(&[WANT_MONITOR]).await.ok()?;
+            let mut r = BufReader::new(s);
+            let mut line = String::new();
+            r.read_line(&mut line).await.ok()?;
+            let pid = serde_json::from_str::<Started>(&line).ok()?.pid?;
+            Some((pid, r))
+        }
+        .await;
+        match alive {
+            Some((pid, monitor)) => ShimState::Alive(pid, monitor),
+            None => match self.exit_file(id) {
+                Some(exit) => ShimState::Exited(exit),
+                None => ShimState::Gone,
+            },
+        }
+    }
+
+    /// Loads every container record at daemon start and makes each agree with
+    /// the kernel: a container whose shim answers is running (whatever its record
+    /// says: berthd may have died between starting it and writing that down), one
+    /// whose shim left an exit record has exited (and goes, with `--rm`), one with
+    /// no shim is not running and holds nothing. A removal that was under way is
+    /// finished.
     pub async fn restore(self: &Arc<Self>) -> ApiResult<()> {
         let rows = self.store.containers()?;
         let known: std::collections::HashSet<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let mut records = Vec::new();
         for row in rows {
-            let rec: Record = match serde_json::from_slice(&row.data) {
-                Ok(r) => r,
+            match serde_json::from_slice::<Record>(&row.data) {
+                Ok(r) => records.push(r),
                 Err(e) => {
                     tracing::error!(container = %row.id, error = %e, "unreadable container record, skipping");
-                    continue;
                 }
-            };
-            let running = rec.state.status == Status::Running;
-            let pid = rec.state.pid as i32;
+            }
+        }
+        // Probe every shim first and claim the addresses and ports of the living
+        // ones, before anything is released or restarted.
+        let mut probed = Vec::new();
+        for rec in records {
+            let removing = matches!(rec.state.status, Status::Removing | Status::Dead);
             let c = Arc::new(Container::new(rec));
             self.insert(c.clone());
-            if !running {
-                continue;
+            let state = self.probe_shim(&c.id).await;
+            if let ShimState::Alive(pid, _) = &state {
+                let pid = *pid;
+                {
+                    let mut r = c.rec();
+                    if r.state.status != Status::Running {
+                        tracing::warn!(container = %c.id, "found running, recorded as {}: adopting it", r.state.status.as_str());
+                        r.state.status = Status::Running;
+                        r.state.exit_code = 0;
+                        r.state.error.clear();
+                        r.state.started_at = now_rfc3339();
+                    }
+                    r.state.pid = pid as i64;
+                }
+                c.watch.send_modify(|s| s.running = true);
+                self.restore_network(&c.snapshot());
+            } else if removing {
+                // Finished below.
+            } else {
+                // Not running: whatever the record says it held is not held.
+                let mut r = c.rec();
+                r.endpoints
+                    .values_mut()
+                    .for_each(super::record::Endpoint::clear_live);
+                r.ports.clear();
             }
-            let sock = self.paths.run_dir(&c.id).join("sock");
-            let reattached = async {
-                let mut s = UnixStream::connect(&sock).await.ok()?;
-                s.write_all(&[WANT_MONITOR]).await.ok()?;
-                let mut r = BufReader::new(s);
-                let mut line = String::new();
-                r.read_line(&mut line).await.ok()?;
-                serde_json::from_str::<Started>(&line).ok()?.pid?;
-                Some(r)
-            }
-            .await;
-            match reattached {
-                Some(monitor) => {
+            probed.push((c, state, removing));
+        }
+        for (c, state, removing) in probed {
+            match state {
+                ShimState::Alive(pid, monitor) => {
+                    if let Err(e) = self.persist(&c) {
+                        tracing::error!(container = %c.id, error = %e, "recording a running container");
+                    }
                     let pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
                         rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
                     });
                     *c.pidfd.lock().unwrap_or_else(|p| p.into_inner()) = pidfd;
                     c.attach_state().live = true;
                     let rec = c.snapshot();
-                    self.restore_network(&rec);
                     let user_net = rec
                         .endpoints
                         .values()
@@ -591,9 +705,32 @@ impl Containers {
                     tracing::info!(container = %c.id, "reattached to running container");
                     self.watch_exit(c, monitor);
                 }
-                None => {
-                    let exit = self.exit_file(&c.id);
-                    self.on_exit(&c, exit);
+                _ if removing => {
+                    tracing::info!(container = %c.id, "finishing a removal that was under way");
+                    let volumes = c.rec().remove_volumes;
+                    if let Err(e) = self.remove_stopped(&c, volumes) {
+                        tracing::error!(container = %c.id, error = %e, "finishing a removal");
+                    }
+                }
+                ShimState::Exited(exit) => {
+                    let seen = {
+                        let r = c.rec();
+                        r.state.status == Status::Exited && r.state.finished_at == exit.finished_at
+                    };
+                    if seen {
+                        let _ = std::fs::remove_dir_all(self.paths.run_dir(&c.id));
+                        self.settle_stopped(&c);
+                    } else {
+                        self.on_exit(&c, Some(exit));
+                    }
+                }
+                ShimState::Gone => {
+                    if c.is_running() {
+                        self.on_exit(&c, None);
+                    } else {
+                        let _ = std::fs::remove_dir_all(self.paths.run_dir(&c.id));
+                        self.settle_stopped(&c);
+                    }
                 }
             }
         }
