@@ -4,6 +4,7 @@
 Starts a private berthd (release build) on a temporary root, loads the busybox test
 image, and measures:
   - `berth run --rm busybox true`, end to end, N times: median and p90;
+  - the same with and without the default seccomp profile, interleaved;
   - the same run driven by the docker CLI against berthd;
   - with --docker: the same run with the docker CLI against a private dockerd
     (Debian's docker.io) on its own root, for the ratio;
@@ -80,6 +81,17 @@ def main():
         timed(berth, cenv, 5)
         summary("berth run --rm busybox true", timed(berth, cenv, args.runs))
         summary("berth run --rm --network none busybox true", timed(berth[:3] + ["--network", "none"] + berth[3:], cenv, args.runs))
+        # What the default seccomp profile costs: the same run unconfined,
+        # interleaved run by run so that drift hits both alike.
+        unconfined = berth[:3] + ["--security-opt", "seccomp=unconfined"] + berth[3:]
+        timed(unconfined, cenv, 5)
+        with_filter, without = [], []
+        for _ in range(args.runs):
+            with_filter += timed(berth, cenv, 1)
+            without += timed(unconfined, cenv, 1)
+        a = summary("berth run --rm busybox true   (seccomp default)", with_filter)
+        b = summary("berth run --rm --security-opt seccomp=unconfined", without)
+        print(f"the default seccomp profile costs {a - b:+.2f} ms per run (difference of medians)")
         dk = [DOCKER, "run", "--rm", "busybox", "true"]
         timed(dk, cenv, 5)
         summary("docker run --rm busybox true   (berthd)", timed(dk, cenv, args.runs))

@@ -15,7 +15,7 @@
 //! Every system call number maps to a *block*: a list of rules (argument conditions
 //! and an action), first match wins, then the default action. Runs of consecutive
 //! numbers with equal blocks collapse into one range, so Docker's profile needs a
-//! few hundred instructions and a lookup costs about ten comparisons. Numbers past
+//! thousand instructions for its three ABIs and a lookup costs about ten comparisons. Numbers past
 //! the newest system call berth knows of answer ENOSYS rather than the default
 //! action (as runc does), so that a C library falls back to an older call instead
 //! of failing. x32 calls share the x86_64 audit arch and are told apart by

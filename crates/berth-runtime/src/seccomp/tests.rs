@@ -21,7 +21,8 @@ fn default_profile_allows_the_ordinary_and_refuses_the_dangerous() {
     let p = Profile::default_profile()
         .compile(&docker_caps(), (6, 1))
         .unwrap();
-    assert!(p.0.len() < 1024, "{} instructions", p.0.len());
+    eprintln!("default profile: {} instructions", p.0.len());
+    assert!(p.0.len() < 2048, "{} instructions", p.0.len());
     for ok in [
         "read",
         "write",

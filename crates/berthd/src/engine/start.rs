@@ -137,12 +137,15 @@ enum ShimState {
 
 impl Containers {
     /// At restore, for a container that does not run: its record is written back
-    /// without what it no longer holds, a stale cgroup goes, and an auto-remove
+    /// without what it no longer holds, its volume filesystems and a stale cgroup
+    /// go, and an auto-remove
     /// container that ran is removed (as dockerd does when it starts).
     fn settle_stopped(self: &Arc<Self>, c: &Arc<Container>) {
         if let Err(e) = self.persist(c) {
             tracing::error!(container = %c.id, error = %e, "recording a stopped container");
         }
+        // A volume filesystem mounted for it goes if no running container uses it.
+        self.release_volumes(&c.snapshot());
         let path = format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), c.id);
         let _ = self
             .hierarchy
