@@ -9,6 +9,10 @@ command -v nft >/dev/null || need+=(nftables)
 command -v docker-registry >/dev/null || need+=(docker-registry)
 command -v skopeo >/dev/null || need+=(skopeo)
 command -v umoci >/dev/null || need+=(umoci)
+# Credential helpers the docker CLI picks by itself when they are on PATH: the
+# tests must not depend on whether a machine has them, so the suite runs with them.
+command -v docker-credential-pass >/dev/null || need+=(golang-docker-credential-helpers)
+command -v pass >/dev/null || need+=(pass)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

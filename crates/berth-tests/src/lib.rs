@@ -263,6 +263,11 @@ impl Daemon {
             .env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", self.root.path().join("docker-config"))
             .env("DOCKER_CLI_HINTS", "false")
+            // No program of the machine's: the docker CLI picks a credential
+            // helper it finds on PATH (`pass`, `secretservice`) as its default
+            // store, which would make logins depend on what the machine has
+            // installed. A test that wants a helper sets up its own PATH.
+            .env("PATH", self.root.path().join("cli-path"))
             .env_remove("BERTH_HOST");
         run(cmd, stdin)
     }

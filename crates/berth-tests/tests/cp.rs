@@ -106,18 +106,42 @@ fn breakout_via_symlink_swap_race() {
     let host = d.root.path().join("host");
     std::fs::create_dir(&host).unwrap();
     std::fs::write(host.join("x"), "x").unwrap();
+    // Each copy either lands inside the container (/swap was /real) or finds
+    // nothing (/swap was the link, followed inside the container's root, where
+    // the host path does not exist): never anything else.
+    let (mut puts, mut gets) = (0, 0);
     for i in 0..30 {
-        let _ = d.docker(&["cp", host.join("x").to_str().unwrap(), "race:/swap/"]);
+        let o = d.docker(&["cp", host.join("x").to_str().unwrap(), "race:/swap/"]);
+        if o.code == 0 {
+            puts += 1;
+        } else {
+            assert!(
+                o.stderr.contains("Could not find the file")
+                    && o.stderr.contains(" in container race"),
+                "copy in, iteration {i}: {o:?}"
+            );
+        }
         let out = host.join(format!("got{i}"));
         let o = d.docker(&["cp", "race:/swap/secret", out.to_str().unwrap()]);
         if o.code == 0 {
+            gets += 1;
             assert_eq!(
                 std::fs::read_to_string(&out).unwrap(),
                 "inside\n",
                 "read a host file"
             );
+        } else {
+            assert!(
+                o.stderr
+                    .contains("Could not find the file /swap/secret in container race"),
+                "copy out, iteration {i}: {o:?}"
+            );
+            assert!(!out.exists(), "a failed copy left {}", out.display());
         }
     }
+    // Both states of the swap were met (30 tries at even odds), so the race ran.
+    assert!(puts > 0 && puts < 30, "{puts} of 30 copies in succeeded");
+    assert!(gets > 0 && gets < 30, "{gets} of 30 copies out succeeded");
     let left: Vec<_> = std::fs::read_dir(&canary)
         .unwrap()
         .map(|e| e.unwrap().file_name())

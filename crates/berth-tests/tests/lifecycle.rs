@@ -1,6 +1,6 @@
 //! pause/unpause, rename, top, container prune through the real docker CLI.
 
-use berth_tests::Daemon;
+use berth_tests::{wait_until, Daemon};
 
 #[test]
 fn pause_freezes_and_unpause_thaws() {
@@ -198,17 +198,38 @@ fn init_reaps_forwards_signals_and_is_read_only() {
         "echo x > /sbin/docker-init",
     ]);
     assert!(o.stderr.contains("Read-only file system"), "{o:?}");
-    // An orphan becomes a zombie without an init; with one it is reaped.
-    let o = d.docker(&[
-        "run",
-        "--rm",
-        "--init",
-        "busybox",
-        "sh",
-        "-c",
-        "(sleep 0.1 &) ; sleep 0.5; ps -o stat | grep -c Z || true",
-    ]);
-    assert_eq!(o.ok().trim(), "0");
+    // An orphan stays a zombie under a PID 1 that does not reap (the control:
+    // `sleep` as PID 1); with --init the init reaps it. /forked exists once the
+    // orphan has been forked.
+    let orphan = "(exec sleep 0.2 &); touch /forked; exec sleep 1000";
+    for (name, init) in [("noinit", false), ("withinit", true)] {
+        let mut args = vec!["run", "-d", "--name", name];
+        if init {
+            args.push("--init");
+        }
+        args.extend(["busybox", "sh", "-c", orphan]);
+        d.docker(&args).ok();
+    }
+    let ps = |c: &str| {
+        d.docker(&["exec", c, "ps", "-o", "stat,args"])
+            .ok()
+            .to_string()
+    };
+    let zombie = |ps: &str| ps.lines().any(|l| l.trim_start().starts_with('Z'));
+    for c in ["noinit", "withinit"] {
+        wait_until("the orphan is forked", || {
+            d.docker(&["exec", c, "test", "-e", "/forked"]).code == 0
+        });
+    }
+    wait_until("a zombie under a PID 1 that does not reap", || {
+        zombie(&ps("noinit"))
+    });
+    wait_until("the orphan reaped under --init", || {
+        let p = ps("withinit");
+        let orphan_alive = p.lines().any(|l| l.trim_end().ends_with(" sleep 0.2"));
+        !orphan_alive && !zombie(&p)
+    });
+    d.docker(&["rm", "-f", "noinit", "withinit"]).ok();
     // SIGTERM reaches `sleep` through the init: no wait for the stop timeout.
     d.docker(&[
         "run", "-d", "--name", "ini", "--init", "busybox", "sleep", "1000",

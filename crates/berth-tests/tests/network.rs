@@ -823,10 +823,12 @@ fn fake_resolver(sock: UdpSocket) {
 fn other_names_are_forwarded_to_the_upstream_resolver() {
     // The upstream is on the host's loopback, reachable only from the host's
     // namespace: the embedded server forwards from there, as Docker's does.
-    let Ok(sock) = UdpSocket::bind("127.0.0.1:53") else {
-        eprintln!("skipped: 127.0.0.1:53 is taken on this host");
-        return;
-    };
+    // Its own loopback address (all of 127/8 is the host's loopback), so that a
+    // resolver the host runs on 127.0.0.1:53, or another test's, is never in the way.
+    let pid = std::process::id();
+    let upstream = format!("127.53.{}.{}", (pid >> 8) & 0xff, (pid & 0xff).max(1));
+    let sock = UdpSocket::bind(format!("{upstream}:53"))
+        .unwrap_or_else(|e| panic!("binding the stand-in resolver on {upstream}:53: {e}"));
     fake_resolver(sock);
     let d = Daemon::start();
     d.load_busybox();
@@ -837,7 +839,7 @@ fn other_names_are_forwarded_to_the_upstream_resolver() {
         "--network",
         "fwd",
         "--dns",
-        "127.0.0.1",
+        &upstream,
         "busybox",
         "nslookup",
         "-type=a",
