@@ -194,9 +194,32 @@ fn oci_images(spool: &Spool) -> Result<Vec<Found>, StoreError> {
     Ok(out)
 }
 
+/// One outcome of a load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Loaded {
+    /// A remark Docker prints as it is (a tag moved off an older image).
+    Note(String),
+    /// An image, with the tags it was loaded under (none: only its ID names it).
+    Image { id: String, tags: Vec<String> },
+}
+
+impl Loaded {
+    /// The lines `docker load` prints for this outcome.
+    pub fn lines(&self) -> Vec<String> {
+        match self {
+            Loaded::Note(n) => vec![n.clone()],
+            Loaded::Image { id, tags } if tags.is_empty() => vec![format!("Loaded image ID: {id}")],
+            Loaded::Image { tags, .. } => {
+                tags.iter().map(|t| format!("Loaded image: {t}")).collect()
+            }
+        }
+    }
+}
+
 impl Store {
-    /// `docker load`: returns the lines Docker prints ("Loaded image: busybox:latest").
-    pub fn load<R: Read>(&self, reader: R) -> Result<Vec<String>, StoreError> {
+    /// `docker load`: what was loaded, in order ([`Loaded::lines`] are what Docker
+    /// prints).
+    pub fn load<R: Read>(&self, reader: R) -> Result<Vec<Loaded>, StoreError> {
         let _w = self.lock_writer();
         let dir = self.tmp_dir("load")?;
         let result = (|| {
@@ -245,11 +268,8 @@ impl Store {
                     .map(|t| Reference::parse(t).map(|r| r.tagged().unwrap_or_else(|| t.clone())))
                     .collect::<Result<Vec<_>, _>>()?;
                 let (id, notes) = self.insert_image(&config_bytes, &layers, &tags)?;
-                messages.extend(notes);
-                if tags.is_empty() {
-                    messages.push(format!("Loaded image ID: {id}"));
-                }
-                messages.extend(tags.iter().map(|t| format!("Loaded image: {t}")));
+                messages.extend(notes.into_iter().map(Loaded::Note));
+                messages.push(Loaded::Image { id, tags });
             }
             Ok(messages)
         })();

@@ -14,7 +14,7 @@ pub mod extract;
 pub mod meta;
 pub mod reference;
 
-pub use archive::host_arch;
+pub use archive::{host_arch, Loaded};
 use berth_api::{ErrorKind, ImageConfigBlob, ImageDeleteItem};
 use meta::ContainerRow;
 pub use reference::{Reference, ReferenceError};

@@ -154,8 +154,8 @@ pub struct Config {
     pub log_level: String,
     pub live_restore: bool,
     pub cgroup_parent: String,
-    pub net: crate::engine::network::NetConfig,
-    pub registries: crate::engine::pull::RegistryConfig,
+    pub net: crate::daemon::network::NetConfig,
+    pub registries: crate::daemon::image::pull::RegistryConfig,
     /// `--storage-driver`; None: chosen at start (overlay2, or vfs where overlayfs
     /// cannot work).
     pub storage_driver: Option<String>,
@@ -302,7 +302,7 @@ impl Config {
             }
         }
         Ok(Config {
-            registries: crate::engine::pull::RegistryConfig {
+            registries: crate::daemon::image::pull::RegistryConfig {
                 insecure: insecure.unwrap_or_default(),
                 mirrors,
                 certs_dirs: if flags.registry_certs_dirs.is_empty() {
@@ -332,7 +332,7 @@ fn net_config(
     dns: Vec<String>,
     dns_search: Vec<String>,
     dns_options: Vec<String>,
-) -> Result<crate::engine::network::NetConfig> {
+) -> Result<crate::daemon::network::NetConfig> {
     use berth_net::cidr::Subnet;
     let bridge = match bridge.as_deref() {
         Some("none") => None,
@@ -362,13 +362,13 @@ fn net_config(
     };
     let pools = pools
         .iter()
-        .map(|p| crate::engine::network::parse_pool(p).map_err(|e| anyhow::anyhow!(e)))
+        .map(|p| crate::daemon::network::parse_pool(p).map_err(|e| anyhow::anyhow!(e)))
         .collect::<Result<Vec<_>>>()?;
     for d in &dns {
         d.parse::<std::net::IpAddr>()
             .with_context(|| format!("invalid dns {d:?}: not an IP address"))?;
     }
-    Ok(crate::engine::network::NetConfig {
+    Ok(crate::daemon::network::NetConfig {
         bridge,
         bip,
         pools,

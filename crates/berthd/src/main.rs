@@ -1,17 +1,15 @@
 //! berthd: the berth daemon.
 
+mod api;
 mod config;
-mod engine;
+mod daemon;
 mod error;
-mod http;
-mod routes;
-mod server;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use engine::containers::Containers;
-use engine::system::System;
-use engine::Paths;
+use daemon::container::Containers;
+use daemon::system::System;
+use daemon::Paths;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
@@ -91,7 +89,7 @@ async fn run(cfg: config::Config) -> Result<()> {
     let mut undo = Undo(Vec::new());
     // Sockets first: a daemon already serving them means this one must not touch
     // anything else.
-    let listeners = server::bind(&cfg.hosts)?;
+    let listeners = api::server::bind(&cfg.hosts)?;
     undo.0.extend(listeners.paths.iter().cloned());
     create_dirs(&cfg.data_root.join("containers"), &mut undo)?;
     // Only root may traverse the data root (CVE-2021-41091: setuid files in
@@ -122,7 +120,7 @@ async fn run(cfg: config::Config) -> Result<()> {
     let driver = choose_driver(&cfg.data_root, cfg.storage_driver.as_deref())?;
     tracing::info!(driver = driver.name(), "storage driver");
     let store = Arc::new(
-        berth_image::Store::open_with(&cfg.data_root, driver == engine::Driver::Overlay2)
+        berth_image::Store::open_with(&cfg.data_root, driver == daemon::Driver::Overlay2)
             .context("opening the store")?,
     );
     let paths = Paths {
@@ -133,11 +131,13 @@ async fn run(cfg: config::Config) -> Result<()> {
         shim_memfd,
         cgroup_parent: cfg.cgroup_parent.clone(),
     };
+    let events = Arc::new(daemon::events::Events::default());
     let net = Arc::new(
-        engine::network::Networks::open(
+        daemon::network::Networks::open(
             &cfg.data_root,
             berth_net::nft::table_for(&cfg.data_root),
             cfg.net.clone(),
+            events.clone(),
         )
         .map_err(|e| anyhow::anyhow!(e.message))
         .context("loading networks")?,
@@ -146,7 +146,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         .map_err(|e| anyhow::anyhow!(e.message))
         .context("setting up networks")?;
     let volumes = Arc::new(
-        engine::volumes::Volumes::open(&cfg.data_root)
+        daemon::volume::Volumes::open(&cfg.data_root, events.clone())
             .map_err(|e| anyhow::anyhow!(e.message))
             .context("opening the volumes")?,
     );
@@ -155,8 +155,14 @@ async fn run(cfg: config::Config) -> Result<()> {
         paths,
         hierarchy,
         net.clone(),
-        volumes,
+        volumes.clone(),
+        events.clone(),
     ));
+    // Networks and volumes learn who uses them through a trait the container
+    // service implements; they never import it.
+    net.set_users(Arc::downgrade(&containers) as std::sync::Weak<dyn daemon::network::NetworkUsers>);
+    volumes
+        .set_users(Arc::downgrade(&containers) as std::sync::Weak<dyn daemon::volume::VolumeUsers>);
     containers
         .restore()
         .await
@@ -176,16 +182,25 @@ async fn run(cfg: config::Config) -> Result<()> {
     // Started: from here on the data is kept; the sockets and pid file are removed
     // at shutdown.
     undo.0.clear();
-    let daemon = Arc::new(routes::Daemon {
-        puller: Arc::new(engine::pull::Puller::new(
+    let images = Arc::new(daemon::image::Images::new(
+        store.clone(),
+        Arc::new(daemon::image::pull::Puller::new(
             store.clone(),
             cfg.registries.clone(),
         )),
+        events.clone(),
+    ));
+    images.set_users(Arc::downgrade(&containers) as std::sync::Weak<dyn daemon::image::ImageUsers>);
+    let daemon = Arc::new(daemon::Daemon {
         containers: containers.clone(),
-        store: store.clone(),
+        networks: net.clone(),
+        volumes: volumes.clone(),
+        images: images.clone(),
+        events,
         system: System {
             containers: containers.clone(),
-            store,
+            images,
+            volumes,
             data_root: cfg.data_root.clone(),
             debug: cfg.debug,
             live_restore: cfg.live_restore,
@@ -193,7 +208,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         },
     });
     for l in listeners.listeners {
-        server::serve(l, daemon.clone());
+        api::server::serve(l, daemon.clone());
     }
     tracing::info!(hosts = ?cfg.hosts, data_root = %cfg.data_root.display(), "berthd is ready");
     sd_notify("READY=1");
@@ -327,22 +342,22 @@ fn main() -> std::process::ExitCode {
 
 /// The storage driver: the one asked for, or overlay2 unless the data root is itself
 /// on overlayfs (an overlay's upper layer cannot be), where vfs is used.
-fn choose_driver(data_root: &std::path::Path, asked: Option<&str>) -> Result<engine::Driver> {
+fn choose_driver(data_root: &std::path::Path, asked: Option<&str>) -> Result<daemon::Driver> {
     const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
     let on_overlay = rustix::fs::statfs(data_root)
         .map(|s| s.f_type == OVERLAYFS_SUPER_MAGIC)
         .with_context(|| format!("examining {}", data_root.display()))?;
     match asked {
-        Some("vfs") => Ok(engine::Driver::Vfs),
+        Some("vfs") => Ok(daemon::Driver::Vfs),
         Some(_) if on_overlay => bail!(
             "the overlay2 storage driver cannot work with the data root {} on overlayfs: use --storage-driver vfs, or another data root",
             data_root.display()
         ),
-        Some(_) => Ok(engine::Driver::Overlay2),
+        Some(_) => Ok(daemon::Driver::Overlay2),
         None if on_overlay => {
             tracing::warn!(data_root = %data_root.display(), "the data root is on overlayfs, where overlay2 cannot work: using the vfs driver (a full copy of the image per container)");
-            Ok(engine::Driver::Vfs)
+            Ok(daemon::Driver::Vfs)
         }
-        None => Ok(engine::Driver::Overlay2),
+        None => Ok(daemon::Driver::Overlay2),
     }
 }

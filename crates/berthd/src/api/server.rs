@@ -1,0 +1,114 @@
+//! Listeners: unix sockets and socket activation (fd://), served with hyper.
+
+use crate::api::{handle, Daemon};
+use anyhow::{bail, Context, Result};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::UnixListener;
+
+pub struct Listeners {
+    pub listeners: Vec<UnixListener>,
+    /// Socket files berthd created, removed at shutdown.
+    pub paths: Vec<PathBuf>,
+}
+
+/// Binds every `-H` address.
+pub fn bind(hosts: &[String]) -> Result<Listeners> {
+    let mut out = Listeners {
+        listeners: Vec::new(),
+        paths: Vec::new(),
+    };
+    for h in hosts {
+        if let Some(path) = h.strip_prefix("unix://") {
+            let path = PathBuf::from(path);
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
+            }
+            if path.exists() {
+                if std::os::unix::net::UnixStream::connect(&path).is_ok() {
+                    bail!("{} is in use by another daemon", path.display());
+                }
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("removing stale socket {}", path.display()))?;
+            }
+            let l = UnixListener::bind(&path)
+                .with_context(|| format!("listening on {}", path.display()))?;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
+                .with_context(|| format!("setting permissions of {}", path.display()))?;
+            out.listeners.push(l);
+            out.paths.push(path);
+        } else if h.starts_with("fd://") {
+            out.listeners.extend(activated(h)?);
+        }
+    }
+    Ok(out)
+}
+
+/// Sockets passed by systemd (LISTEN_PID, LISTEN_FDS): `fd://` takes them all,
+/// `fd://N` the one numbered N.
+fn activated(h: &str) -> Result<Vec<UnixListener>> {
+    let pid_ok = std::env::var("LISTEN_PID")
+        .ok()
+        .and_then(|p| p.parse::<u32>().ok())
+        == Some(std::process::id());
+    let n: i32 = std::env::var("LISTEN_FDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if !pid_ok || n == 0 {
+        bail!("{h}: no sockets were passed by socket activation (LISTEN_FDS)");
+    }
+    let wanted: Option<i32> = match h.trim_start_matches("fd://") {
+        "" => None,
+        s => Some(
+            s.parse()
+                .with_context(|| format!("{h}: not a file descriptor number"))?,
+        ),
+    };
+    let mut out = Vec::new();
+    for fd in 3..3 + n {
+        if wanted.is_some_and(|w| w != fd) {
+            continue;
+        }
+        let owned =
+            berth_runtime::sys::take_inherited_fd(fd).with_context(|| format!("{h}: fd {fd}"))?;
+        let std_l = std::os::unix::net::UnixListener::from(owned);
+        std_l.set_nonblocking(true)?;
+        out.push(UnixListener::from_std(std_l)?);
+    }
+    if out.is_empty() {
+        bail!("{h}: no such activated socket");
+    }
+    Ok(out)
+}
+
+pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept");
+                    continue;
+                }
+            };
+            let d = daemon.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req| {
+                    let d = d.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle(d, req).await) }
+                });
+                let conn = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .with_upgrades();
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection");
+                }
+            });
+        }
+    });
+}

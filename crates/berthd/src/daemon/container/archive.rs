@@ -1,0 +1,447 @@
+//! `docker cp`: `HEAD/GET/PUT /containers/{id}/archive`. Every path is resolved by
+//! the kernel inside the container's root (`openat2(RESOLVE_IN_ROOT)` on an fd of
+//! it), and everything after works on fds: a symlink, even one swapped during the
+//! copy, never leads out (the CVE-2018-15664 class). berthd runs no program of the
+//! container's to copy (the CVE-2019-14271 class).
+
+use crate::daemon::container::Containers;
+use crate::daemon::stream::ChannelWriter;
+use crate::error::{ApiError, ApiResult};
+use bytes::Bytes;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, ResolveFlags};
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use tokio::sync::mpsc;
+
+/// What `X-Docker-Container-Path-Stat` carries.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PathStat {
+    pub name: String,
+    pub size: i64,
+    /// Go's os.FileMode: permission bits plus type flags.
+    pub mode: u32,
+    pub mtime: String,
+    #[serde(rename = "linkTarget")]
+    pub link_target: String,
+}
+
+fn go_mode(st: &rustix::fs::Stat) -> u32 {
+    let m = st.st_mode;
+    let mut mode = m & 0o777;
+    if m & 0o4000 != 0 {
+        mode |= 1 << 23;
+    }
+    if m & 0o2000 != 0 {
+        mode |= 1 << 22;
+    }
+    if m & 0o1000 != 0 {
+        mode |= 1 << 20;
+    }
+    mode |= match FileType::from_raw_mode(m) {
+        FileType::Directory => 1 << 31,
+        FileType::Symlink => 1 << 27,
+        FileType::Fifo => 1 << 25,
+        FileType::Socket => 1 << 24,
+        FileType::BlockDevice => 1 << 26,
+        FileType::CharacterDevice => (1 << 26) | (1 << 21),
+        _ => 0,
+    };
+    mode
+}
+
+fn mtime(st: &rustix::fs::Stat) -> String {
+    chrono::DateTime::from_timestamp(st.st_mtime, st.st_mtime_nsec as u32)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
+/// A path inside the container: the directory holding it (resolved in-root) and
+/// its last component, never followed ("" for the root itself).
+struct Target {
+    parent: OwnedFd,
+    name: String,
+    shown: String,
+}
+
+/// Holds a stopped container's op lock while a copy uses its detached rootfs.
+type Hold = Option<tokio::sync::OwnedMutexGuard<()>>;
+
+impl Containers {
+    /// An fd of the container's root: a running container's as its processes see
+    /// it; for a stopped one, its overlay mounted detached (fsopen/fsmount: in no
+    /// mount table, gone when the fd closes), with the container kept from starting
+    /// meanwhile.
+    async fn container_root(&self, key: &str) -> ApiResult<(OwnedFd, String, String, Hold)> {
+        let c = self.get(key)?;
+        let guard = c.op.clone().lock_owned().await;
+        let r = c.snapshot();
+        if r.state.status == crate::daemon::container::record::Status::Running {
+            drop(guard);
+            let root = rustix::fs::open(
+                format!("/proc/{}/root", r.state.pid),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| ApiError::conflict(format!("container {} is not running: {e}", r.name)))?;
+            return Ok((root, r.config.working_dir, r.name, None));
+        }
+        if self.paths.driver == crate::daemon::Driver::Vfs {
+            let root = rustix::mount::open_tree(
+                rustix::fs::CWD,
+                self.paths.rootfs(&c.id),
+                rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
+                    | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
+                    | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
+            )
+            .map_err(|e| {
+                ApiError::internal(format!("opening the filesystem of {}: {e}", r.name))
+            })?;
+            return Ok((root, r.config.working_dir, r.name, Some(guard)));
+        }
+        let image = self.store.resolve(&r.image)?;
+        let dir = self.paths.container_dir(&c.id);
+        let mut lower: Vec<String> = self
+            .store
+            .lower_dirs(&image)
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        if lower.is_empty() {
+            lower.push(dir.join("empty").display().to_string());
+        }
+        let mount = || -> rustix::io::Result<OwnedFd> {
+            use rustix::mount::{
+                fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+                MountAttrFlags,
+            };
+            let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+            fsconfig_set_string(&fs, "lowerdir", lower.join(":"))?;
+            fsconfig_set_string(&fs, "upperdir", dir.join("upper"))?;
+            fsconfig_set_string(&fs, "workdir", dir.join("work"))?;
+            fsconfig_create(&fs)?;
+            fsmount(
+                &fs,
+                FsMountFlags::FSMOUNT_CLOEXEC,
+                MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID,
+            )
+        };
+        let root = mount().map_err(|e| {
+            ApiError::internal(format!("mounting the filesystem of {}: {e}", r.name))
+        })?;
+        Ok((root, r.config.working_dir, r.name, Some(guard)))
+    }
+
+    async fn target(&self, key: &str, path: &str) -> ApiResult<(Target, Hold)> {
+        let (root, workdir, cname, hold) = self.container_root(key).await?;
+        let abs = if path.starts_with('/') {
+            path.to_string()
+        } else {
+            format!(
+                "{}/{path}",
+                if workdir.is_empty() {
+                    ""
+                } else {
+                    workdir.trim_end_matches('/')
+                }
+            )
+        };
+        let trimmed = abs.trim_end_matches('/');
+        let (dir, name) = trimmed.rsplit_once('/').unwrap_or(("", trimmed));
+        let not_found = || {
+            ApiError::not_found(format!(
+                "Could not find the file {path} in container {cname}"
+            ))
+        };
+        let parent = rustix::fs::openat2(
+            &root,
+            if dir.is_empty() {
+                "."
+            } else {
+                dir.trim_start_matches('/')
+            },
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+        )
+        .map_err(|_| not_found())?;
+        let t = Target {
+            parent,
+            name: name.to_string(),
+            shown: if name.is_empty() {
+                "/".into()
+            } else {
+                name.to_string()
+            },
+        };
+        if !t.name.is_empty() && t.name != "." {
+            rustix::fs::statat(&t.parent, t.name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                .map_err(|_| not_found())?;
+        }
+        Ok((t, hold))
+    }
+
+    pub async fn archive_stat(&self, key: &str, path: &str) -> ApiResult<PathStat> {
+        let (t, _hold) = self.target(key, path).await?;
+        stat_of(&t)
+    }
+
+    /// The path as a tar, streamed.
+    pub async fn archive_get(
+        &self,
+        key: &str,
+        path: &str,
+    ) -> ApiResult<(PathStat, mpsc::Receiver<Bytes>)> {
+        let (t, hold) = self.target(key, path).await?;
+        let st = stat_of(&t)?;
+        let (tx, rx) = mpsc::channel(8);
+        tokio::task::spawn_blocking(move || {
+            let _hold = hold;
+            let mut b = tar::Builder::new(ChannelWriter::new(tx));
+            let name = if t.name.is_empty() {
+                "."
+            } else {
+                t.name.as_str()
+            };
+            if let Err(e) = add(&mut b, &t.parent, name, &t.shown, &Walk::default()) {
+                tracing::warn!(error = %e, "copying from a container");
+                return;
+            }
+            let _ = b.finish();
+        });
+        Ok((st, rx))
+    }
+
+    /// `docker export`: the container's filesystem as a tar, without berth's mount
+    /// points (and so without the container's own mounts under them).
+    pub async fn export(&self, key: &str) -> ApiResult<mpsc::Receiver<Bytes>> {
+        let (root, _, _, hold) = self.container_root(key).await?;
+        let root = rustix::fs::openat(
+            &root,
+            ".",
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| ApiError::internal(format!("opening the container's root: {e}")))?;
+        let (tx, rx) = mpsc::channel(8);
+        tokio::task::spawn_blocking(move || {
+            let _hold = hold;
+            let walk = Walk {
+                skip: crate::daemon::container::commit::RUNTIME_PATHS,
+                devices: true,
+                ..Walk::default()
+            };
+            let mut b = tar::Builder::new(ChannelWriter::new(tx));
+            let names: Vec<String> = match rustix::fs::Dir::read_from(&root) {
+                Ok(d) => d
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n != "." && n != "..")
+                    .collect(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "export");
+                    return;
+                }
+            };
+            let mut names = names;
+            names.sort();
+            for n in names {
+                if let Err(e) = add(&mut b, &root, &n, &n, &walk) {
+                    tracing::warn!(error = %e, "export");
+                    return;
+                }
+            }
+            let _ = b.finish();
+        });
+        Ok(rx)
+    }
+
+    /// Extracts a tar into the directory `path`.
+    pub async fn archive_put<R: Read + Send + 'static>(
+        &self,
+        key: &str,
+        path: &str,
+        tar: R,
+    ) -> ApiResult<()> {
+        let (t, hold) = self.target(key, path).await?;
+        let dir = if t.name.is_empty() {
+            t.parent
+        } else {
+            rustix::fs::openat(
+                &t.parent,
+                t.name.as_str(),
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|_| {
+                ApiError::invalid(format!("extraction point is not a directory: {path}"))
+            })?
+        };
+        tokio::task::spawn_blocking(move || {
+            let _hold = hold;
+            berth_image::extract::unpack_into(tar, dir, false)
+                .map(|_| ())
+                .map_err(|e| ApiError::invalid(crate::error::chain(&e)))
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("copy task: {e}")))?
+    }
+}
+
+fn stat_of(t: &Target) -> ApiResult<PathStat> {
+    let st = if t.name.is_empty() {
+        rustix::fs::fstat(&t.parent)
+    } else {
+        rustix::fs::statat(&t.parent, t.name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+    }
+    .map_err(|e| ApiError::internal(format!("stat {}: {e}", t.shown)))?;
+    let link_target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
+        rustix::fs::readlinkat(&t.parent, t.name.as_str(), Vec::new())
+            .map(|l| l.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Ok(PathStat {
+        name: t.shown.clone(),
+        size: st.st_size,
+        mode: go_mode(&st),
+        mtime: mtime(&st),
+        link_target,
+    })
+}
+
+/// How a tree becomes a tar.
+#[derive(Default)]
+pub(super) struct Walk<'a> {
+    /// A writable layer (`docker commit`): overlay whiteouts become Docker's
+    /// `.wh.` entries and opaque directories get `.wh..wh..opq`.
+    pub layer: bool,
+    /// Paths (with a leading `/`, relative to the walk's root) left out.
+    pub skip: &'a [&'a str],
+    /// Device nodes are written (a whole filesystem, `docker export`).
+    pub devices: bool,
+    /// A directory is written without its content (its entries are listed on
+    /// their own: a vfs commit).
+    pub shallow: bool,
+}
+
+/// Adds `name` (in directory `dir`) to the tar as `as_path`, recursively, opening
+/// everything relative to its directory's fd and never following a symlink.
+pub(super) fn add<W: std::io::Write>(
+    b: &mut tar::Builder<W>,
+    dir: &OwnedFd,
+    name: &str,
+    as_path: &str,
+    walk: &Walk<'_>,
+) -> std::io::Result<()> {
+    if walk
+        .skip
+        .iter()
+        .any(|s| s.trim_start_matches('/') == as_path.trim_start_matches('/'))
+    {
+        return Ok(());
+    }
+    let st = if name == "." {
+        rustix::fs::fstat(dir)?
+    } else {
+        rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?
+    };
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(st.st_mode & 0o7777);
+    h.set_uid(st.st_uid as u64);
+    h.set_gid(st.st_gid as u64);
+    h.set_mtime(st.st_mtime.max(0) as u64);
+    h.set_size(0);
+    let kind = FileType::from_raw_mode(st.st_mode);
+    if walk.layer && kind == FileType::CharacterDevice && st.st_rdev == 0 {
+        let (parent, base) = as_path
+            .rsplit_once('/')
+            .map_or(("", as_path), |(p, b)| (p, b));
+        let wh = if parent.is_empty() {
+            format!(".wh.{base}")
+        } else {
+            format!("{parent}/.wh.{base}")
+        };
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        return b.append_data(&mut h, wh, std::io::empty());
+    }
+    match kind {
+        FileType::Directory => {
+            h.set_entry_type(tar::EntryType::Directory);
+            b.append_data(&mut h, format!("{as_path}/"), std::io::empty())?;
+            if walk.shallow {
+                return Ok(());
+            }
+            let fd = if name == "." {
+                rustix::fs::openat(
+                    dir,
+                    ".",
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?
+            } else {
+                rustix::fs::openat(
+                    dir,
+                    name,
+                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )?
+            };
+            let mut names: Vec<String> = rustix::fs::Dir::read_from(&fd)?
+                .filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != "." && n != "..")
+                .collect();
+            names.sort();
+            let opaque = walk.layer
+                && rustix::fs::fgetxattr(&fd, "trusted.overlay.opaque", &mut [0u8; 1])
+                    .is_ok_and(|n| n == 1);
+            if opaque {
+                let mut h = tar::Header::new_gnu();
+                h.set_mode(0o644);
+                h.set_size(0);
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, format!("{as_path}/.wh..wh..opq"), std::io::empty())?;
+            }
+            for n in names {
+                add(b, &fd, &n, &format!("{as_path}/{n}"), walk)?;
+            }
+        }
+        FileType::RegularFile => {
+            let f = std::fs::File::from(rustix::fs::openat(
+                dir,
+                name,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?);
+            h.set_size(st.st_size as u64);
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, as_path, f.take(st.st_size as u64))?;
+        }
+        FileType::Symlink => {
+            let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, as_path, target.to_string_lossy().as_ref())?;
+        }
+        FileType::Fifo => {
+            h.set_entry_type(tar::EntryType::Fifo);
+            b.append_data(&mut h, as_path, std::io::empty())?;
+        }
+        FileType::CharacterDevice | FileType::BlockDevice if walk.layer || walk.devices => {
+            h.set_entry_type(if kind == FileType::CharacterDevice {
+                tar::EntryType::Char
+            } else {
+                tar::EntryType::Block
+            });
+            h.set_device_major(rustix::fs::major(st.st_rdev))?;
+            h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
+            b.append_data(&mut h, as_path, std::io::empty())?;
+        }
+        // Devices are not copied out by `docker cp`, sockets never.
+        _ => {}
+    }
+    Ok(())
+}

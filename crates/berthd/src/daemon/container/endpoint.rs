@@ -1,0 +1,1019 @@
+//! A container's networking: which networks it joins (decided at create), the
+//! namespace, veth pairs, addresses, published ports and /etc files made for each
+//! start, and their release at exit.
+
+use crate::daemon::container::record::{Container, Endpoint, PublishedPort, Record};
+use crate::daemon::container::Containers;
+use crate::daemon::network::{NetRecord, BRIDGE, HOST, NONE};
+use crate::error::{ApiError, ApiResult};
+use berth_net::netlink::{self, Netlink};
+use berth_net::nft::PortRule;
+use berth_runtime::spec::NetworkMode;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::os::fd::{AsFd, OwnedFd};
+
+/// What a start gets from the network side, handed to the shim.
+pub struct NetPrep {
+    pub mode: NetworkMode,
+    /// The namespace to join (NetworkMode::Join).
+    pub netns: Option<OwnedFd>,
+    /// Sockets reserving the published host ports.
+    pub held: Vec<OwnedFd>,
+    pub endpoints: BTreeMap<String, Endpoint>,
+    pub ports: Vec<PublishedPort>,
+    pub rules: Vec<PortRule>,
+    /// The embedded DNS server's sockets, on user-defined networks.
+    pub dns: Option<crate::daemon::container::dns::Sockets>,
+    /// Release what was allocated when the start fails after this.
+    allocated: Vec<(String, IpAddr)>,
+}
+
+/// `HostConfig.NetworkMode` as berth acts on it.
+pub enum Mode<'a> {
+    Bridge,
+    None,
+    Host,
+    Container(&'a str),
+    Named(&'a str),
+}
+
+pub fn mode(network_mode: &str) -> Mode<'_> {
+    match network_mode {
+        "" | "default" | BRIDGE => Mode::Bridge,
+        NONE => Mode::None,
+        HOST => Mode::Host,
+        m => match m.strip_prefix("container:") {
+            Some(c) => Mode::Container(c),
+            None => Mode::Named(m),
+        },
+    }
+}
+
+fn str_list(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Parses "80/tcp" (the protocol defaults to tcp).
+pub fn parse_port_proto(s: &str) -> ApiResult<(u16, String)> {
+    let (p, proto) = s.split_once('/').unwrap_or((s, "tcp"));
+    let port: u16 = p
+        .parse()
+        .ok()
+        .filter(|p| *p > 0)
+        .ok_or_else(|| ApiError::invalid(format!("invalid port {s:?}")))?;
+    let proto = proto.to_ascii_lowercase();
+    if !["tcp", "udp", "sctp"].contains(&proto.as_str()) {
+        return Err(ApiError::invalid(format!(
+            "invalid protocol {proto:?} in port {s:?}: use tcp, udp or sctp"
+        )));
+    }
+    Ok((port, proto))
+}
+
+/// One port binding asked for: container port and protocol, host address and port
+/// (0: any free one).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Binding {
+    pub container_port: u16,
+    pub proto: String,
+    pub host_ip: Option<IpAddr>,
+    pub host_port: u16,
+}
+
+/// The port bindings of `PortBindings` and, with `PublishAllPorts`, every exposed
+/// port not bound explicitly (to a random host port).
+pub fn bindings(r: &Record) -> ApiResult<Vec<Binding>> {
+    let mut out = Vec::new();
+    let pb = r
+        .host_config
+        .other
+        .get("PortBindings")
+        .and_then(Value::as_object);
+    for (key, list) in pb.into_iter().flatten() {
+        let (container_port, proto) = parse_port_proto(key)?;
+        let list = list.as_array().cloned().unwrap_or_default();
+        let list = if list.is_empty() {
+            vec![json!({})]
+        } else {
+            list
+        };
+        for b in list {
+            let ip = b.get("HostIp").and_then(Value::as_str).unwrap_or("");
+            let port = b.get("HostPort").and_then(Value::as_str).unwrap_or("");
+            let host_ip = if ip.is_empty() {
+                None
+            } else {
+                Some(ip.parse::<IpAddr>().map_err(|_| {
+                    ApiError::invalid(format!("invalid host IP {ip:?} for port {key}"))
+                })?)
+            };
+            let host_port = if port.is_empty() {
+                0
+            } else {
+                port.parse::<u16>().map_err(|_| {
+                    ApiError::invalid(format!("invalid host port {port:?} for port {key}"))
+                })?
+            };
+            out.push(Binding {
+                container_port,
+                proto: proto.clone(),
+                host_ip,
+                host_port,
+            });
+        }
+    }
+    if r.host_config
+        .other
+        .get("PublishAllPorts")
+        .and_then(Value::as_bool)
+        == Some(true)
+    {
+        let exposed = r.config.exposed_ports.clone().unwrap_or_default();
+        for key in exposed.keys() {
+            let (container_port, proto) = parse_port_proto(key)?;
+            if !out
+                .iter()
+                .any(|b| b.container_port == container_port && b.proto == proto)
+            {
+                out.push(Binding {
+                    container_port,
+                    proto,
+                    host_ip: None,
+                    host_port: 0,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Binds a socket on the host port (without listening), so that nothing else can
+/// take the port while the container runs, and learns a random port's number.
+fn reserve(b: &Binding) -> ApiResult<(OwnedFd, u16, IpAddr)> {
+    use rustix::net::{AddressFamily, SocketAddrAny, SocketFlags, SocketType};
+    let ip = b.host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let family = if ip.is_ipv4() {
+        AddressFamily::INET
+    } else {
+        AddressFamily::INET6
+    };
+    let kind = match b.proto.as_str() {
+        "udp" => SocketType::DGRAM,
+        _ => SocketType::STREAM,
+    };
+    let shown = || format!("{}:{}/{}", fmt_ip(&ip), b.host_port, b.proto);
+    let fd = rustix::net::socket_with(family, kind, SocketFlags::CLOEXEC, None)
+        .map_err(|e| ApiError::internal(format!("reserving {}: {e}", shown())))?;
+    let addr = std::net::SocketAddr::new(ip, b.host_port);
+    rustix::net::bind(&fd, &addr).map_err(|e| {
+        let why = if e == rustix::io::Errno::ADDRINUSE {
+            "address already in use".to_string()
+        } else {
+            e.to_string()
+        };
+        ApiError::internal(format!("failed to bind host port {}: {why}", shown()))
+    })?;
+    let port = match rustix::net::getsockname(&fd) {
+        Ok(a) => std::net::SocketAddr::try_from(a as SocketAddrAny)
+            .map(|a| a.port())
+            .unwrap_or(b.host_port),
+        Err(_) => b.host_port,
+    };
+    Ok((fd, port, ip))
+}
+
+fn fmt_ip(ip: &IpAddr) -> String {
+    match ip {
+        IpAddr::V6(a) => format!("[{a}]"),
+        IpAddr::V4(a) => a.to_string(),
+    }
+}
+
+/// A random veth name on the host side (Docker's style: "veth" and 7 hex digits).
+fn veth_name() -> String {
+    format!("veth{}", &crate::daemon::ids::new_id()[..7])
+}
+
+impl Containers {
+    /// Decides at create which networks a container joins, from `NetworkMode` and
+    /// `NetworkingConfig.EndpointsConfig`; checks that they exist and that the
+    /// requested addresses fit.
+    pub(super) fn plan_endpoints(
+        &self,
+        hc: &berth_api::HostConfig,
+        networking: Option<&Value>,
+    ) -> ApiResult<BTreeMap<String, Endpoint>> {
+        // "default" is the default bridge, as in Docker.
+        let configs: serde_json::Map<String, Value> = networking
+            .and_then(|n| n.get("EndpointsConfig"))
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(k, v)| {
+                (
+                    if k == "default" {
+                        BRIDGE.to_string()
+                    } else {
+                        k
+                    },
+                    v,
+                )
+            })
+            .collect();
+        let mut out = BTreeMap::new();
+        let primary: Option<NetRecord> = match mode(&hc.network_mode) {
+            Mode::Container(key) => {
+                self.get(key)?;
+                // The client names the mode itself as an endpoint; any other is a conflict.
+                if configs.keys().any(|k| k != &hc.network_mode) {
+                    return Err(ApiError::invalid(
+                        "conflicting options: a container that shares another's network namespace cannot join networks",
+                    ));
+                }
+                return Ok(out);
+            }
+            // Without a default bridge (--bridge none) the start fails, as in Docker.
+            Mode::Bridge if self.net.find(BRIDGE).is_none() => {
+                out.insert(BRIDGE.to_string(), Endpoint::default());
+                return Ok(out);
+            }
+            Mode::Bridge => self.net.find(BRIDGE),
+            Mode::None => Some(self.net.get(NONE)?),
+            Mode::Host => Some(self.net.get(HOST)?),
+            Mode::Named(n) => match self.net.find(n) {
+                Some(net) => Some(net),
+                None => {
+                    // As in Docker, a missing network fails the start, not the create
+                    // (a 404 at create would send the client off to pull the image).
+                    out.insert(n.to_string(), Endpoint::default());
+                    return Ok(out);
+                }
+            },
+        };
+        let mut nets: Vec<(NetRecord, Option<&Value>)> = Vec::new();
+        if let Some(p) = primary {
+            // The mode's network is configured by its entry, keyed by name or id.
+            let cfg = configs
+                .iter()
+                .find(|(k, _)| {
+                    k.as_str() == p.name || k.as_str() == p.id || p.id.starts_with(k.as_str())
+                })
+                .map(|(_, v)| v);
+            nets.push((p, cfg));
+        }
+        for (k, v) in &configs {
+            let n = self.net.get(k)?;
+            if nets.iter().any(|(x, _)| x.id == n.id) {
+                continue;
+            }
+            nets.push((n, Some(v)));
+        }
+        let special = nets.iter().any(|(n, _)| !n.is_bridge());
+        if special && nets.len() > 1 {
+            return Err(ApiError::invalid(
+                "container cannot be connected to host or none networks and others",
+            ));
+        }
+        for (n, cfg) in nets {
+            let mut ep = Endpoint {
+                network_id: n.id.clone(),
+                ..Endpoint::default()
+            };
+            if let Some(cfg) = cfg {
+                ep.aliases = str_list(cfg.get("Aliases"));
+                ep.links = str_list(cfg.get("Links"));
+                let ipam = cfg.get("IPAMConfig");
+                let want = |k: &str| -> ApiResult<Option<IpAddr>> {
+                    match ipam
+                        .and_then(|i| i.get(k))
+                        .and_then(Value::as_str)
+                        .filter(|s| !s.is_empty())
+                    {
+                        None => Ok(None),
+                        Some(s) => s.parse().map(Some).map_err(|_| {
+                            ApiError::invalid(format!("invalid IP address {s:?} ({k})"))
+                        }),
+                    }
+                };
+                ep.want_ipv4 = want("IPv4Address")?;
+                ep.want_ipv6 = want("IPv6Address")?;
+                ep.want_mac = cfg
+                    .get("MacAddress")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from);
+            }
+            if ep.want_ipv4.is_some() || ep.want_ipv6.is_some() {
+                if !n.user_defined() {
+                    return Err(ApiError::invalid(
+                        "user specified IP address is supported on user defined networks only",
+                    ));
+                }
+                if let Some(ip) = ep.want_ipv4 {
+                    if !n.pool4().is_some_and(|p| p.subnet.contains(&ip)) || !ip.is_ipv4() {
+                        return Err(ApiError::invalid(format!(
+                            "no configured subnet or ip-range contain the IP address {ip}"
+                        )));
+                    }
+                }
+                if let Some(ip) = ep.want_ipv6 {
+                    if !n.pool6().is_some_and(|p| p.subnet.contains(&ip)) {
+                        return Err(ApiError::invalid(format!(
+                            "no configured subnet or ip-range contain the IP address {ip}"
+                        )));
+                    }
+                }
+            }
+            if !ep.aliases.is_empty() && !n.user_defined() {
+                return Err(ApiError::invalid(
+                    "network-scoped aliases are only supported for user-defined networks",
+                ));
+            }
+            if let Some(m) = &ep.want_mac {
+                if netlink::parse_mac(m).is_none() {
+                    return Err(ApiError::invalid(format!("invalid MAC address {m:?}")));
+                }
+            }
+            out.insert(n.name.clone(), ep);
+        }
+        Ok(out)
+    }
+
+    /// The network side of a start: namespace, interfaces, addresses, port
+    /// reservations. Nothing is left behind on failure.
+    pub(super) fn prepare_network(&self, r: &Record) -> ApiResult<NetPrep> {
+        let mut prep = NetPrep {
+            mode: NetworkMode::Private,
+            netns: None,
+            held: Vec::new(),
+            endpoints: r.endpoints.clone(),
+            ports: Vec::new(),
+            rules: Vec::new(),
+            dns: None,
+            allocated: Vec::new(),
+        };
+        match mode(&r.host_config.network_mode) {
+            Mode::Host => {
+                prep.mode = NetworkMode::Host;
+                return Ok(prep);
+            }
+            Mode::None => return Ok(prep),
+            Mode::Container(key) => {
+                let other = self.get(key)?;
+                let pid = other.rec().state.pid as i32;
+                if !other.is_running() || pid <= 0 {
+                    return Err(ApiError::conflict(format!(
+                        "cannot join network namespace of a non running container: container {} is not running",
+                        other.id
+                    )));
+                }
+                let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
+                    ApiError::internal(format!(
+                        "opening the network namespace of {}: {e}",
+                        other.id
+                    ))
+                })?;
+                prep.mode = NetworkMode::Join;
+                prep.netns = Some(ns.into());
+                return Ok(prep);
+            }
+            Mode::Bridge | Mode::Named(_) => {}
+        }
+        let result = self.build_namespace(r, &mut prep);
+        if let Err(e) = result {
+            self.release_prep(&prep);
+            return Err(e);
+        }
+        Ok(prep)
+    }
+
+    fn build_namespace(&self, r: &Record, prep: &mut NetPrep) -> ApiResult<()> {
+        let ierr = |e: netlink::Error| {
+            ApiError::internal(format!("setting up the container's network: {e}"))
+        };
+        let (ns, mut inner) = berth_runtime::sys::in_new_netns(Netlink::new)
+            .map_err(|e| ApiError::internal(format!("creating a network namespace: {e}")))?;
+        inner.set_up(1).map_err(ierr)?; // lo is always 1 in a new namespace
+        let mut host = Netlink::new().map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
+        // The mode's network first: it gets eth0 and the default route.
+        let primary = match mode(&r.host_config.network_mode) {
+            Mode::Named(n) => self.net.get(n)?.name,
+            _ => BRIDGE.to_string(),
+        };
+        let mut order: Vec<String> = prep.endpoints.keys().cloned().collect();
+        order.sort_by_key(|n| *n != primary);
+        // --mac-address of older API versions (Config.MacAddress).
+        let legacy_mac = r.config.mac_address.clone().filter(|s| !s.is_empty());
+        for (i, name) in order.iter().enumerate() {
+            let ifname = format!("eth{i}");
+            let mut ep = prep.endpoints.get(name).cloned().unwrap_or_default();
+            let net = if ep.network_id.is_empty() {
+                self.net.get(name)?
+            } else {
+                self.net.get(&ep.network_id)?
+            };
+            ep.network_id = net.id.clone();
+            let want_mac = ep
+                .want_mac
+                .clone()
+                .or(if i == 0 { legacy_mac.clone() } else { None });
+            let live = self.attach_endpoint(
+                &mut host,
+                &mut inner,
+                ns.as_fd(),
+                &net,
+                &ep,
+                &ifname,
+                i == 0,
+                want_mac,
+                &mut prep.allocated,
+            )?;
+            prep.endpoints.insert(name.clone(), live);
+        }
+        if self.needs_dns(prep) {
+            prep.dns = Some(
+                crate::daemon::container::dns::bind_in(ns.as_fd()).map_err(|e| {
+                    ApiError::internal(format!("starting the embedded DNS server: {e}"))
+                })?,
+            );
+        }
+        prep.netns = Some(ns);
+        prep.mode = NetworkMode::Join;
+        // Published ports go to the address on the first network.
+        let target = order
+            .first()
+            .and_then(|n| prep.endpoints.get(n))
+            .and_then(|e| e.ipv4);
+        for b in bindings(r)? {
+            let (fd, port, ip) = reserve(&b).map_err(|e| {
+                ApiError::internal(format!(
+                    "driver failed programming external connectivity on endpoint {} ({}): {}",
+                    r.name, r.id, e.message
+                ))
+            })?;
+            prep.held.push(fd);
+            prep.ports.push(PublishedPort {
+                container_port: b.container_port,
+                proto: b.proto.clone(),
+                host_ip: ip.to_string(),
+                host_port: port,
+            });
+            if let Some(t) = target {
+                prep.rules.push(PortRule {
+                    proto: b.proto,
+                    host_ip: b.host_ip.filter(|ip| !ip.is_unspecified()),
+                    host_port: port,
+                    container_ip: t,
+                    container_port: b.container_port,
+                });
+            }
+        }
+        if prep.held.len() > berth_runtime::sys::MAX_PASSED_FDS - 8 {
+            return Err(ApiError::invalid(format!(
+                "too many published ports: at most {}",
+                berth_runtime::sys::MAX_PASSED_FDS - 8
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates the veth pair of one endpoint, with its addresses (and, for the
+    /// first, the default route), and returns the endpoint with what it got.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn attach_endpoint(
+        &self,
+        host: &mut Netlink,
+        inner: &mut Netlink,
+        ns: std::os::fd::BorrowedFd<'_>,
+        net: &NetRecord,
+        ep: &Endpoint,
+        ifname: &str,
+        primary: bool,
+        want_mac: Option<String>,
+        allocated: &mut Vec<(String, IpAddr)>,
+    ) -> ApiResult<Endpoint> {
+        let ierr = |e: netlink::Error| {
+            ApiError::internal(format!("setting up the container's network: {e}"))
+        };
+        let mut live = ep.clone();
+        live.clear_live();
+        let (ip4, pool4) = self.net.allocate(&net.id, true, ep.want_ipv4)?;
+        allocated.push((net.id.clone(), ip4));
+        let v6 = if net.enable_ipv6 {
+            let (ip6, pool6) = self.net.allocate(&net.id, false, ep.want_ipv6)?;
+            allocated.push((net.id.clone(), ip6));
+            Some((ip6, pool6))
+        } else {
+            None
+        };
+        let mac = match want_mac.as_deref().and_then(netlink::parse_mac) {
+            Some(m) => m,
+            None => berth_net::cidr::mac_for(&ip4),
+        };
+        let bridge = host.link_index(&net.bridge).map_err(ierr)?.ok_or_else(|| {
+            ApiError::internal(format!(
+                "bridge {} of network {} is missing",
+                net.bridge, net.name
+            ))
+        })?;
+        let veth = veth_name();
+        host.create_veth(&veth, bridge, ifname, ns, Some(mac))
+            .map_err(ierr)?;
+        let index = inner.link_index(ifname).map_err(ierr)?.ok_or_else(|| {
+            ApiError::internal(format!("{ifname} did not appear in the container"))
+        })?;
+        inner.set_up(index).map_err(ierr)?;
+        inner
+            .add_address(index, ip4, pool4.subnet.prefix)
+            .map_err(ierr)?;
+        if let Some((ip6, pool6)) = &v6 {
+            inner
+                .add_address(index, *ip6, pool6.subnet.prefix)
+                .map_err(ierr)?;
+        }
+        if primary && !net.internal {
+            inner.add_default_route(pool4.gateway).map_err(ierr)?;
+            if let Some((_, pool6)) = &v6 {
+                inner.add_default_route(pool6.gateway).map_err(ierr)?;
+            }
+        }
+        live.endpoint_id = crate::daemon::ids::new_id();
+        live.ipv4 = Some(ip4);
+        live.prefix4 = pool4.subnet.prefix;
+        live.gateway4 = (!net.internal).then_some(pool4.gateway);
+        if let Some((ip6, pool6)) = v6 {
+            live.ipv6 = Some(ip6);
+            live.prefix6 = pool6.subnet.prefix;
+            live.gateway6 = (!net.internal).then_some(pool6.gateway);
+        }
+        live.mac = netlink::format_mac(&mac);
+        live.ifname = ifname.to_string();
+        Ok(live)
+    }
+
+    /// Whether the container is on a user-defined network (which has DNS).
+    pub(super) fn needs_dns(&self, prep: &NetPrep) -> bool {
+        prep.endpoints
+            .values()
+            .filter(|e| e.ipv4.is_some())
+            .filter_map(|e| self.net.find(&e.network_id))
+            .any(|n| n.user_defined())
+    }
+
+    fn release_prep(&self, prep: &NetPrep) {
+        for (net, ip) in &prep.allocated {
+            self.net.release(net, *ip);
+        }
+    }
+
+    /// A start failed after `prepare_network`: give back what it took. The
+    /// namespace (and the veths in it) go when `prep` is dropped.
+    pub(super) fn abandon_network(&self, prep: NetPrep) {
+        self.release_prep(&prep);
+    }
+
+    /// The container runs: record its endpoints and ports, and program the ports.
+    pub(super) fn commit_network(&self, c: &Container, prep: &NetPrep) -> ApiResult<()> {
+        {
+            let mut r = c.rec();
+            r.endpoints = prep.endpoints.clone();
+            r.ports = prep.ports.clone();
+        }
+        self.net.set_ports(&c.id, prep.rules.clone())
+    }
+
+    /// The container exited: its addresses and ports are free again.
+    pub(super) fn release_network(&self, c: &Container) {
+        let had_ports = {
+            let mut r = c.rec();
+            for ep in r.endpoints.values_mut() {
+                if let Some(ip) = ep.ipv4 {
+                    self.net.release(&ep.network_id, ip);
+                }
+                if let Some(ip) = ep.ipv6 {
+                    self.net.release(&ep.network_id, ip);
+                }
+                ep.clear_live();
+            }
+            !std::mem::take(&mut r.ports).is_empty()
+        };
+        self.stop_dns(&c.id);
+        if had_ports {
+            if let Err(e) = self.net.set_ports(&c.id, Vec::new()) {
+                tracing::error!(container = %c.id, error = %e, "removing port rules");
+            }
+        }
+    }
+
+    /// At daemon start: the addresses and ports of containers still running.
+    pub(super) fn restore_network(&self, r: &Record) {
+        for ep in r.endpoints.values() {
+            for ip in [ep.ipv4, ep.ipv6].into_iter().flatten() {
+                self.net.claim(&ep.network_id, ip);
+            }
+        }
+        let target = r
+            .endpoints
+            .values()
+            .find(|e| e.ifname == "eth0")
+            .and_then(|e| e.ipv4);
+        if let Some(t) = target {
+            let rules = r
+                .ports
+                .iter()
+                .map(|p| PortRule {
+                    proto: p.proto.clone(),
+                    host_ip: p
+                        .host_ip
+                        .parse::<IpAddr>()
+                        .ok()
+                        .filter(|ip| !ip.is_unspecified()),
+                    host_port: p.host_port,
+                    container_ip: t,
+                    container_port: p.container_port,
+                })
+                .collect();
+            self.net.restore_ports(&r.id, rules);
+        }
+    }
+
+    /// /etc/hosts and /etc/resolv.conf for this start, written into the container's
+    /// directory (bound over the container's files).
+    pub(super) fn write_net_files(&self, r: &Record, prep: &NetPrep) -> ApiResult<()> {
+        let dir = self.paths.container_dir(&r.id);
+        let host_mode = matches!(mode(&r.host_config.network_mode), Mode::Host);
+        let shares = matches!(mode(&r.host_config.network_mode), Mode::Container(_));
+        if shares {
+            // Docker gives a container that joins another's namespace that
+            // container's files.
+            if let Mode::Container(key) = mode(&r.host_config.network_mode) {
+                let other = self.get(key)?;
+                let odir = self.paths.container_dir(&other.id);
+                for f in ["hosts", "resolv.conf"] {
+                    let _ = std::fs::copy(odir.join(f), dir.join(f));
+                }
+            }
+            return Ok(());
+        }
+        let mut hosts = if host_mode {
+            std::fs::read_to_string("/etc/hosts").unwrap_or_default()
+        } else {
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\nfe00::\tip6-localnet\nff00::\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n".to_string()
+        };
+        // --add-host, with host-gateway as the default bridge's gateway.
+        for e in str_list(r.host_config.other.get("ExtraHosts")) {
+            let (name, ip) = e
+                .split_once(':')
+                .or_else(|| e.split_once('='))
+                .ok_or_else(|| {
+                    ApiError::invalid(format!("invalid extra host {e:?}: use name:ip"))
+                })?;
+            let ip = if ip == "host-gateway" {
+                self.net
+                    .find(BRIDGE)
+                    .and_then(|n| n.pool4().map(|p| p.gateway.to_string()))
+                    .ok_or_else(|| ApiError::invalid("host-gateway needs the default bridge"))?
+            } else {
+                ip.trim_matches(|c| c == '[' || c == ']')
+                    .parse::<IpAddr>()
+                    .map_err(|_| {
+                        ApiError::invalid(format!("invalid IP address in extra host {e:?}"))
+                    })?
+                    .to_string()
+            };
+            hosts.push_str(&format!("{ip}\t{name}\n"));
+        }
+        // --link (default bridge): the linked container's address under its name and alias.
+        for l in str_list(r.host_config.other.get("Links")) {
+            let (target, alias) = parse_link(&l);
+            if let Ok(other) = self.get(target) {
+                let o = other.rec();
+                if let Some(ip) = o.endpoints.values().find_map(|e| e.ipv4) {
+                    let mut names = vec![alias.to_string()];
+                    for n in [o.config.hostname.clone(), o.name.clone()] {
+                        if !names.contains(&n) {
+                            names.push(n);
+                        }
+                    }
+                    hosts.push_str(&format!("{ip}\t{}\n", names.join(" ")));
+                }
+            }
+        }
+        if !host_mode {
+            let fqdn = if r.config.domainname.is_empty() {
+                r.config.hostname.clone()
+            } else {
+                format!("{}.{}", r.config.hostname, r.config.domainname)
+            };
+            let names = if fqdn == r.config.hostname {
+                fqdn.clone()
+            } else {
+                format!("{fqdn} {}", r.config.hostname)
+            };
+            for ep in prep.endpoints.values() {
+                if let Some(ip) = ep.ipv4 {
+                    hosts.push_str(&format!("{ip}\t{names}\n"));
+                }
+                if let Some(ip) = ep.ipv6 {
+                    hosts.push_str(&format!("{ip}\t{names}\n"));
+                }
+            }
+        }
+        let user_net = prep
+            .endpoints
+            .values()
+            .filter_map(|e| self.net.find(&e.network_id))
+            .any(|n| n.user_defined());
+        let resolv = self.resolv_conf(r, host_mode, user_net);
+        let werr = |f: &str, e: std::io::Error| ApiError::internal(format!("writing {f}: {e}"));
+        std::fs::write(dir.join("hosts"), hosts).map_err(|e| werr("/etc/hosts", e))?;
+        std::fs::write(dir.join("resolv.conf"), resolv).map_err(|e| werr("/etc/resolv.conf", e))?;
+        Ok(())
+    }
+
+    /// /etc/resolv.conf: --dns/--dns-search/--dns-option (or the daemon's), else the
+    /// host's; on user-defined networks the embedded server, which forwards.
+    fn resolv_conf(&self, r: &Record, host_mode: bool, embedded: bool) -> String {
+        let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        let pick = |key: &str, daemon: &[String]| {
+            let v = str_list(r.host_config.other.get(key));
+            if v.is_empty() {
+                daemon.to_vec()
+            } else {
+                v
+            }
+        };
+        let dns = pick("Dns", &self.net.config.dns);
+        let search = pick("DnsSearch", &self.net.config.dns_search);
+        let options = pick("DnsOptions", &self.net.config.dns_options);
+        if host_mode && dns.is_empty() && search.is_empty() && options.is_empty() {
+            return host;
+        }
+        let field = |l: &str, k: &str| -> Option<Vec<String>> {
+            let mut f = l.split_whitespace();
+            (f.next() == Some(k)).then(|| f.map(String::from).collect())
+        };
+        let host_ns: Vec<String> = host
+            .lines()
+            .filter_map(|l| field(l, "nameserver"))
+            .flatten()
+            // Loopback resolvers of the host are unreachable from the container's namespace.
+            .filter(|a| host_mode || !(a.starts_with("127.") || a == "::1"))
+            .collect();
+        let host_search: Vec<String> = host
+            .lines()
+            .filter_map(|l| field(l, "search"))
+            .flatten()
+            .collect();
+        let host_opts: Vec<String> = host
+            .lines()
+            .filter_map(|l| field(l, "options"))
+            .flatten()
+            .collect();
+        let mut out = String::new();
+        let servers = if embedded {
+            vec![berth_net::dns::RESOLVER_IP.to_string()]
+        } else if dns.is_empty() {
+            host_ns
+        } else {
+            dns
+        };
+        for s in servers {
+            out.push_str(&format!("nameserver {s}\n"));
+        }
+        let search = if search.is_empty() {
+            host_search
+        } else {
+            search
+        };
+        if !search.is_empty() {
+            out.push_str(&format!("search {}\n", search.join(" ")));
+        }
+        let mut options = if options.is_empty() {
+            host_opts
+        } else {
+            options
+        };
+        if embedded && !options.iter().any(|o| o.starts_with("ndots:")) {
+            options.push("ndots:0".into());
+        }
+        if !options.is_empty() {
+            out.push_str(&format!("options {}\n", options.join(" ")));
+        }
+        out
+    }
+
+    /// The resolvers the embedded DNS server forwards to: --dns (or the daemon's),
+    /// else the host's.
+    pub(super) fn upstream_dns(&self, r: &Record) -> Vec<IpAddr> {
+        let mut v = str_list(r.host_config.other.get("Dns"));
+        if v.is_empty() {
+            v = self.net.config.dns.clone();
+        }
+        if v.is_empty() {
+            let host = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+            v = host
+                .lines()
+                .filter_map(|l| l.strip_prefix("nameserver"))
+                .map(|s| s.trim().to_string())
+                .collect();
+        }
+        v.iter().filter_map(|s| s.parse().ok()).collect()
+    }
+
+    /// The environment variables `--link` gives (Docker's legacy link variables).
+    pub(super) fn link_env(&self, r: &Record) -> Vec<String> {
+        let mut env = Vec::new();
+        for l in str_list(r.host_config.other.get("Links")) {
+            let (target, alias) = parse_link(&l);
+            let Ok(other) = self.get(target) else {
+                continue;
+            };
+            let o = other.rec();
+            let Some(ip) = o.endpoints.values().find_map(|e| e.ipv4) else {
+                continue;
+            };
+            let prefix: String = alias
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            env.push(format!("{prefix}_NAME=/{}/{alias}", r.name));
+            let mut ports: Vec<(u16, String)> = o
+                .config
+                .exposed_ports
+                .clone()
+                .unwrap_or_default()
+                .keys()
+                .filter_map(|k| parse_port_proto(k).ok())
+                .collect();
+            ports.sort();
+            if let Some((p, proto)) = ports.first() {
+                env.push(format!("{prefix}_PORT={proto}://{ip}:{p}"));
+            }
+            for (p, proto) in &ports {
+                let up = proto.to_ascii_uppercase();
+                env.push(format!("{prefix}_PORT_{p}_{up}={proto}://{ip}:{p}"));
+                env.push(format!("{prefix}_PORT_{p}_{up}_ADDR={ip}"));
+                env.push(format!("{prefix}_PORT_{p}_{up}_PORT={p}"));
+                env.push(format!("{prefix}_PORT_{p}_{up}_PROTO={proto}"));
+            }
+        }
+        env
+    }
+
+    /// `NetworkSettings` of container inspect.
+    pub(super) fn network_settings(&self, r: &Record) -> Value {
+        let mut networks = serde_json::Map::new();
+        for (name, ep) in &r.endpoints {
+            networks.insert(
+                name.clone(),
+                endpoint_json(ep, &r.config.hostname, &r.name, &r.id),
+            );
+        }
+        let mut ports = serde_json::Map::new();
+        for key in r.config.exposed_ports.clone().unwrap_or_default().keys() {
+            ports.insert(key.clone(), Value::Null);
+        }
+        if let Some(pb) = r
+            .host_config
+            .other
+            .get("PortBindings")
+            .and_then(Value::as_object)
+        {
+            for k in pb.keys() {
+                let key = if k.contains('/') {
+                    k.clone()
+                } else {
+                    format!("{k}/tcp")
+                };
+                ports.entry(key).or_insert(Value::Null);
+            }
+        }
+        for p in &r.ports {
+            let key = format!("{}/{}", p.container_port, p.proto);
+            let entry = ports.entry(key).or_insert(Value::Null);
+            if !entry.is_array() {
+                *entry = json!([]);
+            }
+            entry
+                .as_array_mut()
+                .expect("an array")
+                .push(json!({ "HostIp": p.host_ip, "HostPort": p.host_port.to_string() }));
+        }
+        let running = r.state.status == crate::daemon::container::record::Status::Running;
+        let bridge = r.endpoints.get(BRIDGE);
+        let s = |v: Option<String>| v.unwrap_or_default();
+        json!({
+            "Bridge": "",
+            "SandboxID": if running && r.endpoints.values().any(|e| e.ipv4.is_some()) { r.id.clone() } else { String::new() },
+            "SandboxKey": if running && r.state.pid > 0 { format!("/proc/{}/ns/net", r.state.pid) } else { String::new() },
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": if running { Value::Object(ports) } else { json!({}) },
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": s(bridge.map(|e| e.endpoint_id.clone())),
+            "Gateway": s(bridge.and_then(|e| e.gateway4.map(|g| g.to_string()))),
+            "GlobalIPv6Address": s(bridge.and_then(|e| e.ipv6.map(|g| g.to_string()))),
+            "GlobalIPv6PrefixLen": bridge.map_or(0, |e| e.prefix6),
+            "IPAddress": s(bridge.and_then(|e| e.ipv4.map(|g| g.to_string()))),
+            "IPPrefixLen": bridge.map_or(0, |e| e.prefix4),
+            "IPv6Gateway": s(bridge.and_then(|e| e.gateway6.map(|g| g.to_string()))),
+            "MacAddress": s(bridge.map(|e| e.mac.clone())),
+            "Networks": networks,
+        })
+    }
+
+    /// `Ports` of the container list.
+    pub(super) fn summary_ports(r: &Record) -> Vec<Value> {
+        let mut out: Vec<Value> = r
+            .ports
+            .iter()
+            .map(|p| json!({ "IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto }))
+            .collect();
+        for key in r.config.exposed_ports.clone().unwrap_or_default().keys() {
+            if let Ok((port, proto)) = parse_port_proto(key) {
+                if !r
+                    .ports
+                    .iter()
+                    .any(|p| p.container_port == port && p.proto == proto)
+                {
+                    out.push(json!({ "PrivatePort": port, "Type": proto }));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// "name:alias" (alias defaults to the name).
+pub fn parse_link(l: &str) -> (&str, &str) {
+    let (t, a) = l.split_once(':').unwrap_or((l, l));
+    (t.trim_start_matches('/'), a.rsplit('/').next().unwrap_or(a))
+}
+
+pub fn endpoint_json(ep: &Endpoint, hostname: &str, name: &str, id: &str) -> Value {
+    let s = |v: Option<IpAddr>| v.map(|i| i.to_string()).unwrap_or_default();
+    let ipam = if ep.want_ipv4.is_some() || ep.want_ipv6.is_some() {
+        json!({ "IPv4Address": s(ep.want_ipv4), "IPv6Address": s(ep.want_ipv6) })
+    } else {
+        Value::Null
+    };
+    let mut dns_names = vec![name.to_string(), id[..12].to_string()];
+    dns_names.extend(ep.aliases.iter().cloned());
+    let _ = hostname;
+    json!({
+        "IPAMConfig": ipam,
+        "Links": if ep.links.is_empty() { Value::Null } else { json!(ep.links) },
+        "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
+        "MacAddress": ep.mac,
+        "DriverOpts": null,
+        "GwPriority": 0,
+        "NetworkID": ep.network_id,
+        "EndpointID": ep.endpoint_id,
+        "Gateway": s(ep.gateway4),
+        "IPAddress": s(ep.ipv4),
+        "IPPrefixLen": ep.prefix4,
+        "IPv6Gateway": s(ep.gateway6),
+        "GlobalIPv6Address": s(ep.ipv6),
+        "GlobalIPv6PrefixLen": ep.prefix6,
+        "DNSNames": if ep.ipv4.is_some() { json!(dns_names) } else { Value::Null },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_and_links_parse() {
+        assert_eq!(parse_port_proto("80").unwrap(), (80, "tcp".to_string()));
+        assert_eq!(parse_port_proto("53/UDP").unwrap(), (53, "udp".to_string()));
+        assert!(parse_port_proto("0/tcp").is_err());
+        assert!(parse_port_proto("80/icmp")
+            .unwrap_err()
+            .message
+            .contains("icmp"));
+        assert!(parse_port_proto("x").is_err());
+        assert_eq!(parse_link("db:database"), ("db", "database"));
+        assert_eq!(parse_link("/db:/web/database"), ("db", "database"));
+        assert_eq!(parse_link("db"), ("db", "db"));
+    }
+}

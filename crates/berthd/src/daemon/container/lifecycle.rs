@@ -1,0 +1,357 @@
+//! The rest of a container's lifecycle: pause, unpause, rename, top, prune.
+
+use crate::daemon::container::record::Status;
+use crate::daemon::container::Containers;
+use crate::daemon::ids;
+use crate::error::{chain, ApiError, ApiResult};
+use std::collections::HashMap;
+
+impl Containers {
+    fn cgroup_path(&self, id: &str) -> String {
+        format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), id)
+    }
+
+    pub fn pause(&self, key: &str, pause: bool) -> ApiResult<()> {
+        let c = self.get(key)?;
+        {
+            let r = c.rec();
+            if r.state.status != Status::Running {
+                return Err(ApiError::conflict(format!(
+                    "Container {} is not running",
+                    c.id
+                )));
+            }
+            match (pause, r.state.paused) {
+                (true, true) => {
+                    return Err(ApiError::conflict(format!(
+                        "Container {} is already paused",
+                        c.id
+                    )))
+                }
+                (false, false) => {
+                    return Err(ApiError::conflict(format!(
+                        "Container {} is not paused",
+                        c.id
+                    )))
+                }
+                _ => {}
+            }
+        }
+        self.hierarchy
+            .freeze(&self.cgroup_path(&c.id), pause)
+            .map_err(|e| {
+                ApiError::internal(format!(
+                    "{} {}: {}",
+                    if pause { "pausing" } else { "unpausing" },
+                    c.id,
+                    chain(&e)
+                ))
+            })?;
+        c.rec().state.paused = pause;
+        self.emit(&c, if pause { "pause" } else { "unpause" }, &[]);
+        self.persist(&c)
+    }
+
+    /// `docker update`: memory, pids limit, CPU and restart policy; live on a
+    /// running container. Other resources are refused, as at create.
+    pub fn update(&self, key: &str, req: &serde_json::Value) -> ApiResult<Vec<String>> {
+        let c = self.get(key)?;
+        let obj = req
+            .as_object()
+            .ok_or_else(|| ApiError::invalid("the update must be a JSON object"))?;
+        let int = |k: &str| obj.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
+        for (k, v) in obj {
+            let zero = v.is_null()
+                || v.as_f64() == Some(0.0)
+                || v.as_bool() == Some(false)
+                || v.as_str() == Some("")
+                || v.as_array().is_some_and(|a| a.is_empty())
+                || v.as_object().is_some_and(|o| o.is_empty())
+                || (k == "MemorySwap" && v.as_i64() == Some(-1))
+                || (k == "MemorySwappiness" && v.as_i64() == Some(-1));
+            const UPDATABLE: &[&str] = &[
+                "Memory",
+                "PidsLimit",
+                "RestartPolicy",
+                "NanoCpus",
+                "CpuShares",
+                "CpuQuota",
+                "CpuPeriod",
+                "CpusetCpus",
+                "CpusetMems",
+                "MemoryReservation",
+                "MemorySwap",
+                "BlkioWeight",
+            ];
+            if !zero && !UPDATABLE.contains(&k.as_str()) {
+                return Err(ApiError::not_implemented(format!(
+                    "berth does not support updating {k} yet"
+                )));
+            }
+        }
+        let memory = Some(int("Memory")).filter(|m| *m != 0);
+        let pids = Some(int("PidsLimit")).filter(|p| *p != 0);
+        let given = |k: &str| {
+            obj.get(k).is_some_and(|v| {
+                v.as_i64().is_some_and(|n| n != 0) || v.as_str().is_some_and(|s| !s.is_empty())
+            })
+        };
+        let policy: Option<berth_api::RestartPolicy> = obj
+            .get("RestartPolicy")
+            .filter(|p| {
+                p.get("Name")
+                    .and_then(serde_json::Value::as_str)
+                    .is_some_and(|n| !n.is_empty())
+            })
+            .map(|p| serde_json::from_value(p.clone()))
+            .transpose()
+            .map_err(|e| ApiError::invalid(format!("invalid restart policy: {e}")))?;
+        let mut hc = c.rec().host_config.clone();
+        if let Some(p) = &policy {
+            hc.restart_policy = p.clone();
+            crate::daemon::container::restart::validate(&hc)?;
+        }
+        let text = |k: &str| {
+            obj.get(k)
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let cpu_given = ["NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod"]
+            .iter()
+            .any(|k| int(k) != 0)
+            || !text("CpusetCpus").is_empty();
+        if cpu_given {
+            if int("NanoCpus") != 0 {
+                hc.nano_cpus = int("NanoCpus");
+                hc.cpu_quota = 0;
+                hc.cpu_period = 0;
+            }
+            if int("CpuShares") != 0 {
+                hc.cpu_shares = int("CpuShares");
+            }
+            if int("CpuQuota") != 0 || int("CpuPeriod") != 0 {
+                hc.nano_cpus = 0;
+                hc.cpu_quota = int("CpuQuota");
+                hc.cpu_period = int("CpuPeriod");
+            }
+            if !text("CpusetCpus").is_empty() {
+                hc.cpuset_cpus = text("CpusetCpus");
+            }
+        }
+        if given("CpusetMems") {
+            hc.other
+                .insert("CpusetMems".into(), text("CpusetMems").into());
+        }
+        let cpu_given = cpu_given || given("CpusetMems");
+        // The new memory settings, checked as a whole with Docker's rules.
+        if let Some(m) = memory {
+            hc.memory = m;
+        }
+        for k in ["MemoryReservation", "MemorySwap", "BlkioWeight"] {
+            if given(k) {
+                hc.other.insert(k.into(), int(k).into());
+            }
+        }
+        let (all, _) =
+            crate::daemon::container::limits::memory(&hc, self.hierarchy.has_swap_limit(), true)?;
+        if given("BlkioWeight") && !self.hierarchy.has_blkio_weight() {
+            return Err(ApiError::invalid(
+                "Your kernel does not support Block I/O weight or the cgroup is not mounted",
+            ));
+        }
+        if given("MemorySwap") && !self.hierarchy.has_swap_limit() {
+            return Err(ApiError::invalid(
+                "Your kernel does not support swap limit capabilities or the cgroup is not mounted",
+            ));
+        }
+        let limits = berth_runtime::cgroups::Limits {
+            memory,
+            reservation: all.reservation.filter(|_| given("MemoryReservation")),
+            swap: all.swap.filter(|_| given("MemorySwap") || memory.is_some()),
+            pids,
+            blkio_weight: all.blkio_weight.filter(|_| given("BlkioWeight")),
+        };
+        let cpu = crate::daemon::container::limits::cpu(&hc)?;
+        if c.is_running() && cpu_given {
+            self.hierarchy
+                .set_cpu(&self.cgroup_path(&c.id), &cpu)
+                .map_err(|e| {
+                    ApiError::invalid(format!("Cannot update container {}: {}", c.id, chain(&e)))
+                })?;
+        }
+        if c.is_running() {
+            self.hierarchy
+                .set_limits(&self.cgroup_path(&c.id), &limits)
+                .map_err(|e| {
+                    ApiError::invalid(format!("Cannot update container {}: {}", c.id, chain(&e)))
+                })?;
+        }
+        if let Some(p) = pids {
+            hc.pids_limit = Some(p);
+        }
+        c.rec().host_config = hc;
+        self.persist(&c)?;
+        self.emit(&c, "update", &[]);
+        Ok(vec![])
+    }
+
+    pub fn rename(&self, key: &str, new: &str) -> ApiResult<()> {
+        let c = self.get(key)?;
+        if new.is_empty() || !ids::valid(new) {
+            return Err(ApiError::invalid(format!(
+                "Invalid container name ({new}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        let new = new.trim_start_matches('/').to_string();
+        let old = c.name();
+        if old == new {
+            return Err(ApiError::invalid(
+                "Renaming a container with the same name as its current name",
+            ));
+        }
+        if let Some(other) = self.name_taken(&new) {
+            return Err(ApiError::conflict(format!(
+                "Conflict. The container name \"/{new}\" is already in use by container \"{other}\". You have to remove (or rename) that container to be able to reuse that name."
+            )));
+        }
+        c.rec().name = new;
+        if let Err(e) = self.persist(&c) {
+            c.rec().name = old;
+            return Err(e);
+        }
+        self.emit(&c, "rename", &[("oldName", format!("/{old}"))]);
+        Ok(())
+    }
+
+    /// `docker top`: the host's `ps` with the client's arguments, keeping the rows
+    /// of the container's processes (dockerd's approach).
+    pub async fn top(
+        &self,
+        key: &str,
+        ps_args: &str,
+    ) -> ApiResult<(Vec<String>, Vec<Vec<String>>)> {
+        let c = self.get(key)?;
+        if !c.is_running() {
+            return Err(ApiError::conflict(format!(
+                "Container {} is not running",
+                c.id
+            )));
+        }
+        let pids = self.hierarchy.pids(&self.cgroup_path(&c.id)).map_err(|e| {
+            ApiError::internal(format!("listing the processes of {}: {}", c.id, chain(&e)))
+        })?;
+        let args: Vec<&str> = if ps_args.trim().is_empty() {
+            vec!["-ef"]
+        } else {
+            ps_args.split_whitespace().collect()
+        };
+        let out = tokio::process::Command::new("ps")
+            .args(&args)
+            .output()
+            .await
+            .map_err(|e| ApiError::internal(format!("Error running ps: {e}")))?;
+        if !out.status.success() {
+            return Err(ApiError::invalid(format!(
+                "Error running ps: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        parse_ps(&String::from_utf8_lossy(&out.stdout), &pids)
+    }
+
+    /// `docker container prune`: removes every container that is not running;
+    /// returns their ids and the bytes their writable layers held.
+    pub fn prune(&self, filters: &HashMap<String, Vec<String>>) -> ApiResult<(Vec<String>, u64)> {
+        for k in filters.keys() {
+            if k != "label" {
+                return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        let labels = filters.get("label").cloned().unwrap_or_default();
+        let mut deleted = Vec::new();
+        let mut reclaimed = 0;
+        for c in self.all() {
+            let (stopped, have) = {
+                let r = c.rec();
+                (
+                    r.state.status != Status::Running,
+                    r.config.labels.clone().unwrap_or_default(),
+                )
+            };
+            let matches = labels.iter().all(|l| match l.split_once('=') {
+                Some((k, v)) => have.get(k).map(String::as_str) == Some(v),
+                None => have.contains_key(l),
+            });
+            if stopped && matches {
+                reclaimed += crate::daemon::dir_size(&self.paths.writable(&c.id));
+                self.remove_stopped(&c, false)?;
+                deleted.push(c.id.clone());
+            }
+        }
+        Ok((deleted, reclaimed))
+    }
+}
+
+/// Keeps the rows of `ps` output whose PID column is one of `pids`.
+fn parse_ps(text: &str, pids: &[i32]) -> ApiResult<(Vec<String>, Vec<Vec<String>>)> {
+    let mut lines = text.lines();
+    let titles: Vec<String> = lines
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    let pid_col = titles
+        .iter()
+        .position(|t| t == "PID")
+        .ok_or_else(|| ApiError::invalid("Couldn't find PID field in ps output"))?;
+    let mut rows = Vec::new();
+    for line in lines {
+        // The last column (the command) may contain spaces.
+        let mut fields: Vec<String> = line
+            .split_whitespace()
+            .take(titles.len() - 1)
+            .map(String::from)
+            .collect();
+        fields.push(
+            line.split_whitespace()
+                .skip(titles.len() - 1)
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+        let pid: Option<i32> = fields.get(pid_col).and_then(|p| p.parse().ok());
+        if pid.is_some_and(|p| pids.contains(&p)) {
+            rows.push(fields);
+        }
+    }
+    Ok((titles, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ps;
+
+    #[test]
+    fn keeps_the_containers_rows() {
+        let out = "UID          PID    PPID  C STIME TTY          TIME CMD\n\
+                   root           1       0  0 10:00 ?        00:00:01 /sbin/init\n\
+                   root        4242    4200  0 10:01 ?        00:00:00 sleep 1000 now\n";
+        let (titles, rows) = parse_ps(out, &[4242]).unwrap();
+        assert_eq!(titles.len(), 8);
+        assert_eq!(
+            rows,
+            vec![vec![
+                "root",
+                "4242",
+                "4200",
+                "0",
+                "10:01",
+                "?",
+                "00:00:00",
+                "sleep 1000 now"
+            ]]
+        );
+        assert!(parse_ps("NOPID\n", &[]).is_err());
+    }
+}

@@ -1,0 +1,256 @@
+//! A container's persisted record and its live handle.
+
+use berth_api::{ContainerConfig, HostConfig};
+use serde::{Deserialize, Serialize};
+use std::os::fd::OwnedFd;
+use std::sync::{Mutex, MutexGuard};
+use tokio::net::UnixStream;
+use tokio::sync::{oneshot, watch};
+
+/// Docker's zero time, shown for StartedAt/FinishedAt before the first start/exit.
+pub const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Created,
+    Running,
+    Exited,
+    Removing,
+    Dead,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+            Status::Removing => "removing",
+            Status::Dead => "dead",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RunState {
+    pub status: Status,
+    pub pid: i64,
+    pub exit_code: i64,
+    pub error: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub oom_killed: bool,
+    /// Frozen by `docker pause` (the status stays Running, as in Docker's model).
+    #[serde(default)]
+    pub paused: bool,
+    /// Waiting out a restart policy's back-off.
+    #[serde(default)]
+    pub restarting: bool,
+    /// Healthcheck results, when the container has a healthcheck.
+    #[serde(default)]
+    pub health: Option<crate::daemon::container::health::Health>,
+}
+
+impl Default for RunState {
+    fn default() -> Self {
+        RunState {
+            status: Status::Created,
+            pid: 0,
+            exit_code: 0,
+            error: String::new(),
+            started_at: ZERO_TIME.into(),
+            finished_at: ZERO_TIME.into(),
+            oom_killed: false,
+            paused: false,
+            restarting: false,
+            health: None,
+        }
+    }
+}
+
+impl RunState {
+    /// Docker's `State.Status`: "paused" for a paused running container.
+    pub fn status_text(&self) -> &'static str {
+        if self.paused && self.status == Status::Running {
+            "paused"
+        } else if self.restarting {
+            "restarting"
+        } else {
+            self.status.as_str()
+        }
+    }
+}
+
+/// Everything berth keeps about a container, stored as JSON in the database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub id: String,
+    /// Without the leading slash.
+    pub name: String,
+    pub created: String,
+    /// The image ID (`sha256:...`); `config.image` keeps the name the user gave.
+    pub image: String,
+    pub config: ContainerConfig,
+    pub host_config: HostConfig,
+    pub path: String,
+    pub args: Vec<String>,
+    pub state: RunState,
+    pub restart_count: i64,
+    /// Stopped by a user (stop, kill): restart policies leave it stopped.
+    #[serde(default)]
+    pub manually_stopped: bool,
+    /// The networks the container is attached to, by network name.
+    #[serde(default)]
+    pub endpoints: std::collections::BTreeMap<String, Endpoint>,
+    /// Host ports published while it runs.
+    #[serde(default)]
+    pub ports: Vec<PublishedPort>,
+    /// Volumes, bind mounts and tmpfs mounts.
+    #[serde(default)]
+    pub mounts: Vec<crate::daemon::container::mounts::MountPoint>,
+    /// A removal under way takes the anonymous volumes too (`rm -v`, `--rm`): kept
+    /// so that berthd can finish the removal after a crash.
+    #[serde(default)]
+    pub remove_volumes: bool,
+}
+
+/// A container's attachment to a network: what was asked at create or connect, and
+/// (while it runs) what it got.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct Endpoint {
+    pub network_id: String,
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    #[serde(default)]
+    pub links: Vec<String>,
+    #[serde(default)]
+    pub want_ipv4: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub want_ipv6: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub want_mac: Option<String>,
+    #[serde(default)]
+    pub endpoint_id: String,
+    #[serde(default)]
+    pub ipv4: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub prefix4: u8,
+    #[serde(default)]
+    pub gateway4: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub ipv6: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub prefix6: u8,
+    #[serde(default)]
+    pub gateway6: Option<std::net::IpAddr>,
+    #[serde(default)]
+    pub mac: String,
+    /// The interface inside the container (eth0, eth1, ...).
+    #[serde(default)]
+    pub ifname: String,
+}
+
+impl Endpoint {
+    /// Forgets what the last run got (the container stopped).
+    pub fn clear_live(&mut self) {
+        self.endpoint_id.clear();
+        self.ipv4 = None;
+        self.prefix4 = 0;
+        self.gateway4 = None;
+        self.ipv6 = None;
+        self.prefix6 = 0;
+        self.gateway6 = None;
+        self.mac.clear();
+        self.ifname.clear();
+    }
+}
+
+/// One published port of a running container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PublishedPort {
+    pub container_port: u16,
+    /// "tcp", "udp" or "sctp".
+    pub proto: String,
+    pub host_ip: String,
+    pub host_port: u16,
+}
+
+/// What waiters watch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub running: bool,
+    pub exit_code: i64,
+    /// How many times the container has exited since berthd loaded it.
+    pub exits: u64,
+    pub removed: bool,
+    pub error: String,
+}
+
+/// An attach that arrived before start: the start connects it to the shim.
+pub type PendingAttach = (u8, oneshot::Sender<UnixStream>);
+
+/// Where attaches go. One mutex covers both fields, so that an attach is either
+/// handed to a start or finds the shim's socket live: none can fall between.
+#[derive(Default)]
+pub struct AttachState {
+    /// The shim's socket is bound and the shim has not reported an exit.
+    pub live: bool,
+    pub pending: Vec<PendingAttach>,
+}
+
+pub struct Container {
+    pub id: String,
+    rec: Mutex<Record>,
+    /// Serialises start, stop, restart and remove of this container.
+    pub op: std::sync::Arc<tokio::sync::Mutex<()>>,
+    pub watch: watch::Sender<Snapshot>,
+    pub attach: Mutex<AttachState>,
+    /// The running process, for signals that cannot hit a recycled pid.
+    pub pidfd: Mutex<Option<OwnedFd>>,
+    /// The next restart's delay (restart policies' back-off).
+    pub backoff: Mutex<std::time::Duration>,
+    /// The last stats sample's CPU figures and time, for the next one's precpu.
+    pub stats_prev: Mutex<Option<(serde_json::Value, String)>>,
+}
+
+impl Container {
+    pub fn new(rec: Record) -> Container {
+        let snap = Snapshot {
+            running: rec.state.status == Status::Running,
+            exit_code: rec.state.exit_code,
+            ..Snapshot::default()
+        };
+        Container {
+            id: rec.id.clone(),
+            rec: Mutex::new(rec),
+            op: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            watch: watch::channel(snap).0,
+            attach: Mutex::new(AttachState::default()),
+            pidfd: Mutex::new(None),
+            backoff: Mutex::new(crate::daemon::container::restart::FIRST_DELAY),
+            stats_prev: Mutex::new(None),
+        }
+    }
+
+    pub fn rec(&self) -> MutexGuard<'_, Record> {
+        self.rec.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Record {
+        self.rec().clone()
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.rec().state.status == Status::Running
+    }
+
+    pub fn attach_state(&self) -> MutexGuard<'_, AttachState> {
+        self.attach.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn name(&self) -> String {
+        self.rec().name.clone()
+    }
+}

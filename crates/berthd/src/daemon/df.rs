@@ -1,0 +1,80 @@
+//! `GET /system/df`: what images, containers, volumes and the build cache take on
+//! disk, as `docker system df` shows it.
+
+use crate::daemon::system::System;
+use crate::error::{ApiError, ApiResult};
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+
+impl System {
+    /// `types`: the `type` query values (empty: all of them).
+    pub fn disk_usage(&self, types: &[String]) -> ApiResult<Value> {
+        for t in types {
+            if !["container", "image", "volume", "build-cache"].contains(&t.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "invalid type {t:?}: use container, image, volume or build-cache"
+                )));
+            }
+        }
+        let want = |t: &str| types.is_empty() || types.iter().any(|x| x == t);
+        let mut out = json!({ "LayersSize": 0, "Images": [], "Containers": [], "Volumes": [], "BuildCache": [] });
+        if want("image") {
+            let images = self.images.list(false, &HashMap::new())?;
+            // A layer used by several images counts once in LayersSize, and as
+            // shared in each image that has it.
+            let mut users: HashMap<String, i64> = HashMap::new();
+            let resolved: Vec<_> = images
+                .iter()
+                .filter_map(|i| self.images.store().resolve(&i.id).ok())
+                .collect();
+            for i in &resolved {
+                for (d, _) in i.layers.iter().collect::<HashSet<_>>() {
+                    *users.entry(d.clone()).or_default() += 1;
+                }
+            }
+            let mut seen = HashSet::new();
+            let mut layers_size = 0i64;
+            let mut list = Vec::new();
+            for (summary, img) in images.iter().zip(&resolved) {
+                let shared: i64 = img
+                    .layers
+                    .iter()
+                    .filter(|(d, _)| users.get(d).copied().unwrap_or(0) > 1)
+                    .map(|(_, s)| *s)
+                    .sum();
+                for (d, s) in &img.layers {
+                    if seen.insert(d.clone()) {
+                        layers_size += s;
+                    }
+                }
+                let mut v = serde_json::to_value(summary).expect("serialises");
+                v["SharedSize"] = json!(shared);
+                list.push(v);
+            }
+            out["LayersSize"] = json!(layers_size);
+            out["Images"] = json!(list);
+        }
+        if want("container") {
+            out["Containers"] =
+                serde_json::to_value(self.containers.list(true, None, &HashMap::new(), true)?)
+                    .expect("serialises");
+        }
+        if want("volume") {
+            let vols: Vec<Value> = self
+                .volumes
+                .all()
+                .iter()
+                .map(|v| {
+                    let mut j = self.volumes.json(v);
+                    j["UsageData"] = json!({
+                        "Size": crate::daemon::dir_size(&self.volumes.data_dir(&v.name)),
+                        "RefCount": self.volumes.users(&v.name).len(),
+                    });
+                    j
+                })
+                .collect();
+            out["Volumes"] = json!(vols);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,261 @@
+//! The network API: list, inspect, create, remove and prune. Which containers are
+//! on a network comes from [`NetworkUsers`]; connecting and disconnecting a
+//! container is the container service's (it owns the container's endpoints).
+
+use super::{CreateRequest, NetRecord, Networks};
+use crate::daemon::parse_time;
+use crate::error::{ApiError, ApiResult};
+use berth_api::ErrorKind;
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+type Filters = HashMap<String, Vec<String>>;
+
+/// One container's endpoint on a network, as the network service is told of it.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub network_id: String,
+    pub container_id: String,
+    pub container_name: String,
+    pub running: bool,
+    pub endpoint_id: String,
+    pub mac: String,
+    /// Address with prefix length ("10.0.0.2/24"), empty when none.
+    pub ipv4: String,
+    pub ipv6: String,
+}
+
+/// What the network service asks of whoever attaches containers to networks.
+pub trait NetworkUsers: Send + Sync {
+    /// Every container endpoint, running or not, on any network.
+    fn attachments(&self) -> Vec<Attachment>;
+}
+
+fn label_matches(labels: &BTreeMap<String, String>, want: &[String]) -> bool {
+    want.iter().all(|l| match l.split_once('=') {
+        Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
+        None => labels.contains_key(l),
+    })
+}
+
+/// A network event's attributes.
+pub fn event_attrs(n: &NetRecord, container: Option<&str>) -> serde_json::Map<String, Value> {
+    let mut a = serde_json::Map::new();
+    a.insert("name".into(), n.name.clone().into());
+    a.insert("type".into(), n.driver.clone().into());
+    if let Some(c) = container {
+        a.insert("container".into(), c.to_string().into());
+    }
+    a
+}
+
+impl Networks {
+    /// Wires the container service in (once, at start).
+    pub fn set_users(&self, users: std::sync::Weak<dyn NetworkUsers>) {
+        self.users.set(users);
+    }
+
+    fn attachments(&self) -> Vec<Attachment> {
+        self.users.with(Vec::new(), |u| u.attachments())
+    }
+
+    /// A network as the API shows it; `endpoints` are its running containers'.
+    fn json(&self, n: &NetRecord, endpoints: &[Attachment]) -> Value {
+        let mut eps = serde_json::Map::new();
+        for a in endpoints
+            .iter()
+            .filter(|a| a.network_id == n.id && a.running)
+        {
+            eps.insert(
+                a.container_id.clone(),
+                json!({
+                    "Name": a.container_name,
+                    "EndpointID": a.endpoint_id,
+                    "MacAddress": a.mac,
+                    "IPv4Address": a.ipv4,
+                    "IPv6Address": a.ipv6,
+                }),
+            );
+        }
+        let config: Vec<Value> = n
+            .pools
+            .iter()
+            .map(|p| {
+                let mut v =
+                    json!({ "Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string() });
+                if let Some(r) = p.ip_range {
+                    v["IPRange"] = json!(r.to_string());
+                }
+                v
+            })
+            .collect();
+        json!({
+            "Name": n.name,
+            "Id": n.id,
+            "Created": n.created,
+            "Scope": "local",
+            "Driver": n.driver,
+            "EnableIPv4": n.is_bridge(),
+            "EnableIPv6": n.enable_ipv6,
+            "IPAM": { "Driver": "default", "Options": if n.user_defined() { json!({}) } else { Value::Null }, "Config": config },
+            "Internal": n.internal,
+            "Attachable": n.attachable,
+            "Ingress": false,
+            "ConfigFrom": { "Network": "" },
+            "ConfigOnly": false,
+            "Containers": eps,
+            "Options": n.options,
+            "Labels": n.labels,
+        })
+    }
+
+    /// Networks with at least one endpoint (running or not).
+    fn in_use(&self) -> HashSet<String> {
+        self.attachments()
+            .into_iter()
+            .map(|a| a.network_id)
+            .collect()
+    }
+
+    /// `GET /networks` with Docker's filters.
+    pub fn list(&self, f: &Filters) -> ApiResult<Vec<Value>> {
+        for k in f.keys() {
+            if !["name", "id", "driver", "label", "type", "scope", "dangling"].contains(&k.as_str())
+            {
+                return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        for t in f.get("type").into_iter().flatten() {
+            if t != "custom" && t != "builtin" {
+                return Err(ApiError::invalid(format!("invalid filter: 'type'='{t}'")));
+            }
+        }
+        let in_use = self.in_use();
+        let mut out = Vec::new();
+        for n in self.all() {
+            let any = |k: &str, ok: &dyn Fn(&str) -> bool| {
+                f.get(k).is_none_or(|v| v.iter().any(|x| ok(x)))
+            };
+            let keep = any("name", &|x| n.name.contains(x))
+                && any("id", &|x| n.id.starts_with(x))
+                && any("driver", &|x| n.driver == x)
+                && any("scope", &|x| x == "local")
+                && any("type", &|x| (x == "custom") == n.user_defined())
+                && any("dangling", &|x| {
+                    let dangling = n.user_defined() && !in_use.contains(&n.id);
+                    (x == "true" || x == "1") == dangling
+                })
+                && label_matches(&n.labels, f.get("label").map(Vec::as_slice).unwrap_or(&[]));
+            if keep {
+                out.push(self.json(&n, &[]));
+            }
+        }
+        Ok(out)
+    }
+
+    /// `GET /networks/{id}`.
+    pub fn inspect(&self, key: &str) -> ApiResult<Value> {
+        let n = self.get(key)?;
+        Ok(self.json(&n, &self.attachments()))
+    }
+
+    /// `POST /networks/create`: the new network's id and a warning (none yet).
+    pub fn create_api(&self, req: CreateRequest) -> ApiResult<(String, String)> {
+        let n = self.create(req)?;
+        self.events
+            .emit("network", "create", &n.id, event_attrs(&n, None));
+        Ok((n.id, String::new()))
+    }
+
+    /// `DELETE /networks/{id}`.
+    pub fn remove_api(&self, key: &str) -> ApiResult<()> {
+        let n = self.get(key)?;
+        if !n.user_defined() {
+            return Err(ApiError::new(
+                ErrorKind::Forbidden,
+                format!("{} is a pre-defined network and cannot be removed", n.name),
+            ));
+        }
+        let mut users: Vec<String> = self
+            .attachments()
+            .into_iter()
+            .filter(|a| a.network_id == n.id)
+            .map(|a| a.container_name)
+            .collect();
+        users.dedup();
+        if !users.is_empty() {
+            return Err(ApiError::new(
+                ErrorKind::Forbidden,
+                format!(
+                    "error while removing network: network {} has active endpoints (name:{:?} id:{:?})",
+                    n.name,
+                    users.join(","),
+                    &n.id[..12]
+                ),
+            ));
+        }
+        self.remove(&n)?;
+        self.events
+            .emit("network", "destroy", &n.id, event_attrs(&n, None));
+        Ok(())
+    }
+
+    /// `POST /networks/prune`: user-defined networks without endpoints.
+    pub fn prune(&self, f: &Filters) -> ApiResult<Vec<String>> {
+        for k in f.keys() {
+            if k != "label" && k != "until" {
+                return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        let until = match f.get("until").and_then(|v| v.first()) {
+            Some(u) => Some(parse_until(u)?),
+            None => None,
+        };
+        let in_use = self.in_use();
+        let mut gone = Vec::new();
+        for n in self.all() {
+            if !n.user_defined() || in_use.contains(&n.id) {
+                continue;
+            }
+            if !label_matches(&n.labels, f.get("label").map(Vec::as_slice).unwrap_or(&[])) {
+                continue;
+            }
+            if let (Some(u), Some(t)) = (until, parse_time(&n.created)) {
+                if t.timestamp_nanos_opt().unwrap_or(0) as i128 >= u {
+                    continue;
+                }
+            }
+            self.remove(&n)?;
+            self.events
+                .emit("network", "destroy", &n.id, event_attrs(&n, None));
+            gone.push(n.name.clone());
+        }
+        Ok(gone)
+    }
+}
+
+/// A prune's `until`: Unix time, RFC 3339, or a duration before now ("24h", "10m").
+fn parse_until(s: &str) -> ApiResult<i128> {
+    if let Some(t) = crate::daemon::parse_unix_nanos(s) {
+        return Ok(t);
+    }
+    if let Some(t) = parse_time(s) {
+        return Ok(t.timestamp_nanos_opt().unwrap_or(0) as i128);
+    }
+    let unit = s.chars().last().unwrap_or(' ');
+    let secs = match (s[..s.len().saturating_sub(1)].parse::<i128>(), unit) {
+        (Ok(n), 's') => n,
+        (Ok(n), 'm') => n * 60,
+        (Ok(n), 'h') => n * 3600,
+        _ => {
+            return Err(ApiError::invalid(format!(
+                "invalid filter 'until={s}': use a timestamp or a duration such as 24h"
+            )))
+        }
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos() as i128;
+    Ok(now - secs * 1_000_000_000)
+}

@@ -1,0 +1,928 @@
+//! Networks: their records, the bridges behind them, address management, and
+//! berth's nftables table. A container's own networking (namespace, veths, ports,
+//! DNS) is in `endpoint.rs`; the HTTP side in `routes/networks.rs`.
+
+mod api;
+
+pub use api::{event_attrs, Attachment, NetworkUsers};
+
+use crate::daemon::now_rfc3339;
+use crate::error::{ApiError, ApiResult};
+use berth_net::cidr::{self, Subnet};
+use berth_net::netlink::{self, Netlink};
+use berth_net::nft::{self, PortRule, Ruleset};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard};
+
+/// The predefined networks, as Docker names them.
+pub const BRIDGE: &str = "bridge";
+pub const HOST: &str = "host";
+pub const NONE: &str = "none";
+
+/// Docker's option naming the bridge interface of a network.
+pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
+const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+
+/// One IPAM pool of a network.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Pool {
+    pub subnet: Subnet,
+    pub gateway: IpAddr,
+    #[serde(default)]
+    pub ip_range: Option<Subnet>,
+}
+
+/// A network as berth keeps it (JSON under `<data-root>/network/<id>.json`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NetRecord {
+    pub id: String,
+    pub name: String,
+    /// "bridge", "host" or "null".
+    pub driver: String,
+    pub created: String,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default)]
+    pub enable_ipv6: bool,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    #[serde(default)]
+    pub pools: Vec<Pool>,
+    /// The bridge interface ("" for host and null).
+    #[serde(default)]
+    pub bridge: String,
+}
+
+impl NetRecord {
+    pub fn is_bridge(&self) -> bool {
+        self.driver == "bridge"
+    }
+
+    /// User-defined networks have DNS; the default bridge does not.
+    pub fn user_defined(&self) -> bool {
+        ![BRIDGE, HOST, NONE].contains(&self.name.as_str())
+    }
+
+    pub fn pool4(&self) -> Option<&Pool> {
+        self.pools.iter().find(|p| p.subnet.is_ipv4())
+    }
+
+    pub fn pool6(&self) -> Option<&Pool> {
+        self.pools.iter().find(|p| !p.subnet.is_ipv4())
+    }
+
+    fn firewall(&self) -> nft::Bridge {
+        nft::Bridge {
+            ifname: self.bridge.clone(),
+            subnet: self.pool4().map(|p| p.subnet),
+            internal: self.internal,
+            masquerade: self.options.get(OPT_MASQUERADE).map(String::as_str) != Some("false"),
+        }
+    }
+}
+
+/// Daemon-wide network settings (dockerd's --bridge, --bip, default-address-pools,
+/// --dns...).
+#[derive(Debug, Clone, Default)]
+pub struct NetConfig {
+    /// The default bridge's interface; None for `--bridge none`.
+    pub bridge: Option<String>,
+    /// `--bip`: the default bridge's gateway address and subnet.
+    pub bip: Option<(IpAddr, Subnet)>,
+    /// Pools new networks' subnets come from, with the size of each subnet.
+    pub pools: Vec<(Subnet, u8)>,
+    pub dns: Vec<String>,
+    pub dns_search: Vec<String>,
+    pub dns_options: Vec<String>,
+}
+
+struct Inner {
+    nets: BTreeMap<String, NetRecord>,
+    /// Addresses in use, per network id (containers and the gateway).
+    used: HashMap<String, HashSet<IpAddr>>,
+    /// The last address handed out per network and family (round robin).
+    last: HashMap<(String, bool), IpAddr>,
+    /// Published ports of running containers, by container id.
+    ports: BTreeMap<String, Vec<PortRule>>,
+}
+
+pub struct Networks {
+    dir: PathBuf,
+    /// berth's nftables table (inet family).
+    pub table: String,
+    pub config: NetConfig,
+    inner: Mutex<Inner>,
+    /// Held across rendering and applying the table, so that a slower apply of an
+    /// older state can never land after a newer one.
+    firewall: Mutex<()>,
+    events: std::sync::Arc<crate::daemon::events::Events>,
+    users: crate::daemon::users::Users<dyn NetworkUsers>,
+}
+
+fn valid_ifname(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 15
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
+fn net_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(e.to_string())
+}
+
+/// The request of `POST /networks/create`, as berth acts on it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateRequest {
+    pub name: String,
+    #[serde(default)]
+    pub driver: String,
+    #[serde(default)]
+    pub internal: bool,
+    #[serde(default)]
+    pub attachable: bool,
+    #[serde(default, rename = "EnableIPv6")]
+    pub enable_ipv6: Option<bool>,
+    #[serde(default, rename = "EnableIPv4")]
+    pub enable_ipv4: Option<bool>,
+    #[serde(default, rename = "IPAM")]
+    pub ipam: Option<IpamRequest>,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub ingress: bool,
+    #[serde(default)]
+    pub config_only: bool,
+    #[serde(default)]
+    pub config_from: Option<serde_json::Value>,
+    #[serde(default)]
+    pub scope: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamRequest {
+    #[serde(default)]
+    pub driver: String,
+    #[serde(default)]
+    pub config: Option<Vec<IpamConfigRequest>>,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamConfigRequest {
+    #[serde(default)]
+    pub subnet: String,
+    #[serde(default, rename = "IPRange")]
+    pub ip_range: String,
+    #[serde(default)]
+    pub gateway: String,
+    #[serde(default)]
+    pub aux_address: Option<BTreeMap<String, String>>,
+}
+
+fn parse_subnet(what: &str, s: &str) -> ApiResult<Subnet> {
+    s.parse().map_err(|_| {
+        ApiError::invalid(format!(
+            "invalid {what} {s:?}: expected an address/prefix such as 10.1.0.0/24"
+        ))
+    })
+}
+
+fn parse_ip(what: &str, s: &str) -> ApiResult<IpAddr> {
+    s.parse()
+        .map_err(|_| ApiError::invalid(format!("invalid {what} {s:?}: not an IP address")))
+}
+
+impl Networks {
+    /// Loads the network records, creating the predefined ones on first start, and
+    /// brings the default bridge's record in line with `config`.
+    pub fn open(
+        data_root: &std::path::Path,
+        table: String,
+        config: NetConfig,
+        events: std::sync::Arc<crate::daemon::events::Events>,
+    ) -> ApiResult<Networks> {
+        let dir = data_root.join("network");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+        let mut nets = BTreeMap::new();
+        for e in std::fs::read_dir(&dir).map_err(net_err)?.flatten() {
+            let p = e.path();
+            if p.extension().is_some_and(|x| x == "json") {
+                match std::fs::read(&p)
+                    .map_err(net_err)
+                    .and_then(|b| serde_json::from_slice::<NetRecord>(&b).map_err(net_err))
+                {
+                    Ok(n) => {
+                        nets.insert(n.id.clone(), n);
+                    }
+                    Err(e) => {
+                        tracing::error!(file = %p.display(), error = %e, "unreadable network record, skipping")
+                    }
+                }
+            } else if p.extension().is_some_and(|x| x == "tmp") {
+                let _ = std::fs::remove_file(&p);
+            }
+        }
+        let me = Networks {
+            dir,
+            table,
+            config,
+            inner: Mutex::new(Inner {
+                nets,
+                used: HashMap::new(),
+                last: HashMap::new(),
+                ports: BTreeMap::new(),
+            }),
+            firewall: Mutex::new(()),
+            events,
+            users: Default::default(),
+        };
+        for (name, driver) in [(HOST, "host"), (NONE, "null")] {
+            if me.find(name).is_none() {
+                me.save_new(NetRecord {
+                    id: crate::daemon::ids::new_id(),
+                    name: name.into(),
+                    driver: driver.into(),
+                    created: now_rfc3339(),
+                    internal: false,
+                    attachable: false,
+                    enable_ipv6: false,
+                    labels: BTreeMap::new(),
+                    options: BTreeMap::new(),
+                    pools: vec![],
+                    bridge: String::new(),
+                })?;
+            }
+        }
+        me.configure_default_bridge()?;
+        Ok(me)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn save_new(&self, n: NetRecord) -> ApiResult<()> {
+        self.write(&n)?;
+        let mut g = self.lock();
+        let used = g.used.entry(n.id.clone()).or_default();
+        for p in &n.pools {
+            used.insert(p.gateway);
+        }
+        g.nets.insert(n.id.clone(), n);
+        Ok(())
+    }
+
+    /// Writes a record atomically (a temporary file renamed over the old one).
+    fn write(&self, n: &NetRecord) -> ApiResult<()> {
+        let path = self.dir.join(format!("{}.json", n.id));
+        let tmp = self.dir.join(format!("{}.tmp", n.id));
+        let body = serde_json::to_vec_pretty(n).expect("network record serialises");
+        std::fs::write(&tmp, body)
+            .and_then(|_| std::fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                ApiError::internal(format!("saving network {}: {e}", n.name))
+            })
+    }
+
+    /// The default bridge ("bridge"): created, updated to `--bridge`/`--bip`, or
+    /// removed for `--bridge none`.
+    fn configure_default_bridge(&self) -> ApiResult<()> {
+        let existing = self.find(BRIDGE);
+        let Some(ifname) = self.config.bridge.clone() else {
+            if let Some(n) = existing {
+                self.forget(&n.id)?;
+            }
+            return Ok(());
+        };
+        if !valid_ifname(&ifname) {
+            return Err(ApiError::invalid(format!(
+                "invalid bridge name {ifname:?}: 1 to 15 of [A-Za-z0-9_.-]"
+            )));
+        }
+        let pool = match self.config.bip {
+            Some((gw, subnet)) => Pool {
+                subnet,
+                gateway: gw,
+                ip_range: None,
+            },
+            None => match existing.as_ref().and_then(|n| n.pool4().cloned()) {
+                Some(p) if existing.as_ref().is_some_and(|n| n.bridge == ifname) => p,
+                _ => {
+                    let subnet = self.pick_subnet(existing.as_ref().map(|n| n.id.as_str()))?;
+                    Pool {
+                        gateway: subnet.nth(1).expect("a subnet has a first address"),
+                        subnet,
+                        ip_range: None,
+                    }
+                }
+            },
+        };
+        let mut options = BTreeMap::new();
+        options.insert(OPT_BRIDGE_NAME.to_string(), ifname.clone());
+        options.insert(OPT_MASQUERADE.to_string(), "true".into());
+        options.insert(
+            "com.docker.network.bridge.default_bridge".into(),
+            "true".into(),
+        );
+        options.insert("com.docker.network.bridge.enable_icc".into(), "true".into());
+        options.insert(
+            "com.docker.network.bridge.host_binding_ipv4".into(),
+            "0.0.0.0".into(),
+        );
+        options.insert("com.docker.network.driver.mtu".into(), "1500".into());
+        let rec = NetRecord {
+            id: existing
+                .as_ref()
+                .map_or_else(crate::daemon::ids::new_id, |n| n.id.clone()),
+            name: BRIDGE.into(),
+            driver: "bridge".into(),
+            created: existing
+                .as_ref()
+                .map_or_else(now_rfc3339, |n| n.created.clone()),
+            internal: false,
+            attachable: false,
+            enable_ipv6: false,
+            labels: BTreeMap::new(),
+            options,
+            pools: vec![pool],
+            bridge: ifname,
+        };
+        if existing.as_ref() != Some(&rec) {
+            if let Some(old) = existing.filter(|o| o.bridge != rec.bridge || o.pools != rec.pools) {
+                // The old bridge is not berth's any more.
+                let _ = Netlink::new().map(|mut nl| nl.delete_link(&old.bridge));
+            }
+            self.save_new(rec)?;
+        }
+        Ok(())
+    }
+
+    /// A free subnet from the pools: overlapping no berth network (except
+    /// `ignore`) and no route of the host.
+    fn pick_subnet(&self, ignore: Option<&str>) -> ApiResult<Subnet> {
+        let mut taken = cidr::host_routes();
+        {
+            let g = self.lock();
+            for n in g.nets.values().filter(|n| Some(n.id.as_str()) != ignore) {
+                taken.extend(n.pools.iter().map(|p| p.subnet));
+            }
+        }
+        // Routes of berth's own bridges are berth's networks, already counted.
+        let pools = if self.config.pools.is_empty() {
+            cidr::default_pools()
+        } else {
+            self.config.pools.clone()
+        };
+        cidr::pick_subnet(&pools, &taken).ok_or_else(|| {
+            ApiError::invalid("could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network")
+        })
+    }
+
+    fn forget(&self, id: &str) -> ApiResult<()> {
+        let path = self.dir.join(format!("{id}.json"));
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(ApiError::internal(format!(
+                    "removing {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+        let mut g = self.lock();
+        g.nets.remove(id);
+        g.used.remove(id);
+        g.last.retain(|(n, _), _| n != id);
+        Ok(())
+    }
+
+    pub fn all(&self) -> Vec<NetRecord> {
+        self.lock().nets.values().cloned().collect()
+    }
+
+    /// A network by full id, name, or unique id prefix (Docker's order).
+    pub fn find(&self, key: &str) -> Option<NetRecord> {
+        let g = self.lock();
+        if let Some(n) = g.nets.get(key) {
+            return Some(n.clone());
+        }
+        if let Some(n) = g.nets.values().find(|n| n.name == key) {
+            return Some(n.clone());
+        }
+        let mut by_prefix = g
+            .nets
+            .values()
+            .filter(|n| !key.is_empty() && n.id.starts_with(key));
+        match (by_prefix.next(), by_prefix.next()) {
+            (Some(n), None) => Some(n.clone()),
+            _ => None,
+        }
+    }
+
+    pub fn get(&self, key: &str) -> ApiResult<NetRecord> {
+        self.find(key)
+            .ok_or_else(|| ApiError::not_found(format!("network {key} not found")))
+    }
+
+    /// Brings every bridge up (created when missing, with its gateway addresses) and
+    /// writes berth's nftables table. Run at daemon start, which also reconciles
+    /// after a crash.
+    pub fn setup(&self) -> ApiResult<()> {
+        for n in self.all().into_iter().filter(NetRecord::is_bridge) {
+            self.ensure_bridge(&n)?;
+        }
+        // Forwarding is how containers reach beyond their bridge, as with Docker.
+        if let Err(e) = netlink::sysctl("net/ipv4/ip_forward", "1") {
+            tracing::warn!(error = %e, "enabling IPv4 forwarding");
+        }
+        self.apply_firewall()
+    }
+
+    fn ensure_bridge(&self, n: &NetRecord) -> ApiResult<()> {
+        let mut nl = Netlink::new().map_err(net_err)?;
+        let index = match nl.link_index(&n.bridge).map_err(net_err)? {
+            Some(i) => i,
+            None => {
+                nl.create_bridge(&n.bridge, None).map_err(net_err)?;
+                nl.link_index(&n.bridge)
+                    .map_err(net_err)?
+                    .ok_or_else(|| ApiError::internal(format!("bridge {} vanished", n.bridge)))?
+            }
+        };
+        nl.set_up(index).map_err(net_err)?;
+        for p in &n.pools {
+            nl.add_address(index, p.gateway, p.subnet.prefix)
+                .map_err(net_err)?;
+        }
+        // Published ports reached through 127.0.0.1 are routed to the bridge.
+        netlink::sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1")
+            .map_err(net_err)?;
+        Ok(())
+    }
+
+    /// Renders and applies berth's nftables table from the networks and the
+    /// published ports.
+    pub fn apply_firewall(&self) -> ApiResult<()> {
+        let _serial = self.firewall.lock().unwrap_or_else(|p| p.into_inner());
+        let rules = {
+            let g = self.lock();
+            Ruleset {
+                bridges: g
+                    .nets
+                    .values()
+                    .filter(|n| n.is_bridge())
+                    .map(NetRecord::firewall)
+                    .collect(),
+                ports: g.ports.values().flatten().cloned().collect(),
+            }
+        };
+        rules
+            .apply(&self.table)
+            .map_err(|e| ApiError::internal(format!("programming nftables: {e}")))
+    }
+
+    /// Removes berth's bridges and its nftables table (berthd stopping with no
+    /// container left running).
+    pub fn teardown(&self) {
+        if let Ok(mut nl) = Netlink::new() {
+            for n in self.all().into_iter().filter(NetRecord::is_bridge) {
+                if let Err(e) = nl.delete_link(&n.bridge) {
+                    tracing::warn!(bridge = %n.bridge, error = %e, "removing bridge");
+                }
+            }
+        }
+        if let Err(e) = nft::remove(&self.table) {
+            tracing::warn!(error = %e, "removing the nftables table");
+        }
+    }
+
+    /// `POST /networks/create`.
+    pub fn create(&self, req: CreateRequest) -> ApiResult<NetRecord> {
+        let name = req.name.trim().to_string();
+        if name.is_empty() {
+            return Err(ApiError::invalid("network name cannot be empty"));
+        }
+        if !crate::daemon::ids::valid(&name) {
+            return Err(ApiError::invalid(format!(
+                "invalid network name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            )));
+        }
+        if [BRIDGE, HOST, NONE].contains(&name.as_str()) {
+            return Err(ApiError::new(
+                berth_api::ErrorKind::Forbidden,
+                format!("{name} is a pre-defined network and cannot be created"),
+            ));
+        }
+        if self.lock().nets.values().any(|n| n.name == name) {
+            return Err(ApiError::conflict(format!(
+                "network with name {name} already exists"
+            )));
+        }
+        let driver = if req.driver.is_empty() {
+            "bridge".to_string()
+        } else {
+            req.driver.clone()
+        };
+        if driver != "bridge" {
+            return Err(ApiError::not_found(format!(
+                "plugin \"{driver}\" not found: berth has the bridge driver for user-defined networks"
+            )));
+        }
+        if req.ingress || req.config_only || req.config_from.is_some() {
+            return Err(ApiError::not_implemented(
+                "ingress and config-only networks are swarm features, which berth does not have",
+            ));
+        }
+        if req.enable_ipv4 == Some(false) {
+            return Err(ApiError::not_implemented(
+                "berth's bridge networks need IPv4",
+            ));
+        }
+        if !req.scope.is_empty() && req.scope != "local" {
+            return Err(ApiError::invalid(format!(
+                "scope {:?} is not supported: berth networks are local",
+                req.scope
+            )));
+        }
+        let ipam = req.ipam.clone().unwrap_or_default();
+        if ipam.options.as_ref().is_some_and(|o| !o.is_empty()) {
+            return Err(ApiError::invalid(
+                "the default IPAM driver takes no options (--ipam-opt)",
+            ));
+        }
+        if ipam
+            .config
+            .iter()
+            .flatten()
+            .any(|c| c.aux_address.as_ref().is_some_and(|a| !a.is_empty()))
+        {
+            return Err(ApiError::not_implemented(
+                "berth does not support --aux-address yet",
+            ));
+        }
+        if !ipam.driver.is_empty() && ipam.driver != "default" {
+            return Err(ApiError::not_found(format!(
+                "IPAM driver {:?} not found",
+                ipam.driver
+            )));
+        }
+        let options = req.options.clone().unwrap_or_default();
+        for k in options.keys() {
+            let known = [
+                OPT_BRIDGE_NAME,
+                OPT_MASQUERADE,
+                "com.docker.network.bridge.enable_icc",
+                "com.docker.network.driver.mtu",
+                "com.docker.network.bridge.host_binding_ipv4",
+            ];
+            if !known.contains(&k.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "berth does not support the network option {k:?}"
+                )));
+            }
+        }
+        if options
+            .get("com.docker.network.bridge.enable_icc")
+            .is_some_and(|v| v == "false")
+        {
+            return Err(ApiError::not_implemented(
+                "berth does not support enable_icc=false yet",
+            ));
+        }
+        // Accepted only with the values berth gives every network, never ignored.
+        if options
+            .get("com.docker.network.driver.mtu")
+            .is_some_and(|v| v != "1500")
+        {
+            return Err(ApiError::not_implemented(
+                "berth does not support an MTU other than 1500 yet",
+            ));
+        }
+        if options
+            .get("com.docker.network.bridge.host_binding_ipv4")
+            .is_some_and(|v| v != "0.0.0.0")
+        {
+            return Err(ApiError::not_implemented(
+                "berth does not support host_binding_ipv4 other than 0.0.0.0 yet",
+            ));
+        }
+        let id = crate::daemon::ids::new_id();
+        let bridge = match options.get(OPT_BRIDGE_NAME) {
+            Some(b) if !valid_ifname(b) => {
+                return Err(ApiError::invalid(format!(
+                    "invalid bridge name {b:?}: 1 to 15 of [A-Za-z0-9_.-]"
+                )))
+            }
+            Some(b) => {
+                if self.lock().nets.values().any(|n| &n.bridge == b) {
+                    return Err(ApiError::conflict(format!(
+                        "bridge name {b} is used by another network"
+                    )));
+                }
+                b.clone()
+            }
+            None => format!("br-{}", &id[..12]),
+        };
+        let mut pools = Vec::new();
+        let existing: Vec<Subnet> = self
+            .lock()
+            .nets
+            .values()
+            .flat_map(|n| n.pools.iter().map(|p| p.subnet))
+            .collect();
+        for c in ipam.config.clone().unwrap_or_default() {
+            if c.subnet.is_empty() {
+                if !c.ip_range.is_empty() || !c.gateway.is_empty() {
+                    return Err(ApiError::invalid(
+                        "a gateway or IP range needs a subnet (--subnet)",
+                    ));
+                }
+                continue;
+            }
+            let subnet = parse_subnet("subnet", &c.subnet)?;
+            if let Some(o) = existing
+                .iter()
+                .chain(pools.iter().map(|p: &Pool| &p.subnet))
+                .find(|o| o.overlaps(&subnet))
+            {
+                return Err(ApiError::new(
+                    berth_api::ErrorKind::Forbidden,
+                    format!("Pool overlaps with other one on this address space ({o})"),
+                ));
+            }
+            let gateway = if c.gateway.is_empty() {
+                subnet
+                    .nth(1)
+                    .ok_or_else(|| ApiError::invalid(format!("subnet {subnet} is too small")))?
+            } else {
+                let g = parse_ip("gateway", &c.gateway)?;
+                if !subnet.contains(&g) {
+                    return Err(ApiError::invalid(format!(
+                        "gateway {g} is not in subnet {subnet}"
+                    )));
+                }
+                g
+            };
+            let ip_range = if c.ip_range.is_empty() {
+                None
+            } else {
+                let r = parse_subnet("IP range", &c.ip_range)?;
+                if !subnet.contains(&r.addr) || r.prefix < subnet.prefix {
+                    return Err(ApiError::invalid(format!(
+                        "IP range {r} is not inside subnet {subnet}"
+                    )));
+                }
+                Some(r)
+            };
+            if subnet.is_ipv4() && subnet.prefix > 30 {
+                return Err(ApiError::invalid(format!(
+                    "subnet {subnet} is too small: at most /30"
+                )));
+            }
+            pools.push(Pool {
+                subnet,
+                gateway,
+                ip_range,
+            });
+        }
+        let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
+        if pools.iter().any(|p| !p.subnet.is_ipv4()) && !enable_ipv6 {
+            return Err(ApiError::invalid(
+                "an IPv6 subnet needs --ipv6 (EnableIPv6)",
+            ));
+        }
+        if enable_ipv6 && !pools.iter().any(|p| !p.subnet.is_ipv4()) {
+            return Err(ApiError::invalid(
+                "--ipv6 needs an IPv6 subnet (--subnet): berth has no default IPv6 pool",
+            ));
+        }
+        if !pools.iter().any(|p| p.subnet.is_ipv4()) {
+            let subnet = self.pick_subnet(None)?;
+            pools.insert(
+                0,
+                Pool {
+                    gateway: subnet.nth(1).expect("a subnet has a first address"),
+                    subnet,
+                    ip_range: None,
+                },
+            );
+        }
+        let rec = NetRecord {
+            id,
+            name,
+            driver,
+            created: now_rfc3339(),
+            internal: req.internal,
+            attachable: req.attachable,
+            enable_ipv6,
+            labels: req.labels.clone().unwrap_or_default(),
+            options,
+            pools,
+            bridge,
+        };
+        // The interface first: a failure leaves no record behind.
+        if let Err(e) = self.ensure_bridge(&rec) {
+            let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));
+            return Err(e);
+        }
+        if let Err(e) = self.save_new(rec.clone()) {
+            let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));
+            return Err(e);
+        }
+        if let Err(e) = self.apply_firewall() {
+            let _ = self.forget(&rec.id);
+            let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));
+            return Err(e);
+        }
+        Ok(rec)
+    }
+
+    /// Removes a user-defined network (the caller checked it has no endpoints).
+    pub fn remove(&self, n: &NetRecord) -> ApiResult<()> {
+        if !n.user_defined() {
+            return Err(ApiError::new(
+                berth_api::ErrorKind::Forbidden,
+                format!("{} is a pre-defined network and cannot be removed", n.name),
+            ));
+        }
+        self.forget(&n.id)?;
+        if let Ok(mut nl) = Netlink::new() {
+            if let Err(e) = nl.delete_link(&n.bridge) {
+                tracing::warn!(bridge = %n.bridge, error = %e, "removing bridge");
+            }
+        }
+        self.apply_firewall()
+    }
+
+    /// Marks `ip` used on network `id` (a running container found at restore).
+    pub fn claim(&self, id: &str, ip: IpAddr) {
+        self.lock()
+            .used
+            .entry(id.to_string())
+            .or_default()
+            .insert(ip);
+    }
+
+    /// An address for a container on network `id`: `want` when given (it must be in
+    /// the subnet and free), else the next free one. Returns the address and its pool.
+    pub fn allocate(&self, id: &str, v4: bool, want: Option<IpAddr>) -> ApiResult<(IpAddr, Pool)> {
+        let mut g = self.lock();
+        let n = g
+            .nets
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(format!("network {id} not found")))?;
+        let pool = if v4 { n.pool4() } else { n.pool6() }
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "network {} has no IPv{} subnet",
+                    n.name,
+                    if v4 { 4 } else { 6 }
+                ))
+            })?;
+        let used = g.used.entry(id.to_string()).or_default();
+        // The gateways are never handed out.
+        used.extend(n.pools.iter().map(|p| p.gateway));
+        let ip = match want {
+            Some(ip) => {
+                if !pool.subnet.contains(&ip) {
+                    return Err(ApiError::invalid(format!(
+                        "no configured subnet or ip-range contain the IP address {ip}"
+                    )));
+                }
+                if used.contains(&ip) {
+                    return Err(ApiError::conflict(format!(
+                        "Address already in use: {ip} on network {}",
+                        n.name
+                    )));
+                }
+                ip
+            }
+            None => {
+                let last = g.last.get(&(id.to_string(), v4)).copied();
+                let used = g.used.entry(id.to_string()).or_default();
+                cidr::allocate(&pool.subnet, pool.ip_range.as_ref(), used, last).ok_or_else(
+                    || {
+                        ApiError::conflict(format!(
+                            "no available IPv{} addresses on network {}",
+                            if v4 { 4 } else { 6 },
+                            n.name
+                        ))
+                    },
+                )?
+            }
+        };
+        g.used.entry(id.to_string()).or_default().insert(ip);
+        if want.is_none() {
+            g.last.insert((id.to_string(), v4), ip);
+        }
+        Ok((ip, pool))
+    }
+
+    pub fn release(&self, id: &str, ip: IpAddr) {
+        let mut g = self.lock();
+        let gateways: Vec<IpAddr> = g
+            .nets
+            .get(id)
+            .map(|n| n.pools.iter().map(|p| p.gateway).collect())
+            .unwrap_or_default();
+        if gateways.contains(&ip) {
+            return;
+        }
+        if let Some(u) = g.used.get_mut(id) {
+            u.remove(&ip);
+        }
+    }
+
+    /// Records a container's published ports (replacing earlier ones) and applies
+    /// the firewall.
+    pub fn set_ports(&self, container: &str, rules: Vec<PortRule>) -> ApiResult<()> {
+        {
+            let mut g = self.lock();
+            if rules.is_empty() && !g.ports.contains_key(container) {
+                return Ok(());
+            }
+            if rules.is_empty() {
+                g.ports.remove(container);
+            } else {
+                g.ports.insert(container.to_string(), rules);
+            }
+        }
+        self.apply_firewall()
+    }
+
+    /// Records ports without applying (restore, before the one apply of `setup`).
+    pub fn restore_ports(&self, container: &str, rules: Vec<PortRule>) {
+        if !rules.is_empty() {
+            self.lock().ports.insert(container.to_string(), rules);
+        }
+    }
+}
+
+/// Parses dockerd's `--default-address-pool base=10.10.0.0/16,size=24`.
+pub fn parse_pool(s: &str) -> Result<(Subnet, u8), String> {
+    let mut base = None;
+    let mut size = None;
+    for kv in s.split(',') {
+        match kv.split_once('=') {
+            Some(("base", v)) => base = Some(v.parse::<Subnet>().map_err(|e| e.to_string())?),
+            Some(("size", v)) => {
+                size = Some(v.parse::<u8>().map_err(|_| format!("invalid size {v:?}"))?)
+            }
+            _ => {
+                return Err(format!(
+                    "invalid address pool {s:?}: use base=<cidr>,size=<prefix length>"
+                ))
+            }
+        }
+    }
+    match (base, size) {
+        (Some(b), Some(z)) if z >= b.prefix && z <= 32 && b.is_ipv4() => Ok((b, z)),
+        (Some(b), Some(z)) => Err(format!(
+            "invalid address pool {s:?}: size /{z} does not fit in {b}"
+        )),
+        _ => Err(format!(
+            "invalid address pool {s:?}: use base=<cidr>,size=<prefix length>"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn address_pools_parse() {
+        let (b, z) = parse_pool("base=10.10.0.0/16,size=24").unwrap();
+        assert_eq!((b.to_string(), z), ("10.10.0.0/16".to_string(), 24));
+        assert!(parse_pool("base=10.10.0.0/16,size=8").is_err());
+        assert!(parse_pool("base=10.10.0.0/16").is_err());
+        assert!(parse_pool("10.10.0.0/16").is_err());
+    }
+
+    #[test]
+    fn interface_names() {
+        assert!(valid_ifname("berth0"));
+        assert!(valid_ifname("br-0123456789a"));
+        assert!(!valid_ifname("a-name-that-is-too-long"));
+        assert!(!valid_ifname("bad name"));
+        assert!(!valid_ifname("\"x"));
+    }
+}

@@ -1,0 +1,165 @@
+//! `/version` and `/info`, with real figures from the host.
+
+use crate::daemon::container::Containers;
+use berth_api::{Info, Version, VersionComponent, API_VERSION, MIN_API_VERSION};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub struct System {
+    pub containers: Arc<Containers>,
+    pub images: Arc<crate::daemon::image::Images>,
+    pub volumes: Arc<crate::daemon::volume::Volumes>,
+    pub data_root: PathBuf,
+    pub debug: bool,
+    pub live_restore: bool,
+    pub daemon_id: String,
+}
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn uname() -> rustix::system::Uname {
+    rustix::system::uname()
+}
+
+fn os_release() -> (String, String) {
+    let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
+    let field = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{k}=")))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_default()
+    };
+    (field("PRETTY_NAME"), field("VERSION_ID"))
+}
+
+fn mem_total() -> i64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<i64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+impl System {
+    pub fn version(&self) -> Version {
+        let u = uname();
+        let kernel = u.release().to_string_lossy().into_owned();
+        Version {
+            platform: serde_json::json!({ "Name": "berth" }),
+            components: vec![VersionComponent {
+                name: "Engine".into(),
+                version: VERSION.into(),
+                details: serde_json::json!({
+                    "ApiVersion": API_VERSION,
+                    "MinAPIVersion": MIN_API_VERSION,
+                    "Os": "linux",
+                    "Arch": berth_image::host_arch(),
+                    "KernelVersion": kernel,
+                })
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            }],
+            version: VERSION.into(),
+            api_version: API_VERSION.into(),
+            min_api_version: MIN_API_VERSION.into(),
+            git_commit: String::new(),
+            go_version: "n/a (berth is written in Rust)".into(),
+            os: "linux".into(),
+            arch: berth_image::host_arch().into(),
+            kernel_version: kernel,
+            build_time: String::new(),
+        }
+    }
+
+    pub fn info(&self) -> Info {
+        let (total, running, stopped) = self.containers.counts();
+        let images = self
+            .images
+            .store()
+            .images()
+            .map(|i| i.len() as i64)
+            .unwrap_or(0);
+        let u = uname();
+        let (os_name, os_version) = os_release();
+        let hier = self.containers.hierarchy();
+        Info {
+            id: self.daemon_id.clone(),
+            containers: total,
+            containers_running: running,
+            containers_paused: 0,
+            containers_stopped: stopped,
+            images,
+            driver: self.containers.paths.driver.name().into(),
+            driver_status: vec![
+                [
+                    "Backing Filesystem".into(),
+                    backing_fs(&self.data_root).into(),
+                ],
+                ["Supports d_type".into(), "true".into()],
+            ],
+            memory_limit: true,
+            swap_limit: false,
+            pids_limit: true,
+            ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
+                .is_ok_and(|s| s.trim() == "1"),
+            debug: self.debug,
+            n_fd: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64),
+            n_goroutines: 0,
+            system_time: crate::daemon::now_rfc3339(),
+            logging_driver: "json-file".into(),
+            cgroup_driver: "cgroupfs".into(),
+            cgroup_version: hier.version().into(),
+            kernel_version: u.release().to_string_lossy().into_owned(),
+            operating_system: os_name,
+            os_version,
+            os_type: "linux".into(),
+            architecture: u.machine().to_string_lossy().into_owned(),
+            ncpu: std::thread::available_parallelism().map_or(1, |n| n.get() as i64),
+            mem_total: mem_total(),
+            index_server_address: "https://index.docker.io/v1/".into(),
+            docker_root_dir: self.data_root.display().to_string(),
+            name: u.nodename().to_string_lossy().into_owned(),
+            labels: vec![],
+            experimental_build: false,
+            server_version: VERSION.into(),
+            runtimes: serde_json::json!({ "berth": { "path": "berth-shim" } }),
+            default_runtime: "berth".into(),
+            live_restore_enabled: self.live_restore,
+            isolation: String::new(),
+            init_binary: String::new(),
+            security_options: if crate::daemon::container::security::kernel_has_seccomp() {
+                vec![
+                    "name=seccomp,profile=builtin".into(),
+                    "name=cgroupns".into(),
+                ]
+            } else {
+                vec!["name=cgroupns".into()]
+            },
+            warnings: vec![],
+            plugins: serde_json::json!({ "Volume": [], "Network": ["host", "none"], "Log": ["json-file", "none"] }),
+            registry_config: serde_json::json!({ "IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": [] }),
+            swarm: serde_json::json!({ "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null }),
+            containerd_commit: serde_json::json!({ "ID": "" }),
+            runc_commit: serde_json::json!({ "ID": "" }),
+            init_commit: serde_json::json!({ "ID": "" }),
+            ..Default::default()
+        }
+    }
+}
+
+/// The data root's filesystem, as dockerd names it in `info`.
+fn backing_fs(p: &std::path::Path) -> &'static str {
+    match rustix::fs::statfs(p).map(|s| s.f_type) {
+        Ok(0xEF53) => "extfs",
+        Ok(0x5846_5342) => "xfs",
+        Ok(0x9123_683E) => "btrfs",
+        Ok(0x0102_1994) => "tmpfs",
+        Ok(0x794C_7630) => "overlayfs",
+        Ok(0x2FC1_2FC1) => "zfs",
+        _ => "<unknown>",
+    }
+}

@@ -1,0 +1,494 @@
+//! Volumes of the local driver: a directory `<data-root>/volumes/<name>/_data` per
+//! volume, and its record `volume.json` beside it. A volume created with `--opt
+//! type=... device=... o=...` has that filesystem mounted on `_data` while running
+//! containers use it. The volumes directory is root's alone (mode 0700), so no host
+//! user can reach what containers keep there.
+
+use crate::daemon::now_rfc3339;
+use crate::error::{ApiError, ApiResult};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct VolRecord {
+    pub name: String,
+    pub driver: String,
+    pub created: String,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Made for a container (`-v /path`, an image's VOLUME): `rm -v`, `--rm` and
+    /// `volume prune` remove it.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+pub struct Volumes {
+    dir: PathBuf,
+    /// Serialises create/remove/mount decisions.
+    lock: Mutex<()>,
+    events: std::sync::Arc<crate::daemon::events::Events>,
+    users: crate::daemon::users::Users<dyn VolumeUsers>,
+}
+
+/// Docker's rule for volume names.
+pub fn valid_name(n: &str) -> bool {
+    let b = n.as_bytes();
+    b.len() >= 2
+        && b[0].is_ascii_alphanumeric()
+        && b[1..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
+}
+
+fn ierr(what: &str, e: impl std::fmt::Display) -> ApiError {
+    ApiError::internal(format!("{what}: {e}"))
+}
+
+impl Volumes {
+    pub fn open(
+        data_root: &Path,
+        events: std::sync::Arc<crate::daemon::events::Events>,
+    ) -> ApiResult<Volumes> {
+        let dir = data_root.join("volumes");
+        std::fs::create_dir_all(&dir).map_err(|e| ierr("creating the volumes directory", e))?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| ierr("securing the volumes directory", e))?;
+        // A crash during create leaves a directory without its record: remove it.
+        for e in std::fs::read_dir(&dir)
+            .map_err(|e| ierr("reading volumes", e))?
+            .flatten()
+        {
+            if !e.path().join("volume.json").exists() {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        Ok(Volumes {
+            dir,
+            lock: Mutex::new(()),
+            events,
+            users: Default::default(),
+        })
+    }
+
+    fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn data_dir(&self, name: &str) -> PathBuf {
+        self.dir.join(name).join("_data")
+    }
+
+    pub fn get(&self, name: &str) -> Option<VolRecord> {
+        if !valid_name(name) {
+            return None;
+        }
+        let b = std::fs::read(self.dir.join(name).join("volume.json")).ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    pub fn must(&self, name: &str) -> ApiResult<VolRecord> {
+        self.get(name)
+            .ok_or_else(|| ApiError::not_found(format!("get {name}: no such volume")))
+    }
+
+    pub fn all(&self) -> Vec<VolRecord> {
+        let mut out: Vec<VolRecord> = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| self.get(&e.file_name().to_string_lossy()))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Creates a volume, or returns the one of that name (Docker's behaviour).
+    pub fn create(
+        &self,
+        name: Option<&str>,
+        driver: &str,
+        options: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> ApiResult<VolRecord> {
+        let _g = self.guard();
+        let name = match name.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                if !valid_name(n) {
+                    return Err(ApiError::invalid(format!(
+                        "create {n}: \"{n}\" includes invalid characters for a local volume name, only \"[a-zA-Z0-9][a-zA-Z0-9_.-]\" are allowed. If you intended to pass a host directory, use absolute path"
+                    )));
+                }
+                n.to_string()
+            }
+            None => crate::daemon::ids::new_id(),
+        };
+        let driver = if driver.is_empty() { "local" } else { driver };
+        if driver != "local" {
+            return Err(ApiError::not_found(format!(
+                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+            )));
+        }
+        for k in options.keys() {
+            if !["type", "device", "o", "size"].contains(&k.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "create {name}: invalid option key: {k:?}"
+                )));
+            }
+        }
+        if options.contains_key("size") {
+            return Err(ApiError::not_implemented(format!(
+                "create {name}: the size option needs project quotas, which berth does not support yet"
+            )));
+        }
+        if options.contains_key("device") != options.contains_key("type")
+            && !options.contains_key("o")
+        {
+            return Err(ApiError::invalid(format!(
+                "create {name}: the local driver needs both type and device (e.g. --opt type=tmpfs --opt device=tmpfs)"
+            )));
+        }
+        if let Some(existing) = self.get(&name) {
+            return Ok(existing);
+        }
+        let rec = VolRecord {
+            name: name.clone(),
+            driver: driver.into(),
+            created: now_rfc3339(),
+            labels,
+            options,
+            anonymous,
+        };
+        let vdir = self.dir.join(&name);
+        let result = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(vdir.join("_data"))?;
+            std::fs::set_permissions(vdir.join("_data"), std::fs::Permissions::from_mode(0o755))?;
+            let tmp = vdir.join("volume.json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&rec).expect("serialises"))?;
+            std::fs::rename(&tmp, vdir.join("volume.json"))
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&vdir);
+            return Err(ierr(&format!("creating volume {name}"), e));
+        }
+        Ok(rec)
+    }
+
+    /// Removes a volume (the caller checked that no container uses it).
+    pub fn remove(&self, name: &str) -> ApiResult<()> {
+        let _g = self.guard();
+        self.must(name)?;
+        let vdir = self.dir.join(name);
+        self.unmount(name);
+        // The record goes first: a crash after it leaves only a directory, which the
+        // next start removes.
+        std::fs::remove_file(vdir.join("volume.json"))
+            .map_err(|e| ierr(&format!("removing volume {name}"), e))?;
+        std::fs::remove_dir_all(&vdir).map_err(|e| ierr(&format!("removing volume {name}"), e))
+    }
+
+    fn mounted(&self, name: &str) -> bool {
+        let want = self.data_dir(name);
+        std::fs::read_to_string("/proc/self/mountinfo")
+            .unwrap_or_default()
+            .lines()
+            .any(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(m) == want))
+    }
+
+    /// Mounts a volume's filesystem (`--opt type/device/o`) if it has one and it is
+    /// not mounted yet.
+    pub fn mount(&self, v: &VolRecord) -> ApiResult<()> {
+        let Some(fstype) = v.options.get("type") else {
+            return Ok(());
+        };
+        let _g = self.guard();
+        if self.mounted(&v.name) {
+            return Ok(());
+        }
+        let device = v.options.get("device").cloned().unwrap_or_default();
+        let mut opts = v.options.get("o").cloned().unwrap_or_default();
+        let mut flags = rustix::mount::MountFlags::empty();
+        // A bind "volume" (type=none, o=bind): the device is a host directory.
+        if fstype == "none" && opts.split(',').any(|o| o == "bind") {
+            flags |= rustix::mount::MountFlags::BIND;
+            opts = opts
+                .split(',')
+                .filter(|o| *o != "bind")
+                .collect::<Vec<_>>()
+                .join(",");
+        }
+        let data = std::ffi::CString::new(opts.clone()).map_err(|_| {
+            ApiError::invalid(format!("volume {}: options contain a NUL byte", v.name))
+        })?;
+        rustix::mount::mount(
+            device.as_str(),
+            self.data_dir(&v.name),
+            fstype.as_str(),
+            flags,
+            data.as_c_str(),
+        )
+        .map_err(|e| {
+            ApiError::internal(format!(
+                "error while mounting volume '{}': failed to mount local volume: mount {device}:{} (type {fstype}, options {opts:?}): {e}",
+                self.data_dir(&v.name).display(),
+                v.name
+            ))
+        })
+    }
+
+    /// Unmounts a volume's filesystem (no running container uses it any more).
+    pub fn unmount(&self, name: &str) {
+        if self.mounted(name) {
+            if let Err(e) =
+                rustix::mount::unmount(self.data_dir(name), rustix::mount::UnmountFlags::DETACH)
+            {
+                tracing::warn!(volume = %name, error = %e, "unmounting volume");
+            }
+        }
+    }
+
+    /// A volume as the API shows it.
+    pub fn json(&self, v: &VolRecord) -> Value {
+        json!({
+            "CreatedAt": v.created,
+            "Driver": v.driver,
+            "Labels": v.labels,
+            "Mountpoint": self.data_dir(&v.name),
+            "Name": v.name,
+            "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
+            "Scope": "local",
+        })
+    }
+}
+
+/// What the volume service asks of whoever mounts volumes.
+pub trait VolumeUsers: Send + Sync {
+    /// The containers (any state) whose mounts name volume `name`.
+    fn volume_users(&self, name: &str) -> Vec<String>;
+}
+
+/// The volume API: what a volume is, and who uses it, through [`VolumeUsers`].
+impl Volumes {
+    /// Wires the container service in (once, at start).
+    pub fn set_users(&self, users: std::sync::Weak<dyn VolumeUsers>) {
+        self.users.set(users);
+    }
+
+    /// The containers using volume `name`.
+    pub fn users(&self, name: &str) -> Vec<String> {
+        self.users.with(Vec::new(), |u| u.volume_users(name))
+    }
+
+    pub fn create_api(&self, body: &Value) -> ApiResult<Value> {
+        let s = |k: &str| {
+            body.get(k)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let map = |k: &str| -> ApiResult<BTreeMap<String, String>> {
+            match body.get(k) {
+                None | Some(Value::Null) => Ok(BTreeMap::new()),
+                Some(v) => serde_json::from_value(v.clone())
+                    .map_err(|e| ApiError::invalid(format!("invalid {k}: {e}"))),
+            }
+        };
+        let name = s("Name");
+        let v = self.create(
+            Some(name.as_str()).filter(|n| !n.is_empty()),
+            &s("Driver"),
+            map("DriverOpts")?,
+            map("Labels")?,
+            false,
+        )?;
+        let mut attrs = serde_json::Map::new();
+        attrs.insert("driver".into(), v.driver.clone().into());
+        self.events.emit("volume", "create", &v.name, attrs);
+        Ok(self.json(&v))
+    }
+
+    pub fn list(&self, f: &std::collections::HashMap<String, Vec<String>>) -> ApiResult<Value> {
+        for k in f.keys() {
+            if !["name", "driver", "label", "dangling"].contains(&k.as_str()) {
+                return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        let list: Vec<Value> = self
+            .all()
+            .iter()
+            .filter(|v| {
+                let any = |k: &str, ok: &dyn Fn(&str) -> bool| {
+                    f.get(k).is_none_or(|l| l.iter().any(|x| ok(x)))
+                };
+                any("name", &|x| v.name.contains(x))
+                    && any("driver", &|x| v.driver == x)
+                    && any("dangling", &|x| {
+                        (x == "true" || x == "1") == self.users(&v.name).is_empty()
+                    })
+                    && f.get("label").is_none_or(|l| {
+                        l.iter().all(|want| match want.split_once('=') {
+                            Some((k, val)) => v.labels.get(k).map(String::as_str) == Some(val),
+                            None => v.labels.contains_key(want),
+                        })
+                    })
+            })
+            .map(|v| self.json(v))
+            .collect();
+        Ok(json!({ "Volumes": list, "Warnings": null }))
+    }
+
+    pub fn inspect(&self, name: &str) -> ApiResult<Value> {
+        Ok(self.json(&self.must(name)?))
+    }
+
+    pub fn remove_api(&self, name: &str, force: bool) -> ApiResult<()> {
+        if self.get(name).is_none() && force {
+            return Ok(());
+        }
+        self.must(name)?;
+        let users = self.users(name);
+        if !users.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "remove {name}: volume is in use - [{}]",
+                users.join(", ")
+            )));
+        }
+        self.remove(name)?;
+        self.events
+            .emit("volume", "destroy", name, serde_json::Map::new());
+        Ok(())
+    }
+
+    /// `POST /volumes/prune`: unused anonymous volumes, or every unused one with
+    /// the `all` filter (Docker 23's rule).
+    pub fn prune(&self, f: &std::collections::HashMap<String, Vec<String>>) -> ApiResult<Value> {
+        for k in f.keys() {
+            if k != "label" && k != "all" {
+                return Err(ApiError::invalid(format!("invalid filter '{k}'")));
+            }
+        }
+        let all = f
+            .get("all")
+            .is_some_and(|v| v.iter().any(|x| x == "true" || x == "1"));
+        let labels = f.get("label").cloned().unwrap_or_default();
+        let mut gone = Vec::new();
+        let mut reclaimed = 0u64;
+        for v in self.all() {
+            if (!all && !v.anonymous) || !self.users(&v.name).is_empty() {
+                continue;
+            }
+            let matches = labels.iter().all(|want| match want.split_once('=') {
+                Some((k, val)) => v.labels.get(k).map(String::as_str) == Some(val),
+                None => v.labels.contains_key(want),
+            });
+            if !matches {
+                continue;
+            }
+            let size = crate::daemon::dir_size(&self.data_dir(&v.name));
+            self.remove(&v.name)?;
+            self.events
+                .emit("volume", "destroy", &v.name, serde_json::Map::new());
+            reclaimed += size;
+            gone.push(v.name);
+        }
+        Ok(json!({ "VolumesDeleted": gone, "SpaceReclaimed": reclaimed }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_docker() {
+        assert!(valid_name("data"));
+        assert!(valid_name("my-vol_1.x"));
+        assert!(!valid_name("a"));
+        assert!(!valid_name("-x"));
+        assert!(!valid_name("../x"));
+        assert!(!valid_name("a/b"));
+    }
+
+    #[test]
+    fn create_is_idempotent_and_remove_leaves_nothing() {
+        let d = tempfile::tempdir().unwrap();
+        let v = Volumes::open(d.path(), Default::default()).unwrap();
+        let a = v
+            .create(Some("data"), "", BTreeMap::new(), BTreeMap::new(), false)
+            .unwrap();
+        std::fs::write(v.data_dir("data").join("f"), b"x").unwrap();
+        let b = v
+            .create(
+                Some("data"),
+                "local",
+                BTreeMap::new(),
+                BTreeMap::new(),
+                false,
+            )
+            .unwrap();
+        assert_eq!(a, b);
+        assert!(
+            v.data_dir("data").join("f").exists(),
+            "an existing volume is kept"
+        );
+        let anon = v
+            .create(None, "", BTreeMap::new(), BTreeMap::new(), true)
+            .unwrap();
+        assert_eq!(anon.name.len(), 64);
+        assert_eq!(v.all().len(), 2);
+        let mode = std::fs::metadata(d.path().join("volumes"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        v.remove("data").unwrap();
+        assert!(!d.path().join("volumes/data").exists());
+        assert_eq!(
+            v.remove("data").unwrap_err().kind,
+            berth_api::ErrorKind::NotFound
+        );
+        for bad in ["x", "a/b", "..."] {
+            assert!(
+                v.create(Some(bad), "", BTreeMap::new(), BTreeMap::new(), false)
+                    .is_err(),
+                "{bad}"
+            );
+        }
+        let e = v
+            .create(
+                Some("p"),
+                "nfs-plugin",
+                BTreeMap::new(),
+                BTreeMap::new(),
+                false,
+            )
+            .unwrap_err();
+        assert_eq!(
+            e.kind,
+            berth_api::ErrorKind::InvalidArgument,
+            "the name is checked first"
+        );
+        let e = v
+            .create(
+                Some("pp"),
+                "nfs-plugin",
+                BTreeMap::new(),
+                BTreeMap::new(),
+                false,
+            )
+            .unwrap_err();
+        assert!(e.message.contains("nfs-plugin"));
+        let opts = BTreeMap::from([("colour".to_string(), "red".to_string())]);
+        assert!(v
+            .create(Some("oo"), "", opts, BTreeMap::new(), false)
+            .unwrap_err()
+            .message
+            .contains("colour"));
+    }
+}
