@@ -4,6 +4,7 @@ set -euo pipefail
 need=()
 [ -x /bin/busybox ] || need+=(busybox-static)
 command -v tar >/dev/null || need+=(tar)
+command -v python3 >/dev/null || need+=(python3)
 command -v ps >/dev/null || need+=(procps)
 command -v nft >/dev/null || need+=(nftables)
 command -v docker-registry >/dev/null || need+=(docker-registry)

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# berthd's modules depend on each other one way only (docs/ARCHITECTURE.md).
+python3 scripts/modgraph.py
 cargo build --workspace --bins --locked
 # nextest runs each test in its own process and ends one that hangs
 # (.config/nextest.toml); plain cargo test where nextest is missing.

@@ -8,8 +8,8 @@ mod error;
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use daemon::container::Containers;
+use daemon::paths::Paths;
 use daemon::system::System;
-use daemon::Paths;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
@@ -120,7 +120,7 @@ async fn run(cfg: config::Config) -> Result<()> {
     let driver = choose_driver(&cfg.data_root, cfg.storage_driver.as_deref())?;
     tracing::info!(driver = driver.name(), "storage driver");
     let store = Arc::new(
-        berth_image::Store::open_with(&cfg.data_root, driver == daemon::Driver::Overlay2)
+        berth_image::Store::open_with(&cfg.data_root, driver == daemon::paths::Driver::Overlay2)
             .context("opening the store")?,
     );
     let paths = Paths {
@@ -182,7 +182,7 @@ async fn run(cfg: config::Config) -> Result<()> {
     // Started: from here on the data is kept; the sockets and pid file are removed
     // at shutdown.
     undo.0.clear();
-    let images = Arc::new(daemon::image::Images::new(
+    let images = Arc::new(daemon::image::service::Images::new(
         store.clone(),
         Arc::new(daemon::image::pull::Puller::new(
             store.clone(),
@@ -190,8 +190,14 @@ async fn run(cfg: config::Config) -> Result<()> {
         )),
         events.clone(),
     ));
-    images.set_users(Arc::downgrade(&containers) as std::sync::Weak<dyn daemon::image::ImageUsers>);
-    let daemon = Arc::new(daemon::Daemon {
+    images.set_users(
+        Arc::downgrade(&containers) as std::sync::Weak<dyn daemon::image::service::ImageUsers>
+    );
+    let daemon = Arc::new(daemon::services::Daemon {
+        archive: Arc::new(daemon::archive::Archive::new(
+            containers.clone(),
+            store.clone(),
+        )),
         containers: containers.clone(),
         networks: net.clone(),
         volumes: volumes.clone(),
@@ -342,22 +348,25 @@ fn main() -> std::process::ExitCode {
 
 /// The storage driver: the one asked for, or overlay2 unless the data root is itself
 /// on overlayfs (an overlay's upper layer cannot be), where vfs is used.
-fn choose_driver(data_root: &std::path::Path, asked: Option<&str>) -> Result<daemon::Driver> {
+fn choose_driver(
+    data_root: &std::path::Path,
+    asked: Option<&str>,
+) -> Result<daemon::paths::Driver> {
     const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
     let on_overlay = rustix::fs::statfs(data_root)
         .map(|s| s.f_type == OVERLAYFS_SUPER_MAGIC)
         .with_context(|| format!("examining {}", data_root.display()))?;
     match asked {
-        Some("vfs") => Ok(daemon::Driver::Vfs),
+        Some("vfs") => Ok(daemon::paths::Driver::Vfs),
         Some(_) if on_overlay => bail!(
             "the overlay2 storage driver cannot work with the data root {} on overlayfs: use --storage-driver vfs, or another data root",
             data_root.display()
         ),
-        Some(_) => Ok(daemon::Driver::Overlay2),
+        Some(_) => Ok(daemon::paths::Driver::Overlay2),
         None if on_overlay => {
             tracing::warn!(data_root = %data_root.display(), "the data root is on overlayfs, where overlay2 cannot work: using the vfs driver (a full copy of the image per container)");
-            Ok(daemon::Driver::Vfs)
+            Ok(daemon::paths::Driver::Vfs)
         }
-        None => Ok(daemon::Driver::Overlay2),
+        None => Ok(daemon::paths::Driver::Overlay2),
     }
 }

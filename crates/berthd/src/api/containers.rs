@@ -1,12 +1,12 @@
+use crate::api::http::Call;
 use crate::api::http::{self, Resp};
-use crate::api::Call;
-use crate::api::Daemon;
 use crate::daemon::container::detach;
-use crate::daemon::container::exec::Exec;
 use crate::daemon::container::logs::LogOptions;
+use crate::daemon::container::record::Exec;
 use crate::daemon::container::start::AttachSource;
 use crate::daemon::container::{Changed, WaitCondition};
-use crate::daemon::parse_unix_nanos;
+use crate::daemon::services::Daemon;
+use crate::daemon::time::parse_unix_nanos;
 use crate::error::{ApiError, ApiResult};
 use berth_runtime::shimproto::{
     input_frame, IN_CLOSE, IN_DATA, WANT_STDERR, WANT_STDIN, WANT_STDOUT,
@@ -136,13 +136,13 @@ pub(super) async fn route(
                 .filter(|p| !p.is_empty())
                 .ok_or_else(|| ApiError::invalid("path is required"))?
                 .to_string();
-            let stat_header = |st: &crate::daemon::container::archive::PathStat| {
+            let stat_header = |st: &crate::daemon::archive::cp::PathStat| {
                 use base64::Engine;
                 base64::engine::general_purpose::STANDARD
                     .encode(serde_json::to_vec(st).expect("serialises"))
             };
             if call.method == Method::HEAD {
-                let st = cs.archive_stat(id, &path).await?;
+                let st = d.archive.archive_stat(id, &path).await?;
                 let mut r = http::empty(StatusCode::OK);
                 r.headers_mut().insert(
                     "X-Docker-Container-Path-Stat",
@@ -150,7 +150,7 @@ pub(super) async fn route(
                 );
                 r
             } else {
-                let (st, rx) = cs.archive_get(id, &path).await?;
+                let (st, rx) = d.archive.archive_get(id, &path).await?;
                 let mut r = http::stream(StatusCode::OK, "application/x-tar", rx);
                 r.headers_mut().insert(
                     "X-Docker-Container-Path-Stat",
@@ -166,15 +166,16 @@ pub(super) async fn route(
                 .ok_or_else(|| ApiError::invalid("path is required"))?
                 .to_string();
             let reader = http::BodyReader::new(call.take_body()?);
-            cs.archive_put(id, &path, reader).await?;
+            d.archive.archive_put(id, &path, reader).await?;
             http::empty(StatusCode::OK)
         }
         (&Method::GET, [id, "export"]) => {
-            let rx = cs.export(id).await?;
+            let rx = d.archive.export(id).await?;
             http::stream(StatusCode::OK, "application/x-tar", rx)
         }
         (&Method::GET, [id, "changes"]) => {
-            let list: Vec<serde_json::Value> = cs
+            let list: Vec<serde_json::Value> = d
+                .archive
                 .changes(id)?
                 .into_iter()
                 .map(|(path, kind)| serde_json::json!({ "Path": path, "Kind": kind }))
@@ -472,7 +473,7 @@ pub(super) async fn commit(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> 
         ));
     }
     let id = d
-        .containers
+        .archive
         .commit(&container, tag, comment, author, changes, pause)
         .await?;
     Ok(http::json(

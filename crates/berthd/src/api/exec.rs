@@ -1,9 +1,9 @@
 use crate::api::containers::Session;
+use crate::api::http::Call;
 use crate::api::http::{self, Resp};
-use crate::api::Call;
-use crate::api::Daemon;
 use crate::daemon::container::detach;
 use crate::daemon::container::start::AttachSource;
+use crate::daemon::services::Daemon;
 use crate::error::{ApiError, ApiResult};
 use berth_api::ExecStartConfig;
 use berth_runtime::shimproto::{WANT_STDERR, WANT_STDIN, WANT_STDOUT};

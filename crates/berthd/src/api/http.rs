@@ -6,7 +6,7 @@ use crate::error::{status, ApiError, ApiResult};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming};
-use hyper::{Response, StatusCode};
+use hyper::{Method, Response, StatusCode};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -239,5 +239,25 @@ impl std::io::Read for BodyReader {
         buf[..n].copy_from_slice(&self.cur[..n]);
         let _ = self.cur.split_to(n);
         Ok(n)
+    }
+}
+
+/// A request, taken apart: handlers receive this rather than hyper's type.
+pub struct Call {
+    pub method: Method,
+    /// The path without the `/vX.Y` prefix.
+    pub path: String,
+    pub query: Query,
+    pub body: Option<Incoming>,
+    /// The raw request, kept only for connection upgrades (attach).
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
+    pub headers: hyper::HeaderMap,
+}
+
+impl Call {
+    pub fn take_body(&mut self) -> ApiResult<Incoming> {
+        self.body
+            .take()
+            .ok_or_else(|| ApiError::internal("request body already consumed"))
     }
 }

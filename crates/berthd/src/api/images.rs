@@ -1,9 +1,12 @@
 //! `/images`: list, inspect, history, load, import, pull, push, tag, remove,
 //! save, prune. Parses the request, calls the image service, renders.
 
-use super::{Call, Daemon};
+use crate::api::http::Call;
 use crate::api::http::{self, BodyReader, Resp};
-use crate::daemon::image::{self, ImportRequest};
+use crate::daemon::image::pull::decode_auth;
+use crate::daemon::image::query::apply_changes;
+use crate::daemon::image::service::ImportRequest;
+use crate::daemon::services::Daemon;
 use crate::error::{ApiError, ApiResult};
 use berth_api::JsonMessage;
 use bytes::Bytes;
@@ -23,7 +26,7 @@ fn json_lines(msgs: &[JsonMessage]) -> Resp {
 }
 
 fn registry_auth(call: &Call) -> Option<berth_registry::auth::Credentials> {
-    image::pull::decode_auth(
+    decode_auth(
         call.headers
             .get("x-registry-auth")
             .and_then(|v| v.to_str().ok()),
@@ -69,7 +72,7 @@ pub(super) async fn route(d: &Arc<Daemon>, call: &mut Call, rest: &str) -> ApiRe
                     "berth imports only from the request body (fromSrc=-), not from a URL",
                 ));
             }
-            let config = image::apply_changes(Default::default(), &q.get_all("changes"))?;
+            let config = apply_changes(Default::default(), &q.get_all("changes"))?;
             let tag = match (
                 q.get("repo").filter(|r| !r.is_empty()),
                 q.get("tag").filter(|t| !t.is_empty()),

@@ -11,33 +11,14 @@ pub mod server;
 mod system;
 mod volumes;
 
-pub use crate::daemon::Daemon;
+use crate::daemon::services::Daemon;
 use crate::error::{ApiError, ApiResult};
 use berth_api::{parse_version, API_VERSION, MIN_API_VERSION};
+use http::Call;
 use http::Resp;
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 use std::sync::Arc;
-
-/// A request, taken apart: handlers receive this rather than hyper's type.
-pub struct Call {
-    pub method: Method,
-    /// The path without the `/vX.Y` prefix.
-    pub path: String,
-    pub query: http::Query,
-    pub body: Option<Incoming>,
-    /// The raw request, kept only for connection upgrades (attach).
-    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
-    pub headers: hyper::HeaderMap,
-}
-
-impl Call {
-    pub fn take_body(&mut self) -> ApiResult<Incoming> {
-        self.body
-            .take()
-            .ok_or_else(|| ApiError::internal("request body already consumed"))
-    }
-}
 
 /// Splits a `/v1.44/...` prefix off, checking the version against what berth speaks.
 fn split_version(path: &str) -> ApiResult<(Option<String>, String)> {

@@ -1,7 +1,8 @@
 //! `/networks`: list, inspect, create, remove, prune, connect, disconnect.
 
-use super::{Call, Daemon};
+use crate::api::http::Call;
 use crate::api::http::{self, Resp};
+use crate::daemon::services::Daemon;
 use crate::error::{ApiError, ApiResult};
 use hyper::{Method, StatusCode};
 use serde_json::{json, Value};

@@ -1,8 +1,8 @@
+use crate::api::http::Call;
 use crate::api::http::{self, Resp};
-use crate::api::Call;
-use crate::api::Daemon;
 use crate::daemon::events::EventFilter;
-use crate::daemon::parse_unix_nanos;
+use crate::daemon::services::Daemon;
+use crate::daemon::time::parse_unix_nanos;
 use crate::error::{ApiError, ApiResult};
 use bytes::Bytes;
 use hyper::{Method, StatusCode};

@@ -1,8 +1,8 @@
 //! `/volumes`: create, list, inspect, remove, prune.
 
+use crate::api::http::Call;
 use crate::api::http::{self, Resp};
-use crate::api::Call;
-use crate::api::Daemon;
+use crate::daemon::services::Daemon;
 use crate::error::ApiResult;
 use hyper::{Method, StatusCode};
 use serde_json::Value;

@@ -67,7 +67,7 @@ impl System {
                 .map(|v| {
                     let mut j = self.volumes.json(v);
                     j["UsageData"] = json!({
-                        "Size": crate::daemon::dir_size(&self.volumes.data_dir(&v.name)),
+                        "Size": crate::daemon::paths::dir_size(&self.volumes.data_dir(&v.name)),
                         "RefCount": self.volumes.users(&v.name).len(),
                     });
                     j

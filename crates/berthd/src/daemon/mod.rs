@@ -1,126 +1,20 @@
-//! The services behind the API. They take typed calls and never see HTTP.
+//! The services behind the API, one folder per subsystem, each owning its state.
+//! They take typed calls and never see HTTP. Dependencies run one way: containers
+//! use networks, volumes and images; those learn who uses them through the traits
+//! in `users`; `system` reads them all; the leaf modules (paths, time, ids,
+//! events, stream, users) use none of them.
 
+pub mod archive;
 pub mod container;
 pub mod df;
 pub mod events;
 pub mod ids;
 pub mod image;
 pub mod network;
+pub mod paths;
+pub mod services;
 pub mod stream;
 pub mod system;
+pub mod time;
 pub mod users;
 pub mod volume;
-
-use std::path::PathBuf;
-use std::sync::Arc;
-
-/// The services berthd runs, wired together at start. The API edge (and later
-/// other front ends) call these; none of them sees HTTP.
-pub struct Daemon {
-    pub containers: Arc<container::Containers>,
-    pub networks: Arc<network::Networks>,
-    pub volumes: Arc<volume::Volumes>,
-    pub images: Arc<image::Images>,
-    pub events: Arc<events::Events>,
-    pub system: system::System,
-}
-
-/// How containers' root filesystems are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Driver {
-    /// An overlay of the image's layers under a writable layer.
-    Overlay2,
-    /// A full copy of the image per container: for data roots where overlayfs
-    /// cannot work (on overlayfs itself).
-    Vfs,
-}
-
-impl Driver {
-    pub fn name(self) -> &'static str {
-        match self {
-            Driver::Overlay2 => "overlay2",
-            Driver::Vfs => "vfs",
-        }
-    }
-}
-
-/// Where the daemon keeps things, fixed at start.
-#[derive(Debug, Clone)]
-pub struct Paths {
-    pub data_root: PathBuf,
-    pub exec_root: PathBuf,
-    /// berth-shim on disk (bound read-only into `--init` containers).
-    pub shim: PathBuf,
-    /// The sealed in-memory copy every shim is run from.
-    pub shim_memfd: std::sync::Arc<std::os::fd::OwnedFd>,
-    /// Parent cgroup of every container, below each hierarchy's root.
-    pub cgroup_parent: String,
-    pub driver: Driver,
-}
-
-impl Paths {
-    pub fn container_dir(&self, id: &str) -> PathBuf {
-        self.data_root.join("containers").join(id)
-    }
-
-    pub fn run_dir(&self, id: &str) -> PathBuf {
-        self.exec_root.join(id)
-    }
-
-    /// A vfs container's root (its full copy of the image).
-    pub fn rootfs(&self, id: &str) -> PathBuf {
-        self.container_dir(id).join("rootfs")
-    }
-
-    /// What holds a container's own changes: the overlay's writable layer, or the
-    /// vfs copy.
-    pub fn writable(&self, id: &str) -> PathBuf {
-        match self.driver {
-            Driver::Overlay2 => self.container_dir(id).join("upper"),
-            Driver::Vfs => self.rootfs(id),
-        }
-    }
-
-    pub fn log_path(&self, id: &str) -> PathBuf {
-        self.container_dir(id).join(format!("{id}-json.log"))
-    }
-}
-
-pub fn now_rfc3339() -> String {
-    berth_runtime::timefmt::rfc3339_nano(std::time::SystemTime::now())
-}
-
-/// Parses Docker's RFC 3339 timestamps; the zero time and garbage give None.
-pub fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc))
-        .filter(|t| t.timestamp() > 0)
-}
-
-/// Bytes of regular files under `dir`, without following symlinks.
-pub fn dir_size(dir: &std::path::Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_size(&e.path()),
-            Ok(m) if m.is_file() => m.len(),
-            _ => 0,
-        })
-        .sum()
-}
-
-/// Docker's `since`/`until` values: Unix seconds with an optional fraction.
-pub fn parse_unix_nanos(s: &str) -> Option<i128> {
-    let (secs, frac) = s.split_once('.').unwrap_or((s, ""));
-    let secs: i128 = secs.parse().ok()?;
-    let mut nanos: i128 = 0;
-    if !frac.is_empty() {
-        let digits: String = frac.chars().chain(std::iter::repeat('0')).take(9).collect();
-        nanos = digits.parse().ok()?;
-    }
-    Some(secs * 1_000_000_000 + nanos)
-}

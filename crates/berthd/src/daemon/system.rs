@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 pub struct System {
     pub containers: Arc<Containers>,
-    pub images: Arc<crate::daemon::image::Images>,
+    pub images: Arc<crate::daemon::image::service::Images>,
     pub volumes: Arc<crate::daemon::volume::Volumes>,
     pub data_root: PathBuf,
     pub debug: bool,
@@ -109,7 +109,7 @@ impl System {
             debug: self.debug,
             n_fd: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64),
             n_goroutines: 0,
-            system_time: crate::daemon::now_rfc3339(),
+            system_time: crate::daemon::time::now_rfc3339(),
             logging_driver: "json-file".into(),
             cgroup_driver: "cgroupfs".into(),
             cgroup_version: hier.version().into(),

@@ -4,7 +4,7 @@
 use crate::daemon::container::record::{Container, Record, RunState};
 use crate::daemon::container::Containers;
 use crate::daemon::ids;
-use crate::daemon::now_rfc3339;
+use crate::daemon::time::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use berth_api::{ContainerCreateRequest, ContainerCreateResponse, HostConfig};
 use std::sync::Arc;
@@ -299,17 +299,19 @@ impl Containers {
     fn lay_out(&self, rec: &Record) -> ApiResult<()> {
         let dir = self.paths.container_dir(&rec.id);
         let lower = match self.paths.driver {
-            crate::daemon::Driver::Vfs => self.store.lower_dirs(&self.store.resolve(&rec.image)?),
-            crate::daemon::Driver::Overlay2 => Vec::new(),
+            crate::daemon::paths::Driver::Vfs => {
+                self.store.lower_dirs(&self.store.resolve(&rec.image)?)
+            }
+            crate::daemon::paths::Driver::Overlay2 => Vec::new(),
         };
         let result = (|| -> std::io::Result<()> {
             match self.paths.driver {
-                crate::daemon::Driver::Overlay2 => {
+                crate::daemon::paths::Driver::Overlay2 => {
                     for d in ["upper", "work", "merged"] {
                         std::fs::create_dir_all(dir.join(d))?;
                     }
                 }
-                crate::daemon::Driver::Vfs => {
+                crate::daemon::paths::Driver::Vfs => {
                     // The container's root: a full copy of the image.
                     std::fs::create_dir_all(dir.join("merged"))?;
                     std::fs::create_dir_all(dir.join("rootfs"))?;

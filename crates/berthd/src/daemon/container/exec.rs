@@ -2,51 +2,16 @@
 //! exec shim (`berth-shim --exec`), which enters the container's namespaces and
 //! cgroup, relays stdio like a container's shim, and reports the exit.
 
-use crate::daemon::container::record::{PendingAttach, Status};
+use crate::daemon::container::record::{Exec, ExecState, PendingAttach, Status};
 use crate::daemon::container::start::process_env;
 use crate::daemon::container::Containers;
 use crate::error::{ApiError, ApiResult};
 use berth_api::{ExecConfig, ExecInspect, ExecProcessConfig};
 use berth_runtime::shimproto::ExitRecord;
 use berth_runtime::spec::{CgroupSpec, ExecSpec, Process};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
-
-#[derive(Debug, Default, Clone)]
-pub struct ExecState {
-    pub started: bool,
-    pub running: bool,
-    pub pid: i64,
-    pub exit_code: Option<i64>,
-    /// Why the process did not start, in Docker's words.
-    pub error: String,
-}
-
-pub struct Exec {
-    pub id: String,
-    pub container_id: String,
-    pub config: ExecConfig,
-    state: Mutex<ExecState>,
-    /// Becomes true once the exit (or the failure to start) is recorded.
-    pub done: watch::Sender<bool>,
-}
-
-impl Exec {
-    pub fn state(&self) -> MutexGuard<'_, ExecState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn finish(&self, exit_code: i64, error: String) {
-        {
-            let mut st = self.state();
-            st.running = false;
-            st.exit_code = Some(exit_code);
-            st.error = error;
-        }
-        self.done.send_replace(true);
-    }
-}
 
 fn cap_last_cap() -> u8 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
@@ -193,8 +158,9 @@ impl Containers {
         .0;
         // The container's filter, compiled for the container's capabilities, applies
         // to every exec, privileged or not (as runc applies the container's).
-        let (seccomp, no_new_privileges) =
-            self.security(&rec.host_config, &berth_runtime::caps::docker_default())?;
+        let (seccomp, no_new_privileges) = self
+            .filters
+            .for_process(&rec.host_config, &berth_runtime::caps::docker_default())?;
         let spec = ExecSpec {
             id: exec.id.clone(),
             container_pid: rec.state.pid as i32,

@@ -2,12 +2,12 @@
 //! interval; `starting`, `healthy`, `unhealthy` in State.Health with the last five
 //! results, `health_status` events.
 
-use crate::daemon::container::record::Container;
+use crate::daemon::container::record::{Container, Health, HealthResult};
 use crate::daemon::container::Containers;
-use crate::daemon::now_rfc3339;
+use crate::daemon::time::now_rfc3339;
 use berth_api::ExecConfig;
 use berth_runtime::shimproto::{WANT_STDERR, WANT_STDOUT};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
@@ -32,24 +32,6 @@ struct Check {
     start_period: i64,
     #[serde(default)]
     retries: i64,
-}
-
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct HealthResult {
-    pub start: String,
-    pub end: String,
-    pub exit_code: i64,
-    pub output: String,
-}
-
-/// `State.Health`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "PascalCase")]
-pub struct Health {
-    pub status: String,
-    pub failing_streak: i64,
-    pub log: Vec<HealthResult>,
 }
 
 fn dur(ns: i64, default: Duration) -> Duration {

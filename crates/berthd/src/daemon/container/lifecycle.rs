@@ -284,7 +284,7 @@ impl Containers {
                 None => have.contains_key(l),
             });
             if stopped && matches {
-                reclaimed += crate::daemon::dir_size(&self.paths.writable(&c.id));
+                reclaimed += crate::daemon::paths::dir_size(&self.paths.writable(&c.id));
                 self.remove_stopped(&c, false)?;
                 deleted.push(c.id.clone());
             }

@@ -117,7 +117,7 @@ struct Entry {
 }
 
 fn entry_nanos(time: &str) -> i128 {
-    crate::daemon::parse_time(time)
+    crate::daemon::time::parse_time(time)
         .and_then(|t| t.timestamp_nanos_opt())
         .map_or(0, i128::from)
 }
@@ -287,7 +287,7 @@ impl Containers {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::daemon::parse_unix_nanos;
+    use crate::daemon::time::parse_unix_nanos;
 
     #[test]
     fn unix_times_with_fractions() {

@@ -3,43 +3,14 @@
 //! create, turned into the runtime's mounts at each start (with the copy-up of a new
 //! volume from the image), and shown as `Mounts` by inspect.
 
+use crate::daemon::container::record::MountPoint;
 use crate::daemon::container::record::Record;
 use crate::daemon::container::Containers;
 use crate::error::{ApiError, ApiResult};
 use berth_runtime::spec::{MountKind, MountSpec};
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// One mount of a container, as recorded at create (Docker's MountPoint).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
-pub struct MountPoint {
-    /// "bind", "volume" or "tmpfs".
-    pub kind: String,
-    /// The host path of a bind, the name of a volume, "" for tmpfs.
-    pub source: String,
-    pub destination: String,
-    pub rw: bool,
-    /// Docker's Mode text ("ro", "z", ...), shown by inspect.
-    #[serde(default)]
-    pub mode: String,
-    #[serde(default)]
-    pub propagation: String,
-    /// Do not populate a new volume from the image.
-    #[serde(default)]
-    pub nocopy: bool,
-    #[serde(default)]
-    pub nonrecursive: bool,
-    /// tmpfs mount options (size=, mode=...).
-    #[serde(default)]
-    pub tmpfs_options: String,
-    #[serde(default)]
-    pub tmpfs_exec: bool,
-    /// A volume made for this container alone.
-    #[serde(default)]
-    pub anonymous: bool,
-}
 
 const PROPAGATIONS: &[&str] = &[
     "private", "rprivate", "slave", "rslave", "shared", "rshared",
@@ -494,7 +465,7 @@ impl Containers {
             layers.push(upper.to_path_buf());
         }
         // With vfs the container's copy is the whole tree.
-        if self.paths.driver == crate::daemon::Driver::Overlay2 {
+        if self.paths.driver == crate::daemon::paths::Driver::Overlay2 {
             layers.extend(lower.iter().cloned());
         }
         let rel = Path::new(path.trim_start_matches('/'));

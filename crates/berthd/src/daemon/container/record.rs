@@ -1,5 +1,6 @@
 //! A container's persisted record and its live handle.
 
+use berth_api::ExecConfig;
 use berth_api::{ContainerConfig, HostConfig};
 use serde::{Deserialize, Serialize};
 use std::os::fd::OwnedFd;
@@ -50,7 +51,7 @@ pub struct RunState {
     pub restarting: bool,
     /// Healthcheck results, when the container has a healthcheck.
     #[serde(default)]
-    pub health: Option<crate::daemon::container::health::Health>,
+    pub health: Option<Health>,
 }
 
 impl Default for RunState {
@@ -109,7 +110,7 @@ pub struct Record {
     pub ports: Vec<PublishedPort>,
     /// Volumes, bind mounts and tmpfs mounts.
     #[serde(default)]
-    pub mounts: Vec<crate::daemon::container::mounts::MountPoint>,
+    pub mounts: Vec<MountPoint>,
     /// A removal under way takes the anonymous volumes too (`rm -v`, `--rm`): kept
     /// so that berthd can finish the removal after a crash.
     #[serde(default)]
@@ -229,7 +230,7 @@ impl Container {
             watch: watch::channel(snap).0,
             attach: Mutex::new(AttachState::default()),
             pidfd: Mutex::new(None),
-            backoff: Mutex::new(crate::daemon::container::restart::FIRST_DELAY),
+            backoff: Mutex::new(FIRST_RESTART_DELAY),
             stats_prev: Mutex::new(None),
         }
     }
@@ -252,5 +253,91 @@ impl Container {
 
     pub fn name(&self) -> String {
         self.rec().name.clone()
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct HealthResult {
+    pub start: String,
+    pub end: String,
+    pub exit_code: i64,
+    pub output: String,
+}
+
+/// `State.Health`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Health {
+    pub status: String,
+    pub failing_streak: i64,
+    pub log: Vec<HealthResult>,
+}
+
+/// One mount of a container, as recorded at create (Docker's MountPoint).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct MountPoint {
+    /// "bind", "volume" or "tmpfs".
+    pub kind: String,
+    /// The host path of a bind, the name of a volume, "" for tmpfs.
+    pub source: String,
+    pub destination: String,
+    pub rw: bool,
+    /// Docker's Mode text ("ro", "z", ...), shown by inspect.
+    #[serde(default)]
+    pub mode: String,
+    #[serde(default)]
+    pub propagation: String,
+    /// Do not populate a new volume from the image.
+    #[serde(default)]
+    pub nocopy: bool,
+    #[serde(default)]
+    pub nonrecursive: bool,
+    /// tmpfs mount options (size=, mode=...).
+    #[serde(default)]
+    pub tmpfs_options: String,
+    #[serde(default)]
+    pub tmpfs_exec: bool,
+    /// A volume made for this container alone.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// The first restart back-off; it doubles up to a minute (restart.rs).
+pub const FIRST_RESTART_DELAY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// An exec instance: kept in memory only, until its container is removed.
+#[derive(Debug, Default, Clone)]
+pub struct ExecState {
+    pub started: bool,
+    pub running: bool,
+    pub pid: i64,
+    pub exit_code: Option<i64>,
+    /// Why the process did not start, in Docker's words.
+    pub error: String,
+}
+
+pub struct Exec {
+    pub id: String,
+    pub container_id: String,
+    pub config: ExecConfig,
+    pub(super) state: Mutex<ExecState>,
+    /// Becomes true once the exit (or the failure to start) is recorded.
+    pub done: watch::Sender<bool>,
+}
+
+impl Exec {
+    pub fn state(&self) -> MutexGuard<'_, ExecState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn finish(&self, exit_code: i64, error: String) {
+        {
+            let mut st = self.state();
+            st.running = false;
+            st.exit_code = Some(exit_code);
+            st.error = error;
+        }
+        self.done.send_replace(true);
     }
 }

@@ -4,13 +4,13 @@
 
 use crate::daemon::container::record::{Container, Status};
 use crate::daemon::container::Containers;
-use crate::daemon::parse_time;
+use crate::daemon::time::parse_time;
 use crate::error::{ApiError, ApiResult};
 use berth_api::HostConfig;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub const FIRST_DELAY: Duration = Duration::from_millis(100);
+use crate::daemon::container::record::FIRST_RESTART_DELAY as FIRST_DELAY;
 const MAX_DELAY: Duration = Duration::from_secs(60);
 const RESET_AFTER: Duration = Duration::from_secs(10);
 

@@ -2,7 +2,6 @@
 //! no_new_privileges. Profiles are compiled here, once per profile and capability
 //! set, and handed to the shim as BPF.
 
-use crate::daemon::container::Containers;
 use crate::error::{ApiError, ApiResult};
 use berth_api::HostConfig;
 use berth_runtime::seccomp::Profile;
@@ -150,18 +149,17 @@ pub fn kernel_has_seccomp() -> bool {
         .unwrap_or(false)
 }
 
-impl Containers {
+impl Filters {
     /// What a process of container `hc` runs under: its filter (compiled for the
     /// container's capabilities) and no_new_privileges.
-    pub(super) fn security(
+    pub fn for_process(
         &self,
         hc: &HostConfig,
         caps: &[u8],
     ) -> ApiResult<(Option<SeccompFilter>, bool)> {
         let opts = parse(hc)?;
         let filter = if kernel_has_seccomp() {
-            self.filters
-                .get(&opts.seccomp, caps)?
+            self.get(&opts.seccomp, caps)?
                 .map(|f| SeccompFilter::clone(&f))
         } else {
             if opts.seccomp != Seccomp::Unconfined && opts.seccomp != Seccomp::Default {

@@ -5,7 +5,7 @@
 
 use crate::daemon::container::record::{Container, Record, Status};
 use crate::daemon::container::{Changed, Containers};
-use crate::daemon::now_rfc3339;
+use crate::daemon::time::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use berth_image::Image;
 use berth_runtime::shimproto::{
@@ -174,7 +174,7 @@ impl Containers {
         user: &str,
     ) -> ApiResult<user::ExecUser> {
         let mut search = vec![self.paths.writable(&r.id)];
-        if self.paths.driver == crate::daemon::Driver::Overlay2 {
+        if self.paths.driver == crate::daemon::paths::Driver::Overlay2 {
             search.extend(lower.iter().cloned());
         }
         user::resolve(
@@ -222,13 +222,14 @@ impl Containers {
         args.push(r.path.clone());
         args.extend(r.args.iter().cloned());
         let capabilities = caps::docker_default();
-        let (seccomp, no_new_privileges) = self.security(&r.host_config, &capabilities)?;
+        let (seccomp, no_new_privileges) =
+            self.filters.for_process(&r.host_config, &capabilities)?;
         Ok(Spec {
             id: r.id.clone(),
             rootfs: Overlay {
                 lower,
                 upper: dir.join("upper"),
-                bind: (self.paths.driver == crate::daemon::Driver::Vfs)
+                bind: (self.paths.driver == crate::daemon::paths::Driver::Vfs)
                     .then(|| self.paths.rootfs(&r.id)),
                 work: dir.join("work"),
                 target: dir.join("merged"),
@@ -310,7 +311,7 @@ impl Containers {
                 r.state.restarting = false;
                 r.restart_count = 0;
                 *c.backoff.lock().unwrap_or_else(|p| p.into_inner()) =
-                    crate::daemon::container::restart::FIRST_DELAY;
+                    crate::daemon::container::record::FIRST_RESTART_DELAY;
             }
         }
         let result = self.start_locked(&c).await;

@@ -4,7 +4,7 @@
 
 use crate::daemon::container::record::ZERO_TIME;
 use crate::daemon::container::Containers;
-use crate::daemon::now_rfc3339;
+use crate::daemon::time::now_rfc3339;
 use crate::error::ApiResult;
 use bytes::Bytes;
 use serde_json::{json, Value};

@@ -85,22 +85,22 @@ impl Images {
         all: bool,
         filters: &HashMap<String, Vec<String>>,
     ) -> ApiResult<Vec<ImageSummary>> {
-        super::list(&self.store, &self.usage(), all, filters)
+        super::query::list(&self.store, &self.usage(), all, filters)
     }
 
     /// `GET /images/{name}/json`.
     pub fn inspect(&self, name: &str) -> ApiResult<ImageInspect> {
-        super::inspect(&self.store, name)
+        super::query::inspect(&self.store, name)
     }
 
     /// `GET /images/{name}/history`.
     pub fn history(&self, name: &str) -> ApiResult<Vec<berth_api::HistoryResponseItem>> {
-        super::history(&self.store, name)
+        super::query::history(&self.store, name)
     }
 
     /// `POST /images/prune`.
     pub fn prune(&self, filters: &HashMap<String, Vec<String>>) -> ApiResult<serde_json::Value> {
-        super::prune(&self.store, &self.usage(), &self.running_check(), filters)
+        super::query::prune(&self.store, &self.usage(), &self.running_check(), filters)
     }
 
     /// `POST /images/load`: the lines Docker prints, one event per image loaded.
@@ -137,7 +137,7 @@ impl Images {
                 req.config,
                 req.tag.as_deref(),
                 &req.message,
-                &crate::daemon::now_rfc3339(),
+                &crate::daemon::time::now_rfc3339(),
             )
         })
         .await

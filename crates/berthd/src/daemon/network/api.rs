@@ -2,8 +2,8 @@
 //! on a network comes from [`NetworkUsers`]; connecting and disconnecting a
 //! container is the container service's (it owns the container's endpoints).
 
-use super::{CreateRequest, NetRecord, Networks};
-use crate::daemon::parse_time;
+use super::{event_attrs, Attachment, CreateRequest, NetRecord, NetworkUsers, Networks};
+use crate::daemon::time::parse_time;
 use crate::error::{ApiError, ApiResult};
 use berth_api::ErrorKind;
 use serde_json::{json, Value};
@@ -11,42 +11,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 type Filters = HashMap<String, Vec<String>>;
 
-/// One container's endpoint on a network, as the network service is told of it.
-#[derive(Debug, Clone)]
-pub struct Attachment {
-    pub network_id: String,
-    pub container_id: String,
-    pub container_name: String,
-    pub running: bool,
-    pub endpoint_id: String,
-    pub mac: String,
-    /// Address with prefix length ("10.0.0.2/24"), empty when none.
-    pub ipv4: String,
-    pub ipv6: String,
-}
-
-/// What the network service asks of whoever attaches containers to networks.
-pub trait NetworkUsers: Send + Sync {
-    /// Every container endpoint, running or not, on any network.
-    fn attachments(&self) -> Vec<Attachment>;
-}
-
 fn label_matches(labels: &BTreeMap<String, String>, want: &[String]) -> bool {
     want.iter().all(|l| match l.split_once('=') {
         Some((k, v)) => labels.get(k).map(String::as_str) == Some(v),
         None => labels.contains_key(l),
     })
-}
-
-/// A network event's attributes.
-pub fn event_attrs(n: &NetRecord, container: Option<&str>) -> serde_json::Map<String, Value> {
-    let mut a = serde_json::Map::new();
-    a.insert("name".into(), n.name.clone().into());
-    a.insert("type".into(), n.driver.clone().into());
-    if let Some(c) = container {
-        a.insert("container".into(), c.to_string().into());
-    }
-    a
 }
 
 impl Networks {
@@ -236,7 +205,7 @@ impl Networks {
 
 /// A prune's `until`: Unix time, RFC 3339, or a duration before now ("24h", "10m").
 fn parse_until(s: &str) -> ApiResult<i128> {
-    if let Some(t) = crate::daemon::parse_unix_nanos(s) {
+    if let Some(t) = crate::daemon::time::parse_unix_nanos(s) {
         return Ok(t);
     }
     if let Some(t) = parse_time(s) {

@@ -4,9 +4,7 @@
 
 mod api;
 
-pub use api::{event_attrs, Attachment, NetworkUsers};
-
-use crate::daemon::now_rfc3339;
+use crate::daemon::time::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use berth_net::cidr::{self, Subnet};
 use berth_net::netlink::{self, Netlink};
@@ -902,6 +900,40 @@ pub fn parse_pool(s: &str) -> Result<(Subnet, u8), String> {
             "invalid address pool {s:?}: use base=<cidr>,size=<prefix length>"
         )),
     }
+}
+
+/// One container's endpoint on a network, as the network service is told of it.
+#[derive(Debug, Clone)]
+pub struct Attachment {
+    pub network_id: String,
+    pub container_id: String,
+    pub container_name: String,
+    pub running: bool,
+    pub endpoint_id: String,
+    pub mac: String,
+    /// Address with prefix length ("10.0.0.2/24"), empty when none.
+    pub ipv4: String,
+    pub ipv6: String,
+}
+
+/// What the network service asks of whoever attaches containers to networks.
+pub trait NetworkUsers: Send + Sync {
+    /// Every container endpoint, running or not, on any network.
+    fn attachments(&self) -> Vec<Attachment>;
+}
+
+/// A network event's attributes.
+pub fn event_attrs(
+    n: &NetRecord,
+    container: Option<&str>,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut a = serde_json::Map::new();
+    a.insert("name".into(), n.name.clone().into());
+    a.insert("type".into(), n.driver.clone().into());
+    if let Some(c) = container {
+        a.insert("container".into(), c.to_string().into());
+    }
+    a
 }
 
 #[cfg(test)]

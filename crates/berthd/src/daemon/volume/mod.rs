@@ -4,7 +4,7 @@
 //! containers use it. The volumes directory is root's alone (mode 0700), so no host
 //! user can reach what containers keep there.
 
-use crate::daemon::now_rfc3339;
+use crate::daemon::time::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -390,7 +390,7 @@ impl Volumes {
             if !matches {
                 continue;
             }
-            let size = crate::daemon::dir_size(&self.data_dir(&v.name));
+            let size = crate::daemon::paths::dir_size(&self.data_dir(&v.name));
             self.remove(&v.name)?;
             self.events
                 .emit("volume", "destroy", &v.name, serde_json::Map::new());

@@ -4,7 +4,8 @@
 //! copy, never leads out (the CVE-2018-15664 class). berthd runs no program of the
 //! container's to copy (the CVE-2019-14271 class).
 
-use crate::daemon::container::Containers;
+use super::tree::{add, Walk};
+use super::Archive;
 use crate::daemon::stream::ChannelWriter;
 use crate::error::{ApiError, ApiResult};
 use bytes::Bytes;
@@ -66,13 +67,13 @@ struct Target {
 /// Holds a stopped container's op lock while a copy uses its detached rootfs.
 type Hold = Option<tokio::sync::OwnedMutexGuard<()>>;
 
-impl Containers {
+impl Archive {
     /// An fd of the container's root: a running container's as its processes see
     /// it; for a stopped one, its overlay mounted detached (fsopen/fsmount: in no
     /// mount table, gone when the fd closes), with the container kept from starting
     /// meanwhile.
     async fn container_root(&self, key: &str) -> ApiResult<(OwnedFd, String, String, Hold)> {
-        let c = self.get(key)?;
+        let c = self.containers.get(key)?;
         let guard = c.op.clone().lock_owned().await;
         let r = c.snapshot();
         if r.state.status == crate::daemon::container::record::Status::Running {
@@ -85,10 +86,10 @@ impl Containers {
             .map_err(|e| ApiError::conflict(format!("container {} is not running: {e}", r.name)))?;
             return Ok((root, r.config.working_dir, r.name, None));
         }
-        if self.paths.driver == crate::daemon::Driver::Vfs {
+        if self.paths().driver == crate::daemon::paths::Driver::Vfs {
             let root = rustix::mount::open_tree(
                 rustix::fs::CWD,
-                self.paths.rootfs(&c.id),
+                self.paths().rootfs(&c.id),
                 rustix::mount::OpenTreeFlags::OPEN_TREE_CLONE
                     | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
                     | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
@@ -99,7 +100,7 @@ impl Containers {
             return Ok((root, r.config.working_dir, r.name, Some(guard)));
         }
         let image = self.store.resolve(&r.image)?;
-        let dir = self.paths.container_dir(&c.id);
+        let dir = self.paths().container_dir(&c.id);
         let mut lower: Vec<String> = self
             .store
             .lower_dirs(&image)
@@ -226,7 +227,7 @@ impl Containers {
         tokio::task::spawn_blocking(move || {
             let _hold = hold;
             let walk = Walk {
-                skip: crate::daemon::container::commit::RUNTIME_PATHS,
+                skip: super::diff::RUNTIME_PATHS,
                 devices: true,
                 ..Walk::default()
             };
@@ -308,140 +309,4 @@ fn stat_of(t: &Target) -> ApiResult<PathStat> {
         mtime: mtime(&st),
         link_target,
     })
-}
-
-/// How a tree becomes a tar.
-#[derive(Default)]
-pub(super) struct Walk<'a> {
-    /// A writable layer (`docker commit`): overlay whiteouts become Docker's
-    /// `.wh.` entries and opaque directories get `.wh..wh..opq`.
-    pub layer: bool,
-    /// Paths (with a leading `/`, relative to the walk's root) left out.
-    pub skip: &'a [&'a str],
-    /// Device nodes are written (a whole filesystem, `docker export`).
-    pub devices: bool,
-    /// A directory is written without its content (its entries are listed on
-    /// their own: a vfs commit).
-    pub shallow: bool,
-}
-
-/// Adds `name` (in directory `dir`) to the tar as `as_path`, recursively, opening
-/// everything relative to its directory's fd and never following a symlink.
-pub(super) fn add<W: std::io::Write>(
-    b: &mut tar::Builder<W>,
-    dir: &OwnedFd,
-    name: &str,
-    as_path: &str,
-    walk: &Walk<'_>,
-) -> std::io::Result<()> {
-    if walk
-        .skip
-        .iter()
-        .any(|s| s.trim_start_matches('/') == as_path.trim_start_matches('/'))
-    {
-        return Ok(());
-    }
-    let st = if name == "." {
-        rustix::fs::fstat(dir)?
-    } else {
-        rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?
-    };
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(st.st_uid as u64);
-    h.set_gid(st.st_gid as u64);
-    h.set_mtime(st.st_mtime.max(0) as u64);
-    h.set_size(0);
-    let kind = FileType::from_raw_mode(st.st_mode);
-    if walk.layer && kind == FileType::CharacterDevice && st.st_rdev == 0 {
-        let (parent, base) = as_path
-            .rsplit_once('/')
-            .map_or(("", as_path), |(p, b)| (p, b));
-        let wh = if parent.is_empty() {
-            format!(".wh.{base}")
-        } else {
-            format!("{parent}/.wh.{base}")
-        };
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
-        h.set_size(0);
-        h.set_entry_type(tar::EntryType::Regular);
-        return b.append_data(&mut h, wh, std::io::empty());
-    }
-    match kind {
-        FileType::Directory => {
-            h.set_entry_type(tar::EntryType::Directory);
-            b.append_data(&mut h, format!("{as_path}/"), std::io::empty())?;
-            if walk.shallow {
-                return Ok(());
-            }
-            let fd = if name == "." {
-                rustix::fs::openat(
-                    dir,
-                    ".",
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?
-            } else {
-                rustix::fs::openat(
-                    dir,
-                    name,
-                    OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )?
-            };
-            let mut names: Vec<String> = rustix::fs::Dir::read_from(&fd)?
-                .filter_map(Result::ok)
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|n| n != "." && n != "..")
-                .collect();
-            names.sort();
-            let opaque = walk.layer
-                && rustix::fs::fgetxattr(&fd, "trusted.overlay.opaque", &mut [0u8; 1])
-                    .is_ok_and(|n| n == 1);
-            if opaque {
-                let mut h = tar::Header::new_gnu();
-                h.set_mode(0o644);
-                h.set_size(0);
-                h.set_entry_type(tar::EntryType::Regular);
-                b.append_data(&mut h, format!("{as_path}/.wh..wh..opq"), std::io::empty())?;
-            }
-            for n in names {
-                add(b, &fd, &n, &format!("{as_path}/{n}"), walk)?;
-            }
-        }
-        FileType::RegularFile => {
-            let f = std::fs::File::from(rustix::fs::openat(
-                dir,
-                name,
-                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-                Mode::empty(),
-            )?);
-            h.set_size(st.st_size as u64);
-            h.set_entry_type(tar::EntryType::Regular);
-            b.append_data(&mut h, as_path, f.take(st.st_size as u64))?;
-        }
-        FileType::Symlink => {
-            let target = rustix::fs::readlinkat(dir, name, Vec::new())?;
-            h.set_entry_type(tar::EntryType::Symlink);
-            b.append_link(&mut h, as_path, target.to_string_lossy().as_ref())?;
-        }
-        FileType::Fifo => {
-            h.set_entry_type(tar::EntryType::Fifo);
-            b.append_data(&mut h, as_path, std::io::empty())?;
-        }
-        FileType::CharacterDevice | FileType::BlockDevice if walk.layer || walk.devices => {
-            h.set_entry_type(if kind == FileType::CharacterDevice {
-                tar::EntryType::Char
-            } else {
-                tar::EntryType::Block
-            });
-            h.set_device_major(rustix::fs::major(st.st_rdev))?;
-            h.set_device_minor(rustix::fs::minor(st.st_rdev))?;
-            b.append_data(&mut h, as_path, std::io::empty())?;
-        }
-        // Devices are not copied out by `docker cp`, sockets never.
-        _ => {}
-    }
-    Ok(())
 }

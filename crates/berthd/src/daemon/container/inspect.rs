@@ -1,0 +1,275 @@
+//! `docker inspect`, `docker ps`: a container as the API shows it.
+
+use super::record::{Record, Status};
+use super::Containers;
+use crate::daemon::time::parse_time;
+use crate::error::{ApiError, ApiResult};
+use berth_api::{ContainerInspect, ContainerState, ContainerSummary};
+use std::collections::HashMap;
+
+impl Containers {
+    /// The writable layer's size, and that plus the image's (`size=1`).
+    fn sizes(&self, r: &Record) -> (i64, i64) {
+        let rw = crate::daemon::paths::dir_size(&self.paths.writable(&r.id)) as i64;
+        let image = self.store.resolve(&r.image).map(|i| i.size()).unwrap_or(0);
+        (rw, rw + image)
+    }
+
+    pub fn inspect(&self, key: &str, size: bool) -> ApiResult<ContainerInspect> {
+        let c = self.get(key)?;
+        let r = c.snapshot();
+        let dir = self.paths.container_dir(&r.id);
+        let st = &r.state;
+        Ok(ContainerInspect {
+            id: r.id.clone(),
+            created: r.created.clone(),
+            path: r.path.clone(),
+            args: r.args.clone(),
+            state: ContainerState {
+                status: st.status_text().into(),
+                running: st.status == Status::Running,
+                paused: st.paused,
+                restarting: st.restarting,
+                oom_killed: st.oom_killed,
+                dead: st.status == Status::Dead,
+                pid: st.pid,
+                exit_code: st.exit_code,
+                error: st.error.clone(),
+                started_at: st.started_at.clone(),
+                finished_at: st.finished_at.clone(),
+                health: st
+                    .health
+                    .as_ref()
+                    .and_then(|h| serde_json::to_value(h).ok()),
+            },
+            image: r.image.clone(),
+            resolv_conf_path: dir.join("resolv.conf").display().to_string(),
+            hostname_path: dir.join("hostname").display().to_string(),
+            hosts_path: dir.join("hosts").display().to_string(),
+            log_path: if r.host_config.log_config.kind == "none" {
+                String::new()
+            } else {
+                self.paths.log_path(&r.id).display().to_string()
+            },
+            name: format!("/{}", r.name),
+            restart_count: r.restart_count,
+            driver: self.paths.driver.name().into(),
+            platform: "linux".into(),
+            exec_ids: None,
+            host_config: r.host_config.clone(),
+            graph_driver: match self.paths.driver {
+                crate::daemon::paths::Driver::Overlay2 => serde_json::json!({
+                    "Name": "overlay2",
+                    "Data": {
+                        "UpperDir": dir.join("upper"),
+                        "WorkDir": dir.join("work"),
+                        "MergedDir": dir.join("merged"),
+                    }
+                }),
+                crate::daemon::paths::Driver::Vfs => {
+                    serde_json::json!({ "Name": "vfs", "Data": null })
+                }
+            },
+            mounts: self.mounts_json(&r),
+            size_rw: size.then(|| self.sizes(&r).0),
+            size_root_fs: size.then(|| self.sizes(&r).1),
+            config: r.config.clone(),
+            network_settings: self.network_settings(&r),
+            ..Default::default()
+        })
+    }
+
+    pub fn list(
+        &self,
+        all: bool,
+        limit: Option<i64>,
+        filters: &HashMap<String, Vec<String>>,
+        size: bool,
+    ) -> ApiResult<Vec<ContainerSummary>> {
+        for (k, vals) in filters {
+            match k.as_str() {
+                "id" | "name" | "label" | "ancestor" => {}
+                "status" => {
+                    for v in vals {
+                        if ![
+                            "created",
+                            "restarting",
+                            "running",
+                            "removing",
+                            "paused",
+                            "exited",
+                            "dead",
+                        ]
+                        .contains(&v.as_str())
+                        {
+                            return Err(ApiError::invalid(format!("invalid filter 'status={v}'")));
+                        }
+                    }
+                }
+                "exited" => {
+                    for v in vals {
+                        v.parse::<i64>().map_err(|_| {
+                            ApiError::invalid(format!("invalid filter 'exited={v}'"))
+                        })?;
+                    }
+                }
+                other => return Err(ApiError::invalid(format!("invalid filter '{other}'"))),
+            }
+        }
+        let ancestors: Vec<String> = filters
+            .get("ancestor")
+            .map(|a| {
+                a.iter()
+                    .filter_map(|n| self.store.resolve(n).ok().map(|i| i.id))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut recs: Vec<Record> = self.all().iter().map(|c| c.snapshot()).collect();
+        recs.sort_by(|a, b| b.created.cmp(&a.created));
+        // As in dockerd, a limit (`ps -n`, `ps -l`) or a status filter implies all.
+        let all = all || limit.is_some_and(|n| n > 0);
+        let explicit_status = filters.contains_key("status") || filters.contains_key("exited");
+        let matches = |r: &Record| {
+            let f = |k: &str| filters.get(k).filter(|v| !v.is_empty());
+            if !all && !explicit_status && r.state.status != Status::Running {
+                return false;
+            }
+            if let Some(ids) = f("id") {
+                if !ids.iter().any(|i| r.id.starts_with(i.as_str())) {
+                    return false;
+                }
+            }
+            if let Some(ns) = f("name") {
+                if !ns
+                    .iter()
+                    .any(|n| r.name.contains(n.trim_start_matches('/')))
+                {
+                    return false;
+                }
+            }
+            if let Some(st) = f("status") {
+                if !st.iter().any(|s| s == r.state.status_text()) {
+                    return false;
+                }
+            }
+            if let Some(codes) = f("exited") {
+                if r.state.status != Status::Exited
+                    || !codes
+                        .iter()
+                        .any(|c| c.parse::<i64>().ok() == Some(r.state.exit_code))
+                {
+                    return false;
+                }
+            }
+            if let Some(labels) = f("label") {
+                let have = r.config.labels.clone().unwrap_or_default();
+                let ok = labels.iter().all(|l| match l.split_once('=') {
+                    Some((k, v)) => have.get(k).map(String::as_str) == Some(v),
+                    None => have.contains_key(l),
+                });
+                if !ok {
+                    return false;
+                }
+            }
+            if filters.contains_key("ancestor") && !ancestors.contains(&r.image) {
+                return false;
+            }
+            true
+        };
+        let mut out: Vec<ContainerSummary> = recs
+            .iter()
+            .filter(|r| matches(r))
+            .map(|r| {
+                let mut s = summary(r);
+                s.mounts = self.mounts_json(r);
+                if size {
+                    let (rw, root) = self.sizes(r);
+                    s.size_rw = Some(rw);
+                    s.size_root_fs = Some(root);
+                }
+                s
+            })
+            .collect();
+        if let Some(n) = limit.filter(|n| *n > 0) {
+            out.truncate(n as usize);
+        }
+        Ok(out)
+    }
+
+    pub fn counts(&self) -> (i64, i64, i64) {
+        let all = self.all();
+        let running = all.iter().filter(|c| c.is_running()).count() as i64;
+        (all.len() as i64, running, all.len() as i64 - running)
+    }
+}
+
+fn summary(r: &Record) -> ContainerSummary {
+    let created = parse_time(&r.created).map_or(0, |t| t.timestamp());
+    let now = chrono::Utc::now();
+    let status = match r.state.status {
+        Status::Running => {
+            let since = parse_time(&r.state.started_at).unwrap_or(now);
+            let paused = if r.state.paused { " (Paused)" } else { "" };
+            let health = match r.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => " (health: starting)".to_string(),
+                Some(s) => format!(" ({s})"),
+                None => String::new(),
+            };
+            format!("Up {}{paused}{health}", human_duration(now - since))
+        }
+        Status::Exited if r.state.restarting => {
+            let since = parse_time(&r.state.finished_at).unwrap_or(now);
+            format!(
+                "Restarting ({}) {} ago",
+                r.state.exit_code,
+                human_duration(now - since)
+            )
+        }
+        Status::Exited => {
+            let since = parse_time(&r.state.finished_at).unwrap_or(now);
+            format!(
+                "Exited ({}) {} ago",
+                r.state.exit_code,
+                human_duration(now - since)
+            )
+        }
+        Status::Created => "Created".into(),
+        Status::Removing => "Removal In Progress".into(),
+        Status::Dead => "Dead".into(),
+    };
+    let mut command = r.path.clone();
+    for a in &r.args {
+        command.push(' ');
+        command.push_str(a);
+    }
+    let mode = if r.host_config.network_mode.is_empty() {
+        "default".to_string()
+    } else {
+        r.host_config.network_mode.clone()
+    };
+    ContainerSummary {
+        id: r.id.clone(),
+        names: vec![format!("/{}", r.name)],
+        image: r.config.image.clone(),
+        image_id: r.image.clone(),
+        command,
+        created,
+        ports: Containers::summary_ports(r),
+        labels: r.config.labels.clone().unwrap_or_default(),
+        state: r.state.status_text().into(),
+        status,
+        host_config: serde_json::json!({ "NetworkMode": mode }),
+        network_settings: serde_json::json!({ "Networks": r
+            .endpoints
+            .iter()
+            .map(|(n, e)| (n.clone(), crate::daemon::container::endpoint::endpoint_json(e, &r.config.hostname, &r.name, &r.id)))
+            .collect::<serde_json::Map<_, _>>() }),
+        mounts: vec![],
+        size_rw: None,
+        size_root_fs: None,
+    }
+}
+
+fn human_duration(d: chrono::TimeDelta) -> String {
+    berth_api::human_duration(d.num_seconds())
+}

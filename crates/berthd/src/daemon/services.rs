@@ -1,0 +1,16 @@
+//! The set of services berthd runs.
+
+use super::{archive, container, events, image, network, system, volume};
+use std::sync::Arc;
+
+/// The services berthd runs, wired together at start. The API edge (and later
+/// other front ends) call these; none of them sees HTTP.
+pub struct Daemon {
+    pub archive: Arc<archive::Archive>,
+    pub containers: Arc<container::Containers>,
+    pub networks: Arc<network::Networks>,
+    pub volumes: Arc<volume::Volumes>,
+    pub images: Arc<image::service::Images>,
+    pub events: Arc<events::Events>,
+    pub system: system::System,
+}
