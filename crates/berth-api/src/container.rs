@@ -122,6 +122,16 @@ pub struct HostConfig {
     pub other: serde_json::Map<String, serde_json::Value>,
 }
 
+impl HostConfig {
+    /// `Mounts` (`--mount`), typed; an entry of the wrong shape is an error.
+    pub fn mounts(&self) -> Result<Vec<Mount>, serde_json::Error> {
+        match self.other.get("Mounts") {
+            None | Some(serde_json::Value::Null) => Ok(Vec::new()),
+            Some(v) => serde_json::from_value(v.clone()),
+        }
+    }
+}
+
 /// `POST /containers/create` body.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "PascalCase")]
@@ -131,7 +141,7 @@ pub struct ContainerCreateRequest {
     #[serde(default)]
     pub host_config: Option<HostConfig>,
     #[serde(default)]
-    pub networking_config: Option<serde_json::Value>,
+    pub networking_config: Option<crate::NetworkingConfig>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -303,4 +313,106 @@ pub struct ExecInspect {
     pub container_id: String,
     pub detach_keys: String,
     pub pid: i64,
+}
+
+/// `POST /containers/{id}/update` body: the fields berth applies are typed; any
+/// other field the client sent is kept in `other` so that a non-zero value berth
+/// cannot apply is refused rather than ignored. Every field may be null.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerUpdateRequest {
+    #[serde(default)]
+    pub memory: Option<i64>,
+    #[serde(default)]
+    pub memory_reservation: Option<i64>,
+    #[serde(default)]
+    pub memory_swap: Option<i64>,
+    #[serde(default)]
+    pub nano_cpus: Option<i64>,
+    #[serde(default)]
+    pub cpu_shares: Option<i64>,
+    #[serde(default)]
+    pub cpu_quota: Option<i64>,
+    #[serde(default)]
+    pub cpu_period: Option<i64>,
+    #[serde(default)]
+    pub cpuset_cpus: Option<String>,
+    #[serde(default)]
+    pub cpuset_mems: Option<String>,
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    #[serde(default)]
+    pub blkio_weight: Option<i64>,
+    #[serde(default)]
+    pub restart_policy: Option<RestartPolicy>,
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerUpdateResponse {
+    pub warnings: Vec<String>,
+}
+
+/// One entry of `HostConfig.Mounts` (`--mount`). Every field may be null.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Mount {
+    #[serde(default, rename = "Type")]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub source: Option<String>,
+    #[serde(default)]
+    pub target: Option<String>,
+    #[serde(default)]
+    pub read_only: Option<bool>,
+    #[serde(default)]
+    pub consistency: Option<String>,
+    #[serde(default)]
+    pub bind_options: Option<BindOptions>,
+    #[serde(default)]
+    pub volume_options: Option<VolumeOptions>,
+    #[serde(default)]
+    pub tmpfs_options: Option<TmpfsOptions>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct BindOptions {
+    #[serde(default)]
+    pub propagation: Option<String>,
+    #[serde(default)]
+    pub non_recursive: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeOptions {
+    #[serde(default)]
+    pub no_copy: Option<bool>,
+    #[serde(default)]
+    pub labels: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub driver_config: Option<VolumeDriverConfig>,
+    #[serde(default)]
+    pub subpath: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct VolumeDriverConfig {
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub options: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TmpfsOptions {
+    #[serde(default)]
+    pub size_bytes: Option<i64>,
+    #[serde(default)]
+    pub mode: Option<u32>,
 }

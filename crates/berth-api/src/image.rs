@@ -116,3 +116,11 @@ pub struct ImageDeleteItem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deleted: Option<String>,
 }
+
+/// `POST /images/prune` answer.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImagePruneResponse {
+    pub images_deleted: Vec<ImageDeleteItem>,
+    pub space_reclaimed: i64,
+}

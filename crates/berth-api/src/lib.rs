@@ -4,11 +4,15 @@
 
 mod container;
 mod image;
+mod network;
 mod system;
+mod volume;
 
 pub use container::*;
 pub use image::*;
+pub use network::*;
 pub use system::*;
+pub use volume::*;
 
 use serde::{Deserialize, Serialize};
 

@@ -6,7 +6,7 @@ use crate::format::print_rows;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use http_body_util::BodyExt;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// `run`/`create`'s network flags.
@@ -144,7 +144,7 @@ impl NetOpts {
         &self,
         config: &mut berth_api::ContainerConfig,
         hc: &mut berth_api::HostConfig,
-    ) -> Result<Option<Value>> {
+    ) -> Result<Option<berth_api::NetworkingConfig>> {
         let mut exposed = config.exposed_ports.clone().unwrap_or_default();
         let mut bindings: BTreeMap<String, Vec<Value>> = BTreeMap::new();
         for p in &self.publish {
@@ -188,34 +188,43 @@ impl NetOpts {
             .cloned()
             .unwrap_or_else(|| "default".into());
         hc.network_mode = first.clone();
-        let mut endpoints = Map::new();
+        let mut endpoints = BTreeMap::new();
         for (i, n) in self.network.iter().enumerate() {
-            let mut ep = json!({});
+            let mut ep = berth_api::EndpointSettings::default();
             if i == 0 {
                 if !self.network_alias.is_empty() {
-                    ep["Aliases"] = json!(self.network_alias);
+                    ep.aliases = Some(self.network_alias.clone());
                 }
                 if self.ip.is_some() || self.ip6.is_some() {
-                    ep["IPAMConfig"] = json!({
-                        "IPv4Address": self.ip.clone().unwrap_or_default(),
-                        "IPv6Address": self.ip6.clone().unwrap_or_default(),
+                    ep.ipam_config = Some(berth_api::EndpointIpamConfig {
+                        ipv4_address: self.ip.clone(),
+                        ipv6_address: self.ip6.clone(),
+                        link_local_ips: None,
                     });
                 }
-                if let Some(m) = &self.mac_address {
-                    ep["MacAddress"] = json!(m);
-                }
+                ep.mac_address = self.mac_address.clone();
             }
             endpoints.insert(n.clone(), ep);
         }
         if self.network.is_empty() && self.mac_address.is_some() {
-            endpoints.insert("default".into(), json!({ "MacAddress": self.mac_address }));
+            endpoints.insert(
+                "default".into(),
+                berth_api::EndpointSettings {
+                    mac_address: self.mac_address.clone(),
+                    ..Default::default()
+                },
+            );
         }
         if self.network.is_empty()
             && (!self.network_alias.is_empty() || self.ip.is_some() || self.ip6.is_some())
         {
             bail!("--network-alias, --ip and --ip6 need a user-defined network (--network)");
         }
-        Ok((!endpoints.is_empty()).then(|| json!({ "EndpointsConfig": endpoints })))
+        Ok(
+            (!endpoints.is_empty()).then_some(berth_api::NetworkingConfig {
+                endpoints_config: Some(endpoints),
+            }),
+        )
     }
 }
 

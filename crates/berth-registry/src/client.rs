@@ -73,6 +73,26 @@ pub struct Response {
 }
 
 impl Response {
+    /// Whether the registry answered a range request with a range (206).
+    pub fn is_partial(&self) -> bool {
+        self.status == StatusCode::PARTIAL_CONTENT
+    }
+
+    /// The next chunk of the body; None at its end. An error is the connection
+    /// breaking mid-body, in words.
+    pub async fn chunk(&mut self) -> Option<std::result::Result<Bytes, String>> {
+        loop {
+            match self.body.frame().await? {
+                Ok(f) => {
+                    if let Ok(d) = f.into_data() {
+                        return Some(Ok(d));
+                    }
+                }
+                Err(e) => return Some(Err(e.to_string())),
+            }
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

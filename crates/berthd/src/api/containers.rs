@@ -184,9 +184,12 @@ pub(super) async fn route(
         }
         (&Method::POST, [id, "update"]) => {
             let body = call.take_body()?;
-            let req: serde_json::Value = http::read_json(body).await?;
+            let req: berth_api::ContainerUpdateRequest = http::read_json(body).await?;
             let warnings = cs.update(id, &req)?;
-            http::json(StatusCode::OK, &serde_json::json!({ "Warnings": warnings }))
+            http::json(
+                StatusCode::OK,
+                &berth_api::ContainerUpdateResponse { warnings },
+            )
         }
         (&Method::POST, [id, "rename"]) => {
             cs.rename(id, q.get("name").unwrap_or(""))?;

@@ -4,8 +4,10 @@ use crate::api::http::Call;
 use crate::api::http::{self, Resp};
 use crate::daemon::services::Daemon;
 use crate::error::{ApiError, ApiResult};
+use berth_api::{
+    NetworkConnectRequest, NetworkCreateRequest, NetworkDisconnectRequest, NetworkPruneResponse,
+};
 use hyper::{Method, StatusCode};
-use serde_json::{json, Value};
 use std::sync::Arc;
 
 pub(super) async fn route(
@@ -18,18 +20,12 @@ pub(super) async fn route(
     Ok(Some(match (&call.method, segs) {
         (&Method::GET, [] | [""]) => http::json(StatusCode::OK, &nets.list(&q.filters()?)?),
         (&Method::POST, ["create"]) => {
-            let body: Value = http::read_json(call.take_body()?).await?;
-            let req = serde_json::from_value(body)
-                .map_err(|e| ApiError::invalid(format!("invalid network configuration: {e}")))?;
-            let (id, warning) = nets.create_api(req)?;
-            http::json(
-                StatusCode::CREATED,
-                &json!({ "Id": id, "Warning": warning }),
-            )
+            let req: NetworkCreateRequest = http::read_json(call.take_body()?).await?;
+            http::json(StatusCode::CREATED, &nets.create_api(req)?)
         }
         (&Method::POST, ["prune"]) => {
-            let gone = nets.prune(&q.filters()?)?;
-            http::json(StatusCode::OK, &json!({ "NetworksDeleted": gone }))
+            let networks_deleted = nets.prune(&q.filters()?)?;
+            http::json(StatusCode::OK, &NetworkPruneResponse { networks_deleted })
         }
         (&Method::GET, [id]) => http::json(StatusCode::OK, &nets.inspect(id)?),
         (&Method::DELETE, [id]) => {
@@ -38,28 +34,30 @@ pub(super) async fn route(
         }
         // Connecting changes the container (its endpoints): the container service's.
         (&Method::POST, [id, "connect"]) => {
-            let body: Value = http::read_json(call.take_body()?).await?;
-            let container = container_of(&body)?;
+            let req: NetworkConnectRequest = http::read_json(call.take_body()?).await?;
             d.containers
-                .connect(id, &container, body.get("EndpointConfig"))
+                .connect(
+                    id,
+                    container_of(&req.container)?,
+                    req.endpoint_config.as_ref(),
+                )
                 .await?;
             http::empty(StatusCode::OK)
         }
         (&Method::POST, [id, "disconnect"]) => {
-            let body: Value = http::read_json(call.take_body()?).await?;
-            let container = container_of(&body)?;
-            let force = body.get("Force").and_then(Value::as_bool).unwrap_or(false);
-            d.containers.disconnect(id, &container, force).await?;
+            let req: NetworkDisconnectRequest = http::read_json(call.take_body()?).await?;
+            d.containers
+                .disconnect(id, container_of(&req.container)?, req.force)
+                .await?;
             http::empty(StatusCode::OK)
         }
         _ => return Ok(None),
     }))
 }
 
-fn container_of(body: &Value) -> ApiResult<String> {
-    body.get("Container")
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .ok_or_else(|| ApiError::invalid("no container specified (Container)"))
+fn container_of(c: &str) -> ApiResult<&str> {
+    if c.is_empty() {
+        return Err(ApiError::invalid("no container specified (Container)"));
+    }
+    Ok(c)
 }

@@ -4,8 +4,8 @@ use crate::api::http::Call;
 use crate::api::http::{self, Resp};
 use crate::daemon::services::Daemon;
 use crate::error::ApiResult;
+use berth_api::VolumeCreateOptions;
 use hyper::{Method, StatusCode};
-use serde_json::Value;
 use std::sync::Arc;
 
 pub(super) async fn route(
@@ -18,8 +18,8 @@ pub(super) async fn route(
     Ok(Some(match (&call.method, segs) {
         (&Method::GET, [] | [""]) => http::json(StatusCode::OK, &vols.list(&q.filters()?)?),
         (&Method::POST, ["create"]) => {
-            let body: Value = http::read_json(call.take_body()?).await?;
-            http::json(StatusCode::CREATED, &vols.create_api(&body)?)
+            let req: VolumeCreateOptions = http::read_json(call.take_body()?).await?;
+            http::json(StatusCode::CREATED, &vols.create_api(req)?)
         }
         (&Method::POST, ["prune"]) => http::json(StatusCode::OK, &vols.prune(&q.filters()?)?),
         (&Method::GET, [name]) => http::json(StatusCode::OK, &vols.inspect(name)?),

@@ -60,15 +60,16 @@ impl System {
                     .expect("serialises");
         }
         if want("volume") {
-            let vols: Vec<Value> = self
+            let vols: Vec<berth_api::Volume> = self
                 .volumes
                 .all()
                 .iter()
                 .map(|v| {
-                    let mut j = self.volumes.json(v);
-                    j["UsageData"] = json!({
-                        "Size": crate::daemon::paths::dir_size(&self.volumes.data_dir(&v.name)),
-                        "RefCount": self.volumes.users(&v.name).len(),
+                    let mut j = self.volumes.view(v);
+                    j.usage_data = Some(berth_api::VolumeUsageData {
+                        size: crate::daemon::paths::dir_size(&self.volumes.data_dir(&v.name))
+                            as i64,
+                        ref_count: self.volumes.users(&v.name).len() as i64,
                     });
                     j
                 })

@@ -8,8 +8,8 @@ use super::Containers;
 use crate::daemon::network::event_attrs;
 use crate::error::{ApiError, ApiResult};
 use berth_api::ErrorKind;
+use berth_api::{EndpointSettings, NetworkingConfig};
 use berth_net::netlink::Netlink;
-use serde_json::{json, Value};
 use std::os::fd::AsFd;
 
 impl Containers {
@@ -18,7 +18,7 @@ impl Containers {
         self: &std::sync::Arc<Self>,
         key: &str,
         container: &str,
-        config: Option<&Value>,
+        config: Option<&EndpointSettings>,
     ) -> ApiResult<()> {
         let n = self.net.get(key)?;
         let c = self.get(container)?;
@@ -47,8 +47,9 @@ impl Containers {
             ..Default::default()
         };
         hc.other.clear();
-        let nc =
-            json!({ "EndpointsConfig": { n.name.clone(): config.cloned().unwrap_or(json!({})) } });
+        let nc = NetworkingConfig {
+            endpoints_config: Some([(n.name.clone(), config.cloned().unwrap_or_default())].into()),
+        };
         let mut planned = self.plan_endpoints(&hc, Some(&nc))?;
         let ep = planned.remove(&n.name).unwrap_or(Endpoint {
             network_id: n.id.clone(),

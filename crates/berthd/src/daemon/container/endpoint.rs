@@ -6,6 +6,7 @@ use crate::daemon::container::record::{Container, Endpoint, PublishedPort, Recor
 use crate::daemon::container::Containers;
 use crate::daemon::network::{NetRecord, BRIDGE, HOST, NONE};
 use crate::error::{ApiError, ApiResult};
+use berth_api::{EndpointSettings, NetworkingConfig};
 use berth_net::netlink::{self, Netlink};
 use berth_net::nft::PortRule;
 use berth_runtime::spec::NetworkMode;
@@ -210,24 +211,16 @@ impl Containers {
     pub(super) fn plan_endpoints(
         &self,
         hc: &berth_api::HostConfig,
-        networking: Option<&Value>,
+        networking: Option<&NetworkingConfig>,
     ) -> ApiResult<BTreeMap<String, Endpoint>> {
         // "default" is the default bridge, as in Docker.
-        let configs: serde_json::Map<String, Value> = networking
-            .and_then(|n| n.get("EndpointsConfig"))
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default()
+        let configs: BTreeMap<String, &EndpointSettings> = networking
+            .and_then(|n| n.endpoints_config.as_ref())
             .into_iter()
+            .flatten()
             .map(|(k, v)| {
-                (
-                    if k == "default" {
-                        BRIDGE.to_string()
-                    } else {
-                        k
-                    },
-                    v,
-                )
+                let k = if k == "default" { BRIDGE } else { k.as_str() };
+                (k.to_string(), v)
             })
             .collect();
         let mut out = BTreeMap::new();
@@ -260,7 +253,7 @@ impl Containers {
                 }
             },
         };
-        let mut nets: Vec<(NetRecord, Option<&Value>)> = Vec::new();
+        let mut nets: Vec<(NetRecord, Option<&EndpointSettings>)> = Vec::new();
         if let Some(p) = primary {
             // The mode's network is configured by its entry, keyed by name or id.
             let cfg = configs
@@ -268,7 +261,7 @@ impl Containers {
                 .find(|(k, _)| {
                     k.as_str() == p.name || k.as_str() == p.id || p.id.starts_with(k.as_str())
                 })
-                .map(|(_, v)| v);
+                .map(|(_, v)| *v);
             nets.push((p, cfg));
         }
         for (k, v) in &configs {
@@ -290,28 +283,20 @@ impl Containers {
                 ..Endpoint::default()
             };
             if let Some(cfg) = cfg {
-                ep.aliases = str_list(cfg.get("Aliases"));
-                ep.links = str_list(cfg.get("Links"));
-                let ipam = cfg.get("IPAMConfig");
-                let want = |k: &str| -> ApiResult<Option<IpAddr>> {
-                    match ipam
-                        .and_then(|i| i.get(k))
-                        .and_then(Value::as_str)
-                        .filter(|s| !s.is_empty())
-                    {
+                ep.aliases = cfg.aliases.clone().unwrap_or_default();
+                ep.links = cfg.links.clone().unwrap_or_default();
+                let want = |v: Option<&String>, k: &str| -> ApiResult<Option<IpAddr>> {
+                    match v.filter(|s| !s.is_empty()) {
                         None => Ok(None),
                         Some(s) => s.parse().map(Some).map_err(|_| {
                             ApiError::invalid(format!("invalid IP address {s:?} ({k})"))
                         }),
                     }
                 };
-                ep.want_ipv4 = want("IPv4Address")?;
-                ep.want_ipv6 = want("IPv6Address")?;
-                ep.want_mac = cfg
-                    .get("MacAddress")
-                    .and_then(Value::as_str)
-                    .filter(|s| !s.is_empty())
-                    .map(String::from);
+                let ipam = cfg.ipam_config.as_ref();
+                ep.want_ipv4 = want(ipam.and_then(|i| i.ipv4_address.as_ref()), "IPv4Address")?;
+                ep.want_ipv6 = want(ipam.and_then(|i| i.ipv6_address.as_ref()), "IPv6Address")?;
+                ep.want_mac = cfg.mac_address.clone().filter(|s| !s.is_empty());
             }
             if ep.want_ipv4.is_some() || ep.want_ipv6.is_some() {
                 if !n.user_defined() {

@@ -4,6 +4,7 @@ use crate::daemon::container::record::Status;
 use crate::daemon::container::Containers;
 use crate::daemon::ids;
 use crate::error::{chain, ApiError, ApiResult};
+use berth_api::ContainerUpdateRequest;
 use std::collections::HashMap;
 
 impl Containers {
@@ -54,123 +55,99 @@ impl Containers {
 
     /// `docker update`: memory, pids limit, CPU and restart policy; live on a
     /// running container. Other resources are refused, as at create.
-    pub fn update(&self, key: &str, req: &serde_json::Value) -> ApiResult<Vec<String>> {
+    pub fn update(&self, key: &str, req: &ContainerUpdateRequest) -> ApiResult<Vec<String>> {
         let c = self.get(key)?;
-        let obj = req
-            .as_object()
-            .ok_or_else(|| ApiError::invalid("the update must be a JSON object"))?;
-        let int = |k: &str| obj.get(k).and_then(serde_json::Value::as_i64).unwrap_or(0);
-        for (k, v) in obj {
+        for (k, v) in &req.other {
             let zero = v.is_null()
                 || v.as_f64() == Some(0.0)
                 || v.as_bool() == Some(false)
                 || v.as_str() == Some("")
                 || v.as_array().is_some_and(|a| a.is_empty())
                 || v.as_object().is_some_and(|o| o.is_empty())
-                || (k == "MemorySwap" && v.as_i64() == Some(-1))
                 || (k == "MemorySwappiness" && v.as_i64() == Some(-1));
-            const UPDATABLE: &[&str] = &[
-                "Memory",
-                "PidsLimit",
-                "RestartPolicy",
-                "NanoCpus",
-                "CpuShares",
-                "CpuQuota",
-                "CpuPeriod",
-                "CpusetCpus",
-                "CpusetMems",
-                "MemoryReservation",
-                "MemorySwap",
-                "BlkioWeight",
-            ];
-            if !zero && !UPDATABLE.contains(&k.as_str()) {
+            if !zero {
                 return Err(ApiError::not_implemented(format!(
                     "berth does not support updating {k} yet"
                 )));
             }
         }
-        let memory = Some(int("Memory")).filter(|m| *m != 0);
-        let pids = Some(int("PidsLimit")).filter(|p| *p != 0);
-        let given = |k: &str| {
-            obj.get(k).is_some_and(|v| {
-                v.as_i64().is_some_and(|n| n != 0) || v.as_str().is_some_and(|s| !s.is_empty())
-            })
-        };
-        let policy: Option<berth_api::RestartPolicy> = obj
-            .get("RestartPolicy")
-            .filter(|p| {
-                p.get("Name")
-                    .and_then(serde_json::Value::as_str)
-                    .is_some_and(|n| !n.is_empty())
-            })
-            .map(|p| serde_json::from_value(p.clone()))
-            .transpose()
-            .map_err(|e| ApiError::invalid(format!("invalid restart policy: {e}")))?;
+        let int = |v: Option<i64>| v.unwrap_or(0);
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
+        let memory = req.memory.filter(|m| *m != 0);
+        let pids = req.pids_limit.filter(|p| *p != 0);
+        let policy = req.restart_policy.clone().filter(|p| !p.name.is_empty());
         let mut hc = c.rec().host_config.clone();
         if let Some(p) = &policy {
             hc.restart_policy = p.clone();
             crate::daemon::container::restart::validate(&hc)?;
         }
-        let text = |k: &str| {
-            obj.get(k)
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let cpu_given = ["NanoCpus", "CpuShares", "CpuQuota", "CpuPeriod"]
+        let cpu_given = [req.nano_cpus, req.cpu_shares, req.cpu_quota, req.cpu_period]
             .iter()
-            .any(|k| int(k) != 0)
-            || !text("CpusetCpus").is_empty();
+            .any(|v| int(*v) != 0)
+            || !text(&req.cpuset_cpus).is_empty();
         if cpu_given {
-            if int("NanoCpus") != 0 {
-                hc.nano_cpus = int("NanoCpus");
+            if int(req.nano_cpus) != 0 {
+                hc.nano_cpus = int(req.nano_cpus);
                 hc.cpu_quota = 0;
                 hc.cpu_period = 0;
             }
-            if int("CpuShares") != 0 {
-                hc.cpu_shares = int("CpuShares");
+            if int(req.cpu_shares) != 0 {
+                hc.cpu_shares = int(req.cpu_shares);
             }
-            if int("CpuQuota") != 0 || int("CpuPeriod") != 0 {
+            if int(req.cpu_quota) != 0 || int(req.cpu_period) != 0 {
                 hc.nano_cpus = 0;
-                hc.cpu_quota = int("CpuQuota");
-                hc.cpu_period = int("CpuPeriod");
+                hc.cpu_quota = int(req.cpu_quota);
+                hc.cpu_period = int(req.cpu_period);
             }
-            if !text("CpusetCpus").is_empty() {
-                hc.cpuset_cpus = text("CpusetCpus");
+            if !text(&req.cpuset_cpus).is_empty() {
+                hc.cpuset_cpus = text(&req.cpuset_cpus);
             }
         }
-        if given("CpusetMems") {
+        let mems_given = !text(&req.cpuset_mems).is_empty();
+        if mems_given {
             hc.other
-                .insert("CpusetMems".into(), text("CpusetMems").into());
+                .insert("CpusetMems".into(), text(&req.cpuset_mems).into());
         }
-        let cpu_given = cpu_given || given("CpusetMems");
+        let cpu_given = cpu_given || mems_given;
         // The new memory settings, checked as a whole with Docker's rules.
         if let Some(m) = memory {
             hc.memory = m;
         }
-        for k in ["MemoryReservation", "MemorySwap", "BlkioWeight"] {
-            if given(k) {
-                hc.other.insert(k.into(), int(k).into());
+        let reservation_given = int(req.memory_reservation) != 0;
+        // -1 (unlimited swap) is a value given, as in Docker.
+        let swap_given = int(req.memory_swap) != 0;
+        let blkio_given = int(req.blkio_weight) != 0;
+        for (k, v, given) in [
+            (
+                "MemoryReservation",
+                req.memory_reservation,
+                reservation_given,
+            ),
+            ("MemorySwap", req.memory_swap, swap_given),
+            ("BlkioWeight", req.blkio_weight, blkio_given),
+        ] {
+            if given {
+                hc.other.insert(k.into(), int(v).into());
             }
         }
         let (all, _) =
             crate::daemon::container::limits::memory(&hc, self.hierarchy.has_swap_limit(), true)?;
-        if given("BlkioWeight") && !self.hierarchy.has_blkio_weight() {
+        if blkio_given && !self.hierarchy.has_blkio_weight() {
             return Err(ApiError::invalid(
                 "Your kernel does not support Block I/O weight or the cgroup is not mounted",
             ));
         }
-        if given("MemorySwap") && !self.hierarchy.has_swap_limit() {
+        if swap_given && !self.hierarchy.has_swap_limit() {
             return Err(ApiError::invalid(
                 "Your kernel does not support swap limit capabilities or the cgroup is not mounted",
             ));
         }
         let limits = berth_runtime::cgroups::Limits {
             memory,
-            reservation: all.reservation.filter(|_| given("MemoryReservation")),
-            swap: all.swap.filter(|_| given("MemorySwap") || memory.is_some()),
+            reservation: all.reservation.filter(|_| reservation_given),
+            swap: all.swap.filter(|_| swap_given || memory.is_some()),
             pids,
-            blkio_weight: all.blkio_weight.filter(|_| given("BlkioWeight")),
+            blkio_weight: all.blkio_weight.filter(|_| blkio_given),
         };
         let cpu = crate::daemon::container::limits::cpu(&hc)?;
         if c.is_running() && cpu_given {

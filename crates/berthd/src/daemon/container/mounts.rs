@@ -7,6 +7,7 @@ use crate::daemon::container::record::MountPoint;
 use crate::daemon::container::record::Record;
 use crate::daemon::container::Containers;
 use crate::error::{ApiError, ApiResult};
+use berth_api::Mount;
 use berth_runtime::spec::{MountKind, MountSpec};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -159,11 +160,10 @@ pub fn parse_tmpfs(dst: &str, opts: &str) -> ApiResult<MountPoint> {
 }
 
 /// Parses one entry of `HostConfig.Mounts` (`--mount`).
-pub fn parse_mount(v: &Value) -> ApiResult<MountPoint> {
-    let s = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("").to_string();
-    let kind = s("Type");
-    let target = s("Target");
-    let src = s("Source");
+pub fn parse_mount(v: &Mount) -> ApiResult<MountPoint> {
+    let kind = v.kind.clone().unwrap_or_default();
+    let target = v.target.clone().unwrap_or_default();
+    let src = v.source.clone().unwrap_or_default();
     if target.is_empty() {
         return Err(ApiError::invalid(
             "invalid mount config: Target must not be empty",
@@ -171,7 +171,7 @@ pub fn parse_mount(v: &Value) -> ApiResult<MountPoint> {
     }
     let mut m = MountPoint {
         destination: check_destination(&target)?,
-        rw: !v.get("ReadOnly").and_then(Value::as_bool).unwrap_or(false),
+        rw: !v.read_only.unwrap_or(false),
         kind: kind.clone(),
         ..MountPoint::default()
     };
@@ -195,39 +195,42 @@ pub fn parse_mount(v: &Value) -> ApiResult<MountPoint> {
                     "invalid mount config for type \"bind\": bind source path does not exist: {src}"
                 )));
             }
-            if v.get("VolumeOptions").is_some_and(|o| !o.is_null()) {
+            if v.volume_options.is_some() {
                 return Err(wrong_opts("VolumeOptions"));
             }
-            let bo = v.get("BindOptions");
-            let p = bo.and_then(|b| b.get("Propagation")).and_then(Value::as_str).unwrap_or("");
+            let bo = v.bind_options.as_ref();
+            let p = bo.and_then(|b| b.propagation.as_deref()).unwrap_or("");
             if !p.is_empty() && !PROPAGATIONS.contains(&p) {
                 return Err(ApiError::invalid(format!("invalid propagation mode: {p}")));
             }
             m.propagation = if p.is_empty() { "rprivate".into() } else { p.into() };
-            m.nonrecursive = bo.and_then(|b| b.get("NonRecursive")).and_then(Value::as_bool).unwrap_or(false);
+            m.nonrecursive = bo.and_then(|b| b.non_recursive).unwrap_or(false);
             m.source = src;
         }
         "volume" => {
-            if v.get("BindOptions").is_some_and(|o| !o.is_null()) {
+            if v.bind_options.is_some() {
                 return Err(wrong_opts("BindOptions"));
             }
             if !src.is_empty() && !crate::daemon::volume::valid_name(&src) {
                 return Err(ApiError::invalid(format!("invalid mount config for type \"volume\": invalid volume name {src:?}")));
             }
-            let vo = v.get("VolumeOptions");
-            m.nocopy = vo.and_then(|o| o.get("NoCopy")).and_then(Value::as_bool).unwrap_or(false);
+            let vo = v.volume_options.as_ref();
+            m.nocopy = vo.and_then(|o| o.no_copy).unwrap_or(false);
             // What berth does not do is refused, never ignored.
-            let driver = vo
-                .and_then(|o| o.pointer("/DriverConfig/Name"))
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let dc = vo.and_then(|o| o.driver_config.as_ref());
+            let driver = dc.and_then(|d| d.name.as_deref()).unwrap_or("");
             if !driver.is_empty() && driver != "local" {
                 return Err(ApiError::not_found(format!(
                     "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
                 )));
             }
-            let nonempty = |p: &str| vo.and_then(|o| o.pointer(p)).and_then(Value::as_object).is_some_and(|m| !m.is_empty());
-            if nonempty("/DriverConfig/Options") || nonempty("/Labels") || vo.and_then(|o| o.get("Subpath")).and_then(Value::as_str).is_some_and(|s| !s.is_empty()) {
+            let nonempty = |m: Option<&std::collections::BTreeMap<String, String>>| {
+                m.is_some_and(|m| !m.is_empty())
+            };
+            if nonempty(dc.and_then(|d| d.options.as_ref()))
+                || nonempty(vo.and_then(|o| o.labels.as_ref()))
+                || vo.and_then(|o| o.subpath.as_deref()).is_some_and(|s| !s.is_empty())
+            {
                 return Err(ApiError::not_implemented(
                     "berth does not support volume options, labels or subpaths in --mount yet: create the volume first (docker volume create)",
                 ));
@@ -239,12 +242,12 @@ pub fn parse_mount(v: &Value) -> ApiResult<MountPoint> {
             if !src.is_empty() {
                 return Err(ApiError::invalid("invalid mount config for type \"tmpfs\": field Source must be empty"));
             }
-            let to = v.get("TmpfsOptions");
+            let to = v.tmpfs_options.as_ref();
             let mut opts = Vec::new();
-            if let Some(size) = to.and_then(|o| o.get("SizeBytes")).and_then(Value::as_i64).filter(|s| *s > 0) {
+            if let Some(size) = to.and_then(|o| o.size_bytes).filter(|s| *s > 0) {
                 opts.push(format!("size={size}"));
             }
-            if let Some(mode) = to.and_then(|o| o.get("Mode")).and_then(Value::as_u64).filter(|m| *m > 0) {
+            if let Some(mode) = to.and_then(|o| o.mode).filter(|m| *m > 0) {
                 opts.push(format!("mode={mode:o}"));
             }
             let mut t = parse_tmpfs(&target, &opts.join(","))?;
@@ -285,10 +288,11 @@ impl Containers {
         for b in str_list(hc.other.get("Binds")) {
             explicit.push(parse_bind(&b)?);
         }
-        if let Some(list) = hc.other.get("Mounts").and_then(Value::as_array) {
-            for m in list {
-                explicit.push(parse_mount(m)?);
-            }
+        let mounts = hc
+            .mounts()
+            .map_err(|e| ApiError::invalid(format!("invalid mount config: {e}")))?;
+        for m in &mounts {
+            explicit.push(parse_mount(m)?);
         }
         if let Some(map) = hc.other.get("Tmpfs").and_then(Value::as_object) {
             for (dst, opts) in map {
@@ -659,6 +663,10 @@ mod tests {
         }
     }
 
+    fn mnt(v: serde_json::Value) -> Mount {
+        serde_json::from_value(v).unwrap()
+    }
+
     #[test]
     fn tmpfs_and_mount_entries() {
         let t = parse_tmpfs("/run", "size=1m,mode=1777,exec").unwrap();
@@ -667,33 +675,37 @@ mod tests {
         assert!(parse_tmpfs("/run", "size=lots").is_err());
         assert!(parse_tmpfs("/run", "mode=999").is_err());
         assert!(parse_tmpfs("/run", "colour=red").is_err());
-        let m = parse_mount(&json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 448}})).unwrap();
+        let m = parse_mount(&mnt(json!({"Type": "tmpfs", "Target": "/t", "TmpfsOptions": {"SizeBytes": 1048576, "Mode": 448}}))).unwrap();
         assert_eq!(m.tmpfs_options, "size=1048576,mode=700");
-        let e =
-            parse_mount(&json!({"Type": "bind", "Source": "/no/such/dir/here", "Target": "/x"}))
-                .unwrap_err();
+        let e = parse_mount(&mnt(
+            json!({"Type": "bind", "Source": "/no/such/dir/here", "Target": "/x"}),
+        ))
+        .unwrap_err();
         assert!(
             e.message
                 .contains("bind source path does not exist: /no/such/dir/here"),
             "{e}"
         );
-        let v = parse_mount(
-            &json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"NoCopy": true}}),
-        )
+        let v = parse_mount(&mnt(
+            json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"NoCopy": true}}),
+        ))
         .unwrap();
         assert!(v.anonymous && v.nocopy);
-        assert!(parse_mount(&json!({"Type": "npipe", "Target": "/x"})).is_err());
-        let e = parse_mount(&json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}})).unwrap_err();
+        assert!(parse_mount(&mnt(json!({"Type": "npipe", "Target": "/x"}))).is_err());
+        let e = parse_mount(&mnt(json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}}))).unwrap_err();
         assert!(e.message.contains("nfs"), "{e}");
-        let e = parse_mount(
-            &json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"Labels": {"a": "b"}}}),
-        )
+        let e = parse_mount(&mnt(
+            json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"Labels": {"a": "b"}}}),
+        ))
         .unwrap_err();
         assert_eq!(e.kind, berth_api::ErrorKind::NotImplemented);
-        assert!(parse_mount(&json!({"Type": "tmpfs", "Source": "x", "Target": "/x"})).is_err());
-        assert!(parse_mount(
-            &json!({"Type": "volume", "Target": "/x", "BindOptions": {"Propagation": "shared"}})
-        )
+        assert!(parse_mount(&mnt(
+            json!({"Type": "tmpfs", "Source": "x", "Target": "/x"})
+        ))
+        .is_err());
+        assert!(parse_mount(&mnt(
+            json!({"Type": "volume", "Target": "/x", "BindOptions": {"Propagation": "shared"}})
+        ))
         .is_err());
     }
 }

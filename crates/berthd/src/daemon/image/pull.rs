@@ -608,7 +608,7 @@ impl Puller {
         let total = desc.size.max(0) as u64;
         let download: ApiResult<()> = async {
             loop {
-                let resp = match registry.blob(path, &desc.digest, got).await {
+                let mut resp = match registry.blob(path, &desc.digest, got).await {
                     Ok(r) => r,
                     Err(e) if attempts < 3 && e.kind == client::ErrorKind::Unavailable => {
                         attempts += 1;
@@ -617,19 +617,17 @@ impl Puller {
                     }
                     Err(e) => return Err(e.into()),
                 };
-                if got > 0 && resp.status != hyper::StatusCode::PARTIAL_CONTENT {
+                if got > 0 && !resp.is_partial() {
                     return Err(ApiError::internal(format!(
                         "resuming {}: the registry does not serve ranges ({})",
                         desc.digest, resp.status
                     )));
                 }
-                let mut body = resp.body;
                 let broke = loop {
-                    use http_body_util::BodyExt;
-                    match body.frame().await {
+                    match resp.chunk().await {
                         None => break None,
-                        Some(Ok(f)) => {
-                            if let Ok(d) = f.into_data() {
+                        Some(Ok(d)) => {
+                            {
                                 hasher.update(&d);
                                 got += d.len() as u64;
                                 if chunk_tx.send(Ok(d)).is_err() {
@@ -645,7 +643,7 @@ impl Puller {
                                 }
                             }
                         }
-                        Some(Err(e)) => break Some(e.to_string()),
+                        Some(Err(e)) => break Some(e),
                     }
                 };
                 match broke {

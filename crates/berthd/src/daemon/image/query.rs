@@ -297,7 +297,7 @@ pub fn prune(
     users: &HashMap<String, i64>,
     is_running: &dyn Fn(&str) -> bool,
     filters: &HashMap<String, Vec<String>>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<berth_api::ImagePruneResponse> {
     for k in filters.keys() {
         if !["dangling", "until", "label"].contains(&k.as_str()) {
             return Err(ApiError::invalid(format!("invalid filter '{k}'")));
@@ -354,7 +354,10 @@ pub fn prune(
         }
         deleted.extend(items);
     }
-    Ok(serde_json::json!({ "ImagesDeleted": deleted, "SpaceReclaimed": reclaimed }))
+    Ok(berth_api::ImagePruneResponse {
+        images_deleted: deleted,
+        space_reclaimed: reclaimed,
+    })
 }
 
 #[cfg(test)]

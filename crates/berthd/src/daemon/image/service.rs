@@ -99,7 +99,10 @@ impl Images {
     }
 
     /// `POST /images/prune`.
-    pub fn prune(&self, filters: &HashMap<String, Vec<String>>) -> ApiResult<serde_json::Value> {
+    pub fn prune(
+        &self,
+        filters: &HashMap<String, Vec<String>>,
+    ) -> ApiResult<berth_api::ImagePruneResponse> {
         super::query::prune(&self.store, &self.usage(), &self.running_check(), filters)
     }
 

@@ -2,11 +2,14 @@
 //! on a network comes from [`NetworkUsers`]; connecting and disconnecting a
 //! container is the container service's (it owns the container's endpoints).
 
-use super::{event_attrs, Attachment, CreateRequest, NetRecord, NetworkUsers, Networks};
+use super::{event_attrs, Attachment, NetRecord, NetworkUsers, Networks};
 use crate::daemon::time::parse_time;
 use crate::error::{ApiError, ApiResult};
 use berth_api::ErrorKind;
-use serde_json::{json, Value};
+use berth_api::{
+    ConfigReference, Ipam, IpamConfig, Network, NetworkContainer, NetworkCreateRequest,
+    NetworkCreateResponse,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 type Filters = HashMap<String, Vec<String>>;
@@ -29,53 +32,55 @@ impl Networks {
     }
 
     /// A network as the API shows it; `endpoints` are its running containers'.
-    fn json(&self, n: &NetRecord, endpoints: &[Attachment]) -> Value {
-        let mut eps = serde_json::Map::new();
-        for a in endpoints
+    fn view(&self, n: &NetRecord, endpoints: &[Attachment]) -> Network {
+        let containers = endpoints
             .iter()
             .filter(|a| a.network_id == n.id && a.running)
-        {
-            eps.insert(
-                a.container_id.clone(),
-                json!({
-                    "Name": a.container_name,
-                    "EndpointID": a.endpoint_id,
-                    "MacAddress": a.mac,
-                    "IPv4Address": a.ipv4,
-                    "IPv6Address": a.ipv6,
-                }),
-            );
-        }
-        let config: Vec<Value> = n
-            .pools
-            .iter()
-            .map(|p| {
-                let mut v =
-                    json!({ "Subnet": p.subnet.to_string(), "Gateway": p.gateway.to_string() });
-                if let Some(r) = p.ip_range {
-                    v["IPRange"] = json!(r.to_string());
-                }
-                v
+            .map(|a| {
+                (
+                    a.container_id.clone(),
+                    NetworkContainer {
+                        name: a.container_name.clone(),
+                        endpoint_id: a.endpoint_id.clone(),
+                        mac_address: a.mac.clone(),
+                        ipv4_address: a.ipv4.clone(),
+                        ipv6_address: a.ipv6.clone(),
+                    },
+                )
             })
             .collect();
-        json!({
-            "Name": n.name,
-            "Id": n.id,
-            "Created": n.created,
-            "Scope": "local",
-            "Driver": n.driver,
-            "EnableIPv4": n.is_bridge(),
-            "EnableIPv6": n.enable_ipv6,
-            "IPAM": { "Driver": "default", "Options": if n.user_defined() { json!({}) } else { Value::Null }, "Config": config },
-            "Internal": n.internal,
-            "Attachable": n.attachable,
-            "Ingress": false,
-            "ConfigFrom": { "Network": "" },
-            "ConfigOnly": false,
-            "Containers": eps,
-            "Options": n.options,
-            "Labels": n.labels,
-        })
+        let config = n
+            .pools
+            .iter()
+            .map(|p| IpamConfig {
+                subnet: p.subnet.to_string(),
+                gateway: p.gateway.to_string(),
+                ip_range: p.ip_range.map(|r| r.to_string()).unwrap_or_default(),
+                aux_address: None,
+            })
+            .collect();
+        Network {
+            name: n.name.clone(),
+            id: n.id.clone(),
+            created: n.created.clone(),
+            scope: "local".into(),
+            driver: n.driver.clone(),
+            enable_ipv4: n.is_bridge(),
+            enable_ipv6: n.enable_ipv6,
+            ipam: Ipam {
+                driver: "default".into(),
+                options: n.user_defined().then(BTreeMap::new),
+                config,
+            },
+            internal: n.internal,
+            attachable: n.attachable,
+            ingress: false,
+            config_from: ConfigReference::default(),
+            config_only: false,
+            containers,
+            options: n.options.clone(),
+            labels: n.labels.clone(),
+        }
     }
 
     /// Networks with at least one endpoint (running or not).
@@ -87,7 +92,7 @@ impl Networks {
     }
 
     /// `GET /networks` with Docker's filters.
-    pub fn list(&self, f: &Filters) -> ApiResult<Vec<Value>> {
+    pub fn list(&self, f: &Filters) -> ApiResult<Vec<Network>> {
         for k in f.keys() {
             if !["name", "id", "driver", "label", "type", "scope", "dangling"].contains(&k.as_str())
             {
@@ -116,24 +121,27 @@ impl Networks {
                 })
                 && label_matches(&n.labels, f.get("label").map(Vec::as_slice).unwrap_or(&[]));
             if keep {
-                out.push(self.json(&n, &[]));
+                out.push(self.view(&n, &[]));
             }
         }
         Ok(out)
     }
 
     /// `GET /networks/{id}`.
-    pub fn inspect(&self, key: &str) -> ApiResult<Value> {
+    pub fn inspect(&self, key: &str) -> ApiResult<Network> {
         let n = self.get(key)?;
-        Ok(self.json(&n, &self.attachments()))
+        Ok(self.view(&n, &self.attachments()))
     }
 
-    /// `POST /networks/create`: the new network's id and a warning (none yet).
-    pub fn create_api(&self, req: CreateRequest) -> ApiResult<(String, String)> {
+    /// `POST /networks/create`.
+    pub fn create_api(&self, req: NetworkCreateRequest) -> ApiResult<NetworkCreateResponse> {
         let n = self.create(req)?;
         self.events
             .emit("network", "create", &n.id, event_attrs(&n, None));
-        Ok((n.id, String::new()))
+        Ok(NetworkCreateResponse {
+            id: n.id,
+            warning: String::new(),
+        })
     }
 
     /// `DELETE /networks/{id}`.

@@ -135,61 +135,6 @@ fn net_err(e: impl std::fmt::Display) -> ApiError {
     ApiError::internal(e.to_string())
 }
 
-/// The request of `POST /networks/create`, as berth acts on it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct CreateRequest {
-    pub name: String,
-    #[serde(default)]
-    pub driver: String,
-    #[serde(default)]
-    pub internal: bool,
-    #[serde(default)]
-    pub attachable: bool,
-    #[serde(default, rename = "EnableIPv6")]
-    pub enable_ipv6: Option<bool>,
-    #[serde(default, rename = "EnableIPv4")]
-    pub enable_ipv4: Option<bool>,
-    #[serde(default, rename = "IPAM")]
-    pub ipam: Option<IpamRequest>,
-    #[serde(default)]
-    pub options: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub labels: Option<BTreeMap<String, String>>,
-    #[serde(default)]
-    pub ingress: bool,
-    #[serde(default)]
-    pub config_only: bool,
-    #[serde(default)]
-    pub config_from: Option<serde_json::Value>,
-    #[serde(default)]
-    pub scope: String,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct IpamRequest {
-    #[serde(default)]
-    pub driver: String,
-    #[serde(default)]
-    pub config: Option<Vec<IpamConfigRequest>>,
-    #[serde(default)]
-    pub options: Option<BTreeMap<String, String>>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-pub struct IpamConfigRequest {
-    #[serde(default)]
-    pub subnet: String,
-    #[serde(default, rename = "IPRange")]
-    pub ip_range: String,
-    #[serde(default)]
-    pub gateway: String,
-    #[serde(default)]
-    pub aux_address: Option<BTreeMap<String, String>>,
-}
-
 fn parse_subnet(what: &str, s: &str) -> ApiResult<Subnet> {
     s.parse().map_err(|_| {
         ApiError::invalid(format!(
@@ -511,7 +456,7 @@ impl Networks {
     }
 
     /// `POST /networks/create`.
-    pub fn create(&self, req: CreateRequest) -> ApiResult<NetRecord> {
+    pub fn create(&self, req: berth_api::NetworkCreateRequest) -> ApiResult<NetRecord> {
         let name = req.name.trim().to_string();
         if name.is_empty() {
             return Err(ApiError::invalid("network name cannot be empty"));
@@ -542,7 +487,13 @@ impl Networks {
                 "plugin \"{driver}\" not found: berth has the bridge driver for user-defined networks"
             )));
         }
-        if req.ingress || req.config_only || req.config_from.is_some() {
+        if req.ingress
+            || req.config_only
+            || req
+                .config_from
+                .as_ref()
+                .is_some_and(|c| !c.network.is_empty())
+        {
             return Err(ApiError::not_implemented(
                 "ingress and config-only networks are swarm features, which berth does not have",
             ));

@@ -6,8 +6,8 @@
 
 use crate::daemon::time::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
+use berth_api::{Volume, VolumeCreateOptions, VolumeListResponse, VolumePruneResponse};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -254,16 +254,17 @@ impl Volumes {
     }
 
     /// A volume as the API shows it.
-    pub fn json(&self, v: &VolRecord) -> Value {
-        json!({
-            "CreatedAt": v.created,
-            "Driver": v.driver,
-            "Labels": v.labels,
-            "Mountpoint": self.data_dir(&v.name),
-            "Name": v.name,
-            "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
-            "Scope": "local",
-        })
+    pub fn view(&self, v: &VolRecord) -> Volume {
+        Volume {
+            created_at: v.created.clone(),
+            driver: v.driver.clone(),
+            labels: v.labels.clone(),
+            mountpoint: self.data_dir(&v.name).display().to_string(),
+            name: v.name.clone(),
+            options: (!v.options.is_empty()).then(|| v.options.clone()),
+            scope: "local".into(),
+            usage_data: None,
+        }
     }
 }
 
@@ -285,41 +286,31 @@ impl Volumes {
         self.users.with(Vec::new(), |u| u.volume_users(name))
     }
 
-    pub fn create_api(&self, body: &Value) -> ApiResult<Value> {
-        let s = |k: &str| {
-            body.get(k)
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string()
-        };
-        let map = |k: &str| -> ApiResult<BTreeMap<String, String>> {
-            match body.get(k) {
-                None | Some(Value::Null) => Ok(BTreeMap::new()),
-                Some(v) => serde_json::from_value(v.clone())
-                    .map_err(|e| ApiError::invalid(format!("invalid {k}: {e}"))),
-            }
-        };
-        let name = s("Name");
+    /// `POST /volumes/create`.
+    pub fn create_api(&self, req: VolumeCreateOptions) -> ApiResult<Volume> {
         let v = self.create(
-            Some(name.as_str()).filter(|n| !n.is_empty()),
-            &s("Driver"),
-            map("DriverOpts")?,
-            map("Labels")?,
+            Some(req.name.as_str()).filter(|n| !n.is_empty()),
+            &req.driver,
+            req.driver_opts.unwrap_or_default(),
+            req.labels.unwrap_or_default(),
             false,
         )?;
         let mut attrs = serde_json::Map::new();
         attrs.insert("driver".into(), v.driver.clone().into());
         self.events.emit("volume", "create", &v.name, attrs);
-        Ok(self.json(&v))
+        Ok(self.view(&v))
     }
 
-    pub fn list(&self, f: &std::collections::HashMap<String, Vec<String>>) -> ApiResult<Value> {
+    pub fn list(
+        &self,
+        f: &std::collections::HashMap<String, Vec<String>>,
+    ) -> ApiResult<VolumeListResponse> {
         for k in f.keys() {
             if !["name", "driver", "label", "dangling"].contains(&k.as_str()) {
                 return Err(ApiError::invalid(format!("invalid filter '{k}'")));
             }
         }
-        let list: Vec<Value> = self
+        let volumes: Vec<Volume> = self
             .all()
             .iter()
             .filter(|v| {
@@ -338,13 +329,16 @@ impl Volumes {
                         })
                     })
             })
-            .map(|v| self.json(v))
+            .map(|v| self.view(v))
             .collect();
-        Ok(json!({ "Volumes": list, "Warnings": null }))
+        Ok(VolumeListResponse {
+            volumes,
+            warnings: None,
+        })
     }
 
-    pub fn inspect(&self, name: &str) -> ApiResult<Value> {
-        Ok(self.json(&self.must(name)?))
+    pub fn inspect(&self, name: &str) -> ApiResult<Volume> {
+        Ok(self.view(&self.must(name)?))
     }
 
     pub fn remove_api(&self, name: &str, force: bool) -> ApiResult<()> {
@@ -367,7 +361,10 @@ impl Volumes {
 
     /// `POST /volumes/prune`: unused anonymous volumes, or every unused one with
     /// the `all` filter (Docker 23's rule).
-    pub fn prune(&self, f: &std::collections::HashMap<String, Vec<String>>) -> ApiResult<Value> {
+    pub fn prune(
+        &self,
+        f: &std::collections::HashMap<String, Vec<String>>,
+    ) -> ApiResult<VolumePruneResponse> {
         for k in f.keys() {
             if k != "label" && k != "all" {
                 return Err(ApiError::invalid(format!("invalid filter '{k}'")));
@@ -397,7 +394,10 @@ impl Volumes {
             reclaimed += size;
             gone.push(v.name);
         }
-        Ok(json!({ "VolumesDeleted": gone, "SpaceReclaimed": reclaimed }))
+        Ok(VolumePruneResponse {
+            volumes_deleted: gone,
+            space_reclaimed: reclaimed,
+        })
     }
 }
 
