@@ -1,21 +1,19 @@
+//! `/containers`: create, list, inspect, start, stop, kill, wait, remove, logs,
+//! attach, pause, cp, export, diff, update, rename, stats, top, prune, exec,
+//! resize, and `/commit`.
+
+use crate::api::attach;
 use crate::api::http::Call;
 use crate::api::http::{self, Resp};
-use crate::daemon::container::detach;
+use crate::daemon::container::attach::AttachRequest;
 use crate::daemon::container::logs::LogOptions;
-use crate::daemon::container::record::Exec;
-use crate::daemon::container::start::AttachSource;
 use crate::daemon::container::{Changed, WaitCondition};
 use crate::daemon::services::Daemon;
 use crate::daemon::time::parse_unix_nanos;
 use crate::error::{ApiError, ApiResult};
-use berth_runtime::shimproto::{
-    input_frame, IN_CLOSE, IN_DATA, WANT_STDERR, WANT_STDIN, WANT_STDOUT,
-};
 use bytes::Bytes;
-use hyper::{Method, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 fn changed(c: Changed) -> Resp {
@@ -119,9 +117,21 @@ pub(super) async fn route(
                 ));
             }
             let (tty, rx) = cs.logs(id, opts).await?;
-            http::stream(StatusCode::OK, content_type(tty), rx)
+            http::stream(StatusCode::OK, attach::content_type(tty), rx)
         }
-        (&Method::POST, [id, "attach"]) => attach(d, call, id).await?,
+        (&Method::POST, [id, "attach"]) => {
+            let req = AttachRequest {
+                stdin: q.flag("stdin"),
+                stdout: q.flag("stdout"),
+                stderr: q.flag("stderr"),
+                logs: q.flag("logs"),
+                stream: q.flag("stream"),
+                detach_keys: q.get("detachKeys").map(String::from),
+                duplex: call.upgrade.is_some(),
+            };
+            let session = cs.attach(id, req).await?;
+            attach::respond(session, call.upgrade.take())
+        }
         (&Method::POST, [id, "pause"]) => {
             cs.pause(id, true)?;
             http::empty(StatusCode::NO_CONTENT)
@@ -241,209 +251,6 @@ fn time_param(v: Option<&str>, name: &str) -> ApiResult<Option<i128>> {
         Some(s) => parse_unix_nanos(s)
             .map(Some)
             .ok_or_else(|| ApiError::invalid(format!("invalid value for {name}: {s:?}"))),
-    }
-}
-
-fn content_type(tty: bool) -> &'static str {
-    if tty {
-        "application/vnd.docker.raw-stream"
-    } else {
-        "application/vnd.docker.multiplexed-stream"
-    }
-}
-
-/// `POST /containers/{id}/attach`: upgrades the connection (or, for clients that do
-/// not ask for an upgrade, streams a response body) and relays the container's
-/// output, and its input when `stdin` is asked for and the container keeps stdin open.
-async fn attach(d: &Arc<Daemon>, call: &mut Call, id: &str) -> ApiResult<Resp> {
-    let q = &call.query;
-    let c = d.containers.get(id)?;
-    let (tty, open_stdin, stdin_once) = {
-        let r = c.rec();
-        (r.config.tty, r.config.open_stdin, r.config.stdin_once)
-    };
-    let keys = match q.get("detachKeys").filter(|k| !k.is_empty()) {
-        Some(k) => detach::parse(k)?,
-        None => detach::DEFAULT.to_vec(),
-    };
-    let mut want = 0;
-    if q.flag("stdout") {
-        want |= WANT_STDOUT;
-    }
-    if q.flag("stderr") {
-        want |= WANT_STDERR;
-    }
-    // As in Docker, stdin is attached only to a container created with it open, and
-    // only over a hijacked connection (a response body cannot carry input).
-    if q.flag("stdin") && open_stdin && call.upgrade.is_some() {
-        want |= WANT_STDIN;
-    }
-    let replay = if q.flag("logs") {
-        let opts = LogOptions {
-            stdout: want & WANT_STDOUT != 0,
-            stderr: want & WANT_STDERR != 0,
-            ..Default::default()
-        };
-        Some(d.containers.logs(&c.id, opts).await?.1)
-    } else {
-        None
-    };
-    // Registered before the answer goes out: a start the client sends next cannot
-    // miss this attach.
-    let source = if q.flag("stream") && want != 0 {
-        Some(d.containers.register_attach(&c.id, want)?)
-    } else {
-        None
-    };
-    let session = Session {
-        source,
-        want,
-        keys,
-        stdin_once,
-        exec: None,
-        tty,
-    };
-    Ok(session.respond(call.upgrade.take(), replay))
-}
-
-/// One attach: what to relay between a client connection and a shim.
-pub(super) struct Session {
-    pub(super) source: Option<AttachSource>,
-    pub(super) want: u8,
-    pub(super) keys: Vec<u8>,
-    pub(super) stdin_once: bool,
-    /// For an exec: the stream ends only once its exit is recorded (clients inspect
-    /// the exec for its exit code right after), and a failure to start is told in it.
-    pub(super) exec: Option<Arc<Exec>>,
-    pub(super) tty: bool,
-}
-
-impl Session {
-    /// Answers an attach-like request: with an upgrade, 101 and the relay on the
-    /// hijacked connection; without one (old clients), a streamed body, which can
-    /// carry no input.
-    pub(super) fn respond(
-        self,
-        upgrade: Option<hyper::upgrade::OnUpgrade>,
-        replay: Option<mpsc::Receiver<Bytes>>,
-    ) -> Resp {
-        let tty = self.tty;
-        match upgrade {
-            Some(on_upgrade) => {
-                tokio::spawn(async move {
-                    if let Ok(up) = on_upgrade.await {
-                        self.relay(TokioIo::new(up), replay).await;
-                    }
-                });
-                Response::builder()
-                    .status(StatusCode::SWITCHING_PROTOCOLS)
-                    .header("Content-Type", content_type(tty))
-                    .header("Connection", "Upgrade")
-                    .header("Upgrade", "tcp")
-                    .body(http::Body::Empty)
-                    .expect("valid response")
-            }
-            None => {
-                let (tx, rx) = mpsc::channel::<Bytes>(16);
-                let (ours, theirs) = tokio::io::duplex(64 * 1024);
-                tokio::spawn(self.relay(ours, replay));
-                tokio::spawn(async move {
-                    let (mut r, _w) = tokio::io::split(theirs);
-                    let mut buf = vec![0u8; 32 * 1024];
-                    while let Ok(n) = r.read(&mut buf).await {
-                        if n == 0 || tx.send(Bytes::copy_from_slice(&buf[..n])).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                http::stream(StatusCode::OK, content_type(tty), rx)
-            }
-        }
-    }
-
-    /// Waits for an exec's end and writes its start failure, if any, to the client.
-    async fn exec_epilogue<W: tokio::io::AsyncWrite + Unpin>(&self, cw: &mut W) {
-        let Some(e) = &self.exec else { return };
-        let mut done = e.done.subscribe();
-        let _ = done.wait_for(|d| *d).await;
-        let error = e.state().error.clone();
-        if !error.is_empty() {
-            let msg = format!("{error}\r\n");
-            if !self.tty {
-                let _ = cw
-                    .write_all(&berth_runtime::shimproto::frame_header(2, msg.len()))
-                    .await;
-            }
-            let _ = cw.write_all(msg.as_bytes()).await;
-        }
-    }
-
-    pub(super) async fn relay<S: tokio::io::AsyncRead + tokio::io::AsyncWrite>(
-        mut self,
-        client: S,
-        replay: Option<mpsc::Receiver<Bytes>>,
-    ) {
-        let (mut cr, mut cw) = tokio::io::split(client);
-        if let Some(mut r) = replay {
-            while let Some(b) = r.recv().await {
-                if cw.write_all(&b).await.is_err() {
-                    return;
-                }
-            }
-        }
-        let Some(source) = self.source.take() else {
-            let _ = cw.shutdown().await;
-            return;
-        };
-        let Some(shim) = source.connect().await else {
-            self.exec_epilogue(&mut cw).await;
-            let _ = cw.shutdown().await;
-            return;
-        };
-        let (mut sr, mut sw) = shim.into_split();
-        let output = async {
-            let _ = tokio::io::copy(&mut sr, &mut cw).await;
-            self.exec_epilogue(&mut cw).await;
-            let _ = cw.shutdown().await;
-        };
-        let input = async {
-            let mut buf = vec![0u8; 32 * 1024];
-            if self.want & WANT_STDIN == 0 {
-                // Nothing to forward; reading only notices the client leaving.
-                while matches!(cr.read(&mut buf).await, Ok(n) if n > 0) {}
-                return false;
-            }
-            let mut proxy = detach::EscapeProxy::new(self.keys.clone());
-            loop {
-                let n = match cr.read(&mut buf).await {
-                    Ok(0) | Err(_) => {
-                        if self.stdin_once {
-                            let _ = sw.write_all(&input_frame(IN_CLOSE, b"")).await;
-                        }
-                        return false;
-                    }
-                    Ok(n) => n,
-                };
-                let (data, detached) = proxy.feed(&buf[..n]);
-                if !data.is_empty() && sw.write_all(&input_frame(IN_DATA, &data)).await.is_err() {
-                    return false;
-                }
-                if detached {
-                    return true;
-                }
-            }
-        };
-        tokio::pin!(output, input);
-        tokio::select! {
-            _ = &mut output => {}
-            detached = &mut input => {
-                // Detaching ends the attach at once; otherwise the output goes on
-                // until the container's output ends.
-                if !detached {
-                    output.await;
-                }
-            }
-        }
     }
 }
 

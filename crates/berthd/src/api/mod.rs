@@ -2,6 +2,7 @@
 //! Handlers parse and validate, call a service, and render; nothing below them
 //! sees HTTP.
 
+mod attach;
 mod containers;
 mod exec;
 pub mod http;

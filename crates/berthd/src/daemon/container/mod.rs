@@ -5,6 +5,7 @@
 //! `restart`, `mounts`, `endpoint` and `connect` (networking), `dns`.
 //!
 
+pub mod attach;
 mod connect;
 mod create;
 pub mod detach;
