@@ -1,14 +1,29 @@
-//! The daemon's error: a category and Docker's words. [`status`] is the one place
-//! where a category becomes an HTTP status.
+//! What a service answers with when it fails: [`ApiError`], Docker's category and
+//! words, and the typed error that caused it, kept (not flattened) for logs and
+//! callers. Each subsystem has its own typed error (`volume::Error`,
+//! `network::Error`, `container::Error`, `archive::Error`, `image::Error`): a
+//! variant per failing step, with its source and the id or path it concerns.
+//! Which category each gets, and which HTTP status each category is, is decided
+//! in one place: `api/errors.rs`.
 
 use berth_api::ErrorKind;
-use hyper::StatusCode;
 use std::fmt;
+use std::sync::Arc;
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
     pub kind: ErrorKind,
+    /// What the client reads: Docker's words for a refusal, or the failing step
+    /// and its causes.
     pub message: String,
+    /// The typed error this answer stands for, if it came from one.
+    cause: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl PartialEq for ApiError {
+    fn eq(&self, other: &ApiError) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
 }
 
 impl ApiError {
@@ -16,6 +31,7 @@ impl ApiError {
         ApiError {
             kind,
             message: message.into(),
+            cause: None,
         }
     }
     pub fn not_found(m: impl Into<String>) -> ApiError {
@@ -33,6 +49,23 @@ impl ApiError {
     pub fn internal(m: impl Into<String>) -> ApiError {
         Self::new(ErrorKind::Internal, m)
     }
+
+    /// An answer for a typed error: its category, and its text with every cause.
+    pub(crate) fn caused_by<E: std::error::Error + Send + Sync + 'static>(
+        kind: ErrorKind,
+        e: E,
+    ) -> ApiError {
+        ApiError {
+            kind,
+            message: chain(&e),
+            cause: Some(Arc::new(e)),
+        }
+    }
+
+    /// The typed error behind this answer, to match on.
+    pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
+        self.cause.as_deref()
+    }
 }
 
 impl fmt::Display for ApiError {
@@ -42,19 +75,6 @@ impl fmt::Display for ApiError {
 }
 
 impl std::error::Error for ApiError {}
-
-/// The HTTP status of an error category (moby's httpstatus.FromError).
-pub fn status(kind: ErrorKind) -> StatusCode {
-    match kind {
-        ErrorKind::NotFound => StatusCode::NOT_FOUND,
-        ErrorKind::Conflict => StatusCode::CONFLICT,
-        ErrorKind::InvalidArgument => StatusCode::BAD_REQUEST,
-        ErrorKind::Forbidden => StatusCode::FORBIDDEN,
-        ErrorKind::Unauthorized => StatusCode::UNAUTHORIZED,
-        ErrorKind::NotImplemented => StatusCode::NOT_IMPLEMENTED,
-        ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
 
 /// An error and its sources, joined with ": ".
 pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
@@ -66,12 +86,6 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
         cur = c.source();
     }
     s
-}
-
-impl From<berth_image::StoreError> for ApiError {
-    fn from(e: berth_image::StoreError) -> ApiError {
-        ApiError::new(e.kind(), chain(&e))
-    }
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;

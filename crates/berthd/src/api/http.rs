@@ -2,7 +2,8 @@
 //! parsing, JSON responses, and bridges between async bodies and blocking readers
 //! and writers for archive work.
 
-use crate::error::{status, ApiError, ApiResult};
+use crate::api::errors::status;
+use crate::error::{ApiError, ApiResult};
 use bytes::Bytes;
 use http_body_util::BodyExt;
 use hyper::body::{Body as HttpBody, Frame, Incoming};

@@ -4,6 +4,7 @@
 
 mod attach;
 mod containers;
+pub mod errors;
 mod exec;
 pub mod http;
 mod images;
@@ -78,7 +79,8 @@ pub async fn handle(d: Arc<Daemon>, mut req: Request<Incoming>) -> Resp {
                 Ok(r) => r,
                 Err(e) => {
                     if e.kind == berth_api::ErrorKind::Internal {
-                        tracing::error!(method = %parts.method, path = %raw_path, error = %e.message, "request failed");
+                        // The typed cause, with its fields, goes to the log.
+                        tracing::error!(method = %parts.method, path = %raw_path, error = %e.message, cause = ?e.cause(), "request failed");
                     } else {
                         tracing::debug!(method = %parts.method, path = %raw_path, error = %e.message, "request refused");
                     }

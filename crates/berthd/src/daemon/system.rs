@@ -139,7 +139,12 @@ impl System {
             } else {
                 vec!["name=cgroupns".into()]
             },
-            warnings: vec![],
+            warnings: match self.containers.persist_failures() {
+                0 => vec![],
+                n => vec![format!(
+                    "WARNING: {n} container record saves failed since berthd started; see berthd's log"
+                )],
+            },
             plugins: serde_json::json!({ "Volume": [], "Network": ["host", "none"], "Log": ["json-file", "none"] }),
             registry_config: serde_json::json!({ "IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": [] }),
             swarm: serde_json::json!({ "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null }),

@@ -31,12 +31,9 @@ impl Archive {
             self.containers
                 .hierarchy()
                 .freeze(&path, true)
-                .map_err(|e| {
-                    ApiError::internal(format!(
-                        "pausing {} to commit: {}",
-                        c.id,
-                        crate::error::chain(&e)
-                    ))
+                .map_err(|source| super::Error::Freeze {
+                    id: c.id.clone(),
+                    source,
                 })?;
         }
         let upper = self.paths().writable(&c.id);
@@ -51,15 +48,20 @@ impl Archive {
             .collect::<Vec<_>>()
             .join(" ");
         let created = crate::daemon::time::now_rfc3339();
+        let id = c.id.clone();
         let result = tokio::task::spawn_blocking(move || -> ApiResult<String> {
+            let read_err = |e: std::io::Error| super::Error::Changes {
+                id: id.clone(),
+                source: e,
+            };
             let root = rustix::fs::open(
                 &upper,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             )
-            .map_err(|e| ApiError::internal(format!("opening {}: {e}", upper.display())))?;
+            .map_err(|e| read_err(e.into()))?;
             let mut names: Vec<String> = rustix::fs::Dir::read_from(&root)
-                .map_err(|e| ApiError::internal(format!("reading {}: {e}", upper.display())))?
+                .map_err(|e| read_err(e.into()))?
                 .filter_map(Result::ok)
                 .map(|e| e.file_name().to_string_lossy().into_owned())
                 .filter(|n| n != "." && n != "..")
@@ -72,9 +74,6 @@ impl Archive {
                 shallow: false,
             };
             let mut b = tar::Builder::new(Vec::new());
-            let read_err = |e: std::io::Error| {
-                ApiError::internal(format!("reading the container's changes: {e}"))
-            };
             match vfs_changes {
                 None => {
                     for n in names {
@@ -125,9 +124,7 @@ impl Archive {
                     }
                 }
             }
-            let tar = b
-                .into_inner()
-                .map_err(|e| ApiError::internal(format!("building the layer: {e}")))?;
+            let tar = b.into_inner().map_err(read_err)?;
             store
                 .commit(
                     &base,
@@ -142,7 +139,10 @@ impl Archive {
                 .map_err(ApiError::from)
         })
         .await
-        .map_err(|e| ApiError::internal(format!("commit task: {e}")));
+        .map_err(|source| super::Error::Task {
+            what: "commit",
+            source,
+        });
         if freeze {
             let _ = self.containers.hierarchy().freeze(&path, false);
         }

@@ -83,7 +83,10 @@ impl Archive {
                 OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
             )
-            .map_err(|e| ApiError::conflict(format!("container {} is not running: {e}", r.name)))?;
+            .map_err(|source| super::Error::NotRunning {
+                name: r.name.clone(),
+                source,
+            })?;
             return Ok((root, r.config.working_dir, r.name, None));
         }
         if self.paths().driver == crate::daemon::paths::Driver::Vfs {
@@ -94,8 +97,10 @@ impl Archive {
                     | rustix::mount::OpenTreeFlags::OPEN_TREE_CLOEXEC
                     | rustix::mount::OpenTreeFlags::AT_RECURSIVE,
             )
-            .map_err(|e| {
-                ApiError::internal(format!("opening the filesystem of {}: {e}", r.name))
+            .map_err(|source| super::Error::Root {
+                name: r.name.clone(),
+                step: "opening",
+                source,
             })?;
             return Ok((root, r.config.working_dir, r.name, Some(guard)));
         }
@@ -126,8 +131,10 @@ impl Archive {
                 MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID,
             )
         };
-        let root = mount().map_err(|e| {
-            ApiError::internal(format!("mounting the filesystem of {}: {e}", r.name))
+        let root = mount().map_err(|source| super::Error::Root {
+            name: r.name.clone(),
+            step: "mounting",
+            source,
         })?;
         Ok((root, r.config.working_dir, r.name, Some(guard)))
     }
@@ -222,7 +229,11 @@ impl Archive {
             OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
             Mode::empty(),
         )
-        .map_err(|e| ApiError::internal(format!("opening the container's root: {e}")))?;
+        .map_err(|source| super::Error::Root {
+            name: key.to_string(),
+            step: "opening the root of",
+            source,
+        })?;
         let (tx, rx) = mpsc::channel(8);
         tokio::task::spawn_blocking(move || {
             let _hold = hold;
@@ -284,7 +295,10 @@ impl Archive {
                 .map_err(|e| ApiError::invalid(crate::error::chain(&e)))
         })
         .await
-        .map_err(|e| ApiError::internal(format!("copy task: {e}")))?
+        .map_err(|source| super::Error::Task {
+            what: "copy",
+            source,
+        })?
     }
 }
 
@@ -294,7 +308,10 @@ fn stat_of(t: &Target) -> ApiResult<PathStat> {
     } else {
         rustix::fs::statat(&t.parent, t.name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
     }
-    .map_err(|e| ApiError::internal(format!("stat {}: {e}", t.shown)))?;
+    .map_err(|source| super::Error::Stat {
+        path: t.shown.clone(),
+        source,
+    })?;
     let link_target = if FileType::from_raw_mode(st.st_mode) == FileType::Symlink {
         rustix::fs::readlinkat(&t.parent, t.name.as_str(), Vec::new())
             .map(|l| l.to_string_lossy().into_owned())

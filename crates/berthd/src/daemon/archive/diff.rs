@@ -2,7 +2,7 @@
 //! its image's layers. Never follows a symlink of the container's or the image's.
 
 use super::Archive;
-use crate::error::{ApiError, ApiResult};
+use crate::error::ApiResult;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -109,7 +109,10 @@ impl Archive {
         let image = self
             .store
             .resolve(&image_id)
-            .map_err(|e| ApiError::internal(format!("image of {}: {e}", c.id)))?;
+            .map_err(|source| super::Error::Image {
+                id: c.id.clone(),
+                source,
+            })?;
         let lower = self.store.lower_dirs(&image);
         if self.paths().driver == crate::daemon::paths::Driver::Vfs {
             return crate::daemon::image::layers::changes(
@@ -117,7 +120,13 @@ impl Archive {
                 &lower,
                 RUNTIME_PATHS,
             )
-            .map_err(|e| ApiError::internal(format!("comparing {} with its image: {e}", c.id)));
+            .map_err(|source| {
+                super::Error::Compare {
+                    id: c.id.clone(),
+                    source,
+                }
+                .into()
+            });
         }
         let mut out = Vec::new();
         walk(

@@ -4,7 +4,7 @@
 
 use super::endpoint::{mode, Mode};
 use super::record::Endpoint;
-use super::Containers;
+use super::{Containers, Error};
 use crate::daemon::network::event_attrs;
 use crate::error::{ApiError, ApiResult};
 use berth_api::ErrorKind;
@@ -56,9 +56,8 @@ impl Containers {
             ..Endpoint::default()
         });
         if c.is_running() {
-            let (ns, mut inner) = container_netns(c.rec().state.pid)?;
-            let mut host =
-                Netlink::new().map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
+            let (ns, mut inner) = container_netns(&c.id, c.rec().state.pid)?;
+            let mut host = Netlink::new().map_err(|source| Error::Netlink { source })?;
             let taken: Vec<String> = c
                 .rec()
                 .endpoints
@@ -132,10 +131,14 @@ impl Containers {
             ));
         }
         if c.is_running() && !ep.ifname.is_empty() {
-            let (_ns, mut inner) = container_netns(c.rec().state.pid)?;
+            let (_ns, mut inner) = container_netns(&c.id, c.rec().state.pid)?;
             inner
                 .delete_link(&ep.ifname)
-                .map_err(|e| ApiError::internal(format!("removing {}: {e}", ep.ifname)))?;
+                .map_err(|source| Error::Unlink {
+                    id: c.id.clone(),
+                    ifname: ep.ifname.clone(),
+                    source,
+                })?;
             for ip in [ep.ipv4, ep.ipv6].into_iter().flatten() {
                 self.net.release(&n.id, ip);
             }
@@ -160,11 +163,13 @@ impl Containers {
 }
 
 /// A running container's network namespace (its init's), and a netlink socket in it.
-fn container_netns(pid: i64) -> ApiResult<(std::fs::File, Netlink)> {
-    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
-        ApiError::internal(format!("opening the container's network namespace: {e}"))
-    })?;
-    let inner = Netlink::in_namespace(ns.as_fd())
-        .map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
+fn container_netns(id: &str, pid: i64) -> ApiResult<(std::fs::File, Netlink)> {
+    let step = |step, source| Error::Namespace {
+        id: id.to_string(),
+        step,
+        source,
+    };
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| step("opening", e))?;
+    let inner = Netlink::in_namespace(ns.as_fd()).map_err(|e| step("entering", e))?;
     Ok((ns, inner))
 }

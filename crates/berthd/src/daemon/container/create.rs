@@ -2,7 +2,7 @@
 //! container's directory, record it.
 
 use crate::daemon::container::record::{Container, Record, RunState};
-use crate::daemon::container::Containers;
+use crate::daemon::container::{Containers, Error};
 use crate::daemon::ids;
 use crate::daemon::time::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
@@ -360,7 +360,12 @@ impl Containers {
         })();
         result.map_err(|e| {
             let _ = std::fs::remove_dir_all(&dir);
-            ApiError::internal(format!("creating {}: {e}", dir.display()))
+            Error::Layout {
+                id: rec.id.clone(),
+                path: dir.clone(),
+                source: e,
+            }
+            .into()
         })
     }
 }

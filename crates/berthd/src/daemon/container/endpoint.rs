@@ -3,7 +3,7 @@
 //! start, and their release at exit.
 
 use crate::daemon::container::record::{Container, Endpoint, PublishedPort, Record};
-use crate::daemon::container::Containers;
+use crate::daemon::container::{Containers, Error};
 use crate::daemon::network::{NetRecord, BRIDGE, HOST, NONE};
 use crate::error::{ApiError, ApiResult};
 use berth_api::{EndpointSettings, NetworkingConfig};
@@ -159,7 +159,7 @@ pub fn bindings(r: &Record) -> ApiResult<Vec<Binding>> {
 
 /// Binds a socket on the host port (without listening), so that nothing else can
 /// take the port while the container runs, and learns a random port's number.
-fn reserve(b: &Binding) -> ApiResult<(OwnedFd, u16, IpAddr)> {
+fn reserve(b: &Binding) -> Result<(OwnedFd, u16, IpAddr), Error> {
     use rustix::net::{AddressFamily, SocketAddrAny, SocketFlags, SocketType};
     let ip = b.host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let family = if ip.is_ipv4() {
@@ -172,8 +172,13 @@ fn reserve(b: &Binding) -> ApiResult<(OwnedFd, u16, IpAddr)> {
         _ => SocketType::STREAM,
     };
     let shown = || format!("{}:{}/{}", fmt_ip(&ip), b.host_port, b.proto);
-    let fd = rustix::net::socket_with(family, kind, SocketFlags::CLOEXEC, None)
-        .map_err(|e| ApiError::internal(format!("reserving {}: {e}", shown())))?;
+    let fd =
+        rustix::net::socket_with(family, kind, SocketFlags::CLOEXEC, None).map_err(|source| {
+            Error::PortSocket {
+                binding: shown(),
+                source,
+            }
+        })?;
     let addr = std::net::SocketAddr::new(ip, b.host_port);
     rustix::net::bind(&fd, &addr).map_err(|e| {
         let why = if e == rustix::io::Errno::ADDRINUSE {
@@ -181,7 +186,10 @@ fn reserve(b: &Binding) -> ApiResult<(OwnedFd, u16, IpAddr)> {
         } else {
             e.to_string()
         };
-        ApiError::internal(format!("failed to bind host port {}: {why}", shown()))
+        Error::PortBind {
+            binding: shown(),
+            why,
+        }
     })?;
     let port = match rustix::net::getsockname(&fd) {
         Ok(a) => std::net::SocketAddr::try_from(a as SocketAddrAny)
@@ -362,11 +370,12 @@ impl Containers {
                         other.id
                     )));
                 }
-                let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|e| {
-                    ApiError::internal(format!(
-                        "opening the network namespace of {}: {e}",
-                        other.id
-                    ))
+                let ns = std::fs::File::open(format!("/proc/{pid}/ns/net")).map_err(|source| {
+                    Error::Namespace {
+                        id: other.id.clone(),
+                        step: "opening",
+                        source,
+                    }
                 })?;
                 prep.mode = NetworkMode::Join;
                 prep.netns = Some(ns.into());
@@ -383,13 +392,14 @@ impl Containers {
     }
 
     fn build_namespace(&self, r: &Record, prep: &mut NetPrep) -> ApiResult<()> {
-        let ierr = |e: netlink::Error| {
-            ApiError::internal(format!("setting up the container's network: {e}"))
-        };
         let (ns, mut inner) = berth_runtime::sys::in_new_netns(Netlink::new)
-            .map_err(|e| ApiError::internal(format!("creating a network namespace: {e}")))?;
-        inner.set_up(1).map_err(ierr)?; // lo is always 1 in a new namespace
-        let mut host = Netlink::new().map_err(|e| ApiError::internal(format!("netlink: {e}")))?;
+            .map_err(|source| Error::NewNamespace { source })?;
+        // lo is always 1 in a new namespace
+        inner.set_up(1).map_err(|source| Error::Link {
+            ifname: "lo".into(),
+            source,
+        })?;
+        let mut host = Netlink::new().map_err(|source| Error::Netlink { source })?;
         // The mode's network first: it gets eth0 and the default route.
         let primary = match mode(&r.host_config.network_mode) {
             Mode::Named(n) => self.net.get(n)?.name,
@@ -426,11 +436,12 @@ impl Containers {
             prep.endpoints.insert(name.clone(), live);
         }
         if self.needs_dns(prep) {
-            prep.dns = Some(
-                crate::daemon::container::dns::bind_in(ns.as_fd()).map_err(|e| {
-                    ApiError::internal(format!("starting the embedded DNS server: {e}"))
-                })?,
-            );
+            prep.dns = Some(crate::daemon::container::dns::bind_in(ns.as_fd()).map_err(
+                |source| Error::Dns {
+                    id: r.id.clone(),
+                    source,
+                },
+            )?);
         }
         prep.netns = Some(ns);
         prep.mode = NetworkMode::Join;
@@ -440,11 +451,10 @@ impl Containers {
             .and_then(|n| prep.endpoints.get(n))
             .and_then(|e| e.ipv4);
         for b in bindings(r)? {
-            let (fd, port, ip) = reserve(&b).map_err(|e| {
-                ApiError::internal(format!(
-                    "driver failed programming external connectivity on endpoint {} ({}): {}",
-                    r.name, r.id, e.message
-                ))
+            let (fd, port, ip) = reserve(&b).map_err(|e| Error::Publish {
+                name: r.name.clone(),
+                id: r.id.clone(),
+                source: Box::new(e),
             })?;
             prep.held.push(fd);
             prep.ports.push(PublishedPort {
@@ -487,8 +497,9 @@ impl Containers {
         want_mac: Option<String>,
         allocated: &mut Vec<(String, IpAddr)>,
     ) -> ApiResult<Endpoint> {
-        let ierr = |e: netlink::Error| {
-            ApiError::internal(format!("setting up the container's network: {e}"))
+        let ierr = |source: netlink::Error| Error::Link {
+            ifname: ifname.to_string(),
+            source,
         };
         let mut live = ep.clone();
         live.clear_live();
@@ -505,18 +516,23 @@ impl Containers {
             Some(m) => m,
             None => berth_net::cidr::mac_for(&ip4),
         };
-        let bridge = host.link_index(&net.bridge).map_err(ierr)?.ok_or_else(|| {
-            ApiError::internal(format!(
-                "bridge {} of network {} is missing",
-                net.bridge, net.name
-            ))
-        })?;
+        let bridge =
+            host.link_index(&net.bridge)
+                .map_err(ierr)?
+                .ok_or_else(|| Error::BridgeMissing {
+                    bridge: net.bridge.clone(),
+                    network: net.name.clone(),
+                })?;
         let veth = veth_name();
         host.create_veth(&veth, bridge, ifname, ns, Some(mac))
             .map_err(ierr)?;
-        let index = inner.link_index(ifname).map_err(ierr)?.ok_or_else(|| {
-            ApiError::internal(format!("{ifname} did not appear in the container"))
-        })?;
+        let index =
+            inner
+                .link_index(ifname)
+                .map_err(ierr)?
+                .ok_or_else(|| Error::InterfaceMissing {
+                    ifname: ifname.to_string(),
+                })?;
         inner.set_up(index).map_err(ierr)?;
         inner
             .add_address(index, ip4, pool4.subnet.prefix)
@@ -720,7 +736,11 @@ impl Containers {
             .filter_map(|e| self.net.find(&e.network_id))
             .any(|n| n.user_defined());
         let resolv = self.resolv_conf(r, host_mode, user_net);
-        let werr = |f: &str, e: std::io::Error| ApiError::internal(format!("writing {f}: {e}"));
+        let werr = |file, source| Error::NetFile {
+            id: r.id.clone(),
+            file,
+            source,
+        };
         std::fs::write(dir.join("hosts"), hosts).map_err(|e| werr("/etc/hosts", e))?;
         std::fs::write(dir.join("resolv.conf"), resolv).map_err(|e| werr("/etc/resolv.conf", e))?;
         Ok(())

@@ -114,7 +114,7 @@ impl Containers {
                     }
                     (h.status != before).then(|| h.status.clone())
                 };
-                let _ = me.persist(&c);
+                me.persist_or_log(&c, "a health check");
                 if let Some(status) = changed {
                     me.emit(&c, &format!("health_status: {status}"), &[]);
                 }

@@ -1,9 +1,9 @@
 //! The rest of a container's lifecycle: pause, unpause, rename, top, prune.
 
 use crate::daemon::container::record::Status;
-use crate::daemon::container::Containers;
+use crate::daemon::container::{Containers, Error};
 use crate::daemon::ids;
-use crate::error::{chain, ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult};
 use berth_api::ContainerUpdateRequest;
 use std::collections::HashMap;
 
@@ -40,13 +40,10 @@ impl Containers {
         }
         self.hierarchy
             .freeze(&self.cgroup_path(&c.id), pause)
-            .map_err(|e| {
-                ApiError::internal(format!(
-                    "{} {}: {}",
-                    if pause { "pausing" } else { "unpausing" },
-                    c.id,
-                    chain(&e)
-                ))
+            .map_err(|source| Error::Freeze {
+                id: c.id.clone(),
+                pause,
+                source,
             })?;
         c.rec().state.paused = pause;
         self.emit(&c, if pause { "pause" } else { "unpause" }, &[]);
@@ -153,15 +150,17 @@ impl Containers {
         if c.is_running() && cpu_given {
             self.hierarchy
                 .set_cpu(&self.cgroup_path(&c.id), &cpu)
-                .map_err(|e| {
-                    ApiError::invalid(format!("Cannot update container {}: {}", c.id, chain(&e)))
+                .map_err(|source| Error::Update {
+                    id: c.id.clone(),
+                    source,
                 })?;
         }
         if c.is_running() {
             self.hierarchy
                 .set_limits(&self.cgroup_path(&c.id), &limits)
-                .map_err(|e| {
-                    ApiError::invalid(format!("Cannot update container {}: {}", c.id, chain(&e)))
+                .map_err(|source| Error::Update {
+                    id: c.id.clone(),
+                    source,
                 })?;
         }
         if let Some(p) = pids {
@@ -215,9 +214,13 @@ impl Containers {
                 c.id
             )));
         }
-        let pids = self.hierarchy.pids(&self.cgroup_path(&c.id)).map_err(|e| {
-            ApiError::internal(format!("listing the processes of {}: {}", c.id, chain(&e)))
-        })?;
+        let pids = self
+            .hierarchy
+            .pids(&self.cgroup_path(&c.id))
+            .map_err(|source| Error::Processes {
+                id: c.id.clone(),
+                source,
+            })?;
         let args: Vec<&str> = if ps_args.trim().is_empty() {
             vec!["-ef"]
         } else {
@@ -227,7 +230,7 @@ impl Containers {
             .args(&args)
             .output()
             .await
-            .map_err(|e| ApiError::internal(format!("Error running ps: {e}")))?;
+            .map_err(|source| Error::Ps { source })?;
         if !out.status.success() {
             return Err(ApiError::invalid(format!(
                 "Error running ps: {}",

@@ -11,6 +11,7 @@ mod create;
 pub mod detach;
 mod dns;
 pub mod endpoint;
+mod error;
 pub mod exec;
 mod health;
 mod inspect;
@@ -32,6 +33,7 @@ use crate::daemon::paths::Paths;
 use crate::error::{ApiError, ApiResult};
 use berth_image::meta::ContainerRow;
 use berth_image::Store;
+pub use error::Error;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -51,6 +53,8 @@ pub struct Containers {
     dns: std::sync::Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
     /// Compiled seccomp filters.
     pub(super) filters: crate::daemon::container::security::Filters,
+    /// Record saves that failed where no caller could act on it.
+    persist_failures: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,6 +93,7 @@ impl Containers {
             volumes,
             dns: std::sync::Mutex::new(HashMap::new()),
             filters: crate::daemon::container::security::Filters::default(),
+            persist_failures: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -212,7 +217,33 @@ impl Containers {
             image_id: rec.image.clone(),
             data: serde_json::to_vec(&rec).expect("records serialise"),
         };
-        self.store.container_put(&row).map_err(ApiError::from)
+        self.store.container_put(&row).map_err(|source| {
+            Error::Persist {
+                id: rec.id.clone(),
+                source,
+            }
+            .into()
+        })
+    }
+
+    /// Saves a record where no caller can act on a failure (an exit, a restart,
+    /// a health result): the failure is logged with its reason and counted, and
+    /// the in-memory record stays the truth until the next save or restart of
+    /// berthd, which reads the state back from the shims.
+    pub(super) fn persist_or_log(&self, c: &Container, after: &'static str) {
+        if let Err(e) = self.persist(c) {
+            let n = self
+                .persist_failures
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                + 1;
+            tracing::error!(container = %c.id, after, failures = n, error = %e, "could not save a container record");
+        }
+    }
+
+    /// How many record saves have failed since berthd started.
+    pub fn persist_failures(&self) -> u64 {
+        self.persist_failures
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn is_running(&self, id: &str) -> bool {

@@ -473,8 +473,12 @@ impl Containers {
             layers.extend(lower.iter().cloned());
         }
         let rel = Path::new(path.trim_start_matches('/'));
-        crate::daemon::image::layers::copy_merged(&layers, rel, data).map_err(|e| {
-            ApiError::internal(format!("copying the image's {path} into the volume: {e}"))
+        crate::daemon::image::layers::copy_merged(&layers, rel, data).map_err(|source| {
+            super::Error::CopyUp {
+                path: path.to_string(),
+                source,
+            }
+            .into()
         })
     }
 

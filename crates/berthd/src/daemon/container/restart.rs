@@ -83,7 +83,7 @@ impl Containers {
             r.state.restarting = true;
             delay
         };
-        let _ = self.persist(c);
+        self.persist_or_log(c, "scheduling a restart");
         let me = self.clone();
         let c = c.clone();
         tokio::spawn(async move {
@@ -101,7 +101,7 @@ impl Containers {
             }
             if let Err(e) = me.start_locked(&c).await {
                 tracing::warn!(container = %c.id, error = %e.message, "restart by policy failed");
-                let _ = me.persist(&c);
+                me.persist_or_log(&c, "a failed restart");
             }
         });
     }

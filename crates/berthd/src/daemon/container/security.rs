@@ -219,7 +219,7 @@ mod tests {
             ("what=ever", 400, "invalid --security-opt 2"),
         ] {
             let e = parse(&hc(&[bad])).unwrap_err();
-            assert_eq!(crate::error::status(e.kind).as_u16(), status, "{bad}");
+            assert_eq!(crate::api::errors::status(e.kind).as_u16(), status, "{bad}");
             assert!(e.message.contains(words), "{bad}: {}", e.message);
         }
     }

@@ -4,7 +4,7 @@
 //! that outlived a previous berthd.
 
 use crate::daemon::container::record::{Container, Record, Status};
-use crate::daemon::container::{Changed, Containers};
+use crate::daemon::container::{Changed, Containers, Error};
 use crate::daemon::time::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use berth_image::Image;
@@ -36,7 +36,7 @@ pub(super) async fn resize_socket(sock: &Path, rows: u16, cols: u16) -> ApiResul
     msg.extend(input_frame(IN_RESIZE, &size));
     s.write_all(&msg)
         .await
-        .map_err(|e| ApiError::internal(format!("resizing: {e}")))
+        .map_err(|source| Error::Resize { source }.into())
 }
 
 /// Where `--init` puts its init, as Docker does.
@@ -191,8 +191,11 @@ impl Containers {
         if lower.is_empty() {
             // overlayfs needs at least one lower directory.
             let empty = dir.join("empty");
-            std::fs::create_dir_all(&empty)
-                .map_err(|e| ApiError::internal(format!("creating {}: {e}", empty.display())))?;
+            std::fs::create_dir_all(&empty).map_err(|source| Error::Layout {
+                id: r.id.clone(),
+                path: empty.clone(),
+                source,
+            })?;
             lower.push(empty);
         }
         let u = self.resolve_user(r, &lower, &r.config.user)?;
@@ -379,9 +382,10 @@ impl Containers {
         // The shim gets its own copies; ours stay for the DNS server.
         let netns = prep.netns.take();
         if let Some(ns) = &netns {
-            let dup = ns
-                .try_clone()
-                .map_err(|e| ApiError::internal(format!("passing the network namespace: {e}")))?;
+            let dup = ns.try_clone().map_err(|source| Error::PassNamespace {
+                id: c.id.clone(),
+                source,
+            })?;
             fds.push((dup, NETNS_FD));
         }
         for (i, fd) in std::mem::take(&mut prep.held).into_iter().enumerate() {
@@ -413,7 +417,7 @@ impl Containers {
                 r.state.exit_code = code;
                 r.state.error = error.clone();
             }
-            let _ = self.persist(c);
+            self.persist_or_log(c, "a start that failed");
             let _ = std::fs::remove_dir_all(&run);
             let msg = format!("failed to create task for container: {error}");
             return Err(if code == 126 || code == 127 {
@@ -466,7 +470,7 @@ impl Containers {
                 .for_each(crate::daemon::container::record::Endpoint::clear_live);
             r.ports.clear();
         }
-        let _ = self.persist(c);
+        self.persist_or_log(c, "an abandoned start");
     }
 
     /// Waits, in the background, for the shim to report the exit.
@@ -499,7 +503,11 @@ impl Containers {
         fds: Vec<(std::os::fd::OwnedFd, std::os::fd::RawFd)>,
         attachers: impl FnOnce() -> Vec<crate::daemon::container::record::PendingAttach>,
     ) -> ApiResult<(Started, BufReader<UnixStream>)> {
-        let ioerr = |what: &str, e: std::io::Error| ApiError::internal(format!("{what}: {e}"));
+        let ioerr = |what: &str, source: std::io::Error| Error::Shim {
+            run: run.to_path_buf(),
+            step: what.to_string(),
+            source,
+        };
         // Never a second shim over a live one, whatever a record says.
         if std::os::unix::net::UnixStream::connect(run.join("sock")).is_ok() {
             return Err(ApiError::conflict(format!(
@@ -563,13 +571,15 @@ impl Containers {
         if n == 0 {
             let log = std::fs::read_to_string(run.join("shim.log")).unwrap_or_default();
             let _ = std::fs::remove_dir_all(run);
-            return Err(ApiError::internal(format!(
-                "berth-shim failed: {}",
-                log.trim()
-            )));
+            return Err(Error::ShimFailed {
+                log: log.trim().to_string(),
+            }
+            .into());
         }
-        let started: Started = serde_json::from_str(&line)
-            .map_err(|e| ApiError::internal(format!("bad start report from berth-shim: {e}")))?;
+        let started: Started = serde_json::from_str(&line).map_err(|source| Error::ShimReport {
+            run: run.to_path_buf(),
+            source,
+        })?;
         Ok((started, reader))
     }
 

@@ -5,7 +5,7 @@ use super::signal;
 use super::Containers;
 use super::{Changed, WaitCondition};
 use crate::daemon::time::now_rfc3339;
-use crate::error::{chain, ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult};
 use berth_api::{WaitError, WaitResponse};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +52,11 @@ impl Containers {
             let path = format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), c.id);
             self.hierarchy
                 .freeze(&path, false)
-                .map_err(|e| ApiError::internal(format!("unpausing {}: {}", c.id, chain(&e))))?;
+                .map_err(|source| super::Error::Freeze {
+                    id: c.id.clone(),
+                    pause: false,
+                    source,
+                })?;
         }
         Ok(())
     }
@@ -73,7 +77,7 @@ impl Containers {
             r.state.restarting = false;
         }
         let _op = c.op.lock().await;
-        let _ = self.persist(&c);
+        self.persist_or_log(&c, "marking a manual stop");
         let changed = self.stop_locked(&c, sig, timeout).await?;
         if changed == Changed::Yes {
             self.emit(&c, "stop", &[]);
@@ -200,11 +204,12 @@ impl Containers {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 c.rec().state.status = Status::Dead;
-                return Err(ApiError::internal(format!(
-                    "removing {}: {}",
-                    dir.display(),
-                    chain(&e)
-                )));
+                return Err(super::Error::Remove {
+                    id: c.id.clone(),
+                    path: dir,
+                    source: e,
+                }
+                .into());
             }
         }
         self.store.container_delete(&c.id)?;
@@ -302,9 +307,11 @@ fn send_signal(c: &Container, signo: i32) -> ApiResult<()> {
         .ok_or_else(|| ApiError::invalid(format!("Invalid signal: {signo}")))?;
     match rustix::process::pidfd_send_signal(fd, sig) {
         Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-        Err(e) => Err(ApiError::internal(format!(
-            "sending signal {signo} to {}: {e}",
-            c.id
-        ))),
+        Err(source) => Err(super::Error::Signal {
+            id: c.id.clone(),
+            signo,
+            source,
+        }
+        .into()),
     }
 }

@@ -317,7 +317,7 @@ impl Puller {
                 }
             }
         }
-        Err(last_err.unwrap_or_else(|| ApiError::internal("no registry to pull from")))
+        Err(last_err.unwrap_or_else(|| super::Error::NoRegistry.into()))
     }
 
     async fn plan_on(
@@ -509,7 +509,13 @@ impl Puller {
                     failure.get_or_insert(e);
                 }
                 Err(e) => {
-                    failure.get_or_insert(ApiError::internal(format!("layer task: {e}")));
+                    failure.get_or_insert(
+                        super::Error::Task {
+                            what: "layer download",
+                            source: e,
+                        }
+                        .into(),
+                    );
                 }
             }
         }
@@ -543,7 +549,10 @@ impl Puller {
                     Ok::<_, ApiError>(id)
                 })
                 .await
-                .map_err(|e| ApiError::internal(format!("pull task: {e}")))?
+                .map_err(|source| super::Error::Task {
+                    what: "pull",
+                    source,
+                })?
             }
         };
         {
@@ -618,10 +627,11 @@ impl Puller {
                     Err(e) => return Err(e.into()),
                 };
                 if got > 0 && !resp.is_partial() {
-                    return Err(ApiError::internal(format!(
-                        "resuming {}: the registry does not serve ranges ({})",
-                        desc.digest, resp.status
-                    )));
+                    return Err(super::Error::NoRanges {
+                        digest: desc.digest.clone(),
+                        status: resp.status.to_string(),
+                    }
+                    .into());
                 }
                 let broke = loop {
                     match resp.chunk().await {
@@ -653,10 +663,12 @@ impl Puller {
                         tracing::info!(blob = %desc.digest, at = got, error = %e, "download broke, resuming");
                     }
                     Some(e) => {
-                        return Err(ApiError::internal(format!(
-                            "downloading {} failed after {attempts} retries: {e}",
-                            desc.digest
-                        )))
+                        return Err(super::Error::Download {
+                            digest: desc.digest.clone(),
+                            attempts,
+                            reason: e,
+                        }
+                        .into())
                     }
                 }
             }
@@ -667,9 +679,10 @@ impl Puller {
             let _ = chunk_tx.send(Err(e.message.clone()));
         }
         drop(chunk_tx);
-        let staged = unpack
-            .await
-            .map_err(|e| ApiError::internal(format!("unpack task: {e}")))?;
+        let staged = unpack.await.map_err(|source| super::Error::Task {
+            what: "unpack",
+            source,
+        })?;
         download?;
         if digest != desc.digest {
             // The staged layer is dropped here, with its directory: nothing kept.

@@ -147,10 +147,10 @@ impl Puller {
         }
         let mut descs = Vec::new();
         for t in tasks {
-            descs.push(
-                t.await
-                    .map_err(|e| ApiError::internal(format!("push task: {e}")))??,
-            );
+            descs.push(t.await.map_err(|source| super::Error::Task {
+                what: "layer push",
+                source,
+            })??);
         }
         // Docker's schema 2 when every layer is gzip (OCI's gzip type is the same
         // bytes), else an OCI manifest, which can say zstd or plain tar.
@@ -265,8 +265,14 @@ impl Puller {
                 let sent = registry.upload_stream(path, &location, data_rx).await;
                 let (digest, size) = compress
                     .await
-                    .map_err(|e| ApiError::internal(format!("compress task: {e}")))?
-                    .map_err(|e| ApiError::internal(format!("compressing layer {diff_id}: {e}")))?;
+                    .map_err(|source| super::Error::Task {
+                        what: "compress",
+                        source,
+                    })?
+                    .map_err(|source| super::Error::Compress {
+                        diff_id: diff_id.to_string(),
+                        source,
+                    })?;
                 let location = sent?;
                 registry.upload_finish(path, &location, &digest).await?;
                 let _ = tx.send(status("Pushed", Some(&id))).await;

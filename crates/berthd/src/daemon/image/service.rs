@@ -111,7 +111,10 @@ impl Images {
         let s = self.store.clone();
         let loaded = tokio::task::spawn_blocking(move || s.load(reader))
             .await
-            .map_err(|e| ApiError::internal(format!("load task: {e}")))??;
+            .map_err(|source| super::Error::Task {
+                what: "load",
+                source,
+            })??;
         let mut lines = Vec::new();
         for l in &loaded {
             if let Loaded::Image { id, tags } = l {
@@ -144,7 +147,10 @@ impl Images {
             )
         })
         .await
-        .map_err(|e| ApiError::internal(format!("import task: {e}")))??;
+        .map_err(|source| super::Error::Task {
+            what: "import",
+            source,
+        })??;
         self.emit("import", &id);
         Ok(id)
     }

@@ -131,8 +131,61 @@ fn valid_ifname(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
-fn net_err(e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(e.to_string())
+/// A failing step of the network service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("reading the network records in {}", path.display())]
+    Records {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("saving network {name}")]
+    Save {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("removing the record {}", path.display())]
+    Forget {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("setting up bridge {bridge}")]
+    Bridge {
+        bridge: String,
+        #[source]
+        source: netlink::Error,
+    },
+    #[error("opening a netlink socket")]
+    Netlink {
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("bridge {bridge} vanished right after it was created")]
+    BridgeVanished { bridge: String },
+    #[error("routing published ports on 127.0.0.1 to bridge {bridge}")]
+    RouteLocalnet {
+        bridge: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("programming nftables table {table}")]
+    Firewall {
+        table: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A network record file that cannot be read or parsed.
+#[derive(Debug, thiserror::Error)]
+enum RecordError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Json(#[from] serde_json::Error),
 }
 
 fn parse_subnet(what: &str, s: &str) -> ApiResult<Subnet> {
@@ -158,15 +211,21 @@ impl Networks {
         events: std::sync::Arc<crate::daemon::events::Events>,
     ) -> ApiResult<Networks> {
         let dir = data_root.join("network");
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|source| Error::Records {
+            path: dir.clone(),
+            source,
+        })?;
         let mut nets = BTreeMap::new();
-        for e in std::fs::read_dir(&dir).map_err(net_err)?.flatten() {
+        let entries = std::fs::read_dir(&dir).map_err(|source| Error::Records {
+            path: dir.clone(),
+            source,
+        })?;
+        for e in entries.flatten() {
             let p = e.path();
             if p.extension().is_some_and(|x| x == "json") {
                 match std::fs::read(&p)
-                    .map_err(net_err)
-                    .and_then(|b| serde_json::from_slice::<NetRecord>(&b).map_err(net_err))
+                    .map_err(RecordError::from)
+                    .and_then(|b| Ok(serde_json::from_slice::<NetRecord>(&b)?))
                 {
                     Ok(n) => {
                         nets.insert(n.id.clone(), n);
@@ -236,9 +295,13 @@ impl Networks {
         let body = serde_json::to_vec_pretty(n).expect("network record serialises");
         std::fs::write(&tmp, body)
             .and_then(|_| std::fs::rename(&tmp, &path))
-            .map_err(|e| {
+            .map_err(|source| {
                 let _ = std::fs::remove_file(&tmp);
-                ApiError::internal(format!("saving network {}: {e}", n.name))
+                Error::Save {
+                    name: n.name.clone(),
+                    source,
+                }
+                .into()
             })
     }
 
@@ -341,12 +404,7 @@ impl Networks {
         match std::fs::remove_file(&path) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                return Err(ApiError::internal(format!(
-                    "removing {}: {e}",
-                    path.display()
-                )))
-            }
+            Err(source) => return Err(Error::Forget { path, source }.into()),
         }
         let mut g = self.lock();
         g.nets.remove(id);
@@ -398,24 +456,33 @@ impl Networks {
     }
 
     fn ensure_bridge(&self, n: &NetRecord) -> ApiResult<()> {
-        let mut nl = Netlink::new().map_err(net_err)?;
-        let index = match nl.link_index(&n.bridge).map_err(net_err)? {
+        let bridge = || n.bridge.clone();
+        let setup = |source| Error::Bridge {
+            bridge: bridge(),
+            source,
+        };
+        let mut nl = Netlink::new().map_err(|source| Error::Netlink { source })?;
+        let index = match nl.link_index(&n.bridge).map_err(setup)? {
             Some(i) => i,
             None => {
-                nl.create_bridge(&n.bridge, None).map_err(net_err)?;
+                nl.create_bridge(&n.bridge, None).map_err(setup)?;
                 nl.link_index(&n.bridge)
-                    .map_err(net_err)?
-                    .ok_or_else(|| ApiError::internal(format!("bridge {} vanished", n.bridge)))?
+                    .map_err(setup)?
+                    .ok_or_else(|| Error::BridgeVanished { bridge: bridge() })?
             }
         };
-        nl.set_up(index).map_err(net_err)?;
+        nl.set_up(index).map_err(setup)?;
         for p in &n.pools {
             nl.add_address(index, p.gateway, p.subnet.prefix)
-                .map_err(net_err)?;
+                .map_err(setup)?;
         }
         // Published ports reached through 127.0.0.1 are routed to the bridge.
-        netlink::sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1")
-            .map_err(net_err)?;
+        netlink::sysctl(&format!("net/ipv4/conf/{}/route_localnet", n.bridge), "1").map_err(
+            |source| Error::RouteLocalnet {
+                bridge: bridge(),
+                source,
+            },
+        )?;
         Ok(())
     }
 
@@ -435,9 +502,13 @@ impl Networks {
                 ports: g.ports.values().flatten().cloned().collect(),
             }
         };
-        rules
-            .apply(&self.table)
-            .map_err(|e| ApiError::internal(format!("programming nftables: {e}")))
+        rules.apply(&self.table).map_err(|source| {
+            Error::Firewall {
+                table: self.table.clone(),
+                source,
+            }
+            .into()
+        })
     }
 
     /// Removes berth's bridges and its nftables table (berthd stopping with no

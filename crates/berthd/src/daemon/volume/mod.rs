@@ -46,8 +46,38 @@ pub fn valid_name(n: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(c))
 }
 
-fn ierr(what: &str, e: impl std::fmt::Display) -> ApiError {
-    ApiError::internal(format!("{what}: {e}"))
+/// A failing step of the volume service.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("preparing the volumes directory {}", path.display())]
+    Directory {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("creating volume {name}")]
+    Create {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("removing volume {name}")]
+    Remove {
+        name: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Docker's words for a volume whose filesystem does not mount.
+    #[error("error while mounting volume '{}': failed to mount local volume: mount {device}:{} (type {fstype}, options {options:?})", data.display(), name)]
+    Mount {
+        name: String,
+        data: PathBuf,
+        device: String,
+        fstype: String,
+        options: String,
+        #[source]
+        source: rustix::io::Errno,
+    },
 }
 
 impl Volumes {
@@ -56,14 +86,14 @@ impl Volumes {
         events: std::sync::Arc<crate::daemon::events::Events>,
     ) -> ApiResult<Volumes> {
         let dir = data_root.join("volumes");
-        std::fs::create_dir_all(&dir).map_err(|e| ierr("creating the volumes directory", e))?;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
-            .map_err(|e| ierr("securing the volumes directory", e))?;
+        let dir_err = |source| Error::Directory {
+            path: dir.clone(),
+            source,
+        };
+        std::fs::create_dir_all(&dir).map_err(dir_err)?;
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).map_err(dir_err)?;
         // A crash during create leaves a directory without its record: remove it.
-        for e in std::fs::read_dir(&dir)
-            .map_err(|e| ierr("reading volumes", e))?
-            .flatten()
-        {
+        for e in std::fs::read_dir(&dir).map_err(dir_err)?.flatten() {
             if !e.path().join("volume.json").exists() {
                 let _ = std::fs::remove_dir_all(e.path());
             }
@@ -175,7 +205,7 @@ impl Volumes {
         })();
         if let Err(e) = result {
             let _ = std::fs::remove_dir_all(&vdir);
-            return Err(ierr(&format!("creating volume {name}"), e));
+            return Err(Error::Create { name, source: e }.into());
         }
         Ok(rec)
     }
@@ -188,9 +218,13 @@ impl Volumes {
         self.unmount(name);
         // The record goes first: a crash after it leaves only a directory, which the
         // next start removes.
-        std::fs::remove_file(vdir.join("volume.json"))
-            .map_err(|e| ierr(&format!("removing volume {name}"), e))?;
-        std::fs::remove_dir_all(&vdir).map_err(|e| ierr(&format!("removing volume {name}"), e))
+        let remove_err = |source| Error::Remove {
+            name: name.to_string(),
+            source,
+        };
+        std::fs::remove_file(vdir.join("volume.json")).map_err(remove_err)?;
+        std::fs::remove_dir_all(&vdir).map_err(remove_err)?;
+        Ok(())
     }
 
     fn mounted(&self, name: &str) -> bool {
@@ -233,12 +267,16 @@ impl Volumes {
             flags,
             data.as_c_str(),
         )
-        .map_err(|e| {
-            ApiError::internal(format!(
-                "error while mounting volume '{}': failed to mount local volume: mount {device}:{} (type {fstype}, options {opts:?}): {e}",
-                self.data_dir(&v.name).display(),
-                v.name
-            ))
+        .map_err(|source| {
+            Error::Mount {
+                name: v.name.clone(),
+                data: self.data_dir(&v.name),
+                device: device.clone(),
+                fstype: fstype.clone(),
+                options: opts.clone(),
+                source,
+            }
+            .into()
         })
     }
 
