@@ -1,11 +1,16 @@
 //! `docker inspect`, `docker ps`: a container as the API shows it.
 
+use super::endpoint::parse_port_proto;
+use super::record::Endpoint;
 use super::record::{Record, Status};
 use super::Containers;
+use crate::daemon::network::BRIDGE;
 use crate::daemon::time::parse_time;
 use crate::error::{ApiError, ApiResult};
 use berth_api::{ContainerInspect, ContainerState, ContainerSummary};
+use serde_json::{json, Value};
 use std::collections::HashMap;
+use std::net::IpAddr;
 
 impl Containers {
     /// The writable layer's size, and that plus the image's (`size=1`).
@@ -262,7 +267,7 @@ fn summary(r: &Record) -> ContainerSummary {
         network_settings: serde_json::json!({ "Networks": r
             .endpoints
             .iter()
-            .map(|(n, e)| (n.clone(), crate::daemon::container::endpoint::endpoint_json(e, &r.config.hostname, &r.name, &r.id)))
+            .map(|(n, e)| (n.clone(), endpoint_json(e, &r.config.hostname, &r.name, &r.id)))
             .collect::<serde_json::Map<_, _>>() }),
         mounts: vec![],
         size_rw: None,
@@ -272,4 +277,121 @@ fn summary(r: &Record) -> ContainerSummary {
 
 fn human_duration(d: chrono::TimeDelta) -> String {
     berth_api::human_duration(d.num_seconds())
+}
+
+/// How a container's networking shows in inspect and `ps`.
+impl Containers {
+    /// `NetworkSettings` of container inspect.
+    pub(super) fn network_settings(&self, r: &Record) -> Value {
+        let mut networks = serde_json::Map::new();
+        for (name, ep) in &r.endpoints {
+            networks.insert(
+                name.clone(),
+                endpoint_json(ep, &r.config.hostname, &r.name, &r.id),
+            );
+        }
+        let mut ports = serde_json::Map::new();
+        for key in r.config.exposed_ports.clone().unwrap_or_default().keys() {
+            ports.insert(key.clone(), Value::Null);
+        }
+        if let Some(pb) = r
+            .host_config
+            .other
+            .get("PortBindings")
+            .and_then(Value::as_object)
+        {
+            for k in pb.keys() {
+                let key = if k.contains('/') {
+                    k.clone()
+                } else {
+                    format!("{k}/tcp")
+                };
+                ports.entry(key).or_insert(Value::Null);
+            }
+        }
+        for p in &r.ports {
+            let key = format!("{}/{}", p.container_port, p.proto);
+            let entry = ports.entry(key).or_insert(Value::Null);
+            if !entry.is_array() {
+                *entry = json!([]);
+            }
+            entry
+                .as_array_mut()
+                .expect("an array")
+                .push(json!({ "HostIp": p.host_ip, "HostPort": p.host_port.to_string() }));
+        }
+        let running = r.state.status == crate::daemon::container::record::Status::Running;
+        let bridge = r.endpoints.get(BRIDGE);
+        let s = |v: Option<String>| v.unwrap_or_default();
+        json!({
+            "Bridge": "",
+            "SandboxID": if running && r.endpoints.values().any(|e| e.ipv4.is_some()) { r.id.clone() } else { String::new() },
+            "SandboxKey": if running && r.state.pid > 0 { format!("/proc/{}/ns/net", r.state.pid) } else { String::new() },
+            "HairpinMode": false,
+            "LinkLocalIPv6Address": "",
+            "LinkLocalIPv6PrefixLen": 0,
+            "Ports": if running { Value::Object(ports) } else { json!({}) },
+            "SecondaryIPAddresses": null,
+            "SecondaryIPv6Addresses": null,
+            "EndpointID": s(bridge.map(|e| e.endpoint_id.clone())),
+            "Gateway": s(bridge.and_then(|e| e.gateway4.map(|g| g.to_string()))),
+            "GlobalIPv6Address": s(bridge.and_then(|e| e.ipv6.map(|g| g.to_string()))),
+            "GlobalIPv6PrefixLen": bridge.map_or(0, |e| e.prefix6),
+            "IPAddress": s(bridge.and_then(|e| e.ipv4.map(|g| g.to_string()))),
+            "IPPrefixLen": bridge.map_or(0, |e| e.prefix4),
+            "IPv6Gateway": s(bridge.and_then(|e| e.gateway6.map(|g| g.to_string()))),
+            "MacAddress": s(bridge.map(|e| e.mac.clone())),
+            "Networks": networks,
+        })
+    }
+
+    /// `Ports` of the container list.
+    pub(super) fn summary_ports(r: &Record) -> Vec<Value> {
+        let mut out: Vec<Value> = r
+            .ports
+            .iter()
+            .map(|p| json!({ "IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto }))
+            .collect();
+        for key in r.config.exposed_ports.clone().unwrap_or_default().keys() {
+            if let Ok((port, proto)) = parse_port_proto(key) {
+                if !r
+                    .ports
+                    .iter()
+                    .any(|p| p.container_port == port && p.proto == proto)
+                {
+                    out.push(json!({ "PrivatePort": port, "Type": proto }));
+                }
+            }
+        }
+        out
+    }
+}
+
+pub fn endpoint_json(ep: &Endpoint, hostname: &str, name: &str, id: &str) -> Value {
+    let s = |v: Option<IpAddr>| v.map(|i| i.to_string()).unwrap_or_default();
+    let ipam = if ep.want_ipv4.is_some() || ep.want_ipv6.is_some() {
+        json!({ "IPv4Address": s(ep.want_ipv4), "IPv6Address": s(ep.want_ipv6) })
+    } else {
+        Value::Null
+    };
+    let mut dns_names = vec![name.to_string(), id[..12].to_string()];
+    dns_names.extend(ep.aliases.iter().cloned());
+    let _ = hostname;
+    json!({
+        "IPAMConfig": ipam,
+        "Links": if ep.links.is_empty() { Value::Null } else { json!(ep.links) },
+        "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
+        "MacAddress": ep.mac,
+        "DriverOpts": null,
+        "GwPriority": 0,
+        "NetworkID": ep.network_id,
+        "EndpointID": ep.endpoint_id,
+        "Gateway": s(ep.gateway4),
+        "IPAddress": s(ep.ipv4),
+        "IPPrefixLen": ep.prefix4,
+        "IPv6Gateway": s(ep.gateway6),
+        "GlobalIPv6Address": s(ep.ipv6),
+        "GlobalIPv6PrefixLen": ep.prefix6,
+        "DNSNames": if ep.ipv4.is_some() { json!(dns_names) } else { Value::Null },
+    })
 }

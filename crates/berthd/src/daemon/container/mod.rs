@@ -19,6 +19,7 @@ mod lifecycle;
 mod limits;
 pub mod logs;
 pub mod mounts;
+mod netfiles;
 pub mod record;
 pub mod restart;
 pub mod security;
