@@ -468,6 +468,18 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 }
 
 /// Waits for a process (not ours) to exit, on its pidfd: an event, not a sleep.
+/// The parent of process `pid` (from /proc/PID/stat, after the command's
+/// closing parenthesis, which may itself contain spaces and parentheses).
+pub fn parent_pid(pid: i32) -> i32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap_or_else(|e| panic!("reading /proc/{pid}/stat: {e}"));
+    stat.rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no parent pid in /proc/{pid}/stat: {stat}"))
+}
+
 pub fn wait_pid_exit(pid: i32) {
     use rustix::event::{poll, PollFd, PollFlags};
     let Some(p) = rustix::process::Pid::from_raw(pid) else {

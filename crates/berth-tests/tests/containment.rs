@@ -248,16 +248,7 @@ fn cve_2019_5736_the_shim_binary_cannot_be_overwritten() {
             .expect("pid")
     };
     // The shim (the container's parent) runs from a sealed memfd, not the file.
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let ppid: i32 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ppid = berth_tests::parent_pid(pid);
     let exe = std::fs::read_link(format!("/proc/{ppid}/exe")).expect("shim exe");
     assert!(
         exe.to_string_lossy().starts_with("/memfd:berth-shim"),
@@ -370,16 +361,7 @@ fn inherited_descriptors_never_reach_containers() {
         .trim()
         .parse()
         .unwrap();
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
-    let ppid: i32 = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let ppid = berth_tests::parent_pid(pid);
     for fd in std::fs::read_dir(format!("/proc/{ppid}/fd"))
         .expect("shim fds")
         .flatten()

@@ -1,6 +1,8 @@
 //! Networks: their records, the bridges behind them, address management, and
 //! berth's nftables table. A container's own networking (namespace, veths, ports,
-//! DNS) is in `endpoint.rs`; the HTTP side in `routes/networks.rs`.
+//! DNS) is the container service's (`container/endpoint.rs`); the API views are in
+//! `api.rs`, address management in `ipam.rs`, `docker network create` in
+//! `create.rs`.
 
 mod api;
 mod create;
