@@ -2,6 +2,7 @@
 
 mod client;
 mod containers;
+mod create;
 mod exec;
 mod format;
 mod images;

@@ -139,15 +139,11 @@ async fn run(cfg: config::Config) -> Result<()> {
             cfg.net.clone(),
             events.clone(),
         )
-        .map_err(|e| anyhow::anyhow!(e.message))
         .context("loading networks")?,
     );
-    net.setup()
-        .map_err(|e| anyhow::anyhow!(e.message))
-        .context("setting up networks")?;
+    net.setup().context("setting up networks")?;
     let volumes = Arc::new(
         daemon::volume::Volumes::open(&cfg.data_root, events.clone())
-            .map_err(|e| anyhow::anyhow!(e.message))
             .context("opening the volumes")?,
     );
     let containers = Arc::new(Containers::new(
@@ -163,11 +159,7 @@ async fn run(cfg: config::Config) -> Result<()> {
     net.set_users(Arc::downgrade(&containers) as std::sync::Weak<dyn daemon::network::NetworkUsers>);
     volumes
         .set_users(Arc::downgrade(&containers) as std::sync::Weak<dyn daemon::volume::VolumeUsers>);
-    containers
-        .restore()
-        .await
-        .map_err(|e| anyhow::anyhow!(e.message))
-        .context("restoring containers")?;
+    containers.restore().await.context("restoring containers")?;
     let daemon_id = {
         let p = cfg.data_root.join("engine-id");
         match std::fs::read_to_string(&p) {
