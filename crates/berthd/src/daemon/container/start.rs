@@ -141,9 +141,7 @@ impl Containers {
     /// go, and an auto-remove
     /// container that ran is removed (as dockerd does when it starts).
     fn settle_stopped(self: &Arc<Self>, c: &Arc<Container>) {
-        if let Err(e) = self.persist(c) {
-            tracing::error!(container = %c.id, error = %e, "recording a stopped container");
-        }
+        self.persist_or_log(c, "recording a stopped container at restore");
         // A volume filesystem mounted for it goes if no running container uses it.
         self.release_volumes(&c.snapshot());
         let path = format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), c.id);
@@ -702,9 +700,7 @@ impl Containers {
         for (c, state, removing) in probed {
             match state {
                 ShimState::Alive(pid, monitor) => {
-                    if let Err(e) = self.persist(&c) {
-                        tracing::error!(container = %c.id, error = %e, "recording a running container");
-                    }
+                    self.persist_or_log(&c, "recording a running container at restore");
                     let pidfd = rustix::process::Pid::from_raw(pid).and_then(|p| {
                         rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok()
                     });

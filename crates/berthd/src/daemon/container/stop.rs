@@ -262,9 +262,7 @@ impl Containers {
         c.attach_state().live = false;
         self.release_network(c);
         self.release_volumes(&c.snapshot());
-        if let Err(e) = self.persist(c) {
-            tracing::error!(container = %c.id, error = %e, "recording exit");
-        }
+        self.persist_or_log(c, "recording an exit");
         if c.rec().state.oom_killed {
             self.emit(c, "oom", &[]);
         }
