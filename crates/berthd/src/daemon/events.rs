@@ -2,7 +2,8 @@
 //! live and from a short history (for `since`).
 
 use crate::error::{ApiError, ApiResult};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -11,12 +12,15 @@ use tokio::sync::broadcast;
 /// How many past events `since` can reach.
 const HISTORY: usize = 1024;
 
+/// An event's `Actor.Attributes`: strings by name, as Docker's are.
+pub type Attributes = BTreeMap<String, String>;
+
 #[derive(Debug, Clone)]
 pub struct Event {
     pub kind: &'static str,
     pub action: String,
     pub id: String,
-    pub attributes: Map<String, Value>,
+    pub attributes: Attributes,
     pub time_nano: i128,
 }
 
@@ -35,7 +39,7 @@ impl Event {
             v["status"] = json!(self.action);
             v["id"] = json!(self.id);
             if let Some(img) = self.attributes.get("image") {
-                v["from"] = img.clone();
+                v["from"] = json!(img);
             }
         }
         v
@@ -63,7 +67,7 @@ fn now_nano() -> i128 {
 }
 
 impl Events {
-    pub fn emit(&self, kind: &'static str, action: &str, id: &str, attributes: Map<String, Value>) {
+    pub fn emit(&self, kind: &'static str, action: &str, id: &str, attributes: Attributes) {
         let e = Event {
             kind,
             action: action.to_string(),
@@ -109,7 +113,7 @@ impl EventFilter {
     }
 
     pub fn matches(&self, e: &Event) -> bool {
-        let attr = |k: &str| e.attributes.get(k).and_then(Value::as_str).unwrap_or("");
+        let attr = |k: &str| e.attributes.get(k).map(String::as_str).unwrap_or("");
         let any = |k: &str, f: &dyn Fn(&str) -> bool| {
             self.0.get(k).is_none_or(|vs| vs.iter().any(|v| f(v)))
         };
@@ -141,7 +145,7 @@ mod tests {
             kind,
             action: action.into(),
             id: id.into(),
-            attributes: attrs.as_object().cloned().unwrap_or_default(),
+            attributes: serde_json::from_value(attrs).unwrap(),
             time_nano: 1,
         }
     }

@@ -121,17 +121,17 @@ impl Containers {
     /// Emits a container event with Docker's attributes (name, image, labels)
     /// and `extra`.
     pub(super) fn emit(&self, c: &Container, action: &str, extra: &[(&str, String)]) {
-        let mut attrs = serde_json::Map::new();
+        let mut attrs = crate::daemon::events::Attributes::new();
         {
             let r = c.rec();
             for (k, v) in r.config.labels.clone().unwrap_or_default() {
-                attrs.insert(k, v.into());
+                attrs.insert(k, v);
             }
-            attrs.insert("image".into(), r.config.image.clone().into());
-            attrs.insert("name".into(), r.name.clone().into());
+            attrs.insert("image".into(), r.config.image.clone());
+            attrs.insert("name".into(), r.name.clone());
         }
         for (k, v) in extra {
-            attrs.insert(k.to_string(), v.clone().into());
+            attrs.insert(k.to_string(), v.clone());
         }
         self.events.emit("container", action, &c.id, attrs);
     }

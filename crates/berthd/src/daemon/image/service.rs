@@ -74,7 +74,7 @@ impl Images {
             .resolve(name)
             .map(|i| i.id)
             .unwrap_or_else(|_| name.to_string());
-        let mut attrs = serde_json::Map::new();
+        let mut attrs = crate::daemon::events::Attributes::new();
         attrs.insert("name".into(), name.into());
         self.events.emit("image", action, &id, attrs);
     }

@@ -621,15 +621,12 @@ pub trait NetworkUsers: Send + Sync {
 }
 
 /// A network event's attributes.
-pub fn event_attrs(
-    n: &NetRecord,
-    container: Option<&str>,
-) -> serde_json::Map<String, serde_json::Value> {
-    let mut a = serde_json::Map::new();
-    a.insert("name".into(), n.name.clone().into());
-    a.insert("type".into(), n.driver.clone().into());
+pub fn event_attrs(n: &NetRecord, container: Option<&str>) -> crate::daemon::events::Attributes {
+    let mut a = crate::daemon::events::Attributes::new();
+    a.insert("name".into(), n.name.clone());
+    a.insert("type".into(), n.driver.clone());
     if let Some(c) = container {
-        a.insert("container".into(), c.to_string().into());
+        a.insert("container".into(), c.to_string());
     }
     a
 }

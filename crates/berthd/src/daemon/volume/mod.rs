@@ -333,8 +333,8 @@ impl Volumes {
             req.labels.unwrap_or_default(),
             false,
         )?;
-        let mut attrs = serde_json::Map::new();
-        attrs.insert("driver".into(), v.driver.clone().into());
+        let mut attrs = crate::daemon::events::Attributes::new();
+        attrs.insert("driver".into(), v.driver.clone());
         self.events.emit("volume", "create", &v.name, attrs);
         Ok(self.view(&v))
     }
@@ -392,8 +392,12 @@ impl Volumes {
             )));
         }
         self.remove(name)?;
-        self.events
-            .emit("volume", "destroy", name, serde_json::Map::new());
+        self.events.emit(
+            "volume",
+            "destroy",
+            name,
+            crate::daemon::events::Attributes::new(),
+        );
         Ok(())
     }
 
@@ -427,8 +431,12 @@ impl Volumes {
             }
             let size = crate::daemon::paths::dir_size(&self.data_dir(&v.name));
             self.remove(&v.name)?;
-            self.events
-                .emit("volume", "destroy", &v.name, serde_json::Map::new());
+            self.events.emit(
+                "volume",
+                "destroy",
+                &v.name,
+                crate::daemon::events::Attributes::new(),
+            );
             reclaimed += size;
             gone.push(v.name);
         }
