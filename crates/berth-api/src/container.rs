@@ -118,8 +118,57 @@ pub struct HostConfig {
     /// Run an init as PID 1 that forwards signals and reaps zombies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub init: Option<bool>,
+    #[serde(default)]
+    pub cap_add: Option<Vec<String>>,
+    #[serde(default)]
+    pub cap_drop: Option<Vec<String>>,
+    #[serde(default)]
+    pub privileged: bool,
+    #[serde(default)]
+    pub group_add: Option<Vec<String>>,
+    #[serde(default)]
+    pub pid_mode: String,
+    #[serde(default)]
+    pub ipc_mode: String,
+    #[serde(default, rename = "UTSMode")]
+    pub uts_mode: String,
+    #[serde(default)]
+    pub cgroupns_mode: String,
+    #[serde(default)]
+    pub userns_mode: String,
+    #[serde(default)]
+    pub cgroup_parent: String,
+    #[serde(default)]
+    pub runtime: String,
+    #[serde(default)]
+    pub isolation: String,
+    #[serde(default)]
+    pub sysctls: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    pub shm_size: i64,
+    #[serde(default)]
+    pub oom_score_adj: i64,
+    #[serde(default)]
+    pub oom_kill_disable: Option<bool>,
+    #[serde(default)]
+    pub devices: Option<Vec<DeviceMapping>>,
+    #[serde(default)]
+    pub device_cgroup_rules: Option<Vec<String>>,
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `--device`: a host device, where it appears in the container, and what the
+/// container may do with it (`rwm`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceMapping {
+    #[serde(default)]
+    pub path_on_host: String,
+    #[serde(default)]
+    pub path_in_container: String,
+    #[serde(default)]
+    pub cgroup_permissions: String,
 }
 
 impl HostConfig {

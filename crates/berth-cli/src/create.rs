@@ -106,6 +106,8 @@ pub struct CreateOpts {
     /// Security options (seccomp=unconfined|PROFILE.json, no-new-privileges)
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
+    #[command(flatten)]
+    pub privileges: PrivilegeOpts,
     /// Signal to stop the container
     #[arg(long = "stop-signal")]
     pub stop_signal: Option<String>,
@@ -142,6 +144,130 @@ pub struct CreateOpts {
 
 /// One `--security-opt` as the daemon takes it: a seccomp profile is sent by its
 /// content, read here from the file named (as the docker CLI does).
+/// Privileges, namespaces, devices and kernel knobs.
+#[derive(Debug, Args, Clone, Default)]
+pub struct PrivilegeOpts {
+    /// Add Linux capabilities
+    #[arg(long = "cap-add")]
+    pub cap_add: Vec<String>,
+    /// Drop Linux capabilities
+    #[arg(long = "cap-drop")]
+    pub cap_drop: Vec<String>,
+    /// Give extended privileges to this container
+    #[arg(long)]
+    pub privileged: bool,
+    /// Add additional groups to join
+    #[arg(long = "group-add")]
+    pub group_add: Vec<String>,
+    /// PID namespace to use
+    #[arg(long)]
+    pub pid: Option<String>,
+    /// IPC mode to use
+    #[arg(long)]
+    pub ipc: Option<String>,
+    /// UTS namespace to use
+    #[arg(long)]
+    pub uts: Option<String>,
+    /// Cgroup namespace to use (host|private)
+    #[arg(long)]
+    pub cgroupns: Option<String>,
+    /// User namespace to use
+    #[arg(long)]
+    pub userns: Option<String>,
+    /// Runtime to use for this container
+    #[arg(long)]
+    pub runtime: Option<String>,
+    /// Container isolation technology
+    #[arg(long)]
+    pub isolation: Option<String>,
+    /// Optional parent cgroup for the container
+    #[arg(long = "cgroup-parent")]
+    pub cgroup_parent: Option<String>,
+    /// Sysctl options
+    #[arg(long)]
+    pub sysctl: Vec<String>,
+    /// Size of /dev/shm
+    #[arg(long = "shm-size")]
+    pub shm_size: Option<String>,
+    /// Tune host's OOM preferences (-1000 to 1000)
+    #[arg(long = "oom-score-adj")]
+    pub oom_score_adj: Option<i64>,
+    /// Disable OOM Killer
+    #[arg(long = "oom-kill-disable")]
+    pub oom_kill_disable: bool,
+    /// Add a host device to the container
+    #[arg(long)]
+    pub device: Vec<String>,
+    /// Add a rule to the cgroup allowed devices list
+    #[arg(long = "device-cgroup-rule")]
+    pub device_cgroup_rule: Vec<String>,
+}
+
+/// `--device HOST[:CONTAINER][:PERMISSIONS]`, as the docker CLI splits it.
+fn device_mapping(spec: &str) -> Result<berth_api::DeviceMapping> {
+    let parts: Vec<&str> = spec.split(':').collect();
+    let perms_like =
+        |s: &str| !s.is_empty() && s.len() <= 3 && s.chars().all(|c| "rwm".contains(c));
+    let (host, inside, perms) = match parts[..] {
+        [h] => (h, h, "rwm"),
+        [h, p] if perms_like(p) => (h, h, p),
+        [h, c] => (h, c, "rwm"),
+        [h, c, p] => (h, c, p),
+        _ => bail!("invalid device specification: {spec}"),
+    };
+    if !perms_like(perms) {
+        bail!("invalid device specification: {spec}");
+    }
+    Ok(berth_api::DeviceMapping {
+        path_on_host: host.to_string(),
+        path_in_container: inside.to_string(),
+        cgroup_permissions: perms.to_string(),
+    })
+}
+
+impl PrivilegeOpts {
+    pub fn apply(&self, hc: &mut HostConfig) -> Result<()> {
+        let some = |v: &Vec<String>| (!v.is_empty()).then(|| v.clone());
+        hc.cap_add = some(&self.cap_add);
+        hc.cap_drop = some(&self.cap_drop);
+        hc.privileged = self.privileged;
+        hc.group_add = some(&self.group_add);
+        hc.pid_mode = self.pid.clone().unwrap_or_default();
+        hc.ipc_mode = self.ipc.clone().unwrap_or_default();
+        hc.uts_mode = self.uts.clone().unwrap_or_default();
+        hc.cgroupns_mode = self.cgroupns.clone().unwrap_or_default();
+        hc.userns_mode = self.userns.clone().unwrap_or_default();
+        hc.runtime = self.runtime.clone().unwrap_or_default();
+        hc.isolation = self.isolation.clone().unwrap_or_default();
+        hc.cgroup_parent = self.cgroup_parent.clone().unwrap_or_default();
+        if !self.sysctl.is_empty() {
+            let mut map = BTreeMap::new();
+            for kv in &self.sysctl {
+                let (k, v) = kv.split_once('=').with_context(|| {
+                    format!("invalid argument \"{kv}\" for \"--sysctl\" flag: must be KEY=VALUE")
+                })?;
+                map.insert(k.to_string(), v.to_string());
+            }
+            hc.sysctls = Some(map);
+        }
+        if let Some(s) = &self.shm_size {
+            hc.shm_size = parse_bytes(s)?;
+        }
+        hc.oom_score_adj = self.oom_score_adj.unwrap_or(0);
+        hc.oom_kill_disable = self.oom_kill_disable.then_some(true);
+        if !self.device.is_empty() {
+            hc.devices = Some(
+                self.device
+                    .iter()
+                    .map(|d| device_mapping(d))
+                    .collect::<Result<_>>()?,
+            );
+        }
+        hc.device_cgroup_rules = some(&self.device_cgroup_rule);
+        Ok(())
+    }
+}
+
 fn security_opt(opt: &str) -> Result<String> {
     let Some((key, value)) = opt.split_once('=').or_else(|| opt.split_once(':')) else {
         return Ok(opt.to_string());
@@ -360,6 +486,7 @@ pub fn create_request(o: &CreateOpts, detach: bool) -> Result<(String, Container
         }
         hc.ulimits = Some(list);
     }
+    o.privileges.apply(&mut hc)?;
     if !o.security_opt.is_empty() {
         let opts = o
             .security_opt

@@ -493,10 +493,16 @@ impl Hierarchy {
             for rule in DEVICE_ALLOW {
                 write(&dir.join("devices.allow"), rule)?;
             }
+            for rule in &spec.device_rules {
+                write(&dir.join("devices.allow"), rule)?;
+            }
         }
         if self.mode != Mode::V2 {
             if let Some(mem) = self.v1_dir("memory") {
                 cg.memory = Some(mem.join(rel));
+                if spec.oom_kill_disable {
+                    write(&mem.join(rel).join("memory.oom_control"), "1")?;
+                }
             }
         }
         self.set_limits(

@@ -7,7 +7,7 @@
 //! the image (say `/proc -> /`) resolves inside the container and can never redirect
 //! a mount onto the host.
 
-use crate::spec::{MountKind, NetworkMode, Process, Spec, DEFAULT_PATH};
+use crate::spec::{MountKind, NetworkMode, NsSource, Process, Spec, DEFAULT_PATH};
 use std::ffi::{CString, NulError};
 use std::os::fd::RawFd;
 use std::path::Path;
@@ -105,6 +105,12 @@ pub enum Op {
         path: CString,
         flags: libc::c_ulong,
     },
+    /// Writes `value` to an existing file (a sysctl under /proc/sys, the
+    /// process's oom_score_adj), inside the container.
+    Write {
+        path: CString,
+        value: CString,
+    },
 }
 
 impl Op {
@@ -129,6 +135,7 @@ impl Op {
                 format!("making {} read-only", s(path))
             }
             Op::Propagation { path, .. } => format!("setting the propagation of {}", s(path)),
+            Op::Write { path, value } => format!("writing {} to {}", s(value), s(path)),
         }
     }
 }
@@ -369,14 +376,17 @@ impl Plan {
             MS_NOSUID | MS_NOEXEC,
             Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
         )?);
-        ops.push(mkdir("/dev/shm", 0o1777)?);
-        ops.push(mount(
-            "shm",
-            "/dev/shm",
-            "tmpfs",
-            MS_NOSUID | MS_NOEXEC | MS_NODEV,
-            Some("mode=1777,size=65536k"),
-        )?);
+        if !spec.namespaces.no_shm {
+            ops.push(mkdir("/dev/shm", 0o1777)?);
+            let size = spec.shm_size.unwrap_or(64 << 20);
+            ops.push(mount(
+                "shm",
+                "/dev/shm",
+                "tmpfs",
+                MS_NOSUID | MS_NOEXEC | MS_NODEV,
+                Some(&format!("mode=1777,size={size}")),
+            )?);
+        }
         ops.push(mkdir("/dev/mqueue", 0o755)?);
         ops.push(mount(
             "mqueue",
@@ -401,6 +411,37 @@ impl Plan {
                 });
             }
         }
+        if !spec.devices.is_empty() && !host.device_cgroup {
+            return Err(PlanError::BadMount(
+                spec.devices[0].path.clone(),
+                "devices need a devices cgroup on this host",
+            ));
+        }
+        for d in &spec.devices {
+            if !d.path.starts_with("/dev/") || d.path.split('/').any(|c| c == "..") {
+                return Err(PlanError::BadMount(
+                    d.path.clone(),
+                    "a device must be below /dev, without ..",
+                ));
+            }
+            let parts: Vec<&str> = d.path.split('/').filter(|s| !s.is_empty()).collect();
+            let mut prefix = String::new();
+            for part in &parts[..parts.len() - 1] {
+                prefix.push('/');
+                prefix.push_str(part);
+                ops.push(mkdir(&prefix, 0o755)?);
+            }
+            let kind = if d.kind == 'b' {
+                libc::S_IFBLK
+            } else {
+                libc::S_IFCHR
+            };
+            ops.push(Op::Mknod {
+                path: cstr("device", d.path.as_str())?,
+                mode: kind | (d.mode & 0o7777),
+                dev: libc::makedev(d.major, d.minor),
+            });
+        }
         for (target, link) in [
             ("/proc/self/fd", "/dev/fd"),
             ("/proc/self/fd/0", "/dev/stdin"),
@@ -414,22 +455,49 @@ impl Plan {
                 link: cstr("path", link)?,
             });
         }
+        // --privileged: /sys and the cgroup filesystem writable, as Docker has them.
+        let sys_ro = if spec.privileged { 0 } else { MS_RDONLY };
         ops.push(mkdir("/sys", 0o755)?);
         ops.push(mount(
             "sysfs",
             "/sys",
             "sysfs",
-            MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY,
+            MS_NOSUID | MS_NOEXEC | MS_NODEV | sys_ro,
             None,
         )?);
         if host.cgroup2 {
+            let cg_ro = if spec.privileged || spec.writable_cgroups {
+                0
+            } else {
+                MS_RDONLY
+            };
             ops.push(mount(
                 "cgroup",
                 "/sys/fs/cgroup",
                 "cgroup2",
-                MS_NOSUID | MS_NOEXEC | MS_NODEV | MS_RDONLY,
+                MS_NOSUID | MS_NOEXEC | MS_NODEV | cg_ro,
                 None,
             )?);
+        }
+        // Kernel knobs, in the container's own namespaces, before /proc/sys is
+        // made read-only below.
+        for (key, value) in &spec.sysctls {
+            if key.is_empty()
+                || key.split('.').any(|c| c.is_empty() || c == "..")
+                || key.contains('/')
+            {
+                return Err(PlanError::BadMount(key.clone(), "not a sysctl name"));
+            }
+            ops.push(Op::Write {
+                path: cstr("sysctl", format!("/proc/sys/{}", key.replace('.', "/")))?,
+                value: cstr("sysctl value", value.as_str())?,
+            });
+        }
+        if let Some(adj) = p.oom_score_adj {
+            ops.push(Op::Write {
+                path: cstr("path", "/proc/self/oom_score_adj")?,
+                value: cstr("oom_score_adj", adj.to_string())?,
+            });
         }
         for (slot, f) in spec.files.iter().enumerate() {
             if let Some(parent) = Path::new(&f.destination).parent() {
@@ -541,18 +609,30 @@ impl Plan {
             });
         }
 
-        let mut clone_flags =
-            libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+        let ns = &spec.namespaces;
+        let mut clone_flags = libc::CLONE_NEWNS;
+        if ns.pid == NsSource::Private {
+            clone_flags |= libc::CLONE_NEWPID;
+        }
+        if ns.ipc == NsSource::Private {
+            clone_flags |= libc::CLONE_NEWIPC;
+        }
+        if !ns.uts_host {
+            clone_flags |= libc::CLONE_NEWUTS;
+        }
         if spec.network == NetworkMode::Private {
             clone_flags |= libc::CLONE_NEWNET;
         }
         let mut plan = Plan::for_process(p, host)?;
         plan.clone_flags = clone_flags;
-        plan.new_cgroupns = true;
+        plan.new_cgroupns = !ns.cgroup_host;
         plan.loopback_up = spec.network == NetworkMode::Private;
         plan.ops = ops;
-        plan.hostname = cstr("hostname", spec.hostname.as_str())?;
-        plan.domainname = cstr("domainname", spec.domainname.as_str())?;
+        // In the host's UTS namespace the host's names are never touched.
+        if !ns.uts_host {
+            plan.hostname = cstr("hostname", spec.hostname.as_str())?;
+            plan.domainname = cstr("domainname", spec.domainname.as_str())?;
+        }
         Ok(plan)
     }
 
@@ -658,6 +738,18 @@ impl Plan {
         );
     }
 
+    /// Has the child enter another container's IPC namespace `fd` before its
+    /// mounts (/dev/mqueue shows the IPC namespace of whoever mounts it).
+    pub fn join_ipcns(&mut self, fd: RawFd) {
+        self.ops.insert(
+            0,
+            Op::SetNs {
+                fd,
+                nstype: libc::CLONE_NEWIPC,
+            },
+        );
+    }
+
     /// Has the child join these cgroup v1 `tasks` files before anything else.
     pub fn join_cgroup_tasks(&mut self, files: &[std::path::PathBuf]) -> Result<(), PlanError> {
         self.cgroup_tasks = files
@@ -730,6 +822,7 @@ mod tests {
                 rlimits: vec![],
                 seccomp: None,
                 no_new_privileges: false,
+                oom_score_adj: None,
             },
             hostname: "abc".into(),
             domainname: String::new(),
@@ -752,7 +845,69 @@ mod tests {
             mounts: vec![],
             readonly_rootfs: false,
             exit_path: "/x/exit".into(),
+            namespaces: Namespaces::default(),
+            sysctls: vec![],
+            shm_size: None,
+            devices: vec![],
+            privileged: false,
+            writable_cgroups: false,
         }
+    }
+
+    #[test]
+    fn namespaces_knobs_and_devices_follow_the_spec() {
+        let plain = Plan::build(&spec(), HOST).unwrap();
+        for f in [libc::CLONE_NEWPID, libc::CLONE_NEWIPC, libc::CLONE_NEWUTS] {
+            assert_ne!(plain.clone_flags & f, 0);
+        }
+        assert!(plain.new_cgroupns);
+        let mut s = spec();
+        s.namespaces = Namespaces {
+            pid: NsSource::Host,
+            ipc: NsSource::Join,
+            uts_host: true,
+            cgroup_host: true,
+            no_shm: true,
+        };
+        s.sysctls = vec![("net.ipv4.ip_forward".into(), "1".into())];
+        s.process.oom_score_adj = Some(500);
+        s.devices = vec![Device {
+            path: "/dev/net/tun".into(),
+            kind: 'c',
+            major: 10,
+            minor: 200,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        }];
+        let plan = Plan::build(&s, HOST).unwrap();
+        for f in [libc::CLONE_NEWPID, libc::CLONE_NEWIPC, libc::CLONE_NEWUTS] {
+            assert_eq!(plan.clone_flags & f, 0, "{f:#x}");
+        }
+        assert!(!plan.new_cgroupns);
+        // The host's names are never set from the host's UTS namespace.
+        assert!(plan.hostname.as_bytes().is_empty());
+        let descs: Vec<String> = plan.ops.iter().map(Op::describe).collect();
+        assert!(!descs.iter().any(|d| d.contains("/dev/shm")), "{descs:?}");
+        let pos = |d: &str| {
+            descs
+                .iter()
+                .position(|x| x == d)
+                .unwrap_or_else(|| panic!("{d}: {descs:?}"))
+        };
+        assert!(pos("creating directory /dev/net") < pos("creating device /dev/net/tun"));
+        // Knobs after /proc is mounted, before /proc/sys is made read-only.
+        let sysctl = pos("writing 1 to /proc/sys/net/ipv4/ip_forward");
+        assert!(pos("mounting proc on /proc") < sysctl);
+        assert!(sysctl < pos("making /proc/sys read-only"));
+        assert!(descs.contains(&"writing 500 to /proc/self/oom_score_adj".to_string()));
+        let mut s = spec();
+        s.shm_size = Some(1 << 30);
+        s.sysctls = vec![("../../x".into(), "1".into())];
+        assert!(Plan::build(&s, HOST).is_err());
+        s.sysctls.clear();
+        let plan = Plan::build(&s, HOST).unwrap();
+        assert!(plan.ops.iter().any(|o| matches!(o, Op::Mount { data: Some(d), .. } if d.to_str().unwrap().contains("size=1073741824"))));
     }
 
     const HOST: HostFacts = HostFacts {

@@ -78,8 +78,13 @@ pub const STREAM_STDERR: u8 = 2;
 pub const LISTENER_FD: i32 = 3;
 /// The fd number of the network namespace to join ([`crate::spec::NetworkMode::Join`]).
 pub const NETNS_FD: i32 = 4;
+/// The fd number of another container's PID namespace to join
+/// ([`crate::spec::NsSource::Join`]).
+pub const PIDNS_FD: i32 = 5;
+/// The fd number of another container's IPC namespace to join.
+pub const IPCNS_FD: i32 = 6;
 /// The first fd number of the descriptors the shim holds ([`crate::spec::Spec::held_fds`]).
-pub const HELD_FDS_START: i32 = 5;
+pub const HELD_FDS_START: i32 = 7;
 
 /// The start outcome: the container's pid, or why it did not start.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -43,6 +43,71 @@ pub struct Spec {
     pub held_fds: u32,
     /// Where the shim records the exit status (see [`crate::shimproto::ExitRecord`]).
     pub exit_path: PathBuf,
+    /// Which namespaces are the container's own, the host's, or another's.
+    #[serde(default)]
+    pub namespaces: Namespaces,
+    /// `--sysctl`: written under /proc/sys inside the container's namespaces,
+    /// already checked against Docker's list of namespaced knobs.
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
+    /// `--shm-size` in bytes (Docker's 64 MiB when not given).
+    #[serde(default)]
+    pub shm_size: Option<u64>,
+    /// Device nodes made in the container's /dev (`--device`, `--privileged`).
+    #[serde(default)]
+    pub devices: Vec<Device>,
+    /// `--privileged`: /sys (and the cgroup filesystem) writable.
+    #[serde(default)]
+    pub privileged: bool,
+    /// `--security-opt writable-cgroups=true`: the cgroup filesystem writable.
+    #[serde(default)]
+    pub writable_cgroups: bool,
+}
+
+/// Where a namespace comes from.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum NsSource {
+    /// A new one, the container's own.
+    #[default]
+    Private,
+    /// The host's (the shim's).
+    Host,
+    /// Another container's, handed to the shim as an fd
+    /// ([`crate::shimproto::PIDNS_FD`], [`crate::shimproto::IPCNS_FD`]).
+    Join,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct Namespaces {
+    #[serde(default)]
+    pub pid: NsSource,
+    #[serde(default)]
+    pub ipc: NsSource,
+    /// `--uts host`: the host's hostname, never set.
+    #[serde(default)]
+    pub uts_host: bool,
+    /// `--cgroupns host`: no cgroup namespace of its own.
+    #[serde(default)]
+    pub cgroup_host: bool,
+    /// `--ipc none`: no /dev/shm at all.
+    #[serde(default)]
+    pub no_shm: bool,
+}
+
+/// A device node to make inside the container.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Device {
+    /// Absolute path inside the container, below /dev.
+    pub path: String,
+    /// 'c' or 'b'.
+    pub kind: char,
+    pub major: u32,
+    pub minor: u32,
+    /// Permission bits of the node.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
 }
 
 /// A process to run inside a running container (`docker exec`), as berthd
@@ -105,6 +170,9 @@ pub struct Process {
     /// `--security-opt no-new-privileges`.
     #[serde(default)]
     pub no_new_privileges: bool,
+    /// `--oom-score-adj` (-1000..1000), written before exec.
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
 }
 
 /// A compiled seccomp program, as [`crate::seccomp::Program::encode`] packs it.
@@ -220,6 +288,13 @@ pub struct CgroupSpec {
     pub blkio_weight: Option<u16>,
     #[serde(default)]
     pub cpu: CpuLimits,
+    /// Device access rules allowed beyond Docker's defaults (`c 1:5 rwm`; `a`
+    /// for everything, `--privileged`).
+    #[serde(default)]
+    pub device_rules: Vec<String>,
+    /// `--oom-kill-disable` (cgroup v1 memory controller only).
+    #[serde(default)]
+    pub oom_kill_disable: bool,
 }
 
 /// CPU controls, as Docker's HostConfig gives them.

@@ -107,6 +107,17 @@ pub fn resolve(spec: &str, passwd: &str, group: &str) -> Result<ExecUser, UserEr
     })
 }
 
+/// A group given by name (looked up in `group`, the image's /etc/group) or by
+/// number (`--group-add`).
+pub fn group_id(name: &str, group: &str) -> Result<u32, UserError> {
+    match group_entries(group).find(|e| e.name == name) {
+        Some(e) => Ok(e.gid),
+        None => name
+            .parse()
+            .map_err(|_| UserError::NoGroup(name.to_string())),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +131,16 @@ mod tests {
         assert_eq!((u.uid, u.gid), (1000, 1000));
         assert_eq!(u.additional_gids, vec![10, 29]);
         assert_eq!(u.home, "/home/bob");
+    }
+
+    #[test]
+    fn groups_by_name_or_number() {
+        assert_eq!(group_id("audio", GROUP), Ok(29));
+        assert_eq!(group_id("4242", GROUP), Ok(4242));
+        assert_eq!(
+            group_id("nope", GROUP),
+            Err(UserError::NoGroup("nope".into()))
+        );
     }
 
     #[test]

@@ -13,10 +13,11 @@ mod log;
 use berth_runtime::cgroups::{Cgroup, Hierarchy};
 use berth_runtime::plan::{step, HostFacts, Plan};
 use berth_runtime::shimproto::{
-    frame_header, ExitRecord, InputParser, Started, HELD_FDS_START, LISTENER_FD, NETNS_FD,
-    STREAM_STDERR, STREAM_STDOUT, WANT_CONTROL, WANT_MONITOR, WANT_STDERR, WANT_STDIN, WANT_STDOUT,
+    frame_header, ExitRecord, InputParser, Started, HELD_FDS_START, IPCNS_FD, LISTENER_FD,
+    NETNS_FD, PIDNS_FD, STREAM_STDERR, STREAM_STDOUT, WANT_CONTROL, WANT_MONITOR, WANT_STDERR,
+    WANT_STDIN, WANT_STDOUT,
 };
-use berth_runtime::spec::{ExecSpec, Spec};
+use berth_runtime::spec::{ExecSpec, NsSource, Spec};
 use berth_runtime::{sys, timefmt};
 use rustix::event::{poll, PollFd, PollFlags};
 use rustix::process::{Pid, WaitOptions};
@@ -373,6 +374,23 @@ fn start(job: &Job) -> Result<Running, (String, i32)> {
                     .map_err(|e| internal("taking the network namespace", &e))?;
                 plan.join_netns(std::os::fd::AsRawFd::as_raw_fd(&ns));
                 _namespaces.push((ns, libc::CLONE_NEWNET));
+            }
+            if spec.namespaces.ipc == NsSource::Join {
+                let ns = sys::take_inherited_fd(IPCNS_FD)
+                    .map_err(|e| internal("taking the IPC namespace", &e))?;
+                plan.join_ipcns(std::os::fd::AsRawFd::as_raw_fd(&ns));
+                _namespaces.push((ns, libc::CLONE_NEWIPC));
+            }
+            if spec.namespaces.pid == NsSource::Join {
+                // A PID namespace is entered by the parent: it applies to the
+                // children made afterwards, the container's process first.
+                let ns = sys::take_inherited_fd(PIDNS_FD)
+                    .map_err(|e| internal("taking the PID namespace", &e))?;
+                rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::ProcessID),
+                )
+                .map_err(|e| internal("entering the PID namespace", &e))?;
             }
             (
                 plan,

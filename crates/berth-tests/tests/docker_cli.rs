@@ -239,10 +239,15 @@ fn inside_a_default_container() {
     let o = d.docker(&["run", "--rm", "-u", "bob", "busybox", "id"]);
     assert_eq!(
         o.ok().trim(),
-        "uid=1000(bob) gid=1000(bob) groups=10(wheel)"
+        // The primary group is among the supplementary ones, as Docker has it
+        // since CVE-2022-36109 (the kernel keeps the list sorted).
+        "uid=1000(bob) gid=1000(bob) groups=10(wheel),1000(bob)"
     );
     let o = d.docker(&["run", "--rm", "-u", "1000:10", "busybox", "id"]);
-    assert_eq!(o.ok().trim(), "uid=1000(bob) gid=10(wheel)");
+    assert_eq!(
+        o.ok().trim(),
+        "uid=1000(bob) gid=10(wheel) groups=10(wheel)"
+    );
     let o = d.docker(&[
         "run",
         "--rm",
@@ -328,11 +333,18 @@ fn start_failures_use_dockers_exit_codes() {
     assert_eq!(o.code, 125, "{o:?}");
     // The auto-remove containers whose start failed are gone.
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
-    let o = d.docker(&["run", "--rm", "--privileged", "busybox", "true"]);
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--cpu-rt-runtime",
+        "950000",
+        "busybox",
+        "true",
+    ]);
     assert_eq!(o.code, 125);
     assert!(
         o.stderr
-            .contains("berth does not support HostConfig.Privileged yet"),
+            .contains("berth does not support HostConfig.CpuRealtimeRuntime yet"),
         "{o:?}"
     );
 }

@@ -474,6 +474,21 @@ unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result
                 Err(libc::EEXIST) => Ok(()),
                 r => r,
             },
+            Op::Write { path, value } => {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    return Err(errno());
+                }
+                let bytes = value.as_bytes();
+                let n = libc::write(fd, bytes.as_ptr().cast(), bytes.len());
+                let e = errno();
+                libc::close(fd);
+                if n < 0 {
+                    Err(e)
+                } else {
+                    Ok(())
+                }
+            }
             Op::Symlink { target, link } => {
                 match ok(libc::symlink(target.as_ptr(), link.as_ptr())) {
                     Err(libc::EEXIST) => Ok(()),

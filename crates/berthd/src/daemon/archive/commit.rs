@@ -25,7 +25,7 @@ impl Archive {
         let base = self.store.resolve(&r.image)?;
         let refs: Vec<&str> = changes.iter().map(String::as_str).collect();
         let config = crate::daemon::image::query::apply_changes(r.config.clone(), &refs)?;
-        let path = format!("{}/{}", self.paths().cgroup_parent.trim_matches('/'), c.id);
+        let path = self.containers.cgroup_path(&r);
         let freeze = pause && c.is_running() && !r.state.paused;
         if freeze {
             self.containers

@@ -16,9 +16,7 @@ fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
     const IGNORED: &[&str] = &[
         "ConsoleSize",
         "ContainerIDFile",
-        "Isolation",
         "Annotations",
-        "CgroupnsMode",
         // Networking, handled by endpoint.rs.
         "PortBindings",
         "PublishAllPorts",
@@ -65,6 +63,14 @@ fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
     None
 }
 
+/// The host's name.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 fn merge_env(image: &[String], user: &[String]) -> Vec<String> {
     let key = |e: &str| e.split_once('=').map_or(e, |(k, _)| k).to_string();
     let mut out: Vec<String> = image.to_vec();
@@ -97,6 +103,7 @@ impl Containers {
             )));
         }
         crate::daemon::container::security::parse(&hc)?;
+        super::options::check(&hc)?;
         let endpoints = self.plan_endpoints(&hc, req.networking_config.as_ref())?;
         if let Some(m) = config.mac_address.as_deref().filter(|m| !m.is_empty()) {
             if berth_net::netlink::parse_mac(m).is_none() {
@@ -242,7 +249,15 @@ impl Containers {
                 break id;
             }
         };
-        if config.hostname.is_empty() {
+        if hc.uts_mode == "host" {
+            if !config.hostname.is_empty() {
+                return Err(ApiError::invalid(
+                    "conflicting options: hostname and the UTS mode",
+                ));
+            }
+            // The host's UTS namespace: the host's name, as Docker shows it.
+            config.hostname = host_name();
+        } else if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();
         }
         if let Some(d) = hc
@@ -324,10 +339,7 @@ impl Containers {
             }
             let host_mode = rec.host_config.network_mode == "host";
             let hostname = if host_mode {
-                std::fs::read_to_string("/proc/sys/kernel/hostname")
-                    .unwrap_or_default()
-                    .trim()
-                    .to_string()
+                host_name()
             } else {
                 rec.config.hostname.clone()
             };
@@ -387,11 +399,14 @@ mod tests {
         hc.other
             .insert("ConsoleSize".into(), serde_json::json!([24, 80]));
         hc.other
-            .insert("Privileged".into(), serde_json::json!(false));
+            .insert("CpuRealtimeRuntime".into(), serde_json::json!(0));
         hc.other.insert("Binds".into(), serde_json::Value::Null);
         assert_eq!(unsupported_host_options(&hc), None);
         hc.other
-            .insert("Privileged".into(), serde_json::json!(true));
-        assert_eq!(unsupported_host_options(&hc).as_deref(), Some("Privileged"));
+            .insert("CpuRealtimeRuntime".into(), serde_json::json!(950000));
+        assert_eq!(
+            unsupported_host_options(&hc).as_deref(),
+            Some("CpuRealtimeRuntime")
+        );
     }
 }

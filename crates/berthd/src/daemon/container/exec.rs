@@ -13,13 +13,6 @@ use std::sync::{Arc, Mutex};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
 
-fn cap_last_cap() -> u8 {
-    std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(40)
-}
-
 impl Containers {
     pub fn exec_create(&self, key: &str, config: ExecConfig) -> ApiResult<String> {
         let c = self.get(key)?;
@@ -158,14 +151,13 @@ impl Containers {
         .0;
         // The container's filter, compiled for the container's capabilities, applies
         // to every exec, privileged or not (as runc applies the container's).
-        let (seccomp, no_new_privileges) = self
-            .filters
-            .for_process(&rec.host_config, &berth_runtime::caps::docker_default())?;
+        let (container_caps, seccomp, no_new_privileges) =
+            self.process_security(&rec.host_config)?;
         let spec = ExecSpec {
             id: exec.id.clone(),
             container_pid: rec.state.pid as i32,
             cgroup: CgroupSpec {
-                path: format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), rec.id),
+                path: self.cgroup_path(&rec),
                 ..Default::default()
             },
             process: Process {
@@ -178,9 +170,9 @@ impl Containers {
                 // --privileged: every capability; the container's mounts and device
                 // rules stay what they are, as with Docker.
                 capabilities: if cfg.privileged {
-                    berth_runtime::caps::all(cap_last_cap())
+                    berth_runtime::caps::all(super::options::cap_last_cap())
                 } else {
-                    berth_runtime::caps::docker_default()
+                    container_caps
                 },
                 terminal: cfg.tty,
                 open_stdin: cfg.attach_stdin,
@@ -188,6 +180,7 @@ impl Containers {
                 rlimits,
                 seccomp,
                 no_new_privileges,
+                oom_score_adj: None,
             },
             exit_path: self.exec_run_dir(&exec.id).join("exit.json"),
         };

@@ -8,10 +8,6 @@ use berth_api::ContainerUpdateRequest;
 use std::collections::HashMap;
 
 impl Containers {
-    fn cgroup_path(&self, id: &str) -> String {
-        format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), id)
-    }
-
     pub fn pause(&self, key: &str, pause: bool) -> ApiResult<()> {
         let c = self.get(key)?;
         {
@@ -39,7 +35,7 @@ impl Containers {
             }
         }
         self.hierarchy
-            .freeze(&self.cgroup_path(&c.id), pause)
+            .freeze(&self.cgroup_path(&c.rec()), pause)
             .map_err(|source| Error::Freeze {
                 id: c.id.clone(),
                 pause,
@@ -149,7 +145,7 @@ impl Containers {
         let cpu = crate::daemon::container::limits::cpu(&hc)?;
         if c.is_running() && cpu_given {
             self.hierarchy
-                .set_cpu(&self.cgroup_path(&c.id), &cpu)
+                .set_cpu(&self.cgroup_path(&c.rec()), &cpu)
                 .map_err(|source| Error::Update {
                     id: c.id.clone(),
                     source,
@@ -157,7 +153,7 @@ impl Containers {
         }
         if c.is_running() {
             self.hierarchy
-                .set_limits(&self.cgroup_path(&c.id), &limits)
+                .set_limits(&self.cgroup_path(&c.rec()), &limits)
                 .map_err(|source| Error::Update {
                     id: c.id.clone(),
                     source,
@@ -216,7 +212,7 @@ impl Containers {
         }
         let pids = self
             .hierarchy
-            .pids(&self.cgroup_path(&c.id))
+            .pids(&self.cgroup_path(&c.rec()))
             .map_err(|source| Error::Processes {
                 id: c.id.clone(),
                 source,

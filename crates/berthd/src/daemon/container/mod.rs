@@ -20,6 +20,7 @@ mod limits;
 pub mod logs;
 pub mod mounts;
 mod netfiles;
+mod options;
 pub mod record;
 pub mod restart;
 pub mod security;
@@ -29,7 +30,7 @@ mod stats;
 mod stop;
 mod users;
 
-use crate::daemon::container::record::Container;
+use crate::daemon::container::record::{Container, Record};
 use crate::daemon::paths::Paths;
 use crate::error::{ApiError, ApiResult};
 use berth_image::meta::ContainerRow;
@@ -156,6 +157,17 @@ impl Containers {
 
     pub fn paths(&self) -> &Paths {
         &self.paths
+    }
+
+    /// The container's cgroup, below each hierarchy's root: its own
+    /// `--cgroup-parent`, or the daemon's.
+    pub fn cgroup_path(&self, r: &Record) -> String {
+        let parent = if r.host_config.cgroup_parent.is_empty() {
+            &self.paths.cgroup_parent
+        } else {
+            &r.host_config.cgroup_parent
+        };
+        format!("{}/{}", parent.trim_matches('/'), r.id)
     }
 
     pub fn hierarchy(&self) -> &berth_runtime::cgroups::Hierarchy {

@@ -24,6 +24,21 @@ pub enum Seccomp {
 pub struct SecurityOpts {
     pub seccomp: Seccomp,
     pub no_new_privileges: bool,
+    /// `systempaths=unconfined`: no masked or read-only paths.
+    pub system_paths_unconfined: bool,
+    /// `writable-cgroups=true`: the cgroup filesystem mounted read-write.
+    pub writable_cgroups: bool,
+}
+
+/// The Linux security modules this kernel runs (/sys/kernel/security/lsm; none
+/// when securityfs is not mounted or lists nothing).
+pub fn kernel_lsms() -> Vec<String> {
+    std::fs::read_to_string("/sys/kernel/security/lsm")
+        .unwrap_or_default()
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// Parses `HostConfig.SecurityOpt` as dockerd does (`key=value`, or the older
@@ -32,6 +47,8 @@ pub fn parse(hc: &HostConfig) -> ApiResult<SecurityOpts> {
     let mut out = SecurityOpts {
         seccomp: Seccomp::Default,
         no_new_privileges: false,
+        system_paths_unconfined: false,
+        writable_cgroups: false,
     };
     let opts = hc
         .other
@@ -68,10 +85,30 @@ pub fn parse(hc: &HostConfig) -> ApiResult<SecurityOpts> {
                     }
                 };
             }
-            "apparmor" | "label" | "systempaths" | "writable-cgroups" => {
-                return Err(ApiError::not_implemented(format!(
-                    "berth does not support --security-opt {key} yet"
-                )))
+            // Asking for no confinement needs nothing of the kernel.
+            "apparmor" if value == "unconfined" => {}
+            "label" if value == "disable" => {}
+            "apparmor" | "label" => {
+                let (lsm, name) = if key == "apparmor" {
+                    ("apparmor", "AppArmor")
+                } else {
+                    ("selinux", "SELinux")
+                };
+                return Err(if kernel_lsms().iter().any(|l| l == lsm) {
+                    ApiError::not_implemented(format!(
+                        "berth cannot apply {name} settings yet (--security-opt {opt})"
+                    ))
+                } else {
+                    ApiError::invalid(format!(
+                        "{name} is not enabled on this host, so --security-opt {opt} cannot be applied"
+                    ))
+                });
+            }
+            "systempaths" if value == "unconfined" => out.system_paths_unconfined = true,
+            "writable-cgroups" => {
+                out.writable_cgroups = value
+                    .parse::<bool>()
+                    .map_err(|_| ApiError::invalid(format!("invalid --security-opt 2: {opt:?}")))?;
             }
             _ => {
                 return Err(ApiError::invalid(format!(
@@ -211,16 +248,35 @@ mod tests {
             ("nonsense", 400, "invalid --security-opt 1"),
             ("no-new-privileges=maybe", 400, "invalid --security-opt 2"),
             ("seccomp={", 400, "decoding seccomp profile failed"),
-            (
-                "apparmor=docker-default",
-                501,
-                "does not support --security-opt apparmor",
-            ),
             ("what=ever", 400, "invalid --security-opt 2"),
         ] {
             let e = parse(&hc(&[bad])).unwrap_err();
             assert_eq!(crate::api::errors::status(e.kind).as_u16(), status, "{bad}");
             assert!(e.message.contains(words), "{bad}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn lsm_options_are_applied_or_refused_by_what_the_kernel_has() {
+        // No confinement asked for: nothing to apply, on any kernel.
+        assert!(parse(&hc(&["apparmor=unconfined", "label=disable"])).is_ok());
+        let o = parse(&hc(&["systempaths=unconfined", "writable-cgroups=true"])).unwrap();
+        assert!(o.system_paths_unconfined && o.writable_cgroups);
+        let lsms = kernel_lsms();
+        for (opt, lsm, name) in [
+            ("apparmor=docker-default", "apparmor", "AppArmor"),
+            ("label=level:s0:c100,c200", "selinux", "SELinux"),
+        ] {
+            let e = parse(&hc(&[opt])).unwrap_err();
+            if lsms.iter().any(|l| l == lsm) {
+                assert_eq!(e.kind, berth_api::ErrorKind::NotImplemented, "{opt}");
+            } else {
+                assert_eq!(e.kind, berth_api::ErrorKind::InvalidArgument, "{opt}");
+                assert_eq!(
+                    e.message,
+                    format!("{name} is not enabled on this host, so --security-opt {opt} cannot be applied")
+                );
+            }
         }
     }
 

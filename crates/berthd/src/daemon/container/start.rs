@@ -15,7 +15,7 @@ use berth_runtime::spec::{
     CgroupSpec, FileBind, NetworkMode, Overlay, Process, Spec, DEFAULT_MASKED_PATHS, DEFAULT_PATH,
     DEFAULT_READONLY_PATHS,
 };
-use berth_runtime::{caps, sys, user};
+use berth_runtime::{sys, user};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -144,7 +144,7 @@ impl Containers {
         self.persist_or_log(c, "recording a stopped container at restore");
         // A volume filesystem mounted for it goes if no running container uses it.
         self.release_volumes(&c.snapshot());
-        let path = format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), c.id);
+        let path = self.cgroup_path(&c.rec());
         let _ = self
             .hierarchy
             .existing(&berth_runtime::spec::CgroupSpec {
@@ -164,7 +164,10 @@ impl Containers {
     }
 
     /// Resolves `user` against the container's /etc/passwd and /etc/group, read from
-    /// its writable layer and then its image layers (`lower`, topmost first).
+    /// its writable layer and then its image layers (`lower`, topmost first). The
+    /// supplementary groups hold the primary group too (as Docker has them since
+    /// CVE-2022-36109: a group-denied file stays denied) and the `--group-add`
+    /// ones, named in the image's /etc/group or by number.
     pub(super) fn resolve_user(
         &self,
         r: &Record,
@@ -175,12 +178,19 @@ impl Containers {
         if self.paths.driver == crate::daemon::paths::Driver::Overlay2 {
             search.extend(lower.iter().cloned());
         }
-        user::resolve(
-            user,
-            &read_rootfs_file(&search, "etc/passwd"),
-            &read_rootfs_file(&search, "etc/group"),
-        )
-        .map_err(|e| ApiError::invalid(e.to_string()))
+        let group = read_rootfs_file(&search, "etc/group");
+        let mut u = user::resolve(user, &read_rootfs_file(&search, "etc/passwd"), &group)
+            .map_err(|e| ApiError::invalid(e.to_string()))?;
+        let mut gids = vec![u.gid];
+        for g in r.host_config.group_add.iter().flatten() {
+            gids.push(user::group_id(g, &group).map_err(|e| ApiError::invalid(e.to_string()))?);
+        }
+        for g in gids.into_iter().rev() {
+            if !u.additional_gids.contains(&g) {
+                u.additional_gids.insert(0, g);
+            }
+        }
+        Ok(u)
     }
 
     fn build_spec(&self, r: &Record, image: &Image) -> ApiResult<Spec> {
@@ -222,9 +232,7 @@ impl Containers {
         };
         args.push(r.path.clone());
         args.extend(r.args.iter().cloned());
-        let capabilities = caps::docker_default();
-        let (seccomp, no_new_privileges) =
-            self.filters.for_process(&r.host_config, &capabilities)?;
+        let (capabilities, seccomp, no_new_privileges) = self.process_security(&r.host_config)?;
         Ok(Spec {
             id: r.id.clone(),
             rootfs: Overlay {
@@ -256,6 +264,7 @@ impl Containers {
                 .0,
                 seccomp,
                 no_new_privileges,
+                oom_score_adj: None,
             },
             hostname: r.config.hostname.clone(),
             domainname: r.config.domainname.clone(),
@@ -283,13 +292,15 @@ impl Containers {
                 .map(|s| s.to_string())
                 .collect(),
             cgroup: CgroupSpec {
-                path: format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), r.id),
+                path: self.cgroup_path(r),
                 memory_limit: limits.memory,
                 pids_limit: r.host_config.pids_limit.filter(|p| *p > 0),
                 memory_reservation: limits.reservation,
                 memory_swap: limits.swap,
                 blkio_weight: limits.blkio_weight,
                 cpu: crate::daemon::container::limits::cpu(&r.host_config)?,
+                device_rules: Vec::new(),
+                oom_kill_disable: false,
             },
             log_path: (r.host_config.log_config.kind != "none").then(|| self.paths.log_path(&r.id)),
             log_rotate: rotation.rotate,
@@ -298,6 +309,12 @@ impl Containers {
             mounts: Vec::new(),
             readonly_rootfs: false,
             exit_path: self.paths.run_dir(&r.id).join("exit.json"),
+            namespaces: Default::default(),
+            sysctls: Vec::new(),
+            shm_size: None,
+            devices: Vec::new(),
+            privileged: false,
+            writable_cgroups: false,
         })
     }
 
@@ -356,6 +373,7 @@ impl Containers {
             .get("ReadonlyRootfs")
             .and_then(|v| v.as_bool())
             == Some(true);
+        let ns_fds = self.apply_options(&rec, &mut spec)?;
         let mut prep = self.prepare_network(&rec)?;
         let t1 = t0.elapsed();
         if let Err(e) = self.write_net_files(&rec, &prep) {
@@ -386,6 +404,7 @@ impl Containers {
             })?;
             fds.push((dup, NETNS_FD));
         }
+        fds.extend(ns_fds);
         for (i, fd) in std::mem::take(&mut prep.held).into_iter().enumerate() {
             fds.push((fd, HELD_FDS_START + i as i32));
         }

@@ -91,7 +91,7 @@ impl Containers {
                 r.host_config.network_mode != "host",
             )
         };
-        let path = format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), c.id);
+        let path = self.cgroup_path(&c.rec());
         let st = if running {
             self.hierarchy.stats(&path)
         } else {

@@ -49,7 +49,7 @@ impl Containers {
         self.emit(c, "kill", &[("signal", signo.to_string())]);
         let was_paused = std::mem::replace(&mut c.rec().state.paused, false);
         if was_paused {
-            let path = format!("{}/{}", self.paths.cgroup_parent.trim_matches('/'), c.id);
+            let path = self.cgroup_path(&c.rec());
             self.hierarchy
                 .freeze(&path, false)
                 .map_err(|source| super::Error::Freeze {

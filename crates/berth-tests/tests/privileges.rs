@@ -1,0 +1,455 @@
+//! `docker run` options about privileges, namespaces, devices and kernel knobs,
+//! each checked for its effect from inside the container or from the host.
+
+use berth_tests::Daemon;
+
+/// Every capability berthd can hand out: the kernel's (bits 0..=cap_last_cap),
+/// within what this process (root, like berthd) holds.
+fn full_mask() -> u64 {
+    let last: u32 = std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let prm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapPrm:"))
+        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
+        .unwrap();
+    ((1u64 << (last + 1)) - 1) & prm
+}
+
+fn cap_eff(d: &Daemon, args: &[&str]) -> u64 {
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    a.extend(["busybox", "sh", "-c", "grep CapEff /proc/self/status"]);
+    let out = d.docker(&a).ok().to_string();
+    let hex = out.trim().rsplit('\t').next().unwrap().to_string();
+    u64::from_str_radix(hex.trim(), 16).unwrap_or_else(|_| panic!("CapEff in {out:?}"))
+}
+
+/// The namespace of kind `ns` of this (host) process, as readlink shows it.
+fn host_ns(ns: &str) -> String {
+    std::fs::read_link(format!("/proc/self/ns/{ns}"))
+        .unwrap()
+        .display()
+        .to_string()
+}
+
+fn inside(d: &Daemon, args: &[&str], script: &str) -> String {
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    a.extend(["busybox", "sh", "-c", script]);
+    d.docker(&a).ok().trim().to_string()
+}
+
+#[test]
+fn capabilities_are_added_dropped_and_all_when_privileged() {
+    let d = Daemon::start();
+    d.load_busybox();
+    const NET_ADMIN: u64 = 1 << 12;
+    const CHOWN: u64 = 1 << 0;
+    // Docker's default set, for comparison: 0xa80425fb.
+    assert_eq!(cap_eff(&d, &[]), 0xa80425fb);
+    assert_eq!(cap_eff(&d, &["--cap-drop", "ALL"]), 0);
+    let c = cap_eff(&d, &["--cap-add", "NET_ADMIN", "--cap-drop", "chown"]);
+    assert_eq!(c, (0xa80425fb | NET_ADMIN) & !CHOWN);
+    assert_eq!(
+        cap_eff(&d, &["--cap-drop", "ALL", "--cap-add", "cap_net_admin"]),
+        NET_ADMIN
+    );
+    assert_eq!(cap_eff(&d, &["--cap-add", "ALL"]), full_mask());
+    assert_eq!(cap_eff(&d, &["--privileged"]), full_mask());
+    // An exec gets the container's set.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "capped",
+        "--cap-drop",
+        "ALL",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let o = d.docker(&["exec", "capped", "grep", "CapEff", "/proc/self/status"]);
+    assert!(o.ok().contains("0000000000000000"), "{o:?}");
+    d.docker(&["rm", "-f", "capped"]).ok();
+    let o = d.docker(&["run", "--rm", "--cap-add", "NOPE", "busybox", "true"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("unknown capability: \"CAP_NOPE\""),
+        "{o:?}"
+    );
+    // berth's CLI has the same flags.
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--cap-drop",
+        "ALL",
+        "busybox",
+        "grep",
+        "CapEff",
+        "/proc/self/status",
+    ]);
+    assert!(o.ok().contains("0000000000000000"), "{o:?}");
+}
+
+#[test]
+fn privileged_has_host_devices_writable_sys_and_nothing_masked() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // A host device that no default container has (a terminal of the host).
+    let host_dev = ["/dev/tty0", "/dev/tty1", "/dev/loop-control", "/dev/kmsg"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("the host has a tty, loop-control or kmsg device");
+    let test = format!("test -e {host_dev} && echo yes || echo no");
+    assert_eq!(inside(&d, &[], &test), "no");
+    assert_eq!(inside(&d, &["--privileged"], &test), "yes");
+    let sys = "grep ' /sys sysfs ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1";
+    assert_eq!(inside(&d, &[], sys), "ro");
+    assert_eq!(inside(&d, &["--privileged"], sys), "rw");
+    // /proc/interrupts is masked (an empty /dev/null bind) by default only.
+    assert!(std::fs::metadata("/proc/interrupts").is_ok());
+    let kcore = "test -n \"$(head -c 1 /proc/interrupts)\" && echo visible || echo masked";
+    assert_eq!(inside(&d, &[], kcore), "masked");
+    assert_eq!(inside(&d, &["--privileged"], kcore), "visible");
+    let seccomp = "grep Seccomp: /proc/self/status | cut -f2";
+    assert_eq!(inside(&d, &[], seccomp), "2");
+    assert_eq!(inside(&d, &["--privileged"], seccomp), "0");
+}
+
+#[test]
+fn namespaces_of_the_host_and_of_other_containers() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let ns =
+        |args: &[&str], kind: &str| inside(&d, args, &format!("readlink /proc/self/ns/{kind}"));
+    // Private by default.
+    for kind in ["pid", "ipc", "uts", "cgroup"] {
+        assert_ne!(ns(&[], kind), host_ns(kind), "{kind}");
+    }
+    assert_eq!(ns(&["--pid", "host"], "pid"), host_ns("pid"));
+    assert_eq!(ns(&["--ipc", "host"], "ipc"), host_ns("ipc"));
+    assert_eq!(ns(&["--uts", "host"], "uts"), host_ns("uts"));
+    assert_eq!(ns(&["--cgroupns", "host"], "cgroup"), host_ns("cgroup"));
+    assert_ne!(ns(&["--cgroupns", "private"], "cgroup"), host_ns("cgroup"));
+    // --pid host sees the host's PID 1.
+    let host_init = std::fs::read_to_string("/proc/1/comm").unwrap();
+    assert_eq!(
+        inside(&d, &["--pid", "host"], "cat /proc/1/comm"),
+        host_init.trim()
+    );
+    // --uts host has the host's name and does not change it.
+    let host_name = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    assert_eq!(inside(&d, &["--uts", "host"], "hostname"), host_name.trim());
+    let o = d.docker(&[
+        "run", "--rm", "--uts", "host", "-h", "other", "busybox", "true",
+    ]);
+    assert!(
+        o.stderr
+            .contains("conflicting options: hostname and the UTS mode"),
+        "{o:?}"
+    );
+    // Another container's PID and IPC namespaces.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "owner",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let owner = |kind: &str| {
+        d.docker(&["exec", "owner", "readlink", &format!("/proc/1/ns/{kind}")])
+            .ok()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(ns(&["--ipc", "container:owner"], "ipc"), owner("ipc"));
+    assert_eq!(ns(&["--pid", "container:owner"], "pid"), owner("pid"));
+    assert_eq!(
+        inside(
+            &d,
+            &["--pid", "container:owner"],
+            "cat /proc/1/cmdline | tr '\\0' ' '"
+        ),
+        "sleep 300"
+    );
+    // --ipc none: no /dev/shm at all.
+    assert_eq!(
+        inside(
+            &d,
+            &["--ipc", "none"],
+            "grep -c ' /dev/shm ' /proc/mounts || true"
+        ),
+        "0"
+    );
+    d.docker(&["stop", "-t", "0", "owner"]).ok();
+    let o = d.docker(&["run", "--rm", "--pid", "container:owner", "busybox", "true"]);
+    assert!(
+        o.stderr
+            .contains("cannot join PID of a non running container"),
+        "{o:?}"
+    );
+    d.docker(&["rm", "owner"]).ok();
+    // The docker CLI refuses this itself; berthd refuses it too.
+    let o = d.berth(&["run", "--rm", "--pid", "bogus", "busybox", "true"]);
+    assert!(o.stderr.contains("invalid PID mode: bogus"), "{o:?}");
+}
+
+#[test]
+fn kernel_knobs_shm_and_oom() {
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_eq!(
+        inside(
+            &d,
+            &["--sysctl", "net.ipv4.ip_forward=1"],
+            "cat /proc/sys/net/ipv4/ip_forward"
+        ),
+        "1"
+    );
+    assert_eq!(
+        inside(
+            &d,
+            &["--sysctl", "kernel.shmmax=123456789"],
+            "cat /proc/sys/kernel/shmmax"
+        ),
+        "123456789"
+    );
+    // The host's value is untouched.
+    assert_ne!(
+        std::fs::read_to_string("/proc/sys/kernel/shmmax")
+            .unwrap()
+            .trim(),
+        "123456789"
+    );
+    // The docker CLI refuses these itself; berthd refuses them too.
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--sysctl",
+        "kernel.panic=1",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        o.stderr.contains("sysctl \"kernel.panic\" is not allowed"),
+        "{o:?}"
+    );
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--sysctl",
+        "net.ipv4.ip_forward=1",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        o.stderr.contains("not allowed in host network namespace"),
+        "{o:?}"
+    );
+    // /dev/shm: 64 MiB by default, --shm-size otherwise (df's 1K blocks).
+    let shm = "df -k /dev/shm | tail -1 | awk '{print $2}'";
+    assert_eq!(inside(&d, &[], shm), "65536");
+    assert_eq!(inside(&d, &["--shm-size", "128m"], shm), "131072");
+    assert_eq!(
+        inside(&d, &["--oom-score-adj", "500"], "cat /proc/1/oom_score_adj"),
+        "500"
+    );
+    let o = d.docker(&["run", "--rm", "--oom-score-adj", "1001", "busybox", "true"]);
+    assert_ne!(o.code, 0);
+    // --oom-kill-disable, seen in the container's v1 memory cgroup.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "nokill",
+        "-m",
+        "64m",
+        "--oom-kill-disable",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "nokill"])
+        .ok()
+        .trim()
+        .to_string();
+    let ctl = format!(
+        "/sys/fs/cgroup/memory/{}/{id}/memory.oom_control",
+        d.cgroup_parent
+    );
+    let text = std::fs::read_to_string(&ctl).unwrap_or_else(|e| panic!("{ctl}: {e}"));
+    assert!(text.contains("oom_kill_disable 1"), "{text}");
+    d.docker(&["rm", "-f", "nokill"]).ok();
+}
+
+#[test]
+fn devices_and_device_cgroup_rules() {
+    let d = Daemon::start();
+    d.load_busybox();
+    assert_eq!(
+        inside(
+            &d,
+            &["--device", "/dev/zero:/dev/myzero"],
+            "head -c 4 /dev/myzero | wc -c"
+        ),
+        "4"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/nosuchdevice",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        o.stderr.contains(
+            "error gathering device information while adding custom device \"/dev/nosuchdevice\""
+        ),
+        "{o:?}"
+    );
+    // A node the defaults do not allow (loop-control, 10:237) cannot be opened,
+    // even when made inside; a rule allows it.
+    let open = "mknod /tmp/lc c 10 237 && (exec 3</tmp/lc) 2>&1; true";
+    let denied = inside(&d, &[], open);
+    assert!(denied.contains("Operation not permitted"), "{denied}");
+    let allowed = inside(&d, &["--device-cgroup-rule", "c 10:237 rwm"], open);
+    assert!(!allowed.contains("Operation not permitted"), "{allowed}");
+    // The docker CLI checks the format itself; berthd checks it too.
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--device-cgroup-rule",
+        "c 10 rwm",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        o.stderr.contains("invalid device cgroup rule format"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn group_add_runtime_and_modes_that_change_nothing() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // Named in the image's /etc/group, or a number; the primary group is among
+    // the supplementary ones (CVE-2022-36109).
+    let groups = inside(
+        &d,
+        &["-u", "bob", "--group-add", "nogroup", "--group-add", "4242"],
+        "cat /proc/self/status | grep ^Groups: | cut -f2",
+    );
+    let mut g: Vec<&str> = groups.split_whitespace().collect();
+    g.sort_unstable();
+    assert_eq!(g, ["10", "1000", "4242", "65534"], "{groups}");
+    let groups = inside(
+        &d,
+        &["-u", "4321"],
+        "grep ^Groups: /proc/self/status | cut -f2",
+    );
+    assert_eq!(groups.trim(), "0");
+    let o = d.docker(&["run", "--rm", "--group-add", "nosuch", "busybox", "true"]);
+    assert!(o.stderr.contains("unable to find group nosuch"), "{o:?}");
+    for (flag, value) in [
+        ("--runtime", "runc"),
+        ("--userns", "host"),
+        ("--ipc", "private"),
+        ("--isolation", "default"),
+    ] {
+        d.docker(&["run", "--rm", flag, value, "busybox", "true"])
+            .ok();
+    }
+    let o = d.docker(&["run", "--rm", "--runtime", "kata", "busybox", "true"]);
+    assert!(
+        o.stderr.contains("unknown or invalid runtime name: kata"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn cgroup_parent_per_container() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let parent = format!("berth-test-own-{}", std::process::id());
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "parented",
+        "--cgroup-parent",
+        &parent,
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let pid = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "parented"])
+        .ok()
+        .trim()
+        .to_string();
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "parented"])
+        .ok()
+        .trim()
+        .to_string();
+    let cg = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    assert!(
+        cg.lines().any(|l| l.ends_with(&format!("/{parent}/{id}"))),
+        "{cg}"
+    );
+    d.docker(&["rm", "-f", "parented"]).ok();
+    // The parent is the test's to remove (berth removes only the container's).
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let _ = std::fs::remove_dir(h.path().join(&parent));
+    }
+    let _ = std::fs::remove_dir(format!("/sys/fs/cgroup/{parent}"));
+}
+
+/// CVE-2022-36109: a process whose primary group is not among its supplementary
+/// groups can drop that group (newgrp, a setgid program) and read files denied to
+/// it. Docker, and berth, keep the primary group in the list, for an image user
+/// and for a bare uid (primary group 0).
+#[test]
+fn cve_2022_36109_the_primary_group_stays_a_supplementary_group() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let groups = |user: &str| {
+        inside(
+            &d,
+            &["-u", user],
+            "grep ^Groups: /proc/self/status | cut -f2",
+        )
+        .split_whitespace()
+        .map(String::from)
+        .collect::<Vec<_>>()
+    };
+    assert_eq!(groups("4321"), ["0"]);
+    assert_eq!(groups("1000:4242"), ["4242"]);
+    assert!(groups("bob").contains(&"1000".to_string()));
+    // An exec too.
+    d.docker(&[
+        "run", "-d", "--name", "gx", "-u", "4321", "busybox", "sleep", "300",
+    ])
+    .ok();
+    let o = d.docker(&["exec", "gx", "grep", "^Groups:", "/proc/self/status"]);
+    assert_eq!(o.ok().trim(), "Groups:\t0");
+    d.docker(&["rm", "-f", "gx"]).ok();
+}
