@@ -479,6 +479,43 @@ impl Plan {
                 None,
             )?);
         }
+        // Cgroup v1 and hybrid: each hierarchy, mounted in the container's cgroup
+        // namespace so that its root is the container's cgroup, on a tmpfs that
+        // is then made read-only (runc's layout).
+        if !host.cgroup2 && !spec.cgroup_mounts.is_empty() {
+            let cg_ro = if spec.privileged || spec.writable_cgroups {
+                0
+            } else {
+                MS_RDONLY
+            };
+            ops.push(mount(
+                "tmpfs",
+                "/sys/fs/cgroup",
+                "tmpfs",
+                MS_NOSUID | MS_NOEXEC | MS_NODEV,
+                Some("mode=755"),
+            )?);
+            for m in &spec.cgroup_mounts {
+                if m.name.is_empty() || m.name.contains('/') || m.name == ".." {
+                    return Err(PlanError::BadMount(m.name.clone(), "not a hierarchy name"));
+                }
+                let target = format!("/sys/fs/cgroup/{}", m.name);
+                ops.push(mkdir(&target, 0o755)?);
+                ops.push(mount(
+                    "cgroup",
+                    &target,
+                    &m.fstype,
+                    MS_NOSUID | MS_NOEXEC | MS_NODEV | cg_ro,
+                    (!m.options.is_empty()).then_some(m.options.as_str()),
+                )?);
+            }
+            if cg_ro != 0 {
+                ops.push(Op::SetReadOnly {
+                    path: cstr("path", "/sys/fs/cgroup")?,
+                    recursive: false,
+                });
+            }
+        }
         // Kernel knobs, in the container's own namespaces, before /proc/sys is
         // made read-only below.
         for (key, value) in &spec.sysctls {
@@ -851,6 +888,7 @@ mod tests {
             devices: vec![],
             privileged: false,
             writable_cgroups: false,
+            cgroup_mounts: vec![],
         }
     }
 

@@ -62,6 +62,22 @@ pub struct Spec {
     /// `--security-opt writable-cgroups=true`: the cgroup filesystem writable.
     #[serde(default)]
     pub writable_cgroups: bool,
+    /// On cgroup v1 and hybrid hosts, the hierarchies to mount below
+    /// /sys/fs/cgroup (on a tmpfs), each showing the container's own cgroup as
+    /// its root (they are mounted inside the container's cgroup namespace).
+    #[serde(default)]
+    pub cgroup_mounts: Vec<CgroupMount>,
+}
+
+/// One cgroup hierarchy as the container sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct CgroupMount {
+    /// Below /sys/fs/cgroup: "memory", "cpu", "systemd", "unified".
+    pub name: String,
+    /// "cgroup" (v1) or "cgroup2".
+    pub fstype: String,
+    /// The v1 controllers ("cpu,cpuacct", "none,name=systemd"); empty for v2.
+    pub options: String,
 }
 
 /// Where a namespace comes from.

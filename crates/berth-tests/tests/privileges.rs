@@ -453,3 +453,24 @@ fn cve_2022_36109_the_primary_group_stays_a_supplementary_group() {
     assert_eq!(o.ok().trim(), "Groups:\t0");
     d.docker(&["rm", "-f", "gx"]).ok();
 }
+
+#[test]
+fn the_containers_own_cgroups_are_visible_read_only() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let v2_only = !std::path::Path::new("/sys/fs/cgroup/memory").exists();
+    let limit = if v2_only {
+        "cat /sys/fs/cgroup/memory.max"
+    } else {
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes"
+    };
+    // The container's own limit, as programs that size themselves read it.
+    assert_eq!(inside(&d, &["-m", "64m"], limit), "67108864");
+    let o = inside(&d, &[], "touch /sys/fs/cgroup/x 2>&1; true");
+    assert!(o.contains("Read-only file system"), "{o}");
+    // Its own cgroup is the root it sees.
+    assert_eq!(
+        inside(&d, &[], "cut -d: -f3 /proc/self/cgroup | sort -u"),
+        "/"
+    );
+}

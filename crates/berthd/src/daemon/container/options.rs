@@ -281,6 +281,54 @@ fn host_devices(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Device)> {
     out
 }
 
+/// The v1 (and hybrid's v2) hierarchies of this host, as a container mounts
+/// them: named after their mount point, with their controllers.
+fn cgroup_mounts(h: &berth_runtime::cgroups::Hierarchy) -> Vec<berth_runtime::spec::CgroupMount> {
+    use berth_runtime::cgroups::Mode;
+    if h.mode == Mode::V2 {
+        return Vec::new();
+    }
+    let known: Vec<String> = std::fs::read_to_string("/proc/cgroups")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split_whitespace().next().map(String::from))
+        .collect();
+    let mut out = Vec::new();
+    for (point, opts) in &h.v1 {
+        let Some(name) = point.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+            continue;
+        };
+        let controllers: Vec<&str> = opts
+            .split(',')
+            .filter(|o| o.starts_with("name=") || known.iter().any(|k| k == o))
+            .collect();
+        if controllers.is_empty() {
+            continue;
+        }
+        let options = if controllers.iter().all(|c| c.starts_with("name=")) {
+            format!("none,{}", controllers.join(","))
+        } else {
+            controllers.join(",")
+        };
+        out.push(berth_runtime::spec::CgroupMount {
+            name,
+            fstype: "cgroup".into(),
+            options,
+        });
+    }
+    if let Some(u) = &h.unified {
+        if let Some(name) = u.file_name() {
+            out.push(berth_runtime::spec::CgroupMount {
+                name: name.to_string_lossy().into_owned(),
+                fstype: "cgroup2".into(),
+                options: String::new(),
+            });
+        }
+    }
+    out
+}
+
 /// Checks the options at create, so that a bad one is refused then, in Docker's
 /// words, rather than at start.
 pub(super) fn check(hc: &HostConfig) -> ApiResult<()> {
@@ -439,6 +487,9 @@ impl Containers {
         // Docker's default is a private cgroup namespace on cgroup v2 and the
         // host's on v1; berth gives a private one unless asked for the host's.
         spec.namespaces.cgroup_host = hc.cgroupns_mode == "host";
+        if !spec.namespaces.cgroup_host {
+            spec.cgroup_mounts = cgroup_mounts(&self.hierarchy);
+        }
         spec.sysctls = hc
             .sysctls
             .iter()

@@ -315,6 +315,7 @@ impl Containers {
             devices: Vec::new(),
             privileged: false,
             writable_cgroups: false,
+            cgroup_mounts: Vec::new(),
         })
     }
 
