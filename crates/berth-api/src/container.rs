@@ -154,8 +154,50 @@ pub struct HostConfig {
     pub devices: Option<Vec<DeviceMapping>>,
     #[serde(default)]
     pub device_cgroup_rules: Option<Vec<String>>,
+    #[serde(default)]
+    pub memory_swappiness: Option<i64>,
+    #[serde(default)]
+    pub kernel_memory: i64,
+    #[serde(default)]
+    pub cpu_count: i64,
+    #[serde(default)]
+    pub cpu_percent: i64,
+    #[serde(default, rename = "IOMaximumIOps")]
+    pub io_maximum_iops: i64,
+    #[serde(default, rename = "IOMaximumBandwidth")]
+    pub io_maximum_bandwidth: i64,
+    #[serde(default)]
+    pub blkio_weight_device: Option<Vec<WeightDevice>>,
+    #[serde(default)]
+    pub blkio_device_read_bps: Option<Vec<ThrottleDevice>>,
+    #[serde(default)]
+    pub blkio_device_write_bps: Option<Vec<ThrottleDevice>>,
+    #[serde(default, rename = "BlkioDeviceReadIOps")]
+    pub blkio_device_read_iops: Option<Vec<ThrottleDevice>>,
+    #[serde(default, rename = "BlkioDeviceWriteIOps")]
+    pub blkio_device_write_iops: Option<Vec<ThrottleDevice>>,
     #[serde(flatten)]
     pub other: serde_json::Map<String, serde_json::Value>,
+}
+
+/// `--blkio-weight-device`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct WeightDevice {
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub weight: u16,
+}
+
+/// `--device-read-bps` and friends.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ThrottleDevice {
+    #[serde(default)]
+    pub path: String,
+    #[serde(default)]
+    pub rate: u64,
 }
 
 /// `--device`: a host device, where it appears in the container, and what the

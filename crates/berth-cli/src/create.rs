@@ -201,6 +201,44 @@ pub struct PrivilegeOpts {
     /// Add a rule to the cgroup allowed devices list
     #[arg(long = "device-cgroup-rule")]
     pub device_cgroup_rule: Vec<String>,
+    /// Tune container memory swappiness (0 to 100)
+    #[arg(long = "memory-swappiness")]
+    pub memory_swappiness: Option<i64>,
+    /// Kernel memory limit (deprecated)
+    #[arg(long = "kernel-memory")]
+    pub kernel_memory: Option<String>,
+    /// Block IO weight (relative device weight), DEVICE:WEIGHT
+    #[arg(long = "blkio-weight-device")]
+    pub blkio_weight_device: Vec<String>,
+    /// Limit read rate (bytes per second) from a device, DEVICE:RATE
+    #[arg(long = "device-read-bps")]
+    pub device_read_bps: Vec<String>,
+    /// Limit write rate (bytes per second) to a device, DEVICE:RATE
+    #[arg(long = "device-write-bps")]
+    pub device_write_bps: Vec<String>,
+    /// Limit read rate (IO per second) from a device, DEVICE:RATE
+    #[arg(long = "device-read-iops")]
+    pub device_read_iops: Vec<String>,
+    /// Limit write rate (IO per second) to a device, DEVICE:RATE
+    #[arg(long = "device-write-iops")]
+    pub device_write_iops: Vec<String>,
+}
+
+/// `DEVICE:RATE` (`--device-read-bps /dev/sda:1mb`); sizes when `bytes`.
+fn throttle(spec: &str, bytes: bool) -> Result<berth_api::ThrottleDevice> {
+    let (path, rate) = spec
+        .rsplit_once(':')
+        .with_context(|| format!("bad format: {spec}"))?;
+    let rate = if bytes {
+        u64::try_from(parse_bytes(rate)?).context("negative rate")?
+    } else {
+        rate.parse()
+            .with_context(|| format!("invalid rate for device: {spec}. The correct format is <device-path>:<number>. Number must be a positive integer"))?
+    };
+    Ok(berth_api::ThrottleDevice {
+        path: path.to_string(),
+        rate,
+    })
 }
 
 /// `--device HOST[:CONTAINER][:PERMISSIONS]`, as the docker CLI splits it.
@@ -264,6 +302,39 @@ impl PrivilegeOpts {
             );
         }
         hc.device_cgroup_rules = some(&self.device_cgroup_rule);
+        hc.memory_swappiness = self.memory_swappiness;
+        if let Some(k) = &self.kernel_memory {
+            hc.kernel_memory = parse_bytes(k)?;
+        }
+        if !self.blkio_weight_device.is_empty() {
+            let mut list = Vec::new();
+            for spec in &self.blkio_weight_device {
+                let (path, w) = spec
+                    .rsplit_once(':')
+                    .with_context(|| format!("bad format: {spec}"))?;
+                list.push(berth_api::WeightDevice {
+                    path: path.to_string(),
+                    weight: w
+                        .parse()
+                        .with_context(|| format!("invalid weight for device: {spec}"))?,
+                });
+            }
+            hc.blkio_weight_device = Some(list);
+        }
+        let rates =
+            |v: &Vec<String>, bytes: bool| -> Result<Option<Vec<berth_api::ThrottleDevice>>> {
+                if v.is_empty() {
+                    return Ok(None);
+                }
+                v.iter()
+                    .map(|s| throttle(s, bytes))
+                    .collect::<Result<_>>()
+                    .map(Some)
+            };
+        hc.blkio_device_read_bps = rates(&self.device_read_bps, true)?;
+        hc.blkio_device_write_bps = rates(&self.device_write_bps, true)?;
+        hc.blkio_device_read_iops = rates(&self.device_read_iops, false)?;
+        hc.blkio_device_write_iops = rates(&self.device_write_iops, false)?;
         Ok(())
     }
 }

@@ -288,6 +288,82 @@ impl Hierarchy {
     }
 
     /// Whether block I/O weights can be set (a cgroup with weights exists).
+    /// Whether per-device block I/O limits can be set (v1 `blkio.throttle.*`, or
+    /// the v2 `io` controller).
+    pub fn has_blkio_throttle(&self) -> bool {
+        match self.mode {
+            Mode::V2 => self.has_blkio_weight(),
+            _ => self
+                .v1_dir("blkio")
+                .is_some_and(|d| d.join("blkio.throttle.read_bps_device").exists()),
+        }
+    }
+
+    /// Whether per-device block I/O weights can be set (v1 `blkio.weight_device`
+    /// of the CFQ or BFQ scheduler; v2 `io.weight`).
+    pub fn has_blkio_weight_device(&self) -> bool {
+        match self.mode {
+            Mode::V2 => self.has_blkio_weight(),
+            _ => self.v1_dir("blkio").is_some_and(|d| {
+                d.join("blkio.weight_device").exists() || d.join("blkio.bfq.weight_device").exists()
+            }),
+        }
+    }
+
+    /// Per-device weights and rate limits, written to `rel`'s block I/O files.
+    fn set_blkio_devices(
+        &self,
+        rel: &str,
+        weights: &[(u32, u32, u16)],
+        t: &crate::spec::BlkioThrottle,
+    ) -> Result<(), CgroupError> {
+        if weights.is_empty() && t.is_empty() {
+            return Ok(());
+        }
+        if self.mode == Mode::V2 {
+            let Some(u) = &self.unified else {
+                return Ok(());
+            };
+            let dir = u.join(rel);
+            for (maj, min, w) in weights {
+                write(&dir.join("io.weight"), &format!("{maj}:{min} {w}"))?;
+            }
+            for (key, list) in [
+                ("rbps", &t.read_bps),
+                ("wbps", &t.write_bps),
+                ("riops", &t.read_iops),
+                ("wiops", &t.write_iops),
+            ] {
+                for (maj, min, rate) in list {
+                    write(&dir.join("io.max"), &format!("{maj}:{min} {key}={rate}"))?;
+                }
+            }
+            return Ok(());
+        }
+        let Some(dir) = self.v1_dir("blkio").map(|d| d.join(rel)) else {
+            return Ok(());
+        };
+        for (maj, min, w) in weights {
+            let file = if dir.join("blkio.weight_device").exists() {
+                "blkio.weight_device"
+            } else {
+                "blkio.bfq.weight_device"
+            };
+            write(&dir.join(file), &format!("{maj}:{min} {w}"))?;
+        }
+        for (file, list) in [
+            ("blkio.throttle.read_bps_device", &t.read_bps),
+            ("blkio.throttle.write_bps_device", &t.write_bps),
+            ("blkio.throttle.read_iops_device", &t.read_iops),
+            ("blkio.throttle.write_iops_device", &t.write_iops),
+        ] {
+            for (maj, min, rate) in list {
+                write(&dir.join(file), &format!("{maj}:{min} {rate}"))?;
+            }
+        }
+        Ok(())
+    }
+
     pub fn has_blkio_weight(&self) -> bool {
         match self.mode {
             Mode::V2 => self.unified.as_ref().is_some_and(|u| {
@@ -503,8 +579,12 @@ impl Hierarchy {
                 if spec.oom_kill_disable {
                     write(&mem.join(rel).join("memory.oom_control"), "1")?;
                 }
+                if let Some(s) = spec.memory_swappiness {
+                    write(&mem.join(rel).join("memory.swappiness"), &s.to_string())?;
+                }
             }
         }
+        self.set_blkio_devices(rel, &spec.blkio_weight_device, &spec.blkio_throttle)?;
         self.set_limits(
             rel,
             &Limits {

@@ -311,6 +311,37 @@ pub struct CgroupSpec {
     /// `--oom-kill-disable` (cgroup v1 memory controller only).
     #[serde(default)]
     pub oom_kill_disable: bool,
+    /// `--memory-swappiness` (0..100; cgroup v1 memory controller only).
+    #[serde(default)]
+    pub memory_swappiness: Option<u64>,
+    /// `--blkio-weight-device`: (major, minor, weight).
+    #[serde(default)]
+    pub blkio_weight_device: Vec<(u32, u32, u16)>,
+    /// `--device-read-bps` and friends: (major, minor, rate) per kind.
+    #[serde(default)]
+    pub blkio_throttle: BlkioThrottle,
+}
+
+/// Block I/O limits per device: (major, minor, bytes or operations per second).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
+pub struct BlkioThrottle {
+    #[serde(default)]
+    pub read_bps: Vec<(u32, u32, u64)>,
+    #[serde(default)]
+    pub write_bps: Vec<(u32, u32, u64)>,
+    #[serde(default)]
+    pub read_iops: Vec<(u32, u32, u64)>,
+    #[serde(default)]
+    pub write_iops: Vec<(u32, u32, u64)>,
+}
+
+impl BlkioThrottle {
+    pub fn is_empty(&self) -> bool {
+        self.read_bps.is_empty()
+            && self.write_bps.is_empty()
+            && self.read_iops.is_empty()
+            && self.write_iops.is_empty()
+    }
 }
 
 /// CPU controls, as Docker's HostConfig gives them.

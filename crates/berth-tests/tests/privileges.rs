@@ -474,3 +474,95 @@ fn the_containers_own_cgroups_are_visible_read_only() {
         "/"
     );
 }
+
+/// A block device of the host, for the per-device I/O options.
+fn host_block_device() -> (String, String) {
+    for e in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let dev = format!("/dev/{name}");
+        if let Ok(nums) = std::fs::read_to_string(e.path().join("dev")) {
+            if std::path::Path::new(&dev).exists() {
+                return (dev, nums.trim().to_string());
+            }
+        }
+    }
+    panic!("this host has no block device in /dev");
+}
+
+#[test]
+fn swappiness_block_io_limits_and_what_linux_discards() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let (dev, nums) = host_block_device();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "limited",
+        "--memory-swappiness",
+        "10",
+        "--device-read-bps",
+        &format!("{dev}:1mb"),
+        "--device-write-iops",
+        &format!("{dev}:100"),
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "limited"])
+        .ok()
+        .trim()
+        .to_string();
+    let v1 = |ctl: &str, file: &str| {
+        std::fs::read_to_string(format!(
+            "/sys/fs/cgroup/{ctl}/{}/{id}/{file}",
+            d.cgroup_parent
+        ))
+        .unwrap_or_else(|e| panic!("{ctl}/{file}: {e}"))
+    };
+    assert_eq!(v1("memory", "memory.swappiness").trim(), "10");
+    assert!(
+        v1("blkio", "blkio.throttle.read_bps_device").contains(&format!("{nums} 1048576")),
+        "{}",
+        v1("blkio", "blkio.throttle.read_bps_device")
+    );
+    assert!(v1("blkio", "blkio.throttle.write_iops_device").contains(&format!("{nums} 100")));
+    d.docker(&["rm", "-f", "limited"]).ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--memory-swappiness",
+        "101",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(o.code, 0, "{o:?}");
+    let o = d.berth(&[
+        "run",
+        "--rm",
+        "--device-read-bps",
+        "/dev/zero:1mb",
+        "busybox",
+        "true",
+    ]);
+    assert!(o.stderr.contains("not a block device"), "{o:?}");
+    // Options Docker accepts on Linux and discards, each with its warning.
+    let (status, _, body) = d.api(
+        "POST",
+        "/containers/create",
+        Some(r#"{"Image": "busybox", "HostConfig": {"KernelMemory": 10485760, "CpuCount": 2, "CpuPercent": 50, "IOMaximumBandwidth": 1000}}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    for w in [
+        "Specifying a kernel memory limit is deprecated",
+        "linux does not support CPU count. Count discarded.",
+        "linux does not support CPU percent. Percent discarded.",
+        "linux does not support IO maximum bandwidth. IOMaximumBandwidth discarded.",
+    ] {
+        assert!(body.contains(w), "{w}: {body}");
+    }
+    let id: serde_json::Value = serde_json::from_str(&body).unwrap();
+    d.docker(&["rm", id["Id"].as_str().unwrap()]).ok();
+}

@@ -170,6 +170,7 @@ impl Containers {
             self.hierarchy.has_blkio_weight(),
         )?;
         warnings.extend(memory_warnings);
+        warnings.extend(super::options::warnings(&hc, &self.hierarchy));
         if hc.network_mode == "host"
             && hc
                 .other

@@ -329,6 +329,72 @@ fn cgroup_mounts(h: &berth_runtime::cgroups::Hierarchy) -> Vec<berth_runtime::sp
     out
 }
 
+/// A block device's numbers, for the per-device I/O options.
+fn block_device(path: &str) -> ApiResult<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| ApiError::invalid(format!("invalid device path {path:?}: {e}")))?;
+    use std::os::unix::fs::FileTypeExt;
+    if !meta.file_type().is_block_device() {
+        return Err(ApiError::invalid(format!(
+            "invalid device path {path:?}: not a block device"
+        )));
+    }
+    Ok((
+        rustix::fs::major(meta.rdev()),
+        rustix::fs::minor(meta.rdev()),
+    ))
+}
+
+/// What Docker on Linux accepts but discards, or what this host cannot apply,
+/// each with Docker's words: the create answer's warnings.
+pub(super) fn warnings(hc: &HostConfig, h: &berth_runtime::cgroups::Hierarchy) -> Vec<String> {
+    let mut w = Vec::new();
+    if hc.kernel_memory > 0 {
+        w.push("Specifying a kernel memory limit is deprecated and will be removed in a future release.".into());
+    }
+    if hc.cpu_count > 0 {
+        w.push("linux does not support CPU count. Count discarded.".into());
+    }
+    if hc.cpu_percent > 0 {
+        w.push("linux does not support CPU percent. Percent discarded.".into());
+    }
+    if hc.io_maximum_iops > 0 {
+        w.push("linux does not support IO maximum IOps. IOMaximumIOps discarded.".into());
+    }
+    if hc.io_maximum_bandwidth > 0 {
+        w.push("linux does not support IO maximum bandwidth. IOMaximumBandwidth discarded.".into());
+    }
+    let v1_memory = h.mode != berth_runtime::cgroups::Mode::V2;
+    if hc.memory_swappiness.is_some_and(|s| s >= 0) && !v1_memory {
+        w.push("Your kernel does not support memory swappiness capabilities or the cgroup is not mounted. Memory swappiness discarded.".into());
+    }
+    if hc.oom_kill_disable == Some(true) && !v1_memory {
+        w.push("Your kernel does not support OomKillDisable. OomKillDisable discarded.".into());
+    }
+    if hc
+        .blkio_weight_device
+        .as_ref()
+        .is_some_and(|v| !v.is_empty())
+        && !h.has_blkio_weight_device()
+    {
+        w.push("Your kernel does not support Block I/O weight_device or the cgroup is not mounted. Weight-device discarded.".into());
+    }
+    if !h.has_blkio_throttle() {
+        for (list, what) in [
+            (&hc.blkio_device_read_bps, "BPS Block I/O read limit"),
+            (&hc.blkio_device_write_bps, "BPS Block I/O write limit"),
+            (&hc.blkio_device_read_iops, "IOPs Block I/O read limit"),
+            (&hc.blkio_device_write_iops, "IOPs Block I/O write limit"),
+        ] {
+            if list.as_ref().is_some_and(|v| !v.is_empty()) {
+                w.push(format!("Your kernel does not support {what} or the cgroup is not mounted. {what} discarded."));
+            }
+        }
+    }
+    w
+}
+
 /// Checks the options at create, so that a bad one is refused then, in Docker's
 /// words, rather than at start.
 pub(super) fn check(hc: &HostConfig) -> ApiResult<()> {
@@ -387,6 +453,32 @@ pub(super) fn check(hc: &HostConfig) -> ApiResult<()> {
     }
     for r in hc.device_cgroup_rules.iter().flatten() {
         check_cgroup_rule(r)?;
+    }
+    if let Some(s) = hc.memory_swappiness {
+        if s != -1 && !(0..=100).contains(&s) {
+            return Err(ApiError::invalid(format!(
+                "Invalid value: {s}, valid memory swappiness range is 0-100"
+            )));
+        }
+    }
+    for d in hc.blkio_weight_device.iter().flatten() {
+        block_device(&d.path)?;
+        if !(10..=1000).contains(&d.weight) {
+            return Err(ApiError::invalid(format!(
+                "invalid weight for device {}: {} (10 to 1000)",
+                d.path, d.weight
+            )));
+        }
+    }
+    for list in [
+        &hc.blkio_device_read_bps,
+        &hc.blkio_device_write_bps,
+        &hc.blkio_device_read_iops,
+        &hc.blkio_device_write_iops,
+    ] {
+        for d in list.iter().flatten() {
+            block_device(&d.path)?;
+        }
     }
     if hc.cgroup_parent.split('/').any(|c| c == "..") {
         return Err(ApiError::invalid(format!(
@@ -500,7 +592,32 @@ impl Containers {
             spec.shm_size = Some(hc.shm_size as u64);
         }
         spec.process.oom_score_adj = (hc.oom_score_adj != 0).then_some(hc.oom_score_adj as i32);
-        spec.cgroup.oom_kill_disable = hc.oom_kill_disable == Some(true);
+        let v1_memory = self.hierarchy.mode != berth_runtime::cgroups::Mode::V2;
+        spec.cgroup.oom_kill_disable = v1_memory && hc.oom_kill_disable == Some(true);
+        spec.cgroup.memory_swappiness = hc
+            .memory_swappiness
+            .filter(|s| *s >= 0 && v1_memory)
+            .map(|s| s as u64);
+        if self.hierarchy.has_blkio_weight_device() {
+            for d in hc.blkio_weight_device.iter().flatten() {
+                let (maj, min) = block_device(&d.path)?;
+                spec.cgroup.blkio_weight_device.push((maj, min, d.weight));
+            }
+        }
+        if self.hierarchy.has_blkio_throttle() {
+            let t = &mut spec.cgroup.blkio_throttle;
+            for (list, out) in [
+                (&hc.blkio_device_read_bps, &mut t.read_bps),
+                (&hc.blkio_device_write_bps, &mut t.write_bps),
+                (&hc.blkio_device_read_iops, &mut t.read_iops),
+                (&hc.blkio_device_write_iops, &mut t.write_iops),
+            ] {
+                for d in list.iter().flatten() {
+                    let (maj, min) = block_device(&d.path)?;
+                    out.push((maj, min, d.rate));
+                }
+            }
+        }
         for d in hc.devices.iter().flatten() {
             for (dev, perms) in resolve_device(d)? {
                 spec.cgroup
