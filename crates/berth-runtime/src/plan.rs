@@ -217,6 +217,9 @@ pub struct Plan {
     pub controlling_tty: bool,
     /// The terminal's size (rows, columns).
     pub winsize: Option<(u16, u16)>,
+    /// Bind the terminal over /dev/console (a container's own terminal; never
+    /// for an exec, which shares the container's /dev).
+    pub bind_console: bool,
     /// `setrlimit` calls: resource, soft, hard.
     pub rlimits: Vec<(libc::c_int, libc::rlim_t, libc::rlim_t)>,
     /// The seccomp program loaded before exec, and seccomp(2)'s flags for it.
@@ -664,6 +667,7 @@ impl Plan {
         plan.clone_flags = clone_flags;
         plan.new_cgroupns = !ns.cgroup_host;
         plan.loopback_up = spec.network == NetworkMode::Private;
+        plan.bind_console = p.terminal;
         plan.ops = ops;
         // In the host's UTS namespace the host's names are never touched.
         if !ns.uts_host {
@@ -749,6 +753,7 @@ impl Plan {
             cgroup_tasks: Vec::new(),
             controlling_tty: p.terminal,
             winsize: p.console_size,
+            bind_console: false,
             rlimits: p
                 .rlimits
                 .iter()

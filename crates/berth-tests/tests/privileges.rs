@@ -566,3 +566,38 @@ fn swappiness_block_io_limits_and_what_linux_discards() {
     let id: serde_json::Value = serde_json::from_str(&body).unwrap();
     d.docker(&["rm", id["Id"].as_str().unwrap()]).ok();
 }
+
+#[test]
+fn a_terminal_is_the_containers_console() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // With -t, /dev/console is the container's terminal (pts 0 of its own devpts).
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-t",
+        "busybox",
+        "sh",
+        "-c",
+        "stat -c %t:%T /dev/console; tty",
+    ]);
+    assert_eq!(o.ok(), "88:0\r\n/dev/pts/0\r\n");
+    // An exec's terminal is its own; the console stays the container's.
+    d.docker(&["run", "-d", "-t", "--name", "tc", "busybox", "sleep", "300"])
+        .ok();
+    let o = d.docker(&[
+        "exec",
+        "-t",
+        "tc",
+        "sh",
+        "-c",
+        "tty; stat -c %T /dev/console",
+    ]);
+    assert_eq!(o.ok(), "/dev/pts/1\r\n0\r\n");
+    d.docker(&["rm", "-f", "tc"]).ok();
+    // Without one, there is no console at all.
+    assert_eq!(
+        inside(&d, &[], "test -e /dev/console && echo yes || echo no"),
+        "no"
+    );
+}

@@ -643,6 +643,10 @@ unsafe fn terminal(plan: &Plan, console: RawFd) -> Result<(), i32> {
                 return Err(errno());
             }
         }
+        // /dev/console is the container's terminal, as runc has it.
+        if plan.bind_console {
+            bind_console(slave)?;
+        }
         send_fd(console, master)?;
         libc::close(master);
         for target in 0..3 {
@@ -655,6 +659,55 @@ unsafe fn terminal(plan: &Plan, console: RawFd) -> Result<(), i32> {
         }
         if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
             return Err(errno());
+        }
+        Ok(())
+    }
+}
+
+/// Binds the terminal `slave` over /dev/console, by descriptors only: the file
+/// is created without following a symlink, and the pts node is cloned from the
+/// open slave, so that no path can be swapped in between (the CVE-2025-52565
+/// class).
+///
+/// # Safety
+/// Only in the cloned child, inside the container's root; async-signal-safe.
+unsafe fn bind_console(slave: RawFd) -> Result<(), i32> {
+    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
+    // SAFETY: plain syscalls on descriptors this child owns and on static
+    // NUL-terminated strings.
+    unsafe {
+        let target = libc::open(
+            c"/dev/console".as_ptr(),
+            libc::O_CREAT | libc::O_WRONLY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            0o600,
+        );
+        if target < 0 {
+            return Err(errno());
+        }
+        let tree = libc::syscall(
+            libc::SYS_open_tree,
+            slave,
+            c"".as_ptr(),
+            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | libc::AT_EMPTY_PATH as libc::c_uint,
+        ) as RawFd;
+        if tree < 0 {
+            let e = errno();
+            libc::close(target);
+            return Err(e);
+        }
+        let r = libc::syscall(
+            libc::SYS_move_mount,
+            tree,
+            c"".as_ptr(),
+            target,
+            c"".as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
+        );
+        let e = errno();
+        libc::close(tree);
+        libc::close(target);
+        if r < 0 {
+            return Err(e);
         }
         Ok(())
     }
