@@ -603,35 +603,70 @@ impl Store {
         let _w = self.lock_writer();
         let image = self.resolve(name)?;
         let short = |id: &str| hex_of(id).chars().take(12).collect::<String>();
-        let by_tag = Reference::parse(name)
-            .ok()
+        // A name (a tag, or a repository digest) rather than an ID: Docker removes
+        // that reference only, and the image with it only when it was the last.
+        let parsed = Reference::parse(name).ok();
+        let by_tag = parsed
+            .as_ref()
             .and_then(|r| r.tagged())
             .filter(|t| image.tags.contains(t));
+        let by_digest = parsed
+            .as_ref()
+            .and_then(|r| r.digest.as_ref().map(|d| format!("{}@{d}", r.repo)))
+            .filter(|d| image.repo_digests.contains(d));
         let users = meta::container_users(&self.db(), &image.id)?;
         let mut out = Vec::new();
+        let refs = image.tags.len() + image.repo_digests.len();
 
-        if let Some(tag) = &by_tag {
-            // Removing one of several names only removes the name.
-            if image.tags.len() > 1
-                || (!users.is_empty() && force && !users.iter().any(|u| running(u)))
-            {
-                self.db()
-                    .execute("DELETE FROM tags WHERE name = ?1", [tag])?;
-                out.push(ImageDeleteItem {
-                    untagged: Some(tag.clone()),
-                    deleted: None,
-                });
-                return Ok(out);
-            }
-            if let Some(u) = users.first() {
-                let repo = tag.rsplit_once(':').map_or(tag.as_str(), |(r, _)| r);
+        if by_tag.is_some() || by_digest.is_some() {
+            let named = by_tag.clone().or(by_digest.clone()).expect("one of them");
+            let repo = parsed.as_ref().map(|r| r.repo.clone()).unwrap_or_default();
+            if refs == 1 && !users.is_empty() && !(force && !users.iter().any(|u| running(u))) {
+                let u = &users[0];
                 return Err(StoreError::Conflict(format!(
                     "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
-                    if name.contains(':') { name } else { repo },
+                    if name.contains(':') || name.contains('@') { name } else { repo.as_str() },
                     short(u),
                     short(&image.id)
                 )));
             }
+            let mut db = self.db();
+            let tx = db.transaction()?;
+            let mut removed = 1;
+            if let Some(tag) = &by_tag {
+                tx.execute("DELETE FROM tags WHERE name = ?1", [tag])?;
+                out.push(ImageDeleteItem {
+                    untagged: Some(tag.clone()),
+                    deleted: None,
+                });
+                // The repository's last tag gone: its digest references go too.
+                let same_repo =
+                    |t: &String| Reference::parse(t).ok().is_some_and(|r| r.repo == repo);
+                if !image.tags.iter().any(|t| t != tag && same_repo(t)) {
+                    for d in image.repo_digests.iter().filter(|d| same_repo(d)) {
+                        tx.execute("DELETE FROM repo_digests WHERE name = ?1", [d])?;
+                        out.push(ImageDeleteItem {
+                            untagged: Some(d.clone()),
+                            deleted: None,
+                        });
+                        removed += 1;
+                    }
+                }
+            } else {
+                tx.execute("DELETE FROM repo_digests WHERE name = ?1", [&named])?;
+                out.push(ImageDeleteItem {
+                    untagged: Some(named.clone()),
+                    deleted: None,
+                });
+            }
+            tx.commit()?;
+            drop(db);
+            // Other names keep the image; so do containers (forced).
+            if refs > removed || !users.is_empty() {
+                return Ok(out);
+            }
+            self.delete_image(&image, &[], &mut out)?;
+            return Ok(out);
         } else {
             if let Some(u) = users.iter().find(|u| running(u)) {
                 return Err(StoreError::Conflict(format!(
@@ -665,10 +700,23 @@ impl Store {
             }
         }
 
+        self.delete_image(&image, &image.tags, &mut out)?;
+        Ok(out)
+    }
+
+    /// Deletes an image, untagging `tags` in the same transaction, with the layers
+    /// no other image has (the caller holds the writer lock and has checked that
+    /// no container holds it).
+    fn delete_image(
+        &self,
+        image: &Image,
+        tags: &[String],
+        out: &mut Vec<ImageDeleteItem>,
+    ) -> Result<(), StoreError> {
         let removed_layers = {
             let mut db = self.db();
             let tx = db.transaction()?;
-            untag_all(&tx, &image.tags, &mut out)?;
+            untag_all(&tx, tags, out)?;
             tx.execute("DELETE FROM images WHERE id = ?1", [&image.id])?;
             let removed = meta::delete_unused_layers(&tx)?;
             tx.commit()?;
@@ -685,7 +733,7 @@ impl Store {
                 deleted: Some(d),
             });
         }
-        Ok(out)
+        Ok(())
     }
 
     // Container records.

@@ -85,6 +85,48 @@ fn docker_push_rmi_pull_by_tag_and_digest_keeps_the_image() {
     assert!(o.stderr.contains("not found: manifest unknown"), "{o:?}");
 }
 
+/// Removing a name removes that name only: the repository's last tag takes its
+/// digest references with it (as Docker does), and removing a digest reference
+/// never takes another repository's tag or the image.
+#[test]
+fn rmi_of_one_name_keeps_the_others() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    d.load_busybox();
+    let id = id_of(&d, "busybox");
+    let name = format!("{}/keep/bb:1", reg.host());
+    d.docker(&["tag", "busybox", &name]).ok();
+    d.docker(&["push", &name]).ok();
+    d.docker(&["rmi", &name]).ok();
+    d.docker(&["pull", &name]).ok();
+    let digests = || {
+        d.docker(&["inspect", "-f", "{{json .RepoDigests}}", "busybox"])
+            .ok()
+            .trim()
+            .to_string()
+    };
+    let repo_digest: Vec<String> = serde_json::from_str(&digests()).unwrap();
+    assert_eq!(repo_digest.len(), 1, "{repo_digest:?}");
+    // The repository's last tag: its digest reference goes with it.
+    let o = d.docker(&["rmi", &name]);
+    assert!(
+        o.ok().contains(&format!("Untagged: {}", repo_digest[0])),
+        "{o:?}"
+    );
+    assert_eq!(digests(), "[]");
+    assert_eq!(id_of(&d, "busybox"), id);
+    // By digest: only that reference.
+    d.docker(&["pull", &name]).ok();
+    let o = d.docker(&["rmi", &repo_digest[0]]);
+    assert_eq!(o.ok().trim(), format!("Untagged: {}", repo_digest[0]));
+    assert_eq!(id_of(&d, "busybox"), id);
+    assert_eq!(id_of(&d, &name), id);
+    assert_eq!(digests(), "[]");
+    // The last name of all takes the image.
+    d.docker(&["rmi", &name, "busybox"]).ok();
+    assert_eq!(d.docker(&["images", "-q"]).ok(), "");
+}
+
 #[test]
 fn berth_push_and_pull_and_run_pulls_what_is_missing() {
     let reg = TestRegistry::start("");
