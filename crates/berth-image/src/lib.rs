@@ -621,7 +621,7 @@ impl Store {
         if by_tag.is_some() || by_digest.is_some() {
             let named = by_tag.clone().or(by_digest.clone()).expect("one of them");
             let repo = parsed.as_ref().map(|r| r.repo.clone()).unwrap_or_default();
-            if refs == 1 && !users.is_empty() && !(force && !users.iter().any(|u| running(u))) {
+            if refs == 1 && !users.is_empty() && (!force || users.iter().any(|u| running(u))) {
                 let u = &users[0];
                 return Err(StoreError::Conflict(format!(
                     "conflict: unable to remove repository reference \"{}\" (must force) - container {} is using its referenced image {}",
