@@ -131,5 +131,7 @@ pub enum ErrorKind {
     /// Credentials refused (a registry login).
     Unauthorized,
     NotImplemented,
+    /// The engine is not in the state the request needs (not a swarm manager).
+    Unavailable,
     Internal,
 }

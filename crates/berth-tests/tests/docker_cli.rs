@@ -634,3 +634,34 @@ fn ulimits_are_applied_and_clamped_to_the_daemons_hard_limit() {
     assert_eq!(o.ok().trim(), hard);
     assert!(o.stderr.contains("clamped to"), "{o:?}");
 }
+
+/// Swarm mode answers as an engine outside any swarm: 503 with Docker's words.
+#[test]
+fn swarm_endpoints_answer_as_an_engine_outside_a_swarm() {
+    let d = Daemon::start();
+    let o = d.docker(&["service", "ls"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("This node is not a swarm manager."),
+        "{o:?}"
+    );
+    let o = d.docker(&["swarm", "leave", "--force"]);
+    assert!(
+        o.stderr.contains("This node is not part of a swarm"),
+        "{o:?}"
+    );
+    for path in [
+        "/swarm",
+        "/services",
+        "/nodes",
+        "/tasks",
+        "/secrets",
+        "/configs",
+    ] {
+        let (status, _, body) = d.api("GET", path, None);
+        assert_eq!(status, 503, "{path}: {body}");
+        assert!(body.contains("not a swarm manager"), "{path}: {body}");
+    }
+    let (status, _, _) = d.api("POST", "/swarm/leave?force=1", None);
+    assert_eq!(status, 503);
+}

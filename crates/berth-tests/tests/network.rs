@@ -994,3 +994,47 @@ fn without_a_default_bridge_containers_say_so() {
     d.docker(&["run", "--rm", "--network", "none", "busybox", "true"])
         .ok();
 }
+
+/// A connection that ended on the host port moments ago (TIME_WAIT) does not keep
+/// a container from publishing that port, as with Docker's proxy.
+#[test]
+fn a_port_in_time_wait_can_be_published() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let port = free_port();
+    {
+        // The side bound to the port closes first: its socket stays in TIME_WAIT.
+        let l = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        let client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (server, _) = l.accept().unwrap();
+        drop(server);
+        let mut buf = [0u8; 1];
+        let _ = (&client).read(&mut buf);
+        drop(client);
+    }
+    let tw = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let local = format!("0100007F:{port:04X} ");
+    assert!(
+        tw.lines()
+            .any(|l| l.contains(&local) && l.split_whitespace().nth(3) == Some("06")),
+        "no TIME_WAIT on port {port}:\n{tw}"
+    );
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "tw",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd_cmd("after time-wait"),
+    ])
+    .ok();
+    wait_until("the published port answers", || {
+        http_get(&format!("127.0.0.1:{port}"), "/index.html")
+            .is_some_and(|b| b.contains("after time-wait"))
+    });
+    d.docker(&["rm", "-f", "tw"]).ok();
+}

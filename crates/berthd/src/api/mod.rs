@@ -10,6 +10,7 @@ pub mod http;
 mod images;
 mod networks;
 pub mod server;
+mod swarm;
 mod system;
 mod volumes;
 
@@ -140,6 +141,9 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
         if let Some(r) = volumes::route(d, call, &segs[1..]).await? {
             return Ok(r);
         }
+    }
+    if let Some(r) = swarm::route(call, &segs)? {
+        return Ok(r);
     }
     if segs.first() == Some(&"images") {
         if let Some(r) = images::route(d, call, &path["/images".len()..]).await? {

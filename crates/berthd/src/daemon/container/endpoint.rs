@@ -179,6 +179,17 @@ fn reserve(b: &Binding) -> Result<(OwnedFd, u16, IpAddr), Error> {
                 source,
             }
         })?;
+    // As Docker's proxy listens: a connection of an earlier container still in
+    // TIME_WAIT on this port must not keep the next one from publishing it.
+    // (TCP only: on UDP the option would let two sockets share the port.)
+    if kind == SocketType::STREAM {
+        rustix::net::sockopt::set_socket_reuseaddr(&fd, true).map_err(|source| {
+            Error::PortSocket {
+                binding: shown(),
+                source,
+            }
+        })?;
+    }
     let addr = std::net::SocketAddr::new(ip, b.host_port);
     rustix::net::bind(&fd, &addr).map_err(|e| {
         let why = if e == rustix::io::Errno::ADDRINUSE {
