@@ -299,3 +299,35 @@ fn privileged_exec_gets_every_capability_the_daemon_has() {
     );
     d.docker(&["rm", "-f", "pv"]).ok();
 }
+
+/// Right after a detached start answers, inspect shows the exec running, with
+/// its pid, and no exit code yet.
+#[test]
+fn exec_inspect_right_after_a_detached_start() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["run", "-d", "--name", "host", "busybox", "sleep", "300"])
+        .ok();
+    let (status, _, body) = d.api(
+        "POST",
+        "/containers/host/exec",
+        Some(r#"{"Cmd": ["sleep", "30"]}"#),
+    );
+    assert_eq!(status, 201, "{body}");
+    let id = serde_json::from_str::<serde_json::Value>(&body).unwrap()["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _, body) = d.api(
+        "POST",
+        &format!("/exec/{id}/start"),
+        Some(r#"{"Detach": true}"#),
+    );
+    assert_eq!(status, 200, "{body}");
+    let (_, _, body) = d.api("GET", &format!("/exec/{id}/json"), None);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["Running"], true, "{body}");
+    assert!(v["Pid"].as_i64().unwrap() > 0, "{body}");
+    assert!(v["ExitCode"].is_null(), "{body}");
+    d.docker(&["rm", "-f", "host"]).ok();
+}

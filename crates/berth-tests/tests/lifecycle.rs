@@ -502,3 +502,30 @@ fn memory_swap_reservation_and_cpuset_mems() {
     }
     d.docker(&["rm", "-f", "mem"]).ok();
 }
+
+/// Twenty concurrent `rm -f` of one running container: one removes it, the others
+/// are told it is under way (or gone), as Docker answers.
+#[test]
+fn concurrent_removals_succeed_once() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["run", "-d", "--name", "racer", "busybox", "sleep", "300"])
+        .ok();
+    let outs: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..20)
+            .map(|_| s.spawn(|| d.docker(&["rm", "-f", "racer"])))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let ok = outs.iter().filter(|o| o.code == 0).count();
+    assert_eq!(ok, 1, "{outs:?}");
+    for o in outs.iter().filter(|o| o.code != 0) {
+        assert!(
+            o.stderr
+                .contains("removal of container racer is already in progress")
+                || o.stderr.contains("No such container: racer"),
+            "{o:?}"
+        );
+    }
+    assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
+}

@@ -161,6 +161,13 @@ impl Containers {
     pub async fn remove(&self, key: &str, force: bool, volumes: bool) -> ApiResult<()> {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
+        // Concurrent removals queue on the lock: the first removes, the others
+        // find it done or under way, and say so as Docker does.
+        if c.rec().state.status == Status::Removing || self.get(&c.id).is_err() {
+            return Err(ApiError::conflict(format!(
+                "removal of container {key} is already in progress"
+            )));
+        }
         if c.is_running() {
             if !force {
                 return Err(ApiError::conflict(format!(
@@ -191,12 +198,18 @@ impl Containers {
                 c.name()
             )));
         }
-        {
+        let before = {
             let mut r = c.rec();
+            let before = r.state.status;
             r.state.status = Status::Removing;
             r.remove_volumes |= volumes;
+            before
+        };
+        if let Err(e) = self.persist(c) {
+            // Not under way after all: a later removal may try again.
+            c.rec().state.status = before;
+            return Err(e);
         }
-        self.persist(c)?;
         // Attaches waiting for a start that will not come end now.
         c.attach_state().pending.clear();
         let _ = std::fs::remove_dir_all(self.paths.run_dir(&c.id));
