@@ -17,6 +17,10 @@ pub struct ImageConfigBlob {
     pub author: Option<String>,
     #[serde(default)]
     pub config: Option<ContainerConfig>,
+    /// The configuration of the container the image was committed from (legacy
+    /// builders wrote it; clients of old API versions read it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_config: Option<ContainerConfig>,
     pub rootfs: RootFs,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
@@ -83,6 +87,9 @@ pub struct ImageInspect {
     pub docker_version: String,
     pub author: String,
     pub config: ContainerConfig,
+    /// Always present, as Docker has it for the API versions docker-compose v1
+    /// speaks (it reads it to recreate services).
+    pub container_config: ContainerConfig,
     pub architecture: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,

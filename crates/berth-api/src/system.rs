@@ -46,6 +46,10 @@ pub struct Info {
     pub swap_limit: bool,
     pub cpu_cfs_period: bool,
     pub cpu_cfs_quota: bool,
+    #[serde(rename = "CPUShares")]
+    pub cpu_shares: bool,
+    #[serde(rename = "CPUSet")]
+    pub cpu_set: bool,
     pub pids_limit: bool,
     pub kernel_memory: bool,
     pub oom_kill_disable: bool,

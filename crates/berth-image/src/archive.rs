@@ -352,6 +352,7 @@ impl Store {
             created: Some(created.to_string()),
             author: None,
             config: Some(config),
+            container_config: None,
             rootfs: RootFs {
                 kind: "layers".into(),
                 diff_ids: vec![layer.0.clone()],

@@ -665,3 +665,34 @@ fn swarm_endpoints_answer_as_an_engine_outside_a_swarm() {
     let (status, _, _) = d.api("POST", "/swarm/leave?force=1", None);
     assert_eq!(status, 503);
 }
+
+/// What docker-compose v1 and other clients read from info and image inspect.
+#[test]
+fn info_and_image_inspect_carry_what_clients_read() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let info: serde_json::Value =
+        serde_json::from_str(d.docker(&["info", "--format", "{{json .}}"]).ok()).unwrap();
+    for key in [
+        "CpuCfsQuota",
+        "CpuCfsPeriod",
+        "CPUShares",
+        "CPUSet",
+        "MemoryLimit",
+        "PidsLimit",
+    ] {
+        assert_eq!(info[key], true, "{key}");
+    }
+    let v1_memory = std::path::Path::new("/sys/fs/cgroup/memory").exists();
+    assert_eq!(info["OomKillDisable"], v1_memory);
+    assert_eq!(info["DefaultRuntime"], "runc");
+    assert!(info["Runtimes"]["runc"].is_object(), "{}", info["Runtimes"]);
+    assert!(info["Plugins"]["Network"]
+        .as_array()
+        .unwrap()
+        .contains(&serde_json::json!("bridge")));
+    let (status, _, body) = d.api("GET", "/v1.25/images/busybox/json", None);
+    assert_eq!(status, 200);
+    let img: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(img["ContainerConfig"].is_object(), "{body}");
+}

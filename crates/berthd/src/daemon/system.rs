@@ -102,7 +102,14 @@ impl System {
                 ["Supports d_type".into(), "true".into()],
             ],
             memory_limit: true,
-            swap_limit: false,
+            swap_limit: hier.has_swap_limit(),
+            // The CPU controls berth applies (limits.rs), and the OOM killer
+            // switch where the memory controller is v1.
+            cpu_cfs_period: true,
+            cpu_cfs_quota: true,
+            cpu_shares: true,
+            cpu_set: true,
+            oom_kill_disable: hier.mode != berth_runtime::cgroups::Mode::V2,
             pids_limit: true,
             ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
                 .is_ok_and(|s| s.trim() == "1"),
@@ -126,8 +133,10 @@ impl System {
             labels: vec![],
             experimental_build: false,
             server_version: VERSION.into(),
-            runtimes: serde_json::json!({ "berth": { "path": "berth-shim" } }),
-            default_runtime: "berth".into(),
+            // berth's runtime is the only one; it answers to runc's name, which
+            // `--runtime runc` and compose files ask for.
+            runtimes: serde_json::json!({ "runc": { "path": "berth-shim" } }),
+            default_runtime: "runc".into(),
             live_restore_enabled: self.live_restore,
             isolation: String::new(),
             init_binary: String::new(),
@@ -145,7 +154,7 @@ impl System {
                     "WARNING: {n} container record saves failed since berthd started; see berthd's log"
                 )],
             },
-            plugins: serde_json::json!({ "Volume": [], "Network": ["host", "none"], "Log": ["json-file", "none"] }),
+            plugins: serde_json::json!({ "Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file", "local", "none"] }),
             registry_config: serde_json::json!({ "IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": [] }),
             swarm: serde_json::json!({ "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null }),
             containerd_commit: serde_json::json!({ "ID": "" }),

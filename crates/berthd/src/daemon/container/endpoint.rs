@@ -181,7 +181,9 @@ fn reserve(b: &Binding) -> Result<(OwnedFd, u16, IpAddr), Error> {
         })?;
     // As Docker's proxy listens: a connection of an earlier container still in
     // TIME_WAIT on this port must not keep the next one from publishing it.
-    // (TCP only: on UDP the option would let two sockets share the port.)
+    // The socket then listens (below), which no other socket can bind beside,
+    // SO_REUSEADDR or not. (TCP only: on UDP the option would let two sockets
+    // share the port.)
     if kind == SocketType::STREAM {
         rustix::net::sockopt::set_socket_reuseaddr(&fd, true).map_err(|source| {
             Error::PortSocket {
@@ -202,6 +204,14 @@ fn reserve(b: &Binding) -> Result<(OwnedFd, u16, IpAddr), Error> {
             why,
         }
     })?;
+    if kind == SocketType::STREAM {
+        // Never accepted from: the container's traffic is redirected (DNAT)
+        // before it could reach this socket.
+        rustix::net::listen(&fd, 1).map_err(|source| Error::PortSocket {
+            binding: shown(),
+            source,
+        })?;
+    }
     let port = match rustix::net::getsockname(&fd) {
         Ok(a) => std::net::SocketAddr::try_from(a as SocketAddrAny)
             .map(|a| a.port())

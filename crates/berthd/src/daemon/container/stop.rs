@@ -179,6 +179,7 @@ impl Containers {
             self.signal(&c, 9)?;
             let _ = rx.wait_for(|s| !s.running).await;
         }
+        self.shim_gone(&c.id).await;
         self.remove_stopped(&c, volumes)
     }
 
@@ -186,6 +187,18 @@ impl Containers {
     /// whether it runs, whatever the record says.
     pub(super) fn shim_alive(&self, id: &str) -> bool {
         std::os::unix::net::UnixStream::connect(self.paths.run_dir(id).join("sock")).is_ok()
+    }
+
+    /// After an exit is reported the shim still removes the cgroup and its
+    /// socket before it exits: a removal right behind the exit waits for that
+    /// (briefly) rather than finding the shim alive.
+    pub(super) async fn shim_gone(&self, id: &str) {
+        for _ in 0..300 {
+            if !self.shim_alive(id) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     /// Removes a stopped container (and its anonymous volumes with `volumes`). The
@@ -295,6 +308,7 @@ impl Containers {
             let c = c.clone();
             tokio::spawn(async move {
                 let _op = c.op.lock().await;
+                me.shim_gone(&c.id).await;
                 // --rm takes the anonymous volumes too.
                 if !c.is_running() {
                     if let Err(e) = me.remove_stopped(&c, true) {

@@ -121,6 +121,7 @@ pub fn inspect(store: &Store, name: &str) -> ApiResult<ImageInspect> {
         docker_version: String::new(),
         author: i.config.author.clone().unwrap_or_default(),
         config: i.config.config.clone().unwrap_or_default(),
+        container_config: i.config.container_config.clone().unwrap_or_default(),
         architecture: i.config.architecture.clone(),
         variant: i.config.variant.clone(),
         os: i.config.os.clone(),
