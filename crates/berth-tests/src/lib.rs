@@ -467,7 +467,6 @@ pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// Waits for a process (not ours) to exit, on its pidfd: an event, not a sleep.
 /// The parent of process `pid` (from /proc/PID/stat, after the command's
 /// closing parenthesis, which may itself contain spaces and parentheses).
 pub fn parent_pid(pid: i32) -> i32 {
@@ -480,6 +479,7 @@ pub fn parent_pid(pid: i32) -> i32 {
         .unwrap_or_else(|| panic!("no parent pid in /proc/{pid}/stat: {stat}"))
 }
 
+/// Waits for a process (not ours) to exit, on its pidfd: an event, not a sleep.
 pub fn wait_pid_exit(pid: i32) {
     use rustix::event::{poll, PollFd, PollFlags};
     let Some(p) = rustix::process::Pid::from_raw(pid) else {
@@ -754,9 +754,33 @@ impl PtyCommand {
         }
     }
 
-    /// Waits for the command to exit and returns its exit code.
+    /// Waits for the command to exit and returns its exit code, reading what it
+    /// writes meanwhile (a full terminal would block it); fails after 30 s with
+    /// what the terminal showed.
     pub fn wait(mut self) -> i32 {
-        self.child.wait().expect("waiting").code().unwrap_or(-1)
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = self.child.try_wait().expect("waiting") {
+                return status.code().unwrap_or(-1);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the command did not exit within 30 s; the terminal showed {:?}",
+                String::from_utf8_lossy(&self.seen)
+            );
+            let mut fds = [PollFd::new(&self.master, PollFlags::IN)];
+            let t = Timespec {
+                tv_sec: 0,
+                tv_nsec: 20_000_000,
+            };
+            if poll(&mut fds, Some(&t)).unwrap_or(0) > 0 {
+                let mut buf = [0u8; 4096];
+                if let Ok(n) = rustix::io::read(&self.master, &mut buf) {
+                    self.seen.extend_from_slice(&buf[..n]);
+                }
+            }
+        }
     }
 }
 
