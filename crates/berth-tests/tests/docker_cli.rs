@@ -696,3 +696,69 @@ fn info_and_image_inspect_carry_what_clients_read() {
     let img: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert!(img["ContainerConfig"].is_object(), "{body}");
 }
+
+/// Every `ps` filter Docker has, and `network ls` names as regular expressions.
+#[test]
+fn ps_and_network_filters_as_docker_reads_them() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["network", "create", "front"]).ok();
+    d.docker(&["network", "create", "frontier"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "-v",
+        "data:/data",
+        "--expose",
+        "8080",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    d.docker(&["run", "-d", "--name", "webber", "busybox", "sleep", "300"])
+        .ok();
+    d.docker(&["run", "-d", "--name", "db", "busybox", "sleep", "300"])
+        .ok();
+    let names = |filter: &str| {
+        let mut v: Vec<String> = d
+            .docker(&["ps", "--filter", filter, "--format", "{{.Names}}"])
+            .ok()
+            .lines()
+            .map(String::from)
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("name=^web$"), ["web"]);
+    assert_eq!(names("name=^/web$"), ["web"]);
+    assert_eq!(names("name=web"), ["web", "webber"]);
+    assert_eq!(names("network=front"), ["web"]);
+    assert_eq!(names("volume=data"), ["web"]);
+    assert_eq!(names("volume=/data"), ["web"]);
+    assert_eq!(names("expose=8080/tcp"), ["web"]);
+    assert_eq!(names("health=none"), ["db", "web", "webber"]);
+    assert_eq!(names("before=db"), ["web", "webber"]);
+    assert_eq!(names("since=web"), ["db", "webber"]);
+    let nets: Vec<String> = d
+        .docker(&[
+            "network",
+            "ls",
+            "--filter",
+            "name=^front$",
+            "--format",
+            "{{.Name}}",
+        ])
+        .ok()
+        .lines()
+        .map(String::from)
+        .collect();
+    assert_eq!(nets, ["front"]);
+    d.docker(&["rm", "-f", "web", "webber", "db"]).ok();
+    d.docker(&["volume", "rm", "data"]).ok();
+    d.docker(&["network", "rm", "front", "frontier"]).ok();
+}

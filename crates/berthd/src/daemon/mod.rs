@@ -8,6 +8,7 @@ pub mod archive;
 pub mod container;
 pub mod df;
 pub mod events;
+pub mod filter;
 pub mod ids;
 pub mod image;
 pub mod network;

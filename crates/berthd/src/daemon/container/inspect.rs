@@ -4,6 +4,7 @@ use super::endpoint::parse_port_proto;
 use super::record::Endpoint;
 use super::record::{Record, Status};
 use super::Containers;
+use crate::daemon::filter::{port_proto, regex_any};
 use crate::daemon::network::BRIDGE;
 use crate::daemon::time::parse_time;
 use crate::error::{ApiError, ApiResult};
@@ -93,7 +94,18 @@ impl Containers {
     ) -> ApiResult<Vec<ContainerSummary>> {
         for (k, vals) in filters {
             match k.as_str() {
-                "id" | "name" | "label" | "ancestor" => {}
+                "id" | "name" | "label" | "ancestor" | "network" | "volume" | "before"
+                | "since" | "publish" | "expose" | "is-task" => {}
+                "health" => {
+                    for v in vals {
+                        if !["starting", "healthy", "unhealthy", "none"].contains(&v.as_str()) {
+                            return Err(ApiError::invalid(format!(
+                                "Unrecognised filter value for health: {v}"
+                            )));
+                        }
+                    }
+                }
+                "isolation" => {}
                 "status" => {
                     for v in vals {
                         if ![
@@ -129,6 +141,16 @@ impl Containers {
                     .collect()
             })
             .unwrap_or_default();
+        // before= and since= name a container; those created before or after it.
+        let created_of = |k: &str| -> ApiResult<Option<String>> {
+            match filters.get(k).and_then(|v| v.first()) {
+                None => Ok(None),
+                Some(key) => Ok(Some(self.get(key)?.rec().created.clone())),
+            }
+        };
+        let (before, since) = (created_of("before")?, created_of("since")?);
+        let networks: Vec<(String, String)> =
+            self.net.all().into_iter().map(|n| (n.id, n.name)).collect();
         let mut recs: Vec<Record> = self.all().iter().map(|c| c.snapshot()).collect();
         recs.sort_by(|a, b| b.created.cmp(&a.created));
         // As in dockerd, a limit (`ps -n`, `ps -l`) or a status filter implies all.
@@ -144,13 +166,75 @@ impl Containers {
                     return false;
                 }
             }
+            // A regular expression, against the name with and without its "/".
             if let Some(ns) = f("name") {
-                if !ns
-                    .iter()
-                    .any(|n| r.name.contains(n.trim_start_matches('/')))
-                {
+                if !regex_any(ns, &format!("/{}", r.name)) && !regex_any(ns, &r.name) {
                     return false;
                 }
+            }
+            if let Some(nets) = f("network") {
+                let on = |want: &String| {
+                    r.endpoints.iter().any(|(name, ep)| {
+                        name == want
+                            || (!ep.network_id.is_empty()
+                                && ep.network_id.starts_with(want.as_str()))
+                            || networks
+                                .iter()
+                                .any(|(id, n)| n == want && *id == ep.network_id)
+                    })
+                };
+                if !nets.iter().any(on) {
+                    return false;
+                }
+            }
+            if let Some(vols) = f("volume") {
+                if !vols.iter().any(|v| {
+                    r.mounts
+                        .iter()
+                        .any(|m| &m.source == v || &m.destination == v)
+                }) {
+                    return false;
+                }
+            }
+            if let Some(hs) = f("health") {
+                let h = r
+                    .state
+                    .health
+                    .as_ref()
+                    .map_or("none", |h| h.status.as_str());
+                if !hs.iter().any(|x| x == h) {
+                    return false;
+                }
+            }
+            if before.as_ref().is_some_and(|b| r.created >= *b)
+                || since.as_ref().is_some_and(|s| r.created <= *s)
+            {
+                return false;
+            }
+            if let Some(ps) = f("publish") {
+                let ok = ps.iter().any(|p| {
+                    let (port, proto) = port_proto(p);
+                    r.ports
+                        .iter()
+                        .any(|b| b.host_port.to_string() == port && b.proto == proto)
+                });
+                if !ok {
+                    return false;
+                }
+            }
+            if let Some(es) = f("expose") {
+                let exposed = r.config.exposed_ports.clone().unwrap_or_default();
+                let ok = es.iter().any(|e| {
+                    let (port, proto) = port_proto(e);
+                    exposed.contains_key(&format!("{port}/{proto}"))
+                });
+                if !ok {
+                    return false;
+                }
+            }
+            // No container of berth's is a swarm task.
+            if f("is-task").is_some_and(|v| v.iter().any(|x| x == "true" || x == "1")) {
+                return false;
             }
             if let Some(st) = f("status") {
                 if !st.iter().any(|s| s == r.state.status_text()) {

@@ -110,8 +110,10 @@ impl Networks {
             let any = |k: &str, ok: &dyn Fn(&str) -> bool| {
                 f.get(k).is_none_or(|v| v.iter().any(|x| ok(x)))
             };
-            let keep = any("name", &|x| n.name.contains(x))
-                && any("id", &|x| n.id.starts_with(x))
+            let keep = crate::daemon::filter::regex_any(
+                f.get("name").map(Vec::as_slice).unwrap_or(&[]),
+                &n.name,
+            ) && any("id", &|x| n.id.starts_with(x))
                 && any("driver", &|x| n.driver == x)
                 && any("scope", &|x| x == "local")
                 && any("type", &|x| (x == "custom") == n.user_defined())
