@@ -562,6 +562,11 @@ impl Store {
                     .ok_or_else(|| StoreError::NoSuchImage(name.into()));
             }
         }
+        // Neither an image ID nor a valid name: Docker's 400, not a 404.
+        let looks_like_id = !hex.is_empty() && hex.bytes().all(|b| b.is_ascii_hexdigit());
+        if !looks_like_id {
+            Reference::parse(name)?;
+        }
         Err(StoreError::NoSuchImage(name.to_string()))
     }
 

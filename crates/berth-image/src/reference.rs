@@ -15,6 +15,10 @@ pub enum ReferenceError {
     Invalid,
     #[error("invalid reference format: repository name ({0}) must be lowercase")]
     Uppercase(String),
+    #[error(
+        "invalid reference format: repository name (name) must not be more than 255 characters"
+    )]
+    TooLong,
 }
 
 fn valid_component(c: &str) -> bool {
@@ -60,6 +64,9 @@ impl Reference {
         }
         if name.is_empty() {
             return Err(ReferenceError::Invalid);
+        }
+        if name.len() > 255 {
+            return Err(ReferenceError::TooLong);
         }
         let mut parts: Vec<&str> = name.split('/').collect();
         let has_registry = parts.len() > 1

@@ -762,3 +762,37 @@ fn ps_and_network_filters_as_docker_reads_them() {
     d.docker(&["volume", "rm", "data"]).ok();
     d.docker(&["network", "rm", "front", "frontier"]).ok();
 }
+
+/// Requests Docker refuses as the client's mistake are 400s in Docker's words.
+#[test]
+fn malformed_requests_are_refused_as_docker_refuses_them() {
+    let d = Daemon::start();
+    let (status, _, body) = d.api("GET", "/images/bad::name/json", None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid reference format"), "{body}");
+    let long = format!("/images/{}:1/json", "a".repeat(300));
+    let (status, _, body) = d.api("GET", &long, None);
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("must not be more than 255 characters"),
+        "{body}"
+    );
+    let o = d.docker(&["run", "--rm", "bad::name"]);
+    assert!(o.stderr.contains("invalid reference format"), "{o:?}");
+    // A body declared as something other than JSON.
+    let mut s = std::os::unix::net::UnixStream::connect(&d.socket).unwrap();
+    use std::io::{Read, Write};
+    s.write_all(
+        b"POST /volumes/create HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(
+        answer.contains("Content-Type specified (text/plain) must be 'application/json'"),
+        "{answer}"
+    );
+    // Nothing was made.
+    assert_eq!(d.docker(&["volume", "ls", "-q"]).ok(), "");
+}

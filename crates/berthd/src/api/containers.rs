@@ -41,8 +41,7 @@ pub(super) async fn route(
                     )));
                 }
             }
-            let body = call.take_body()?;
-            let req = http::read_json(body).await?;
+            let req = call.json().await?;
             let r = cs.create(name.as_deref(), req)?;
             http::json(StatusCode::CREATED, &r)
         }
@@ -193,8 +192,7 @@ pub(super) async fn route(
             http::json(StatusCode::OK, &list)
         }
         (&Method::POST, [id, "update"]) => {
-            let body = call.take_body()?;
-            let req: berth_api::ContainerUpdateRequest = http::read_json(body).await?;
+            let req: berth_api::ContainerUpdateRequest = call.json().await?;
             let warnings = cs.update(id, &req)?;
             http::json(
                 StatusCode::OK,
@@ -226,8 +224,7 @@ pub(super) async fn route(
             )
         }
         (&Method::POST, [id, "exec"]) => {
-            let body = call.take_body()?;
-            let config = http::read_json(body).await?;
+            let config = call.json().await?;
             let id = cs.exec_create(id, config)?;
             http::json(StatusCode::CREATED, &serde_json::json!({ "Id": id }))
         }

@@ -20,7 +20,7 @@ pub(super) async fn route(
     Ok(Some(match (&call.method, segs) {
         (&Method::GET, [] | [""]) => http::json(StatusCode::OK, &nets.list(&q.filters()?)?),
         (&Method::POST, ["create"]) => {
-            let req: NetworkCreateRequest = http::read_json(call.take_body()?).await?;
+            let req: NetworkCreateRequest = call.json().await?;
             http::json(StatusCode::CREATED, &nets.create_api(req)?)
         }
         (&Method::POST, ["prune"]) => {
@@ -34,7 +34,7 @@ pub(super) async fn route(
         }
         // Connecting changes the container (its endpoints): the container service's.
         (&Method::POST, [id, "connect"]) => {
-            let req: NetworkConnectRequest = http::read_json(call.take_body()?).await?;
+            let req: NetworkConnectRequest = call.json().await?;
             d.containers
                 .connect(
                     id,
@@ -45,7 +45,7 @@ pub(super) async fn route(
             http::empty(StatusCode::OK)
         }
         (&Method::POST, [id, "disconnect"]) => {
-            let req: NetworkDisconnectRequest = http::read_json(call.take_body()?).await?;
+            let req: NetworkDisconnectRequest = call.json().await?;
             d.containers
                 .disconnect(id, container_of(&req.container)?, req.force)
                 .await?;

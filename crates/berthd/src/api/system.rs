@@ -35,7 +35,7 @@ pub(super) async fn route(
         (&Method::GET, ["info"]) => http::json(StatusCode::OK, &d.system.info()),
         (&Method::GET, ["events"]) => events(d, call)?,
         (&Method::POST, ["auth"]) => {
-            let body: serde_json::Value = http::read_json(call.take_body()?).await?;
+            let body: serde_json::Value = call.json().await?;
             let s = |k: &str| {
                 body.get(k)
                     .and_then(|v| v.as_str())

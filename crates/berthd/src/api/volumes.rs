@@ -18,7 +18,7 @@ pub(super) async fn route(
     Ok(Some(match (&call.method, segs) {
         (&Method::GET, [] | [""]) => http::json(StatusCode::OK, &vols.list(&q.filters()?)?),
         (&Method::POST, ["create"]) => {
-            let req: VolumeCreateOptions = http::read_json(call.take_body()?).await?;
+            let req: VolumeCreateOptions = call.json().await?;
             http::json(StatusCode::CREATED, &vols.create_api(req)?)
         }
         (&Method::POST, ["prune"]) => http::json(StatusCode::OK, &vols.prune(&q.filters()?)?),
