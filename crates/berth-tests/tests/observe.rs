@@ -255,3 +255,69 @@ fn compressed_rotation_and_the_local_driver() {
     );
     d.docker(&["rm", "gz", "loc"]).ok();
 }
+
+/// What happens to networks and volumes as containers come and go shows in the
+/// event stream, as Docker reports it.
+#[test]
+fn network_and_volume_events_of_a_container_run() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["network", "create", "evnet"]).ok();
+    let since = d
+        .docker(&["version", "-f", "{{.Server.Version}}"])
+        .ok()
+        .to_string();
+    let _ = since;
+    let start = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        .to_string();
+    d.docker(&[
+        "run",
+        "--rm",
+        "--name",
+        "evc",
+        "--network",
+        "evnet",
+        "-v",
+        "evvol:/data",
+        "busybox",
+        "true",
+    ])
+    .ok();
+    let until = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 1)
+    .to_string();
+    let events = d
+        .docker(&[
+            "events",
+            "--since",
+            &start,
+            "--until",
+            &until,
+            "--filter",
+            "type=network",
+            "--filter",
+            "type=volume",
+            "--format",
+            "{{.Type}} {{.Action}} {{.Actor.Attributes.name}}",
+        ])
+        .ok()
+        .to_string();
+    let lines: Vec<&str> = events.lines().collect();
+    let pos = |want: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(want))
+            .unwrap_or_else(|| panic!("no {want:?} in {events}"))
+    };
+    assert!(pos("volume create") < pos("volume mount"));
+    assert!(pos("volume mount") < pos("volume unmount"));
+    assert!(pos("network connect evnet") < pos("network disconnect evnet"));
+    d.docker(&["volume", "rm", "evvol"]).ok();
+    d.docker(&["network", "rm", "evnet"]).ok();
+}

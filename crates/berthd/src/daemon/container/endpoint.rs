@@ -611,11 +611,35 @@ impl Containers {
             r.endpoints = prep.endpoints.clone();
             r.ports = prep.ports.clone();
         }
+        self.network_events(c, "connect");
         self.net.set_ports(&c.id, prep.rules.clone())
     }
 
     /// The container exited: its addresses and ports are free again.
+    /// `network connect` or `disconnect` for each network a container joins or
+    /// leaves as it starts or stops, as Docker emits them.
+    fn network_events(&self, c: &Container, action: &str) {
+        let ids: Vec<String> = c
+            .rec()
+            .endpoints
+            .values()
+            .map(|e| e.network_id.clone())
+            .filter(|id| !id.is_empty())
+            .collect();
+        for id in ids {
+            if let Some(n) = self.net.find(&id) {
+                self.events.emit(
+                    "network",
+                    action,
+                    &n.id,
+                    crate::daemon::network::event_attrs(&n, Some(&c.id)),
+                );
+            }
+        }
+    }
+
     pub(super) fn release_network(&self, c: &Container) {
+        self.network_events(c, "disconnect");
         let had_ports = {
             let mut r = c.rec();
             for ep in r.endpoints.values_mut() {

@@ -360,6 +360,8 @@ impl Containers {
                             BTreeMap::new(),
                             true,
                         )?;
+                        self.volumes
+                            .announce("create", &v.name, &[("driver", v.driver.clone())]);
                         made.push(v.name.clone());
                         m.source = v.name;
                         m.anonymous = true;
@@ -372,6 +374,8 @@ impl Containers {
                             BTreeMap::new(),
                             false,
                         )?;
+                        self.volumes
+                            .announce("create", &v.name, &[("driver", v.driver.clone())]);
                         made.push(v.name);
                     }
                     "bind" if !Path::new(&m.source).exists() => {
@@ -417,6 +421,17 @@ impl Containers {
                         ))
                     })?;
                     self.volumes.mount(&v)?;
+                    self.volumes.announce(
+                        "mount",
+                        &v.name,
+                        &[
+                            ("container", r.id.clone()),
+                            ("destination", m.destination.clone()),
+                            ("driver", v.driver.clone()),
+                            ("propagation", m.propagation.clone()),
+                            ("read/write", m.rw.to_string()),
+                        ],
+                    );
                     let data = self.volumes.data_dir(&v.name);
                     if !m.nocopy && is_empty_dir(&data) {
                         let upper = self.paths.writable(&r.id);
@@ -528,6 +543,13 @@ impl Containers {
 
     /// After an exit: volume filesystems no running container uses are unmounted.
     pub(super) fn release_volumes(&self, r: &Record) {
+        for m in r.mounts.iter().filter(|m| m.kind == "volume") {
+            self.volumes.announce(
+                "unmount",
+                &m.source,
+                &[("container", r.id.clone()), ("driver", "local".to_string())],
+            );
+        }
         // Only volumes with a filesystem of their own are ever mounted on the host.
         let mounted = |name: &str| {
             self.volumes

@@ -319,6 +319,16 @@ impl Volumes {
         self.users.set(users);
     }
 
+    /// A volume event with `attrs` (what containers do with volumes: create,
+    /// mount, unmount).
+    pub fn announce(&self, action: &str, name: &str, attrs: &[(&str, String)]) {
+        let mut a = crate::daemon::events::Attributes::new();
+        for (k, v) in attrs {
+            a.insert(k.to_string(), v.clone());
+        }
+        self.events.emit("volume", action, name, a);
+    }
+
     /// The containers using volume `name`.
     pub fn users(&self, name: &str) -> Vec<String> {
         self.users.with(Vec::new(), |u| u.volume_users(name))
