@@ -1038,3 +1038,53 @@ fn a_port_in_time_wait_can_be_published() {
     });
     d.docker(&["rm", "-f", "tw"]).ok();
 }
+
+/// `--link target:alias` on a user-defined network, as Docker takes it: an alias
+/// the linking container alone resolves (no legacy variables).
+#[test]
+fn links_on_a_user_defined_network_are_aliases() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["network", "create", "lnk"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "target",
+        "--network",
+        "lnk",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let ip = inspect(&d, "target", "{{.NetworkSettings.Networks.lnk.IPAddress}}");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "lnk",
+        "--link",
+        "target:db",
+        "busybox",
+        "sh",
+        "-c",
+        "nslookup -type=a db; env | grep -c DB_ || true",
+    ]);
+    let out = o.ok();
+    assert!(out.contains(&format!("Address: {ip}")), "{out}");
+    assert!(out.trim_end().ends_with('0'), "no link variables: {out}");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "lnk",
+        "busybox",
+        "nslookup",
+        "-type=a",
+        "db",
+    ]);
+    assert!(!o.stdout.contains(&ip), "{o:?}");
+    d.docker(&["rm", "-f", "target"]).ok();
+    d.docker(&["network", "rm", "lnk"]).ok();
+}

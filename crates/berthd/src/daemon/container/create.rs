@@ -104,7 +104,31 @@ impl Containers {
         }
         crate::daemon::container::security::parse(&hc)?;
         super::options::check(&hc)?;
-        let endpoints = self.plan_endpoints(&hc, req.networking_config.as_ref())?;
+        let mut endpoints = self.plan_endpoints(&hc, req.networking_config.as_ref())?;
+        // --link on a user-defined network: aliases of the primary endpoint.
+        if let crate::daemon::container::endpoint::Mode::Named(n) =
+            crate::daemon::container::endpoint::mode(&hc.network_mode)
+        {
+            let links: Vec<String> = hc
+                .other
+                .get("Links")
+                .and_then(|v| v.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l.as_str().map(String::from))
+                .collect();
+            let id = self.net.find(n).map(|n| n.id);
+            if let Some(ep) = endpoints
+                .values_mut()
+                .find(|e| id.as_ref().is_some_and(|id| &e.network_id == id))
+            {
+                for l in links {
+                    if !ep.links.contains(&l) {
+                        ep.links.push(l);
+                    }
+                }
+            }
+        }
         if let Some(m) = config.mac_address.as_deref().filter(|m| !m.is_empty()) {
             if berth_net::netlink::parse_mac(m).is_none() {
                 return Err(ApiError::invalid(format!("invalid MAC address {m:?}")));
@@ -133,14 +157,20 @@ impl Containers {
             }
         }
         if let Some(links) = hc.other.get("Links").and_then(|v| v.as_array()) {
+            // On the default bridge a link is Docker's legacy link (/etc/hosts and
+            // variables); on a user-defined network an alias only the linking
+            // container resolves (its endpoint's Links); with no network of its
+            // own there is nothing to link.
             if !links.is_empty()
-                && !matches!(
+                && matches!(
                     crate::daemon::container::endpoint::mode(&hc.network_mode),
-                    crate::daemon::container::endpoint::Mode::Bridge
+                    crate::daemon::container::endpoint::Mode::Host
+                        | crate::daemon::container::endpoint::Mode::None
+                        | crate::daemon::container::endpoint::Mode::Container(_)
                 )
             {
                 return Err(ApiError::invalid(
-                    "conflicting options: --link is only supported on the default bridge network",
+                    "conflicting options: --link is only supported on the default bridge network and user-defined networks",
                 ));
             }
             for l in links.iter().filter_map(|l| l.as_str()) {

@@ -156,6 +156,36 @@ impl Containers {
     pub(super) fn dns_lookup(&self, from: &str, name: &str) -> Option<Vec<IpAddr>> {
         let nets = self.dns_networks(from);
         let mut ips = Vec::new();
+        // The asking container's own link aliases (`--link target:alias` on a
+        // user-defined network) name the target there, for it alone.
+        if let Ok(me) = self.get(from) {
+            let links: Vec<(String, String, String)> = me
+                .rec()
+                .endpoints
+                .values()
+                .flat_map(|e| {
+                    e.links.iter().map(|l| {
+                        let (t, a) = super::endpoint::parse_link(l);
+                        (e.network_id.clone(), t.to_string(), a.to_string())
+                    })
+                })
+                .collect();
+            for (net_id, target, alias) in links {
+                if !alias.eq_ignore_ascii_case(name) {
+                    continue;
+                }
+                if let Ok(t) = self.get(&target) {
+                    let r = t.rec();
+                    if let Some(ep) = r.endpoints.values().find(|e| e.network_id == net_id) {
+                        ips.extend(ep.ipv4);
+                        ips.extend(ep.ipv6);
+                    }
+                }
+            }
+            if !ips.is_empty() {
+                return Some(ips);
+            }
+        }
         for (net_id, net_name) in &nets {
             let suffix = format!(".{}", net_name.to_ascii_lowercase());
             let short = name.strip_suffix(&suffix).unwrap_or(name);

@@ -201,6 +201,11 @@ impl Containers {
     /// The environment variables `--link` gives (Docker's legacy link variables).
     pub(super) fn link_env(&self, r: &Record) -> Vec<String> {
         let mut env = Vec::new();
+        // Only the default bridge's legacy links set variables; on a user-defined
+        // network a link is a DNS alias.
+        if !matches!(mode(&r.host_config.network_mode), Mode::Bridge) {
+            return env;
+        }
         for l in str_list(r.host_config.other.get("Links")) {
             let (target, alias) = parse_link(&l);
             let Ok(other) = self.get(target) else {
