@@ -1088,3 +1088,30 @@ fn links_on_a_user_defined_network_are_aliases() {
     d.docker(&["rm", "-f", "target"]).ok();
     d.docker(&["network", "rm", "lnk"]).ok();
 }
+
+/// A bridge that went missing under berthd (another daemon sharing it removed
+/// it) is made again at the next start that needs it.
+#[test]
+fn a_missing_bridge_is_made_again() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["run", "--rm", "busybox", "true"]).ok();
+    berth_net::netlink::Netlink::new()
+        .unwrap()
+        .delete_link(&d.bridge)
+        .unwrap();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "busybox",
+        "sh",
+        "-c",
+        "ip route | grep -c default",
+    ]);
+    assert_eq!(o.ok().trim(), "1");
+    assert!(berth_net::netlink::Netlink::new()
+        .unwrap()
+        .link_index(&d.bridge)
+        .unwrap()
+        .is_some());
+}

@@ -537,13 +537,18 @@ impl Containers {
             Some(m) => m,
             None => berth_net::cidr::mac_for(&ip4),
         };
-        let bridge =
-            host.link_index(&net.bridge)
-                .map_err(ierr)?
-                .ok_or_else(|| Error::BridgeMissing {
-                    bridge: net.bridge.clone(),
-                    network: net.name.clone(),
-                })?;
+        let bridge = match host.link_index(&net.bridge).map_err(ierr)? {
+            Some(i) => i,
+            None => {
+                self.net.restore_bridge(net)?;
+                host.link_index(&net.bridge)
+                    .map_err(ierr)?
+                    .ok_or_else(|| Error::BridgeMissing {
+                        bridge: net.bridge.clone(),
+                        network: net.name.clone(),
+                    })?
+            }
+        };
         let veth = veth_name();
         host.create_veth(&veth, bridge, ifname, ns, Some(mac))
             .map_err(ierr)?;

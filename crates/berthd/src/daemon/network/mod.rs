@@ -126,6 +126,9 @@ pub struct Networks {
     firewall: Mutex<()>,
     events: std::sync::Arc<crate::daemon::events::Events>,
     users: crate::daemon::users::Users<dyn NetworkUsers>,
+    /// Bridges this daemon created since it started: the only ones it removes
+    /// when it stops (another daemon may share a bridge it found).
+    created: Mutex<HashSet<String>>,
 }
 
 fn valid_ifname(s: &str) -> bool {
@@ -255,6 +258,7 @@ impl Networks {
             firewall: Mutex::new(()),
             events,
             users: Default::default(),
+            created: Mutex::new(HashSet::new()),
         };
         for (name, driver) in [(HOST, "host"), (NONE, "null")] {
             if me.find(name).is_none() {
@@ -470,6 +474,10 @@ impl Networks {
             Some(i) => i,
             None => {
                 nl.create_bridge(&n.bridge, None).map_err(setup)?;
+                self.created
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(n.bridge.clone());
                 nl.link_index(&n.bridge)
                     .map_err(setup)?
                     .ok_or_else(|| Error::BridgeVanished { bridge: bridge() })?
@@ -488,6 +496,14 @@ impl Networks {
             },
         )?;
         Ok(())
+    }
+
+    /// Makes a network's bridge again when it went missing under us (another
+    /// daemon that shared it removed it), with its firewall rules.
+    pub fn restore_bridge(&self, n: &NetRecord) -> ApiResult<()> {
+        tracing::warn!(bridge = %n.bridge, network = %n.name, "the bridge went missing; making it again");
+        self.ensure_bridge(n)?;
+        self.apply_firewall()
     }
 
     /// Renders and applies berth's nftables table from the networks and the
@@ -518,8 +534,21 @@ impl Networks {
     /// Removes berth's bridges and its nftables table (berthd stopping with no
     /// container left running).
     pub fn teardown(&self) {
+        let created = self
+            .created
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if let Ok(mut nl) = Netlink::new() {
             for n in self.all().into_iter().filter(NetRecord::is_bridge) {
+                // Only a bridge this daemon made, and that nothing else uses (a
+                // second daemon's containers on a shared bridge keep it).
+                let ports = std::fs::read_dir(format!("/sys/class/net/{}/brif", n.bridge))
+                    .map_or(0, |d| d.count());
+                if !created.contains(&n.bridge) || ports > 0 {
+                    tracing::info!(bridge = %n.bridge, ports, "leaving a bridge this daemon did not make or that is in use");
+                    continue;
+                }
                 if let Err(e) = nl.delete_link(&n.bridge) {
                     tracing::warn!(bridge = %n.bridge, error = %e, "removing bridge");
                 }
