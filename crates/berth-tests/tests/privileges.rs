@@ -601,3 +601,16 @@ fn a_terminal_is_the_containers_console() {
         "no"
     );
 }
+
+#[test]
+fn gpus_are_refused_as_docker_refuses_them_without_a_gpu_runtime() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = d.docker(&["run", "--rm", "--gpus", "all", "busybox", "true"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("could not select device driver \"\" with capabilities: [[gpu]]"),
+        "{o:?}"
+    );
+}

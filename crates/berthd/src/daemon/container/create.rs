@@ -40,6 +40,8 @@ fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
         "VolumeDriver",
         // security.rs.
         "SecurityOpt",
+        // options.rs: refused with Docker's words when a GPU is asked for.
+        "DeviceRequests",
     ];
     for (k, v) in &hc.other {
         if IGNORED.contains(&k.as_str()) {

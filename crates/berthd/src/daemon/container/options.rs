@@ -399,6 +399,32 @@ pub(super) fn warnings(hc: &HostConfig, h: &berth_runtime::cgroups::Hierarchy) -
 /// words, rather than at start.
 pub(super) fn check(hc: &HostConfig) -> ApiResult<()> {
     capabilities(hc)?;
+    // `--gpus`: no device driver exists here, as Docker says without a GPU
+    // runtime (its words, with Go's formatting of the capability lists).
+    if let Some(reqs) = hc.other.get("DeviceRequests").and_then(|v| v.as_array()) {
+        if let Some(r) = reqs.first() {
+            let driver = r.get("Driver").and_then(|d| d.as_str()).unwrap_or("");
+            let caps: Vec<String> = r
+                .get("Capabilities")
+                .and_then(|c| c.as_array())
+                .into_iter()
+                .flatten()
+                .map(|set| {
+                    let names: Vec<&str> = set
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|n| n.as_str())
+                        .collect();
+                    format!("[{}]", names.join(" "))
+                })
+                .collect();
+            return Err(ApiError::internal(format!(
+                "could not select device driver \"{driver}\" with capabilities: [{}]",
+                caps.join(" ")
+            )));
+        }
+    }
     mode("PID", &hc.pid_mode, &["host", "container"])?;
     mode(
         "IPC",
