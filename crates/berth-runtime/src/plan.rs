@@ -77,6 +77,12 @@ pub enum Op {
         mode: libc::mode_t,
         dev: libc::dev_t,
     },
+    /// lchown: a device node gets its host node's owner.
+    Chown {
+        path: CString,
+        uid: libc::uid_t,
+        gid: libc::gid_t,
+    },
     Symlink {
         target: CString,
         link: CString,
@@ -129,6 +135,7 @@ impl Op {
             Op::Mkdir { path, .. } => format!("creating directory {}", s(path)),
             Op::Touch { path } => format!("creating mount point {}", s(path)),
             Op::Mknod { path, .. } => format!("creating device {}", s(path)),
+            Op::Chown { path, .. } => format!("setting the owner of {}", s(path)),
             Op::Symlink { link, .. } => format!("creating symlink {}", s(link)),
             Op::Mask { path } => format!("masking {}", s(path)),
             Op::ReadOnly { path } | Op::RemountReadOnly { path } | Op::SetReadOnly { path, .. } => {
@@ -444,6 +451,13 @@ impl Plan {
                 mode: kind | (d.mode & 0o7777),
                 dev: libc::makedev(d.major, d.minor),
             });
+            if d.uid != 0 || d.gid != 0 {
+                ops.push(Op::Chown {
+                    path: cstr("device", d.path.as_str())?,
+                    uid: d.uid,
+                    gid: d.gid,
+                });
+            }
         }
         for (target, link) in [
             ("/proc/self/fd", "/dev/fd"),

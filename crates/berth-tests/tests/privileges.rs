@@ -309,6 +309,25 @@ fn devices_and_device_cgroup_rules() {
         ),
         "4"
     );
+    // A node gets its host node's owner and mode (one made by the test: /dev/zero's
+    // numbers, owned by 1234:5678, mode 0640).
+    let node = d.root.path().join("zero-node");
+    let st = std::process::Command::new("mknod")
+        .arg(&node)
+        .args(["c", "1", "5"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::os::unix::fs::chown(&node, Some(1234), Some(5678)).unwrap();
+    std::fs::set_permissions(&node, std::os::unix::fs::PermissionsExt::from_mode(0o640)).unwrap();
+    assert_eq!(
+        inside(
+            &d,
+            &["--device", &format!("{}:/dev/owned", node.display())],
+            "stat -c '%u:%g %a %t:%T' /dev/owned"
+        ),
+        "1234:5678 640 1:5"
+    );
     let o = d.docker(&[
         "run",
         "--rm",

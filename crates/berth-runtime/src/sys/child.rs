@@ -474,6 +474,7 @@ unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result
                 Err(libc::EEXIST) => Ok(()),
                 r => r,
             },
+            Op::Chown { path, uid, gid } => ok(libc::lchown(path.as_ptr(), *uid, *gid)),
             Op::Write { path, value } => {
                 let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                 if fd < 0 {

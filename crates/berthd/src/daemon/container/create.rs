@@ -176,7 +176,7 @@ impl Containers {
                 ));
             }
             for l in links.iter().filter_map(|l| l.as_str()) {
-                let (target, _) = crate::daemon::container::endpoint::parse_link(l);
+                let (target, _) = crate::daemon::container::record::parse_link(l);
                 self.get(target).map_err(|_| {
                     ApiError::invalid(format!("could not get container for {target}"))
                 })?;

@@ -165,7 +165,7 @@ impl Containers {
                 .values()
                 .flat_map(|e| {
                     e.links.iter().map(|l| {
-                        let (t, a) = super::endpoint::parse_link(l);
+                        let (t, a) = super::record::parse_link(l);
                         (e.network_id.clone(), t.to_string(), a.to_string())
                     })
                 })

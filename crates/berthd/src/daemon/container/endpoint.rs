@@ -699,15 +699,10 @@ impl Containers {
     }
 }
 
-/// "name:alias" (alias defaults to the name).
-pub fn parse_link(l: &str) -> (&str, &str) {
-    let (t, a) = l.split_once(':').unwrap_or((l, l));
-    (t.trim_start_matches('/'), a.rsplit('/').next().unwrap_or(a))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::container::record::parse_link;
 
     #[test]
     fn ports_and_links_parse() {

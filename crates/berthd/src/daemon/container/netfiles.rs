@@ -2,7 +2,8 @@
 //! /etc/resolv.conf (berth's own files, bound over the image's), the resolvers
 //! the embedded DNS server forwards to, and the legacy `--link` variables.
 
-use super::endpoint::{mode, parse_link, parse_port_proto, str_list, Mode, NetPrep};
+use super::endpoint::{mode, parse_port_proto, str_list, Mode, NetPrep};
+use super::record::parse_link;
 use super::record::Record;
 use super::{Containers, Error};
 use crate::daemon::network::BRIDGE;

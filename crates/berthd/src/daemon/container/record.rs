@@ -341,3 +341,9 @@ impl Exec {
         self.done.send_replace(true);
     }
 }
+
+/// "name:alias" (alias defaults to the name).
+pub fn parse_link(l: &str) -> (&str, &str) {
+    let (t, a) = l.split_once(':').unwrap_or((l, l));
+    (t.trim_start_matches('/'), a.rsplit('/').next().unwrap_or(a))
+}

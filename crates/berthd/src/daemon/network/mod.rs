@@ -543,8 +543,19 @@ impl Networks {
             for n in self.all().into_iter().filter(NetRecord::is_bridge) {
                 // Only a bridge this daemon made, and that nothing else uses (a
                 // second daemon's containers on a shared bridge keep it).
-                let ports = std::fs::read_dir(format!("/sys/class/net/{}/brif", n.bridge))
-                    .map_or(0, |d| d.count());
+                // The kernel removes a stopped container's veth a moment after its
+                // last process: what is still there after a short wait is in use.
+                let brif = format!("/sys/class/net/{}/brif", n.bridge);
+                let count = || std::fs::read_dir(&brif).map_or(0, |d| d.count());
+                let mut left = count();
+                for _ in 0..100 {
+                    if left == 0 || !created.contains(&n.bridge) {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                    left = count();
+                }
+                let ports = left;
                 if !created.contains(&n.bridge) || ports > 0 {
                     tracing::info!(bridge = %n.bridge, ports, "leaving a bridge this daemon did not make or that is in use");
                     continue;
