@@ -29,9 +29,12 @@ def table(name):
 
 
 def emit(f, rust_name, d, bit=0):
+    # Four entries a line: a table, not code to read line by line.
+    f.write("#[rustfmt::skip]\n")
     f.write(f"pub(super) const {rust_name}: &[(&str, u32)] = &[\n")
-    for n, v in sorted(d.items()):
-        f.write(f'    ("{n}", {v + bit:#x}),\n')
+    items = [f'("{n}", {v + bit:#x}),' for n, v in sorted(d.items())]
+    for i in range(0, len(items), 4):
+        f.write("    " + " ".join(items[i:i + 4]) + "\n")
     f.write("];\n\n")
 
 
@@ -50,3 +53,5 @@ with open(out, "w") as f:
     emit(f, "X86_64", t64)
     emit(f, "I386", t32)
     emit(f, "X32", tx32, 0x40000000)
+# One newline at the end, as rustfmt has it.
+out.write_text(out.read_text().rstrip("\n") + "\n")
