@@ -221,7 +221,7 @@ impl Networks {
                 },
             );
         }
-        let rec = NetRecord {
+        let mut rec = NetRecord {
             id,
             name,
             driver,
@@ -233,11 +233,15 @@ impl Networks {
             options,
             pools,
             bridge,
+            made_bridge: false,
         };
         // The interface first: a failure leaves no record behind.
-        if let Err(e) = self.ensure_bridge(&rec) {
-            let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));
-            return Err(e);
+        match self.ensure_bridge(&rec) {
+            Ok(made) => rec.made_bridge = made,
+            Err(e) => {
+                let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));
+                return Err(e);
+            }
         }
         if let Err(e) = self.save_new(rec.clone()) {
             let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));

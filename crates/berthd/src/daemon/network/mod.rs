@@ -60,6 +60,14 @@ pub struct NetRecord {
     /// The bridge interface ("" for host and null).
     #[serde(default)]
     pub bridge: String,
+    /// This data root's daemon made the bridge (it removes only those; another
+    /// daemon may share one it found). Records from before this field: yes.
+    #[serde(default = "made_by_default")]
+    pub made_bridge: bool,
+}
+
+fn made_by_default() -> bool {
+    true
 }
 
 impl NetRecord {
@@ -126,9 +134,6 @@ pub struct Networks {
     firewall: Mutex<()>,
     events: std::sync::Arc<crate::daemon::events::Events>,
     users: crate::daemon::users::Users<dyn NetworkUsers>,
-    /// Bridges this daemon created since it started: the only ones it removes
-    /// when it stops (another daemon may share a bridge it found).
-    created: Mutex<HashSet<String>>,
 }
 
 fn valid_ifname(s: &str) -> bool {
@@ -258,7 +263,6 @@ impl Networks {
             firewall: Mutex::new(()),
             events,
             users: Default::default(),
-            created: Mutex::new(HashSet::new()),
         };
         for (name, driver) in [(HOST, "host"), (NONE, "null")] {
             if me.find(name).is_none() {
@@ -274,6 +278,7 @@ impl Networks {
                     options: BTreeMap::new(),
                     pools: vec![],
                     bridge: String::new(),
+                    made_bridge: false,
                 })?;
             }
         }
@@ -373,6 +378,9 @@ impl Networks {
             enable_ipv6: false,
             labels: BTreeMap::new(),
             options,
+            made_bridge: existing
+                .as_ref()
+                .is_some_and(|n| n.made_bridge && n.bridge == ifname),
             pools: vec![pool],
             bridge: ifname,
         };
@@ -454,7 +462,9 @@ impl Networks {
     /// after a crash.
     pub fn setup(&self) -> ApiResult<()> {
         for n in self.all().into_iter().filter(NetRecord::is_bridge) {
-            self.ensure_bridge(&n)?;
+            if self.ensure_bridge(&n)? {
+                self.mark_made(&n.id)?;
+            }
         }
         // Forwarding is how containers reach beyond their bridge, as with Docker.
         if let Err(e) = netlink::sysctl("net/ipv4/ip_forward", "1") {
@@ -463,21 +473,20 @@ impl Networks {
         self.apply_firewall()
     }
 
-    fn ensure_bridge(&self, n: &NetRecord) -> ApiResult<()> {
+    /// Makes sure `n`'s bridge exists and is set up; true when it had to be made.
+    fn ensure_bridge(&self, n: &NetRecord) -> ApiResult<bool> {
         let bridge = || n.bridge.clone();
         let setup = |source| Error::Bridge {
             bridge: bridge(),
             source,
         };
         let mut nl = Netlink::new().map_err(|source| Error::Netlink { source })?;
+        let mut made = false;
         let index = match nl.link_index(&n.bridge).map_err(setup)? {
             Some(i) => i,
             None => {
                 nl.create_bridge(&n.bridge, None).map_err(setup)?;
-                self.created
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(n.bridge.clone());
+                made = true;
                 nl.link_index(&n.bridge)
                     .map_err(setup)?
                     .ok_or_else(|| Error::BridgeVanished { bridge: bridge() })?
@@ -495,14 +504,32 @@ impl Networks {
                 source,
             },
         )?;
-        Ok(())
+        Ok(made)
+    }
+
+    /// Records that this daemon made network `id`'s bridge.
+    fn mark_made(&self, id: &str) -> ApiResult<()> {
+        let rec = {
+            let mut g = self.lock();
+            let Some(n) = g.nets.get_mut(id) else {
+                return Ok(()); // not saved yet: its creator records it
+            };
+            if n.made_bridge {
+                return Ok(());
+            }
+            n.made_bridge = true;
+            n.clone()
+        };
+        self.write(&rec)
     }
 
     /// Makes a network's bridge again when it went missing under us (another
     /// daemon that shared it removed it), with its firewall rules.
     pub fn restore_bridge(&self, n: &NetRecord) -> ApiResult<()> {
         tracing::warn!(bridge = %n.bridge, network = %n.name, "the bridge went missing; making it again");
-        self.ensure_bridge(n)?;
+        if self.ensure_bridge(n)? {
+            self.mark_made(&n.id)?;
+        }
         self.apply_firewall()
     }
 
@@ -534,11 +561,6 @@ impl Networks {
     /// Removes berth's bridges and its nftables table (berthd stopping with no
     /// container left running).
     pub fn teardown(&self) {
-        let created = self
-            .created
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
         if let Ok(mut nl) = Netlink::new() {
             for n in self.all().into_iter().filter(NetRecord::is_bridge) {
                 // Only a bridge this daemon made, and that nothing else uses (a
@@ -549,14 +571,14 @@ impl Networks {
                 let count = || std::fs::read_dir(&brif).map_or(0, |d| d.count());
                 let mut left = count();
                 for _ in 0..100 {
-                    if left == 0 || !created.contains(&n.bridge) {
+                    if left == 0 || !n.made_bridge {
                         break;
                     }
                     std::thread::sleep(std::time::Duration::from_millis(20));
                     left = count();
                 }
                 let ports = left;
-                if !created.contains(&n.bridge) || ports > 0 {
+                if !n.made_bridge || ports > 0 {
                     tracing::info!(bridge = %n.bridge, ports, "leaving a bridge this daemon did not make or that is in use");
                     continue;
                 }
