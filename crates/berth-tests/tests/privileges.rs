@@ -263,6 +263,16 @@ fn kernel_knobs_shm_and_oom() {
     let shm = "df -k /dev/shm | tail -1 | awk '{print $2}'";
     assert_eq!(inside(&d, &[], shm), "65536");
     assert_eq!(inside(&d, &["--shm-size", "128m"], shm), "131072");
+    // Inspect shows the size each got, as Docker records it.
+    d.docker(&["create", "--name", "shm", "busybox", "true"])
+        .ok();
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.HostConfig.ShmSize}}", "shm"])
+            .ok()
+            .trim(),
+        "67108864"
+    );
+    d.docker(&["rm", "shm"]).ok();
     assert_eq!(
         inside(&d, &["--oom-score-adj", "500"], "cat /proc/1/oom_score_adj"),
         "500"

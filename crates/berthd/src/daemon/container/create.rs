@@ -106,6 +106,10 @@ impl Containers {
         }
         crate::daemon::container::security::parse(&hc)?;
         super::options::check(&hc)?;
+        // Docker records the size /dev/shm gets, 64 MiB unless given.
+        if hc.shm_size == 0 {
+            hc.shm_size = 64 << 20;
+        }
         let mut endpoints = self.plan_endpoints(&hc, req.networking_config.as_ref())?;
         // --link on a user-defined network: aliases of the primary endpoint.
         if let crate::daemon::container::endpoint::Mode::Named(n) =
