@@ -162,8 +162,9 @@ impl Containers {
         let c = self.get(key)?;
         let _op = c.op.lock().await;
         // Concurrent removals queue on the lock: the first removes, the others
-        // find it done or under way, and say so as Docker does.
-        if c.rec().state.status == Status::Removing || self.get(&c.id).is_err() {
+        // find it gone, and say so as Docker does. (A record left "removing" by a
+        // crash is not a removal under way: it can be removed again.)
+        if self.get(&c.id).is_err() {
             return Err(ApiError::conflict(format!(
                 "removal of container {key} is already in progress"
             )));
