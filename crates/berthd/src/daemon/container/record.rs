@@ -214,6 +214,9 @@ pub struct Container {
     pub backoff: Mutex<std::time::Duration>,
     /// The last stats sample's CPU figures and time, for the next one's precpu.
     pub stats_prev: Mutex<Option<(serde_json::Value, String)>>,
+    /// A removal (a client's or `--rm`'s) is under way: another is told so, as
+    /// Docker's RemovalInProgress. In memory only: a crash ends every removal.
+    pub removing: std::sync::atomic::AtomicBool,
 }
 
 impl Container {
@@ -232,6 +235,7 @@ impl Container {
             pidfd: Mutex::new(None),
             backoff: Mutex::new(FIRST_RESTART_DELAY),
             stats_prev: Mutex::new(None),
+            removing: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

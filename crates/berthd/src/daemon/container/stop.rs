@@ -160,14 +160,29 @@ impl Containers {
     /// Removes a container; `force` kills it first if it runs.
     pub async fn remove(&self, key: &str, force: bool, volumes: bool) -> ApiResult<()> {
         let c = self.get(key)?;
-        let _op = c.op.lock().await;
-        // Concurrent removals queue on the lock: the first removes, the others
-        // find it gone, and say so as Docker does. (A record left "removing" by a
-        // crash is not a removal under way: it can be removed again.)
-        if self.get(&c.id).is_err() {
+        // One removal at a time: another one meanwhile is told so at once, as
+        // Docker does; this one clears the mark whatever its outcome.
+        if c.removing.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Err(ApiError::conflict(format!(
                 "removal of container {key} is already in progress"
             )));
+        }
+        let result = self.remove_marked(&c, key, force, volumes).await;
+        c.removing.store(false, std::sync::atomic::Ordering::SeqCst);
+        result
+    }
+
+    async fn remove_marked(
+        &self,
+        c: &Arc<Container>,
+        key: &str,
+        force: bool,
+        volumes: bool,
+    ) -> ApiResult<()> {
+        let _op = c.op.lock().await;
+        // Gone while this one waited for the lock (an auto-remove finished).
+        if self.get(&c.id).is_err() {
+            return Err(ApiError::not_found(format!("No such container: {key}")));
         }
         if c.is_running() {
             if !force {
@@ -177,11 +192,11 @@ impl Containers {
                 )));
             }
             let mut rx = c.watch.subscribe();
-            self.signal(&c, 9)?;
+            self.signal(c, 9)?;
             let _ = rx.wait_for(|s| !s.running).await;
         }
         self.shim_gone(&c.id).await;
-        self.remove_stopped(&c, volumes)
+        self.remove_stopped(c, volumes)
     }
 
     /// Whether a shim answers on the container's socket: the kernel's word on
@@ -308,6 +323,9 @@ impl Containers {
             let me = self.clone();
             let c = c.clone();
             tokio::spawn(async move {
+                if c.removing.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    return; // a client's removal is under way
+                }
                 let _op = c.op.lock().await;
                 me.shim_gone(&c.id).await;
                 // --rm takes the anonymous volumes too.
@@ -316,6 +334,7 @@ impl Containers {
                         tracing::error!(container = %c.id, error = %e, "auto-remove");
                     }
                 }
+                c.removing.store(false, std::sync::atomic::Ordering::SeqCst);
             });
         }
     }
