@@ -295,6 +295,29 @@ impl Store {
     ) -> Result<(String, i64), StoreError> {
         if let Some(d) = expected {
             if let Some(size) = self.layer_size(d)? {
+                // Already stored: the content given must still be that layer,
+                // checked by its digest (nothing of it is kept).
+                let mut reader = reader;
+                let mut hasher = Sha256::new();
+                let mut buf = vec![0u8; 64 * 1024];
+                loop {
+                    let n = reader.read(&mut buf).map_err(|source| StoreError::Layer {
+                        index,
+                        source: extract::ExtractError::Read(source),
+                    })?;
+                    if n == 0 {
+                        break;
+                    }
+                    hasher.update(&buf[..n]);
+                }
+                let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+                if actual != d {
+                    return Err(StoreError::DiffIdMismatch {
+                        index,
+                        expected: d.to_string(),
+                        actual,
+                    });
+                }
                 return Ok((d.to_string(), size));
             }
         }

@@ -263,6 +263,21 @@ fn bad_archives_are_named_and_leave_nothing() {
             && o.stderr.contains("but the image config says"),
         "{o:?}"
     );
+    // Also when a layer with that diff id is already stored: the content given is
+    // checked every time.
+    d.docker_in(
+        &["load"],
+        &image(std::slice::from_ref(&good), "truth:v1", &["true"]),
+    )
+    .ok();
+    let o = d.docker_in(&["load"], &tar);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr.contains("layer 0 of the image has digest sha256:"),
+        "{o:?}"
+    );
+    assert!(d.docker(&["image", "inspect", "liar:v1"]).code != 0);
+    d.docker(&["rmi", "truth:v1"]).ok();
     assert_eq!(d.docker(&["images", "-q"]).ok(), "");
     assert_eq!(
         std::fs::read_dir(d.data_root.join("layers"))
