@@ -306,6 +306,28 @@ pub fn filters_param(filters: &[String]) -> Result<String> {
     Ok(enc(&serde_json::to_string(&m)?))
 }
 
+/// The PORTS column as the docker CLI writes it: `IP:PUBLIC->PRIVATE/TYPE` for a
+/// published port (`:::8080->80/tcp` for IPv6's any address), `PRIVATE/TYPE` for an
+/// exposed one.
+fn ports_column(ports: &[Value]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    for p in ports {
+        let private = p.get("PrivatePort").and_then(Value::as_u64).unwrap_or(0);
+        let kind = p.get("Type").and_then(Value::as_str).unwrap_or("tcp");
+        let item = match p.get("PublicPort").and_then(Value::as_u64) {
+            Some(public) => {
+                let ip = p.get("IP").and_then(Value::as_str).unwrap_or("");
+                format!("{ip}:{public}->{private}/{kind}")
+            }
+            None => format!("{private}/{kind}"),
+        };
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    out.join(", ")
+}
+
 fn ellipsis(s: &str, n: usize) -> String {
     if s.chars().count() <= n {
         s.to_string()
@@ -354,14 +376,32 @@ pub async fn ps(c: &Client, o: &PsOpts) -> Result<i32> {
                 "Command": command,
                 "CreatedAt": created.format("%Y-%m-%d %H:%M:%S +0000 UTC").to_string(),
                 "RunningFor": ago(s.created),
-                "Ports": "",
+                "Ports": ports_column(&s.ports),
                 "State": s.state,
                 "Status": s.status,
-                "Size": "0B",
+                "Size": match (s.size_rw, s.size_root_fs) {
+                    (Some(rw), Some(root)) => format!(
+                        "{} (virtual {})",
+                        crate::images::human_size(rw),
+                        crate::images::human_size(root)
+                    ),
+                    _ => String::new(),
+                },
                 "Names": s.names.iter().map(|n| n.trim_start_matches('/')).collect::<Vec<_>>().join(","),
                 "Labels": labels,
                 "LabelMap": s.labels,
-                "Mounts": "",
+                "Mounts": s
+                    .mounts
+                    .iter()
+                    .filter_map(|m| {
+                        m.get("Name")
+                            .and_then(Value::as_str)
+                            .filter(|n| !n.is_empty())
+                            .or_else(|| m.get("Source").and_then(Value::as_str))
+                            .map(String::from)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(","),
                 "Networks": s.host_config.get("NetworkMode").and_then(Value::as_str).unwrap_or(""),
             })
         })

@@ -1115,3 +1115,52 @@ fn a_missing_bridge_is_made_again() {
         .unwrap()
         .is_some());
 }
+
+/// berth's ps shows published ports as the docker CLI does, and an exited
+/// container none.
+#[test]
+fn ps_shows_published_ports_like_docker() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let port = free_port();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "pub",
+        "-p",
+        &format!("127.0.0.1:{port}:80"),
+        "--expose",
+        "81",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let docker = d
+        .docker(&["ps", "--format", "{{.Ports}}"])
+        .ok()
+        .trim()
+        .to_string();
+    let berth = d
+        .berth(&["ps", "--format", "{{.Ports}}"])
+        .ok()
+        .trim()
+        .to_string();
+    assert!(
+        docker.contains(&format!("127.0.0.1:{port}->80/tcp")),
+        "{docker}"
+    );
+    assert!(
+        berth.contains(&format!("127.0.0.1:{port}->80/tcp")),
+        "{berth}"
+    );
+    assert!(berth.contains("81/tcp"), "{berth}");
+    d.docker(&["stop", "-t", "0", "pub"]).ok();
+    let o = d.docker(&["ps", "-a", "--format", "{{.Ports}}"]);
+    assert!(
+        !o.ok().contains("->"),
+        "an exited container shows no published port: {o:?}"
+    );
+    d.docker(&["rm", "pub"]).ok();
+}
