@@ -479,6 +479,17 @@ pub fn parent_pid(pid: i32) -> i32 {
         .unwrap_or_else(|| panic!("no parent pid in /proc/{pid}/stat: {stat}"))
 }
 
+/// The capabilities this (root) process holds, as /proc/self/status shows them:
+/// all berthd, like it root, can give a container.
+pub fn own_capabilities() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapPrm:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .expect("CapPrm in /proc/self/status")
+}
+
 /// Waits for a process (not ours) to exit, on its pidfd: an event, not a sleep.
 pub fn wait_pid_exit(pid: i32) {
     use rustix::event::{poll, PollFd, PollFlags};

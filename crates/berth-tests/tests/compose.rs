@@ -73,20 +73,10 @@ fn compose_up_with_privileges_namespaces_devices_and_knobs() {
     assert_eq!(exec("priv", "cat /proc/1/comm"), host_init.trim());
     assert_eq!(
         exec("priv", "grep CapEff /proc/self/status | cut -f2"),
-        format!("{:016x}", own_caps())
+        format!("{:016x}", berth_tests::own_capabilities())
     );
     let o = compose(&["down"]);
     assert_eq!(o.code, 0, "{o:?}");
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
     assert!(!d.docker(&["network", "ls"]).ok().contains("proj_default"));
-}
-
-/// The capabilities this (root) process holds: all a privileged container gets.
-fn own_caps() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapPrm:"))
-        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
-        .unwrap()
 }

@@ -11,13 +11,7 @@ fn full_mask() -> u64 {
         .trim()
         .parse()
         .unwrap();
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let prm = status
-        .lines()
-        .find_map(|l| l.strip_prefix("CapPrm:"))
-        .map(|v| u64::from_str_radix(v.trim(), 16).unwrap())
-        .unwrap();
-    ((1u64 << (last + 1)) - 1) & prm
+    ((1u64 << (last + 1)) - 1) & berth_tests::own_capabilities()
 }
 
 fn cap_eff(d: &Daemon, args: &[&str]) -> u64 {
