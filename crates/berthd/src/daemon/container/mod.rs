@@ -55,6 +55,9 @@ pub struct Containers {
     dns: std::sync::Mutex<HashMap<String, Vec<tokio::task::AbortHandle>>>,
     /// Compiled seccomp filters.
     pub(super) filters: crate::daemon::container::security::Filters,
+    /// The cgroup hierarchies a container mounts (fixed with the host's layout,
+    /// worked out once rather than at every start).
+    pub(super) cgroup_mounts: std::sync::OnceLock<Vec<berth_runtime::spec::CgroupMount>>,
     /// Record saves that failed where no caller could act on it.
     persist_failures: std::sync::atomic::AtomicU64,
 }
@@ -95,6 +98,7 @@ impl Containers {
             volumes,
             dns: std::sync::Mutex::new(HashMap::new()),
             filters: crate::daemon::container::security::Filters::default(),
+            cgroup_mounts: std::sync::OnceLock::new(),
             persist_failures: std::sync::atomic::AtomicU64::new(0),
         }
     }

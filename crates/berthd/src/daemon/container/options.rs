@@ -606,7 +606,10 @@ impl Containers {
         // host's on v1; berth gives a private one unless asked for the host's.
         spec.namespaces.cgroup_host = hc.cgroupns_mode == "host";
         if !spec.namespaces.cgroup_host {
-            spec.cgroup_mounts = cgroup_mounts(&self.hierarchy);
+            spec.cgroup_mounts = self
+                .cgroup_mounts
+                .get_or_init(|| cgroup_mounts(&self.hierarchy))
+                .clone();
         }
         spec.sysctls = hc
             .sysctls
