@@ -1403,7 +1403,7 @@ pub fn parse_size(s: &str) -> Option<u64> {
 }
 
 /// Go duration text (`30s`, `1m30s`, `500ms`) in nanoseconds.
-fn duration_ns(s: &str) -> Option<i64> {
+pub fn duration_ns(s: &str) -> Option<i64> {
     let mut total: f64 = 0.0;
     let mut num = String::new();
     let mut unit = String::new();

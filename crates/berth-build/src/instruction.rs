@@ -153,9 +153,7 @@ fn pairs(node: &Node, escape: char, what: &str) -> Result<Vec<(String, String)>,
     words
         .into_iter()
         .map(|w| match w.split_once('=') {
-            Some(("", _)) => {
-                Err(err(node, format!("{what} names can not be blank")))
-            }
+            Some(("", _)) => Err(err(node, format!("{what} names can not be blank"))),
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
             None => Err(err(
                 node,

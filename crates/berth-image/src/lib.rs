@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod archive;
+pub mod buildcache;
 pub mod extract;
 pub mod meta;
 pub mod reference;

@@ -40,6 +40,20 @@ CREATE TABLE IF NOT EXISTS blob_digests (
     repo TEXT NOT NULL,
     PRIMARY KEY (diff_id, repo)
 );
+CREATE TABLE IF NOT EXISTS build_cache (
+    key TEXT PRIMARY KEY,
+    config BLOB NOT NULL,
+    created INTEGER NOT NULL,
+    last_used INTEGER NOT NULL,
+    usage INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS build_cache_layers (
+    key TEXT NOT NULL REFERENCES build_cache(key) ON DELETE CASCADE,
+    idx INTEGER NOT NULL,
+    diff_id TEXT NOT NULL REFERENCES layers(diff_id),
+    PRIMARY KEY (key, idx)
+);
+CREATE INDEX IF NOT EXISTS build_cache_layers_diff ON build_cache_layers(diff_id);
 CREATE TABLE IF NOT EXISTS containers (
     id TEXT PRIMARY KEY,
     name TEXT NOT NULL UNIQUE,
@@ -100,10 +114,12 @@ pub(crate) fn container_users(conn: &Connection, image_id: &str) -> rusqlite::Re
     rows.collect()
 }
 
-/// Deletes layers no image refers to any more; returns their diff ids.
+/// Deletes layers no image and no build cache record refers to any more; returns
+/// their diff ids.
 pub(crate) fn delete_unused_layers(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let mut st = conn.prepare(
-        "SELECT diff_id FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)",
+        "SELECT diff_id FROM layers WHERE diff_id NOT IN (SELECT diff_id FROM image_layers)
+         AND diff_id NOT IN (SELECT diff_id FROM build_cache_layers)",
     )?;
     let unused: Vec<String> = st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
     for d in &unused {

@@ -258,7 +258,23 @@ impl Daemon {
     }
 
     fn cli(&self, program: &Path, args: &[&str], stdin: Option<&[u8]>) -> Out {
+        self.cli_env(program, args, stdin, &[])
+    }
+
+    /// The docker CLI with extra environment variables.
+    pub fn docker_env(&self, env: &[(&str, &str)], args: &[&str]) -> Out {
+        self.cli_env(Path::new(DOCKER), args, None, env)
+    }
+
+    fn cli_env(
+        &self,
+        program: &Path,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        env: &[(&str, &str)],
+    ) -> Out {
         let mut cmd = Command::new(program);
+        cmd.envs(env.iter().copied());
         cmd.args(args)
             .env("DOCKER_HOST", self.host())
             .env("DOCKER_CONFIG", self.root.path().join("docker-config"))

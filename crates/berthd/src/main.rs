@@ -185,11 +185,20 @@ async fn run(cfg: config::Config) -> Result<()> {
     images.set_users(
         Arc::downgrade(&containers) as std::sync::Weak<dyn daemon::image::service::ImageUsers>
     );
+    let archive = Arc::new(daemon::archive::Archive::new(
+        containers.clone(),
+        store.clone(),
+    ));
+    let builds = Arc::new(daemon::build::Builds::new(
+        store.clone(),
+        containers.clone(),
+        archive.clone(),
+        images.clone(),
+        &cfg.data_root,
+    ));
     let daemon = Arc::new(daemon::services::Daemon {
-        archive: Arc::new(daemon::archive::Archive::new(
-            containers.clone(),
-            store.clone(),
-        )),
+        archive,
+        builds,
         containers: containers.clone(),
         networks: net.clone(),
         volumes: volumes.clone(),

@@ -3,6 +3,7 @@
 //! sees HTTP.
 
 mod attach;
+mod build;
 mod containers;
 pub mod errors;
 mod exec;
@@ -139,6 +140,11 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
     }
     if segs.first() == Some(&"volumes") {
         if let Some(r) = volumes::route(d, call, &segs[1..]).await? {
+            return Ok(r);
+        }
+    }
+    if segs.first() == Some(&"build") {
+        if let Some(r) = build::route(d, call, &segs[1..]).await? {
             return Ok(r);
         }
     }

@@ -5,6 +5,7 @@
 //! events, stream, users) use none of them.
 
 pub mod archive;
+pub mod build;
 pub mod container;
 pub mod df;
 pub mod events;

@@ -1,12 +1,13 @@
 //! The set of services berthd runs.
 
-use super::{archive, container, events, image, network, system, volume};
+use super::{archive, build, container, events, image, network, system, volume};
 use std::sync::Arc;
 
 /// The services berthd runs, wired together at start. The API edge (and later
 /// other front ends) call these; none of them sees HTTP.
 pub struct Daemon {
     pub archive: Arc<archive::Archive>,
+    pub builds: Arc<build::Builds>,
     pub containers: Arc<container::Containers>,
     pub networks: Arc<network::Networks>,
     pub volumes: Arc<volume::Volumes>,

@@ -36,20 +36,52 @@ impl Archive {
                     source,
                 })?;
         }
-        let upper = self.paths().writable(&c.id);
-        // With vfs, the layer is made from the list of changes against the image.
-        let vfs_changes = match self.paths().driver {
-            crate::daemon::paths::Driver::Vfs => Some(self.changes(&c.id)?),
-            crate::daemon::paths::Driver::Overlay2 => None,
-        };
+        let tar = self.layer_of(&c.id).await;
+        if freeze {
+            let _ = self.containers.hierarchy().freeze(&path, false);
+        }
+        let tar = tar?;
         let store = self.store.clone();
         let created_by = std::iter::once(r.path.clone())
             .chain(r.args.iter().cloned())
             .collect::<Vec<_>>()
             .join(" ");
         let created = crate::daemon::time::now_rfc3339();
+        let id = tokio::task::spawn_blocking(move || -> ApiResult<String> {
+            store
+                .commit(
+                    &base,
+                    &tar[..],
+                    config,
+                    tag.as_deref(),
+                    &comment,
+                    &author,
+                    &created_by,
+                    &created,
+                )
+                .map_err(ApiError::from)
+        })
+        .await
+        .map_err(|source| super::Error::Task {
+            what: "commit",
+            source,
+        })??;
+        self.containers.emit(&c, "commit", &[]);
+        Ok(id)
+    }
+
+    /// A container's changes to its image, as a layer tar (what `commit` adds and
+    /// what a build step makes). The container should not be changing it.
+    pub async fn layer_of(&self, key: &str) -> ApiResult<Vec<u8>> {
+        let c = self.containers.get(key)?;
+        let upper = self.paths().writable(&c.id);
+        // With vfs, the layer is made from the list of changes against the image.
+        let vfs_changes = match self.paths().driver {
+            crate::daemon::paths::Driver::Vfs => Some(self.changes(&c.id)?),
+            crate::daemon::paths::Driver::Overlay2 => None,
+        };
         let id = c.id.clone();
-        let result = tokio::task::spawn_blocking(move || -> ApiResult<String> {
+        tokio::task::spawn_blocking(move || -> ApiResult<Vec<u8>> {
             let read_err = |e: std::io::Error| super::Error::Changes {
                 id: id.clone(),
                 source: e,
@@ -124,30 +156,12 @@ impl Archive {
                     }
                 }
             }
-            let tar = b.into_inner().map_err(read_err)?;
-            store
-                .commit(
-                    &base,
-                    &tar[..],
-                    config,
-                    tag.as_deref(),
-                    &comment,
-                    &author,
-                    &created_by,
-                    &created,
-                )
-                .map_err(ApiError::from)
+            b.into_inner().map_err(|e| read_err(e).into())
         })
         .await
         .map_err(|source| super::Error::Task {
-            what: "commit",
+            what: "reading a container's changes",
             source,
-        });
-        if freeze {
-            let _ = self.containers.hierarchy().freeze(&path, false);
-        }
-        let id = result??;
-        self.containers.emit(&c, "commit", &[]);
-        Ok(id)
+        })?
     }
 }

@@ -68,7 +68,7 @@ impl Images {
 
     /// An image event: Actor.ID is the image's ID when it still resolves, and
     /// `name` the reference the user gave.
-    fn emit(&self, action: &str, name: &str) {
+    pub(crate) fn emit(&self, action: &str, name: &str) {
         let id = self
             .store
             .resolve(name)

@@ -1,0 +1,254 @@
+//! Builds: `docker build` (the CLI's classic path to `POST /build`), docker-py's
+//! `images.build`, the Dockerfile's instructions and the build cache.
+
+use berth_tests::{Daemon, Out};
+use std::path::{Path, PathBuf};
+
+/// A build context directory with the given files.
+fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
+    let dir = d.root.path().join("ctx").join(name);
+    for (f, content) in files {
+        let p = dir.join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+    }
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// `docker build` through the classic endpoint (no BuildKit on the client).
+fn build(d: &Daemon, dir: &Path, args: &[&str]) -> Out {
+    let mut a = vec!["build"];
+    a.extend_from_slice(args);
+    a.push(dir.to_str().unwrap());
+    d.docker_env(&[("DOCKER_BUILDKIT", "0")], &a)
+}
+
+fn run(d: &Daemon, args: &[&str]) -> String {
+    let mut a = vec!["run", "--rm"];
+    a.extend_from_slice(args);
+    d.docker(&a).ok().to_string()
+}
+
+#[test]
+fn docker_build_runs_steps_and_makes_a_tagged_image() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "basic",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 ENV APP_HOME=/opt/app \\\n    GREETING=\"hello there\"\n\
+                 ENV CONF=${APP_HOME}/conf\n\
+                 WORKDIR $APP_HOME\n\
+                 COPY hello.txt ./\n\
+                 COPY dir/ $CONF/\n\
+                 RUN echo \"built $GREETING\" > built.txt && mkdir -p logs\n\
+                 LABEL org.example.name=\"demo app\" version=1\n\
+                 EXPOSE 8080 53/udp\n\
+                 USER 1000:1000\n\
+                 CMD [\"cat\", \"/opt/app/built.txt\"]\n",
+            ),
+            ("hello.txt", "hello\n"),
+            ("dir/a.conf", "a=1\n"),
+            ("dir/sub/b.conf", "b=2\n"),
+        ],
+    );
+    let o = build(&d, &dir, &["-t", "demo:1", "-t", "demo:latest"]);
+    let out = o.ok();
+    assert!(out.contains("Step 1/11 : FROM busybox"), "{out}");
+    assert!(out.contains("Successfully tagged demo:1"), "{out}");
+    assert_eq!(run(&d, &["demo:1"]), "built hello there\n");
+    assert_eq!(
+        run(
+            &d,
+            &[
+                "demo:latest",
+                "sh",
+                "-c",
+                "pwd; id -u; cat hello.txt /opt/app/conf/a.conf /opt/app/conf/sub/b.conf"
+            ]
+        ),
+        "/opt/app\n1000\nhello\na=1\nb=2\n"
+    );
+    let inspect = d
+        .docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config.Labels}} {{json .Config.ExposedPorts}} {{.Config.User}} {{json .Config.Env}}",
+            "demo:1",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        inspect.contains("\"org.example.name\":\"demo app\""),
+        "{inspect}"
+    );
+    assert!(
+        inspect.contains("\"53/udp\":{}") && inspect.contains("\"8080/tcp\":{}"),
+        "{inspect}"
+    );
+    assert!(inspect.contains(" 1000:1000 "), "{inspect}");
+    assert!(inspect.contains("CONF=/opt/app/conf"), "{inspect}");
+    // The history: one entry per step, the base's below, `<missing>` for all but the top.
+    let h = d
+        .docker(&[
+            "history",
+            "--no-trunc",
+            "--format",
+            "{{.ID}}|{{.CreatedBy}}",
+            "demo:1",
+        ])
+        .ok()
+        .to_string();
+    let lines: Vec<&str> = h.lines().collect();
+    assert!(lines[0].starts_with("sha256:"), "{h}");
+    assert!(
+        lines[0].contains("CMD [\"cat\",\"/opt/app/built.txt\"]"),
+        "{h}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("RUN /bin/sh -c echo \"built $GREETING\"")),
+        "{h}"
+    );
+    assert!(lines[1].starts_with("<missing>"), "{h}");
+    // No intermediate container or image is left.
+    assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
+    let images = d
+        .docker(&["images", "-q", "--filter", "dangling=true"])
+        .ok()
+        .to_string();
+    assert_eq!(images, "", "temporary images left behind");
+}
+
+#[test]
+fn rebuild_hits_the_cache_unless_copied_content_changes() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "cache",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nCOPY a.txt /a.txt\nRUN cat /a.txt > /copy && cat /proc/sys/kernel/random/uuid > /stamp\nCOPY b.txt /b.txt\n",
+            ),
+            ("a.txt", "one\n"),
+            ("b.txt", "two\n"),
+            ("unrelated.txt", "x\n"),
+        ],
+    );
+    build(&d, &dir, &["-t", "c:1"]).ok();
+    let id1 = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "c:1"])
+        .ok()
+        .to_string();
+    let stamp1 = run(&d, &["c:1", "cat", "/stamp"]);
+    // Nothing changed, then an unrelated file and a touch: every step is cached,
+    // and the image is the same.
+    std::fs::write(dir.join("unrelated.txt"), "y\n").unwrap();
+    let f = std::fs::File::options()
+        .append(true)
+        .open(dir.join("a.txt"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(60))
+        .unwrap();
+    let o = build(&d, &dir, &["-t", "c:2"]);
+    assert_eq!(o.ok().matches("Using cache").count(), 3, "{o:?}");
+    let id2 = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "c:2"])
+        .ok()
+        .to_string();
+    assert_eq!(id1, id2);
+    // A change to the file copied late reuses the steps before it.
+    std::fs::write(dir.join("b.txt"), "three\n").unwrap();
+    let o = build(&d, &dir, &["-t", "c:3"]);
+    assert_eq!(o.ok().matches("Using cache").count(), 2, "{o:?}");
+    assert_eq!(
+        run(&d, &["c:3", "cat", "/stamp", "/b.txt"]),
+        format!("{stamp1}three\n")
+    );
+    // --no-cache runs everything again.
+    let o = build(&d, &dir, &["--no-cache", "-t", "c:4"]);
+    assert_eq!(o.ok().matches("Using cache").count(), 0, "{o:?}");
+    assert_ne!(run(&d, &["c:4", "cat", "/stamp"]), stamp1);
+}
+
+#[test]
+fn multi_stage_with_target_and_copy_from() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "stages",
+        &[
+            (
+                "Dockerfile",
+                "ARG BASE=busybox\n\
+                 FROM $BASE AS builder\n\
+                 WORKDIR /src\n\
+                 COPY main.txt .\n\
+                 RUN tr a-z A-Z < main.txt > /app.bin\n\
+                 FROM busybox AS test\n\
+                 RUN exit 3\n\
+                 FROM ${BASE}\n\
+                 COPY --from=builder /app.bin /usr/local/bin/app\n\
+                 CMD [\"cat\", \"/usr/local/bin/app\"]\n",
+            ),
+            ("main.txt", "compiled\n"),
+        ],
+    );
+    // The failing `test` stage is not needed by the last stage: never built.
+    let o = build(&d, &dir, &["-t", "app"]);
+    assert!(!o.ok().contains("exit 3"), "{o:?}");
+    assert_eq!(run(&d, &["app"]), "COMPILED\n");
+    // --target stops at a stage; a failing RUN fails with BuildKit's words.
+    let o = build(&d, &dir, &["--target", "builder", "-t", "app:builder"]);
+    o.ok();
+    assert_eq!(
+        run(&d, &["app:builder", "cat", "/src/main.txt"]),
+        "compiled\n"
+    );
+    let o = build(&d, &dir, &["--target", "test", "-t", "app:test"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("process \"/bin/sh -c exit 3\" did not complete successfully: exit code: 3"),
+        "{o:?}"
+    );
+    assert!(o.stderr.contains("Dockerfile:7"), "{o:?}");
+    let o = build(&d, &dir, &["--target", "nope"]);
+    assert!(
+        o.stderr
+            .contains("target stage \"nope\" could not be found"),
+        "{o:?}"
+    );
+    assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
+}
+
+#[test]
+fn bad_dockerfiles_name_the_line_and_leave_nothing() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let before = d.docker(&["images", "-aq"]).ok().to_string();
+    for (df, msg) in [
+        ("FROM busybox\nRUNN echo\n", "Dockerfile:2: dockerfile parse error on line 2: unknown instruction: RUNN (did you mean RUN?)"),
+        ("FROM busybox\nCOPY missing.txt /x\n", "\"/missing.txt\": not found"),
+        ("FROM busybox\nCOPY a b /dst\n", "must be a directory and end with a /"),
+        // A registry on loopback that is not there (never a public one).
+        ("FROM 127.0.0.1:9/nosuchimage:1\n", "failed to resolve source metadata for 127.0.0.1:9/nosuchimage:1"),
+    ] {
+        let dir = context(&d, "bad", &[("Dockerfile", df), ("a", "1"), ("b", "2")]);
+        let o = build(&d, &dir, &["-t", "bad"]);
+        assert_ne!(o.code, 0, "{df}: {o:?}");
+        assert!(o.stderr.contains(msg), "{df}: {o:?}");
+    }
+    assert_eq!(d.docker(&["images", "-aq"]).ok(), before);
+    assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
+}

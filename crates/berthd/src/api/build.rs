@@ -1,0 +1,125 @@
+//! `/build`: the classic build endpoint (`POST /build`), `/build/prune` and
+//! `/build/cancel`. Parses the query, hands the body to the build service.
+
+use crate::api::http::{self, BodyReader, Call, Resp};
+use crate::daemon::build::BuildRequest;
+use crate::daemon::services::Daemon;
+use crate::error::{ApiError, ApiResult};
+use hyper::{Method, StatusCode};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+fn json_param<T: serde::de::DeserializeOwned + Default>(call: &Call, k: &str) -> ApiResult<T> {
+    match call.query.get(k).filter(|v| !v.is_empty()) {
+        None => Ok(T::default()),
+        Some(v) => {
+            serde_json::from_str(v).map_err(|e| ApiError::invalid(format!("invalid {k}: {e}")))
+        }
+    }
+}
+
+pub(super) async fn route(
+    d: &Arc<Daemon>,
+    call: &mut Call,
+    segs: &[&str],
+) -> ApiResult<Option<Resp>> {
+    let q = &call.query;
+    Ok(Some(match (&call.method, segs) {
+        (&Method::POST, []) => {
+            if q.get("version") == Some("2") {
+                return Err(ApiError::invalid(
+                    "berthd does not serve BuildKit's session builds through /build yet: build without BuildKit (DOCKER_BUILDKIT=0)",
+                ));
+            }
+            let build_args: BTreeMap<String, Option<String>> = json_param(call, "buildargs")?;
+            let ulimits: Vec<berth_api::Ulimit> = json_param(call, "ulimits")?;
+            let int = |k: &str| -> ApiResult<i64> { Ok(q.int(k)?.unwrap_or(0)) };
+            let req = BuildRequest {
+                dockerfile: q.get("dockerfile").unwrap_or("").to_string(),
+                tags: q
+                    .get_all("t")
+                    .into_iter()
+                    .filter(|t| !t.is_empty())
+                    .map(String::from)
+                    .collect(),
+                extra_hosts: q
+                    .get_all("extrahosts")
+                    .into_iter()
+                    .flat_map(|v| {
+                        v.split(',')
+                            .filter(|h| !h.is_empty())
+                            .map(String::from)
+                            .collect::<Vec<_>>()
+                    })
+                    .collect(),
+                quiet: q.flag("q"),
+                no_cache: q.flag("nocache"),
+                pull: q.flag("pull"),
+                memory: int("memory")?,
+                memswap: int("memswap")?,
+                cpu_shares: int("cpushares")?,
+                cpuset_cpus: q.get("cpusetcpus").unwrap_or("").to_string(),
+                cpu_period: int("cpuperiod")?,
+                cpu_quota: int("cpuquota")?,
+                // A build arg without a value takes none (the client fills it in).
+                build_args: build_args
+                    .into_iter()
+                    .filter_map(|(k, v)| v.map(|v| (k, v)))
+                    .collect(),
+                shm_size: int("shmsize")?,
+                labels: json_param(call, "labels")?,
+                network_mode: q.get("networkmode").unwrap_or("").to_string(),
+                platform: q.get("platform").unwrap_or("").to_string(),
+                target: q.get("target").unwrap_or("").to_string(),
+                remote: q.get("remote").filter(|r| !r.is_empty()).map(String::from),
+                build_id: q.get("buildid").filter(|r| !r.is_empty()).map(String::from),
+                ulimits,
+            };
+            let mut req = req;
+            for t in req.tags.iter_mut() {
+                *t = berth_image::Reference::parse(t)
+                    .ok()
+                    .and_then(|r| r.tagged())
+                    .ok_or_else(|| ApiError::invalid(format!("invalid reference format: {t}")))?;
+            }
+            if !matches!(
+                req.network_mode.as_str(),
+                "" | "default" | "bridge" | "host" | "none"
+            ) {
+                return Err(ApiError::invalid(format!(
+                    "network mode {:?} is not supported for builds (default, bridge, host or none)",
+                    req.network_mode
+                )));
+            }
+            let body = BodyReader::new(call.take_body()?);
+            http::stream(
+                StatusCode::OK,
+                "application/json",
+                d.builds.build(req, body),
+            )
+        }
+        (&Method::POST, ["prune"]) => {
+            let keep = q.int("keep-storage")?.unwrap_or(0);
+            let filters = q.filters()?;
+            let until = match filters.get("until").and_then(|v| v.first()) {
+                None => None,
+                Some(u) => Some(
+                    berth_build::exec::duration_ns(u)
+                        .map(|n| n / 1_000_000_000)
+                        .ok_or_else(|| ApiError::invalid(format!("invalid until filter {u:?}")))?,
+                ),
+            };
+            let (keys, freed) = d.builds.prune(q.flag("all"), keep, until)?;
+            http::json(
+                StatusCode::OK,
+                &serde_json::json!({ "CachesDeleted": keys, "SpaceReclaimed": freed }),
+            )
+        }
+        (&Method::POST, ["cancel"]) => {
+            let id = q.get("id").unwrap_or("");
+            d.builds.cancel(id);
+            http::empty(StatusCode::OK)
+        }
+        _ => return Ok(None),
+    }))
+}

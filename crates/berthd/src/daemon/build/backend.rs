@@ -1,0 +1,541 @@
+//! berth-build's backend in berthd: a RUN step is a container made by the
+//! container service from the step's state (held as a temporary image while it
+//! runs), so that it gets every defence and option of `docker run`; its changes
+//! become a layer in the store.
+
+use super::request::BuildRequest;
+use crate::daemon::archive::Archive;
+use crate::daemon::container::attach::AttachRequest;
+use crate::daemon::container::Containers;
+use crate::daemon::container::WaitCondition;
+use crate::daemon::image::service::Images;
+use berth_build::backend::{
+    say, Backend, Layer, Output, RunMount, RunResult, RunStep, Sharing, Snapshot, View,
+};
+use berth_image::Store;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::Mutex;
+use tokio::io::AsyncReadExt;
+
+/// What the build service's steps use, shared by its builds.
+pub struct Parts {
+    pub store: Arc<Store>,
+    pub containers: Arc<Containers>,
+    pub archive: Arc<Archive>,
+    pub images: Arc<Images>,
+    /// `<data-root>/build`.
+    pub dir: PathBuf,
+    /// `sharing=locked` caches in use, and `private` ones.
+    pub cache_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+pub struct Steps {
+    builds: Arc<Parts>,
+    scratch: PathBuf,
+    host: berth_api::HostConfig,
+    extra_hosts: Vec<String>,
+}
+
+/// A state's filesystem on the host: one layer's directory as it is, or a
+/// read-only overlay of several (unmounted when dropped).
+pub struct OverlayView {
+    path: PathBuf,
+    mounted: bool,
+}
+
+impl View for OverlayView {
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for OverlayView {
+    fn drop(&mut self) {
+        if self.mounted {
+            if let Err(e) = rustix::mount::unmount(&self.path, rustix::mount::UnmountFlags::DETACH)
+            {
+                tracing::warn!(path = %self.path.display(), error = %e, "unmounting a build view");
+            }
+            let _ = std::fs::remove_dir(&self.path);
+        }
+    }
+}
+
+fn overlay(lower: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(target).map_err(|e| format!("creating {}: {e}", target.display()))?;
+    let mut opts = format!(
+        "lowerdir={}",
+        lower
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":")
+    );
+    let mut flags = rustix::mount::MountFlags::empty();
+    match upper {
+        Some((u, w)) => opts.push_str(&format!(
+            ",upperdir={},workdir={}",
+            u.display(),
+            w.display()
+        )),
+        None => flags |= rustix::mount::MountFlags::RDONLY,
+    }
+    let data = std::ffi::CString::new(opts).map_err(|_| "a path holds a NUL byte".to_string())?;
+    rustix::mount::mount("overlay", target, "overlay", flags, data.as_c_str())
+        .map_err(|e| format!("mounting an overlay on {}: {e}", target.display()))
+}
+
+/// Removes a step's container and temporary image however the step ends (a
+/// cancelled build included).
+struct StepGuard {
+    builds: Arc<Parts>,
+    container: Option<String>,
+    image: Option<String>,
+}
+
+impl StepGuard {
+    async fn cleanup(&mut self) {
+        if let Some(c) = self.container.take() {
+            if let Err(e) = self.builds.containers.remove(&c, true, true).await {
+                tracing::warn!(container = %c, error = %e, "removing a build step's container");
+            }
+        }
+        if let Some(i) = self.image.take() {
+            if let Err(e) = self.builds.store.remove_if_unused(&i) {
+                tracing::warn!(image = %i, error = %e, "removing a build step's image");
+            }
+        }
+    }
+}
+
+impl Drop for StepGuard {
+    fn drop(&mut self) {
+        if self.container.is_some() || self.image.is_some() {
+            let mut rest = StepGuard {
+                builds: self.builds.clone(),
+                container: self.container.take(),
+                image: self.image.take(),
+            };
+            tokio::spawn(async move { rest.cleanup().await });
+        }
+    }
+}
+
+fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
+    let m = std::fs::symlink_metadata(src)?;
+    if m.file_type().is_symlink() {
+        let t = std::fs::read_link(src)?;
+        let _ = std::os::unix::fs::symlink(t, dst);
+    } else if m.is_dir() {
+        std::fs::create_dir_all(dst)?;
+        for e in std::fs::read_dir(src)? {
+            let e = e?;
+            copy_tree(&e.path(), &dst.join(e.file_name()))?;
+        }
+    } else if m.is_file() {
+        std::fs::copy(src, dst)?;
+    }
+    Ok(())
+}
+
+impl Steps {
+    pub fn new(builds: Arc<Parts>, req: &BuildRequest, scratch: PathBuf) -> Steps {
+        let host = berth_api::HostConfig {
+            memory: req.memory,
+            cpu_shares: req.cpu_shares,
+            cpuset_cpus: req.cpuset_cpus.clone(),
+            cpu_period: req.cpu_period,
+            cpu_quota: req.cpu_quota,
+            shm_size: req.shm_size,
+            ulimits: (!req.ulimits.is_empty()).then(|| req.ulimits.clone()),
+            ..Default::default()
+        };
+        let mut host = host;
+        if req.memswap != 0 {
+            host.other
+                .insert("MemorySwap".into(), serde_json::json!(req.memswap));
+        }
+        Steps {
+            builds,
+            scratch,
+            host,
+            extra_hosts: req.extra_hosts.clone(),
+        }
+    }
+
+    fn cache_dir(&self, id: &str) -> PathBuf {
+        let h = berth_image::sha256_hex(id.as_bytes());
+        self.builds.dir.join("cache").join(&h[..32])
+    }
+
+    /// The host side of the step's mounts, as the container service takes them,
+    /// and the locks and overlays held while it runs.
+    async fn mounts(
+        &self,
+        mounts: &[RunMount],
+    ) -> Result<
+        (
+            Vec<serde_json::Value>,
+            Vec<tokio::sync::OwnedMutexGuard<()>>,
+            Vec<OverlayView>,
+        ),
+        String,
+    > {
+        let mut out = Vec::new();
+        let mut locks = Vec::new();
+        let mut overlays = Vec::new();
+        for (i, m) in mounts.iter().enumerate() {
+            match m {
+                RunMount::Bind {
+                    source,
+                    target,
+                    readonly,
+                } => {
+                    let src = if *readonly {
+                        source.clone()
+                    } else if source.is_dir() {
+                        // Writes land in a scratch layer and are thrown away.
+                        let base = self
+                            .scratch
+                            .join(format!("rw-{i}-{:08x}", rand::random::<u32>()));
+                        let (u, w, t) =
+                            (base.join("upper"), base.join("work"), base.join("merged"));
+                        for d in [&u, &w] {
+                            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+                        }
+                        overlay(std::slice::from_ref(source), Some((&u, &w)), &t)?;
+                        overlays.push(OverlayView {
+                            path: t.clone(),
+                            mounted: true,
+                        });
+                        t
+                    } else {
+                        let copy = self
+                            .scratch
+                            .join(format!("rw-{i}-{:08x}", rand::random::<u32>()));
+                        std::fs::copy(source, &copy).map_err(|e| e.to_string())?;
+                        copy
+                    };
+                    out.push(serde_json::json!({
+                        "Type": "bind", "Source": src, "Target": target, "ReadOnly": readonly,
+                    }));
+                }
+                RunMount::Cache {
+                    id,
+                    target,
+                    sharing,
+                    uid,
+                    gid,
+                    mode,
+                    seed,
+                    readonly,
+                } => {
+                    let lock = {
+                        let mut l = self
+                            .builds
+                            .cache_locks
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner());
+                        l.entry(id.clone()).or_default().clone()
+                    };
+                    let mut dir = self.cache_dir(id);
+                    match sharing {
+                        Sharing::Shared => {}
+                        Sharing::Locked => locks.push(lock.lock_owned().await),
+                        Sharing::Private => match lock.try_lock_owned() {
+                            Ok(g) => locks.push(g),
+                            // In use: this step gets a cache of its own.
+                            Err(_) => dir = self.scratch.join(format!("cache-{i}")),
+                        },
+                    }
+                    if !dir.exists() {
+                        let tmp = dir.with_extension("new");
+                        let _ = std::fs::remove_dir_all(&tmp);
+                        match seed {
+                            Some(s) => copy_tree(s, &tmp)
+                                .map_err(|e| format!("seeding cache {id}: {e}"))?,
+                            None => std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?,
+                        }
+                        std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid))
+                            .map_err(|e| e.to_string())?;
+                        std::fs::set_permissions(
+                            &tmp,
+                            std::os::unix::fs::PermissionsExt::from_mode(*mode),
+                        )
+                        .map_err(|e| e.to_string())?;
+                        std::fs::create_dir_all(dir.parent().expect("has a parent"))
+                            .map_err(|e| e.to_string())?;
+                        std::fs::rename(&tmp, &dir).map_err(|e| e.to_string())?;
+                    }
+                    out.push(serde_json::json!({
+                        "Type": "bind", "Source": dir, "Target": target, "ReadOnly": readonly,
+                    }));
+                }
+                RunMount::Tmpfs { target, size } => {
+                    let mut v = serde_json::json!({ "Type": "tmpfs", "Target": target });
+                    if let Some(s) = size {
+                        v["TmpfsOptions"] = serde_json::json!({ "SizeBytes": s });
+                    }
+                    out.push(v);
+                }
+            }
+        }
+        Ok((out, locks, overlays))
+    }
+}
+
+/// Reads the multiplexed output of a step, passes it on, keeps its last lines.
+async fn relay_output(mut r: tokio::io::DuplexStream, out: Output) -> Vec<String> {
+    let mut tail: std::collections::VecDeque<String> = Default::default();
+    let mut pending = String::new();
+    let mut header = [0u8; 8];
+    loop {
+        if r.read_exact(&mut header).await.is_err() {
+            break;
+        }
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        let mut buf = vec![0u8; len];
+        if r.read_exact(&mut buf).await.is_err() {
+            break;
+        }
+        let text = String::from_utf8_lossy(&buf).into_owned();
+        say(&out, text.clone());
+        pending.push_str(&text);
+        while let Some(p) = pending.find('\n') {
+            let line: String = pending.drain(..=p).collect();
+            tail.push_back(line.trim_end().to_string());
+            if tail.len() > 5 {
+                tail.pop_front();
+            }
+        }
+    }
+    if !pending.trim().is_empty() {
+        tail.push_back(pending.trim_end().to_string());
+    }
+    tail.into_iter().collect()
+}
+
+impl Backend for Steps {
+    type View = OverlayView;
+
+    async fn image(
+        &self,
+        name: &str,
+        pull: bool,
+        out: &Output,
+    ) -> Result<(String, Snapshot), String> {
+        let store = &self.builds.store;
+        let snap = |i: berth_image::Image| {
+            (
+                i.id.clone(),
+                Snapshot {
+                    config: i.config,
+                    layers: i.layers,
+                },
+            )
+        };
+        if !pull {
+            match store.resolve(name) {
+                Ok(i) => return Ok(snap(i)),
+                Err(berth_image::StoreError::NoSuchImage(_)) => {}
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        say(out, format!("Pulling {name}\n"));
+        let mut rx = self
+            .builds
+            .images
+            .pull(name, "", None, None)
+            .await
+            .map_err(|e| format!("failed to resolve source metadata for {name}: {e}"))?;
+        while let Some(chunk) = rx.recv().await {
+            for line in chunk.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let v: serde_json::Value = serde_json::from_slice(line).unwrap_or_default();
+                if let Some(e) = v.get("error").and_then(|e| e.as_str()) {
+                    return Err(format!("failed to resolve source metadata for {name}: {e}"));
+                }
+            }
+        }
+        store.resolve(name).map(snap).map_err(|e| e.to_string())
+    }
+
+    async fn run(
+        &self,
+        state: &Snapshot,
+        step: &RunStep,
+        out: &Output,
+    ) -> Result<RunResult, String> {
+        if step.insecure {
+            return Err(
+                "security.insecure is not allowed: berthd does not grant it to builds".into(),
+            );
+        }
+        let b = &self.builds;
+        let config = serde_json::to_vec(&state.config).map_err(|e| e.to_string())?;
+        let (image, created) = b
+            .store
+            .insert_built(&config, &state.layers, &[])
+            .map_err(|e| e.to_string())?;
+        let mut guard = StepGuard {
+            builds: b.clone(),
+            container: None,
+            image: created.then(|| image.clone()),
+        };
+        let (mounts, _locks, _overlays) = self.mounts(&step.mounts).await?;
+        let mut hc = self.host.clone();
+        hc.network_mode = match step.network.as_str() {
+            "default" | "" => "bridge".into(),
+            n => n.into(),
+        };
+        if !mounts.is_empty() {
+            hc.other
+                .insert("Mounts".into(), serde_json::Value::Array(mounts));
+        }
+        if !self.extra_hosts.is_empty() {
+            hc.other
+                .insert("ExtraHosts".into(), serde_json::json!(self.extra_hosts));
+        }
+        let req = berth_api::ContainerCreateRequest {
+            config: berth_api::ContainerConfig {
+                image: image.clone(),
+                cmd: Some(step.args.clone()),
+                entrypoint: Some(Vec::new()),
+                env: Some(step.env.clone()),
+                user: step.user.clone(),
+                working_dir: step.workdir.clone(),
+                attach_stdout: true,
+                attach_stderr: true,
+                ..Default::default()
+            },
+            host_config: Some(hc),
+            networking_config: None,
+        };
+        let created = b.containers.create(None, req).map_err(|e| e.to_string())?;
+        let id = created.id;
+        guard.container = Some(id.clone());
+        let short: String = id.chars().take(12).collect();
+        say(out, format!(" ---> Running in {short}\n"));
+        let session = b
+            .containers
+            .attach(
+                &id,
+                AttachRequest {
+                    stdout: true,
+                    stderr: true,
+                    stream: true,
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let (mine, theirs) = tokio::io::duplex(64 * 1024);
+        tokio::spawn(session.relay(theirs));
+        let reader = tokio::spawn(relay_output(mine, out.clone()));
+        let wait = b
+            .containers
+            .wait(&id, WaitCondition::NextExit)
+            .map_err(|e| e.to_string())?;
+        b.containers.start(&id).await.map_err(|e| e.to_string())?;
+        let status = wait.await;
+        let tail = reader.await.unwrap_or_default();
+        let mut layer = None;
+        if status.status_code == 0 {
+            let tar = b.archive.layer_of(&id).await.map_err(|e| e.to_string())?;
+            let path = self.scratch.join(format!("run-{short}.tar"));
+            std::fs::write(&path, tar).map_err(|e| e.to_string())?;
+            layer = Some(self.add_layer(&path).await);
+            let _ = std::fs::remove_file(&path);
+        }
+        guard.cleanup().await;
+        say(out, format!("Removing intermediate container {short}\n"));
+        Ok(RunResult {
+            exit_code: status.status_code,
+            tail,
+            layer: layer.transpose()?.flatten(),
+        })
+    }
+
+    fn layer_dirs(&self, state: &Snapshot) -> Vec<PathBuf> {
+        state
+            .layers
+            .iter()
+            .rev()
+            .map(|(d, _)| self.builds.store.layer_dir(d).join("diff"))
+            .collect()
+    }
+
+    fn view(&self, state: &Snapshot) -> Result<OverlayView, String> {
+        let dirs = self.layer_dirs(state);
+        match dirs.len() {
+            0 => {
+                let p = self
+                    .scratch
+                    .join(format!("empty-{:08x}", rand::random::<u32>()));
+                std::fs::create_dir_all(&p).map_err(|e| e.to_string())?;
+                Ok(OverlayView {
+                    path: p,
+                    mounted: false,
+                })
+            }
+            1 => Ok(OverlayView {
+                path: dirs[0].clone(),
+                mounted: false,
+            }),
+            _ => {
+                let p = self
+                    .scratch
+                    .join(format!("view-{:08x}", rand::random::<u32>()));
+                overlay(&dirs, None, &p)?;
+                Ok(OverlayView {
+                    path: p,
+                    mounted: true,
+                })
+            }
+        }
+    }
+
+    fn scratch(&self) -> &Path {
+        &self.scratch
+    }
+
+    async fn add_layer(&self, tar: &Path) -> Result<Option<Layer>, String> {
+        let store = self.builds.store.clone();
+        let tar = tar.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            let f =
+                std::fs::File::open(&tar).map_err(|e| format!("opening {}: {e}", tar.display()))?;
+            store
+                .add_layer(std::io::BufReader::new(f))
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| e.to_string())?
+    }
+
+    fn cache_get(&self, key: &str) -> Option<(Vec<u8>, Vec<Layer>)> {
+        match self.builds.store.cache_get(key) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(key, error = %e, "reading the build cache");
+                None
+            }
+        }
+    }
+
+    fn cache_put(&self, key: &str, config: &[u8], layers: &[Layer]) -> Result<(), String> {
+        self.builds
+            .store
+            .cache_put(key, config, layers)
+            .map_err(|e| e.to_string())
+    }
+
+    fn commit(&self, config: &[u8], layers: &[Layer], tags: &[String]) -> Result<String, String> {
+        self.builds
+            .store
+            .insert_built(config, layers, tags)
+            .map(|(id, _)| id)
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,73 @@
+//! The build context as the client sends it: a tar (plain or gzip) unpacked into
+//! the build's scratch directory, its Dockerfile and `.dockerignore` read.
+
+use berth_build::exec::Context;
+use berth_build::ignore::Ignore;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+/// The build's scratch directory, removed (whatever happened) when dropped.
+pub struct Scratch(PathBuf);
+
+impl Scratch {
+    pub fn new(p: PathBuf) -> std::io::Result<Scratch> {
+        std::fs::create_dir_all(&p)?;
+        Ok(Scratch(p))
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub struct Received {
+    pub dockerfile: String,
+    pub context: Context,
+}
+
+/// Unpacks the context into `dir` and reads the Dockerfile named `name` from it.
+pub fn receive<R: Read>(body: R, dir: &Path, name: &str) -> Result<Received, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    let mut r = BufReader::with_capacity(1 << 20, body);
+    let head = r
+        .fill_buf()
+        .map_err(|e| format!("reading the context: {e}"))?
+        .to_vec();
+    let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::GzDecoder::new(r))
+    } else if head.starts_with(b"BZh") || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z']) {
+        return Err("the context is compressed with bzip2 or xz, which berth does not read yet: send it plain or gzip".into());
+    } else {
+        Box::new(r)
+    };
+    if !head.is_empty() {
+        let mut a = tar::Archive::new(reader);
+        a.set_preserve_permissions(true);
+        a.set_preserve_mtime(true);
+        a.set_overwrite(true);
+        a.set_unpack_xattrs(false);
+        // unpack() keeps every entry beneath `dir` (no `..`, no writing through a
+        // symlink the archive made).
+        a.unpack(dir)
+            .map_err(|e| format!("unpacking the build context: {e}"))?;
+    }
+    let df_path = berth_build::rootfs::scoped(dir, name, true);
+    let dockerfile = std::fs::read_to_string(&df_path)
+        .map_err(|_| format!("Cannot locate specified Dockerfile: {name}"))?;
+    let base = name.rsplit('/').next().unwrap_or(name);
+    let specific = berth_build::rootfs::scoped(dir, &format!("{name}.dockerignore"), true);
+    let ignore_text = std::fs::read_to_string(&specific)
+        .or_else(|_| std::fs::read_to_string(dir.join(".dockerignore")))
+        .unwrap_or_default();
+    let _ = base;
+    let ignore = Ignore::parse(&ignore_text).map_err(|e| e.to_string())?;
+    Ok(Received {
+        dockerfile,
+        context: Context {
+            dir: dir.to_path_buf(),
+            ignore,
+        },
+    })
+}

@@ -1,0 +1,220 @@
+//! The build service: `POST /build`. It receives the context, hands the
+//! Dockerfile to `berth-build` and gives it a [`backend::Steps`] through which
+//! steps run as containers of berth's own start path, layers and cache records go
+//! into the store and the result becomes an image. Build caches (`RUN
+//! --mount=type=cache`) live under `<data-root>/build/cache`.
+
+mod backend;
+mod context;
+mod request;
+
+pub use request::BuildRequest;
+
+use crate::daemon::archive::Archive;
+use crate::daemon::container::Containers;
+use crate::daemon::image::service::Images;
+use berth_build::backend::Event;
+use berth_image::Store;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+
+pub struct Builds {
+    parts: Arc<backend::Parts>,
+    /// Builds in progress by their `buildid`, for `/build/cancel`.
+    running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+}
+
+impl Builds {
+    pub fn new(
+        store: Arc<Store>,
+        containers: Arc<Containers>,
+        archive: Arc<Archive>,
+        images: Arc<Images>,
+        data_root: &std::path::Path,
+    ) -> Builds {
+        let dir = data_root.join("build");
+        // Scratch space of builds a crash interrupted.
+        let _ = std::fs::remove_dir_all(dir.join("tmp"));
+        Builds {
+            parts: Arc::new(backend::Parts {
+                store,
+                containers,
+                archive,
+                images,
+                dir,
+                cache_locks: Mutex::new(HashMap::new()),
+            }),
+            running: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Starts a build over the context `body` (a tar, possibly compressed);
+    /// returns Docker's JSON stream.
+    pub fn build<R: std::io::Read + Send + 'static>(
+        self: &Arc<Self>,
+        req: BuildRequest,
+        body: R,
+    ) -> mpsc::Receiver<Bytes> {
+        let (tx, rx) = mpsc::channel(64);
+        let me = self.clone();
+        let build_id = req.build_id.clone();
+        let task = tokio::spawn(async move {
+            let (etx, mut erx) = mpsc::unbounded_channel::<Event>();
+            let quiet = req.quiet;
+            let forward = {
+                let tx = tx.clone();
+                tokio::spawn(async move {
+                    while let Some(e) = erx.recv().await {
+                        let line = match e {
+                            Event::Stream(s) if !quiet => serde_json::json!({ "stream": s }),
+                            Event::Stream(_) => continue,
+                            Event::Aux(v) => serde_json::json!({ "aux": v }),
+                        };
+                        let mut b = serde_json::to_vec(&line).expect("serialises");
+                        b.push(b'\n');
+                        if tx.send(Bytes::from(b)).await.is_err() {
+                            break;
+                        }
+                    }
+                })
+            };
+            let result = me.run(req, body, etx).await;
+            let _ = forward.await;
+            let line = match result {
+                Ok(id) if quiet => serde_json::json!({ "stream": format!("{id}\n") }),
+                Ok(_) => return,
+                Err(e) => serde_json::json!({
+                    "errorDetail": { "message": e },
+                    "error": e,
+                }),
+            };
+            let mut b = serde_json::to_vec(&line).expect("serialises");
+            b.push(b'\n');
+            let _ = tx.send(Bytes::from(b)).await;
+        });
+        if let Some(id) = build_id {
+            self.running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, task.abort_handle());
+        }
+        rx
+    }
+
+    /// `POST /build/cancel?id=`: stops the build (its containers are removed).
+    pub fn cancel(&self, id: &str) -> bool {
+        match self
+            .running
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id)
+        {
+            Some(h) => {
+                h.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
+    async fn run<R: std::io::Read + Send + 'static>(
+        self: &Arc<Self>,
+        req: BuildRequest,
+        body: R,
+        out: berth_build::backend::Output,
+    ) -> Result<String, String> {
+        if req.remote.is_some() {
+            return Err("berth does not build from a remote context yet".into());
+        }
+        let scratch = self
+            .parts
+            .dir
+            .join("tmp")
+            .join(format!("{:016x}", rand::random::<u64>()));
+        let guard = context::Scratch::new(scratch.clone()).map_err(|e| e.to_string())?;
+        let ctx_dir = scratch.join("context");
+        let dockerfile_name = if req.dockerfile.is_empty() {
+            "Dockerfile".to_string()
+        } else {
+            req.dockerfile.clone()
+        };
+        let ctx = {
+            let ctx_dir = ctx_dir.clone();
+            let name = dockerfile_name.clone();
+            tokio::task::spawn_blocking(move || context::receive(body, &ctx_dir, &name))
+                .await
+                .map_err(|e| e.to_string())??
+        };
+        let backend = Arc::new(backend::Steps::new(
+            self.parts.clone(),
+            &req,
+            scratch.clone(),
+        ));
+        let opts = berth_build::exec::Options {
+            dockerfile: dockerfile_name,
+            target: (!req.target.is_empty()).then(|| req.target.clone()),
+            build_args: req.build_args.clone(),
+            labels: req.labels.clone(),
+            no_cache: req.no_cache,
+            pull: req.pull,
+            network: if req.network_mode.is_empty() {
+                "default".into()
+            } else {
+                req.network_mode.clone()
+            },
+            platform: req.platform.clone(),
+            tags: req.tags.clone(),
+            created: crate::daemon::time::now_rfc3339(),
+        };
+        let built = berth_build::exec::build(backend, &ctx.dockerfile, ctx.context, opts, out)
+            .await
+            .map_err(|e| e.to_string())?;
+        drop(guard);
+        for t in &req.tags {
+            self.parts.images.emit("tag", t);
+        }
+        tracing::info!(image = %built.id, steps = built.steps, cached = built.cached, "built");
+        Ok(built.id)
+    }
+
+    /// `docker builder prune` / `POST /build/prune`.
+    pub fn prune(
+        &self,
+        all: bool,
+        keep_storage: i64,
+        until_secs: Option<i64>,
+    ) -> Result<(Vec<String>, i64), berth_image::StoreError> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs() as i64;
+        let records = self.parts.store.cache_records()?;
+        let total: i64 = records.iter().map(|r| r.size).sum();
+        let budget = std::cell::Cell::new(total - keep_storage.max(0));
+        let _ = all;
+        self.parts
+            .store
+            .cache_prune(&|r| {
+                if let Some(u) = until_secs {
+                    if now - r.last_used < u {
+                        return false;
+                    }
+                }
+                if keep_storage > 0 {
+                    if budget.get() <= 0 {
+                        return false;
+                    }
+                    budget.set(budget.get() - r.size);
+                }
+                true
+            })
+            .map(|(keys, freed)| {
+                for k in &keys {
+                    let _ = std::fs::remove_dir_all(self.parts.dir.join("cache").join(k));
+                }
+                (keys, freed)
+            })
+    }
+}

@@ -1,0 +1,29 @@
+//! What a build was asked for.
+
+use std::collections::BTreeMap;
+
+/// `POST /build`'s parameters.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    pub dockerfile: String,
+    pub tags: Vec<String>,
+    pub extra_hosts: Vec<String>,
+    pub quiet: bool,
+    pub no_cache: bool,
+    pub pull: bool,
+    pub memory: i64,
+    pub memswap: i64,
+    pub cpu_shares: i64,
+    pub cpuset_cpus: String,
+    pub cpu_period: i64,
+    pub cpu_quota: i64,
+    pub build_args: BTreeMap<String, String>,
+    pub shm_size: i64,
+    pub labels: BTreeMap<String, String>,
+    pub network_mode: String,
+    pub platform: String,
+    pub target: String,
+    pub remote: Option<String>,
+    pub build_id: Option<String>,
+    pub ulimits: Vec<berth_api::Ulimit>,
+}
