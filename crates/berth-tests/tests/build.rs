@@ -252,3 +252,233 @@ fn bad_dockerfiles_name_the_line_and_leave_nothing() {
     assert_eq!(d.docker(&["images", "-aq"]).ok(), before);
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
 }
+
+/// Runs a Python script with docker-py against the daemon.
+fn docker_py(d: &Daemon, script: &str) -> Out {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg("-c")
+        .arg(format!(
+            "import docker, sys\nclient = docker.DockerClient(base_url={:?})\n{script}",
+            d.host()
+        ))
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    berth_tests::run(cmd, None)
+}
+
+#[test]
+fn docker_py_builds_and_reports_failures() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "py",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\nARG WHO=nobody\nRUN echo \"hi $WHO\" > /who\nCMD [\"cat\", \"/who\"]\n",
+            ),
+            ("Dockerfile.fail", "FROM busybox\nRUN echo doomed; exit 7\n"),
+        ],
+    );
+    let o = docker_py(
+        &d,
+        &format!(
+            "img, logs = client.images.build(path={:?}, tag='py:1', buildargs={{'WHO': 'python'}}, labels={{'via': 'docker-py'}})\n\
+             print(img.id, img.tags, img.labels['via'])\n\
+             print(client.containers.run('py:1', remove=True).decode(), end='')\n\
+             try:\n    client.images.build(path={:?}, dockerfile='Dockerfile.fail')\n\
+             except docker.errors.BuildError as e:\n    print('BuildError:', e.msg)\n",
+            dir.to_str().unwrap(),
+            dir.to_str().unwrap()
+        ),
+    );
+    let out = o.ok();
+    assert!(out.contains("['py:1'] docker-py"), "{out}");
+    assert!(out.contains("hi python\n"), "{out}");
+    assert!(
+        out.contains("BuildError: failed to solve: Dockerfile.fail:2: RUN echo doomed; exit 7: process \"/bin/sh -c echo doomed; exit 7\" did not complete successfully: exit code: 7"),
+        "{out}"
+    );
+    assert!(out.contains("last output:\ndoomed"), "{out}");
+}
+
+#[test]
+fn docker_compose_v1_builds_and_ups() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "compose1",
+        &[
+            (
+                "docker-compose.yml",
+                "version: '3'\nservices:\n  web:\n    build:\n      context: .\n      args:\n        MSG: from-compose\n    image: c1web:latest\n    command: [\"sh\", \"-c\", \"cat /msg; sleep 30\"]\n",
+            ),
+            ("Dockerfile", "FROM busybox\nARG MSG\nRUN echo $MSG > /msg\n"),
+        ],
+    );
+    let compose = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("/usr/bin/docker-compose");
+        cmd.args(["-p", "c1"])
+            .args(args)
+            .current_dir(&dir)
+            .env("DOCKER_HOST", d.host());
+        berth_tests::run(cmd, None)
+    };
+    compose(&["build"]).ok();
+    compose(&["up", "-d", "--build"]).ok();
+    berth_tests::wait_until("the service printed its message", || {
+        d.docker(&["logs", "c1_web_1"])
+            .stdout
+            .contains("from-compose")
+    });
+    compose(&["down", "-t", "0"]).ok();
+}
+
+#[test]
+fn dockerfile_features_from_the_reference() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "features",
+        &[
+            (
+                "Dockerfile",
+                "# syntax=docker/dockerfile:1\n\
+                 ARG TAG=latest\n\
+                 FROM busybox:${TAG} AS base\n\
+                 ONBUILD RUN echo triggered > /onbuild\n\
+                 FROM base AS child\n\
+                 SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n\
+                 ARG TAG\n\
+                 ARG V=1.2.3\n\
+                 ENV FULL=${V%.*} NAME=${UNSET:-default}\n\
+                 RUN <<EOF\n\
+                 echo \"tag=$TAG v=$V\" > /heredoc\n\
+                 echo second >> /heredoc\n\
+                 EOF\n\
+                 COPY <<-EOT /etc/inline.conf\n\
+                 \tkey=$FULL\n\
+                 \tEOT\n\
+                 COPY --chown=1234:5678 --chmod=640 keep/ /keep/\n\
+                 COPY --exclude=*.tmp data/ /data/\n\
+                 ADD archive.tar /unpacked/\n\
+                 RUN --mount=type=cache,target=/cache,id=c1 echo x >> /cache/runs && wc -l < /cache/runs > /runs\n\
+                 RUN --mount=type=bind,from=base,source=/bin,target=/basebin ls /basebin/busybox > /bound\n\
+                 RUN --mount=type=tmpfs,target=/scratch touch /scratch/f && ls /scratch > /tmpfs\n\
+                 RUN --mount=type=secret,id=absent cat /run/secrets/absent 2>/dev/null || echo nosecret > /secret\n\
+                 RUN --network=none ls /sys/class/net > /net\n\
+                 VOLUME /vol\n\
+                 STOPSIGNAL SIGUSR1\n\
+                 HEALTHCHECK --interval=5s --retries=2 CMD true\n\
+                 ENTRYPOINT [\"/bin/sh\", \"-c\"]\n\
+                 CMD [\"cat /heredoc\"]\n",
+            ),
+            (".dockerignore", "data/*.log\n!data/keep.log\n"),
+            ("keep/file", "kept\n"),
+            ("data/a.log", "ignored\n"),
+            ("data/keep.log", "exception\n"),
+            ("data/b.tmp", "excluded\n"),
+            ("data/c.txt", "copied\n"),
+        ],
+    );
+    // A tar for ADD to unpack.
+    let tar_path = dir.join("archive.tar");
+    {
+        let f = std::fs::File::create(&tar_path).unwrap();
+        let mut b = tar::Builder::new(f);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(4);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "inner/file.txt", &b"tar\n"[..])
+            .unwrap();
+        b.finish().unwrap();
+    }
+    let o = build(&d, &dir, &["-t", "feat", "--build-arg", "V=4.5.6"]);
+    let out = o.ok().to_string();
+    assert!(out.contains("# Executing 1 build trigger"), "{out}");
+    assert_eq!(
+        d.docker(&["run", "--rm", "feat"]).ok(),
+        "tag=latest v=4.5.6\nsecond\n"
+    );
+    let sh = |script: &str| d.docker(&["run", "--rm", "feat", script]).ok().to_string();
+    assert_eq!(sh("cat /onbuild"), "triggered\n");
+    assert_eq!(sh("echo $FULL $NAME"), "4.5 default\n");
+    assert_eq!(sh("cat /etc/inline.conf"), "key=4.5\n");
+    assert_eq!(
+        sh("stat -c '%u:%g %a' /keep/file; cat /keep/file"),
+        "1234:5678 640\nkept\n"
+    );
+    assert_eq!(sh("ls /data | sort | tr '\\n' ' '"), "c.txt keep.log ");
+    assert_eq!(sh("cat /unpacked/inner/file.txt"), "tar\n");
+    assert_eq!(
+        sh("cat /runs /bound /tmpfs /secret /net"),
+        "1\n/basebin/busybox\nf\nnosecret\nlo\n"
+    );
+    let i = d
+        .docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{json .Config.Volumes}} {{.Config.StopSignal}} {{json .Config.Healthcheck}} {{json .Config.Shell}}",
+            "feat",
+        ])
+        .ok()
+        .to_string();
+    assert!(i.contains("{\"/vol\":{}} SIGUSR1"), "{i}");
+    assert!(
+        i.contains("\"Interval\":5000000000") && i.contains("\"Retries\":2"),
+        "{i}"
+    );
+    assert!(i.contains("[\"/bin/sh\",\"-e\",\"-c\"]"), "{i}");
+    // The cache mount persists between builds: a --no-cache build runs the step
+    // again over the same cache.
+    build(
+        &d,
+        &dir,
+        &["--no-cache", "-t", "feat:2", "--build-arg", "V=4.5.6"],
+    )
+    .ok();
+    assert_eq!(
+        d.docker(&["run", "--rm", "feat:2", "cat /runs"]).ok(),
+        "2\n"
+    );
+    // A required secret with no provider fails with BuildKit's words.
+    let bad = context(
+        &d,
+        "secret",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=secret,id=tok,required cat /run/secrets/tok\n",
+        )],
+    );
+    let o = build(&d, &bad, &[]);
+    assert!(o.stderr.contains("secret tok: not found"), "{o:?}");
+}
+
+#[test]
+fn independent_stages_run_at_the_same_time() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "parallel",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS a\nRUN sleep 1.5 && echo a > /a\n\
+             FROM busybox AS b\nRUN sleep 1.5 && echo b > /b\n\
+             FROM busybox\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n",
+        )],
+    );
+    let t = std::time::Instant::now();
+    build(&d, &dir, &["-t", "par"]).ok();
+    let took = t.elapsed();
+    // Two 1.5 s steps one after the other would take 3 s at the least.
+    assert!(
+        took < std::time::Duration::from_millis(2900),
+        "took {took:?}"
+    );
+    assert_eq!(run(&d, &["par", "cat", "/a", "/b"]), "a\nb\n");
+}
