@@ -482,3 +482,126 @@ fn independent_stages_run_at_the_same_time() {
     );
     assert_eq!(run(&d, &["par", "cat", "/a", "/b"]), "a\nb\n");
 }
+
+/// BuildKit's CVE-2024-23652: removing the mount points a RUN's mounts needed
+/// followed a symlink the step put in their place, and deleted host files.
+#[test]
+fn cve_2024_23652_mount_stub_cleanup_never_leaves_the_layer() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let victim = d.root.path().join("victim");
+    std::fs::create_dir_all(victim.join("b/c")).unwrap();
+    let dir = context(
+        &d,
+        "stubs",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nRUN --mount=type=tmpfs,target=/a/b/c mv /a /moved && ln -s {} /a\n",
+                victim.display()
+            ),
+        )],
+    );
+    build(&d, &dir, &["-t", "stubs"]).ok();
+    assert!(victim.join("b/c").is_dir(), "a host directory was removed");
+    let link = d
+        .docker(&["run", "--rm", "stubs", "readlink", "/a"])
+        .ok()
+        .to_string();
+    assert_eq!(link.trim(), victim.to_str().unwrap());
+}
+
+/// A stage's symlinks (absolute, or climbing with `..`) resolve inside that
+/// stage's filesystem when another stage copies or mounts through them, never on
+/// the host.
+#[test]
+fn build_copy_and_mounts_through_symlinks_stay_inside_the_stage() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let secret = d.root.path().join("host-secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("key"), "HOST SECRET\n").unwrap();
+    let s = secret.display();
+    let dir = context(
+        &d,
+        "links",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox AS evil\n\
+                 RUN ln -s {s} /abs && ln -s ../../../../../../..{s} /climb && mkdir -p {s} && echo stage > {s}/key\n\
+                 FROM busybox\n\
+                 COPY --from=evil /abs/key /abs-key\n\
+                 COPY --from=evil /climb/key /climb-key\n\
+                 RUN --mount=type=bind,from=evil,source=/abs,target=/m cat /m/key > /mounted-key\n"
+            ),
+        )],
+    );
+    build(&d, &dir, &["-t", "links"]).ok();
+    let got = d
+        .docker(&[
+            "run",
+            "--rm",
+            "links",
+            "cat",
+            "/abs-key",
+            "/climb-key",
+            "/mounted-key",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(got, "stage\nstage\nstage\n");
+    // Without the stage's own copy, the path is not found: the host's is never read.
+    let dir = context(
+        &d,
+        "links2",
+        &[(
+            "Dockerfile",
+            &format!("FROM busybox AS evil\nRUN ln -s {s} /abs\nFROM busybox\nCOPY --from=evil /abs/key /k\n"),
+        )],
+    );
+    let o = build(&d, &dir, &[]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("not found"), "{o:?}");
+}
+
+/// A context archive with entries that climb out, or write through a symlink it
+/// made, is refused without writing outside the build's directory.
+#[test]
+fn build_context_archive_cannot_write_outside_its_directory() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let outside = d.root.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let o = docker_py(
+        &d,
+        &format!(
+            "import io, tarfile\n\
+             for name, link in [('../../../../../../../../{o}/climbed', None), ('link', '{o}')]:\n\
+             \x20   buf = io.BytesIO()\n\
+             \x20   t = tarfile.open(fileobj=buf, mode='w')\n\
+             \x20   df = b'FROM busybox\\n'\n\
+             \x20   i = tarfile.TarInfo('Dockerfile'); i.size = len(df); t.addfile(i, io.BytesIO(df))\n\
+             \x20   if link:\n\
+             \x20       i = tarfile.TarInfo(name); i.type = tarfile.SYMTYPE; i.linkname = link; t.addfile(i)\n\
+             \x20       i = tarfile.TarInfo(name + '/through'); i.size = 1; t.addfile(i, io.BytesIO(b'x'))\n\
+             \x20   else:\n\
+             \x20       i = tarfile.TarInfo(name); i.size = 1; t.addfile(i, io.BytesIO(b'x'))\n\
+             \x20   t.close(); buf.seek(0)\n\
+             \x20   out = list(client.api.build(fileobj=buf, custom_context=True, decode=True))\n\
+             \x20   print(out[-1])\n",
+            o = outside.display()
+        ),
+    );
+    o.ok();
+    let left: Vec<_> = std::fs::read_dir(&outside).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "written outside the context: {left:?} {o:?}"
+    );
+    let tmp = d.data_root.join("build/tmp");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .map(|r| r.collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "build scratch left: {left:?}");
+}

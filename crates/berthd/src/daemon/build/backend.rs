@@ -140,6 +140,73 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The mount points a step's mounts made in its writable layer (the targets, and
+/// their parents, that its state did not have): removed before the layer is
+/// read, as BuildKit removes its mount stubs, so that they do not land in images.
+fn mount_stubs(layers: &berth_build::rootfs::Layers<'_>, mounts: &[RunMount]) -> Vec<String> {
+    let mut stubs = Vec::new();
+    for m in mounts {
+        let target = match m {
+            RunMount::Bind { target, .. }
+            | RunMount::Cache { target, .. }
+            | RunMount::Tmpfs { target, .. } => target,
+        };
+        let mut path = String::new();
+        for part in target.split('/').filter(|p| !p.is_empty()) {
+            path.push('/');
+            path.push_str(part);
+            if layers.lstat(&path).is_none() && !stubs.contains(&path) {
+                stubs.push(path.clone());
+            }
+        }
+    }
+    // Deepest first.
+    stubs.sort_by_key(|s| std::cmp::Reverse(s.matches('/').count()));
+    stubs
+}
+
+/// Removes the stubs that are still empty from the writable layer `upper`. Each
+/// is reached from `upper` by descriptors, never through a symlink: the step's
+/// process could have replaced a parent with a link to a host path (BuildKit's
+/// CVE-2024-23652 deleted host files that way).
+fn remove_stubs(upper: &Path, stubs: &[String]) {
+    use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
+    let Ok(root) = rustix::fs::open(
+        upper,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
+        return;
+    };
+    for stub in stubs {
+        let rel = stub.trim_start_matches('/');
+        let (parent, name) = rel.rsplit_once('/').unwrap_or((".", rel));
+        let Ok(dir) = rustix::fs::openat2(
+            &root,
+            parent,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
+        ) else {
+            continue;
+        };
+        let Ok(st) = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) else {
+            continue;
+        };
+        match rustix::fs::FileType::from_raw_mode(st.st_mode) {
+            // rmdir fails on a directory that is not empty: what the step wrote
+            // there stays.
+            rustix::fs::FileType::Directory => {
+                let _ = rustix::fs::unlinkat(&dir, name, AtFlags::REMOVEDIR);
+            }
+            rustix::fs::FileType::RegularFile if st.st_size == 0 => {
+                let _ = rustix::fs::unlinkat(&dir, name, AtFlags::empty());
+            }
+            _ => {}
+        }
+    }
+}
+
 impl Steps {
     pub fn new(builds: Arc<Parts>, req: &BuildRequest, scratch: PathBuf) -> Steps {
         let host = berth_api::HostConfig {
@@ -442,6 +509,9 @@ impl Backend for Steps {
         let tail = reader.await.unwrap_or_default();
         let mut layer = None;
         if status.status_code == 0 {
+            let dirs = self.layer_dirs(state);
+            let stubs = mount_stubs(&berth_build::rootfs::Layers { dirs: &dirs }, &step.mounts);
+            remove_stubs(&b.containers.paths().writable(&id), &stubs);
             let tar = b.archive.layer_of(&id).await.map_err(|e| e.to_string())?;
             let path = self.scratch.join(format!("run-{short}.tar"));
             std::fs::write(&path, tar).map_err(|e| e.to_string())?;
