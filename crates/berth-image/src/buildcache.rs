@@ -124,7 +124,7 @@ impl Store {
                (SELECT COALESCE(SUM(l.size), 0) FROM build_cache_layers c JOIN layers l ON l.diff_id = c.diff_id
                 WHERE c.key = b.key AND c.idx = (SELECT MAX(idx) FROM build_cache_layers WHERE key = b.key)
                   AND c.diff_id NOT IN (SELECT diff_id FROM image_layers))
-             FROM build_cache b ORDER BY created",
+             FROM build_cache b ORDER BY last_used, created",
         )?;
         let rows = st.query_map([], |r| {
             let config: Vec<u8> = r.get(4)?;

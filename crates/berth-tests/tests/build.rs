@@ -605,3 +605,30 @@ fn build_context_archive_cannot_write_outside_its_directory() {
         .unwrap_or_default();
     assert!(left.is_empty(), "build scratch left: {left:?}");
 }
+
+#[test]
+fn build_cache_in_system_df_and_pruned() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "prune",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=cache,target=/c echo x > /c/f && head -c 100000 /dev/zero > /big\nCOPY Dockerfile /\n",
+        )],
+    );
+    build(&d, &dir, &["-t", "p"]).ok();
+    let df = d.docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]).ok().to_string();
+    let line = df.lines().find(|l| l.starts_with("Build Cache")).unwrap_or_default().to_string();
+    let count: usize = line.rsplit(' ').next().unwrap_or("0").parse().unwrap_or(0);
+    assert!(count >= 3, "{df}");
+    // The image keeps its layers; the cache goes.
+    let o = d.docker(&["builder", "prune", "-f"]);
+    assert!(o.ok().contains("Total reclaimed space"), "{o:?}");
+    let df = d.docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]).ok().to_string();
+    assert!(df.contains("Build Cache 0"), "{df}");
+    assert_eq!(run(&d, &["p", "sh", "-c", "wc -c < /big"]), "100000\n");
+    let o = build(&d, &dir, &["-t", "p"]);
+    assert_eq!(o.ok().matches("Using cache").count(), 0, "{o:?}");
+}

@@ -76,6 +76,59 @@ impl System {
                 .collect();
             out["Volumes"] = json!(vols);
         }
+        if want("build-cache") {
+            out["BuildCache"] = json!(self.build_cache()?);
+        }
         Ok(out)
+    }
+
+    /// The build cache as `docker system df -v` lists it: each step's record
+    /// (the bytes only it holds) and each `RUN --mount=type=cache` directory.
+    fn build_cache(&self) -> ApiResult<Vec<Value>> {
+        let time = |secs: i64| {
+            chrono::DateTime::from_timestamp(secs, 0)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        };
+        let mut list: Vec<Value> = self
+            .images
+            .store()
+            .cache_records()?
+            .into_iter()
+            .map(|r| {
+                json!({
+                    "ID": &r.key[..25.min(r.key.len())],
+                    "Type": "regular",
+                    "Description": r.description,
+                    "InUse": false,
+                    "Shared": false,
+                    "Size": r.size,
+                    "CreatedAt": time(r.created),
+                    "LastUsedAt": time(r.last_used),
+                    "UsageCount": r.usage,
+                })
+            })
+            .collect();
+        let mounts = self.data_root.join("build").join("cache");
+        for e in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            let modified = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64);
+            list.push(json!({
+                "ID": e.file_name().to_string_lossy().chars().take(25).collect::<String>(),
+                "Type": "exec.cachemount",
+                "Description": "cached mount of a RUN step",
+                "InUse": false,
+                "Shared": false,
+                "Size": crate::daemon::paths::dir_size(&e.path()) as i64,
+                "CreatedAt": time(modified),
+                "LastUsedAt": time(modified),
+                "UsageCount": 0,
+            }));
+        }
+        Ok(list)
     }
 }

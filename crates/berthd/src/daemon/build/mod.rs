@@ -179,42 +179,58 @@ impl Builds {
         Ok(built.id)
     }
 
-    /// `docker builder prune` / `POST /build/prune`.
+    /// `docker builder prune` / `POST /build/prune`: step records (oldest used
+    /// first, until `keep_storage` bytes are left), then the cache mounts no
+    /// running step holds; with `until`, only what was not used for that long.
+    /// Between builds no record is in use, so `all` changes nothing.
     pub fn prune(
         &self,
         all: bool,
         keep_storage: i64,
         until_secs: Option<i64>,
     ) -> Result<(Vec<String>, i64), berth_image::StoreError> {
+        let _ = all;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
             .as_secs() as i64;
-        let records = self.parts.store.cache_records()?;
+        let old_enough = |last_used: i64| until_secs.is_none_or(|u| now - last_used >= u);
+        let mut records = self.parts.store.cache_records()?;
+        records.sort_by_key(|r| r.last_used);
         let total: i64 = records.iter().map(|r| r.size).sum();
         let budget = std::cell::Cell::new(total - keep_storage.max(0));
-        let _ = all;
-        self.parts
-            .store
-            .cache_prune(&|r| {
-                if let Some(u) = until_secs {
-                    if now - r.last_used < u {
-                        return false;
-                    }
+        let (mut keys, mut freed) = self.parts.store.cache_prune(&|r| {
+            if !old_enough(r.last_used) {
+                return false;
+            }
+            if keep_storage > 0 {
+                if budget.get() <= 0 {
+                    return false;
                 }
-                if keep_storage > 0 {
-                    if budget.get() <= 0 {
-                        return false;
-                    }
-                    budget.set(budget.get() - r.size);
-                }
-                true
-            })
-            .map(|(keys, freed)| {
-                for k in &keys {
-                    let _ = std::fs::remove_dir_all(self.parts.dir.join("cache").join(k));
-                }
-                (keys, freed)
-            })
+                budget.set(budget.get() - r.size);
+            }
+            true
+        })?;
+        let mounts = self.parts.dir.join("cache");
+        let locks = self.parts.cache_locks.lock().unwrap_or_else(|p| p.into_inner());
+        let busy = locks.values().any(|l| l.try_lock().is_err());
+        for e in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
+            let used = e
+                .metadata()
+                .ok()
+                .and_then(|m| m.modified().ok())
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_secs() as i64);
+            if busy || !old_enough(used) || (keep_storage > 0 && budget.get() <= 0) {
+                continue;
+            }
+            let size = crate::daemon::paths::dir_size(&e.path()) as i64;
+            if std::fs::remove_dir_all(e.path()).is_ok() {
+                budget.set(budget.get() - size);
+                freed += size;
+                keys.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        Ok((keys, freed))
     }
 }
