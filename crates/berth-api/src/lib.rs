@@ -27,7 +27,7 @@ pub struct ErrorResponse {
     pub message: String,
 }
 
-/// One message of a JSON progress stream (load, import, pull).
+/// One message of a JSON progress stream (load, import, pull, build).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct JsonMessage {
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -40,6 +40,9 @@ pub struct JsonMessage {
     pub error_detail: Option<ErrorResponse>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Side results (a build's image ID).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aux: Option<serde_json::Value>,
 }
 
 /// Parses "1.44" into (1, 44) for comparison.

@@ -1,5 +1,6 @@
 //! berth: Docker's command line for berthd.
 
+mod build;
 mod client;
 mod containers;
 mod create;
@@ -222,6 +223,8 @@ enum Cmd {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Build an image from a Dockerfile
+    Build(build::BuildOpts),
     /// List images
     Images(ImagesOpts),
     /// Load an image from a tar archive or STDIN
@@ -496,6 +499,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Attach(o) => exec::attach(&c, &o).await,
+        Cmd::Build(o) => build::build(&c, &o).await,
         Cmd::Images(o) => images::images(&c, &o).await,
         Cmd::Load { input, quiet } => images::load(&c, input.as_deref(), quiet).await,
         Cmd::Save { output, images } => images::save(&c, &images, output.as_deref()).await,

@@ -619,16 +619,116 @@ fn build_cache_in_system_df_and_pruned() {
         )],
     );
     build(&d, &dir, &["-t", "p"]).ok();
-    let df = d.docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]).ok().to_string();
-    let line = df.lines().find(|l| l.starts_with("Build Cache")).unwrap_or_default().to_string();
+    let df = d
+        .docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"])
+        .ok()
+        .to_string();
+    let line = df
+        .lines()
+        .find(|l| l.starts_with("Build Cache"))
+        .unwrap_or_default()
+        .to_string();
     let count: usize = line.rsplit(' ').next().unwrap_or("0").parse().unwrap_or(0);
     assert!(count >= 3, "{df}");
     // The image keeps its layers; the cache goes.
     let o = d.docker(&["builder", "prune", "-f"]);
     assert!(o.ok().contains("Total reclaimed space"), "{o:?}");
-    let df = d.docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"]).ok().to_string();
+    let df = d
+        .docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"])
+        .ok()
+        .to_string();
     assert!(df.contains("Build Cache 0"), "{df}");
     assert_eq!(run(&d, &["p", "sh", "-c", "wc -c < /big"]), "100000\n");
     let o = build(&d, &dir, &["-t", "p"]);
     assert_eq!(o.ok().matches("Using cache").count(), 0, "{o:?}");
+}
+
+#[test]
+fn berth_build_with_dockerignore_outputs_iidfile_and_stdin() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "berth",
+        &[
+            ("Dockerfile", "FROM busybox\nARG GREETING\nCOPY . /app/\nRUN echo \"$GREETING\" > /app/greeting\n"),
+            (".dockerignore", "secret*\n*.md\n!README.md\n"),
+            ("secret.key", "do not send\n"),
+            ("notes.md", "no\n"),
+            ("README.md", "yes\n"),
+            ("src/main.txt", "code\n"),
+        ],
+    );
+    let iid = d.root.path().join("iid");
+    let local = d.root.path().join("out-local");
+    let tarout = d.root.path().join("out.tar");
+    let o = d.berth(&[
+        "build",
+        "-t",
+        "bb:1",
+        "--build-arg",
+        "GREETING=hello berth",
+        "--label",
+        "k=v",
+        "--iidfile",
+        iid.to_str().unwrap(),
+        "-o",
+        &format!("type=local,dest={}", local.display()),
+        "--output",
+        &format!("type=tar,dest={}", tarout.display()),
+        dir.to_str().unwrap(),
+    ]);
+    let out = o.ok();
+    assert!(out.contains("Successfully tagged bb:1"), "{out}");
+    let id = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "bb:1"])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    let files = d
+        .docker(&[
+            "run",
+            "--rm",
+            "bb:1",
+            "sh",
+            "-c",
+            "cd /app && find . -type f | sort | tr '\\n' ' '; cat greeting",
+        ])
+        .ok()
+        .to_string();
+    assert_eq!(
+        files,
+        "./.dockerignore ./Dockerfile ./README.md ./greeting ./src/main.txt hello berth\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(local.join("app/greeting")).unwrap(),
+        "hello berth\n"
+    );
+    assert!(local.join("bin/busybox").exists());
+    let listing = {
+        let mut c = std::process::Command::new("tar");
+        c.arg("-tf").arg(&tarout);
+        berth_tests::run(c, None).ok().to_string()
+    };
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_start_matches("./") == "app/greeting"),
+        "{listing}"
+    );
+    // A Dockerfile on stdin, -q prints only the ID; a failure exits 1.
+    let o = d.berth_in(
+        &["build", "-q", "-t", "bb:stdin", "-"],
+        b"FROM busybox\nRUN echo piped > /p\n",
+    );
+    assert!(o.ok().trim().starts_with("sha256:"), "{o:?}");
+    assert_eq!(run(&d, &["bb:stdin", "cat", "/p"]), "piped\n");
+    let o = d.berth_in(&["build", "-"], b"FROM busybox\nRUN false\n");
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("did not complete successfully: exit code: 1"),
+        "{o:?}"
+    );
 }

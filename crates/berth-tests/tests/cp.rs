@@ -234,3 +234,27 @@ fn copy_with_stopped_and_created_containers() {
     assert_eq!(std::fs::read_dir(&canary).unwrap().count(), 0);
     d.docker(&["rm", "fresh", "old"]).ok();
 }
+
+/// A container that never ran, of an image of several layers: cp and export read
+/// its filesystem from a detached overlay of all the layers (the kernel takes them
+/// one by one through fsconfig; a colon list once failed with EINVAL).
+#[test]
+fn cp_and_export_from_a_created_container_of_a_layered_image() {
+    use berth_tests::archive::{image, Layer};
+    let d = Daemon::start();
+    let busybox = std::fs::read(d.busybox_archive("bb:1")).unwrap();
+    d.docker_in(&["load"], &busybox).ok();
+    let base = Layer::new().dir("etc").file("etc/one", b"1\n").finish();
+    let top = Layer::new().file("etc/two", b"2\n").finish();
+    let tar = image(&[base, top], "layered:1", &["true"]);
+    d.docker_in(&["load"], &tar).ok();
+    let id = d.docker(&["create", "layered:1"]).ok().trim().to_string();
+    let o = d.docker(&["cp", &format!("{id}:/etc/two"), "-"]);
+    assert!(o.ok().contains("2\n"), "{o:?}");
+    let list = d.docker(&["export", &id]);
+    assert_eq!(list.code, 0, "{list:?}");
+    assert!(
+        list.stdout.contains("etc/one") && list.stdout.contains("etc/two"),
+        "{list:?}"
+    );
+}

@@ -115,13 +115,21 @@ impl Archive {
         if lower.is_empty() {
             lower.push(dir.join("empty").display().to_string());
         }
-        let mount = || -> rustix::io::Result<OwnedFd> {
+        let mount = |per_layer: bool| -> rustix::io::Result<OwnedFd> {
             use rustix::mount::{
                 fsconfig_create, fsconfig_set_string, fsmount, fsopen, FsMountFlags, FsOpenFlags,
                 MountAttrFlags,
             };
             let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
-            fsconfig_set_string(&fs, "lowerdir", lower.join(":"))?;
+            // One layer at a time (`lowerdir+`, Linux 6.8+): the kernel refuses a
+            // colon list of several through fsconfig; older kernels take the list.
+            if per_layer {
+                for l in &lower {
+                    fsconfig_set_string(&fs, "lowerdir+", l.as_str())?;
+                }
+            } else {
+                fsconfig_set_string(&fs, "lowerdir", lower.join(":"))?;
+            }
             fsconfig_set_string(&fs, "upperdir", dir.join("upper"))?;
             fsconfig_set_string(&fs, "workdir", dir.join("work"))?;
             fsconfig_create(&fs)?;
@@ -131,11 +139,13 @@ impl Archive {
                 MountAttrFlags::MOUNT_ATTR_NODEV | MountAttrFlags::MOUNT_ATTR_NOSUID,
             )
         };
-        let root = mount().map_err(|source| super::Error::Root {
-            name: r.name.clone(),
-            step: "mounting",
-            source,
-        })?;
+        let root = mount(lower.len() > 1)
+            .or_else(|_| mount(false))
+            .map_err(|source| super::Error::Root {
+                name: r.name.clone(),
+                step: "mounting",
+                source,
+            })?;
         Ok((root, r.config.working_dir, r.name, Some(guard)))
     }
 

@@ -212,7 +212,11 @@ impl Builds {
             true
         })?;
         let mounts = self.parts.dir.join("cache");
-        let locks = self.parts.cache_locks.lock().unwrap_or_else(|p| p.into_inner());
+        let locks = self
+            .parts
+            .cache_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let busy = locks.values().any(|l| l.try_lock().is_err());
         for e in std::fs::read_dir(&mounts).into_iter().flatten().flatten() {
             let used = e
