@@ -127,6 +127,22 @@ pub trait Backend: Send + Sync + 'static {
     /// Stores the layer tar at `tar`; `None` when it holds nothing.
     fn add_layer(&self, tar: &Path) -> impl Future<Output = Result<Option<Layer>, String>> + Send;
 
+    /// Downloads `url` into the file `dest`; returns its Last-Modified time.
+    fn fetch(
+        &self,
+        url: &str,
+        dest: &Path,
+    ) -> impl Future<Output = Result<Option<u64>, String>> + Send;
+
+    /// Clones the git repository `url` (`#ref[:subdir]`) into `dest`; returns the
+    /// directory to copy (the subdirectory).
+    fn clone_git(
+        &self,
+        url: &str,
+        dest: &Path,
+        keep_git_dir: bool,
+    ) -> impl Future<Output = Result<PathBuf, String>> + Send;
+
     /// A cached step result: the image configuration and the layers.
     fn cache_get(&self, key: &str) -> Option<(Vec<u8>, Vec<Layer>)>;
     fn cache_put(&self, key: &str, config: &[u8], layers: &[Layer]) -> Result<(), String>;

@@ -84,6 +84,21 @@ pub struct Request<'a> {
     pub unpack: bool,
 }
 
+/// Whether a source names a git repository (Docker's rules: a `.git` path, the
+/// `git://` and `git@` forms).
+pub fn is_git_url(url: &str) -> bool {
+    let base = url.split('#').next().unwrap_or(url);
+    url.starts_with("git://")
+        || url.starts_with("git@")
+        || base.ends_with(".git")
+        || base.ends_with(".git/")
+}
+
+/// Whether an ADD source is remote.
+pub fn is_url(s: &str) -> bool {
+    s.starts_with("http://") || s.starts_with("https://") || is_git_url(s)
+}
+
 fn has_glob(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }

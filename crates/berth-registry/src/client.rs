@@ -792,6 +792,53 @@ impl Registry {
     }
 }
 
+/// `GET url` of any HTTP(S) server (a build's remote context, `ADD <url>`),
+/// following up to five redirects; an answer that is not a success is an error.
+pub async fn get_url(url: &str) -> Result<Response> {
+    let mut url = url.to_string();
+    for _ in 0..6 {
+        let u = url::Url::parse(&url)
+            .map_err(|e| Error::new(ErrorKind::Invalid, format!("invalid URL {url}: {e}")))?;
+        if !matches!(u.scheme(), "http" | "https") {
+            return Err(Error::new(
+                ErrorKind::Invalid,
+                format!("unsupported URL scheme {:?}: http or https", u.scheme()),
+            ));
+        }
+        let host = u.host_str().unwrap_or("").to_string();
+        let host = match u.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        };
+        let r = Registry::new(&host, u.scheme() == "http", None)
+            .send_once(&Method::GET, &url, &[], Bytes::new())
+            .await?;
+        if r.status.is_redirection() {
+            if let Some(loc) = r.header("location") {
+                url = u
+                    .join(loc)
+                    .map_err(|e| {
+                        Error::new(ErrorKind::Invalid, format!("bad redirect {loc}: {e}"))
+                    })?
+                    .to_string();
+                continue;
+            }
+        }
+        if !r.status.is_success() {
+            let status = r.status;
+            return Err(Error::new(
+                ErrorKind::Unavailable,
+                format!("GET {url}: {status}"),
+            ));
+        }
+        return Ok(r);
+    }
+    Err(Error::new(
+        ErrorKind::Unavailable,
+        format!("GET {url}: too many redirects"),
+    ))
+}
+
 /// A header value from text (dropping what HTTP cannot carry).
 pub fn header_value(s: &str) -> HeaderValue {
     HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static(""))

@@ -732,3 +732,158 @@ fn berth_build_with_dockerignore_outputs_iidfile_and_stdin() {
         "{o:?}"
     );
 }
+
+/// A static HTTP server on loopback over `dir` (python's http.server).
+struct Http {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl Http {
+    fn serve(dir: &Path) -> Http {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new("python3")
+            .args(["-u", "-m", "http.server", "--bind", "127.0.0.1", "0"])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        // "Serving HTTP on 127.0.0.1 port 41234 (http://127.0.0.1:41234/) ..."
+        let port = line
+            .split_whitespace()
+            .skip_while(|w| *w != "port")
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("no port in {line:?}"));
+        Http { child, port }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for Http {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let mut c = std::process::Command::new("git");
+    c.args([
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@example.invalid",
+        "-c",
+        "init.defaultBranch=main",
+    ])
+    .args(args)
+    .current_dir(dir);
+    berth_tests::run(c, None).ok();
+}
+
+#[test]
+fn remote_contexts_and_add_from_urls_on_a_local_server() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let web = d.root.path().join("web");
+    std::fs::create_dir_all(&web).unwrap();
+    // A git repository served over (dumb) HTTP, with a tag and a subdirectory.
+    let work = d.root.path().join("repo");
+    std::fs::create_dir_all(work.join("sub")).unwrap();
+    std::fs::write(work.join("sub/Dockerfile"), "FROM busybox\nCOPY msg /msg\n").unwrap();
+    std::fs::write(work.join("sub/msg"), "from git\n").unwrap();
+    std::fs::write(work.join("top.txt"), "top\n").unwrap();
+    git(&work, &["init", "-q"]);
+    git(&work, &["add", "."]);
+    git(&work, &["commit", "-qm", "one"]);
+    git(&work, &["tag", "v1"]);
+    git(
+        &web,
+        &["clone", "-q", "--bare", work.to_str().unwrap(), "repo.git"],
+    );
+    git(&web.join("repo.git"), &["update-server-info"]);
+    // A tarball context and a plain Dockerfile.
+    {
+        let f = std::fs::File::create(web.join("ctx.tar.gz")).unwrap();
+        let gz = flate2::write::GzEncoder::new(f, flate2::Compression::default());
+        let mut b = tar::Builder::new(gz);
+        for (name, data) in [
+            ("Dockerfile", &b"FROM busybox\nCOPY f /f\n"[..]),
+            ("f", b"from tarball\n"),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap().finish().unwrap();
+    }
+    std::fs::write(
+        web.join("plain.Dockerfile"),
+        "FROM busybox\nRUN echo plain > /p\n",
+    )
+    .unwrap();
+    std::fs::write(web.join("data.txt"), "downloaded\n").unwrap();
+    let http = Http::serve(&web);
+    let py = |remote: &str, tag: &str| {
+        docker_py(
+            &d,
+            &format!("img, _ = client.images.build(path={remote:?}, tag={tag:?})\nprint(img.id)\n"),
+        )
+    };
+    py(&format!("{}#v1:sub", http.url("repo.git")), "remote:git").ok();
+    assert_eq!(run(&d, &["remote:git", "cat", "/msg"]), "from git\n");
+    py(&http.url("ctx.tar.gz"), "remote:tar").ok();
+    assert_eq!(run(&d, &["remote:tar", "cat", "/f"]), "from tarball\n");
+    py(&http.url("plain.Dockerfile"), "remote:plain").ok();
+    assert_eq!(run(&d, &["remote:plain", "cat", "/p"]), "plain\n");
+    // ADD from a URL (mode 600, checksum checked) and from a repository.
+    let sum = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"downloaded\n"))
+    };
+    let dir = context(
+        &d,
+        "addurl",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\n\
+                 ADD --checksum=sha256:{sum} {data} /dl/\n\
+                 ADD {repo} /src\n\
+                 ADD --keep-git-dir=true {repo}#v1 /withgit\n",
+                data = http.url("data.txt"),
+                repo = http.url("repo.git"),
+            ),
+        )],
+    );
+    build(&d, &dir, &["-t", "addurl"]).ok();
+    assert_eq!(
+        run(&d, &["addurl", "sh", "-c", "stat -c %a /dl/data.txt; cat /dl/data.txt /src/top.txt; test -d /src/.git || echo nogit; test -d /withgit/.git && echo git"]),
+        "600\ndownloaded\ntop\nnogit\ngit\n"
+    );
+    let bad = context(
+        &d,
+        "badsum",
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM busybox\nADD --checksum=sha256:{} {} /x\n",
+                "0".repeat(64),
+                http.url("data.txt")
+            ),
+        )],
+    );
+    let o = build(&d, &bad, &[]);
+    assert!(o.stderr.contains("digest mismatch"), "{o:?}");
+}

@@ -584,6 +584,19 @@ impl Backend for Steps {
         .map_err(|e| e.to_string())?
     }
 
+    async fn fetch(&self, url: &str, dest: &Path) -> Result<Option<u64>, String> {
+        super::remote::download(url, dest).await
+    }
+
+    async fn clone_git(
+        &self,
+        url: &str,
+        dest: &Path,
+        keep_git_dir: bool,
+    ) -> Result<PathBuf, String> {
+        super::remote::clone(url, dest, keep_git_dir).await
+    }
+
     fn cache_get(&self, key: &str) -> Option<(Vec<u8>, Vec<Layer>)> {
         match self.builds.store.cache_get(key) {
             Ok(v) => v,

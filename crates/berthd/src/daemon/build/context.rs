@@ -53,15 +53,37 @@ pub fn receive<R: Read>(body: R, dir: &Path, name: &str) -> Result<Received, Str
         a.unpack(dir)
             .map_err(|e| format!("unpacking the build context: {e}"))?;
     }
+    read(dir, name)
+}
+
+/// A downloaded remote context: a tar (possibly compressed) is the context; any
+/// other file is the Dockerfile, alone.
+pub fn receive_file(file: &Path, dir: &Path, name: &str) -> Result<Received, String> {
+    let mut head = [0u8; 512];
+    let n = std::fs::File::open(file)
+        .and_then(|mut f| f.read(&mut head))
+        .map_err(|e| format!("reading {}: {e}", file.display()))?;
+    let compressed = head[..n].starts_with(&[0x1f, 0x8b])
+        || head[..n].starts_with(b"BZh")
+        || head[..n].starts_with(&[0xfd, b'7', b'z', b'X', b'Z']);
+    if compressed || (n >= 262 && &head[257..262] == b"ustar") {
+        let f = std::fs::File::open(file).map_err(|e| e.to_string())?;
+        return receive(f, dir, name);
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::copy(file, dir.join("Dockerfile")).map_err(|e| e.to_string())?;
+    read(dir, "Dockerfile")
+}
+
+/// The Dockerfile `name` and the `.dockerignore` of the context in `dir`.
+pub fn read(dir: &Path, name: &str) -> Result<Received, String> {
     let df_path = berth_build::rootfs::scoped(dir, name, true);
     let dockerfile = std::fs::read_to_string(&df_path)
         .map_err(|_| format!("Cannot locate specified Dockerfile: {name}"))?;
-    let base = name.rsplit('/').next().unwrap_or(name);
     let specific = berth_build::rootfs::scoped(dir, &format!("{name}.dockerignore"), true);
     let ignore_text = std::fs::read_to_string(&specific)
         .or_else(|_| std::fs::read_to_string(dir.join(".dockerignore")))
         .unwrap_or_default();
-    let _ = base;
     let ignore = Ignore::parse(&ignore_text).map_err(|e| e.to_string())?;
     Ok(Received {
         dockerfile,

@@ -6,6 +6,7 @@
 
 mod backend;
 mod context;
+mod remote;
 mod request;
 
 pub use request::BuildRequest;
@@ -125,9 +126,6 @@ impl Builds {
         body: R,
         out: berth_build::backend::Output,
     ) -> Result<String, String> {
-        if req.remote.is_some() {
-            return Err("berth does not build from a remote context yet".into());
-        }
         let scratch = self
             .parts
             .dir
@@ -140,12 +138,28 @@ impl Builds {
         } else {
             req.dockerfile.clone()
         };
-        let ctx = {
-            let ctx_dir = ctx_dir.clone();
-            let name = dockerfile_name.clone();
-            tokio::task::spawn_blocking(move || context::receive(body, &ctx_dir, &name))
-                .await
-                .map_err(|e| e.to_string())??
+        let ctx = match &req.remote {
+            None => {
+                let ctx_dir = ctx_dir.clone();
+                let name = dockerfile_name.clone();
+                tokio::task::spawn_blocking(move || context::receive(body, &ctx_dir, &name))
+                    .await
+                    .map_err(|e| e.to_string())??
+            }
+            Some(url) if remote::is_git(url) => {
+                let dir = remote::clone(url, &ctx_dir, false).await?;
+                context::read(&dir, &dockerfile_name)?
+            }
+            Some(url) => {
+                // A tarball (its context), or a plain file (the Dockerfile).
+                let file = scratch.join("remote");
+                remote::download(url, &file).await?;
+                let ctx_dir = ctx_dir.clone();
+                let name = dockerfile_name.clone();
+                tokio::task::spawn_blocking(move || context::receive_file(&file, &ctx_dir, &name))
+                    .await
+                    .map_err(|e| e.to_string())??
+            }
         };
         let backend = Arc::new(backend::Steps::new(
             self.parts.clone(),
