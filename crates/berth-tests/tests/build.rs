@@ -887,3 +887,23 @@ fn remote_contexts_and_add_from_urls_on_a_local_server() {
     let o = build(&d, &bad, &[]);
     assert!(o.stderr.contains("digest mismatch"), "{o:?}");
 }
+
+#[test]
+fn contexts_compressed_with_gzip_bzip2_and_xz() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = docker_py(
+        &d,
+        "import io, tarfile, gzip, bz2, lzma\n\
+         buf = io.BytesIO()\n\
+         t = tarfile.open(fileobj=buf, mode='w')\n\
+         for name, data in [('Dockerfile', b'FROM busybox\\nCOPY f /f\\n'), ('f', b'compressed\\n')]:\n\
+         \x20   i = tarfile.TarInfo(name); i.size = len(data); t.addfile(i, io.BytesIO(data))\n\
+         t.close()\n\
+         raw = buf.getvalue()\n\
+         for kind, data in [('gzip', gzip.compress(raw)), ('bzip2', bz2.compress(raw)), ('xz', lzma.compress(raw))]:\n\
+         \x20   out = list(client.api.build(fileobj=io.BytesIO(data), custom_context=True, tag='z:' + kind, decode=True))\n\
+         \x20   print(kind, client.containers.run('z:' + kind, ['cat', '/f'], remove=True).decode(), end='')\n",
+    );
+    assert_eq!(o.ok(), "gzip compressed\nbzip2 compressed\nxz compressed\n", "{o:?}");
+}

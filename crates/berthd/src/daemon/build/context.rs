@@ -1,4 +1,4 @@
-//! The build context as the client sends it: a tar (plain or gzip) unpacked into
+//! The build context as the client sends it: a tar (plain, gzip, bzip2 or xz) unpacked into
 //! the build's scratch directory, its Dockerfile and `.dockerignore` read.
 
 use berth_build::exec::Context;
@@ -37,8 +37,20 @@ pub fn receive<R: Read>(body: R, dir: &Path, name: &str) -> Result<Received, Str
         .to_vec();
     let reader: Box<dyn Read> = if head.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::GzDecoder::new(r))
-    } else if head.starts_with(b"BZh") || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z']) {
-        return Err("the context is compressed with bzip2 or xz, which berth does not read yet: send it plain or gzip".into());
+    } else if head.starts_with(b"BZh") {
+        Box::new(bzip2_rs::DecoderReader::new(r))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z']) {
+        // xz: decompressed into the scratch directory first (the decoder writes).
+        let tar = dir.with_extension("tar");
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&tar).map_err(|e| format!("creating {}: {e}", tar.display()))?,
+        );
+        lzma_rs::xz_decompress(&mut r, &mut out)
+            .map_err(|e| format!("decompressing the build context (xz): {e}"))?;
+        drop(out);
+        Box::new(BufReader::new(
+            std::fs::File::open(&tar).map_err(|e| format!("reading {}: {e}", tar.display()))?,
+        ))
     } else {
         Box::new(r)
     };
