@@ -907,3 +907,33 @@ fn contexts_compressed_with_gzip_bzip2_and_xz() {
     );
     assert_eq!(o.ok(), "gzip compressed\nbzip2 compressed\nxz compressed\n", "{o:?}");
 }
+
+/// FROM an image of a registry that wants a login: the docker CLI sends its
+/// credentials with the build (X-Registry-Config), and the build pulls with them.
+#[test]
+fn from_a_private_registry_pulls_with_the_build_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(&htpasswd, format!("builder:{}\n", bcrypt::hash("b4ild", 5).unwrap())).unwrap();
+    let reg = berth_tests::TestRegistry::start(&format!(
+        "  htpasswd:\n    realm: berth-test\n    path: {}\n",
+        htpasswd.display()
+    ));
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["login", "-u", "builder", "-p", "b4ild", &reg.host()]).ok();
+    let remote = format!("{}/base:1", reg.host());
+    d.docker(&["tag", "busybox", &remote]).ok();
+    d.docker(&["push", &remote]).ok();
+    d.docker(&["rmi", &remote]).ok();
+    let ctx = context(&d, "private", &[("Dockerfile", &format!("FROM {remote}\nRUN echo pulled > /p\n"))]);
+    let o = build(&d, &ctx, &["-t", "frompriv"]);
+    assert!(o.ok().contains("Pulling"), "{o:?}");
+    assert_eq!(run(&d, &["frompriv", "cat", "/p"]), "pulled\n");
+    // Without credentials the pull is refused, in the build's words.
+    d.docker(&["logout", &reg.host()]).ok();
+    d.docker(&["rmi", &remote]).ok();
+    let o = build(&d, &ctx, &["--pull", "-t", "frompriv2"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("failed to resolve source metadata"), "{o:?}");
+}

@@ -36,6 +36,7 @@ pub struct Steps {
     scratch: PathBuf,
     host: berth_api::HostConfig,
     extra_hosts: Vec<String>,
+    auth: HashMap<String, berth_registry::auth::Credentials>,
 }
 
 /// A state's filesystem on the host: one layer's directory as it is, or a
@@ -229,6 +230,7 @@ impl Steps {
             scratch,
             host,
             extra_hosts: req.extra_hosts.clone(),
+            auth: req.auth.clone(),
         }
     }
 
@@ -414,7 +416,14 @@ impl Backend for Steps {
         let mut rx = self
             .builds
             .images
-            .pull(name, "", None, None)
+            .pull(
+                name,
+                "",
+                None,
+                self.auth
+                    .get(&crate::daemon::image::pull::registry_of(name))
+                    .cloned(),
+            )
             .await
             .map_err(|e| format!("failed to resolve source metadata for {name}: {e}"))?;
         while let Some(chunk) = rx.recv().await {

@@ -26,4 +26,6 @@ pub struct BuildRequest {
     pub remote: Option<String>,
     pub build_id: Option<String>,
     pub ulimits: Vec<berth_api::Ulimit>,
+    /// Credentials for the registries FROM pulls from (`X-Registry-Config`).
+    pub auth: std::collections::HashMap<String, berth_registry::auth::Credentials>,
 }

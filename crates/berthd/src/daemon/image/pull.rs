@@ -97,6 +97,54 @@ pub fn decode_auth(header: Option<&str>) -> Option<Credentials> {
     (!c.is_empty()).then_some(c)
 }
 
+/// `X-Registry-Config` (a build's credentials): base64 JSON of registry host to
+/// auth config. Docker Hub's keys (`https://index.docker.io/v1/`) become `docker.io`.
+pub fn decode_registry_config(header: Option<&str>) -> HashMap<String, Credentials> {
+    use base64::Engine;
+    let Some(h) = header.map(str::trim).filter(|h| !h.is_empty()) else {
+        return HashMap::new();
+    };
+    let raw = base64::engine::general_purpose::URL_SAFE
+        .decode(h)
+        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')))
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
+        .unwrap_or_default();
+    let v: HashMap<String, Value> = serde_json::from_slice(&raw).unwrap_or_default();
+    v.into_iter()
+        .filter_map(|(k, a)| {
+            let s = |f: &str| a.get(f).and_then(Value::as_str).unwrap_or("").to_string();
+            let c = Credentials {
+                username: s("username"),
+                password: s("password"),
+                identity_token: s("identitytoken"),
+            };
+            let host = k
+                .trim_start_matches("https://")
+                .trim_start_matches("http://")
+                .split('/')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            let host = if host == "index.docker.io" || host == "registry-1.docker.io" {
+                "docker.io".to_string()
+            } else {
+                host
+            };
+            (!c.is_empty()).then_some((host, c))
+        })
+        .collect()
+}
+
+/// The registry host of a familiar image name (`docker.io` without one).
+pub fn registry_of(name: &str) -> String {
+    match name.split_once('/') {
+        Some((first, _)) if first.contains('.') || first.contains(':') || first == "localhost" => {
+            first.to_string()
+        }
+        _ => "docker.io".to_string(),
+    }
+}
+
 /// What a pull has learned before it streams: where from, and what.
 pub struct PullPlan {
     registry: Arc<Registry>,
