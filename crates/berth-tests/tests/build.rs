@@ -118,6 +118,21 @@ fn docker_build_runs_steps_and_makes_a_tagged_image() {
         "{h}"
     );
     assert!(lines[1].starts_with("<missing>"), "{h}");
+    // -q prints the ID alone; --iidfile gets it from the stream's aux.
+    let iid = d.root.path().join("iid");
+    let o = build(
+        &d,
+        &dir,
+        &["-q", "--iidfile", iid.to_str().unwrap(), "-t", "demo:q"],
+    );
+    let id = d
+        .docker(&["image", "inspect", "-f", "{{.Id}}", "demo:q"])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(o.ok().trim(), id);
+    // (With -q the CLI writes what it printed, the newline too, as with Docker.)
+    assert_eq!(std::fs::read_to_string(&iid).unwrap().trim(), id);
     // No intermediate container or image is left.
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
     let images = d
@@ -905,7 +920,11 @@ fn contexts_compressed_with_gzip_bzip2_and_xz() {
          \x20   out = list(client.api.build(fileobj=io.BytesIO(data), custom_context=True, tag='z:' + kind, decode=True))\n\
          \x20   print(kind, client.containers.run('z:' + kind, ['cat', '/f'], remove=True).decode(), end='')\n",
     );
-    assert_eq!(o.ok(), "gzip compressed\nbzip2 compressed\nxz compressed\n", "{o:?}");
+    assert_eq!(
+        o.ok(),
+        "gzip compressed\nbzip2 compressed\nxz compressed\n",
+        "{o:?}"
+    );
 }
 
 /// FROM an image of a registry that wants a login: the docker CLI sends its
@@ -914,19 +933,31 @@ fn contexts_compressed_with_gzip_bzip2_and_xz() {
 fn from_a_private_registry_pulls_with_the_build_credentials() {
     let dir = tempfile::tempdir().unwrap();
     let htpasswd = dir.path().join("htpasswd");
-    std::fs::write(&htpasswd, format!("builder:{}\n", bcrypt::hash("b4ild", 5).unwrap())).unwrap();
+    std::fs::write(
+        &htpasswd,
+        format!("builder:{}\n", bcrypt::hash("b4ild", 5).unwrap()),
+    )
+    .unwrap();
     let reg = berth_tests::TestRegistry::start(&format!(
         "  htpasswd:\n    realm: berth-test\n    path: {}\n",
         htpasswd.display()
     ));
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(&["login", "-u", "builder", "-p", "b4ild", &reg.host()]).ok();
+    d.docker(&["login", "-u", "builder", "-p", "b4ild", &reg.host()])
+        .ok();
     let remote = format!("{}/base:1", reg.host());
     d.docker(&["tag", "busybox", &remote]).ok();
     d.docker(&["push", &remote]).ok();
     d.docker(&["rmi", &remote]).ok();
-    let ctx = context(&d, "private", &[("Dockerfile", &format!("FROM {remote}\nRUN echo pulled > /p\n"))]);
+    let ctx = context(
+        &d,
+        "private",
+        &[(
+            "Dockerfile",
+            &format!("FROM {remote}\nRUN echo pulled > /p\n"),
+        )],
+    );
     let o = build(&d, &ctx, &["-t", "frompriv"]);
     assert!(o.ok().contains("Pulling"), "{o:?}");
     assert_eq!(run(&d, &["frompriv", "cat", "/p"]), "pulled\n");
@@ -935,5 +966,66 @@ fn from_a_private_registry_pulls_with_the_build_credentials() {
     d.docker(&["rmi", &remote]).ok();
     let o = build(&d, &ctx, &["--pull", "-t", "frompriv2"]);
     assert_ne!(o.code, 0, "{o:?}");
-    assert!(o.stderr.contains("failed to resolve source metadata"), "{o:?}");
+    assert!(
+        o.stderr.contains("failed to resolve source metadata"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn cache_survives_a_restart_and_build_options_reach_the_steps() {
+    let mut d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "opts",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             RUN cat /proc/sys/kernel/random/uuid > /id\n\
+             RUN grep -c builder.example /etc/hosts > /hosts; df -k /dev/shm | tail -1 | awk '{print $2}' > /shm\n\
+             RUN ls /sys/class/net > /nets\n",
+        )],
+    );
+    build(
+        &d,
+        &dir,
+        &[
+            "-t",
+            "o:1",
+            "--add-host",
+            "builder.example:10.1.2.3",
+            "--shm-size",
+            "32m",
+        ],
+    )
+    .ok();
+    assert_eq!(run(&d, &["o:1", "cat", "/hosts", "/shm"]), "1\n32768\n");
+    let id1 = run(&d, &["o:1", "cat", "/id"]);
+    // The cache is in the store: a new berthd uses it.
+    assert_eq!(d.stop(), 0);
+    d.spawn();
+    let o = build(
+        &d,
+        &dir,
+        &[
+            "-t",
+            "o:2",
+            "--add-host",
+            "builder.example:10.1.2.3",
+            "--shm-size",
+            "32m",
+        ],
+    );
+    assert!(o.ok().matches("Using cache").count() >= 2, "{o:?}");
+    assert_eq!(run(&d, &["o:2", "cat", "/id"]), id1);
+    // --network host: the step sees the host's interfaces (this daemon's bridge
+    // among them); none: only loopback.
+    build(&d, &dir, &["--network", "host", "-t", "o:host"]).ok();
+    let nets = run(&d, &["o:host", "cat", "/nets"]);
+    assert!(nets.lines().any(|l| l == d.bridge), "{nets}");
+    build(&d, &dir, &["--network", "none", "-t", "o:none"]).ok();
+    assert_eq!(run(&d, &["o:none", "cat", "/nets"]), "lo\n");
+    let o = build(&d, &dir, &["--network", "container:x"]);
+    assert_ne!(o.code, 0, "{o:?}");
 }

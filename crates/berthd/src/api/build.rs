@@ -75,7 +75,9 @@ pub(super) async fn route(
                 build_id: q.get("buildid").filter(|r| !r.is_empty()).map(String::from),
                 ulimits,
                 auth: crate::daemon::image::pull::decode_registry_config(
-                    call.headers.get("x-registry-config").and_then(|v| v.to_str().ok()),
+                    call.headers
+                        .get("x-registry-config")
+                        .and_then(|v| v.to_str().ok()),
                 ),
             };
             let mut req = req;

@@ -106,7 +106,9 @@ pub fn decode_registry_config(header: Option<&str>) -> HashMap<String, Credentia
     };
     let raw = base64::engine::general_purpose::URL_SAFE
         .decode(h)
-        .or_else(|_| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('=')))
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(h.trim_end_matches('='))
+        })
         .or_else(|_| base64::engine::general_purpose::STANDARD.decode(h))
         .unwrap_or_default();
     let v: HashMap<String, Value> = serde_json::from_slice(&raw).unwrap_or_default();
