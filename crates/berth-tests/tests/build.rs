@@ -256,6 +256,10 @@ fn bad_dockerfiles_name_the_line_and_leave_nothing() {
         ("FROM busybox\nRUNN echo\n", "Dockerfile:2: dockerfile parse error on line 2: unknown instruction: RUNN (did you mean RUN?)"),
         ("FROM busybox\nCOPY missing.txt /x\n", "\"/missing.txt\": not found"),
         ("FROM busybox\nCOPY a b /dst\n", "must be a directory and end with a /"),
+        (
+            "FROM --platform=linux/s390x busybox\n",
+            "does not match the specified platform: wanted linux/s390x, actual: linux/amd64",
+        ),
         // A registry on loopback that is not there (never a public one).
         ("FROM 127.0.0.1:9/nosuchimage:1\n", "failed to resolve source metadata for 127.0.0.1:9/nosuchimage:1"),
     ] {
@@ -362,7 +366,7 @@ fn dockerfile_features_from_the_reference() {
                 "Dockerfile",
                 "# syntax=docker/dockerfile:1\n\
                  ARG TAG=latest\n\
-                 FROM busybox:${TAG} AS base\n\
+                 FROM --platform=$BUILDPLATFORM busybox:${TAG} AS base\n\
                  ONBUILD RUN echo triggered > /onbuild\n\
                  FROM base AS child\n\
                  SHELL [\"/bin/sh\", \"-e\", \"-c\"]\n\

@@ -408,6 +408,20 @@ impl<B: Backend> Shared<B> {
                     .image(&name, self.opts.pull, &self.out)
                     .await
                     .map_err(|m| self.step_err(&from.node, m))?;
+                // The platform asked (FROM --platform, or the build's) must be the
+                // image's: berth keeps one platform per name.
+                let wanted = match &stage.platform {
+                    Some(p) => self.expand(&from.node, p, &self.meta)?,
+                    None => self.meta["TARGETPLATFORM"].clone(),
+                };
+                let actual = format!("{}/{}", snap.config.os, snap.config.architecture);
+                let base_of = |p: &str| p.split('/').take(2).collect::<Vec<_>>().join("/");
+                if !wanted.is_empty() && base_of(&wanted) != actual {
+                    return Err(self.step_err(
+                        &from.node,
+                        format!("image with reference {name} was found but does not match the specified platform: wanted {wanted}, actual: {actual}"),
+                    ));
+                }
                 State {
                     snap,
                     key: digest(&["image", &id]),
