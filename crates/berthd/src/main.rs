@@ -194,6 +194,7 @@ async fn run(cfg: config::Config) -> Result<()> {
         containers.clone(),
         archive.clone(),
         images.clone(),
+        net.clone(),
         &cfg.data_root,
     ));
     let daemon = Arc::new(daemon::services::Daemon {

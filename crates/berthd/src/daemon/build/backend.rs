@@ -25,6 +25,7 @@ pub struct Parts {
     pub containers: Arc<Containers>,
     pub archive: Arc<Archive>,
     pub images: Arc<Images>,
+    pub networks: Arc<crate::daemon::network::Networks>,
     /// `<data-root>/build`.
     pub dir: PathBuf,
     /// `sharing=locked` caches in use, and `private` ones.
@@ -462,6 +463,8 @@ impl Backend for Steps {
         let (mounts, _locks, _overlays) = self.mounts(&step.mounts).await?;
         let mut hc = self.host.clone();
         hc.network_mode = match step.network.as_str() {
+            // The default bridge, or no network where the daemon has none.
+            "default" | "" if b.networks.find("bridge").is_none() => "none".into(),
             "default" | "" => "bridge".into(),
             n => n.into(),
         };

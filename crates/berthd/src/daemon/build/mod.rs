@@ -33,6 +33,7 @@ impl Builds {
         containers: Arc<Containers>,
         archive: Arc<Archive>,
         images: Arc<Images>,
+        networks: Arc<crate::daemon::network::Networks>,
         data_root: &std::path::Path,
     ) -> Builds {
         let dir = data_root.join("build");
@@ -44,6 +45,7 @@ impl Builds {
                 containers,
                 archive,
                 images,
+                networks,
                 dir,
                 cache_locks: Mutex::new(HashMap::new()),
             }),
