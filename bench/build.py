@@ -8,7 +8,9 @@ commands:
   - cold build (--no-cache), no-op rebuild (everything cached), rebuild after a
     change to one file copied late, and the context upload (a Dockerfile of
     `FROM busybox` alone over the same context);
-  - for: berthd driven by the docker CLI v28 (classic /build) and by `berth build`;
+  - for: berthd driven by the docker CLI v28 (classic /build: the whole context
+    every time) and by `berth build` (which sends only what the daemon's kept copy
+    of the context lacks; for the upload figure, a fresh directory each time);
     dockerd's classic builder (docker CLI v28, DOCKER_BUILDKIT=0); dockerd's
     BuildKit (/usr/bin/docker 20.10, DOCKER_BUILDKIT=1).
 Run as root from the repository, after `cargo build --release --workspace --bins`:
@@ -141,14 +143,21 @@ def main():
         for _ in range(args.runs):
             for name, cmd, env in clients:
                 results[name].setdefault("noop", []).append(timed(cmd + [ctx], env))
+        # A new content for each build, so that no client finds another's result.
         for _ in range(args.runs):
-            touch_late()
             for name, cmd, env in clients:
+                touch_late()
                 results[name].setdefault("late", []).append(timed(cmd + [ctx], env))
-        for _ in range(args.runs):
+        # The whole context goes: `berth build` gets a fresh copy of the directory
+        # each time (a context the daemon has not kept), copied before the clock.
+        for i in range(args.runs):
             for name, cmd, env in clients:
+                where = ctx
+                if "berth build" in name:
+                    where = f"{ctx}-fresh{i}"
+                    shutil.copytree(ctx, where, symlinks=True)
                 results[name].setdefault("upload", []).append(
-                    timed(cmd + ["-f", os.path.join(ctx, "Dockerfile.upload"), ctx], env))
+                    timed(cmd + ["-f", os.path.join(where, "Dockerfile.upload"), where], env))
         med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
         print(f"\n{'client':<40}{'cold':>10}{'no-op':>10}{'late file':>11}{'upload':>10}   (median ms)")
         for n, m in med.items():

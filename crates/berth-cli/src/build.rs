@@ -92,17 +92,15 @@ fn bytes_of(s: &str) -> Result<i64> {
         * m)
 }
 
-/// The context directory as a tar, `.dockerignore` applied (the Dockerfile and
-/// `.dockerignore` themselves always go).
-fn tar_dir(dir: &Path, dockerfile: &str, extra: Option<(String, Vec<u8>)>) -> Result<Vec<u8>> {
+/// The context directory's entries, `.dockerignore` applied (the Dockerfile and
+/// `.dockerignore` themselves always go), parents before children.
+fn context_entries(dir: &Path, dockerfile: &str) -> Result<Vec<(String, std::fs::Metadata)>> {
     let ignore_text = std::fs::read_to_string(dir.join(format!("{dockerfile}.dockerignore")))
         .or_else(|_| std::fs::read_to_string(dir.join(".dockerignore")))
         .unwrap_or_default();
     let ignore = Ignore::parse(&ignore_text)?;
-    let mut b = tar::Builder::new(Vec::new());
-    b.follow_symlinks(false);
     fn walk(
-        b: &mut tar::Builder<Vec<u8>>,
+        out: &mut Vec<(String, std::fs::Metadata)>,
         root: &Path,
         rel: &str,
         ignore: &Ignore,
@@ -125,24 +123,35 @@ fn tar_dir(dir: &Path, dockerfile: &str, extra: Option<(String, Vec<u8>)>) -> Re
             } else {
                 format!("{rel}/{n}")
             };
-            let p = root.join(&r);
-            let m = std::fs::symlink_metadata(&p)?;
+            let m = std::fs::symlink_metadata(root.join(&r))?;
             let excluded = ignore.excluded(&r) && !keep.contains(&r.as_str());
             if m.is_dir() {
                 if excluded && !ignore.may_include_under(&r) {
                     continue;
                 }
                 if !excluded {
-                    b.append_path_with_name(&p, &r)?;
+                    out.push((r.clone(), m));
                 }
-                walk(b, root, &r, ignore, keep)?;
+                walk(out, root, &r, ignore, keep)?;
             } else if !excluded && (m.is_file() || m.file_type().is_symlink()) {
-                b.append_path_with_name(&p, &r)?;
+                out.push((r, m));
             }
         }
         Ok(())
     }
-    walk(&mut b, dir, "", &ignore, &[dockerfile, ".dockerignore"])?;
+    let mut out = Vec::new();
+    walk(&mut out, dir, "", &ignore, &[dockerfile, ".dockerignore"])?;
+    Ok(out)
+}
+
+/// A tar of `paths` (relative to `dir`), and of `extra` (a Dockerfile from
+/// elsewhere) when given.
+fn tar_of(dir: &Path, paths: &[&str], extra: Option<(String, Vec<u8>)>) -> Result<Vec<u8>> {
+    let mut b = tar::Builder::new(Vec::new());
+    b.follow_symlinks(false);
+    for p in paths {
+        b.append_path_with_name(dir.join(p), p)?;
+    }
     if let Some((name, data)) = extra {
         let mut h = tar::Header::new_gnu();
         h.set_mode(0o644);
@@ -150,6 +159,44 @@ fn tar_dir(dir: &Path, dockerfile: &str, extra: Option<(String, Vec<u8>)>) -> Re
         b.append_data(&mut h, name, &data[..])?;
     }
     Ok(b.into_inner()?)
+}
+
+/// The daemon's name for a context directory kept between builds.
+fn context_key(dir: &Path) -> Result<String> {
+    use std::hash::{Hash, Hasher};
+    let real = std::fs::canonicalize(dir)?;
+    // Two independent 64-bit hashes of the path: a name, not a secret.
+    let mut a = std::collections::hash_map::DefaultHasher::new();
+    real.hash(&mut a);
+    let mut b = std::collections::hash_map::DefaultHasher::new();
+    ("berth-context", &real).hash(&mut b);
+    Ok(format!("{:016x}{:016x}", a.finish(), b.finish()))
+}
+
+/// The entries as the daemon's list wants them.
+fn manifest(entries: &[(String, std::fs::Metadata)]) -> serde_json::Value {
+    use std::os::unix::fs::MetadataExt;
+    let list: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|(p, m)| {
+            let ft = m.file_type();
+            let kind = if ft.is_dir() {
+                "dir"
+            } else if ft.is_symlink() {
+                "symlink"
+            } else {
+                "file"
+            };
+            serde_json::json!({
+                "path": p,
+                "kind": kind,
+                "mode": m.mode() & 0o7777,
+                "size": if ft.is_dir() { 0 } else { m.size() },
+                "mtime": m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            })
+        })
+        .collect();
+    serde_json::json!({ "Entries": list })
 }
 
 fn is_tar(head: &[u8]) -> bool {
@@ -194,13 +241,13 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
         );
     }
     let mut dockerfile = o.file.clone().unwrap_or_else(|| "Dockerfile".into());
-    let tar = if o.context == "-" {
+    let body = if o.context == "-" {
         if std::io::stdin().is_terminal() {
             bail!("the context on stdin is missing: pipe a tar or a Dockerfile");
         }
         let mut data = Vec::new();
         std::io::stdin().read_to_end(&mut data)?;
-        if is_tar(&data) {
+        Body::Tar(if is_tar(&data) {
             data
         } else {
             dockerfile = "Dockerfile".into();
@@ -210,7 +257,7 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
             h.set_size(data.len() as u64);
             b.append_data(&mut h, "Dockerfile", &data[..])?;
             b.into_inner()?
-        }
+        })
     } else if o.context.contains("://") || o.context.starts_with("git@") {
         bail!(
             "berth builds from a local directory or stdin for now, not from {}",
@@ -250,7 +297,15 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
                 }
             }
         };
-        tar_dir(&dir, &dockerfile, extra)?
+        match extra {
+            // Only what the daemon lacks goes, when it keeps contexts.
+            None => Body::Kept(dir),
+            Some(extra) => {
+                let entries = context_entries(&dir, &dockerfile)?;
+                let paths: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+                Body::Tar(tar_of(&dir, &paths, Some(extra))?)
+            }
+        }
     };
     let mut q = format!("/build?dockerfile={}", enc(&dockerfile));
     for t in &o.tags {
@@ -308,14 +363,7 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
     if o.pull {
         q.push_str("&pull=1");
     }
-    let resp = c
-        .request(
-            Method::POST,
-            &q,
-            from_reader(std::io::Cursor::new(tar)),
-            "application/x-tar",
-        )
-        .await?;
+    let resp = send(c, &q, body, &dockerfile).await?;
     let mut body = resp.into_body();
     let mut pending = Vec::new();
     let mut id = None;
@@ -360,6 +408,65 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
         export(c, &id, out).await?;
     }
     Ok(0)
+}
+
+/// What goes with the build: a whole context, or a directory the daemon keeps.
+enum Body {
+    Tar(Vec<u8>),
+    Kept(PathBuf),
+}
+
+/// Sends the build; for a kept context, first learns which files the daemon
+/// lacks (a daemon that keeps none gets the whole context, as Docker's does).
+async fn send(c: &Client, q: &str, body: Body, dockerfile: &str) -> Result<hyper::Response<hyper::body::Incoming>> {
+    let dir = match body {
+        Body::Tar(t) => {
+            return c
+                .request(Method::POST, q, from_reader(std::io::Cursor::new(t)), "application/x-tar")
+                .await
+        }
+        Body::Kept(dir) => dir,
+    };
+    let key = context_key(&dir)?;
+    for _ in 0..3 {
+        let entries = context_entries(&dir, dockerfile)?;
+        let sync = c
+            .request(
+                Method::POST,
+                &format!("/build/contexts/{key}"),
+                full(serde_json::to_vec(&manifest(&entries))?),
+                "application/json",
+            )
+            .await;
+        let answer: serde_json::Value = match sync {
+            Ok(r) => serde_json::from_slice(&r.into_body().collect().await?.to_bytes())?,
+            Err(_) => {
+                let paths: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
+                let t = tar_of(&dir, &paths, None)?;
+                return c
+                    .request(Method::POST, q, from_reader(std::io::Cursor::new(t)), "application/x-tar")
+                    .await;
+            }
+        };
+        let need: Vec<&str> = answer["Need"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let generation = answer["Generation"].as_str().unwrap_or_default();
+        let t = tar_of(&dir, &need, None)?;
+        let kept = format!("{q}&berthcontext={key}&berthgeneration={}", enc(generation));
+        match c
+            .request(Method::POST, &kept, from_reader(std::io::Cursor::new(t)), "application/x-tar")
+            .await
+        {
+            // Another build of this context went in between: the list again.
+            Err(e) if e.downcast_ref::<crate::client::DaemonError>().is_some_and(|d| d.status == hyper::StatusCode::CONFLICT) => continue,
+            r => return r,
+        }
+    }
+    bail!("the context kept changing while it was sent")
 }
 
 fn rand_u64() -> u64 {

@@ -1033,3 +1033,47 @@ fn cache_survives_a_restart_and_build_options_reach_the_steps() {
     let o = build(&d, &dir, &["--network", "container:x"]);
     assert_ne!(o.code, 0, "{o:?}");
 }
+
+/// `berth build` sends only what the daemon's kept copy of the context lacks:
+/// changed, added and removed files all reach the build, and an unchanged
+/// context sends nothing.
+#[test]
+fn berth_build_keeps_the_context_and_sends_only_changes() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "kept",
+        &[
+            ("Dockerfile", "FROM busybox\nCOPY . /ctx/\nCMD [\"sh\", \"-c\", \"cd /ctx && find . -type f | sort | xargs cat\"]\n"),
+            ("a.txt", "a1\n"),
+            ("sub/b.txt", "b1\n"),
+            ("gone.txt", "gone\n"),
+        ],
+    );
+    let b = |tag: &str| d.berth(&["build", "-q", "-t", tag, dir.to_str().unwrap()]).ok().to_string();
+    b("k:1");
+    let contexts = d.data_root.join("build/contexts");
+    let kept: Vec<_> = std::fs::read_dir(&contexts).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    assert_eq!(kept.len(), 1);
+    let kept = kept[0].path();
+    assert_eq!(std::fs::read_to_string(kept.join("a.txt")).unwrap(), "a1\n");
+    // Unchanged: the same image, and the kept files were not rewritten.
+    let inode = |p: &Path| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).unwrap());
+    let before = inode(&kept.join("sub/b.txt"));
+    assert_eq!(b("k:2"), b("k:1"));
+    assert_eq!(inode(&kept.join("sub/b.txt")), before);
+    // Changed, added, removed.
+    std::fs::write(dir.join("a.txt"), "a2\n").unwrap();
+    std::fs::write(dir.join("sub/new.txt"), "new\n").unwrap();
+    std::fs::remove_file(dir.join("gone.txt")).unwrap();
+    b("k:3");
+    assert_eq!(run(&d, &["k:3"]), "FROM busybox\nCOPY . /ctx/\nCMD [\"sh\", \"-c\", \"cd /ctx && find . -type f | sort | xargs cat\"]\na2\nb1\nnew\n");
+    assert!(!kept.join("gone.txt").exists());
+    assert_eq!(inode(&kept.join("sub/b.txt")), before);
+    // The docker CLI still sends whole contexts; prune drops kept ones.
+    d.docker(&["builder", "prune", "-f"]).ok();
+    assert!(!kept.exists());
+    b("k:4");
+    assert_eq!(run(&d, &["k:4"]).lines().last(), Some("new"));
+}

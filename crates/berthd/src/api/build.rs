@@ -74,6 +74,12 @@ pub(super) async fn route(
                 remote: q.get("remote").filter(|r| !r.is_empty()).map(String::from),
                 build_id: q.get("buildid").filter(|r| !r.is_empty()).map(String::from),
                 ulimits,
+                kept_context: match (q.get("berthcontext"), q.get("berthgeneration")) {
+                    (Some(k), Some(g)) if !k.is_empty() => {
+                        Some((k.to_string(), d.builds.claim_context(k, g)?))
+                    }
+                    _ => None,
+                },
                 auth: crate::daemon::image::pull::decode_registry_config(
                     call.headers
                         .get("x-registry-config")
@@ -118,6 +124,22 @@ pub(super) async fn route(
             http::json(
                 StatusCode::OK,
                 &serde_json::json!({ "CachesDeleted": keys, "SpaceReclaimed": freed }),
+            )
+        }
+        // berth's extension: a context kept between builds (see
+        // daemon/build/contexts.rs); the client learns which files to send.
+        (&Method::POST, ["contexts", key]) => {
+            #[derive(serde::Deserialize)]
+            #[serde(rename_all = "PascalCase")]
+            struct Sync {
+                entries: Vec<crate::daemon::build::contexts::Entry>,
+            }
+            let key = key.to_string();
+            let body: Sync = call.json().await?;
+            let (need, generation) = d.builds.sync_context(&key, body.entries)?;
+            http::json(
+                StatusCode::OK,
+                &serde_json::json!({ "Need": need, "Generation": generation }),
             )
         }
         (&Method::POST, ["cancel"]) => {

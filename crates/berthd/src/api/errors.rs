@@ -69,6 +69,18 @@ impl From<crate::daemon::image::Error> for ApiError {
     }
 }
 
+impl From<crate::daemon::build::contexts::Error> for ApiError {
+    fn from(e: crate::daemon::build::contexts::Error) -> ApiError {
+        use crate::daemon::build::contexts::Error as E;
+        let kind = match &e {
+            E::Key(_) | E::Path(_) => ErrorKind::InvalidArgument,
+            E::Stale(_) => ErrorKind::Conflict,
+            E::Io { .. } => ErrorKind::Internal,
+        };
+        ApiError::caused_by(kind, e)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,6 +6,7 @@
 
 mod backend;
 mod context;
+pub mod contexts;
 mod remote;
 mod request;
 
@@ -23,6 +24,7 @@ use tokio::sync::mpsc;
 
 pub struct Builds {
     parts: Arc<backend::Parts>,
+    contexts: Arc<contexts::Contexts>,
     /// Builds in progress by their `buildid`, for `/build/cancel`.
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
 }
@@ -40,6 +42,7 @@ impl Builds {
         // Scratch space of builds a crash interrupted.
         let _ = std::fs::remove_dir_all(dir.join("tmp"));
         Builds {
+            contexts: Arc::new(contexts::Contexts::new(dir.join("contexts"))),
             parts: Arc::new(backend::Parts {
                 store,
                 containers,
@@ -106,6 +109,24 @@ impl Builds {
         rx
     }
 
+    /// `POST /build/contexts/{key}`: what of a kept context the client must send.
+    pub fn sync_context(
+        &self,
+        key: &str,
+        entries: Vec<contexts::Entry>,
+    ) -> Result<(Vec<String>, String), contexts::Error> {
+        self.contexts.sync(key, entries)
+    }
+
+    /// Claims the list a kept context's build brings (a conflict if stale).
+    pub fn claim_context(
+        &self,
+        key: &str,
+        generation: &str,
+    ) -> Result<contexts::Claim, contexts::Error> {
+        self.contexts.claim(key, generation)
+    }
+
     /// `POST /build/cancel?id=`: stops the build (its containers are removed).
     pub fn cancel(&self, id: &str) -> bool {
         match self
@@ -140,19 +161,29 @@ impl Builds {
         } else {
             req.dockerfile.clone()
         };
-        let ctx = match &req.remote {
-            None => {
+        let mut _kept = None;
+        let ctx = match (&req.remote, &req.kept_context) {
+            (None, Some((key, claim))) => {
+                let (dir, guard) = self
+                    .contexts
+                    .update(key, claim.clone(), body)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                _kept = Some(guard);
+                context::read(&dir, &dockerfile_name)?
+            }
+            (None, None) => {
                 let ctx_dir = ctx_dir.clone();
                 let name = dockerfile_name.clone();
                 tokio::task::spawn_blocking(move || context::receive(body, &ctx_dir, &name))
                     .await
                     .map_err(|e| e.to_string())??
             }
-            Some(url) if remote::is_git(url) => {
+            (Some(url), _) if remote::is_git(url) => {
                 let dir = remote::clone(url, &ctx_dir, false).await?;
                 context::read(&dir, &dockerfile_name)?
             }
-            Some(url) => {
+            (Some(url), _) => {
                 // A tarball (its context), or a plain file (the Dockerfile).
                 let file = scratch.join("remote");
                 remote::download(url, &file).await?;
@@ -227,6 +258,11 @@ impl Builds {
             }
             true
         })?;
+        if until_secs.is_none() && keep_storage <= 0 {
+            let (k, f) = self.contexts.prune();
+            keys.extend(k);
+            freed += f;
+        }
         let mounts = self.parts.dir.join("cache");
         let locks = self
             .parts

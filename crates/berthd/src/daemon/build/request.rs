@@ -26,6 +26,9 @@ pub struct BuildRequest {
     pub remote: Option<String>,
     pub build_id: Option<String>,
     pub ulimits: Vec<berth_api::Ulimit>,
+    /// A context kept by the daemon (`berthcontext`, `berthgeneration`), with the
+    /// list claimed for this build: the body holds only the files it asked for.
+    pub kept_context: Option<(String, super::contexts::Claim)>,
     /// Credentials for the registries FROM pulls from (`X-Registry-Config`).
     pub auth: std::collections::HashMap<String, berth_registry::auth::Credentials>,
 }
