@@ -156,6 +156,7 @@ def main():
                 if "berth build" in name:
                     where = f"{ctx}-fresh{i}"
                     shutil.copytree(ctx, where, symlinks=True)
+                    os.sync()
                 results[name].setdefault("upload", []).append(
                     timed(cmd + ["-f", os.path.join(where, "Dockerfile.upload"), where], env))
         med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}

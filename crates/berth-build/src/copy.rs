@@ -164,9 +164,11 @@ fn is_archive(path: &Path) -> bool {
 /// context kept between builds is not read again when unchanged (a change to a
 /// file always moves its ctime, which nobody can set).
 type Stamp = (u64, i64, i64, i64, i64);
-fn checksums() -> &'static std::sync::Mutex<std::collections::HashMap<(u64, u64), (Stamp, String)>> {
-    static C: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<(u64, u64), (Stamp, String)>>> =
-        std::sync::OnceLock::new();
+fn checksums() -> &'static std::sync::Mutex<std::collections::HashMap<(u64, u64), (Stamp, String)>>
+{
+    static C: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<(u64, u64), (Stamp, String)>>,
+    > = std::sync::OnceLock::new();
     C.get_or_init(Default::default)
 }
 
@@ -174,8 +176,18 @@ fn hash_file(path: &Path) -> Result<String, CopyError> {
     let mut f = fs::File::open(path).map_err(io_err("opening", path))?;
     let m = f.metadata().map_err(io_err("reading", path))?;
     let id = (m.dev(), m.ino());
-    let stamp = (m.size(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec());
-    if let Some((s, h)) = checksums().lock().unwrap_or_else(|p| p.into_inner()).get(&id) {
+    let stamp = (
+        m.size(),
+        m.mtime(),
+        m.mtime_nsec(),
+        m.ctime(),
+        m.ctime_nsec(),
+    );
+    if let Some((s, h)) = checksums()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(&id)
+    {
         if *s == stamp {
             return Ok(h.clone());
         }

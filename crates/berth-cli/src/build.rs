@@ -161,6 +161,25 @@ fn tar_of(dir: &Path, paths: &[&str], extra: Option<(String, Vec<u8>)>) -> Resul
     Ok(b.into_inner()?)
 }
 
+/// A tar of `paths` written by a thread as it is sent (the request streams it
+/// while the files are still being read).
+fn streamed_tar(dir: &Path, paths: Vec<String>) -> Result<crate::client::BoxBody> {
+    let (reader, writer) = std::io::pipe()?;
+    let dir = dir.to_path_buf();
+    std::thread::spawn(move || {
+        let mut b = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, writer));
+        b.follow_symlinks(false);
+        for p in &paths {
+            // A failure shows as a short body: the daemon refuses the build.
+            if b.append_path_with_name(dir.join(p), p).is_err() {
+                return;
+            }
+        }
+        let _ = b.into_inner().map(|mut w| std::io::Write::flush(&mut w));
+    });
+    Ok(from_reader(reader))
+}
+
 /// The daemon's name for a context directory kept between builds.
 fn context_key(dir: &Path) -> Result<String> {
     use std::hash::{Hash, Hasher};
@@ -418,11 +437,21 @@ enum Body {
 
 /// Sends the build; for a kept context, first learns which files the daemon
 /// lacks (a daemon that keeps none gets the whole context, as Docker's does).
-async fn send(c: &Client, q: &str, body: Body, dockerfile: &str) -> Result<hyper::Response<hyper::body::Incoming>> {
+async fn send(
+    c: &Client,
+    q: &str,
+    body: Body,
+    dockerfile: &str,
+) -> Result<hyper::Response<hyper::body::Incoming>> {
     let dir = match body {
         Body::Tar(t) => {
             return c
-                .request(Method::POST, q, from_reader(std::io::Cursor::new(t)), "application/x-tar")
+                .request(
+                    Method::POST,
+                    q,
+                    from_reader(std::io::Cursor::new(t)),
+                    "application/x-tar",
+                )
                 .await
         }
         Body::Kept(dir) => dir,
@@ -441,10 +470,14 @@ async fn send(c: &Client, q: &str, body: Body, dockerfile: &str) -> Result<hyper
         let answer: serde_json::Value = match sync {
             Ok(r) => serde_json::from_slice(&r.into_body().collect().await?.to_bytes())?,
             Err(_) => {
-                let paths: Vec<&str> = entries.iter().map(|(p, _)| p.as_str()).collect();
-                let t = tar_of(&dir, &paths, None)?;
+                let paths = entries.into_iter().map(|(p, _)| p).collect();
                 return c
-                    .request(Method::POST, q, from_reader(std::io::Cursor::new(t)), "application/x-tar")
+                    .request(
+                        Method::POST,
+                        q,
+                        streamed_tar(&dir, paths)?,
+                        "application/x-tar",
+                    )
                     .await;
             }
         };
@@ -455,14 +488,24 @@ async fn send(c: &Client, q: &str, body: Body, dockerfile: &str) -> Result<hyper
             .filter_map(|v| v.as_str())
             .collect();
         let generation = answer["Generation"].as_str().unwrap_or_default();
-        let t = tar_of(&dir, &need, None)?;
+        let need = need.into_iter().map(String::from).collect();
         let kept = format!("{q}&berthcontext={key}&berthgeneration={}", enc(generation));
         match c
-            .request(Method::POST, &kept, from_reader(std::io::Cursor::new(t)), "application/x-tar")
+            .request(
+                Method::POST,
+                &kept,
+                streamed_tar(&dir, need)?,
+                "application/x-tar",
+            )
             .await
         {
             // Another build of this context went in between: the list again.
-            Err(e) if e.downcast_ref::<crate::client::DaemonError>().is_some_and(|d| d.status == hyper::StatusCode::CONFLICT) => continue,
+            Err(e)
+                if e.downcast_ref::<crate::client::DaemonError>()
+                    .is_some_and(|d| d.status == hyper::StatusCode::CONFLICT) =>
+            {
+                continue
+            }
             r => return r,
         }
     }

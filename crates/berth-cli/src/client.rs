@@ -30,7 +30,7 @@ pub struct Client {
     socket: String,
 }
 
-type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
 
 pub fn full(b: impl Into<Bytes>) -> BoxBody {
     Full::new(b.into()).map_err(|never| match never {}).boxed()

@@ -1051,10 +1051,18 @@ fn berth_build_keeps_the_context_and_sends_only_changes() {
             ("gone.txt", "gone\n"),
         ],
     );
-    let b = |tag: &str| d.berth(&["build", "-q", "-t", tag, dir.to_str().unwrap()]).ok().to_string();
+    let b = |tag: &str| {
+        d.berth(&["build", "-q", "-t", tag, dir.to_str().unwrap()])
+            .ok()
+            .to_string()
+    };
     b("k:1");
     let contexts = d.data_root.join("build/contexts");
-    let kept: Vec<_> = std::fs::read_dir(&contexts).unwrap().flatten().filter(|e| e.path().is_dir()).collect();
+    let kept: Vec<_> = std::fs::read_dir(&contexts)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
     assert_eq!(kept.len(), 1);
     let kept = kept[0].path();
     assert_eq!(std::fs::read_to_string(kept.join("a.txt")).unwrap(), "a1\n");

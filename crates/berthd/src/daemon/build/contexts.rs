@@ -121,7 +121,10 @@ impl Contexts {
         }
         let dir = self.context_dir(key);
         let old: HashMap<String, Entry> = if dir.is_dir() {
-            self.stored(key).into_iter().map(|e| (e.path.clone(), e)).collect()
+            self.stored(key)
+                .into_iter()
+                .map(|e| (e.path.clone(), e))
+                .collect()
         } else {
             HashMap::new()
         };
@@ -177,25 +180,37 @@ impl Contexts {
         }
         let entries = claim.entries;
         let me = self.clone();
-        let key = key.to_string();
-        let dir = tokio::task::spawn_blocking(move || me.apply(&key, entries, files))
+        let k = key.to_string();
+        let dir = tokio::task::spawn_blocking(move || me.apply(&k, entries, files))
             .await
             .map_err(|e| Error::Io {
                 what: "updating",
                 path: PathBuf::new(),
                 source: std::io::Error::other(e),
             })??;
+        // Old contexts go meanwhile, not in this build's time.
+        let me = self.clone();
+        let key = key.to_string();
+        tokio::task::spawn_blocking(move || me.evict(&key));
         Ok((dir, guard))
     }
 
-    fn apply<R: std::io::Read>(&self, key: &str, entries: Vec<Entry>, files: R) -> Result<PathBuf, Error> {
+    fn apply<R: std::io::Read>(
+        &self,
+        key: &str,
+        entries: Vec<Entry>,
+        files: R,
+    ) -> Result<PathBuf, Error> {
         let dir = self.context_dir(key);
         std::fs::create_dir_all(&dir).map_err(io("creating", &dir))?;
         let keep: HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         let mut gone: Vec<Entry> = self
             .stored(key)
             .into_iter()
-            .filter(|e| !keep.contains(e.path.as_str()) || entries.iter().any(|n| n.path == e.path && n.kind != e.kind))
+            .filter(|e| {
+                !keep.contains(e.path.as_str())
+                    || entries.iter().any(|n| n.path == e.path && n.kind != e.kind)
+            })
             .collect();
         // Deepest first; each removed beneath the context, never through a link.
         gone.sort_by_key(|e| std::cmp::Reverse(e.path.matches('/').count()));
@@ -213,11 +228,14 @@ impl Contexts {
             if !p.is_dir() {
                 std::fs::create_dir_all(&p).map_err(io("creating", &p))?;
             }
-            let _ = std::fs::set_permissions(&p, std::os::unix::fs::PermissionsExt::from_mode(e.mode & 0o7777));
+            let _ = std::fs::set_permissions(
+                &p,
+                std::os::unix::fs::PermissionsExt::from_mode(e.mode & 0o7777),
+            );
         }
         let m = self.manifest_path(key);
-        std::fs::write(&m, serde_json::to_vec(&entries).expect("serialises")).map_err(io("writing", &m))?;
-        self.evict(key);
+        std::fs::write(&m, serde_json::to_vec(&entries).expect("serialises"))
+            .map_err(io("writing", &m))?;
         Ok(dir)
     }
 
@@ -262,7 +280,9 @@ impl Contexts {
         let mut freed = 0;
         for e in std::fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(key) = name.strip_suffix(".json") else { continue };
+            let Some(key) = name.strip_suffix(".json") else {
+                continue;
+            };
             let busy = self
                 .locks
                 .lock()
@@ -284,7 +304,11 @@ impl Contexts {
 /// following a link (a directory with all it holds).
 fn remove_beneath(root: &Path, rel: &str) {
     use rustix::fs::{AtFlags, Mode, OFlags, ResolveFlags};
-    let Ok(rootfd) = rustix::fs::open(root, OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty()) else {
+    let Ok(rootfd) = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    ) else {
         return;
     };
     let (parent, name) = rel.rsplit_once('/').unwrap_or((".", rel));
@@ -298,10 +322,16 @@ fn remove_beneath(root: &Path, rel: &str) {
         return;
     };
     match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory => {
+        Ok(st)
+            if rustix::fs::FileType::from_raw_mode(st.st_mode)
+                == rustix::fs::FileType::Directory =>
+        {
             // The directory opened, by its real path (no link on the way, as
             // resolved above); remove_dir_all does not follow links inside.
-            if let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&dir))) {
+            if let Ok(real) = std::fs::read_link(format!(
+                "/proc/self/fd/{}",
+                std::os::fd::AsRawFd::as_raw_fd(&dir)
+            )) {
                 let _ = std::fs::remove_dir_all(real.join(name));
             }
         }

@@ -162,6 +162,7 @@ impl Builds {
             req.dockerfile.clone()
         };
         let mut _kept = None;
+        let t0 = std::time::Instant::now();
         let ctx = match (&req.remote, &req.kept_context) {
             (None, Some((key, claim))) => {
                 let (dir, guard) = self
@@ -215,14 +216,24 @@ impl Builds {
             tags: req.tags.clone(),
             created: crate::daemon::time::now_rfc3339(),
         };
+        let received = t0.elapsed();
         let built = berth_build::exec::build(backend, &ctx.dockerfile, ctx.context, opts, out)
             .await
             .map_err(|e| e.to_string())?;
-        drop(guard);
+        let done = t0.elapsed();
+        // The scratch directory goes after the answer, not before it.
+        tokio::task::spawn_blocking(move || drop(guard));
         for t in &req.tags {
             self.parts.images.emit("tag", t);
         }
-        tracing::info!(image = %built.id, steps = built.steps, cached = built.cached, "built");
+        tracing::info!(
+            image = %built.id,
+            steps = built.steps,
+            cached = built.cached,
+            context_ms = received.as_millis() as u64,
+            total_ms = done.as_millis() as u64,
+            "built"
+        );
         Ok(built.id)
     }
 
