@@ -164,11 +164,10 @@ fn is_archive(path: &Path) -> bool {
 /// context kept between builds is not read again when unchanged (a change to a
 /// file always moves its ctime, which nobody can set).
 type Stamp = (u64, i64, i64, i64, i64);
-fn checksums() -> &'static std::sync::Mutex<std::collections::HashMap<(u64, u64), (Stamp, String)>>
-{
-    static C: std::sync::OnceLock<
-        std::sync::Mutex<std::collections::HashMap<(u64, u64), (Stamp, String)>>,
-    > = std::sync::OnceLock::new();
+type Checksums = std::sync::Mutex<std::collections::HashMap<(u64, u64), (Stamp, String)>>;
+
+fn checksums() -> &'static Checksums {
+    static C: std::sync::OnceLock<Checksums> = std::sync::OnceLock::new();
     C.get_or_init(Default::default)
 }
 

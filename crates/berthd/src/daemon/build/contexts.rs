@@ -46,6 +46,10 @@ pub enum Error {
     },
 }
 
+/// A list sent: its generation, entries, and the digest of the stored list it
+/// was compared with.
+type Pending = (String, Vec<Entry>, String);
+
 /// A list claimed for a build, and the state it was compared with.
 #[derive(Debug, Clone)]
 pub struct Claim {
@@ -57,7 +61,7 @@ pub struct Contexts {
     dir: PathBuf,
     /// Lists sent and not yet built with: key -> (generation, entries, the
     /// digest of the stored list they were compared with).
-    pending: Mutex<HashMap<String, (String, Vec<Entry>, String)>>,
+    pending: Mutex<HashMap<String, Pending>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
