@@ -1085,3 +1085,44 @@ fn berth_build_keeps_the_context_and_sends_only_changes() {
     b("k:4");
     assert_eq!(run(&d, &["k:4"]).lines().last(), Some("new"));
 }
+
+/// `POST /build/cancel` and a client that leaves both stop the build at once:
+/// the running step's container goes, nothing is left.
+#[test]
+fn a_cancelled_or_abandoned_build_stops_and_leaves_nothing() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let o = docker_py(
+        &d,
+        "import io, tarfile, json, threading, time\n\
+         def ctx():\n\
+         \x20   buf = io.BytesIO(); t = tarfile.open(fileobj=buf, mode='w')\n\
+         \x20   df = b'FROM busybox\\nRUN echo started; sleep 60\\n'\n\
+         \x20   i = tarfile.TarInfo('Dockerfile'); i.size = len(df); t.addfile(i, io.BytesIO(df)); t.close()\n\
+         \x20   return buf.getvalue()\n\
+         api = client.api\n\
+         def start(bid):\n\
+         \x20   return api._post(api._url('/build'), params={'buildid': bid, 't': 'never'}, data=ctx(), stream=True,\n\
+         \x20                    headers={'Content-Type': 'application/x-tar'})\n\
+         def wait_started(lines):\n\
+         \x20   for l in lines:\n\
+         \x20       if b'started' in l: return\n\
+         r = start('b1')\n\
+         lines = r.iter_lines()\n\
+         wait_started(lines)\n\
+         t0 = time.time()\n\
+         api._post(api._url('/build/cancel'), params={'id': 'b1'})\n\
+         rest = [json.loads(l) for l in lines if l]\n\
+         print('cancel:', rest[-1].get('error'), round(time.time() - t0) < 10)\n\
+         r = start('b2')\n\
+         lines = r.iter_lines()\n\
+         wait_started(lines)\n\
+         r.close()\n\
+         for _ in range(100):\n\
+         \x20   if not client.containers.list(all=True) and not client.images.list(filters={'dangling': True}): break\n\
+         \x20   time.sleep(0.1)\n\
+         print('left:', len(client.containers.list(all=True)), len(client.images.list(filters={'dangling': True})))\n",
+    );
+    assert_eq!(o.ok(), "cancel: context canceled True\nleft: 0 0\n", "{o:?}");
+    assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
+}

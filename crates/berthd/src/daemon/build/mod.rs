@@ -26,7 +26,7 @@ pub struct Builds {
     parts: Arc<backend::Parts>,
     contexts: Arc<contexts::Contexts>,
     /// Builds in progress by their `buildid`, for `/build/cancel`.
-    running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    running: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
 }
 
 impl Builds {
@@ -66,7 +66,14 @@ impl Builds {
         let (tx, rx) = mpsc::channel(64);
         let me = self.clone();
         let build_id = req.build_id.clone();
-        let task = tokio::spawn(async move {
+        let cancel = Arc::new(tokio::sync::Notify::new());
+        if let Some(id) = &build_id {
+            self.running
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id.clone(), cancel.clone());
+        }
+        tokio::spawn(async move {
             let (etx, mut erx) = mpsc::unbounded_channel::<Event>();
             let quiet = req.quiet;
             let forward = {
@@ -86,26 +93,32 @@ impl Builds {
                     }
                 })
             };
-            let result = me.run(req, body, etx).await;
+            // A cancel, or the client leaving, stops the build: its running step's
+            // container and scratch go with the dropped future's guards.
+            let result = tokio::select! {
+                r = me.run(req, body, etx) => r,
+                _ = cancel.notified() => Err("context canceled".to_string()),
+                _ = tx.closed() => Err("the client went away".to_string()),
+            };
+            if let Some(id) = &build_id {
+                me.running.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+            }
             let _ = forward.await;
             let line = match result {
                 Ok(id) if quiet => serde_json::json!({ "stream": format!("{id}\n") }),
                 Ok(_) => return,
-                Err(e) => serde_json::json!({
-                    "errorDetail": { "message": e },
-                    "error": e,
-                }),
+                Err(e) => {
+                    tracing::info!(error = %e, "build failed");
+                    serde_json::json!({
+                        "errorDetail": { "message": e },
+                        "error": e,
+                    })
+                }
             };
             let mut b = serde_json::to_vec(&line).expect("serialises");
             b.push(b'\n');
             let _ = tx.send(Bytes::from(b)).await;
         });
-        if let Some(id) = build_id {
-            self.running
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(id, task.abort_handle());
-        }
         rx
     }
 
@@ -135,8 +148,8 @@ impl Builds {
             .unwrap_or_else(|p| p.into_inner())
             .remove(id)
         {
-            Some(h) => {
-                h.abort();
+            Some(n) => {
+                n.notify_one();
                 true
             }
             None => false,
