@@ -22,6 +22,23 @@ pub enum Event {
     Stream(String),
     /// Docker's `aux` (the image ID at the end).
     Aux(serde_json::Value),
+    /// A step's progress (step `id` is its `Step N` number).
+    Step {
+        id: usize,
+        name: String,
+        state: StepState,
+    },
+    /// Output of the step `id` (a RUN's).
+    Log { id: usize, text: String },
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase", tag = "state")]
+pub enum StepState {
+    Started,
+    Cached,
+    Done { ms: u64 },
+    Failed,
 }
 
 pub type Output = tokio::sync::mpsc::UnboundedSender<Event>;
@@ -69,6 +86,8 @@ pub enum RunMount {
 /// One RUN: the process, its environment and mounts, over a state.
 #[derive(Debug, Clone)]
 pub struct RunStep {
+    /// The step's number (for its output's events).
+    pub id: usize,
     pub args: Vec<String>,
     pub env: Vec<String>,
     pub user: String,

@@ -253,6 +253,9 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
         eprintln!("note: --cache-from: berth's build cache is in its store already; images given are not read");
     }
     let quiet = o.quiet || o.progress == "quiet";
+    // The live view where a person watches (BuildKit draws it on stderr).
+    let live = !quiet
+        && (o.progress == "tty" || (o.progress == "auto" && std::io::stderr().is_terminal()));
     if !["auto", "plain", "tty", "quiet", "rawjson"].contains(&o.progress.as_str()) {
         bail!(
             "invalid progress mode {:?}: auto, plain, tty or quiet",
@@ -382,12 +385,27 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
     if o.pull {
         q.push_str("&pull=1");
     }
+    if live {
+        q.push_str("&berthprogress=1");
+    }
     let resp = send(c, &q, body, &dockerfile).await?;
     let mut body = resp.into_body();
     let mut pending = Vec::new();
     let mut id = None;
     let mut failed = None;
-    while let Some(frame) = body.frame().await {
+    let mut view = live.then(crate::progress::View::default);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    loop {
+        let frame = tokio::select! {
+            f = body.frame() => f,
+            _ = tick.tick() => {
+                if let Some(v) = view.as_mut() {
+                    v.draw(false);
+                }
+                continue;
+            }
+        };
+        let Some(frame) = frame else { break };
         let Ok(data) = frame?.into_data() else {
             continue;
         };
@@ -399,7 +417,7 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
             if let Some(e) = m.error_detail.map(|d| d.message).or(m.error) {
                 failed = Some(e);
             } else if let Some(s) = m.stream {
-                if !quiet {
+                if !quiet && view.is_none() {
                     print!("{s}");
                 }
             }
@@ -407,8 +425,15 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
                 if let Some(i) = aux.get("ID").and_then(|v| v.as_str()) {
                     id = Some(i.to_string());
                 }
+                if let (Some(v), Some(step)) = (view.as_mut(), aux.get("berth.step")) {
+                    v.event(step);
+                    v.draw(false);
+                }
             }
         }
+    }
+    if let Some(v) = view.as_mut() {
+        v.draw(true);
     }
     if let Some(e) = failed {
         eprintln!("ERROR: {e}");
@@ -419,6 +444,11 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
     };
     if quiet {
         println!("{id}");
+    } else if view.is_some() {
+        eprintln!(" => writing image {id}");
+        for t in &o.tags {
+            eprintln!(" => naming to {t}");
+        }
     }
     if let Some(f) = &o.iidfile {
         std::fs::write(f, &id).with_context(|| format!("writing {f}"))?;

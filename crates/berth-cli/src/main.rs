@@ -8,6 +8,7 @@ mod exec;
 mod format;
 mod images;
 mod network;
+mod progress;
 mod registry;
 mod terminal;
 mod volume;

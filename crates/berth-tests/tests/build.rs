@@ -1106,7 +1106,7 @@ fn a_cancelled_or_abandoned_build_stops_and_leaves_nothing() {
          \x20                    headers={'Content-Type': 'application/x-tar'})\n\
          def wait_started(lines):\n\
          \x20   for l in lines:\n\
-         \x20       if b'started' in l: return\n\
+         \x20       if b'started\\\\n' in l and b'Step' not in l: return\n\
          r = start('b1')\n\
          lines = r.iter_lines()\n\
          wait_started(lines)\n\
@@ -1114,15 +1114,68 @@ fn a_cancelled_or_abandoned_build_stops_and_leaves_nothing() {
          api._post(api._url('/build/cancel'), params={'id': 'b1'})\n\
          rest = [json.loads(l) for l in lines if l]\n\
          print('cancel:', rest[-1].get('error'), round(time.time() - t0) < 10)\n\
+         r = start('b3')\n\
+         lines = r.iter_lines()\n\
+         for l in lines:\n\
+         \x20   if b'Step 2/2' in l: break\n\
+         api._post(api._url('/build/cancel'), params={'id': 'b3'})\n\
+         rest = [json.loads(l) for l in lines if l]\n\
+         print('early:', rest[-1].get('error'))\n\
          r = start('b2')\n\
          lines = r.iter_lines()\n\
          wait_started(lines)\n\
          r.close()\n\
          for _ in range(100):\n\
-         \x20   if not client.containers.list(all=True) and not client.images.list(filters={'dangling': True}): break\n\
+         \x20   if not api.containers(all=True) and not api.images(filters={'dangling': True}): break\n\
          \x20   time.sleep(0.1)\n\
-         print('left:', len(client.containers.list(all=True)), len(client.images.list(filters={'dangling': True})))\n",
+         print('left:', len(api.containers(all=True)), len(api.images(filters={'dangling': True})))\n",
     );
-    assert_eq!(o.ok(), "cancel: context canceled True\nleft: 0 0\n", "{o:?}");
+    assert_eq!(
+        o.ok(),
+        "cancel: context canceled True\nearly: context canceled\nleft: 0 0\n",
+        "{o:?}"
+    );
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
+}
+
+/// On a terminal, `berth build` draws BuildKit's live view: the steps, CACHED,
+/// their durations, and the output of the step running.
+#[test]
+fn berth_build_live_view_on_a_terminal() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "live",
+        &[(
+            "Dockerfile",
+            "FROM busybox AS app\nENV A=1\nRUN echo first-line && sleep 0.3 && echo second-line\nCOPY Dockerfile /\n",
+        )],
+    );
+    let env = [("BERTH_HOST", d.host())];
+    let mut t = berth_tests::PtyCommand::spawn(
+        &berth_tests::bin("berth"),
+        &["build", "-t", "live:1", dir.to_str().unwrap()],
+        &env,
+        (40, 120),
+    );
+    t.expect("[+] Building");
+    t.expect("[app 3/4] RUN echo first-line");
+    t.expect("first-line");
+    t.expect("naming to live:1");
+    assert_eq!(t.wait(), 0);
+    // Again: every step CACHED.
+    let mut t = berth_tests::PtyCommand::spawn(
+        &berth_tests::bin("berth"),
+        &["build", "-t", "live:2", dir.to_str().unwrap()],
+        &env,
+        (40, 120),
+    );
+    t.expect("CACHED [app 3/4] RUN echo first-line");
+    t.expect("CACHED [app 4/4] COPY Dockerfile /");
+    assert_eq!(t.wait(), 0);
+    // Not a terminal: plain text.
+    let o = d.berth(&["build", "--no-cache", dir.to_str().unwrap()]);
+    assert!(o.ok().contains("Step 3/4 : RUN echo first-line"), "{o:?}");
+    assert!(o.stdout.contains("second-line"), "{o:?}");
 }

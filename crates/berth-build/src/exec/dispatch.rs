@@ -11,6 +11,7 @@ impl<B: Backend> Shared<B> {
     /// A step: from the cache when its key is there, else made.
     pub(super) async fn dispatch(
         self: &Arc<Self>,
+        id: usize,
         stage: usize,
         mut state: State,
         ins: &crate::instruction::Instruction,
@@ -42,6 +43,7 @@ impl<B: Backend> Shared<B> {
                 state.args.insert(name.clone(), value);
             }
             state.key = digest(&[&state.key, "arg", &format!("{:?}", state.args)]);
+            state.cached = false;
             self.note_step(false);
             return Ok(state);
         }
@@ -256,7 +258,7 @@ impl<B: Backend> Shared<B> {
                 heredocs,
             } => {
                 self.run(
-                    stage, state, cfg, node, cmd, mounts, network, security, heredocs, &vars,
+                    id, stage, state, cfg, node, cmd, mounts, network, security, heredocs, &vars,
                 )
                 .await
             }

@@ -10,7 +10,7 @@ mod run;
 pub use dispatch::duration_ns;
 pub use run::parse_size;
 
-use crate::backend::{say, Backend, Event, Output, Snapshot};
+use crate::backend::{say, Backend, Event, Output, Snapshot, StepState};
 use crate::ignore::Ignore;
 use crate::instruction::instruction;
 use crate::parser::ParseError;
@@ -118,6 +118,8 @@ struct Shared<B: Backend> {
 struct State {
     snap: Snapshot,
     key: String,
+    /// The last step came from the cache.
+    cached: bool,
     /// ARGs in scope: name and value (unset ones have none).
     args: BTreeMap<String, Option<String>>,
 }
@@ -372,7 +374,99 @@ impl<B: Backend> Shared<B> {
         }
     }
 
+    /// `[name N/M] INSTRUCTION`, as BuildKit names a step.
+    fn label(&self, s: usize, i: usize, original: &str) -> String {
+        let st = &self.plan.stages[s];
+        let name = st.name.clone().unwrap_or_else(|| format!("stage-{s}"));
+        format!(
+            "[{name} {}/{}] {original}",
+            i + 1,
+            st.instructions.len() + 1
+        )
+    }
+
+    fn progress(&self, id: usize, name: &str, state: StepState) {
+        let _ = self.out.send(Event::Step {
+            id,
+            name: name.to_string(),
+            state,
+        });
+    }
+
+    /// A step between its events: started, then cached, done or failed.
+    async fn tracked<F>(&self, id: usize, name: &str, step: F) -> Result<State, BuildError>
+    where
+        F: std::future::Future<Output = Result<State, BuildError>>,
+    {
+        self.progress(id, name, StepState::Started);
+        let t = std::time::Instant::now();
+        match step.await {
+            Ok(st) => {
+                let state = if st.cached {
+                    StepState::Cached
+                } else {
+                    StepState::Done {
+                        ms: t.elapsed().as_millis() as u64,
+                    }
+                };
+                self.progress(id, name, state);
+                Ok(st)
+            }
+            Err(e) => {
+                self.progress(id, name, StepState::Failed);
+                Err(e)
+            }
+        }
+    }
+
     async fn stage(self: &Arc<Self>, s: usize) -> Result<State, BuildError> {
+        let stage = &self.plan.stages[s];
+        let from = &stage.from;
+        let id = self.numbers[&(s, 0)];
+        let label = self.label(s, 0, &from.node.original);
+        let mut state = self.tracked(id, &label, self.base_state(s)).await?;
+        // Triggers of the base image run first, then leave the configuration.
+        let triggers = state
+            .snap
+            .config
+            .config
+            .as_mut()
+            .and_then(|c| c.on_build.take())
+            .unwrap_or_default();
+        if !triggers.is_empty() {
+            say(
+                &self.out,
+                format!("# Executing {} build trigger(s)\n", triggers.len()),
+            );
+        }
+        for t in triggers {
+            let df = crate::parser::parse(&t)
+                .map_err(|e| self.step_err(&from.node, format!("ONBUILD {t}: {e}")))?;
+            for node in df.nodes {
+                let ins = instruction(node, self.plan.escape)
+                    .map_err(|e| self.step_err(&from.node, e.to_string()))?;
+                let name = format!("{label} > ONBUILD {}", ins.node.original);
+                state = self
+                    .tracked(id, &name, self.dispatch(id, s, state, &ins, &from.node))
+                    .await?;
+            }
+        }
+        for (i, ins) in stage.instructions.iter().enumerate() {
+            let id = self.numbers[&(s, i + 1)];
+            say(
+                &self.out,
+                format!("Step {}/{} : {}\n", id, self.total, ins.node.original),
+            );
+            let label = self.label(s, i + 1, &ins.node.original);
+            state = self
+                .tracked(id, &label, self.dispatch(id, s, state, ins, &ins.node))
+                .await?;
+        }
+        Ok(state)
+    }
+
+    /// The state FROM gives: another stage's result, scratch, or an image.
+    async fn base_state(self: &Arc<Self>, s: usize) -> Result<State, BuildError> {
         let stage = &self.plan.stages[s];
         let from = &stage.from;
         say(
@@ -399,6 +493,7 @@ impl<B: Backend> Shared<B> {
                 State {
                     snap: empty_snapshot(parts[0], parts.get(1).copied().unwrap_or(host_arch())),
                     key: digest(&["scratch"]),
+                    cached: false,
                     args: BTreeMap::new(),
                 }
             }
@@ -425,6 +520,7 @@ impl<B: Backend> Shared<B> {
                 State {
                     snap,
                     key: digest(&["image", &id]),
+                    cached: false,
                     args: BTreeMap::new(),
                 }
             }
@@ -448,41 +544,6 @@ impl<B: Backend> Shared<B> {
             ),
         );
         self.note_step(false);
-        // Triggers of the base image run first, then leave the configuration.
-        let triggers = state
-            .snap
-            .config
-            .config
-            .as_mut()
-            .and_then(|c| c.on_build.take())
-            .unwrap_or_default();
-        if !triggers.is_empty() {
-            say(
-                &self.out,
-                format!("# Executing {} build trigger(s)\n", triggers.len()),
-            );
-        }
-        for t in triggers {
-            let df = crate::parser::parse(&t)
-                .map_err(|e| self.step_err(&from.node, format!("ONBUILD {t}: {e}")))?;
-            for node in df.nodes {
-                let ins = instruction(node, self.plan.escape)
-                    .map_err(|e| self.step_err(&from.node, e.to_string()))?;
-                state = self.dispatch(s, state, &ins, &from.node).await?;
-            }
-        }
-        for (i, ins) in stage.instructions.iter().enumerate() {
-            say(
-                &self.out,
-                format!(
-                    "Step {}/{} : {}\n",
-                    self.numbers[&(s, i + 1)],
-                    self.total,
-                    ins.node.original
-                ),
-            );
-            state = self.dispatch(s, state, ins, &ins.node).await?;
-        }
         Ok(state)
     }
 
@@ -573,6 +634,7 @@ impl<B: Backend> Shared<B> {
             layers,
         };
         state.key = key;
+        state.cached = true;
         Ok(state)
     }
 
@@ -603,6 +665,7 @@ impl<B: Backend> Shared<B> {
             layers,
         };
         state.key = key;
+        state.cached = false;
         Ok(state)
     }
 

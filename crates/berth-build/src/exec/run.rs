@@ -14,6 +14,7 @@ impl<B: Backend> Shared<B> {
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn run(
         self: &Arc<Self>,
+        id: usize,
         stage: usize,
         state: State,
         mut cfg: ImageConfigBlob,
@@ -137,6 +138,7 @@ impl<B: Backend> Shared<B> {
         let mut env = c.env.clone().unwrap_or_default();
         env.extend(arg_env);
         let step = RunStep {
+            id,
             args: args.clone(),
             env,
             user: c.user.clone(),

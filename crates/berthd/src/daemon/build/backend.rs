@@ -30,6 +30,40 @@ pub struct Parts {
     pub dir: PathBuf,
     /// `sharing=locked` caches in use, and `private` ones.
     pub cache_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Temporary images of running steps: how many steps use each, and whether a
+    /// step made it (an image that was there before is never removed).
+    pub temp_images: Mutex<HashMap<String, (usize, bool)>>,
+}
+
+impl Parts {
+    /// The state as an image for a step's container.
+    fn hold_image(&self, config: &[u8], layers: &[Layer]) -> Result<String, String> {
+        let mut held = self.temp_images.lock().unwrap_or_else(|p| p.into_inner());
+        let (id, created) = self
+            .store
+            .insert_built(config, layers, &[])
+            .map_err(|e| e.to_string())?;
+        held.entry(id.clone())
+            .and_modify(|e| e.0 += 1)
+            .or_insert((1, created));
+        Ok(id)
+    }
+
+    /// A step is done with its image: the last one removes it, if a step made it.
+    fn release_image(&self, id: &str) {
+        let mut held = self.temp_images.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(e) = held.get_mut(id) else { return };
+        e.0 -= 1;
+        if e.0 == 0 {
+            let owned = e.1;
+            held.remove(id);
+            if owned {
+                if let Err(err) = self.store.remove_if_unused(id) {
+                    tracing::warn!(image = %id, error = %err, "removing a build step's image");
+                }
+            }
+        }
+    }
 }
 
 pub struct Steps {
@@ -89,6 +123,15 @@ fn overlay(lower: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path) -> R
         .map_err(|e| format!("mounting an overlay on {}: {e}", target.display()))
 }
 
+/// A task aborted when its handle goes.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Removes a step's container and temporary image however the step ends (a
 /// cancelled build included).
 struct StepGuard {
@@ -105,9 +148,7 @@ impl StepGuard {
             }
         }
         if let Some(i) = self.image.take() {
-            if let Err(e) = self.builds.store.remove_if_unused(&i) {
-                tracing::warn!(image = %i, error = %e, "removing a build step's image");
-            }
+            self.builds.release_image(&i);
         }
     }
 }
@@ -357,7 +398,7 @@ impl Steps {
 }
 
 /// Reads the multiplexed output of a step, passes it on, keeps its last lines.
-async fn relay_output(mut r: tokio::io::DuplexStream, out: Output) -> Vec<String> {
+async fn relay_output(mut r: tokio::io::DuplexStream, out: Output, id: usize) -> Vec<String> {
     let mut tail: std::collections::VecDeque<String> = Default::default();
     let mut pending = String::new();
     let mut header = [0u8; 8];
@@ -371,7 +412,10 @@ async fn relay_output(mut r: tokio::io::DuplexStream, out: Output) -> Vec<String
             break;
         }
         let text = String::from_utf8_lossy(&buf).into_owned();
-        say(&out, text.clone());
+        let _ = out.send(berth_build::backend::Event::Log {
+            id,
+            text: text.clone(),
+        });
         pending.push_str(&text);
         while let Some(p) = pending.find('\n') {
             let line: String = pending.drain(..=p).collect();
@@ -451,14 +495,11 @@ impl Backend for Steps {
         }
         let b = &self.builds;
         let config = serde_json::to_vec(&state.config).map_err(|e| e.to_string())?;
-        let (image, created) = b
-            .store
-            .insert_built(&config, &state.layers, &[])
-            .map_err(|e| e.to_string())?;
+        let image = b.hold_image(&config, &state.layers)?;
         let mut guard = StepGuard {
             builds: b.clone(),
             container: None,
-            image: created.then(|| image.clone()),
+            image: Some(image.clone()),
         };
         let (mounts, _locks, _overlays) = self.mounts(&step.mounts).await?;
         let mut hc = self.host.clone();
@@ -510,15 +551,23 @@ impl Backend for Steps {
             .await
             .map_err(|e| e.to_string())?;
         let (mine, theirs) = tokio::io::duplex(64 * 1024);
-        tokio::spawn(session.relay(theirs));
-        let reader = tokio::spawn(relay_output(mine, out.clone()));
+        // The relays end with the step, also when the build is dropped.
+        let _relay = AbortOnDrop(tokio::spawn(session.relay(theirs)));
+        let mut reader = AbortOnDrop(tokio::spawn(relay_output(mine, out.clone(), step.id)));
         let wait = b
             .containers
             .wait(&id, WaitCondition::NextExit)
             .map_err(|e| e.to_string())?;
-        b.containers.start(&id).await.map_err(|e| e.to_string())?;
+        // A start runs to its end even if the build is dropped meanwhile (the
+        // guard's removal then waits for it and kills what it started).
+        let starting = {
+            let containers = b.containers.clone();
+            let id = id.clone();
+            tokio::spawn(async move { containers.start(&id).await.map_err(|e| e.to_string()) })
+        };
+        starting.await.map_err(|e| e.to_string())??;
         let status = wait.await;
-        let tail = reader.await.unwrap_or_default();
+        let tail = (&mut reader.0).await.unwrap_or_default();
         let mut layer = None;
         if status.status_code == 0 {
             let dirs = self.layer_dirs(state);

@@ -51,6 +51,7 @@ impl Builds {
                 networks,
                 dir,
                 cache_locks: Mutex::new(HashMap::new()),
+                temp_images: Mutex::new(HashMap::new()),
             }),
             running: Mutex::new(HashMap::new()),
         }
@@ -76,6 +77,7 @@ impl Builds {
         tokio::spawn(async move {
             let (etx, mut erx) = mpsc::unbounded_channel::<Event>();
             let quiet = req.quiet;
+            let progress = req.progress;
             let forward = {
                 let tx = tx.clone();
                 tokio::spawn(async move {
@@ -84,6 +86,18 @@ impl Builds {
                             Event::Stream(s) if !quiet => serde_json::json!({ "stream": s }),
                             Event::Stream(_) => continue,
                             Event::Aux(v) => serde_json::json!({ "aux": v }),
+                            // berth's progress view: steps and their output.
+                            Event::Step { id, name, state } if progress => serde_json::json!({
+                                "aux": { "berth.step": { "id": id, "name": name, "status": state } }
+                            }),
+                            Event::Log { id, text } if progress => serde_json::json!({
+                                "aux": { "berth.step": { "id": id, "log": text } }
+                            }),
+                            Event::Step { .. } => continue,
+                            Event::Log { text, .. } if !quiet => {
+                                serde_json::json!({ "stream": text })
+                            }
+                            Event::Log { .. } => continue,
                         };
                         let mut b = serde_json::to_vec(&line).expect("serialises");
                         b.push(b'\n');
@@ -101,7 +115,10 @@ impl Builds {
                 _ = tx.closed() => Err("the client went away".to_string()),
             };
             if let Some(id) = &build_id {
-                me.running.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+                me.running
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(id);
             }
             let _ = forward.await;
             let line = match result {

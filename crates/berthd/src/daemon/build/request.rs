@@ -26,6 +26,8 @@ pub struct BuildRequest {
     pub remote: Option<String>,
     pub build_id: Option<String>,
     pub ulimits: Vec<berth_api::Ulimit>,
+    /// berth's client wants each step's progress (`berthprogress`), as `aux`.
+    pub progress: bool,
     /// A context kept by the daemon (`berthcontext`, `berthgeneration`), with the
     /// list claimed for this build: the body holds only the files it asked for.
     pub kept_context: Option<(String, super::contexts::Claim)>,
