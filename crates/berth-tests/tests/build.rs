@@ -1179,3 +1179,60 @@ fn berth_build_live_view_on_a_terminal() {
     assert!(o.ok().contains("Step 3/4 : RUN echo first-line"), "{o:?}");
     assert!(o.stdout.contains("second-line"), "{o:?}");
 }
+
+#[test]
+fn copy_globs_parents_specific_dockerignore_and_script_heredocs() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "globs",
+        &[
+            (
+                "app.Dockerfile",
+                "FROM busybox\n\
+                 COPY *.txt /flat/\n\
+                 COPY src/*/main.c /mains/\n\
+                 COPY --parents src/*/main.c /tree/\n\
+                 COPY con?ig.* /cfg/\n\
+                 RUN <<EOF\n\
+                 #!/bin/sh -e\n\
+                 echo \"script $0\" > /script\n\
+                 EOF\n",
+            ),
+            ("app.Dockerfile.dockerignore", "skip.txt\n"),
+            (".dockerignore", "a.txt\n"),
+            ("a.txt", "a\n"),
+            ("b.txt", "b\n"),
+            ("skip.txt", "skip\n"),
+            ("src/one/main.c", "1\n"),
+            ("src/two/main.c", "2\n"),
+            ("src/two/other.c", "x\n"),
+            ("config.yml", "c\n"),
+        ],
+    );
+    let o = d.berth(&[
+        "build",
+        "-q",
+        "-f",
+        dir.join("app.Dockerfile").to_str().unwrap(),
+        "-t",
+        "globs",
+        dir.to_str().unwrap(),
+    ]);
+    o.ok();
+    let sh = |s: &str| {
+        d.docker(&["run", "--rm", "globs", "sh", "-c", s])
+            .ok()
+            .to_string()
+    };
+    // The Dockerfile's own ignore file wins over .dockerignore.
+    assert_eq!(sh("ls /flat | tr '\\n' ' '"), "a.txt b.txt ");
+    assert_eq!(sh("ls /mains"), "main.c\n");
+    assert_eq!(
+        sh("cd /tree && find . -type f | sort | tr '\\n' ' '"),
+        "./src/one/main.c ./src/two/main.c "
+    );
+    assert_eq!(sh("ls /cfg"), "config.yml\n");
+    assert_eq!(sh("cat /script"), "script /dev/pipes/EOF\n");
+}

@@ -31,6 +31,7 @@ impl<B: Backend> Shared<B> {
             .shell
             .clone()
             .unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+        let mut script_mount = None;
         let args: Vec<String> = match cmd {
             Command::Exec(v) => v.clone(),
             Command::Shell(s) => {
@@ -44,10 +45,35 @@ impl<B: Backend> Shared<B> {
                             || t == format!("<<\"{m}\"")
                             || t == format!("<<'{m}'")
                     });
-                if only_heredoc {
+                if only_heredoc && heredocs[0].content.starts_with("#!") {
+                    // A script with its own interpreter runs as a file, as
+                    // BuildKit runs it: mounted at /dev/pipes/<name>.
+                    let h = &heredocs[0];
+                    let file = self
+                        .backend
+                        .scratch()
+                        .join(format!("heredoc-{}", digest(&[&state.key, &h.content])));
+                    std::fs::write(&file, &h.content)
+                        .and_then(|_| {
+                            std::fs::set_permissions(
+                                &file,
+                                std::os::unix::fs::PermissionsExt::from_mode(0o755),
+                            )
+                        })
+                        .map_err(|e| self.step_err(node, e.to_string()))?;
+                    let target = format!("/dev/pipes/{}", h.name);
+                    script_mount = Some(RunMount::Bind {
+                        source: file,
+                        target: target.clone(),
+                        readonly: true,
+                    });
+                    vec![target]
+                } else if only_heredoc {
                     argv.push(heredocs[0].content.clone());
+                    argv
                 } else if heredocs.is_empty() {
                     argv.push(s.clone());
+                    argv
                 } else {
                     let mut script = s.clone();
                     for h in heredocs {
@@ -56,8 +82,8 @@ impl<B: Backend> Shared<B> {
                         script.push_str(&h.name);
                     }
                     argv.push(script);
+                    argv
                 }
-                argv
             }
         };
         let network = match network.as_deref() {
@@ -92,6 +118,10 @@ impl<B: Backend> Shared<B> {
             if let Some(rm) = self.mount(stage, node, &m, c, &mut views).await? {
                 run_mounts.push(rm);
             }
+        }
+        if let Some(m) = script_mount {
+            mount_key.push(format!("script:{}", heredocs[0].content));
+            run_mounts.push(m);
         }
         let arg_env = self.arg_env(&state);
         {
