@@ -24,6 +24,10 @@ pub struct ImageConfigBlob {
     pub rootfs: RootFs,
     #[serde(default)]
     pub history: Vec<HistoryEntry>,
+    /// Fields berth does not read (kept as they were: `moby.buildkit.cache.v0`,
+    /// berth's `berth.cache.v0`, ...).
+    #[serde(flatten)]
+    pub other: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -249,9 +249,7 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
             "--secret and --ssh need BuildKit's session, which berth's builder does not serve yet"
         );
     }
-    if !o.cache_from.is_empty() {
-        eprintln!("note: --cache-from: berth's build cache is in its store already; images given are not read");
-    }
+
     let quiet = o.quiet || o.progress == "quiet";
     // The live view where a person watches (BuildKit draws it on stderr).
     let live = !quiet
@@ -381,6 +379,12 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
     }
     if o.no_cache {
         q.push_str("&nocache=1");
+    }
+    if !o.cache_from.is_empty() {
+        q.push_str(&format!(
+            "&cachefrom={}",
+            enc(&serde_json::json!(o.cache_from).to_string())
+        ));
     }
     if o.pull {
         q.push_str("&pull=1");

@@ -368,6 +368,7 @@ impl Store {
                 }),
                 empty_layer: false,
             }],
+            other: Default::default(),
         };
         let bytes = serde_json::to_vec(&blob).expect("config serialises");
         let tags: Vec<String> = tag.into_iter().collect();

@@ -1236,3 +1236,41 @@ fn copy_globs_parents_specific_dockerignore_and_script_heredocs() {
     assert_eq!(sh("ls /cfg"), "config.yml\n");
     assert_eq!(sh("cat /script"), "script /dev/pipes/EOF\n");
 }
+
+/// `--cache-from` an image berth built elsewhere (saved and loaded): its steps
+/// stand for this build's where the keys match, on a daemon with no cache.
+#[test]
+fn cache_from_an_image_built_elsewhere() {
+    let a = Daemon::start();
+    let b = Daemon::start();
+    let busybox = std::fs::read(a.busybox_archive("busybox:latest")).unwrap();
+    a.docker_in(&["load"], &busybox).ok();
+    b.docker_in(&["load"], &busybox).ok();
+    let files: &[(&str, &str)] = &[
+        (
+            "Dockerfile",
+            "FROM busybox\nCOPY f /f\nRUN cat /proc/sys/kernel/random/uuid > /id\nENV X=1\n",
+        ),
+        ("f", "content\n"),
+    ];
+    let da = context(&a, "cf", files);
+    build(&a, &da, &["-t", "cf:1"]).ok();
+    let id_a = run(&a, &["cf:1", "cat", "/id"]);
+    let saved = a.root.path().join("cf.tar");
+    a.docker(&["save", "-o", saved.to_str().unwrap(), "cf:1"])
+        .ok();
+    b.docker(&["load", "-i", saved.to_str().unwrap()]).ok();
+    let db = context(&b, "cf", files);
+    let o = build(&b, &db, &["--cache-from", "cf:1", "-t", "cf:2"]);
+    assert_eq!(
+        o.ok().matches("Using cache (from --cache-from)").count(),
+        2,
+        "{o:?}"
+    );
+    assert_eq!(run(&b, &["cf:2", "cat", "/id"]), id_a);
+    // Without it, or with other content, the step runs.
+    std::fs::write(db.join("f"), "changed\n").unwrap();
+    let o = build(&b, &db, &["--cache-from", "cf:1", "-t", "cf:3"]);
+    assert_eq!(o.ok().matches("Using cache").count(), 0, "{o:?}");
+    assert_ne!(run(&b, &["cf:3", "cat", "/id"]), id_a);
+}

@@ -221,6 +221,9 @@ impl<B: Backend> Shared<B> {
         if let Some(hit) = self.cached(&key) {
             return self.use_cached(state, key, hit);
         }
+        if let Some(r) = self.try_import(&state, &key, &cfg.clone()).await {
+            return r;
+        }
         let path = self.backend.scratch().join(format!("copy-{key}.tar"));
         let file = std::fs::File::create(&path).map_err(|e| self.step_err(node, e.to_string()))?;
         let w = std::io::BufWriter::new(file);

@@ -203,10 +203,13 @@ impl<B: Backend> Shared<B> {
                 if let Some(hit) = self.cached(&key) {
                     return self.use_cached(state, key, hit);
                 }
+                let user = c.user.clone();
+                if let Some(r) = self.try_import(&state, &key, &cfg.clone()).await {
+                    return r;
+                }
                 // The directory is made (owned by the USER) when the image lacks it.
                 let dirs = self.backend.layer_dirs(&state.snap);
                 let layers = Layers { dirs: &dirs };
-                let user = c.user.clone();
                 let layer = if layers.is_dir(&dir) {
                     None
                 } else {

@@ -16,7 +16,7 @@ use crate::instruction::instruction;
 use crate::parser::ParseError;
 use crate::shell::{self, Vars};
 use crate::stages::{Plan, Source};
-use berth_api::{ContainerConfig, ImageConfigBlob, RootFs};
+use berth_api::{ContainerConfig, HistoryEntry, ImageConfigBlob, RootFs};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -53,6 +53,8 @@ pub struct Options {
     pub platform: String,
     pub tags: Vec<String>,
     pub created: String,
+    /// Images whose steps may stand for this build's (`--cache-from`).
+    pub cache_from: Vec<String>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -112,6 +114,9 @@ struct Shared<B: Backend> {
     total: usize,
     counts: std::sync::Mutex<(usize, usize)>,
     used_args: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Steps of the `--cache-from` images, by cache key: their history entry and
+    /// the layer they added.
+    imports: HashMap<String, (HistoryEntry, Option<crate::backend::Layer>)>,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +217,27 @@ pub async fn build<B: Backend>(
         senders.insert(s, tx);
         results.insert(s, rx);
     }
+    // `--cache-from`: the keys berth recorded in those images, each with its step.
+    let mut imports = HashMap::new();
+    for name in &opts.cache_from {
+        match backend.image(name, false, &out).await {
+            Ok((_, snap)) => {
+                let keys = cache_keys(&snap.config);
+                let mut layers = snap.layers.iter();
+                for (h, k) in snap.config.history.iter().zip(keys) {
+                    let layer = if h.empty_layer {
+                        None
+                    } else {
+                        layers.next().cloned()
+                    };
+                    if !k.is_empty() {
+                        imports.insert(k, (h.clone(), layer));
+                    }
+                }
+            }
+            Err(e) => say(&out, format!("[WARNING]: cache-from {name}: {e}\n")),
+        }
+    }
     let shared = Arc::new(Shared {
         backend,
         plan,
@@ -224,6 +250,7 @@ pub async fn build<B: Backend>(
         total,
         counts: std::sync::Mutex::new((0, 0)),
         used_args: std::sync::Mutex::new(used),
+        imports,
     });
     // Every needed stage at once: each waits for what it reads from.
     let mut tasks = tokio::task::JoinSet::new();
@@ -312,6 +339,28 @@ pub async fn build<B: Backend>(
     Ok(Built { id, steps, cached })
 }
 
+/// The field where berth keeps, for each history entry of an image it built, the
+/// cache key of the step that made it (`--cache-from` reads it back).
+pub const CACHE_KEYS: &str = "berth.cache.v0";
+
+fn cache_keys(c: &ImageConfigBlob) -> Vec<String> {
+    let keys: Vec<String> = c
+        .other
+        .get(CACHE_KEYS)
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .map(|k| k.as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    if keys.len() == c.history.len() {
+        keys
+    } else {
+        vec![String::new(); c.history.len()]
+    }
+}
+
 fn short_of(config: &[u8]) -> String {
     hex::encode(Sha256::digest(config))
         .chars()
@@ -334,6 +383,7 @@ fn empty_snapshot(os: &str, arch: &str) -> Snapshot {
                 diff_ids: Vec::new(),
             },
             history: Vec::new(),
+            other: Default::default(),
         },
         layers: Vec::new(),
     }
@@ -638,6 +688,31 @@ impl<B: Backend> Shared<B> {
         Ok(state)
     }
 
+    /// A step a `--cache-from` image made with the same key: its history entry
+    /// and layer over `cfg` (what the step does to the configuration), recorded
+    /// in the cache as if it had run.
+    async fn try_import(
+        &self,
+        state: &State,
+        key: &str,
+        cfg: &ImageConfigBlob,
+    ) -> Option<Result<State, BuildError>> {
+        if self.opts.no_cache {
+            return None;
+        }
+        let (entry, layer) = self.imports.get(key)?.clone();
+        let mut cfg = cfg.clone();
+        cfg.history.push(entry);
+        say(&self.out, " ---> Using cache (from --cache-from)\n");
+        let r = self
+            .finish_step(state.clone(), key.to_string(), cfg, layer)
+            .await;
+        Some(r.map(|mut s| {
+            s.cached = true;
+            s
+        }))
+    }
+
     /// Records a step's result (config, and the layer it added) in the cache.
     async fn finish_step(
         &self,
@@ -654,6 +729,11 @@ impl<B: Backend> Shared<B> {
             cfg.rootfs.diff_ids.push(l.0.clone());
             layers.push(l);
         }
+        // The step's key beside its history entry (the parent's keys before it).
+        let mut keys = cache_keys(&state.snap.config);
+        keys.push(key.clone());
+        keys.resize(cfg.history.len(), String::new());
+        cfg.other.insert(CACHE_KEYS.into(), serde_json::json!(keys));
         let bytes = serde_json::to_vec(&cfg).expect("config serialises");
         self.backend
             .cache_put(&key, &bytes, &layers)

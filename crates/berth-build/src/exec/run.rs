@@ -165,6 +165,10 @@ impl<B: Backend> Shared<B> {
         if let Some(hit) = self.cached(&key) {
             return self.use_cached(state, key, hit);
         }
+        if let Some(r) = self.try_import(&state, &key, &cfg.clone()).await {
+            return r;
+        }
+        let c = cfg.config.get_or_insert_with(Default::default);
         let mut env = c.env.clone().unwrap_or_default();
         env.extend(arg_env);
         let step = RunStep {

@@ -74,6 +74,7 @@ pub(super) async fn route(
                 remote: q.get("remote").filter(|r| !r.is_empty()).map(String::from),
                 build_id: q.get("buildid").filter(|r| !r.is_empty()).map(String::from),
                 ulimits,
+                cache_from: json_param(call, "cachefrom")?,
                 progress: q.flag("berthprogress"),
                 kept_context: match (q.get("berthcontext"), q.get("berthgeneration")) {
                     (Some(k), Some(g)) if !k.is_empty() => {

@@ -245,6 +245,7 @@ impl Builds {
             platform: req.platform.clone(),
             tags: req.tags.clone(),
             created: crate::daemon::time::now_rfc3339(),
+            cache_from: req.cache_from.clone(),
         };
         let received = t0.elapsed();
         let built = berth_build::exec::build(backend, &ctx.dockerfile, ctx.context, opts, out)

@@ -26,6 +26,8 @@ pub struct BuildRequest {
     pub remote: Option<String>,
     pub build_id: Option<String>,
     pub ulimits: Vec<berth_api::Ulimit>,
+    /// Images whose steps may stand for this build's (`cachefrom`).
+    pub cache_from: Vec<String>,
     /// berth's client wants each step's progress (`berthprogress`), as `aux`.
     pub progress: bool,
     /// A context kept by the daemon (`berthcontext`, `berthgeneration`), with the
