@@ -279,10 +279,9 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
             b.into_inner()?
         })
     } else if o.context.contains("://") || o.context.starts_with("git@") {
-        bail!(
-            "berth builds from a local directory or stdin for now, not from {}",
-            o.context
-        );
+        // The daemon fetches a remote context (a repository, a tarball, a
+        // Dockerfile) itself.
+        Body::Remote(o.context.clone())
     } else {
         let dir = PathBuf::from(&o.context);
         if !dir.is_dir() {
@@ -467,6 +466,7 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
 enum Body {
     Tar(Vec<u8>),
     Kept(PathBuf),
+    Remote(String),
 }
 
 /// Sends the build; for a kept context, first learns which files the daemon
@@ -478,6 +478,16 @@ async fn send(
     dockerfile: &str,
 ) -> Result<hyper::Response<hyper::body::Incoming>> {
     let dir = match body {
+        Body::Remote(url) => {
+            return c
+                .request(
+                    Method::POST,
+                    &format!("{q}&remote={}", enc(&url)),
+                    full(bytes::Bytes::new()),
+                    "application/x-tar",
+                )
+                .await
+        }
         Body::Tar(t) => {
             return c
                 .request(

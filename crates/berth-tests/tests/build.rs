@@ -270,6 +270,14 @@ fn bad_dockerfiles_name_the_line_and_leave_nothing() {
     }
     assert_eq!(d.docker(&["images", "-aq"]).ok(), before);
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
+    // Outputs other than the image are the client's to write.
+    let (status, _, body) = d.api(
+        "POST",
+        "/build?outputs=%5B%7B%22Type%22%3A%22local%22%7D%5D",
+        None,
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("is not written by berthd's /build"), "{body}");
 }
 
 /// Runs a Python script with docker-py against the daemon.
@@ -866,6 +874,16 @@ fn remote_contexts_and_add_from_urls_on_a_local_server() {
     assert_eq!(run(&d, &["remote:tar", "cat", "/f"]), "from tarball\n");
     py(&http.url("plain.Dockerfile"), "remote:plain").ok();
     assert_eq!(run(&d, &["remote:plain", "cat", "/p"]), "plain\n");
+    // berth build with a URL: the daemon fetches it.
+    d.berth(&[
+        "build",
+        "-q",
+        "-t",
+        "remote:berth",
+        &format!("{}#v1:sub", http.url("repo.git")),
+    ])
+    .ok();
+    assert_eq!(run(&d, &["remote:berth", "cat", "/msg"]), "from git\n");
     // ADD from a URL (mode 600, checksum checked) and from a repository.
     let sum = {
         use sha2::Digest;

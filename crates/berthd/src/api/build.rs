@@ -31,6 +31,21 @@ pub(super) async fn route(
                     "berthd does not serve BuildKit's session builds through /build yet: build without BuildKit (DOCKER_BUILDKIT=0)",
                 ));
             }
+            // The classic builder writes the image into the store; other outputs
+            // (local files, tars) are the client's to write (`berth build -o`).
+            if let Some(o) = q.get("outputs").filter(|o| !o.is_empty() && *o != "[]") {
+                let outputs: Vec<serde_json::Value> = serde_json::from_str(o)
+                    .map_err(|e| ApiError::invalid(format!("invalid outputs: {e}")))?;
+                if let Some(other) = outputs.iter().find_map(|v| {
+                    v["Type"]
+                        .as_str()
+                        .filter(|t| !matches!(*t, "moby" | "image" | "docker"))
+                }) {
+                    return Err(ApiError::invalid(format!(
+                        "output type {other:?} is not written by berthd's /build: it writes the image; berth build --output writes local and tar outputs"
+                    )));
+                }
+            }
             let build_args: BTreeMap<String, Option<String>> = json_param(call, "buildargs")?;
             let ulimits: Vec<berth_api::Ulimit> = json_param(call, "ulimits")?;
             let int = |k: &str| -> ApiResult<i64> { Ok(q.int(k)?.unwrap_or(0)) };
