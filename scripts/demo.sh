@@ -19,6 +19,12 @@ fi
 scripts/mkimage-busybox.sh /tmp/berth-busybox.tar
 $bin/berth load -i /tmp/berth-busybox.tar
 $bin/berth run --rm busybox echo "hello from a berth container"
+# An image built from a Dockerfile, then run.
+demo_ctx=$(mktemp -d)
+printf 'FROM busybox\nRUN echo "built by berth on $(date -u +%%F)" > /built\nCMD ["cat", "/built"]\n' > "$demo_ctx/Dockerfile"
+$bin/berth build --progress plain -q -t demo-built "$demo_ctx" >/dev/null
+$bin/berth run --rm demo-built
+rm -rf "$demo_ctx"
 # Two containers on a user-defined network, one reaching the other by name.
 $bin/berth rm -f demo-web >/dev/null 2>&1 || true
 $bin/berth network rm demo-net >/dev/null 2>&1 || true
