@@ -1292,3 +1292,119 @@ fn cache_from_an_image_built_elsewhere() {
     assert_eq!(o.ok().matches("Using cache").count(), 0, "{o:?}");
     assert_ne!(run(&b, &["cf:3", "cat", "/id"]), id_a);
 }
+
+/// The seed documents' Dockerfiles, adapted to busybox (no package manager, no
+/// internet): the tomcat-style chains of ENV and WORKDIR, the node-style stages
+/// with a cache mount and --target, the golang-style builder stage.
+#[test]
+fn seed_dockerfiles_adapted_to_busybox() {
+    let d = Daemon::start();
+    d.load_busybox();
+    // A "tomcat" tarball with one top-level directory, as Apache ships it.
+    let tomcat = {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in [("apache-tomcat-8.0.41/bin/catalina.sh", &b"#!/bin/sh\necho catalina running\n"[..]), ("apache-tomcat-8.0.41/RELEASE", b"8.0.41\n")] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o755);
+            h.set_cksum();
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    let dir = d.root.path().join("ctx/tomcat");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("tomcat.tar"), &tomcat).unwrap();
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "FROM busybox\n\
+         LABEL \"maintainer\"=\"dtimofeev@example.com\"\n\
+         LABEL \"appserver\"=\"Tomcat\"\n\
+         ENV CATALINA_HOME /usr/local/tomcat\n\
+         ENV PATH $CATALINA_HOME/bin:$PATH\n\
+         RUN mkdir -p \"$CATALINA_HOME\"\n\
+         WORKDIR $CATALINA_HOME\n\
+         ENV TOMCAT_NATIVE_LIBDIR $CATALINA_HOME/native-jni-lib\n\
+         ENV LD_LIBRARY_PATH ${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}$TOMCAT_NATIVE_LIBDIR\n\
+         ENV TOMCAT_MAJOR 8\n\
+         ENV TOMCAT_VERSION 8.0.41\n\
+         COPY tomcat.tar /tmp/\n\
+         RUN tar -xf /tmp/tomcat.tar --strip-components=1 \\\n  && rm /tmp/tomcat.tar*\n\
+         EXPOSE 8080\n\
+         CMD [\"catalina.sh\", \"run\"]\n",
+    )
+    .unwrap();
+    build(&d, &dir, &["-t", "tomcat"]).ok();
+    assert_eq!(run(&d, &["tomcat"]), "catalina running\n");
+    assert_eq!(
+        run(&d, &["tomcat", "sh", "-c", "pwd; echo $LD_LIBRARY_PATH; cat RELEASE; echo $PATH"]),
+        "/usr/local/tomcat\n/usr/local/tomcat/native-jni-lib\n8.0.41\n/usr/local/tomcat/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
+    );
+    let labels = d.docker(&["image", "inspect", "-f", "{{index .Config.Labels \"maintainer\"}} {{index .Config.Labels \"appserver\"}}", "tomcat"]).ok().to_string();
+    assert_eq!(labels, "dtimofeev@example.com Tomcat\n");
+    let history = d.docker(&["history", "--format", "{{.ID}} {{.CreatedBy}}", "--no-trunc", "tomcat"]).ok().to_string();
+    assert!(history.lines().any(|l| l == "<missing> ENV TOMCAT_VERSION=8.0.41"), "{history}");
+    assert!(history.lines().any(|l| l == "<missing> WORKDIR /usr/local/tomcat"), "{history}");
+
+    // node-style: a base stage, dev and production stages, a cache mount.
+    let node = context(
+        &d,
+        "node",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS base\n\
+                 LABEL org.opencontainers.image.authors=\"sid@example.com\"\n\
+                 RUN echo node:x:1500:1500::/home/node:/bin/sh >> /etc/passwd && echo node:x:1500: >> /etc/group\n\
+                 WORKDIR /usr/src/app\n\
+                 COPY package*.json ./\n\
+                 FROM base AS dev\n\
+                 RUN --mount=type=cache,target=/usr/src/app/.npm \\\n  echo dev-install >> /usr/src/app/.npm/log && cp /usr/src/app/.npm/log installed\n\
+                 COPY . .\n\
+                 CMD [\"cat\", \"installed\"]\n\
+                 FROM base AS production\n\
+                 ENV NODE_ENV production\n\
+                 RUN --mount=type=cache,target=/usr/src/app/.npm \\\n  echo prod-install >> /usr/src/app/.npm/log && cp /usr/src/app/.npm/log installed\n\
+                 USER node\n\
+                 COPY --chown=node:node ./src/ .\n\
+                 EXPOSE 3000\n\
+                 CMD [\"sh\", \"-c\", \"id -un; stat -c %U index.js; echo $NODE_ENV; cat installed package.json package-lock.json\"]\n",
+            ),
+            ("package.json", "{\"name\":\"app\"}\n"),
+            ("package-lock.json", "{}\n"),
+            ("src/index.js", "console.log('hi')\n"),
+        ],
+    );
+    build(&d, &node, &["--target", "dev", "-t", "node:dev"]).ok();
+    build(&d, &node, &["--target", "production", "-t", "node:prod"]).ok();
+    assert_eq!(run(&d, &["node:dev"]), "dev-install\n");
+    // The cache mount is shared by both stages' steps (same target, same id).
+    assert_eq!(
+        run(&d, &["node:prod"]),
+        "node\nnode\nproduction\ndev-install\nprod-install\n{\"name\":\"app\"}\n{}\n"
+    );
+
+    // golang-style: a builder stage, its product copied into a small image.
+    let golang = context(
+        &d,
+        "golang",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox as builder\n\
+                 WORKDIR /go/src/github.com/alexellis/href-counter/\n\
+                 COPY app.go .\n\
+                 RUN (echo '#!/bin/sh'; sed 's/^/echo /' app.go) > app && chmod +x app\n\
+                 # use a small image\n\
+                 FROM busybox:latest\n\
+                 WORKDIR /root/\n\
+                 # copy from builder container\n\
+                 COPY --from=builder /go/src/github.com/alexellis/href-counter/app .\n\
+                 CMD [\"./app\"]\n",
+            ),
+            ("app.go", "counted 3 hrefs\n"),
+        ],
+    );
+    build(&d, &golang, &["-t", "href-counter"]).ok();
+    assert_eq!(run(&d, &["href-counter"]), "counted 3 hrefs\n");
+}
