@@ -256,6 +256,7 @@ fn bad_dockerfiles_name_the_line_and_leave_nothing() {
         ("FROM busybox\nRUNN echo\n", "Dockerfile:2: dockerfile parse error on line 2: unknown instruction: RUNN (did you mean RUN?)"),
         ("FROM busybox\nCOPY missing.txt /x\n", "\"/missing.txt\": not found"),
         ("FROM busybox\nCOPY a b /dst\n", "must be a directory and end with a /"),
+        ("FROM busybox\nRUN --security=insecure true\n", "security.insecure is not allowed"),
         (
             "FROM --platform=linux/s390x busybox\n",
             "does not match the specified platform: wanted linux/s390x, actual: linux/amd64",
@@ -398,6 +399,7 @@ fn dockerfile_features_from_the_reference() {
                  RUN --network=none ls /sys/class/net > /net\n\
                  VOLUME /vol\n\
                  STOPSIGNAL SIGUSR1\n\
+                 MAINTAINER someone@example.com\n\
                  HEALTHCHECK --interval=5s --retries=2 CMD true\n\
                  ENTRYPOINT [\"/bin/sh\", \"-c\"]\n\
                  CMD [\"cat /heredoc\"]\n",
@@ -426,6 +428,10 @@ fn dockerfile_features_from_the_reference() {
     let o = build(&d, &dir, &["-t", "feat", "--build-arg", "V=4.5.6"]);
     let out = o.ok().to_string();
     assert!(out.contains("# Executing 1 build trigger"), "{out}");
+    assert!(
+        out.contains("the syntax directive (docker/dockerfile:1) is noted and not followed"),
+        "{out}"
+    );
     assert_eq!(
         d.docker(&["run", "--rm", "feat"]).ok(),
         "tag=latest v=4.5.6\nsecond\n"
@@ -449,7 +455,7 @@ fn dockerfile_features_from_the_reference() {
             "image",
             "inspect",
             "-f",
-            "{{json .Config.Volumes}} {{.Config.StopSignal}} {{json .Config.Healthcheck}} {{json .Config.Shell}}",
+            "{{json .Config.Volumes}} {{.Config.StopSignal}} {{json .Config.Healthcheck}} {{json .Config.Shell}} {{.Author}}",
             "feat",
         ])
         .ok()
@@ -460,6 +466,7 @@ fn dockerfile_features_from_the_reference() {
         "{i}"
     );
     assert!(i.contains("[\"/bin/sh\",\"-e\",\"-c\"]"), "{i}");
+    assert!(i.trim_end().ends_with("someone@example.com"), "{i}");
     // The cache mount persists between builds: a --no-cache build runs the step
     // again over the same cache.
     build(
@@ -657,6 +664,14 @@ fn build_cache_in_system_df_and_pruned() {
         .to_string();
     let count: usize = line.rsplit(' ').next().unwrap_or("0").parse().unwrap_or(0);
     assert!(count >= 3, "{df}");
+    // Nothing is older than an hour: kept.
+    d.docker(&["builder", "prune", "-f", "--filter", "until=1h"])
+        .ok();
+    let df2 = d
+        .docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"])
+        .ok()
+        .to_string();
+    assert!(df2.contains(&line), "{df2}");
     // The image keeps its layers; the cache goes.
     let o = d.docker(&["builder", "prune", "-f"]);
     assert!(o.ok().contains("Total reclaimed space"), "{o:?}");
@@ -1023,6 +1038,19 @@ fn cache_survives_a_restart_and_build_options_reach_the_steps() {
     )
     .ok();
     assert_eq!(run(&d, &["o:1", "cat", "/hosts", "/shm"]), "1\n32768\n");
+    // Resource limits reach the steps' cgroups.
+    let limits = context(
+        &d,
+        "limits",
+        &[("Dockerfile", "FROM busybox\nRUN cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares > /limits\n")],
+    );
+    build(
+        &d,
+        &limits,
+        &["-t", "o:limits", "--memory", "64m", "--cpu-shares", "512"],
+    )
+    .ok();
+    assert_eq!(run(&d, &["o:limits", "cat", "/limits"]), "67108864\n512\n");
     let id1 = run(&d, &["o:1", "cat", "/id"]);
     // The cache is in the store: a new berthd uses it.
     assert_eq!(d.stop(), 0);
@@ -1303,7 +1331,13 @@ fn seed_dockerfiles_adapted_to_busybox() {
     // A "tomcat" tarball with one top-level directory, as Apache ships it.
     let tomcat = {
         let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in [("apache-tomcat-8.0.41/bin/catalina.sh", &b"#!/bin/sh\necho catalina running\n"[..]), ("apache-tomcat-8.0.41/RELEASE", b"8.0.41\n")] {
+        for (name, data) in [
+            (
+                "apache-tomcat-8.0.41/bin/catalina.sh",
+                &b"#!/bin/sh\necho catalina running\n"[..],
+            ),
+            ("apache-tomcat-8.0.41/RELEASE", b"8.0.41\n"),
+        ] {
             let mut h = tar::Header::new_gnu();
             h.set_size(data.len() as u64);
             h.set_mode(0o755);
@@ -1340,11 +1374,39 @@ fn seed_dockerfiles_adapted_to_busybox() {
         run(&d, &["tomcat", "sh", "-c", "pwd; echo $LD_LIBRARY_PATH; cat RELEASE; echo $PATH"]),
         "/usr/local/tomcat\n/usr/local/tomcat/native-jni-lib\n8.0.41\n/usr/local/tomcat/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
     );
-    let labels = d.docker(&["image", "inspect", "-f", "{{index .Config.Labels \"maintainer\"}} {{index .Config.Labels \"appserver\"}}", "tomcat"]).ok().to_string();
+    let labels = d
+        .docker(&[
+            "image",
+            "inspect",
+            "-f",
+            "{{index .Config.Labels \"maintainer\"}} {{index .Config.Labels \"appserver\"}}",
+            "tomcat",
+        ])
+        .ok()
+        .to_string();
     assert_eq!(labels, "dtimofeev@example.com Tomcat\n");
-    let history = d.docker(&["history", "--format", "{{.ID}} {{.CreatedBy}}", "--no-trunc", "tomcat"]).ok().to_string();
-    assert!(history.lines().any(|l| l == "<missing> ENV TOMCAT_VERSION=8.0.41"), "{history}");
-    assert!(history.lines().any(|l| l == "<missing> WORKDIR /usr/local/tomcat"), "{history}");
+    let history = d
+        .docker(&[
+            "history",
+            "--format",
+            "{{.ID}} {{.CreatedBy}}",
+            "--no-trunc",
+            "tomcat",
+        ])
+        .ok()
+        .to_string();
+    assert!(
+        history
+            .lines()
+            .any(|l| l == "<missing> ENV TOMCAT_VERSION=8.0.41"),
+        "{history}"
+    );
+    assert!(
+        history
+            .lines()
+            .any(|l| l == "<missing> WORKDIR /usr/local/tomcat"),
+        "{history}"
+    );
 
     // node-style: a base stage, dev and production stages, a cache mount.
     let node = context(
