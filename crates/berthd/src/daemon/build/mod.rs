@@ -271,14 +271,14 @@ impl Builds {
     /// `docker builder prune` / `POST /build/prune`: step records (oldest used
     /// first, until `keep_storage` bytes are left), then the cache mounts no
     /// running step holds; with `until`, only what was not used for that long.
-    /// Between builds no record is in use, so `all` changes nothing.
+    /// Between builds no record is in use, so `--all` (every unused record rather
+    /// than the dangling ones) changes nothing here.
     pub fn prune(
         &self,
-        all: bool,
+        _all: bool,
         keep_storage: i64,
         until_secs: Option<i64>,
     ) -> Result<(Vec<String>, i64), berth_image::StoreError> {
-        let _ = all;
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default()
