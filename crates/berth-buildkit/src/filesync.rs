@@ -1,0 +1,223 @@
+//! File sync, the receiving side (`moby.filesync.v1.FileSync/DiffCopy`): the client
+//! lists a directory (one STAT packet per entry, in walk order, then an empty one),
+//! berth asks for the files it wants (REQ by the entry's number), the client sends
+//! their bytes (DATA, an empty DATA ending each), and FIN closes. What arrives is
+//! written under a fresh directory: paths are checked, and a file or directory is
+//! only ever created inside a directory this transfer made itself, so no entry can
+//! reach outside through a link another entry made.
+
+use crate::grpc::{Channel, Error as GrpcError};
+use crate::proto::{Packet, PacketType, Stat};
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Go's os.FileMode type bits, as fsutil sends them.
+const MODE_DIR: u32 = 1 << 31;
+const MODE_SYMLINK: u32 = 1 << 27;
+const MODE_TYPE: u32 =
+    MODE_DIR | MODE_SYMLINK | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19);
+const MODE_SETUID: u32 = 1 << 23;
+const MODE_SETGID: u32 = 1 << 22;
+const MODE_STICKY: u32 = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Grpc(#[from] GrpcError),
+    #[error("the client sent a path berth refuses: {0:?}")]
+    Path(String),
+    #[error("the client sent {0:?} under something that is not a directory it sent")]
+    Parent(String),
+    #[error("the client's file sync failed: {0}")]
+    Remote(String),
+    #[error("writing {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What to ask the client for: one of the directories its session exposes
+/// (`context`, `dockerfile`), and which of its paths.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub dir_name: String,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub follow: Vec<String>,
+}
+
+/// What a transfer brought.
+#[derive(Debug, Default)]
+pub struct Received {
+    pub files: usize,
+    pub bytes: u64,
+}
+
+fn valid(p: &str) -> bool {
+    !p.is_empty()
+        && !p.starts_with('/')
+        && p.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+fn unix_mode(m: u32) -> u32 {
+    let mut mode = m & 0o777;
+    if m & MODE_SETUID != 0 {
+        mode |= 0o4000;
+    }
+    if m & MODE_SETGID != 0 {
+        mode |= 0o2000;
+    }
+    if m & MODE_STICKY != 0 {
+        mode |= 0o1000;
+    }
+    mode
+}
+
+fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// Copies the client's directory (as `req` selects it) into `dest`, an empty
+/// directory.
+pub async fn receive(channel: &Channel, req: &Request, dest: &Path) -> Result<Received, Error> {
+    let mut md: Vec<(&str, String)> = vec![("dir-name", req.dir_name.clone())];
+    for p in &req.include {
+        md.push(("include-patterns", p.clone()));
+    }
+    for p in &req.exclude {
+        md.push(("exclude-patterns", p.clone()));
+    }
+    for p in &req.follow {
+        md.push(("followpaths", p.clone()));
+    }
+    let (tx, mut rx) = channel
+        .bidi::<Packet, Packet>("/moby.filesync.v1.FileSync/DiffCopy", &md)
+        .await?;
+    let mut dirs: HashSet<String> = HashSet::new();
+    let mut wanted: HashMap<u32, (PathBuf, Stat)> = HashMap::new();
+    let mut open: HashMap<u32, std::fs::File> = HashMap::new();
+    let mut out = Received::default();
+    let mut next_id: u32 = 0;
+    let mut listed = false;
+    let send = |p: Packet| {
+        let tx = tx.clone();
+        async move { tx.send(p).await.map_err(|_| GrpcError::Closed) }
+    };
+    loop {
+        if listed && wanted.is_empty() {
+            send(Packet {
+                r#type: PacketType::Fin as i32,
+                ..Default::default()
+            })
+            .await?;
+            break;
+        }
+        let Some(p) = rx.next().await? else {
+            if listed && wanted.is_empty() {
+                break;
+            }
+            return Err(GrpcError::Closed.into());
+        };
+        match PacketType::try_from(p.r#type).unwrap_or(PacketType::Err) {
+            PacketType::Stat => {
+                let Some(st) = p.stat else {
+                    listed = true;
+                    continue;
+                };
+                let id = next_id;
+                next_id += 1;
+                let path = st.path.replace('\\', "/");
+                if !valid(&path) {
+                    return Err(Error::Path(path));
+                }
+                let parent = path.rsplit_once('/').map_or("", |(d, _)| d);
+                if !parent.is_empty() && !dirs.contains(parent) {
+                    return Err(Error::Parent(path));
+                }
+                let host = dest.join(&path);
+                if st.mode & MODE_DIR != 0 {
+                    std::fs::create_dir(&host).map_err(io_err(&host))?;
+                    std::fs::set_permissions(
+                        &host,
+                        std::os::unix::fs::PermissionsExt::from_mode(unix_mode(st.mode)),
+                    )
+                    .map_err(io_err(&host))?;
+                    dirs.insert(path);
+                } else if st.mode & MODE_SYMLINK != 0 {
+                    std::os::unix::fs::symlink(&st.linkname, &host).map_err(io_err(&host))?;
+                } else if st.mode & MODE_TYPE == 0 {
+                    // A regular file: asked for now, written as it comes.
+                    let f = std::fs::OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .open(&host)
+                        .map_err(io_err(&host))?;
+                    open.insert(id, f);
+                    wanted.insert(id, (host, st));
+                    send(Packet {
+                        r#type: PacketType::Req as i32,
+                        id,
+                        ..Default::default()
+                    })
+                    .await?;
+                }
+                // Devices, pipes and sockets are not part of a build context.
+            }
+            PacketType::Data => {
+                let Some(f) = open.get_mut(&p.id) else {
+                    continue;
+                };
+                if !p.data.is_empty() {
+                    out.bytes += p.data.len() as u64;
+                    let path = &wanted[&p.id].0;
+                    f.write_all(&p.data).map_err(io_err(path))?;
+                    continue;
+                }
+                // The file is complete: its mode and time as the client has them.
+                open.remove(&p.id);
+                if let Some((path, st)) = wanted.remove(&p.id) {
+                    std::fs::set_permissions(
+                        &path,
+                        std::os::unix::fs::PermissionsExt::from_mode(unix_mode(st.mode)),
+                    )
+                    .map_err(io_err(&path))?;
+                    let t = std::time::UNIX_EPOCH
+                        + std::time::Duration::from_nanos(st.mod_time.max(0) as u64);
+                    let _ = std::fs::File::options()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|f| f.set_modified(t));
+                    out.files += 1;
+                }
+            }
+            PacketType::Fin => break,
+            PacketType::Err => {
+                return Err(Error::Remote(String::from_utf8_lossy(&p.data).into_owned()));
+            }
+            PacketType::Req => {}
+        }
+    }
+    drop(tx);
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_and_modes() {
+        assert!(valid("a/b"));
+        assert!(!valid("../a"));
+        assert!(!valid("/a"));
+        assert!(!valid("a//b"));
+        assert_eq!(unix_mode(0o755 | MODE_DIR), 0o755);
+        assert_eq!(unix_mode(0o755 | MODE_SETUID), 0o4755);
+    }
+}
