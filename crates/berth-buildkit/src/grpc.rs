@@ -115,19 +115,20 @@ impl<M: Message + Default> Incoming<M> {
 }
 
 impl Channel {
-    /// The client side of an HTTP/2 connection on `io`.
-    pub async fn connect<IO>(io: IO) -> Result<Channel, Error>
+    /// The client side of an HTTP/2 connection on `io`, and the task that runs
+    /// the connection (it ends when the connection does).
+    pub async fn connect<IO>(io: IO) -> Result<(Channel, tokio::task::JoinHandle<()>), Error>
     where
         IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         let (send, conn) =
             hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await?;
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             if let Err(e) = conn.await {
                 tracing::debug!(error = %e, "a session's connection ended");
             }
         });
-        Ok(Channel { send })
+        Ok((Channel { send }, task))
     }
 
     async fn call(

@@ -12,9 +12,10 @@ use std::sync::Arc;
 fn json_param<T: serde::de::DeserializeOwned + Default>(call: &Call, k: &str) -> ApiResult<T> {
     match call.query.get(k).filter(|v| !v.is_empty()) {
         None => Ok(T::default()),
-        Some(v) => {
-            serde_json::from_str(v).map_err(|e| ApiError::invalid(format!("invalid {k}: {e}")))
-        }
+        // Clients send `null` for an empty list or map.
+        Some(v) => serde_json::from_str::<Option<T>>(v)
+            .map(Option::unwrap_or_default)
+            .map_err(|e| ApiError::invalid(format!("invalid {k}: {e}"))),
     }
 }
 
@@ -26,9 +27,10 @@ pub(super) async fn route(
     let q = &call.query;
     Ok(Some(match (&call.method, segs) {
         (&Method::POST, []) => {
-            if q.get("version") == Some("2") {
+            let buildkit = q.get("version") == Some("2");
+            if buildkit && q.get("session").is_none_or(str::is_empty) {
                 return Err(ApiError::invalid(
-                    "berthd does not serve BuildKit's session builds through /build yet: build without BuildKit (DOCKER_BUILDKIT=0)",
+                    "a BuildKit build (version=2) needs a session",
                 ));
             }
             // The classic builder writes the image into the store; other outputs
@@ -89,6 +91,7 @@ pub(super) async fn route(
                 remote: q.get("remote").filter(|r| !r.is_empty()).map(String::from),
                 build_id: q.get("buildid").filter(|r| !r.is_empty()).map(String::from),
                 ulimits,
+                session: buildkit.then(|| q.get("session").unwrap_or("").to_string()),
                 cache_from: json_param(call, "cachefrom")?,
                 progress: q.flag("berthprogress"),
                 kept_context: match (q.get("berthcontext"), q.get("berthgeneration")) {
@@ -166,4 +169,37 @@ pub(super) async fn route(
         }
         _ => return Ok(None),
     }))
+}
+
+/// `POST /session`: a BuildKit client's session. The connection is upgraded to
+/// HTTP/2 (h2c) with the client serving gRPC on it and berthd calling.
+pub(super) fn session(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
+    let header = |k: &str| {
+        call.headers
+            .get_all(k)
+            .iter()
+            .filter_map(|v| v.to_str().ok().map(String::from))
+            .collect::<Vec<_>>()
+    };
+    let id = header("x-docker-expose-session-uuid")
+        .into_iter()
+        .next()
+        .filter(|i| !i.is_empty())
+        .ok_or_else(|| ApiError::invalid("X-Docker-Expose-Session-Uuid is required"))?;
+    let methods = header("x-docker-expose-session-grpc-method");
+    let upgrade = call.upgrade.take().ok_or_else(|| {
+        ApiError::invalid("a session needs an upgraded connection (Upgrade: h2c)")
+    })?;
+    let builds = d.builds.clone();
+    tokio::spawn(async move {
+        if let Ok(up) = upgrade.await {
+            builds.serve_session(id, methods, up).await;
+        }
+    });
+    Ok(hyper::Response::builder()
+        .status(StatusCode::SWITCHING_PROTOCOLS)
+        .header("Connection", "Upgrade")
+        .header("Upgrade", "h2c")
+        .body(http::Body::Empty)
+        .expect("valid response"))
 }

@@ -143,6 +143,9 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
             return Ok(r);
         }
     }
+    if call.method == Method::POST && segs.as_slice() == ["session"] {
+        return build::session(d, call);
+    }
     if segs.first() == Some(&"build") {
         if let Some(r) = build::route(d, call, &segs[1..]).await? {
             return Ok(r);

@@ -105,3 +105,82 @@ pub fn read(dir: &Path, name: &str) -> Result<Received, String> {
         },
     })
 }
+
+/// A context a BuildKit client serves through its session: the Dockerfile (and
+/// its own ignore file) from the `dockerfile` directory, the `.dockerignore`, then
+/// the context without what it excludes.
+pub async fn from_session(
+    session: &super::sessions::Session,
+    dir: &Path,
+    name: &str,
+) -> Result<Received, String> {
+    use berth_buildkit::filesync::{receive, Request};
+    let base = name.rsplit('/').next().unwrap_or(name).to_string();
+    let df_dir = dir.with_extension("dockerfile");
+    let ig_dir = dir.with_extension("ignore");
+    for d in [dir, &df_dir, &ig_dir] {
+        std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
+    }
+    let sync = |dir_name: &str, include: Vec<String>, exclude: Vec<String>| Request {
+        dir_name: dir_name.to_string(),
+        include,
+        exclude,
+        follow: Vec::new(),
+    };
+    let failed = |what: &str, e: berth_buildkit::filesync::Error| {
+        format!("failed to read {what} from the client's session: {e}")
+    };
+    receive(
+        &session.channel,
+        &sync(
+            "dockerfile",
+            vec![base.clone(), format!("{base}.dockerignore")],
+            Vec::new(),
+        ),
+        &df_dir,
+    )
+    .await
+    .map_err(|e| failed("the Dockerfile", e))?;
+    let dockerfile = std::fs::read_to_string(df_dir.join(&base)).map_err(|_| {
+        format!("failed to read dockerfile: open {base}: no such file or directory")
+    })?;
+    let ignore_text = match std::fs::read_to_string(df_dir.join(format!("{base}.dockerignore"))) {
+        Ok(t) => t,
+        Err(_) => {
+            receive(
+                &session.channel,
+                &sync("context", vec![".dockerignore".into()], Vec::new()),
+                &ig_dir,
+            )
+            .await
+            .map_err(|e| failed(".dockerignore", e))?;
+            std::fs::read_to_string(ig_dir.join(".dockerignore")).unwrap_or_default()
+        }
+    };
+    let excludes: Vec<String> = ignore_text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(String::from)
+        .collect();
+    let got = receive(
+        &session.channel,
+        &sync("context", Vec::new(), excludes),
+        dir,
+    )
+    .await
+    .map_err(|e| failed("the context", e))?;
+    tracing::debug!(
+        files = got.files,
+        bytes = got.bytes,
+        "context received through the session"
+    );
+    let ignore = Ignore::parse(&ignore_text).map_err(|e| e.to_string())?;
+    Ok(Received {
+        dockerfile,
+        context: Context {
+            dir: dir.to_path_buf(),
+            ignore,
+        },
+    })
+}

@@ -9,6 +9,8 @@ mod context;
 pub mod contexts;
 mod remote;
 mod request;
+pub mod sessions;
+mod trace;
 
 pub use request::BuildRequest;
 
@@ -24,6 +26,7 @@ use tokio::sync::mpsc;
 
 pub struct Builds {
     parts: Arc<backend::Parts>,
+    sessions: Arc<sessions::Sessions>,
     contexts: Arc<contexts::Contexts>,
     /// Builds in progress by their `buildid`, for `/build/cancel`.
     running: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
@@ -42,6 +45,7 @@ impl Builds {
         // Scratch space of builds a crash interrupted.
         let _ = std::fs::remove_dir_all(dir.join("tmp"));
         Builds {
+            sessions: Default::default(),
             contexts: Arc::new(contexts::Contexts::new(dir.join("contexts"))),
             parts: Arc::new(backend::Parts {
                 store,
@@ -78,11 +82,18 @@ impl Builds {
             let (etx, mut erx) = mpsc::unbounded_channel::<Event>();
             let quiet = req.quiet;
             let progress = req.progress;
+            let buildkit = req.session.is_some();
             let forward = {
                 let tx = tx.clone();
                 tokio::spawn(async move {
+                    let mut trace = trace::Trace::default();
                     while let Some(e) = erx.recv().await {
                         let line = match e {
+                            // A BuildKit client reads BuildKit's status.
+                            e if buildkit => match trace.line(e) {
+                                Some(l) => l,
+                                None => continue,
+                            },
                             Event::Stream(s) if !quiet => serde_json::json!({ "stream": s }),
                             Event::Stream(_) => continue,
                             Event::Aux(v) => serde_json::json!({ "aux": v }),
@@ -157,6 +168,23 @@ impl Builds {
         self.contexts.claim(key, generation)
     }
 
+    /// `POST /session`: serves a client's session on its upgraded connection
+    /// until the connection ends.
+    pub async fn serve_session<IO>(&self, id: String, methods: Vec<String>, io: IO)
+    where
+        IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        match berth_buildkit::grpc::Channel::connect(io).await {
+            Ok((channel, conn)) => {
+                self.sessions
+                    .add(&id, sessions::Session { channel, methods });
+                let _ = conn.await;
+                self.sessions.remove(&id);
+            }
+            Err(e) => tracing::warn!(session = %id, error = %e, "a session's connection failed"),
+        }
+    }
+
     /// `POST /build/cancel?id=`: stops the build (its containers are removed).
     pub fn cancel(&self, id: &str) -> bool {
         match self
@@ -194,6 +222,18 @@ impl Builds {
         let mut _kept = None;
         let t0 = std::time::Instant::now();
         let ctx = match (&req.remote, &req.kept_context) {
+            (Some(r), _) if r == "client-session" => {
+                let id = req
+                    .session
+                    .clone()
+                    .ok_or("a build from the client's session needs its session id")?;
+                let session = self
+                    .sessions
+                    .get(&id)
+                    .await
+                    .ok_or_else(|| format!("no active session for {id}: context canceled"))?;
+                context::from_session(&session, &ctx_dir, &dockerfile_name).await?
+            }
             (None, Some((key, claim))) => {
                 let (dir, guard) = self
                     .contexts

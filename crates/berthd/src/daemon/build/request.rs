@@ -26,6 +26,9 @@ pub struct BuildRequest {
     pub remote: Option<String>,
     pub build_id: Option<String>,
     pub ulimits: Vec<berth_api::Ulimit>,
+    /// A BuildKit client's build (`version=2`): the context comes through its
+    /// session, progress goes out as BuildKit's status.
+    pub session: Option<String>,
     /// Images whose steps may stand for this build's (`cachefrom`).
     pub cache_from: Vec<String>,
     /// berth's client wants each step's progress (`berthprogress`), as `aux`.

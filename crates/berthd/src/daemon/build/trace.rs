@@ -1,0 +1,86 @@
+//! A build's events as a BuildKit client reads them from `POST /build?version=2`:
+//! `moby.buildkit.trace` messages (a StatusResponse, base64) with a vertex per
+//! step and its output as vertex logs, and `moby.image.id` at the end.
+
+use base64::Engine;
+use berth_build::backend::{Event, StepState};
+use berth_buildkit::proto::{StatusResponse, Timestamp, Vertex, VertexLog};
+use prost::Message;
+use std::collections::HashMap;
+
+#[derive(Default)]
+pub struct Trace {
+    nonce: u64,
+    /// Step number -> its vertex's digest, name and start.
+    vertices: HashMap<usize, (String, String, Timestamp)>,
+}
+
+fn status_line(s: &StatusResponse) -> serde_json::Value {
+    serde_json::json!({
+        "id": "moby.buildkit.trace",
+        "aux": base64::engine::general_purpose::STANDARD.encode(s.encode_to_vec()),
+    })
+}
+
+impl Trace {
+    fn vertex(&mut self, id: usize, name: &str) -> &(String, String, Timestamp) {
+        if self.nonce == 0 {
+            self.nonce = rand::random::<u64>() | 1;
+        }
+        let nonce = self.nonce;
+        self.vertices.entry(id).or_insert_with(|| {
+            let digest = format!(
+                "sha256:{}",
+                berth_image::sha256_hex(format!("{nonce:x}/{id}").as_bytes())
+            );
+            (digest, name.to_string(), Timestamp::now())
+        })
+    }
+
+    /// The JSON line for an event (none for what a BuildKit client does not read).
+    pub fn line(&mut self, e: Event) -> Option<serde_json::Value> {
+        match e {
+            Event::Step { id, name, state } => {
+                let (digest, _, started) = self.vertex(id, &name).clone();
+                let mut v = Vertex {
+                    digest,
+                    name,
+                    started: Some(started),
+                    ..Default::default()
+                };
+                match state {
+                    StepState::Started => {}
+                    StepState::Cached => {
+                        v.cached = true;
+                        v.completed = Some(Timestamp::now());
+                    }
+                    StepState::Done { .. } => v.completed = Some(Timestamp::now()),
+                    StepState::Failed => {
+                        v.completed = Some(Timestamp::now());
+                        v.error = "the step failed".into();
+                    }
+                }
+                Some(status_line(&StatusResponse {
+                    vertexes: vec![v],
+                    logs: Vec::new(),
+                }))
+            }
+            Event::Log { id, text } => {
+                let (digest, _, _) = self.vertex(id, "").clone();
+                Some(status_line(&StatusResponse {
+                    vertexes: Vec::new(),
+                    logs: vec![VertexLog {
+                        vertex: digest,
+                        timestamp: Some(Timestamp::now()),
+                        stream: 1,
+                        msg: text.into_bytes(),
+                    }],
+                }))
+            }
+            Event::Aux(v) => v
+                .get("ID")
+                .map(|id| serde_json::json!({ "id": "moby.image.id", "aux": { "ID": id } })),
+            Event::Stream(_) => None,
+        }
+    }
+}
