@@ -14,8 +14,11 @@ command -v umoci >/dev/null || need+=(umoci)
 # tests must not depend on whether a machine has them, so the suite runs with them.
 command -v docker-credential-pass >/dev/null || need+=(golang-docker-credential-helpers)
 command -v pass >/dev/null || need+=(pass)
-# docker-compose v1 (Debian's, on Debian's python3-docker), a client the tests drive.
+# docker-compose v1 (Debian's, on Debian's python3-docker), a client the tests drive;
+# Debian's docker CLI 20.10 (/usr/bin/docker, in docker.io), whose DOCKER_BUILDKIT=1
+# builds through BuildKit's session.
 [ -x /usr/bin/docker-compose ] || need+=(docker-compose)
+[ -x /usr/bin/docker ] || need+=(docker.io)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq

@@ -81,6 +81,15 @@ pub enum RunMount {
         target: String,
         size: Option<u64>,
     },
+    /// A secret from the client's session: a file on a tmpfs that goes with the
+    /// step (never in a layer, the cache or the history).
+    Secret {
+        data: Vec<u8>,
+        target: String,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
 }
 
 /// One RUN: the process, its environment and mounts, over a state.
@@ -161,6 +170,10 @@ pub trait Backend: Send + Sync + 'static {
         dest: &Path,
         keep_git_dir: bool,
     ) -> impl Future<Output = Result<PathBuf, String>> + Send;
+
+    /// The secret `id` from the client's session; `None` when there is no session,
+    /// it serves no secrets, or not this one.
+    fn secret(&self, id: &str) -> impl Future<Output = Result<Option<Vec<u8>>, String>> + Send;
 
     /// A cached step result: the image configuration and the layers.
     fn cache_get(&self, key: &str) -> Option<(Vec<u8>, Vec<Layer>)>;

@@ -55,7 +55,7 @@ fn status_of(headers: &hyper::HeaderMap) -> Option<Error> {
     let message = headers
         .get("grpc-message")
         .and_then(|v| v.to_str().ok())
-        .map(|m| percent_decode(m))
+        .map(percent_decode)
         .unwrap_or_default();
     Some(Error::Status { code, message })
 }

@@ -179,6 +179,18 @@ fn untag_all(
     Ok(())
 }
 
+/// The overlay lower directories of a stack of layers (bottom first), topmost
+/// first, each layer once.
+pub fn lower_dirs_of(store: &Store, layers: &[(String, i64)]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    layers
+        .iter()
+        .rev()
+        .filter(|(d, _)| seen.insert(d.clone()))
+        .map(|(d, _)| store.layer_dir(d).join("diff"))
+        .collect()
+}
+
 pub fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
@@ -236,13 +248,12 @@ impl Store {
     }
 
     /// The overlay lower directories of an image, topmost first.
+    ///
+    /// A layer that comes again lower in the stack is left out there: overlayfs
+    /// refuses a directory twice (ELOOP), and the copy below adds nothing the one
+    /// above does not already show.
     pub fn lower_dirs(&self, image: &Image) -> Vec<PathBuf> {
-        image
-            .layers
-            .iter()
-            .rev()
-            .map(|(d, _)| self.layer_dir(d).join("diff"))
-            .collect()
+        lower_dirs_of(self, &image.layers)
     }
 
     /// A new directory under the store's `tmp/` (emptied when the store opens).

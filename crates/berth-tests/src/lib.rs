@@ -261,6 +261,12 @@ impl Daemon {
         self.cli_env(program, args, stdin, &[])
     }
 
+    /// Debian's docker CLI 20.10 (/usr/bin/docker, package docker.io) with extra
+    /// environment variables (`DOCKER_BUILDKIT=1`: its BuildKit client).
+    pub fn docker20_env(&self, env: &[(&str, &str)], args: &[&str]) -> Out {
+        self.cli_env(Path::new("/usr/bin/docker"), args, None, env)
+    }
+
     /// The docker CLI with extra environment variables.
     pub fn docker_env(&self, env: &[(&str, &str)], args: &[&str]) -> Out {
         self.cli_env(Path::new(DOCKER), args, None, env)

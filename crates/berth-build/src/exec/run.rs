@@ -367,31 +367,53 @@ impl<B: Backend> Shared<B> {
                     size,
                 }))
             }
-            "secret" | "ssh" => {
-                // No session gives secrets or agents to this build (the BuildKit
-                // API does): a required one fails the step, an optional one is
-                // absent, as BuildKit does without a provider.
+            "secret" => {
                 let required = flag(&kv, &["required"]);
-                let id = kv.get("id").cloned().unwrap_or_else(|| {
-                    if kind == "ssh" {
-                        "default".into()
-                    } else {
-                        target
-                            .as_deref()
-                            .and_then(|t| t.rsplit('/').next())
-                            .unwrap_or("")
-                            .to_string()
-                    }
-                });
-                if required {
+                if kv.contains_key("env") {
                     return Err(self.step_err(
                         node,
-                        if kind == "ssh" {
-                            format!("no SSH key {id:?} forwarded from the client")
-                        } else {
-                            format!("secret {id}: not found")
-                        },
+                        "--mount=type=secret,env= is not supported by berth yet: mount the secret as a file",
                     ));
+                }
+                let id = kv.get("id").cloned().unwrap_or_else(|| {
+                    target
+                        .as_deref()
+                        .and_then(|t| t.rsplit('/').next())
+                        .unwrap_or("")
+                        .to_string()
+                });
+                if id.is_empty() {
+                    return Err(self.step_err(node, "--mount=type=secret needs an id or a target"));
+                }
+                let target = target
+                    .map(|t| abs(&t))
+                    .unwrap_or_else(|| format!("/run/secrets/{id}"));
+                match self
+                    .backend
+                    .secret(&id)
+                    .await
+                    .map_err(|m| self.step_err(node, m))?
+                {
+                    Some(data) => Ok(Some(RunMount::Secret {
+                        data,
+                        target,
+                        uid: num(&kv, "uid", 10, 0)?,
+                        gid: num(&kv, "gid", 10, 0)?,
+                        mode: num(&kv, "mode", 8, 0o400)?,
+                    })),
+                    None if required => Err(self.step_err(node, format!("secret {id}: not found"))),
+                    None => Ok(None),
+                }
+            }
+            "ssh" => {
+                // No SSH agent reaches a build yet: a required one fails the step,
+                // an optional one is absent, as BuildKit does without a provider.
+                let required = flag(&kv, &["required"]);
+                let id = kv.get("id").cloned().unwrap_or_else(|| "default".into());
+                if required {
+                    return Err(
+                        self.step_err(node, format!("no SSH key {id:?} forwarded from the client"))
+                    );
                 }
                 Ok(None)
             }

@@ -72,6 +72,8 @@ pub struct Steps {
     host: berth_api::HostConfig,
     extra_hosts: Vec<String>,
     auth: HashMap<String, berth_registry::auth::Credentials>,
+    /// The client's session (a BuildKit client's build): its secrets.
+    session: Option<super::sessions::Session>,
 }
 
 /// A state's filesystem on the host: one layer's directory as it is, or a
@@ -192,7 +194,8 @@ fn mount_stubs(layers: &berth_build::rootfs::Layers<'_>, mounts: &[RunMount]) ->
         let target = match m {
             RunMount::Bind { target, .. }
             | RunMount::Cache { target, .. }
-            | RunMount::Tmpfs { target, .. } => target,
+            | RunMount::Tmpfs { target, .. }
+            | RunMount::Secret { target, .. } => target,
         };
         let mut path = String::new();
         for part in target.split('/').filter(|p| !p.is_empty()) {
@@ -250,8 +253,50 @@ fn remove_stubs(upper: &Path, stubs: &[String]) {
     }
 }
 
+/// Files the runtime binds into every container.
+const RUNTIME_FILES: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
+
+/// Removes the directory `dir` from the writable layer when it is only a copy of
+/// the image's (empty, not opaque, same mode and owner): what a step's mount
+/// points left, not what it changed.
+fn drop_unchanged_dir(upper: &Path, layers: &berth_build::rootfs::Layers<'_>, dir: &str) {
+    use std::os::unix::fs::MetadataExt;
+    let Some((_, below)) = layers.lstat(dir).filter(|(_, m)| m.is_dir()) else {
+        return;
+    };
+    let Ok(root) = rustix::fs::open(
+        upper,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    ) else {
+        return;
+    };
+    let name = dir.trim_start_matches('/');
+    if name.contains('/') {
+        return;
+    }
+    let Ok(st) = rustix::fs::statat(&root, name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW) else {
+        return;
+    };
+    let same = rustix::fs::FileType::from_raw_mode(st.st_mode) == rustix::fs::FileType::Directory
+        && st.st_mode & 0o7777 == below.mode() & 0o7777
+        && st.st_uid == below.uid()
+        && st.st_gid == below.gid();
+    let opaque =
+        rustix::fs::lgetxattr(upper.join(name), "trusted.overlay.opaque", &mut [0u8; 4]).is_ok();
+    if same && !opaque {
+        // Fails, and keeps it, if the step put anything there.
+        let _ = rustix::fs::unlinkat(&root, name, rustix::fs::AtFlags::REMOVEDIR);
+    }
+}
+
 impl Steps {
-    pub fn new(builds: Arc<Parts>, req: &BuildRequest, scratch: PathBuf) -> Steps {
+    pub fn new(
+        builds: Arc<Parts>,
+        req: &BuildRequest,
+        scratch: PathBuf,
+        session: Option<super::sessions::Session>,
+    ) -> Steps {
         let host = berth_api::HostConfig {
             memory: req.memory,
             cpu_shares: req.cpu_shares,
@@ -273,6 +318,7 @@ impl Steps {
             host,
             extra_hosts: req.extra_hosts.clone(),
             auth: req.auth.clone(),
+            session,
         }
     }
 
@@ -382,6 +428,46 @@ impl Steps {
                     }
                     out.push(serde_json::json!({
                         "Type": "bind", "Source": dir, "Target": target, "ReadOnly": readonly,
+                    }));
+                }
+                RunMount::Secret {
+                    data,
+                    target,
+                    uid,
+                    gid,
+                    mode,
+                } => {
+                    // On a tmpfs of its own, gone with the step: never on disk.
+                    let dir = self
+                        .scratch
+                        .join(format!("secret-{i}-{:08x}", rand::random::<u32>()));
+                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                    let opts = std::ffi::CString::new("size=4m,mode=0700").expect("no NUL");
+                    rustix::mount::mount(
+                        "tmpfs",
+                        &dir,
+                        "tmpfs",
+                        rustix::mount::MountFlags::NOSUID
+                            | rustix::mount::MountFlags::NODEV
+                            | rustix::mount::MountFlags::NOEXEC,
+                        opts.as_c_str(),
+                    )
+                    .map_err(|e| format!("mounting a tmpfs for a secret: {e}"))?;
+                    overlays.push(OverlayView {
+                        path: dir.clone(),
+                        mounted: true,
+                    });
+                    let file = dir.join("secret");
+                    std::fs::write(&file, data).map_err(|e| e.to_string())?;
+                    std::os::unix::fs::chown(&file, Some(*uid), Some(*gid))
+                        .map_err(|e| e.to_string())?;
+                    std::fs::set_permissions(
+                        &file,
+                        std::os::unix::fs::PermissionsExt::from_mode(*mode),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    out.push(serde_json::json!({
+                        "Type": "bind", "Source": file, "Target": target, "ReadOnly": true,
                     }));
                 }
                 RunMount::Tmpfs { target, size } => {
@@ -571,8 +657,19 @@ impl Backend for Steps {
         let mut layer = None;
         if status.status_code == 0 {
             let dirs = self.layer_dirs(state);
-            let stubs = mount_stubs(&berth_build::rootfs::Layers { dirs: &dirs }, &step.mounts);
-            remove_stubs(&b.containers.paths().writable(&id), &stubs);
+            let layers = berth_build::rootfs::Layers { dirs: &dirs };
+            let mut stubs = mount_stubs(&layers, &step.mounts);
+            // The files the runtime binds over (/etc/hosts and the like), where the
+            // image had none, are stubs too; /etc then stays only if the step
+            // changed it.
+            for f in RUNTIME_FILES {
+                if layers.lstat(f).is_none() {
+                    stubs.push(f.to_string());
+                }
+            }
+            let upper = b.containers.paths().writable(&id);
+            remove_stubs(&upper, &stubs);
+            drop_unchanged_dir(&upper, &layers, "/etc");
             let tar = b.archive.layer_of(&id).await.map_err(|e| e.to_string())?;
             let path = self.scratch.join(format!("run-{short}.tar"));
             std::fs::write(&path, tar).map_err(|e| e.to_string())?;
@@ -589,12 +686,7 @@ impl Backend for Steps {
     }
 
     fn layer_dirs(&self, state: &Snapshot) -> Vec<PathBuf> {
-        state
-            .layers
-            .iter()
-            .rev()
-            .map(|(d, _)| self.builds.store.layer_dir(d).join("diff"))
-            .collect()
+        berth_image::lower_dirs_of(&self.builds.store, &state.layers)
     }
 
     fn view(&self, state: &Snapshot) -> Result<OverlayView, String> {
@@ -643,6 +735,27 @@ impl Backend for Steps {
         })
         .await
         .map_err(|e| e.to_string())?
+    }
+
+    async fn secret(&self, id: &str) -> Result<Option<Vec<u8>>, String> {
+        const METHOD: &str = "/moby.buildkit.secrets.v1.Secrets/GetSecret";
+        let Some(s) = self.session.as_ref().filter(|s| s.serves(METHOD)) else {
+            return Ok(None);
+        };
+        let req = berth_buildkit::proto::GetSecretRequest {
+            id: id.to_string(),
+            annotations: Default::default(),
+        };
+        match s
+            .channel
+            .unary::<_, berth_buildkit::proto::GetSecretResponse>(METHOD, &[], &req)
+            .await
+        {
+            Ok(r) => Ok(Some(r.data)),
+            // NotFound: the client has no such secret.
+            Err(berth_buildkit::grpc::Error::Status { code: 5, .. }) => Ok(None),
+            Err(e) => Err(format!("secret {id}: {e}")),
+        }
     }
 
     async fn fetch(&self, url: &str, dest: &Path) -> Result<Option<u64>, String> {

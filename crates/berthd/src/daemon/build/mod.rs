@@ -221,18 +221,21 @@ impl Builds {
         };
         let mut _kept = None;
         let t0 = std::time::Instant::now();
+        let mut session = None;
         let ctx = match (&req.remote, &req.kept_context) {
             (Some(r), _) if r == "client-session" => {
                 let id = req
                     .session
                     .clone()
                     .ok_or("a build from the client's session needs its session id")?;
-                let session = self
+                let s = self
                     .sessions
                     .get(&id)
                     .await
                     .ok_or_else(|| format!("no active session for {id}: context canceled"))?;
-                context::from_session(&session, &ctx_dir, &dockerfile_name).await?
+                let ctx = context::from_session(&s, &ctx_dir, &dockerfile_name).await?;
+                session = Some(s);
+                ctx
             }
             (None, Some((key, claim))) => {
                 let (dir, guard) = self
@@ -269,6 +272,7 @@ impl Builds {
             self.parts.clone(),
             &req,
             scratch.clone(),
+            session,
         ));
         let opts = berth_build::exec::Options {
             dockerfile: dockerfile_name,
