@@ -81,6 +81,14 @@ pub enum RunMount {
         target: String,
         size: Option<u64>,
     },
+    /// An SSH agent of the client's session, as a socket at `target`.
+    Ssh {
+        id: String,
+        target: String,
+        uid: u32,
+        gid: u32,
+        mode: u32,
+    },
     /// A secret from the client's session: a file on a tmpfs that goes with the
     /// step (never in a layer, the cache or the history).
     Secret {
@@ -174,6 +182,9 @@ pub trait Backend: Send + Sync + 'static {
     /// The secret `id` from the client's session; `None` when there is no session,
     /// it serves no secrets, or not this one.
     fn secret(&self, id: &str) -> impl Future<Output = Result<Option<Vec<u8>>, String>> + Send;
+
+    /// Whether the client's session forwards the SSH agent `id`.
+    fn ssh_agent(&self, id: &str) -> impl Future<Output = Result<bool, String>> + Send;
 
     /// A cached step result: the image configuration and the layers.
     fn cache_get(&self, key: &str) -> Option<(Vec<u8>, Vec<Layer>)>;

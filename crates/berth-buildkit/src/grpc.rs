@@ -39,9 +39,15 @@ pub struct Channel {
     send: hyper::client::conn::http2::SendRequest<Body>,
 }
 
-/// Messages of a response stream, as they arrive.
+type Pending = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<hyper::body::Incoming, Error>> + Send>,
+>;
+
+/// Messages of a response stream, as they arrive. The response itself is awaited
+/// at the first read: a server may answer only after it has had a message.
 pub struct Incoming<M> {
-    body: hyper::body::Incoming,
+    pending: Option<Pending>,
+    body: Option<hyper::body::Incoming>,
     buf: BytesMut,
     done: bool,
     _m: std::marker::PhantomData<M>,
@@ -94,7 +100,13 @@ impl<M: Message + Default> Incoming<M> {
             if self.done {
                 return Ok(None);
             }
-            match self.body.frame().await {
+            if let Some(p) = self.pending.take() {
+                self.body = Some(p.await?);
+            }
+            let Some(body) = self.body.as_mut() else {
+                return Err(Error::Closed);
+            };
+            match body.frame().await {
                 None => {
                     self.done = true;
                 }
@@ -131,12 +143,8 @@ impl Channel {
         Ok((Channel { send }, task))
     }
 
-    async fn call(
-        &self,
-        path: &str,
-        metadata: &[(&str, String)],
-        body: Body,
-    ) -> Result<hyper::body::Incoming, Error> {
+    /// Sends a request; what comes back resolves to the response body.
+    fn call(&self, path: &str, metadata: &[(&str, String)], body: Body) -> Pending {
         let mut req = hyper::Request::builder()
             .method(hyper::Method::POST)
             .uri(format!("http://session{path}"))
@@ -145,14 +153,17 @@ impl Channel {
         for (k, v) in metadata {
             req = req.header(*k, v.as_str());
         }
-        let req = req.body(body).map_err(|_| Error::Closed)?;
+        let req = req.body(body);
         let mut send = self.send.clone();
-        send.ready().await?;
-        let resp = send.send_request(req).await?;
-        if let Some(e) = status_of(resp.headers()) {
-            return Err(e);
-        }
-        Ok(resp.into_body())
+        Box::pin(async move {
+            let req = req.map_err(|_| Error::Closed)?;
+            send.ready().await?;
+            let resp = send.send_request(req).await?;
+            if let Some(e) = status_of(resp.headers()) {
+                return Err(e);
+            }
+            Ok(resp.into_body())
+        })
     }
 
     /// A call with one message each way.
@@ -163,9 +174,9 @@ impl Channel {
         req: &Q,
     ) -> Result<R, Error> {
         let body = http_body_util::Full::new(frame(req)).boxed();
-        let incoming = self.call(path, metadata, body).await?;
         let mut stream = Incoming::<R> {
-            body: incoming,
+            pending: Some(self.call(path, metadata, body)),
+            body: None,
             buf: BytesMut::new(),
             done: false,
             _m: Default::default(),
@@ -193,11 +204,14 @@ impl Channel {
             }
         });
         let body = RxBody(frx).boxed();
-        let incoming = self.call(path, metadata, body).await?;
+        // The request goes now; its answer is awaited at the first read.
+        let response = tokio::spawn(self.call(path, metadata, body));
+        let pending: Pending = Box::pin(async move { response.await.map_err(|_| Error::Closed)? });
         Ok((
             tx,
             Incoming {
-                body: incoming,
+                pending: Some(pending),
+                body: None,
                 buf: BytesMut::new(),
                 done: false,
                 _m: Default::default(),

@@ -77,6 +77,17 @@ pub struct GetSecretResponse {
     pub data: Vec<u8>,
 }
 
+/// moby.sshforward.v1.CheckAgentRequest
+#[derive(Clone, PartialEq, Message)]
+pub struct CheckAgentRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+}
+
+/// moby.sshforward.v1.CheckAgentResponse
+#[derive(Clone, PartialEq, Message)]
+pub struct CheckAgentResponse {}
+
 /// google.protobuf.Timestamp
 #[derive(Clone, PartialEq, Message)]
 pub struct Timestamp {

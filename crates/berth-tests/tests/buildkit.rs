@@ -150,3 +150,129 @@ fn secrets_from_the_session_never_reach_the_store() {
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("secret absent: not found"), "{o:?}");
 }
+
+/// A static probe that asks the agent at $SSH_AUTH_SOCK for its identities.
+const AGENT_PROBE_C: &str = r#"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+int main(void) {
+    const char *path = getenv("SSH_AUTH_SOCK");
+    if (!path) { printf("no SSH_AUTH_SOCK\n"); return 1; }
+    int s = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un a = { .sun_family = AF_UNIX };
+    strncpy(a.sun_path, path, sizeof a.sun_path - 1);
+    if (connect(s, (struct sockaddr *)&a, sizeof a) != 0) { perror("connect"); return 1; }
+    unsigned char req[5] = {0, 0, 0, 1, 11};
+    if (write(s, req, 5) != 5) { perror("write"); return 1; }
+    unsigned char r[9]; size_t got = 0;
+    while (got < 9) { ssize_t n = read(s, r + got, 9 - got); if (n <= 0) { perror("read"); return 1; } got += n; }
+    printf("agent at %s answers type %d with %u identities\n", path, r[4],
+           (unsigned)(r[5] << 24 | r[6] << 16 | r[7] << 8 | r[8]));
+    return 0;
+}
+"#;
+
+/// `--ssh default`: a RUN with `--mount=type=ssh` reaches the client's agent
+/// (started here with one key) through the session; SSH_AUTH_SOCK is set.
+#[test]
+fn ssh_agent_forwarding_through_the_session() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = context(
+        &d,
+        "ssh",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nCOPY probe /probe\n\
+             RUN --mount=type=ssh /probe\n\
+             RUN --mount=type=ssh,id=other,required=false ls /run/buildkit 2>&1 || true\n",
+        )],
+    );
+    let o = std::process::Command::new("gcc")
+        .args(["-static", "-O1", "-o"])
+        .arg(dir.join("probe"))
+        .arg("-x")
+        .arg("c")
+        .arg("-")
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(AGENT_PROBE_C.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("gcc (the test builds its probe)");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // An agent with one key, for this test alone.
+    let agent_sock = d.root.path().join("agent.sock");
+    let key = d.root.path().join("id_test");
+    let run = |c: &mut std::process::Command| {
+        let o = c.output().unwrap();
+        assert!(
+            o.status.success(),
+            "{:?}: {}",
+            c,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    // In the foreground (-D), so that it goes with the test.
+    struct Agent(std::process::Child);
+    impl Drop for Agent {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Agent(
+        std::process::Command::new("ssh-agent")
+            .arg("-D")
+            .arg("-a")
+            .arg(&agent_sock)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    berth_tests::wait_until("the agent listens", || agent_sock.exists());
+    run(std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key));
+    run(std::process::Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &agent_sock));
+    let o = bk(
+        &d,
+        &dir,
+        &["--ssh", "default", "-t", "ssh"],
+        &[("SSH_AUTH_SOCK", agent_sock.to_str().unwrap())],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("answers type 12 with 1 identities"),
+        "{o:?}"
+    );
+    // Without --ssh, a required agent fails the step with BuildKit's words.
+    let dir = context(
+        &d,
+        "nossh",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=ssh,required=true true\n",
+        )],
+    );
+    let o = bk(&d, &dir, &[], &[]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("no SSH key \"default\" forwarded from the client"),
+        "{o:?}"
+    );
+}

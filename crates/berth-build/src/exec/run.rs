@@ -171,6 +171,15 @@ impl<B: Backend> Shared<B> {
         let c = cfg.config.get_or_insert_with(Default::default);
         let mut env = c.env.clone().unwrap_or_default();
         env.extend(arg_env);
+        // The first agent is SSH_AUTH_SOCK, unless the step sets it.
+        if let Some(RunMount::Ssh { target, .. }) = run_mounts
+            .iter()
+            .find(|m| matches!(m, RunMount::Ssh { .. }))
+        {
+            if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                env.push(format!("SSH_AUTH_SOCK={target}"));
+            }
+        }
         let step = RunStep {
             id,
             args: args.clone(),
@@ -406,10 +415,27 @@ impl<B: Backend> Shared<B> {
                 }
             }
             "ssh" => {
-                // No SSH agent reaches a build yet: a required one fails the step,
-                // an optional one is absent, as BuildKit does without a provider.
+                // The client's agent, when its session forwards it; otherwise a
+                // required one fails the step and an optional one is absent, as
+                // BuildKit does without a provider.
                 let required = flag(&kv, &["required"]);
                 let id = kv.get("id").cloned().unwrap_or_else(|| "default".into());
+                if self
+                    .backend
+                    .ssh_agent(&id)
+                    .await
+                    .map_err(|m| self.step_err(node, m))?
+                {
+                    return Ok(Some(RunMount::Ssh {
+                        target: target.map(|t| abs(&t)).unwrap_or_else(|| {
+                            format!("/run/buildkit/ssh_agent.{}", ssh_index(&id))
+                        }),
+                        id,
+                        uid: num(&kv, "uid", 10, 0)?,
+                        gid: num(&kv, "gid", 10, 0)?,
+                        mode: num(&kv, "mode", 8, 0o600)?,
+                    }));
+                }
                 if required {
                     return Err(
                         self.step_err(node, format!("no SSH key {id:?} forwarded from the client"))
@@ -433,4 +459,11 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (s.as_str(), 1),
     };
     num.parse::<u64>().ok().map(|n| n * mul)
+}
+
+/// A stable small number for an agent's default socket name.
+fn ssh_index(id: &str) -> u32 {
+    id.bytes()
+        .fold(0u32, |a, b| a.wrapping_mul(31).wrapping_add(b as u32))
+        % 1000
 }

@@ -125,6 +125,67 @@ fn overlay(lower: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path) -> R
         .map_err(|e| format!("mounting an overlay on {}: {e}", target.display()))
 }
 
+/// What a step's mounts hold while it runs: cache locks, mounted views and
+/// tmpfs, agent relays.
+struct Held {
+    _locks: Vec<tokio::sync::OwnedMutexGuard<()>>,
+    _overlays: Vec<OverlayView>,
+    _tasks: Vec<AbortOnDrop<()>>,
+}
+
+/// Relays each connection to the agent socket to the client's agent, through the
+/// session's `SSH/ForwardAgent` stream.
+async fn forward_agent(
+    listener: tokio::net::UnixListener,
+    session: super::sessions::Session,
+    id: String,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while let Ok((conn, _)) = listener.accept().await {
+        let session = session.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let Ok((tx, mut rx)) = session
+                .channel
+                .bidi::<berth_buildkit::proto::BytesMessage, berth_buildkit::proto::BytesMessage>(
+                    "/moby.sshforward.v1.SSH/ForwardAgent",
+                    &[("buildkit.ssh.id", id)],
+                )
+                .await
+            else {
+                return;
+            };
+            let (mut r, mut w) = conn.into_split();
+            let up = async move {
+                let mut buf = vec![0u8; 16 * 1024];
+                while let Ok(n) = r.read(&mut buf).await {
+                    if n == 0
+                        || tx
+                            .send(berth_buildkit::proto::BytesMessage {
+                                data: buf[..n].to_vec(),
+                            })
+                            .await
+                            .is_err()
+                    {
+                        break;
+                    }
+                }
+            };
+            let down = async move {
+                while let Ok(Some(m)) = rx.next().await {
+                    if w.write_all(&m.data).await.is_err() {
+                        break;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = up => {}
+                _ = down => {}
+            }
+        });
+    }
+}
+
 /// A task aborted when its handle goes.
 struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
 
@@ -195,7 +256,8 @@ fn mount_stubs(layers: &berth_build::rootfs::Layers<'_>, mounts: &[RunMount]) ->
             RunMount::Bind { target, .. }
             | RunMount::Cache { target, .. }
             | RunMount::Tmpfs { target, .. }
-            | RunMount::Secret { target, .. } => target,
+            | RunMount::Secret { target, .. }
+            | RunMount::Ssh { target, .. } => target,
         };
         let mut path = String::new();
         for part in target.split('/').filter(|p| !p.is_empty()) {
@@ -329,19 +391,10 @@ impl Steps {
 
     /// The host side of the step's mounts, as the container service takes them,
     /// and the locks and overlays held while it runs.
-    async fn mounts(
-        &self,
-        mounts: &[RunMount],
-    ) -> Result<
-        (
-            Vec<serde_json::Value>,
-            Vec<tokio::sync::OwnedMutexGuard<()>>,
-            Vec<OverlayView>,
-        ),
-        String,
-    > {
+    async fn mounts(&self, mounts: &[RunMount]) -> Result<(Vec<serde_json::Value>, Held), String> {
         let mut out = Vec::new();
         let mut locks = Vec::new();
+        let mut tasks = Vec::new();
         let mut overlays = Vec::new();
         for (i, m) in mounts.iter().enumerate() {
             match m {
@@ -470,6 +523,40 @@ impl Steps {
                         "Type": "bind", "Source": file, "Target": target, "ReadOnly": true,
                     }));
                 }
+                RunMount::Ssh {
+                    id,
+                    target,
+                    uid,
+                    gid,
+                    mode,
+                } => {
+                    let session = self
+                        .session
+                        .clone()
+                        .ok_or_else(|| format!("no SSH key {id:?} forwarded from the client"))?;
+                    let dir = self
+                        .scratch
+                        .join(format!("ssh-{i}-{:08x}", rand::random::<u32>()));
+                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                    let sock = dir.join("agent.sock");
+                    let listener =
+                        tokio::net::UnixListener::bind(&sock).map_err(|e| e.to_string())?;
+                    std::os::unix::fs::chown(&sock, Some(*uid), Some(*gid))
+                        .map_err(|e| e.to_string())?;
+                    std::fs::set_permissions(
+                        &sock,
+                        std::os::unix::fs::PermissionsExt::from_mode(*mode),
+                    )
+                    .map_err(|e| e.to_string())?;
+                    tasks.push(AbortOnDrop(tokio::spawn(forward_agent(
+                        listener,
+                        session,
+                        id.clone(),
+                    ))));
+                    out.push(serde_json::json!({
+                        "Type": "bind", "Source": sock, "Target": target, "ReadOnly": false,
+                    }));
+                }
                 RunMount::Tmpfs { target, size } => {
                     let mut v = serde_json::json!({ "Type": "tmpfs", "Target": target });
                     if let Some(s) = size {
@@ -479,7 +566,14 @@ impl Steps {
                 }
             }
         }
-        Ok((out, locks, overlays))
+        Ok((
+            out,
+            Held {
+                _locks: locks,
+                _overlays: overlays,
+                _tasks: tasks,
+            },
+        ))
     }
 }
 
@@ -587,7 +681,7 @@ impl Backend for Steps {
             container: None,
             image: Some(image.clone()),
         };
-        let (mounts, _locks, _overlays) = self.mounts(&step.mounts).await?;
+        let (mounts, _held) = self.mounts(&step.mounts).await?;
         let mut hc = self.host.clone();
         hc.network_mode = match step.network.as_str() {
             // The default bridge, or no network where the daemon has none.
@@ -756,6 +850,18 @@ impl Backend for Steps {
             Err(berth_buildkit::grpc::Error::Status { code: 5, .. }) => Ok(None),
             Err(e) => Err(format!("secret {id}: {e}")),
         }
+    }
+
+    async fn ssh_agent(&self, id: &str) -> Result<bool, String> {
+        const METHOD: &str = "/moby.sshforward.v1.SSH/CheckAgent";
+        let Some(s) = self.session.as_ref().filter(|s| s.serves(METHOD)) else {
+            return Ok(false);
+        };
+        let req = berth_buildkit::proto::CheckAgentRequest { id: id.to_string() };
+        Ok(s.channel
+            .unary::<_, berth_buildkit::proto::CheckAgentResponse>(METHOD, &[], &req)
+            .await
+            .is_ok())
     }
 
     async fn fetch(&self, url: &str, dest: &Path) -> Result<Option<u64>, String> {
