@@ -388,7 +388,20 @@ fn ps_filters_and_formats() {
     let line = o.ok().trim().to_string();
     assert_eq!(line.split(' ').next().map(str::len), Some(64));
     assert!(line.ends_with("\"sleep 100\""), "{line}");
-    d.docker(&["rm", "-f", "a1", "b2"]).ok();
+    // An argument with a space is quoted, as moby writes the command.
+    d.docker(&["create", "--name", "q3", "busybox", "sh", "-c", "echo a b"])
+        .ok();
+    let o = d.docker(&[
+        "ps",
+        "-a",
+        "--no-trunc",
+        "--filter",
+        "name=q3",
+        "--format",
+        "{{.Command}}",
+    ]);
+    assert_eq!(o.ok().trim(), "\"sh -c 'echo a b'\"");
+    d.docker(&["rm", "-f", "a1", "b2", "q3"]).ok();
 }
 
 #[test]

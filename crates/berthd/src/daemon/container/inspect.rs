@@ -326,10 +326,17 @@ fn summary(r: &Record) -> ContainerSummary {
         Status::Removing => "Removal In Progress".into(),
         Status::Dead => "Dead".into(),
     };
+    // As moby writes it: an argument with a space in single quotes.
     let mut command = r.path.clone();
     for a in &r.args {
         command.push(' ');
-        command.push_str(a);
+        if a.contains(' ') {
+            command.push('\'');
+            command.push_str(a);
+            command.push('\'');
+        } else {
+            command.push_str(a);
+        }
     }
     let mode = if r.host_config.network_mode.is_empty() {
         "default".to_string()
