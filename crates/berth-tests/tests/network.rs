@@ -213,7 +213,28 @@ fn default_bridge_has_no_names_but_links_work() {
     let o = d.docker(&["run", "--rm", "--link", "nope:x", "busybox", "true"]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("nope"), "{o:?}");
-    d.docker(&["rm", "-f", "db"]).ok();
+    // `docker rm --link` removes a link from its parent: gone from its next start.
+    d.docker(&[
+        "create",
+        "--name",
+        "web",
+        "--link",
+        "db:database",
+        "busybox",
+        "cat",
+        "/etc/hosts",
+    ])
+    .ok();
+    d.docker(&["rm", "--link", "/web/database"]).ok();
+    assert_eq!(inspect(&d, "web", "{{json .HostConfig.Links}}"), "[]");
+    let o = d.docker(&["start", "-a", "web"]);
+    assert!(!o.ok().contains("database"), "{o:?}");
+    let o = d.docker(&["rm", "--link", "/web/database"]);
+    assert!(
+        o.stderr.contains("Could not find link /web/database"),
+        "{o:?}"
+    );
+    d.docker(&["rm", "-f", "db", "web"]).ok();
 }
 
 #[test]

@@ -86,12 +86,12 @@ pub(super) async fn route(
             // knows its wait is registered (moby's postContainersWait).
             http::stream(StatusCode::OK, "application/json", rx)
         }
+        // `docker rm --link /parent/alias`: the link's name holds a slash.
+        (&Method::DELETE, rest) if q.flag("link") => {
+            cs.remove_link(&rest.join("/"))?;
+            http::empty(StatusCode::NO_CONTENT)
+        }
         (&Method::DELETE, [id]) => {
-            if q.flag("link") {
-                return Err(ApiError::not_implemented(
-                    "berth does not support links yet",
-                ));
-            }
             cs.remove(id, q.flag("force"), q.flag("v")).await?;
             http::empty(StatusCode::NO_CONTENT)
         }

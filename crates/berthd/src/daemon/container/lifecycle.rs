@@ -331,3 +331,36 @@ mod tests {
         assert!(parse_ps("NOPID\n", &[]).is_err());
     }
 }
+
+impl Containers {
+    /// `DELETE /containers/{parent}/{alias}?link=1` (`docker rm --link`): the
+    /// parent forgets the legacy link named `alias` (from its next start on).
+    pub fn remove_link(&self, name: &str) -> ApiResult<()> {
+        let full = format!("/{}", name.trim_start_matches('/'));
+        let Some((parent, alias)) = full[1..].rsplit_once('/') else {
+            return Err(ApiError::conflict(
+                "Conflict, cannot remove the default link name of the container",
+            ));
+        };
+        let c = self.get(parent).map_err(|_| {
+            ApiError::not_found(format!("Cannot get parent /{parent} for link name {full}"))
+        })?;
+        {
+            let mut r = c.rec();
+            let links =
+                crate::daemon::container::endpoint::str_list(r.host_config.other.get("Links"));
+            let kept: Vec<String> = links
+                .iter()
+                .filter(|l| crate::daemon::container::record::parse_link(l).1 != alias)
+                .cloned()
+                .collect();
+            if kept.len() == links.len() {
+                return Err(ApiError::not_found(format!("Could not find link {full}")));
+            }
+            r.host_config
+                .other
+                .insert("Links".into(), serde_json::json!(kept));
+        }
+        self.persist(&c)
+    }
+}
