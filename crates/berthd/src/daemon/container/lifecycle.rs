@@ -304,34 +304,6 @@ fn parse_ps(text: &str, pids: &[i32]) -> ApiResult<(Vec<String>, Vec<Vec<String>
     Ok((titles, rows))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_ps;
-
-    #[test]
-    fn keeps_the_containers_rows() {
-        let out = "UID          PID    PPID  C STIME TTY          TIME CMD\n\
-                   root           1       0  0 10:00 ?        00:00:01 /sbin/init\n\
-                   root        4242    4200  0 10:01 ?        00:00:00 sleep 1000 now\n";
-        let (titles, rows) = parse_ps(out, &[4242]).unwrap();
-        assert_eq!(titles.len(), 8);
-        assert_eq!(
-            rows,
-            vec![vec![
-                "root",
-                "4242",
-                "4200",
-                "0",
-                "10:01",
-                "?",
-                "00:00:00",
-                "sleep 1000 now"
-            ]]
-        );
-        assert!(parse_ps("NOPID\n", &[]).is_err());
-    }
-}
-
 impl Containers {
     /// `DELETE /containers/{parent}/{alias}?link=1` (`docker rm --link`): the
     /// parent forgets the legacy link named `alias` (from its next start on).
@@ -362,5 +334,33 @@ impl Containers {
                 .insert("Links".into(), serde_json::json!(kept));
         }
         self.persist(&c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ps;
+
+    #[test]
+    fn keeps_the_containers_rows() {
+        let out = "UID          PID    PPID  C STIME TTY          TIME CMD\n\
+                   root           1       0  0 10:00 ?        00:00:01 /sbin/init\n\
+                   root        4242    4200  0 10:01 ?        00:00:00 sleep 1000 now\n";
+        let (titles, rows) = parse_ps(out, &[4242]).unwrap();
+        assert_eq!(titles.len(), 8);
+        assert_eq!(
+            rows,
+            vec![vec![
+                "root",
+                "4242",
+                "4200",
+                "0",
+                "10:01",
+                "?",
+                "00:00:00",
+                "sleep 1000 now"
+            ]]
+        );
+        assert!(parse_ps("NOPID\n", &[]).is_err());
     }
 }
