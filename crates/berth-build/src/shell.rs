@@ -312,56 +312,35 @@ impl Lexer<'_> {
         let v = value.clone().unwrap_or_default();
         let unescape = |w: String| unescape_pattern(&w);
         match op {
-            ':' => {
-                let op2 = self
-                    .next()
-                    .ok_or_else(|| ExpandError::Unterminated(self.src.into()))?;
+            // `:-`, `:+`, `:?` test "set and not empty"; `-`, `+`, `?` only "set".
+            ':' | '-' | '+' | '?' => {
+                let (op, present) = if op == ':' {
+                    let op2 = self
+                        .next()
+                        .ok_or_else(|| ExpandError::Unterminated(self.src.into()))?;
+                    (op2, nonempty)
+                } else {
+                    (op, set)
+                };
                 let word = self.modifier_word(false)?;
                 self.close()?;
-                match op2 {
-                    '-' => Ok(if nonempty { v } else { unescape(word) }),
-                    '+' => Ok(if nonempty {
+                match op {
+                    '-' => Ok(if present { v } else { unescape(word) }),
+                    '+' => Ok(if present {
                         unescape(word)
                     } else {
                         String::new()
                     }),
-                    '?' => {
-                        if nonempty {
-                            Ok(v)
+                    '?' if present => Ok(v),
+                    '?' => Err(ExpandError::Required {
+                        name,
+                        message: if word.is_empty() {
+                            "is not allowed to be unset".into()
                         } else {
-                            Err(ExpandError::Required {
-                                name,
-                                message: if word.is_empty() {
-                                    "is not allowed to be unset".into()
-                                } else {
-                                    unescape(word)
-                                },
-                            })
-                        }
-                    }
+                            unescape(word)
+                        },
+                    }),
                     _ => Err(ExpandError::BadSubstitution(self.src.into())),
-                }
-            }
-            '-' | '+' | '?' => {
-                let word = self.modifier_word(false)?;
-                self.close()?;
-                match op {
-                    '-' => Ok(if set { v } else { unescape(word) }),
-                    '+' => Ok(if set { unescape(word) } else { String::new() }),
-                    _ => {
-                        if set {
-                            Ok(v)
-                        } else {
-                            Err(ExpandError::Required {
-                                name,
-                                message: if word.is_empty() {
-                                    "is not allowed to be unset".into()
-                                } else {
-                                    unescape(word)
-                                },
-                            })
-                        }
-                    }
                 }
             }
             '#' | '%' => {

@@ -323,6 +323,27 @@ impl Daemon {
         out
     }
 
+    /// A directory under this daemon's root (`ctx/<name>`) holding `files` (a
+    /// build context).
+    pub fn files(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let dir = self.root.path().join("ctx").join(name);
+        std::fs::create_dir_all(&dir).expect("context directory");
+        for (f, content) in files {
+            let p = dir.join(f);
+            std::fs::create_dir_all(p.parent().expect("a parent")).expect("directory");
+            std::fs::write(&p, content).expect("file");
+        }
+        dir
+    }
+
+    /// `docker run --rm ARGS`, which must succeed; its output.
+    #[track_caller]
+    pub fn run_rm(&self, args: &[&str]) -> String {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        self.docker(&a).ok().to_string()
+    }
+
     /// Loads the busybox test image as busybox:latest with the docker CLI.
     pub fn load_busybox(&self) {
         let tar = self.busybox_archive("busybox:latest");

@@ -2,19 +2,7 @@
 //! `images.build`, the Dockerfile's instructions and the build cache.
 
 use berth_tests::{Daemon, Out};
-use std::path::{Path, PathBuf};
-
-/// A build context directory with the given files.
-fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = d.root.path().join("ctx").join(name);
-    for (f, content) in files {
-        let p = dir.join(f);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, content).unwrap();
-    }
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
+use std::path::Path;
 
 /// `docker build` through the classic endpoint (no BuildKit on the client).
 fn build(d: &Daemon, dir: &Path, args: &[&str]) -> Out {
@@ -24,18 +12,11 @@ fn build(d: &Daemon, dir: &Path, args: &[&str]) -> Out {
     d.docker_env(&[("DOCKER_BUILDKIT", "0")], &a)
 }
 
-fn run(d: &Daemon, args: &[&str]) -> String {
-    let mut a = vec!["run", "--rm"];
-    a.extend_from_slice(args);
-    d.docker(&a).ok().to_string()
-}
-
 #[test]
 fn docker_build_runs_steps_and_makes_a_tagged_image() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "basic",
         &[
             (
@@ -61,17 +42,14 @@ fn docker_build_runs_steps_and_makes_a_tagged_image() {
     let out = o.ok();
     assert!(out.contains("Step 1/11 : FROM busybox"), "{out}");
     assert!(out.contains("Successfully tagged demo:1"), "{out}");
-    assert_eq!(run(&d, &["demo:1"]), "built hello there\n");
+    assert_eq!(d.run_rm(&["demo:1"]), "built hello there\n");
     assert_eq!(
-        run(
-            &d,
-            &[
-                "demo:latest",
-                "sh",
-                "-c",
-                "pwd; id -u; cat hello.txt /opt/app/conf/a.conf /opt/app/conf/sub/b.conf"
-            ]
-        ),
+        d.run_rm(&[
+            "demo:latest",
+            "sh",
+            "-c",
+            "pwd; id -u; cat hello.txt /opt/app/conf/a.conf /opt/app/conf/sub/b.conf"
+        ]),
         "/opt/app\n1000\nhello\na=1\nb=2\n"
     );
     let inspect = d
@@ -146,8 +124,7 @@ fn docker_build_runs_steps_and_makes_a_tagged_image() {
 fn rebuild_hits_the_cache_unless_copied_content_changes() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "cache",
         &[
             (
@@ -164,7 +141,7 @@ fn rebuild_hits_the_cache_unless_copied_content_changes() {
         .docker(&["image", "inspect", "-f", "{{.Id}}", "c:1"])
         .ok()
         .to_string();
-    let stamp1 = run(&d, &["c:1", "cat", "/stamp"]);
+    let stamp1 = d.run_rm(&["c:1", "cat", "/stamp"]);
     // Nothing changed, then an unrelated file and a touch: every step is cached,
     // and the image is the same.
     std::fs::write(dir.join("unrelated.txt"), "y\n").unwrap();
@@ -186,21 +163,20 @@ fn rebuild_hits_the_cache_unless_copied_content_changes() {
     let o = build(&d, &dir, &["-t", "c:3"]);
     assert_eq!(o.ok().matches("Using cache").count(), 2, "{o:?}");
     assert_eq!(
-        run(&d, &["c:3", "cat", "/stamp", "/b.txt"]),
+        d.run_rm(&["c:3", "cat", "/stamp", "/b.txt"]),
         format!("{stamp1}three\n")
     );
     // --no-cache runs everything again.
     let o = build(&d, &dir, &["--no-cache", "-t", "c:4"]);
     assert_eq!(o.ok().matches("Using cache").count(), 0, "{o:?}");
-    assert_ne!(run(&d, &["c:4", "cat", "/stamp"]), stamp1);
+    assert_ne!(d.run_rm(&["c:4", "cat", "/stamp"]), stamp1);
 }
 
 #[test]
 fn multi_stage_with_target_and_copy_from() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "stages",
         &[
             (
@@ -222,12 +198,12 @@ fn multi_stage_with_target_and_copy_from() {
     // The failing `test` stage is not needed by the last stage: never built.
     let o = build(&d, &dir, &["-t", "app"]);
     assert!(!o.ok().contains("exit 3"), "{o:?}");
-    assert_eq!(run(&d, &["app"]), "COMPILED\n");
+    assert_eq!(d.run_rm(&["app"]), "COMPILED\n");
     // --target stops at a stage; a failing RUN fails with BuildKit's words.
     let o = build(&d, &dir, &["--target", "builder", "-t", "app:builder"]);
     o.ok();
     assert_eq!(
-        run(&d, &["app:builder", "cat", "/src/main.txt"]),
+        d.run_rm(&["app:builder", "cat", "/src/main.txt"]),
         "compiled\n"
     );
     let o = build(&d, &dir, &["--target", "test", "-t", "app:test"]);
@@ -264,7 +240,7 @@ fn bad_dockerfiles_name_the_line_and_leave_nothing() {
         // A registry on loopback that is not there (never a public one).
         ("FROM 127.0.0.1:9/nosuchimage:1\n", "failed to resolve source metadata for 127.0.0.1:9/nosuchimage:1"),
     ] {
-        let dir = context(&d, "bad", &[("Dockerfile", df), ("a", "1"), ("b", "2")]);
+        let dir = d.files( "bad", &[("Dockerfile", df), ("a", "1"), ("b", "2")]);
         let o = build(&d, &dir, &["-t", "bad"]);
         assert_ne!(o.code, 0, "{df}: {o:?}");
         assert!(o.stderr.contains(msg), "{df}: {o:?}");
@@ -297,8 +273,7 @@ fn docker_py(d: &Daemon, script: &str) -> Out {
 fn docker_py_builds_and_reports_failures() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "py",
         &[
             (
@@ -334,8 +309,7 @@ fn docker_py_builds_and_reports_failures() {
 fn docker_compose_v1_builds_and_ups() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "compose1",
         &[
             (
@@ -367,8 +341,7 @@ fn docker_compose_v1_builds_and_ups() {
 fn dockerfile_features_from_the_reference() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "features",
         &[
             (
@@ -480,8 +453,7 @@ fn dockerfile_features_from_the_reference() {
         "2\n"
     );
     // A required secret with no provider fails with BuildKit's words.
-    let bad = context(
-        &d,
+    let bad = d.files(
         "secret",
         &[(
             "Dockerfile",
@@ -496,8 +468,7 @@ fn dockerfile_features_from_the_reference() {
 fn independent_stages_run_at_the_same_time() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "parallel",
         &[(
             "Dockerfile",
@@ -514,7 +485,7 @@ fn independent_stages_run_at_the_same_time() {
         took < std::time::Duration::from_millis(2900),
         "took {took:?}"
     );
-    assert_eq!(run(&d, &["par", "cat", "/a", "/b"]), "a\nb\n");
+    assert_eq!(d.run_rm(&["par", "cat", "/a", "/b"]), "a\nb\n");
 }
 
 /// BuildKit's CVE-2024-23652: removing the mount points a RUN's mounts needed
@@ -525,8 +496,7 @@ fn cve_2024_23652_mount_stub_cleanup_never_leaves_the_layer() {
     d.load_busybox();
     let victim = d.root.path().join("victim");
     std::fs::create_dir_all(victim.join("b/c")).unwrap();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "stubs",
         &[(
             "Dockerfile",
@@ -556,8 +526,7 @@ fn build_copy_and_mounts_through_symlinks_stay_inside_the_stage() {
     std::fs::create_dir_all(&secret).unwrap();
     std::fs::write(secret.join("key"), "HOST SECRET\n").unwrap();
     let s = secret.display();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "links",
         &[(
             "Dockerfile",
@@ -586,8 +555,7 @@ fn build_copy_and_mounts_through_symlinks_stay_inside_the_stage() {
         .to_string();
     assert_eq!(got, "stage\nstage\nstage\n");
     // Without the stage's own copy, the path is not found: the host's is never read.
-    let dir = context(
-        &d,
+    let dir = d.files(
         "links2",
         &[(
             "Dockerfile",
@@ -644,8 +612,7 @@ fn build_context_archive_cannot_write_outside_its_directory() {
 fn build_cache_in_system_df_and_pruned() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "prune",
         &[(
             "Dockerfile",
@@ -680,7 +647,7 @@ fn build_cache_in_system_df_and_pruned() {
         .ok()
         .to_string();
     assert!(df.contains("Build Cache 0"), "{df}");
-    assert_eq!(run(&d, &["p", "sh", "-c", "wc -c < /big"]), "100000\n");
+    assert_eq!(d.run_rm(&["p", "sh", "-c", "wc -c < /big"]), "100000\n");
     let o = build(&d, &dir, &["-t", "p"]);
     assert_eq!(o.ok().matches("Using cache").count(), 0, "{o:?}");
 }
@@ -689,8 +656,7 @@ fn build_cache_in_system_df_and_pruned() {
 fn berth_build_with_dockerignore_outputs_iidfile_and_stdin() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "berth",
         &[
             ("Dockerfile", "FROM busybox\nARG GREETING\nCOPY . /app/\nRUN echo \"$GREETING\" > /app/greeting\n"),
@@ -765,7 +731,7 @@ fn berth_build_with_dockerignore_outputs_iidfile_and_stdin() {
         b"FROM busybox\nRUN echo piped > /p\n",
     );
     assert!(o.ok().trim().starts_with("sha256:"), "{o:?}");
-    assert_eq!(run(&d, &["bb:stdin", "cat", "/p"]), "piped\n");
+    assert_eq!(d.run_rm(&["bb:stdin", "cat", "/p"]), "piped\n");
     let o = d.berth_in(&["build", "-"], b"FROM busybox\nRUN false\n");
     assert_eq!(o.code, 1, "{o:?}");
     assert!(
@@ -884,11 +850,11 @@ fn remote_contexts_and_add_from_urls_on_a_local_server() {
         )
     };
     py(&format!("{}#v1:sub", http.url("repo.git")), "remote:git").ok();
-    assert_eq!(run(&d, &["remote:git", "cat", "/msg"]), "from git\n");
+    assert_eq!(d.run_rm(&["remote:git", "cat", "/msg"]), "from git\n");
     py(&http.url("ctx.tar.gz"), "remote:tar").ok();
-    assert_eq!(run(&d, &["remote:tar", "cat", "/f"]), "from tarball\n");
+    assert_eq!(d.run_rm(&["remote:tar", "cat", "/f"]), "from tarball\n");
     py(&http.url("plain.Dockerfile"), "remote:plain").ok();
-    assert_eq!(run(&d, &["remote:plain", "cat", "/p"]), "plain\n");
+    assert_eq!(d.run_rm(&["remote:plain", "cat", "/p"]), "plain\n");
     // berth build with a URL: the daemon fetches it.
     d.berth(&[
         "build",
@@ -898,14 +864,13 @@ fn remote_contexts_and_add_from_urls_on_a_local_server() {
         &format!("{}#v1:sub", http.url("repo.git")),
     ])
     .ok();
-    assert_eq!(run(&d, &["remote:berth", "cat", "/msg"]), "from git\n");
+    assert_eq!(d.run_rm(&["remote:berth", "cat", "/msg"]), "from git\n");
     // ADD from a URL (mode 600, checksum checked) and from a repository.
     let sum = {
         use sha2::Digest;
         hex::encode(sha2::Sha256::digest(b"downloaded\n"))
     };
-    let dir = context(
-        &d,
+    let dir = d.files(
         "addurl",
         &[(
             "Dockerfile",
@@ -921,11 +886,10 @@ fn remote_contexts_and_add_from_urls_on_a_local_server() {
     );
     build(&d, &dir, &["-t", "addurl"]).ok();
     assert_eq!(
-        run(&d, &["addurl", "sh", "-c", "stat -c %a /dl/data.txt; cat /dl/data.txt /src/top.txt; test -d /src/.git || echo nogit; test -d /withgit/.git && echo git"]),
+        d.run_rm(&["addurl", "sh", "-c", "stat -c %a /dl/data.txt; cat /dl/data.txt /src/top.txt; test -d /src/.git || echo nogit; test -d /withgit/.git && echo git"]),
         "600\ndownloaded\ntop\nnogit\ngit\n"
     );
-    let bad = context(
-        &d,
+    let bad = d.files(
         "badsum",
         &[(
             "Dockerfile",
@@ -987,8 +951,7 @@ fn from_a_private_registry_pulls_with_the_build_credentials() {
     d.docker(&["tag", "busybox", &remote]).ok();
     d.docker(&["push", &remote]).ok();
     d.docker(&["rmi", &remote]).ok();
-    let ctx = context(
-        &d,
+    let ctx = d.files(
         "private",
         &[(
             "Dockerfile",
@@ -997,7 +960,7 @@ fn from_a_private_registry_pulls_with_the_build_credentials() {
     );
     let o = build(&d, &ctx, &["-t", "frompriv"]);
     assert!(o.ok().contains("Pulling"), "{o:?}");
-    assert_eq!(run(&d, &["frompriv", "cat", "/p"]), "pulled\n");
+    assert_eq!(d.run_rm(&["frompriv", "cat", "/p"]), "pulled\n");
     // Without credentials the pull is refused, in the build's words.
     d.docker(&["logout", &reg.host()]).ok();
     d.docker(&["rmi", &remote]).ok();
@@ -1013,8 +976,7 @@ fn from_a_private_registry_pulls_with_the_build_credentials() {
 fn cache_survives_a_restart_and_build_options_reach_the_steps() {
     let mut d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "opts",
         &[(
             "Dockerfile",
@@ -1037,10 +999,9 @@ fn cache_survives_a_restart_and_build_options_reach_the_steps() {
         ],
     )
     .ok();
-    assert_eq!(run(&d, &["o:1", "cat", "/hosts", "/shm"]), "1\n32768\n");
+    assert_eq!(d.run_rm(&["o:1", "cat", "/hosts", "/shm"]), "1\n32768\n");
     // Resource limits reach the steps' cgroups.
-    let limits = context(
-        &d,
+    let limits = d.files(
         "limits",
         &[("Dockerfile", "FROM busybox\nRUN cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.shares > /limits\n")],
     );
@@ -1050,8 +1011,8 @@ fn cache_survives_a_restart_and_build_options_reach_the_steps() {
         &["-t", "o:limits", "--memory", "64m", "--cpu-shares", "512"],
     )
     .ok();
-    assert_eq!(run(&d, &["o:limits", "cat", "/limits"]), "67108864\n512\n");
-    let id1 = run(&d, &["o:1", "cat", "/id"]);
+    assert_eq!(d.run_rm(&["o:limits", "cat", "/limits"]), "67108864\n512\n");
+    let id1 = d.run_rm(&["o:1", "cat", "/id"]);
     // The cache is in the store: a new berthd uses it.
     assert_eq!(d.stop(), 0);
     d.spawn();
@@ -1068,14 +1029,14 @@ fn cache_survives_a_restart_and_build_options_reach_the_steps() {
         ],
     );
     assert!(o.ok().matches("Using cache").count() >= 2, "{o:?}");
-    assert_eq!(run(&d, &["o:2", "cat", "/id"]), id1);
+    assert_eq!(d.run_rm(&["o:2", "cat", "/id"]), id1);
     // --network host: the step sees the host's interfaces (this daemon's bridge
     // among them); none: only loopback.
     build(&d, &dir, &["--network", "host", "-t", "o:host"]).ok();
-    let nets = run(&d, &["o:host", "cat", "/nets"]);
+    let nets = d.run_rm(&["o:host", "cat", "/nets"]);
     assert!(nets.lines().any(|l| l == d.bridge), "{nets}");
     build(&d, &dir, &["--network", "none", "-t", "o:none"]).ok();
-    assert_eq!(run(&d, &["o:none", "cat", "/nets"]), "lo\n");
+    assert_eq!(d.run_rm(&["o:none", "cat", "/nets"]), "lo\n");
     let o = build(&d, &dir, &["--network", "container:x"]);
     assert_ne!(o.code, 0, "{o:?}");
 }
@@ -1087,8 +1048,7 @@ fn cache_survives_a_restart_and_build_options_reach_the_steps() {
 fn berth_build_keeps_the_context_and_sends_only_changes() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "kept",
         &[
             ("Dockerfile", "FROM busybox\nCOPY . /ctx/\nCMD [\"sh\", \"-c\", \"cd /ctx && find . -type f | sort | xargs cat\"]\n"),
@@ -1122,14 +1082,14 @@ fn berth_build_keeps_the_context_and_sends_only_changes() {
     std::fs::write(dir.join("sub/new.txt"), "new\n").unwrap();
     std::fs::remove_file(dir.join("gone.txt")).unwrap();
     b("k:3");
-    assert_eq!(run(&d, &["k:3"]), "FROM busybox\nCOPY . /ctx/\nCMD [\"sh\", \"-c\", \"cd /ctx && find . -type f | sort | xargs cat\"]\na2\nb1\nnew\n");
+    assert_eq!(d.run_rm(&["k:3"]), "FROM busybox\nCOPY . /ctx/\nCMD [\"sh\", \"-c\", \"cd /ctx && find . -type f | sort | xargs cat\"]\na2\nb1\nnew\n");
     assert!(!kept.join("gone.txt").exists());
     assert_eq!(inode(&kept.join("sub/b.txt")), before);
     // The docker CLI still sends whole contexts; prune drops kept ones.
     d.docker(&["builder", "prune", "-f"]).ok();
     assert!(!kept.exists());
     b("k:4");
-    assert_eq!(run(&d, &["k:4"]).lines().last(), Some("new"));
+    assert_eq!(d.run_rm(&["k:4"]).lines().last(), Some("new"));
 }
 
 /// `POST /build/cancel` and a client that leaves both stop the build at once:
@@ -1190,8 +1150,7 @@ fn a_cancelled_or_abandoned_build_stops_and_leaves_nothing() {
 fn berth_build_live_view_on_a_terminal() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "live",
         &[(
             "Dockerfile",
@@ -1230,8 +1189,7 @@ fn berth_build_live_view_on_a_terminal() {
 fn copy_globs_parents_specific_dockerignore_and_script_heredocs() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "globs",
         &[
             (
@@ -1299,26 +1257,26 @@ fn cache_from_an_image_built_elsewhere() {
         ),
         ("f", "content\n"),
     ];
-    let da = context(&a, "cf", files);
+    let da = a.files("cf", files);
     build(&a, &da, &["-t", "cf:1"]).ok();
-    let id_a = run(&a, &["cf:1", "cat", "/id"]);
+    let id_a = a.run_rm(&["cf:1", "cat", "/id"]);
     let saved = a.root.path().join("cf.tar");
     a.docker(&["save", "-o", saved.to_str().unwrap(), "cf:1"])
         .ok();
     b.docker(&["load", "-i", saved.to_str().unwrap()]).ok();
-    let db = context(&b, "cf", files);
+    let db = b.files("cf", files);
     let o = build(&b, &db, &["--cache-from", "cf:1", "-t", "cf:2"]);
     assert_eq!(
         o.ok().matches("Using cache (from --cache-from)").count(),
         2,
         "{o:?}"
     );
-    assert_eq!(run(&b, &["cf:2", "cat", "/id"]), id_a);
+    assert_eq!(b.run_rm(&["cf:2", "cat", "/id"]), id_a);
     // Without it, or with other content, the step runs.
     std::fs::write(db.join("f"), "changed\n").unwrap();
     let o = build(&b, &db, &["--cache-from", "cf:1", "-t", "cf:3"]);
     assert_eq!(o.ok().matches("Using cache").count(), 0, "{o:?}");
-    assert_ne!(run(&b, &["cf:3", "cat", "/id"]), id_a);
+    assert_ne!(b.run_rm(&["cf:3", "cat", "/id"]), id_a);
 }
 
 /// The seed documents' Dockerfiles, adapted to busybox (no package manager, no
@@ -1369,9 +1327,9 @@ fn seed_dockerfiles_adapted_to_busybox() {
     )
     .unwrap();
     build(&d, &dir, &["-t", "tomcat"]).ok();
-    assert_eq!(run(&d, &["tomcat"]), "catalina running\n");
+    assert_eq!(d.run_rm(&["tomcat"]), "catalina running\n");
     assert_eq!(
-        run(&d, &["tomcat", "sh", "-c", "pwd; echo $LD_LIBRARY_PATH; cat RELEASE; echo $PATH"]),
+        d.run_rm(&["tomcat", "sh", "-c", "pwd; echo $LD_LIBRARY_PATH; cat RELEASE; echo $PATH"]),
         "/usr/local/tomcat\n/usr/local/tomcat/native-jni-lib\n8.0.41\n/usr/local/tomcat/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\n"
     );
     let labels = d
@@ -1409,8 +1367,7 @@ fn seed_dockerfiles_adapted_to_busybox() {
     );
 
     // node-style: a base stage, dev and production stages, a cache mount.
-    let node = context(
-        &d,
+    let node = d.files(
         "node",
         &[
             (
@@ -1439,16 +1396,15 @@ fn seed_dockerfiles_adapted_to_busybox() {
     );
     build(&d, &node, &["--target", "dev", "-t", "node:dev"]).ok();
     build(&d, &node, &["--target", "production", "-t", "node:prod"]).ok();
-    assert_eq!(run(&d, &["node:dev"]), "dev-install\n");
+    assert_eq!(d.run_rm(&["node:dev"]), "dev-install\n");
     // The cache mount is shared by both stages' steps (same target, same id).
     assert_eq!(
-        run(&d, &["node:prod"]),
+        d.run_rm(&["node:prod"]),
         "node\nnode\nproduction\ndev-install\nprod-install\n{\"name\":\"app\"}\n{}\n"
     );
 
     // golang-style: a builder stage, its product copied into a small image.
-    let golang = context(
-        &d,
+    let golang = d.files(
         "golang",
         &[
             (
@@ -1468,5 +1424,5 @@ fn seed_dockerfiles_adapted_to_busybox() {
         ],
     );
     build(&d, &golang, &["-t", "href-counter"]).ok();
-    assert_eq!(run(&d, &["href-counter"]), "counted 3 hrefs\n");
+    assert_eq!(d.run_rm(&["href-counter"]), "counted 3 hrefs\n");
 }

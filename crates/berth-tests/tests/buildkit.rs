@@ -4,17 +4,7 @@
 //! secrets service, and progress goes back as BuildKit's status.
 
 use berth_tests::{Daemon, Out};
-use std::path::{Path, PathBuf};
-
-fn context(d: &Daemon, name: &str, files: &[(&str, &str)]) -> PathBuf {
-    let dir = d.root.path().join("ctx").join(name);
-    for (f, content) in files {
-        let p = dir.join(f);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(&p, content).unwrap();
-    }
-    dir
-}
+use std::path::Path;
 
 fn bk(d: &Daemon, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut a = vec!["build", "--progress=plain"];
@@ -25,18 +15,11 @@ fn bk(d: &Daemon, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     d.docker20_env(&e, &a)
 }
 
-fn run(d: &Daemon, args: &[&str]) -> String {
-    let mut a = vec!["run", "--rm"];
-    a.extend_from_slice(args);
-    d.docker(&a).ok().to_string()
-}
-
 #[test]
 fn docker_20_buildkit_builds_through_the_session() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "bk",
         &[
             (
@@ -63,7 +46,7 @@ fn docker_20_buildkit_builds_through_the_session() {
     assert!(err.contains(".dockerignore Dockerfile app.txt"), "{err}");
     assert!(err.contains(" DONE "), "{err}");
     assert!(!err.contains("exit 9"), "{err}");
-    assert_eq!(run(&d, &["bk:1"]), "made it\n");
+    assert_eq!(d.run_rm(&["bk:1"]), "made it\n");
     // Again: CACHED steps.
     let o = bk(
         &d,
@@ -89,8 +72,7 @@ fn secrets_from_the_session_never_reach_the_store() {
     let secret_file = d.root.path().join("mysecret.txt");
     std::fs::write(&secret_file, "S3CRET-FROM-FILE\n").unwrap();
     // The seed document's Dockerfile, on busybox.
-    let dir = context(
-        &d,
+    let dir = d.files(
         "secrets",
         &[(
             "Dockerfile",
@@ -141,8 +123,7 @@ fn secrets_from_the_session_never_reach_the_store() {
     let history = d.docker(&["history", "--no-trunc", "sec"]).ok().to_string();
     assert!(!history.contains("S3CRET"), "{history}");
     // A required secret the client does not have: BuildKit's words.
-    let dir = context(
-        &d,
+    let dir = d.files(
         "missing",
         &[("Dockerfile", "FROM busybox\nRUN --mount=type=secret,id=absent,required=true cat /run/secrets/absent\n")],
     );
@@ -182,8 +163,7 @@ int main(void) {
 fn ssh_agent_forwarding_through_the_session() {
     let d = Daemon::start();
     d.load_busybox();
-    let dir = context(
-        &d,
+    let dir = d.files(
         "ssh",
         &[(
             "Dockerfile",
@@ -260,8 +240,7 @@ fn ssh_agent_forwarding_through_the_session() {
         "{o:?}"
     );
     // Without --ssh, a required agent fails the step with BuildKit's words.
-    let dir = context(
-        &d,
+    let dir = d.files(
         "nossh",
         &[(
             "Dockerfile",
