@@ -436,8 +436,12 @@ impl Containers {
         })
     }
 
-    /// `Ports` of the container list.
+    /// `Ports` of the container list: none for a container that does not run (its
+    /// network settings are released, as in Docker).
     pub(super) fn summary_ports(r: &Record) -> Vec<Value> {
+        if r.state.status != Status::Running {
+            return Vec::new();
+        }
         let mut out: Vec<Value> = r
             .ports
             .iter()
