@@ -55,6 +55,27 @@ fn docker_20_buildkit_builds_through_the_session() {
         &[],
     );
     assert!(o.stderr.contains("CACHED"), "{o:?}");
+    // -o type=tar: the result's filesystem, through the session.
+    let out = d.root.path().join("out.tar");
+    let o = bk(
+        &d,
+        &dir,
+        &[
+            "--target",
+            "final",
+            "-o",
+            &format!("type=tar,dest={}", out.display()),
+        ],
+        &[],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let listing = {
+        let mut c = std::process::Command::new("tar");
+        c.arg("-tf").arg(&out);
+        berth_tests::run(c, None).ok().to_string()
+    };
+    assert!(listing.lines().any(|l| l == "out"), "{listing}");
+    assert!(listing.lines().any(|l| l == "bin/busybox"), "{listing}");
     // A failing step fails the build with its words.
     let o = bk(&d, &dir, &["--target", "other"], &[]);
     assert_ne!(o.code, 0);

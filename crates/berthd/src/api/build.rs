@@ -33,15 +33,18 @@ pub(super) async fn route(
                     "a BuildKit build (version=2) needs a session",
                 ));
             }
-            // The classic builder writes the image into the store; other outputs
-            // (local files, tars) are the client's to write (`berth build -o`).
+            // The classic builder writes the image into the store; a BuildKit
+            // client's build can also send a tar of the result through its
+            // session; other outputs are the client's to write (`berth build -o`).
+            let mut tar_output = false;
             if let Some(o) = q.get("outputs").filter(|o| !o.is_empty() && *o != "[]") {
                 let outputs: Vec<serde_json::Value> = serde_json::from_str(o)
                     .map_err(|e| ApiError::invalid(format!("invalid outputs: {e}")))?;
+                tar_output = buildkit && outputs.iter().any(|v| v["Type"] == "tar");
                 if let Some(other) = outputs.iter().find_map(|v| {
-                    v["Type"]
-                        .as_str()
-                        .filter(|t| !matches!(*t, "moby" | "image" | "docker"))
+                    v["Type"].as_str().filter(|t| {
+                        !matches!(*t, "moby" | "image" | "docker") && !(buildkit && *t == "tar")
+                    })
                 }) {
                     return Err(ApiError::invalid(format!(
                         "output type {other:?} is not written by berthd's /build: it writes the image; berth build --output writes local and tar outputs"
@@ -92,6 +95,7 @@ pub(super) async fn route(
                 build_id: q.get("buildid").filter(|r| !r.is_empty()).map(String::from),
                 ulimits,
                 session: buildkit.then(|| q.get("session").unwrap_or("").to_string()),
+                tar_output,
                 cache_from: json_param(call, "cachefrom")?,
                 progress: q.flag("berthprogress"),
                 kept_context: match (q.get("berthcontext"), q.get("berthgeneration")) {

@@ -611,6 +611,69 @@ async fn relay_output(mut r: tokio::io::DuplexStream, out: Output, id: usize) ->
     tail.into_iter().collect()
 }
 
+impl Steps {
+    /// `-o type=tar` of a BuildKit client: the filesystem of `layers` as a tar,
+    /// streamed to the session's `FileSend/DiffCopy` as it is written.
+    pub async fn send_tar(&self, layers: &[Layer]) -> Result<(), String> {
+        const METHOD: &str = "/moby.filesync.v1.FileSend/DiffCopy";
+        let session = self
+            .session
+            .as_ref()
+            .filter(|s| s.serves(METHOD))
+            .ok_or("the client's session takes no tar output")?;
+        let snap = Snapshot {
+            config: Default::default(),
+            layers: layers.to_vec(),
+        };
+        let view = self.view(&snap)?;
+        let (tx, mut rx) = session
+            .channel
+            .bidi::<berth_buildkit::proto::BytesMessage, berth_buildkit::proto::BytesMessage>(
+                METHOD,
+                &[],
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        let root = view.path().to_path_buf();
+        let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            struct Chunks(
+                tokio::sync::mpsc::Sender<berth_buildkit::proto::BytesMessage>,
+                Vec<u8>,
+            );
+            impl std::io::Write for Chunks {
+                fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                    self.1.extend_from_slice(b);
+                    if self.1.len() >= 1 << 20 {
+                        self.flush()?;
+                    }
+                    Ok(b.len())
+                }
+                fn flush(&mut self) -> std::io::Result<()> {
+                    if !self.1.is_empty() {
+                        let data = std::mem::take(&mut self.1);
+                        self.0
+                            .blocking_send(berth_buildkit::proto::BytesMessage { data })
+                            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))?;
+                    }
+                    Ok(())
+                }
+            }
+            let mut b = tar::Builder::new(Chunks(tx, Vec::new()));
+            b.follow_symlinks(false);
+            b.append_dir_all(".", &root)?;
+            let mut w = b.into_inner()?;
+            std::io::Write::flush(&mut w)
+        });
+        // The client answers once the stream ends.
+        let answer = async { while let Ok(Some(_)) = rx.next().await {} };
+        let (written, _) = tokio::join!(writer, answer);
+        drop(view);
+        written
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("sending the tar output: {e}"))
+    }
+}
+
 impl Backend for Steps {
     type View = OverlayView;
 

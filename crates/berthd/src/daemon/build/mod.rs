@@ -292,9 +292,18 @@ impl Builds {
             cache_from: req.cache_from.clone(),
         };
         let received = t0.elapsed();
+        let exporter = backend.clone();
         let built = berth_build::exec::build(backend, &ctx.dockerfile, ctx.context, opts, out)
             .await
             .map_err(|e| e.to_string())?;
+        if req.tar_output {
+            let image = self
+                .parts
+                .store
+                .resolve(&built.id)
+                .map_err(|e| e.to_string())?;
+            exporter.send_tar(&image.layers).await?;
+        }
         let done = t0.elapsed();
         // The scratch directory goes after the answer, not before it.
         tokio::task::spawn_blocking(move || drop(guard));

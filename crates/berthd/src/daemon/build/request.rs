@@ -29,6 +29,8 @@ pub struct BuildRequest {
     /// A BuildKit client's build (`version=2`): the context comes through its
     /// session, progress goes out as BuildKit's status.
     pub session: Option<String>,
+    /// Send a tar of the result's filesystem through the session (`-o type=tar`).
+    pub tar_output: bool,
     /// Images whose steps may stand for this build's (`cachefrom`).
     pub cache_from: Vec<String>,
     /// berth's client wants each step's progress (`berthprogress`), as `aux`.
