@@ -43,7 +43,8 @@ pub(super) async fn route(
                 tar_output = buildkit && outputs.iter().any(|v| v["Type"] == "tar");
                 if let Some(other) = outputs.iter().find_map(|v| {
                     v["Type"].as_str().filter(|t| {
-                        !matches!(*t, "moby" | "image" | "docker") && !(buildkit && *t == "tar")
+                        let written = matches!(*t, "moby" | "image" | "docker");
+                        !(written || (buildkit && *t == "tar"))
                     })
                 }) {
                     return Err(ApiError::invalid(format!(
