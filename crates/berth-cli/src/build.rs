@@ -170,8 +170,10 @@ fn streamed_tar(dir: &Path, paths: Vec<String>) -> Result<crate::client::BoxBody
         let mut b = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, writer));
         b.follow_symlinks(false);
         for p in &paths {
-            // A failure shows as a short body: the daemon refuses the build.
-            if b.append_path_with_name(dir.join(p), p).is_err() {
+            // The body then ends short and the daemon refuses the build; the
+            // file at fault is named here.
+            if let Err(e) = b.append_path_with_name(dir.join(p), p) {
+                eprintln!("berth: reading {}: {e}", dir.join(p).display());
                 return;
             }
         }
@@ -254,7 +256,7 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
     // The live view where a person watches (BuildKit draws it on stderr).
     let live = !quiet
         && (o.progress == "tty" || (o.progress == "auto" && std::io::stderr().is_terminal()));
-    if !["auto", "plain", "tty", "quiet", "rawjson"].contains(&o.progress.as_str()) {
+    if !["auto", "plain", "tty", "quiet"].contains(&o.progress.as_str()) {
         bail!(
             "invalid progress mode {:?}: auto, plain, tty or quiet",
             o.progress

@@ -229,6 +229,23 @@ impl Drop for StepGuard {
     }
 }
 
+/// An I/O failure, with what was being done and to which path.
+fn io_err<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> String + 'a {
+    move |e| format!("{what} {}: {e}", path.display())
+}
+
+/// Gives `path` the owner and mode a mount asked for.
+fn own(path: &Path, uid: u32, gid: u32, mode: u32) -> Result<(), String> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid)).map_err(io_err("chown", path))?;
+    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(mode))
+        .map_err(io_err("chmod", path))
+}
+
+/// A bind mount of a step, as the container service takes it.
+fn bind(source: &Path, target: &str, readonly: bool) -> serde_json::Value {
+    serde_json::json!({ "Type": "bind", "Source": source, "Target": target, "ReadOnly": readonly })
+}
+
 fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     let m = std::fs::symlink_metadata(src)?;
     if m.file_type().is_symlink() {
@@ -413,7 +430,7 @@ impl Steps {
                         let (u, w, t) =
                             (base.join("upper"), base.join("work"), base.join("merged"));
                         for d in [&u, &w] {
-                            std::fs::create_dir_all(d).map_err(|e| e.to_string())?;
+                            std::fs::create_dir_all(d).map_err(io_err("creating", d))?;
                         }
                         overlay(std::slice::from_ref(source), Some((&u, &w)), &t)?;
                         overlays.push(OverlayView {
@@ -425,12 +442,10 @@ impl Steps {
                         let copy = self
                             .scratch
                             .join(format!("rw-{i}-{:08x}", rand::random::<u32>()));
-                        std::fs::copy(source, &copy).map_err(|e| e.to_string())?;
+                        std::fs::copy(source, &copy).map_err(io_err("copying to", &copy))?;
                         copy
                     };
-                    out.push(serde_json::json!({
-                        "Type": "bind", "Source": src, "Target": target, "ReadOnly": readonly,
-                    }));
+                    out.push(bind(&src, target, *readonly));
                 }
                 RunMount::Cache {
                     id,
@@ -466,22 +481,16 @@ impl Steps {
                         match seed {
                             Some(s) => copy_tree(s, &tmp)
                                 .map_err(|e| format!("seeding cache {id}: {e}"))?,
-                            None => std::fs::create_dir_all(&tmp).map_err(|e| e.to_string())?,
+                            None => {
+                                std::fs::create_dir_all(&tmp).map_err(io_err("creating", &tmp))?
+                            }
                         }
-                        std::os::unix::fs::chown(&tmp, Some(*uid), Some(*gid))
-                            .map_err(|e| e.to_string())?;
-                        std::fs::set_permissions(
-                            &tmp,
-                            std::os::unix::fs::PermissionsExt::from_mode(*mode),
-                        )
-                        .map_err(|e| e.to_string())?;
-                        std::fs::create_dir_all(dir.parent().expect("has a parent"))
-                            .map_err(|e| e.to_string())?;
-                        std::fs::rename(&tmp, &dir).map_err(|e| e.to_string())?;
+                        own(&tmp, *uid, *gid, *mode)?;
+                        let parent = dir.parent().expect("has a parent");
+                        std::fs::create_dir_all(parent).map_err(io_err("creating", parent))?;
+                        std::fs::rename(&tmp, &dir).map_err(io_err("renaming to", &dir))?;
                     }
-                    out.push(serde_json::json!({
-                        "Type": "bind", "Source": dir, "Target": target, "ReadOnly": readonly,
-                    }));
+                    out.push(bind(&dir, target, *readonly));
                 }
                 RunMount::Secret {
                     data,
@@ -494,7 +503,7 @@ impl Steps {
                     let dir = self
                         .scratch
                         .join(format!("secret-{i}-{:08x}", rand::random::<u32>()));
-                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                    std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
                     let opts = std::ffi::CString::new("size=4m,mode=0700").expect("no NUL");
                     rustix::mount::mount(
                         "tmpfs",
@@ -511,17 +520,9 @@ impl Steps {
                         mounted: true,
                     });
                     let file = dir.join("secret");
-                    std::fs::write(&file, data).map_err(|e| e.to_string())?;
-                    std::os::unix::fs::chown(&file, Some(*uid), Some(*gid))
-                        .map_err(|e| e.to_string())?;
-                    std::fs::set_permissions(
-                        &file,
-                        std::os::unix::fs::PermissionsExt::from_mode(*mode),
-                    )
-                    .map_err(|e| e.to_string())?;
-                    out.push(serde_json::json!({
-                        "Type": "bind", "Source": file, "Target": target, "ReadOnly": true,
-                    }));
+                    std::fs::write(&file, data).map_err(io_err("writing", &file))?;
+                    own(&file, *uid, *gid, *mode)?;
+                    out.push(bind(&file, target, true));
                 }
                 RunMount::Ssh {
                     id,
@@ -537,25 +538,17 @@ impl Steps {
                     let dir = self
                         .scratch
                         .join(format!("ssh-{i}-{:08x}", rand::random::<u32>()));
-                    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+                    std::fs::create_dir_all(&dir).map_err(io_err("creating", &dir))?;
                     let sock = dir.join("agent.sock");
                     let listener =
-                        tokio::net::UnixListener::bind(&sock).map_err(|e| e.to_string())?;
-                    std::os::unix::fs::chown(&sock, Some(*uid), Some(*gid))
-                        .map_err(|e| e.to_string())?;
-                    std::fs::set_permissions(
-                        &sock,
-                        std::os::unix::fs::PermissionsExt::from_mode(*mode),
-                    )
-                    .map_err(|e| e.to_string())?;
+                        tokio::net::UnixListener::bind(&sock).map_err(io_err("binding", &sock))?;
+                    own(&sock, *uid, *gid, *mode)?;
                     tasks.push(AbortOnDrop(tokio::spawn(forward_agent(
                         listener,
                         session,
                         id.clone(),
                     ))));
-                    out.push(serde_json::json!({
-                        "Type": "bind", "Source": sock, "Target": target, "ReadOnly": false,
-                    }));
+                    out.push(bind(&sock, target, false));
                 }
                 RunMount::Tmpfs { target, size } => {
                     let mut v = serde_json::json!({ "Type": "tmpfs", "Target": target });
@@ -829,7 +822,7 @@ impl Backend for Steps {
             drop_unchanged_dir(&upper, &layers, "/etc");
             let tar = b.archive.layer_of(&id).await.map_err(|e| e.to_string())?;
             let path = self.scratch.join(format!("run-{short}.tar"));
-            std::fs::write(&path, tar).map_err(|e| e.to_string())?;
+            std::fs::write(&path, tar).map_err(io_err("writing", &path))?;
             layer = Some(self.add_layer(&path).await);
             let _ = std::fs::remove_file(&path);
         }
@@ -853,7 +846,7 @@ impl Backend for Steps {
                 let p = self
                     .scratch
                     .join(format!("empty-{:08x}", rand::random::<u32>()));
-                std::fs::create_dir_all(&p).map_err(|e| e.to_string())?;
+                std::fs::create_dir_all(&p).map_err(io_err("creating", &p))?;
                 Ok(OverlayView {
                     path: p,
                     mounted: false,
