@@ -1,10 +1,12 @@
-//! File sync, the receiving side (`moby.filesync.v1.FileSync/DiffCopy`): the client
+//! File sync. The receiving side (`moby.filesync.v1.FileSync/DiffCopy`): the client
 //! lists a directory (one STAT packet per entry, in walk order, then an empty one),
 //! berth asks for the files it wants (REQ by the entry's number), the client sends
 //! their bytes (DATA, an empty DATA ending each), and FIN closes. What arrives is
 //! written under a fresh directory: paths are checked, and a file or directory is
 //! only ever created inside a directory this transfer made itself, so no entry can
-//! reach outside through a link another entry made.
+//! reach outside through a link another entry made. The sending side
+//! (`moby.filesync.v1.FileSend/DiffCopy`, a build's local output) is the same
+//! conversation the other way round, with berth listing and the client asking.
 
 use crate::grpc::{Channel, Error as GrpcError};
 use crate::proto::{Packet, PacketType, Stat};
@@ -207,9 +209,215 @@ pub async fn receive(channel: &Channel, req: &Request, dest: &Path) -> Result<Re
     Ok(out)
 }
 
+/// The fsutil stat of a local entry, its path relative to the root (`rel`).
+fn stat_of(rel: &str, m: &std::fs::Metadata, host: &Path) -> Option<Stat> {
+    use std::os::unix::fs::MetadataExt;
+    let ft = m.file_type();
+    let mut mode = m.mode() & 0o777;
+    for (bit, go) in [
+        (0o4000, MODE_SETUID),
+        (0o2000, MODE_SETGID),
+        (0o1000, MODE_STICKY),
+    ] {
+        if m.mode() & bit != 0 {
+            mode |= go;
+        }
+    }
+    let mut linkname = String::new();
+    if ft.is_dir() {
+        mode |= MODE_DIR;
+    } else if ft.is_symlink() {
+        mode |= MODE_SYMLINK;
+        linkname = std::fs::read_link(host)
+            .ok()?
+            .to_string_lossy()
+            .into_owned();
+    } else if !ft.is_file() {
+        // Devices, pipes and sockets are not written to a client's directory.
+        return None;
+    }
+    Some(Stat {
+        path: rel.to_string(),
+        mode,
+        uid: m.uid(),
+        gid: m.gid(),
+        size: if ft.is_file() { m.size() as i64 } else { 0 },
+        mod_time: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+        linkname,
+        ..Default::default()
+    })
+}
+
+/// `root`'s entries in fsutil's walk order (names in byte order, a directory's
+/// contents right after it); links are listed, never followed.
+fn walk(root: &Path) -> Result<Vec<(Stat, PathBuf)>, Error> {
+    fn visit(dir: &Path, rel: &str, out: &mut Vec<(Stat, PathBuf)>) -> Result<(), Error> {
+        let mut names: Vec<std::ffi::OsString> = std::fs::read_dir(dir)
+            .map_err(io_err(dir))?
+            .map(|e| e.map(|e| e.file_name()))
+            .collect::<Result<_, _>>()
+            .map_err(io_err(dir))?;
+        names.sort_by(|a, b| {
+            use std::os::unix::ffi::OsStrExt;
+            a.as_bytes().cmp(b.as_bytes())
+        });
+        for n in names {
+            let host = dir.join(&n);
+            let m = std::fs::symlink_metadata(&host).map_err(io_err(&host))?;
+            let name = n.to_string_lossy();
+            let r = if rel.is_empty() {
+                name.into_owned()
+            } else {
+                format!("{rel}/{name}")
+            };
+            if let Some(st) = stat_of(&r, &m, &host) {
+                out.push((st, host.clone()));
+                if m.file_type().is_dir() {
+                    visit(&host, &r, out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    visit(root, "", &mut out)?;
+    Ok(out)
+}
+
+/// Sends the directory `root` to the client's session (`method`, the service
+/// that takes a build's local output), as much of it as the client asks for.
+pub async fn send(
+    channel: &Channel,
+    method: &str,
+    metadata: &[(&str, String)],
+    root: &Path,
+) -> Result<Received, Error> {
+    const CHUNK: usize = 32 << 10;
+    let entries = {
+        let root = root.to_path_buf();
+        tokio::task::spawn_blocking(move || walk(&root))
+            .await
+            .map_err(|_| GrpcError::Closed)??
+    };
+    let (tx, mut rx) = channel.bidi::<Packet, Packet>(method, metadata).await?;
+    let hosts: Vec<(PathBuf, bool)> = entries
+        .iter()
+        .map(|(st, h)| (h.clone(), st.mode & MODE_TYPE == 0))
+        .collect();
+    // The listing goes out while the client's requests come in.
+    let lister = {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            for (st, _) in entries {
+                let p = Packet {
+                    r#type: PacketType::Stat as i32,
+                    stat: Some(st),
+                    ..Default::default()
+                };
+                if tx.send(p).await.is_err() {
+                    return;
+                }
+            }
+            let _ = tx
+                .send(Packet {
+                    r#type: PacketType::Stat as i32,
+                    ..Default::default()
+                })
+                .await;
+        })
+    };
+    let mut out = Received::default();
+    let result = loop {
+        let p = match rx.next().await {
+            Ok(Some(p)) => p,
+            Ok(None) => break Err(GrpcError::Closed.into()),
+            Err(e) => break Err(e.into()),
+        };
+        match PacketType::try_from(p.r#type).unwrap_or(PacketType::Err) {
+            PacketType::Req => {
+                let Some((host, true)) = hosts.get(p.id as usize) else {
+                    break Err(Error::Remote(format!(
+                        "asked for entry {} that is not a file",
+                        p.id
+                    )));
+                };
+                use std::os::unix::fs::OpenOptionsExt;
+                use tokio::io::AsyncReadExt;
+                let f = std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                    .open(host)
+                    .map_err(io_err(host))?;
+                let mut f = tokio::fs::File::from_std(f);
+                loop {
+                    let mut buf = vec![0u8; CHUNK];
+                    let n = f.read(&mut buf).await.map_err(io_err(host))?;
+                    buf.truncate(n);
+                    out.bytes += n as u64;
+                    let p = Packet {
+                        r#type: PacketType::Data as i32,
+                        id: p.id,
+                        data: buf,
+                        ..Default::default()
+                    };
+                    tx.send(p).await.map_err(|_| GrpcError::Closed)?;
+                    if n == 0 {
+                        break;
+                    }
+                }
+                out.files += 1;
+            }
+            PacketType::Fin => {
+                let _ = tx
+                    .send(Packet {
+                        r#type: PacketType::Fin as i32,
+                        ..Default::default()
+                    })
+                    .await;
+                break Ok(out);
+            }
+            PacketType::Err => {
+                break Err(Error::Remote(String::from_utf8_lossy(&p.data).into_owned()));
+            }
+            PacketType::Stat | PacketType::Data => {}
+        }
+    };
+    lister.abort();
+    drop(tx);
+    // The client's answer ends once it has what it asked for.
+    if result.is_ok() {
+        while let Ok(Some(_)) = rx.next().await {}
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_local_output_is_listed_in_walk_order_without_following_links() {
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        std::fs::create_dir_all(r.join("b/c")).unwrap();
+        std::fs::write(r.join("b/c/f"), "x").unwrap();
+        std::fs::write(r.join("a"), "yy").unwrap();
+        std::fs::write(r.join("b.txt"), "").unwrap();
+        std::os::unix::fs::symlink("/etc", r.join("l")).unwrap();
+        std::fs::set_permissions(
+            r.join("a"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o4755),
+        )
+        .unwrap();
+        let w = walk(r).unwrap();
+        let paths: Vec<&str> = w.iter().map(|(s, _)| s.path.as_str()).collect();
+        assert_eq!(paths, ["a", "b", "b/c", "b/c/f", "b.txt", "l"]);
+        assert_eq!(w[0].0.mode, 0o755 | MODE_SETUID);
+        assert_eq!(w[0].0.size, 2);
+        assert_eq!(w[1].0.mode & MODE_DIR, MODE_DIR);
+        assert_eq!(w[5].0.mode & MODE_SYMLINK, MODE_SYMLINK);
+        assert_eq!(w[5].0.linkname, "/etc");
+    }
 
     #[test]
     fn paths_and_modes() {

@@ -7,6 +7,7 @@ mod build;
 mod containers;
 pub mod errors;
 mod exec;
+mod grpc;
 pub mod http;
 mod images;
 mod networks;
@@ -145,6 +146,9 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
     }
     if call.method == Method::POST && segs.as_slice() == ["session"] {
         return build::session(d, call);
+    }
+    if call.method == Method::POST && segs.as_slice() == ["grpc"] {
+        return grpc::upgrade(d, call);
     }
     if segs.first() == Some(&"build") {
         if let Some(r) = build::route(d, call, &segs[1..]).await? {

@@ -607,6 +607,27 @@ async fn relay_output(mut r: tokio::io::DuplexStream, out: Output, id: usize) ->
 impl Steps {
     /// `-o type=tar` of a BuildKit client: the filesystem of `layers` as a tar,
     /// streamed to the session's `FileSend/DiffCopy` as it is written.
+    /// Sends the filesystem of `layers` to the client's session as a directory
+    /// (`-o type=local`): the client's file sync asks for the files it writes.
+    pub async fn send_dir(&self, layers: &[Layer]) -> Result<(), String> {
+        const METHOD: &str = "/moby.filesync.v1.FileSend/DiffCopy";
+        let session = self
+            .session
+            .as_ref()
+            .filter(|s| s.serves(METHOD))
+            .ok_or("the client's session takes no local output")?;
+        let snap = Snapshot {
+            config: Default::default(),
+            layers: layers.to_vec(),
+        };
+        let view = self.view(&snap)?;
+        let sent = berth_buildkit::filesync::send(&session.channel, METHOD, &[], view.path()).await;
+        drop(view);
+        let sent = sent.map_err(|e| format!("sending the local output: {e}"))?;
+        tracing::debug!(files = sent.files, bytes = sent.bytes, "local output sent");
+        Ok(())
+    }
+
     pub async fn send_tar(&self, layers: &[Layer]) -> Result<(), String> {
         const METHOD: &str = "/moby.filesync.v1.FileSend/DiffCopy";
         let session = self

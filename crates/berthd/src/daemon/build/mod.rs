@@ -7,6 +7,7 @@
 mod backend;
 mod context;
 pub mod contexts;
+pub mod control;
 mod remote;
 mod request;
 pub mod sessions;
@@ -28,6 +29,8 @@ pub struct Builds {
     parts: Arc<backend::Parts>,
     sessions: Arc<sessions::Sessions>,
     contexts: Arc<contexts::Contexts>,
+    /// Builds of the control API (`POST /grpc`), by ref.
+    solves: Arc<control::Solves>,
     /// Builds in progress by their `buildid`, for `/build/cancel`.
     running: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
 }
@@ -46,6 +49,7 @@ impl Builds {
         let _ = std::fs::remove_dir_all(dir.join("tmp"));
         Builds {
             sessions: Default::default(),
+            solves: Default::default(),
             contexts: Arc::new(contexts::Contexts::new(dir.join("contexts"))),
             parts: Arc::new(backend::Parts {
                 store,
@@ -319,6 +323,13 @@ impl Builds {
             "built"
         );
         Ok(built.id)
+    }
+
+    /// The build cache's records (`docker buildx du`).
+    pub fn cache_records(
+        &self,
+    ) -> Result<Vec<berth_image::buildcache::CacheRecord>, berth_image::StoreError> {
+        self.parts.store.cache_records()
     }
 
     /// `docker builder prune` / `POST /build/prune`: step records (oldest used

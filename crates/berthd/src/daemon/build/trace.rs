@@ -1,6 +1,7 @@
-//! A build's events as a BuildKit client reads them from `POST /build?version=2`:
-//! `moby.buildkit.trace` messages (a StatusResponse, base64) with a vertex per
-//! step and its output as vertex logs, and `moby.image.id` at the end.
+//! A build's events as a BuildKit client reads them: a StatusResponse with a
+//! vertex per step and its output as vertex logs, sent on the control API's
+//! `Status` stream, or from `POST /build?version=2` as `moby.buildkit.trace`
+//! messages (base64) with `moby.image.id` at the end.
 
 use base64::Engine;
 use berth_build::backend::{Event, StepState};
@@ -40,6 +41,17 @@ impl Trace {
     /// The JSON line for an event (none for what a BuildKit client does not read).
     pub fn line(&mut self, e: Event) -> Option<serde_json::Value> {
         match e {
+            Event::Aux(v) => v
+                .get("ID")
+                .map(|id| serde_json::json!({ "id": "moby.image.id", "aux": { "ID": id } })),
+            e => self.status(e).map(|s| status_line(&s)),
+        }
+    }
+
+    /// The status message for an event (none for what a BuildKit client does not
+    /// read).
+    pub fn status(&mut self, e: Event) -> Option<StatusResponse> {
+        match e {
             Event::Step { id, name, state } => {
                 let (digest, _, started) = self.vertex(id, &name).clone();
                 let mut v = Vertex {
@@ -60,14 +72,14 @@ impl Trace {
                         v.error = "the step failed".into();
                     }
                 }
-                Some(status_line(&StatusResponse {
+                Some(StatusResponse {
                     vertexes: vec![v],
                     logs: Vec::new(),
-                }))
+                })
             }
             Event::Log { id, text } => {
                 let (digest, _, _) = self.vertex(id, "").clone();
-                Some(status_line(&StatusResponse {
+                Some(StatusResponse {
                     vertexes: Vec::new(),
                     logs: vec![VertexLog {
                         vertex: digest,
@@ -75,12 +87,9 @@ impl Trace {
                         stream: 1,
                         msg: text.into_bytes(),
                     }],
-                }))
+                })
             }
-            Event::Aux(v) => v
-                .get("ID")
-                .map(|id| serde_json::json!({ "id": "moby.image.id", "aux": { "ID": id } })),
-            Event::Stream(_) => None,
+            Event::Aux(_) | Event::Stream(_) => None,
         }
     }
 }
