@@ -1,7 +1,9 @@
-//! BuildKit's clients on berthd: Debian's docker CLI 20.10 with DOCKER_BUILDKIT=1
-//! opens a session (POST /session) and builds with `version=2`: the context and
-//! the Dockerfile come through the session's file sync, secrets through its
-//! secrets service, and progress goes back as BuildKit's status.
+//! BuildKit's clients on berthd. Debian's docker CLI 20.10 with DOCKER_BUILDKIT=1
+//! opens a session (POST /session) and builds with `version=2`; Docker Compose v2
+//! (buildx's docker driver) drives BuildKit's control API on `POST /grpc` and its
+//! frontend gateway. Either way the context and the Dockerfile come through the
+//! session's file sync, secrets through its secrets service, the SSH agent through
+//! its forwarding, and progress goes back as BuildKit's status.
 
 use berth_tests::{Daemon, Out};
 use std::path::Path;
@@ -76,6 +78,31 @@ fn docker_20_buildkit_builds_through_the_session() {
     };
     assert!(listing.lines().any(|l| l == "out"), "{listing}");
     assert!(listing.lines().any(|l| l == "bin/busybox"), "{listing}");
+    // -o type=local: the same files, written by the client into a directory.
+    let local = d.root.path().join("out-local");
+    let o = bk(
+        &d,
+        &dir,
+        &[
+            "--target",
+            "final",
+            "--build-arg",
+            "WHAT=it",
+            "-o",
+            &format!("type=local,dest={}", local.display()),
+        ],
+        &[],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(
+        std::fs::read_to_string(local.join("out")).unwrap(),
+        "made it\n"
+    );
+    assert!(local.join("bin/busybox").is_file());
+    assert_eq!(
+        std::fs::read_link(local.join("bin/sh")).unwrap(),
+        Path::new("busybox")
+    );
     // A failing step fails the build with its words.
     let o = bk(&d, &dir, &["--target", "other"], &[]);
     assert_ne!(o.code, 0);
@@ -178,24 +205,11 @@ int main(void) {
 }
 "#;
 
-/// `--ssh default`: a RUN with `--mount=type=ssh` reaches the client's agent
-/// (started here with one key) through the session; SSH_AUTH_SOCK is set.
-#[test]
-fn ssh_agent_forwarding_through_the_session() {
-    let d = Daemon::start();
-    d.load_busybox();
-    let dir = d.files(
-        "ssh",
-        &[(
-            "Dockerfile",
-            "FROM busybox\nCOPY probe /probe\n\
-             RUN --mount=type=ssh /probe\n\
-             RUN --mount=type=ssh,id=other,required=false ls /run/buildkit 2>&1 || true\n",
-        )],
-    );
+/// Compiles the agent probe (static, so it runs on busybox) to `out`.
+fn build_probe(out: &Path) {
     let o = std::process::Command::new("gcc")
         .args(["-static", "-O1", "-o"])
-        .arg(dir.join("probe"))
+        .arg(out)
         .arg("-x")
         .arg("c")
         .arg("-")
@@ -211,44 +225,73 @@ fn ssh_agent_forwarding_through_the_session() {
         })
         .expect("gcc (the test builds its probe)");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // An agent with one key, for this test alone.
-    let agent_sock = d.root.path().join("agent.sock");
-    let key = d.root.path().join("id_test");
-    let run = |c: &mut std::process::Command| {
-        let o = c.output().unwrap();
-        assert!(
-            o.status.success(),
-            "{:?}: {}",
-            c,
-            String::from_utf8_lossy(&o.stderr)
-        );
-        String::from_utf8_lossy(&o.stdout).into_owned()
-    };
-    // In the foreground (-D), so that it goes with the test.
-    struct Agent(std::process::Child);
-    impl Drop for Agent {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _agent = Agent(
-        std::process::Command::new("ssh-agent")
+}
+
+/// An ssh-agent with one key, for one test alone: in the foreground (-D), so
+/// that it goes with the test.
+struct SshAgent {
+    child: std::process::Child,
+    socket: std::path::PathBuf,
+}
+
+impl SshAgent {
+    fn start(d: &Daemon) -> SshAgent {
+        let socket = d.root.path().join("agent.sock");
+        let key = d.root.path().join("id_test");
+        let run = |c: &mut std::process::Command| {
+            let o = c.output().unwrap();
+            assert!(
+                o.status.success(),
+                "{:?}: {}",
+                c,
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        let child = std::process::Command::new("ssh-agent")
             .arg("-D")
             .arg("-a")
-            .arg(&agent_sock)
+            .arg(&socket)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .unwrap(),
+            .unwrap();
+        let agent = SshAgent { child, socket };
+        berth_tests::wait_until("the agent listens", || agent.socket.exists());
+        run(std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(&key));
+        run(std::process::Command::new("ssh-add")
+            .arg(&key)
+            .env("SSH_AUTH_SOCK", &agent.socket));
+        agent
+    }
+}
+
+impl Drop for SshAgent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `--ssh default`: a RUN with `--mount=type=ssh` reaches the client's agent
+/// (started here with one key) through the session; SSH_AUTH_SOCK is set.
+#[test]
+fn ssh_agent_forwarding_through_the_session() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = d.files(
+        "ssh",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nCOPY probe /probe\n\
+             RUN --mount=type=ssh /probe\n\
+             RUN --mount=type=ssh,id=other,required=false ls /run/buildkit 2>&1 || true\n",
+        )],
     );
-    berth_tests::wait_until("the agent listens", || agent_sock.exists());
-    run(std::process::Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key));
-    run(std::process::Command::new("ssh-add")
-        .arg(&key)
-        .env("SSH_AUTH_SOCK", &agent_sock));
+    build_probe(&dir.join("probe"));
+    let agent = SshAgent::start(&d);
+    let agent_sock = agent.socket.clone();
     let o = bk(
         &d,
         &dir,
@@ -275,4 +318,220 @@ fn ssh_agent_forwarding_through_the_session() {
             .contains("no SSH key \"default\" forwarded from the client"),
         "{o:?}"
     );
+}
+
+/// Docker Compose v2 in a project directory, against this daemon.
+fn compose_v2(d: &Daemon, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
+    let mut a = vec!["compose", "--project-directory", dir.to_str().unwrap()];
+    a.extend_from_slice(args);
+    d.docker_env(env, &a)
+}
+
+/// Compose v2 builds through BuildKit's control API: `build.target`,
+/// `build.args`, `build.secrets` from a file and from the environment,
+/// `build.ssh: [default]` with an agent of the test's, `build.cache_from`, and
+/// `up --build`. The seed document's secret Dockerfile prints the secret; the
+/// secret is then nowhere in the store, the history, a saved image or berthd's log.
+#[test]
+fn compose_v2_builds_through_the_buildkit_api() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let secret_file = d.root.path().join("token.txt");
+    std::fs::write(&secret_file, "S3CRET-FROM-FILE\n").unwrap();
+    let compose_file = format!(
+        "services:\n\
+         \x20 app:\n\
+         \x20   image: cv2-app\n\
+         \x20   build:\n\
+         \x20     context: .\n\
+         \x20     target: test\n\
+         \x20     args:\n\
+         \x20       GREETING: hello\n\
+         \x20     secrets: [mysecret, fromenv]\n\
+         \x20     ssh: [default]\n\
+         \x20     cache_from: [cv2-app]\n\
+         \x20   command: cat /greeting\n\
+         secrets:\n\
+         \x20 mysecret:\n\
+         \x20   file: {}\n\
+         \x20 fromenv:\n\
+         \x20   environment: CV2_SECRET\n",
+        secret_file.display()
+    );
+    let dir = d.files(
+        "cv2",
+        &[
+            ("compose.yaml", &compose_file),
+            (
+                "Dockerfile",
+                "FROM busybox AS base\n\
+                 ARG GREETING=none\n\
+                 RUN echo \"greeting=$GREETING\" > /greeting\n\
+                 FROM base AS test\n\
+                 COPY probe /probe\n\
+                 # shows secret from default secret location:\n\
+                 RUN --mount=type=secret,id=mysecret cat /run/secrets/mysecret\n\
+                 # shows secret from custom secret location:\n\
+                 RUN --mount=type=secret,id=mysecret,dst=/foobar cat /foobar\n\
+                 RUN --mount=type=secret,id=fromenv cat /run/secrets/fromenv\n\
+                 RUN --mount=type=ssh /probe\n\
+                 FROM base AS other\n\
+                 RUN echo never-built > /other\n",
+            ),
+        ],
+    );
+    build_probe(&dir.join("probe"));
+    let agent = SshAgent::start(&d);
+    let env = [
+        ("CV2_SECRET", "S3CRET-FROM-ENV"),
+        ("SSH_AUTH_SOCK", agent.socket.to_str().unwrap()),
+    ];
+    let o = compose_v2(&d, &dir, &["--progress", "plain", "build"], &env);
+    assert_eq!(o.code, 0, "{o:?}");
+    // Compose writes its plain progress to stdout.
+    let err = &o.stdout;
+    // The docker driver (berthd's /grpc), not a buildkit container it would pull.
+    assert!(err.contains("using docker driver"), "{err}");
+    assert!(
+        err.contains(
+            "[app test 3/6] RUN --mount=type=secret,id=mysecret cat /run/secrets/mysecret"
+        ),
+        "{err}"
+    );
+    assert_eq!(err.matches("S3CRET-FROM-FILE").count(), 2, "{err}");
+    assert!(err.contains("S3CRET-FROM-ENV"), "{err}");
+    assert!(err.contains("answers type 12 with 1 identities"), "{err}");
+    assert!(!err.contains("never-built"), "{err}");
+    assert_eq!(
+        d.run_rm(&["cv2-app", "cat", "/greeting"]),
+        "greeting=hello\n"
+    );
+    // The target's stage only.
+    let o = d.docker(&["run", "--rm", "cv2-app", "ls", "/other"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    // Nowhere on disk, in the history, a saved image or the log.
+    let grep = std::process::Command::new("grep")
+        .args(["-rl", "-e", "S3CRET-FROM", d.data_root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "a secret on disk: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+    assert!(!d.log().contains("S3CRET-FROM"), "a secret in berthd's log");
+    let history = d
+        .docker(&["history", "--no-trunc", "cv2-app"])
+        .ok()
+        .to_string();
+    assert!(history.contains("GREETING"), "{history}");
+    assert!(!history.contains("S3CRET"), "{history}");
+    let saved = d.root.path().join("saved.tar");
+    d.docker(&["save", "-o", saved.to_str().unwrap(), "cv2-app"])
+        .ok();
+    let unpacked = d.root.path().join("saved");
+    std::fs::create_dir_all(&unpacked).unwrap();
+    let mut tar = std::process::Command::new("tar");
+    tar.arg("-xf").arg(&saved).arg("-C").arg(&unpacked);
+    berth_tests::run(tar, None).ok();
+    // Layers are tars inside: grep -a looks through them as they are.
+    let grep = std::process::Command::new("grep")
+        .args(["-rla", "-e", "S3CRET-FROM", unpacked.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(grep.stdout.is_empty(), "a secret in the saved image");
+    // Again: every step from the cache.
+    let o = compose_v2(&d, &dir, &["--progress", "plain", "build"], &env);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.matches("CACHED").count() >= 6, "{o:?}");
+    assert!(!o.stdout.contains("S3CRET-FROM-FILE"), "{o:?}");
+    // With the build cache pruned, cache_from finds the steps in the image.
+    d.docker_env(&[("DOCKER_BUILDKIT", "0")], &["builder", "prune", "-af"])
+        .ok();
+    let o = compose_v2(&d, &dir, &["--progress", "plain", "build"], &env);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stdout.matches("CACHED").count() >= 5,
+        "cache_from unused: {o:?}"
+    );
+    // up --build: built (from the cache) and run.
+    let o = compose_v2(&d, &dir, &["--progress", "plain", "up", "--build"], &env);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains("greeting=hello"), "{o:?}");
+    compose_v2(&d, &dir, &["down"], &[]).ok();
+}
+
+/// A client that goes away mid-build (its connections to /grpc and /session
+/// die) stops the build: its step's container and scratch go, nothing stays.
+#[test]
+fn a_compose_v2_client_that_dies_mid_build_leaves_nothing() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = d.files(
+        "cv2dies",
+        &[
+            (
+                "compose.yaml",
+                "services:\n  s:\n    build: .\n    image: cv2-slow\n",
+            ),
+            ("Dockerfile", "FROM busybox\nRUN echo started; sleep 60\n"),
+        ],
+    );
+    let mut client = std::process::Command::new("/usr/local/bin/docker")
+        .args([
+            "compose",
+            "--project-directory",
+            dir.to_str().unwrap(),
+            "build",
+        ])
+        .env("DOCKER_HOST", d.host())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    berth_tests::wait_until("the step runs", || {
+        !d.docker(&["ps", "-q"]).ok().trim().is_empty()
+    });
+    client.kill().unwrap();
+    client.wait().unwrap();
+    berth_tests::wait_until("the step's container is gone", || {
+        d.docker(&["ps", "-aq"]).ok().trim().is_empty()
+    });
+    assert_eq!(
+        d.docker(&["images", "-q", "--filter", "dangling=true"])
+            .ok(),
+        ""
+    );
+    assert_eq!(d.docker(&["images", "-q", "cv2-slow"]).ok(), "");
+    let tmp = d.data_root.join("build/tmp");
+    berth_tests::wait_until("the build's scratch is gone", || {
+        std::fs::read_dir(&tmp).map_or(true, |mut r| r.next().is_none())
+    });
+}
+
+/// What berthd cannot do through the control API is refused by name, and the
+/// build fails with those words: a named context, several platforms at once.
+#[test]
+fn compose_v2_options_berth_cannot_honour_fail_clearly() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = d.files(
+        "cv2bad",
+        &[
+            (
+                "compose.yaml",
+                "services:\n  s:\n    image: cv2-bad\n    build:\n      context: .\n      additional_contexts:\n        extra: ./sub\n",
+            ),
+            ("Dockerfile", "FROM busybox\nCOPY --from=extra f /f\n"),
+            ("sub/f", "x"),
+        ],
+    );
+    let o = compose_v2(&d, &dir, &["build"], &[]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("named build context \"extra\"")
+            && o.stderr.contains("berth does not take named contexts yet"),
+        "{o:?}"
+    );
+    assert_eq!(d.docker(&["images", "-q", "cv2-bad"]).ok(), "");
 }

@@ -2,7 +2,7 @@
 //! `/build/cancel`. Parses the query, hands the body to the build service.
 
 use crate::api::http::{self, BodyReader, Call, Resp};
-use crate::daemon::build::BuildRequest;
+use crate::daemon::build::{BuildRequest, SessionOutput};
 use crate::daemon::services::Daemon;
 use crate::error::{ApiError, ApiResult};
 use hyper::{Method, StatusCode};
@@ -34,22 +34,24 @@ pub(super) async fn route(
                 ));
             }
             // The classic builder writes the image into the store; a BuildKit
-            // client's build can also send a tar of the result through its
+            // client's build can also have the result's files sent through its
             // session; other outputs are the client's to write (`berth build -o`).
-            let mut tar_output = false;
+            let mut session_output = None;
             if let Some(o) = q.get("outputs").filter(|o| !o.is_empty() && *o != "[]") {
                 let outputs: Vec<serde_json::Value> = serde_json::from_str(o)
                     .map_err(|e| ApiError::invalid(format!("invalid outputs: {e}")))?;
-                tar_output = buildkit && outputs.iter().any(|v| v["Type"] == "tar");
-                if let Some(other) = outputs.iter().find_map(|v| {
-                    v["Type"].as_str().filter(|t| {
-                        let written = matches!(*t, "moby" | "image" | "docker");
-                        !(written || (buildkit && *t == "tar"))
-                    })
-                }) {
-                    return Err(ApiError::invalid(format!(
-                        "output type {other:?} is not written by berthd's /build: it writes the image; berth build --output writes local and tar outputs"
-                    )));
+                for v in &outputs {
+                    let t = v["Type"].as_str().unwrap_or("");
+                    session_output = match t {
+                        "moby" | "image" | "docker" => continue,
+                        "tar" if buildkit => Some(SessionOutput::Tar),
+                        "local" if buildkit => Some(SessionOutput::Local),
+                        _ => {
+                            return Err(ApiError::invalid(format!(
+                                "output type {t:?} is not written by berthd's /build: it writes the image, and a tar or a local directory through a BuildKit client's session; berth build --output writes local and tar outputs"
+                            )))
+                        }
+                    };
                 }
             }
             let build_args: BTreeMap<String, Option<String>> = json_param(call, "buildargs")?;
@@ -96,7 +98,7 @@ pub(super) async fn route(
                 build_id: q.get("buildid").filter(|r| !r.is_empty()).map(String::from),
                 ulimits,
                 session: buildkit.then(|| q.get("session").unwrap_or("").to_string()),
-                tar_output,
+                session_output,
                 cache_from: json_param(call, "cachefrom")?,
                 progress: q.flag("berthprogress"),
                 kept_context: match (q.get("berthcontext"), q.get("berthgeneration")) {

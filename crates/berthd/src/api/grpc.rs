@@ -5,7 +5,7 @@
 //! errors put back as gRPC messages and statuses.
 
 use crate::api::http::{self, Call, Resp};
-use crate::daemon::build::control::{ControlError, SolveSpec};
+use crate::daemon::build::control::{Control, ControlError, Runner, SolveSpec};
 use crate::daemon::build::Builds;
 use crate::daemon::services::Daemon;
 use crate::error::{ApiError, ApiResult};
@@ -59,14 +59,15 @@ fn reply<M: prost::Message>(r: Result<M, Status>) -> Reply {
 const CONTROL: &str = "/moby.buildkit.v1.Control/";
 const GATEWAY: &str = "/moby.buildkit.v1.frontend.LLBBridge/";
 
-async fn answer(b: &Arc<Builds>, call: server::Call) -> Reply {
+async fn answer(builds: &Arc<Builds>, call: server::Call) -> Reply {
     let method = call.method.clone();
+    let (b, run) = builds.control();
     if let Some(m) = method.strip_prefix(CONTROL) {
         return match m {
-            "Solve" => reply(solve(b, &call).await),
+            "Solve" => reply(solve(b, &run, &call).await),
             "Status" => match call.decode::<pb::StatusRequest>() {
                 Ok(r) => {
-                    let mut feed = b.control_status(&r.r#ref);
+                    let mut feed = b.status(&r.r#ref);
                     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
                     tokio::spawn(async move {
                         while let Some(s) = feed.recv().await {
@@ -86,8 +87,8 @@ async fn answer(b: &Arc<Builds>, call: server::Call) -> Reply {
             "Info" => reply(Ok(pb::InfoResponse {
                 buildkit_version: Some(version()),
             })),
-            "DiskUsage" => reply(disk_usage(b)),
-            "Prune" => prune(b, &call),
+            "DiskUsage" => reply(disk_usage(builds)),
+            "Prune" => prune(builds, &call),
             _ => Reply::Fail(Status::new(
                 Code::Unimplemented,
                 format!("berthd does not serve {method}"),
@@ -124,7 +125,7 @@ async fn answer(b: &Arc<Builds>, call: server::Call) -> Reply {
                     ),
                 ),
                 Ok(r) => b
-                    .gateway_solve(&id, &r.frontend, &r.frontend_opt)
+                    .gateway_solve(&id, &r.frontend, &r.frontend_opt, &run)
                     .await
                     .map(|image| pb::GatewaySolveResponse {
                         r#ref: String::new(),
@@ -160,7 +161,11 @@ async fn answer(b: &Arc<Builds>, call: server::Call) -> Reply {
     ))
 }
 
-async fn solve(b: &Arc<Builds>, call: &server::Call) -> Result<pb::SolveResponse, Status> {
+async fn solve(
+    b: &Control,
+    run: &Runner,
+    call: &server::Call,
+) -> Result<pb::SolveResponse, Status> {
     let r: pb::SolveRequest = call.decode()?;
     if r.definition.as_ref().is_some_and(|d| !d.def.is_empty()) {
         return Err(Status::new(
@@ -209,7 +214,7 @@ async fn solve(b: &Arc<Builds>, call: &server::Call) -> Result<pb::SolveResponse
         frontend: (!r.frontend.is_empty()).then_some(attrs),
         exporters,
     };
-    b.control_solve(spec)
+    b.solve(spec, run)
         .await
         .map(|exporter_response| pb::SolveResponse { exporter_response })
         .map_err(status)
@@ -305,7 +310,7 @@ fn prune(b: &Builds, call: &server::Call) -> Reply {
     let before = b.cache_records().unwrap_or_default();
     let keep = r.reserved_space.max(r.max_used_space);
     // BuildKit's keepDuration is in nanoseconds.
-    let until = (r.keep_duration > 0).then(|| r.keep_duration / 1_000_000_000);
+    let until = (r.keep_duration > 0).then_some(r.keep_duration / 1_000_000_000);
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     match b.prune(r.all, keep, until) {
         Ok((keys, _)) => {

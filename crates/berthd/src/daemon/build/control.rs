@@ -8,12 +8,15 @@
 //! answers. A control `Solve` may also name the frontend itself (older clients):
 //! then it builds and exports in one call.
 
+use super::backend::Parts;
 use super::request::BuildRequest;
+use super::sessions::Sessions;
 use super::trace::Trace;
-use super::Builds;
-use berth_build::backend::Event;
+use berth_build::backend::{Event, Output};
 use berth_buildkit::proto::StatusResponse;
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
@@ -264,13 +267,36 @@ pub fn request_from_attrs(
     Ok(req)
 }
 
-impl Builds {
+/// Runs a build (the build service's own path) and answers the image made.
+pub type Runner = Arc<
+    dyn Fn(BuildRequest, Output) -> Pin<Box<dyn Future<Output = Result<String, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// The control API's builds: the registry of solves, and what exports results.
+pub struct Control {
+    solves: Arc<Solves>,
+    parts: Arc<Parts>,
+    sessions: Arc<Sessions>,
+}
+
+impl Control {
+    pub fn new(parts: Arc<Parts>, sessions: Arc<Sessions>) -> Control {
+        Control {
+            solves: Default::default(),
+            parts,
+            sessions,
+        }
+    }
+
     /// A control `Solve`: waits for the gateway's result (or builds, when the
     /// request names the frontend), writes it with the exporters, and answers
     /// the exporters' response.
-    pub async fn control_solve(
-        self: &Arc<Self>,
+    pub async fn solve(
+        &self,
         spec: SolveSpec,
+        run: &Runner,
     ) -> Result<HashMap<String, String>, ControlError> {
         for (kind, _) in &spec.exporters {
             if !matches!(kind.as_str(), "moby" | "image" | "tar" | "local") {
@@ -290,7 +316,7 @@ impl Builds {
         self.solves.started.notify_waiters();
         let _finish = Finish(self.solves.clone(), solve.clone(), spec.r#ref.clone());
         let refs = match &spec.frontend {
-            Some(attrs) => vec![self.build_for(&solve, attrs).await?],
+            Some(attrs) => vec![build_for(&solve, attrs, run).await?],
             None => {
                 let (tx, rx) = oneshot::channel();
                 *solve.returned.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
@@ -330,7 +356,7 @@ impl Builds {
 
     /// `Status` for `r`: what the build said so far, then what it says, until it
     /// ends.
-    pub fn control_status(self: &Arc<Self>, r: &str) -> mpsc::UnboundedReceiver<StatusResponse> {
+    pub fn status(&self, r: &str) -> mpsc::UnboundedReceiver<StatusResponse> {
         let (solve, new) = self.solves.entry(r);
         if new {
             // Asked for before its Solve: forgotten if no Solve comes.
@@ -358,10 +384,11 @@ impl Builds {
     /// A gateway `Solve` of build `build_id` with the `dockerfile.v0` frontend:
     /// builds and answers the ref of the image made.
     pub async fn gateway_solve(
-        self: &Arc<Self>,
+        &self,
         build_id: &str,
         frontend: &str,
         opts: &HashMap<String, String>,
+        run: &Runner,
     ) -> Result<String, ControlError> {
         let solve =
             self.solves.get(build_id).await.ok_or_else(|| {
@@ -379,7 +406,7 @@ impl Builds {
                 "the frontend subrequest {r:?} (docker build --call / --check): berth does not answer it"
             )));
         }
-        let id = self.build_for(&solve, opts).await?;
+        let id = build_for(&solve, opts, run).await?;
         solve
             .built
             .lock()
@@ -417,33 +444,10 @@ impl Builds {
         self.solves.get(build_id).await.is_some()
     }
 
-    async fn build_for(
-        self: &Arc<Self>,
-        solve: &Arc<Solve>,
-        attrs: &HashMap<String, String>,
-    ) -> Result<String, ControlError> {
-        let session = solve
-            .session()
-            .ok_or_else(|| ControlError::Invalid("the build has no session".into()))?;
-        let req = request_from_attrs(attrs, &session)?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
-        let feed = {
-            let solve = solve.clone();
-            tokio::spawn(async move {
-                while let Some(e) = rx.recv().await {
-                    solve.publish(e);
-                }
-            })
-        };
-        let r = self.run(req, std::io::empty(), tx).await;
-        let _ = feed.await;
-        r.map_err(ControlError::Failed)
-    }
-
     /// Writes the image `id` with each exporter; answers what BuildKit's
     /// exporters answer (`containerimage.digest`, `image.name`).
     async fn export(
-        self: &Arc<Self>,
+        &self,
         solve: &Arc<Solve>,
         id: &str,
         exporters: &[Exporter],
@@ -503,6 +507,31 @@ impl Builds {
         }
         Ok(response)
     }
+}
+
+/// Builds with the frontend's options `attrs` from the solve's session; its
+/// progress goes to the solve's status.
+async fn build_for(
+    solve: &Arc<Solve>,
+    attrs: &HashMap<String, String>,
+    run: &Runner,
+) -> Result<String, ControlError> {
+    let session = solve
+        .session()
+        .ok_or_else(|| ControlError::Invalid("the build has no session".into()))?;
+    let req = request_from_attrs(attrs, &session)?;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let feed = {
+        let solve = solve.clone();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                solve.publish(e);
+            }
+        })
+    };
+    let r = run(req, tx).await;
+    let _ = feed.await;
+    r.map_err(ControlError::Failed)
 }
 
 #[cfg(test)]

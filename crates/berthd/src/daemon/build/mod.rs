@@ -13,7 +13,7 @@ mod request;
 pub mod sessions;
 mod trace;
 
-pub use request::BuildRequest;
+pub use request::{BuildRequest, SessionOutput};
 
 use crate::daemon::archive::Archive;
 use crate::daemon::container::Containers;
@@ -29,8 +29,8 @@ pub struct Builds {
     parts: Arc<backend::Parts>,
     sessions: Arc<sessions::Sessions>,
     contexts: Arc<contexts::Contexts>,
-    /// Builds of the control API (`POST /grpc`), by ref.
-    solves: Arc<control::Solves>,
+    /// Builds of the control API (`POST /grpc`).
+    control: control::Control,
     /// Builds in progress by their `buildid`, for `/build/cancel`.
     running: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
 }
@@ -47,22 +47,34 @@ impl Builds {
         let dir = data_root.join("build");
         // Scratch space of builds a crash interrupted.
         let _ = std::fs::remove_dir_all(dir.join("tmp"));
+        let sessions: Arc<sessions::Sessions> = Default::default();
+        let parts = Arc::new(backend::Parts {
+            store,
+            containers,
+            archive,
+            images,
+            networks,
+            dir: dir.clone(),
+            cache_locks: Mutex::new(HashMap::new()),
+            temp_images: Mutex::new(HashMap::new()),
+        });
         Builds {
-            sessions: Default::default(),
-            solves: Default::default(),
+            control: control::Control::new(parts.clone(), sessions.clone()),
+            sessions,
             contexts: Arc::new(contexts::Contexts::new(dir.join("contexts"))),
-            parts: Arc::new(backend::Parts {
-                store,
-                containers,
-                archive,
-                images,
-                networks,
-                dir,
-                cache_locks: Mutex::new(HashMap::new()),
-                temp_images: Mutex::new(HashMap::new()),
-            }),
+            parts,
             running: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The control API's builds; `runner` runs their Dockerfile builds.
+    pub fn control(self: &Arc<Self>) -> (&control::Control, control::Runner) {
+        let me = self.clone();
+        let runner: control::Runner = Arc::new(move |req, out| {
+            let me = me.clone();
+            Box::pin(async move { me.run(req, std::io::empty(), out).await })
+        });
+        (&self.control, runner)
     }
 
     /// Starts a build over the context `body` (a tar, possibly compressed);
@@ -300,13 +312,16 @@ impl Builds {
         let built = berth_build::exec::build(backend, &ctx.dockerfile, ctx.context, opts, out)
             .await
             .map_err(|e| e.to_string())?;
-        if req.tar_output {
+        if let Some(o) = req.session_output {
             let image = self
                 .parts
                 .store
                 .resolve(&built.id)
                 .map_err(|e| e.to_string())?;
-            exporter.send_tar(&image.layers).await?;
+            match o {
+                SessionOutput::Tar => exporter.send_tar(&image.layers).await?,
+                SessionOutput::Local => exporter.send_dir(&image.layers).await?,
+            }
         }
         let done = t0.elapsed();
         // The scratch directory goes after the answer, not before it.

@@ -2,6 +2,13 @@
 
 use std::collections::BTreeMap;
 
+/// What a BuildKit client's build sends back through its session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionOutput {
+    Tar,
+    Local,
+}
+
 /// `POST /build`'s parameters.
 #[derive(Debug, Clone, Default)]
 pub struct BuildRequest {
@@ -29,8 +36,9 @@ pub struct BuildRequest {
     /// A BuildKit client's build (`version=2`): the context comes through its
     /// session, progress goes out as BuildKit's status.
     pub session: Option<String>,
-    /// Send a tar of the result's filesystem through the session (`-o type=tar`).
-    pub tar_output: bool,
+    /// Send the result's filesystem through the session (`-o type=tar` or
+    /// `-o type=local`).
+    pub session_output: Option<SessionOutput>,
     /// Images whose steps may stand for this build's (`cachefrom`).
     pub cache_from: Vec<String>,
     /// berth's client wants each step's progress (`berthprogress`), as `aux`.
