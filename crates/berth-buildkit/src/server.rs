@@ -1,7 +1,7 @@
 //! gRPC as a server, over an HTTP/2 connection berth already has (a client's
-//! `POST /grpc` upgraded to h2c): each call's request message is read whole (the
-//! control API's calls send one message and close their side), the answer goes out
-//! as one message or a stream of them, and the status rides in the trailers.
+//! `POST /grpc` upgraded to h2c, or the session `berth build` serves to berthd):
+//! a call's request messages are read as they come, the answer goes out as one
+//! message or a stream of them, and the status rides in the trailers.
 
 use bytes::{Buf, Bytes, BytesMut};
 use http_body_util::BodyExt;
@@ -57,17 +57,71 @@ impl Reply {
 }
 
 /// A call as the handler sees it: its method (`/package.Service/Method`), its
-/// metadata and its request message, undecoded.
+/// metadata, and its request messages as they arrive.
 pub struct Call {
     pub method: String,
     pub metadata: hyper::HeaderMap,
-    pub message: Bytes,
+    body: hyper::body::Incoming,
+    buf: BytesMut,
+    ended: bool,
 }
 
 impl Call {
-    pub fn decode<M: Message + Default>(&self) -> Result<M, Status> {
-        M::decode(self.message.clone())
-            .map_err(|e| Status::new(Code::InvalidArgument, format!("{}: {e}", self.method)))
+    /// The next request message; `None` once the client has closed its side.
+    pub async fn next<M: Message + Default>(&mut self) -> Result<Option<M>, Status> {
+        loop {
+            if self.buf.len() >= 5 {
+                if self.buf[0] != 0 {
+                    return Err(Status::new(
+                        Code::InvalidArgument,
+                        format!("{}: compressed messages are not accepted", self.method),
+                    ));
+                }
+                let len = u32::from_be_bytes([self.buf[1], self.buf[2], self.buf[3], self.buf[4]])
+                    as usize;
+                if self.buf.len() >= 5 + len {
+                    self.buf.advance(5);
+                    let m = self.buf.split_to(len).freeze();
+                    return M::decode(m).map(Some).map_err(|e| {
+                        Status::new(Code::InvalidArgument, format!("{}: {e}", self.method))
+                    });
+                }
+            }
+            if self.ended {
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(Status::new(
+                        Code::InvalidArgument,
+                        format!("{}: the request ends inside a message", self.method),
+                    ))
+                };
+            }
+            match self.body.frame().await {
+                None => self.ended = true,
+                Some(Err(e)) => {
+                    return Err(Status::new(
+                        Code::Cancelled,
+                        format!("{}: reading the request: {e}", self.method),
+                    ))
+                }
+                Some(Ok(f)) => {
+                    if let Ok(d) = f.into_data() {
+                        self.buf.extend_from_slice(&d);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The request's one message.
+    pub async fn decode<M: Message + Default>(&mut self) -> Result<M, Status> {
+        self.next().await?.ok_or_else(|| {
+            Status::new(
+                Code::InvalidArgument,
+                format!("{}: the request holds no message", self.method),
+            )
+        })
     }
 
     /// A metadata value (gRPC metadata are HTTP/2 headers).
@@ -101,26 +155,14 @@ async fn answer(
 ) -> hyper::Response<Body> {
     let method = req.uri().path().to_string();
     let (parts, body) = req.into_parts();
-    let reply = match body.collect().await {
-        Err(e) => Reply::Fail(Status::new(
-            Code::Cancelled,
-            format!("reading the request: {e}"),
-        )),
-        Ok(b) => match first_message(b.to_bytes()) {
-            Some(message) => {
-                handler(Call {
-                    method,
-                    metadata: parts.headers,
-                    message,
-                })
-                .await
-            }
-            None => Reply::Fail(Status::new(
-                Code::InvalidArgument,
-                format!("{method}: the request holds no whole message"),
-            )),
-        },
-    };
+    let reply = handler(Call {
+        method,
+        metadata: parts.headers,
+        body,
+        buf: BytesMut::new(),
+        ended: false,
+    })
+    .await;
     let (tx, rx) = mpsc::channel::<Result<Frame<Bytes>, Infallible>>(16);
     match reply {
         Reply::One(m) => {
@@ -154,16 +196,6 @@ async fn answer(
         .header("content-type", "application/grpc")
         .body(RxBody(rx).boxed())
         .expect("a valid response")
-}
-
-/// The first length-prefixed message of a request body (empty messages count).
-fn first_message(mut b: Bytes) -> Option<Bytes> {
-    if b.len() < 5 || b[0] != 0 {
-        return None;
-    }
-    let len = u32::from_be_bytes([b[1], b[2], b[3], b[4]]) as usize;
-    b.advance(5);
-    (b.len() >= len).then(|| b.split_to(len))
 }
 
 fn framed(m: &Bytes) -> Bytes {
@@ -221,21 +253,77 @@ mod tests {
     #[test]
     fn messages_and_statuses_on_the_wire() {
         assert_eq!(
-            first_message(Bytes::from_static(&[0, 0, 0, 0, 2, 8, 1, 9])).as_deref(),
-            Some(&[8u8, 1][..])
+            &framed(&Bytes::from_static(&[8, 1]))[..],
+            [0, 0, 0, 0, 2, 8, 1]
         );
-        assert_eq!(
-            first_message(Bytes::from_static(&[0, 0, 0, 0, 0])).as_deref(),
-            Some(&[][..])
-        );
-        // Compressed or cut short: no message.
-        assert!(first_message(Bytes::from_static(&[1, 0, 0, 0, 0])).is_none());
-        assert!(first_message(Bytes::from_static(&[0, 0, 0, 0, 3, 8])).is_none());
         assert_eq!(percent_encode("50% done\nnext"), "50%25 done%0Anext");
         assert_eq!(percent_encode("café"), "caf%C3%A9");
         let t = trailers(Some(&Status::new(Code::Unimplemented, "no")));
         assert_eq!(t["grpc-status"], "12");
         assert_eq!(t["grpc-message"], "no");
         assert_eq!(trailers(None)["grpc-status"], "0");
+    }
+
+    /// berth's gRPC client and server on one connection: a unary call, a
+    /// failing one, and a stream both ways whose messages are answered as they
+    /// come.
+    #[tokio::test]
+    async fn a_client_and_a_server_talk_over_one_connection() {
+        use crate::proto::BytesMessage;
+        let (a, b) = tokio::io::duplex(64 << 10);
+        let handler: Handler = Arc::new(|mut call: Call| {
+            Box::pin(async move {
+                match call.method.as_str() {
+                    "/t.T/Echo" => match call.decode::<BytesMessage>().await {
+                        Ok(m) => Reply::one(&m),
+                        Err(s) => Reply::Fail(s),
+                    },
+                    "/t.T/Upper" => {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        tokio::spawn(async move {
+                            while let Ok(Some(m)) = call.next::<BytesMessage>().await {
+                                let up = BytesMessage {
+                                    data: m.data.to_ascii_uppercase(),
+                                };
+                                let _ = tx.send(Ok(Bytes::from(up.encode_to_vec())));
+                            }
+                        });
+                        Reply::Stream(rx)
+                    }
+                    m => Reply::Fail(Status::new(Code::Unimplemented, format!("no {m}"))),
+                }
+            })
+        });
+        tokio::spawn(serve(hyper_util::rt::TokioIo::new(b), handler));
+        let (ch, _conn) = crate::grpc::Channel::connect(hyper_util::rt::TokioIo::new(a))
+            .await
+            .unwrap();
+        let r: BytesMessage = ch
+            .unary(
+                "/t.T/Echo",
+                &[],
+                &BytesMessage {
+                    data: b"hi".to_vec(),
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.data, b"hi");
+        let e = ch
+            .unary::<_, BytesMessage>("/t.T/Nope", &[], &BytesMessage::default())
+            .await
+            .unwrap_err();
+        assert_eq!(e.to_string(), "no /t.T/Nope (gRPC status 12)");
+        let (tx, mut rx) = ch
+            .bidi::<BytesMessage, BytesMessage>("/t.T/Upper", &[])
+            .await
+            .unwrap();
+        for w in ["one", "two"] {
+            tx.send(BytesMessage { data: w.into() }).await.unwrap();
+            let m = rx.next().await.unwrap().unwrap();
+            assert_eq!(m.data, w.to_ascii_uppercase().as_bytes());
+        }
+        drop(tx);
+        assert!(rx.next().await.unwrap().is_none());
     }
 }

@@ -246,10 +246,12 @@ fn pairs(list: &[String], from_env: bool) -> serde_json::Map<String, serde_json:
 }
 
 pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
-    if !o.secret.is_empty() || !o.ssh.is_empty() {
-        bail!(
-            "--secret and --ssh need BuildKit's session, which berth's builder does not serve yet"
-        );
+    let mut offer = crate::session::Offer::default();
+    for spec in &o.secret {
+        offer.secret(spec)?;
+    }
+    for spec in &o.ssh {
+        offer.ssh(spec)?;
     }
 
     let quiet = o.quiet || o.progress == "quiet";
@@ -393,6 +395,15 @@ pub async fn build(c: &Client, o: &BuildOpts) -> Result<i32> {
     if live {
         q.push_str("&berthprogress=1");
     }
+    // Secrets and agents come through a session berthd calls back on; it ends
+    // with the build.
+    let _session = if offer.is_empty() {
+        None
+    } else {
+        let s = crate::session::open(c, offer).await?;
+        q.push_str(&format!("&session={}", enc(&s.id)));
+        Some(s)
+    };
     let resp = send(c, &q, body, &dockerfile).await?;
     let mut body = resp.into_body();
     let mut pending = Vec::new();

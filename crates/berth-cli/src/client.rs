@@ -175,18 +175,31 @@ impl Client {
 
     /// Hijacks the connection (attach): returns the raw stream after 101.
     pub async fn upgrade(&self, path: &str) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
+        self.upgrade_to(path, "tcp", &[]).await
+    }
+
+    /// Upgrades a POST of `path` to `proto` (`tcp`, or `h2c` for a session),
+    /// with extra headers; returns the raw stream after 101.
+    pub async fn upgrade_to(
+        &self,
+        path: &str,
+        proto: &str,
+        headers: &[(&str, String)],
+    ) -> Result<TokioIo<hyper::upgrade::Upgraded>> {
         let mut send = self.connect().await?;
-        let req = Request::builder()
+        let mut req = Request::builder()
             .method(Method::POST)
             .uri(format!("http://berth/v{}{path}", berth_api::API_VERSION))
             .header("Host", "berth")
             .header("Connection", "Upgrade")
-            .header("Upgrade", "tcp")
-            .body(full(Bytes::new()))?;
-        let resp = send.send_request(req).await?;
+            .header("Upgrade", proto);
+        for (k, v) in headers {
+            req = req.header(*k, v.as_str());
+        }
+        let resp = send.send_request(req.body(full(Bytes::new()))?).await?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             check(resp).await?;
-            bail!("the daemon did not upgrade the attach connection");
+            bail!("the daemon did not upgrade the connection of {path}");
         }
         let up = hyper::upgrade::on(resp).await?;
         Ok(TokioIo::new(up))

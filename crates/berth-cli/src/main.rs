@@ -10,6 +10,7 @@ mod images;
 mod network;
 mod progress;
 mod registry;
+mod session;
 mod terminal;
 mod volume;
 

@@ -535,3 +535,102 @@ fn compose_v2_options_berth_cannot_honour_fail_clearly() {
     );
     assert_eq!(d.docker(&["images", "-q", "cv2-bad"]).ok(), "");
 }
+
+/// `berth build --secret` and `--ssh` serve the same session protocol to berthd
+/// as the docker CLI: the seed document's secret Dockerfile prints the secret
+/// from a file and from a variable, a step reaches the agent, and the secret is
+/// then nowhere on disk, in the history or in berthd's log.
+#[test]
+fn berth_build_serves_secrets_and_the_agent_through_its_session() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let secret_file = d.root.path().join("mysecret.txt");
+    std::fs::write(&secret_file, "S3CRET-FROM-FILE\n").unwrap();
+    let dir = d.files(
+        "berth-secrets",
+        &[(
+            "Dockerfile",
+            "FROM busybox\n\
+             COPY probe /probe\n\
+             # shows secret from default secret location:\n\
+             RUN --mount=type=secret,id=mysecret cat /run/secrets/mysecret\n\
+             # shows secret from custom secret location:\n\
+             RUN --mount=type=secret,id=mysecret,dst=/foobar cat /foobar\n\
+             RUN --mount=type=secret,id=fromenv cat /run/secrets/fromenv\n\
+             RUN --mount=type=ssh /probe\n\
+             RUN --mount=type=secret,id=absent ls /run/secrets/absent 2>&1 || true\n",
+        )],
+    );
+    build_probe(&dir.join("probe"));
+    let agent = SshAgent::start(&d);
+    let berth = |args: &[&str]| {
+        let mut c = std::process::Command::new(berth_tests::bin("berth"));
+        c.args(args)
+            .env("BERTH_HOST", d.host())
+            .env("SSH_AUTH_SOCK", &agent.socket)
+            .env("BERTH_TEST_SECRET", "S3CRET-FROM-ENV");
+        berth_tests::run(c, None)
+    };
+    let src = format!("id=mysecret,src={}", secret_file.display());
+    let o = berth(&[
+        "build",
+        "--progress",
+        "plain",
+        "--secret",
+        &src,
+        "--secret",
+        "id=fromenv,env=BERTH_TEST_SECRET",
+        "--ssh",
+        "default",
+        "-t",
+        "bsec",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(o.stdout.matches("S3CRET-FROM-FILE").count(), 2, "{o:?}");
+    assert!(o.stdout.contains("S3CRET-FROM-ENV"), "{o:?}");
+    assert!(
+        o.stdout.contains("answers type 12 with 1 identities"),
+        "{o:?}"
+    );
+    // A secret the client does not offer is absent, as BuildKit has it.
+    assert!(
+        o.stdout.contains("/run/secrets/absent: No such file"),
+        "{o:?}"
+    );
+    let grep = std::process::Command::new("grep")
+        .args(["-rl", "-e", "S3CRET-FROM", d.data_root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "a secret on disk: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+    assert!(!d.log().contains("S3CRET-FROM"), "a secret in berthd's log");
+    let history = d
+        .docker(&["history", "--no-trunc", "bsec"])
+        .ok()
+        .to_string();
+    assert!(!history.contains("S3CRET"), "{history}");
+    // Bad specifications are refused before anything is sent.
+    let o = berth(&[
+        "build",
+        "--secret",
+        "id=x,src=/nonexistent/berth",
+        dir.to_str().unwrap(),
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("failed to stat /nonexistent/berth"),
+        "{o:?}"
+    );
+    let o = berth(&[
+        "build",
+        "--ssh",
+        "default=/etc/hostname",
+        dir.to_str().unwrap(),
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("is not an agent socket"), "{o:?}");
+}

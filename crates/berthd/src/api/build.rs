@@ -97,7 +97,9 @@ pub(super) async fn route(
                 remote: q.get("remote").filter(|r| !r.is_empty()).map(String::from),
                 build_id: q.get("buildid").filter(|r| !r.is_empty()).map(String::from),
                 ulimits,
-                session: buildkit.then(|| q.get("session").unwrap_or("").to_string()),
+                // A BuildKit client's session (its context and outputs), or
+                // berth's (its secrets and SSH agents).
+                session: q.get("session").filter(|s| !s.is_empty()).map(String::from),
                 session_output,
                 cache_from: json_param(call, "cachefrom")?,
                 progress: q.flag("berthprogress"),

@@ -59,13 +59,13 @@ fn reply<M: prost::Message>(r: Result<M, Status>) -> Reply {
 const CONTROL: &str = "/moby.buildkit.v1.Control/";
 const GATEWAY: &str = "/moby.buildkit.v1.frontend.LLBBridge/";
 
-async fn answer(builds: &Arc<Builds>, call: server::Call) -> Reply {
+async fn answer(builds: &Arc<Builds>, mut call: server::Call) -> Reply {
     let method = call.method.clone();
     let (b, run) = builds.control();
     if let Some(m) = method.strip_prefix(CONTROL) {
         return match m {
-            "Solve" => reply(solve(b, &run, &call).await),
-            "Status" => match call.decode::<pb::StatusRequest>() {
+            "Solve" => reply(solve(b, &run, &mut call).await),
+            "Status" => match call.decode::<pb::StatusRequest>().await {
                 Ok(r) => {
                     let mut feed = b.status(&r.r#ref);
                     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -88,7 +88,7 @@ async fn answer(builds: &Arc<Builds>, call: server::Call) -> Reply {
                 buildkit_version: Some(version()),
             })),
             "DiskUsage" => reply(disk_usage(builds)),
-            "Prune" => prune(builds, &call),
+            "Prune" => prune(builds, &mut call).await,
             _ => Reply::Fail(Status::new(
                 Code::Unimplemented,
                 format!("berthd does not serve {method}"),
@@ -116,7 +116,7 @@ async fn answer(builds: &Arc<Builds>, call: server::Call) -> Reply {
                 workers: vec![worker()],
             })),
             "Ping" => Reply::Fail(Status::new(Code::NotFound, format!("no build {id:?}"))),
-            "Solve" => reply(match call.decode::<pb::GatewaySolveRequest>() {
+            "Solve" => reply(match call.decode::<pb::GatewaySolveRequest>().await {
                 Err(s) => Err(s),
                 Ok(r) if r.definition.as_ref().is_some_and(|d| !d.def.is_empty()) => Err(
                     Status::new(
@@ -136,7 +136,7 @@ async fn answer(builds: &Arc<Builds>, call: server::Call) -> Reply {
                     })
                     .map_err(status),
             }),
-            "Return" => reply(match call.decode::<pb::ReturnRequest>() {
+            "Return" => reply(match call.decode::<pb::ReturnRequest>().await {
                 Err(s) => Err(s),
                 Ok(r) => {
                     let result = match (r.error, r.result) {
@@ -164,9 +164,9 @@ async fn answer(builds: &Arc<Builds>, call: server::Call) -> Reply {
 async fn solve(
     b: &Control,
     run: &Runner,
-    call: &server::Call,
+    call: &mut server::Call,
 ) -> Result<pb::SolveResponse, Status> {
-    let r: pb::SolveRequest = call.decode()?;
+    let r: pb::SolveRequest = call.decode().await?;
     if r.definition.as_ref().is_some_and(|d| !d.def.is_empty()) {
         return Err(Status::new(
             Code::Unimplemented,
@@ -294,8 +294,8 @@ fn disk_usage(b: &Builds) -> Result<pb::DiskUsageResponse, Status> {
     })
 }
 
-fn prune(b: &Builds, call: &server::Call) -> Reply {
-    let r: pb::PruneRequest = match call.decode() {
+async fn prune(b: &Builds, call: &mut server::Call) -> Reply {
+    let r: pb::PruneRequest = match call.decode().await {
         Ok(r) => r,
         Err(s) => return Reply::Fail(s),
     };

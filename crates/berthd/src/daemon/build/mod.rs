@@ -98,7 +98,8 @@ impl Builds {
             let (etx, mut erx) = mpsc::unbounded_channel::<Event>();
             let quiet = req.quiet;
             let progress = req.progress;
-            let buildkit = req.session.is_some();
+            // A BuildKit client (its context comes through its session).
+            let buildkit = req.remote.as_deref() == Some("client-session");
             let forward = {
                 let tx = tx.clone();
                 tokio::spawn(async move {
@@ -284,6 +285,15 @@ impl Builds {
                     .map_err(|e| e.to_string())??
             }
         };
+        // berth build's session: secrets and SSH agents, the context came as a tar.
+        if let (None, Some(id)) = (&session, &req.session) {
+            session = Some(
+                self.sessions
+                    .get(id)
+                    .await
+                    .ok_or_else(|| format!("no active session for {id}: context canceled"))?,
+            );
+        }
         let backend = Arc::new(backend::Steps::new(
             self.parts.clone(),
             &req,
