@@ -2,9 +2,11 @@
 //! lists a directory (one STAT packet per entry, in walk order, then an empty one),
 //! berth asks for the files it wants (REQ by the entry's number), the client sends
 //! their bytes (DATA, an empty DATA ending each), and FIN closes. What arrives is
-//! written under a fresh directory: paths are checked, and a file or directory is
-//! only ever created inside a directory this transfer made itself, so no entry can
-//! reach outside through a link another entry made. The sending side
+//! written under the destination: paths are checked, and a file or directory is
+//! only ever created inside a real directory the listing named, so no entry can
+//! reach outside through a link another entry made. The destination may hold an
+//! earlier transfer of the same directory: then only the files whose size, time
+//! or mode changed are asked for, and what the listing no longer has goes. The sending side
 //! (`moby.filesync.v1.FileSend/DiffCopy`, a build's local output) is the same
 //! conversation the other way round, with berth listing and the client asking.
 
@@ -51,11 +53,12 @@ pub struct Request {
     pub follow: Vec<String>,
 }
 
-/// What a transfer brought.
+/// What a transfer brought (`kept`: files an earlier transfer had right).
 #[derive(Debug, Default)]
 pub struct Received {
     pub files: usize,
     pub bytes: u64,
+    pub kept: usize,
 }
 
 fn valid(p: &str) -> bool {
@@ -85,8 +88,55 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Copies the client's directory (as `req` selects it) into `dest`, an empty
-/// directory.
+/// Removes whatever is at `p` (a directory with its contents), never following
+/// a link.
+fn remove_any(p: &Path) -> std::io::Result<()> {
+    match std::fs::symlink_metadata(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(m) if m.file_type().is_dir() => std::fs::remove_dir_all(p),
+        Ok(_) => std::fs::remove_file(p),
+    }
+}
+
+/// Removes what lies under `dest` and is not `listed` (paths relative to it).
+fn remove_unlisted(dest: &Path, rel: &str, listed: &HashSet<String>) -> Result<(), Error> {
+    let dir = if rel.is_empty() {
+        dest.to_path_buf()
+    } else {
+        dest.join(rel)
+    };
+    for e in std::fs::read_dir(&dir).map_err(io_err(&dir))? {
+        let e = e.map_err(io_err(&dir))?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        let r = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        let host = e.path();
+        if !listed.contains(&r) {
+            remove_any(&host).map_err(io_err(&host))?;
+        } else if e.file_type().map_err(io_err(&host))?.is_dir() {
+            remove_unlisted(dest, &r, listed)?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the file at `host` is the one `st` describes (size, time, mode).
+fn same_file(host: &Path, st: &Stat) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::symlink_metadata(host).is_ok_and(|m| {
+        m.file_type().is_file()
+            && m.size() as i64 == st.size
+            && m.mtime() * 1_000_000_000 + m.mtime_nsec() == st.mod_time
+            && m.mode() & 0o7777 == unix_mode(st.mode)
+    })
+}
+
+/// Copies the client's directory (as `req` selects it) into `dest`, a directory
+/// that is empty or holds an earlier transfer of the same directory.
 pub async fn receive(channel: &Channel, req: &Request, dest: &Path) -> Result<Received, Error> {
     let mut md: Vec<(&str, String)> = vec![("dir-name", req.dir_name.clone())];
     for p in &req.include {
@@ -107,6 +157,7 @@ pub async fn receive(channel: &Channel, req: &Request, dest: &Path) -> Result<Re
     let mut out = Received::default();
     let mut next_id: u32 = 0;
     let mut listed = false;
+    let mut listed_paths: HashSet<String> = HashSet::new();
     let send = |p: Packet| {
         let tx = tx.clone();
         async move { tx.send(p).await.map_err(|_| GrpcError::Closed) }
@@ -129,6 +180,8 @@ pub async fn receive(channel: &Channel, req: &Request, dest: &Path) -> Result<Re
         match PacketType::try_from(p.r#type).unwrap_or(PacketType::Err) {
             PacketType::Stat => {
                 let Some(st) = p.stat else {
+                    // The listing is complete: what it no longer has goes.
+                    remove_unlisted(dest, "", &listed_paths)?;
                     listed = true;
                     continue;
                 };
@@ -143,8 +196,13 @@ pub async fn receive(channel: &Channel, req: &Request, dest: &Path) -> Result<Re
                     return Err(Error::Parent(path));
                 }
                 let host = dest.join(&path);
+                listed_paths.insert(path.clone());
                 if st.mode & MODE_DIR != 0 {
-                    std::fs::create_dir(&host).map_err(io_err(&host))?;
+                    let is_dir = std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_dir());
+                    if !is_dir {
+                        remove_any(&host).map_err(io_err(&host))?;
+                        std::fs::create_dir(&host).map_err(io_err(&host))?;
+                    }
                     std::fs::set_permissions(
                         &host,
                         std::os::unix::fs::PermissionsExt::from_mode(unix_mode(st.mode)),
@@ -152,9 +210,19 @@ pub async fn receive(channel: &Channel, req: &Request, dest: &Path) -> Result<Re
                     .map_err(io_err(&host))?;
                     dirs.insert(path);
                 } else if st.mode & MODE_SYMLINK != 0 {
-                    std::os::unix::fs::symlink(&st.linkname, &host).map_err(io_err(&host))?;
+                    let same = std::fs::symlink_metadata(&host).is_ok_and(|m| m.is_symlink())
+                        && std::fs::read_link(&host).is_ok_and(|t| t == Path::new(&st.linkname));
+                    if !same {
+                        remove_any(&host).map_err(io_err(&host))?;
+                        std::os::unix::fs::symlink(&st.linkname, &host).map_err(io_err(&host))?;
+                    }
                 } else if st.mode & MODE_TYPE == 0 {
+                    if same_file(&host, &st) {
+                        out.kept += 1;
+                        continue;
+                    }
                     // A regular file: asked for now, written as it comes.
+                    remove_any(&host).map_err(io_err(&host))?;
                     let f = std::fs::OpenOptions::new()
                         .write(true)
                         .create_new(true)
@@ -168,8 +236,10 @@ pub async fn receive(channel: &Channel, req: &Request, dest: &Path) -> Result<Re
                         ..Default::default()
                     })
                     .await?;
+                } else {
+                    // Devices, pipes and sockets are not part of a build context.
+                    listed_paths.remove(&path);
                 }
-                // Devices, pipes and sockets are not part of a build context.
             }
             PacketType::Data => {
                 let Some(f) = open.get_mut(&p.id) else {

@@ -320,6 +320,34 @@ fn ssh_agent_forwarding_through_the_session() {
     );
 }
 
+/// Each context transfer through a session, from berthd's log: the files sent
+/// and the files its kept copy already had.
+fn context_transfers(d: &Daemon) -> Vec<(usize, usize)> {
+    let log = d.log();
+    let mut plain = String::new();
+    let mut chars = log.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c == 'm' {
+                    break;
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let field = |l: &str, k: &str| -> usize {
+        let v = &l[l.find(&format!(" {k}=")).expect(k) + k.len() + 2..];
+        v.split(' ').next().unwrap().trim().parse().unwrap()
+    };
+    plain
+        .lines()
+        .filter(|l| l.contains("context received through the session"))
+        .map(|l| (field(l, "files"), field(l, "kept")))
+        .collect()
+}
+
 /// Docker Compose v2 in a project directory, against this daemon.
 fn compose_v2(d: &Daemon, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     let mut a = vec!["compose", "--project-directory", dir.to_str().unwrap()];
@@ -440,9 +468,14 @@ fn compose_v2_builds_through_the_buildkit_api() {
         .output()
         .unwrap();
     assert!(grep.stdout.is_empty(), "a secret in the saved image");
-    // Again: every step from the cache.
+    // Again: every step from the cache, and no file of the context sent again
+    // (berthd kept the context under the session's shared key).
     let o = compose_v2(&d, &dir, &["--progress", "plain", "build"], &env);
     assert_eq!(o.code, 0, "{o:?}");
+    let transfers = context_transfers(&d);
+    assert_eq!(transfers.len(), 2, "{transfers:?}");
+    assert!(transfers[0].0 >= 3, "{transfers:?}");
+    assert_eq!(transfers[1], (0, transfers[0].0), "{transfers:?}");
     assert!(o.stdout.matches("CACHED").count() >= 6, "{o:?}");
     assert!(!o.stdout.contains("S3CRET-FROM-FILE"), "{o:?}");
     // With the build cache pruned, cache_from finds the steps in the image.

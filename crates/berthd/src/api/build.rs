@@ -196,13 +196,17 @@ pub(super) fn session(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
         .filter(|i| !i.is_empty())
         .ok_or_else(|| ApiError::invalid("X-Docker-Expose-Session-Uuid is required"))?;
     let methods = header("x-docker-expose-session-grpc-method");
+    let shared_key = header("x-docker-expose-session-sharedkey")
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     let upgrade = call.upgrade.take().ok_or_else(|| {
         ApiError::invalid("a session needs an upgraded connection (Upgrade: h2c)")
     })?;
     let builds = d.builds.clone();
     tokio::spawn(async move {
         if let Ok(up) = upgrade.await {
-            builds.serve_session(id, methods, up).await;
+            builds.serve_session(id, methods, shared_key, up).await;
         }
     });
     Ok(hyper::Response::builder()

@@ -111,13 +111,14 @@ pub fn read(dir: &Path, name: &str) -> Result<Received, String> {
 /// the context without what it excludes.
 pub async fn from_session(
     session: &super::sessions::Session,
+    scratch: &Path,
     dir: &Path,
     name: &str,
 ) -> Result<Received, String> {
     use berth_buildkit::filesync::{receive, Request};
     let base = name.rsplit('/').next().unwrap_or(name).to_string();
-    let df_dir = dir.with_extension("dockerfile");
-    let ig_dir = dir.with_extension("ignore");
+    let df_dir = scratch.join("session-dockerfile");
+    let ig_dir = scratch.join("session-ignore");
     for d in [dir, &df_dir, &ig_dir] {
         std::fs::create_dir_all(d).map_err(|e| format!("creating {}: {e}", d.display()))?;
     }
@@ -170,9 +171,10 @@ pub async fn from_session(
     )
     .await
     .map_err(|e| failed("the context", e))?;
-    tracing::debug!(
+    tracing::info!(
         files = got.files,
         bytes = got.bytes,
+        kept = got.kept,
         "context received through the session"
     );
     let ignore = Ignore::parse(&ignore_text).map_err(|e| e.to_string())?;

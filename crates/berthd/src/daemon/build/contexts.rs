@@ -243,6 +243,36 @@ impl Contexts {
         Ok(dir)
     }
 
+    /// The copy of a BuildKit client's context kept under its session's shared
+    /// key, locked until the guard goes; `None` without a key, or while another
+    /// build holds it (that build then receives the whole context afresh).
+    pub fn session_dir(
+        self: &Arc<Self>,
+        shared_key: &str,
+    ) -> Option<(PathBuf, tokio::sync::OwnedMutexGuard<()>)> {
+        if shared_key.is_empty() {
+            return None;
+        }
+        let key =
+            berth_image::sha256_hex(format!("session:{shared_key}").as_bytes())[..32].to_string();
+        let lock = self
+            .locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let guard = lock.try_lock_owned().ok()?;
+        let dir = self.context_dir(&key);
+        std::fs::create_dir_all(&dir).ok()?;
+        // Its list (none: the session's file sync compares) marks it used, for
+        // eviction and prune.
+        std::fs::write(self.manifest_path(&key), b"[]").ok()?;
+        let me = self.clone();
+        tokio::task::spawn_blocking(move || me.evict(&key));
+        Some((dir, guard))
+    }
+
     /// Keeps the `KEEP` most recently used contexts.
     fn evict(&self, current: &str) {
         let mut lists: Vec<(std::time::SystemTime, String)> = std::fs::read_dir(&self.dir)

@@ -531,7 +531,13 @@ async fn build_for(
     };
     let r = run(req, tx).await;
     let _ = feed.await;
-    r.map_err(ControlError::Failed)
+    // BuildKit's client says "failed to solve:" itself.
+    r.map_err(|e| {
+        ControlError::Failed(
+            e.strip_prefix("failed to solve: ")
+                .map_or(e.clone(), String::from),
+        )
+    })
 }
 
 #[cfg(test)]

@@ -187,14 +187,25 @@ impl Builds {
 
     /// `POST /session`: serves a client's session on its upgraded connection
     /// until the connection ends.
-    pub async fn serve_session<IO>(&self, id: String, methods: Vec<String>, io: IO)
-    where
+    pub async fn serve_session<IO>(
+        &self,
+        id: String,
+        methods: Vec<String>,
+        shared_key: String,
+        io: IO,
+    ) where
         IO: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
         match berth_buildkit::grpc::Channel::connect(io).await {
             Ok((channel, conn)) => {
-                self.sessions
-                    .add(&id, sessions::Session { channel, methods });
+                self.sessions.add(
+                    &id,
+                    sessions::Session {
+                        channel,
+                        methods,
+                        shared_key,
+                    },
+                );
                 let _ = conn.await;
                 self.sessions.remove(&id);
             }
@@ -250,7 +261,16 @@ impl Builds {
                     .get(&id)
                     .await
                     .ok_or_else(|| format!("no active session for {id}: context canceled"))?;
-                let ctx = context::from_session(&s, &ctx_dir, &dockerfile_name).await?;
+                // The context lands in the copy kept under the session's shared
+                // key when no other build holds it: only what changed comes.
+                let dir = match self.contexts.session_dir(&s.shared_key) {
+                    Some((dir, guard)) => {
+                        _kept = Some(guard);
+                        dir
+                    }
+                    None => ctx_dir.clone(),
+                };
+                let ctx = context::from_session(&s, &scratch, &dir, &dockerfile_name).await?;
                 session = Some(s);
                 ctx
             }

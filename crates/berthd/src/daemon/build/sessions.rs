@@ -13,6 +13,10 @@ pub struct Session {
     pub channel: Channel,
     /// The gRPC methods the client serves (`/moby.filesync.v1.FileSync/DiffCopy`, ...).
     pub methods: Vec<String>,
+    /// What the client calls its context across builds (buildx: the directory's
+    /// name and its node), so that a copy kept from an earlier build can be
+    /// brought up to date; empty when it says nothing.
+    pub shared_key: String,
 }
 
 impl Session {
