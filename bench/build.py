@@ -12,7 +12,9 @@ commands:
     every time) and by `berth build` (which sends only what the daemon's kept copy
     of the context lacks; for the upload figure, a fresh directory each time);
     dockerd's classic builder (docker CLI v28, DOCKER_BUILDKIT=0); dockerd's
-    BuildKit (/usr/bin/docker 20.10, DOCKER_BUILDKIT=1).
+    BuildKit (/usr/bin/docker 20.10, DOCKER_BUILDKIT=1); and Docker Compose v2
+    (`docker compose build`, BuildKit's control API on /grpc) against berthd and
+    against dockerd, the same compose file for both.
 Run as root from the repository, after `cargo build --release --workspace --bins`:
   python3 bench/build.py [--runs N]
 """
@@ -70,6 +72,17 @@ def make_context(d):
     open(os.path.join(d, "late.txt"), "w").write("late 0\n")
     open(os.path.join(d, "Dockerfile"), "w").write(DOCKERFILE)
     open(os.path.join(d, "Dockerfile.upload"), "w").write("FROM busybox\n")
+    open(os.path.join(d, "compose.yaml"), "w").write(
+        "services:\n  bench:\n    image: bench\n    build:\n      context: .\n      dockerfile: ${DF:-Dockerfile}\n")
+
+
+def compose(where, extra):
+    """`docker compose build` of the context `where`; `-f F` picks the Dockerfile."""
+    cmd = [DOCKER, "compose", "--project-directory", where, "build", "-q"]
+    df = None
+    if extra[:1] == ["-f"]:
+        df, extra = os.path.basename(extra[1]), extra[2:]
+    return cmd + extra, df
 
 
 def main():
@@ -121,12 +134,22 @@ def main():
         size = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(ctx) for f in fs)
         print(f"context: {size / 1e6:.1f} MB, Dockerfile: {DOCKERFILE.count(chr(10))} instructions")
 
+        cenv = dict(benv, DOCKER_BUILDKIT="1")
+        ckenv = dict(kenv)
         clients = [
             ("berthd, docker CLI (classic /build)", [DOCKER, "build", "-q", "-t", "bench"], benv),
             ("berthd, berth build", [os.path.join(BIN, "berth"), "build", "-q", "-t", "bench"], benv),
             ("dockerd classic builder", [DOCKER, "build", "-q", "-t", "bench"], denv),
             ("dockerd BuildKit (docker 20.10)", [DOCKER20, "build", "-q", "-t", "bench"], kenv),
+            ("berthd, compose v2", "compose", cenv),
+            ("dockerd BuildKit, compose v2", "compose", ckenv),
         ]
+
+        def timed_client(cmd, env, extra, where):
+            if cmd == "compose":
+                c, df = compose(where, extra)
+                return timed(c, dict(env, DF=df or "Dockerfile"))
+            return timed(cmd + extra + [where], env)
         results = {}
         late = [0]
 
@@ -136,29 +159,30 @@ def main():
 
         # Warm-up: one full build each (fills caches, pulls nothing).
         for _, cmd, env in clients:
-            timed(cmd + [ctx], env)
+            timed_client(cmd, env, [], ctx)
         for name, cmd, env in clients:
             r = results.setdefault(name, {})
-            r["cold"] = [timed(cmd + ["--no-cache", ctx], env) for _ in range(max(2, args.runs // 2))]
+            r["cold"] = [timed_client(cmd, env, ["--no-cache"], ctx) for _ in range(max(2, args.runs // 2))]
         for _ in range(args.runs):
             for name, cmd, env in clients:
-                results[name].setdefault("noop", []).append(timed(cmd + [ctx], env))
+                results[name].setdefault("noop", []).append(timed_client(cmd, env, [], ctx))
         # A new content for each build, so that no client finds another's result.
         for _ in range(args.runs):
             for name, cmd, env in clients:
                 touch_late()
-                results[name].setdefault("late", []).append(timed(cmd + [ctx], env))
+                results[name].setdefault("late", []).append(timed_client(cmd, env, [], ctx))
         # The whole context goes: `berth build` gets a fresh copy of the directory
         # each time (a context the daemon has not kept), copied before the clock.
         for i in range(args.runs):
             for name, cmd, env in clients:
                 where = ctx
-                if "berth build" in name:
-                    where = f"{ctx}-fresh{i}"
+                if "berth build" in name or "compose" in name:
+                    # A directory of another name: no copy kept under its key.
+                    where = f"{ctx}-fresh{i}-{len(name)}"
                     shutil.copytree(ctx, where, symlinks=True)
                     os.sync()
                 results[name].setdefault("upload", []).append(
-                    timed(cmd + ["-f", os.path.join(where, "Dockerfile.upload"), where], env))
+                    timed_client(cmd, env, ["-f", os.path.join(where, "Dockerfile.upload")], where))
         med = {n: {k: statistics.median(v) for k, v in r.items()} for n, r in results.items()}
         print(f"\n{'client':<40}{'cold':>10}{'no-op':>10}{'late file':>11}{'upload':>10}   (median ms)")
         for n, m in med.items():
@@ -168,6 +192,9 @@ def main():
             o = med[other]
             print(f"berthd (docker CLI) / {other}: cold {b['cold'] / o['cold']:.2f}x, no-op {b['noop'] / o['noop']:.2f}x, "
                   f"late file {b['late'] / o['late']:.2f}x, upload {b['upload'] / o['upload']:.2f}x")
+        b, o = med["berthd, compose v2"], med["dockerd BuildKit, compose v2"]
+        print(f"compose v2, berthd / dockerd BuildKit: cold {b['cold'] / o['cold']:.2f}x, no-op {b['noop'] / o['noop']:.2f}x, "
+              f"late file {b['late'] / o['late']:.2f}x, upload {b['upload'] / o['upload']:.2f}x")
     finally:
         if dockerd:
             dockerd.send_signal(signal.SIGTERM)

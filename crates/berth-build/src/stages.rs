@@ -190,6 +190,83 @@ impl Plan {
     }
 }
 
+/// What of the context a build reads: the paths its target's stages copy or bind
+/// from it (as include patterns, wildcards kept), and the images its stages start
+/// from (whose ONBUILD triggers may read more: the caller checks them). `None`
+/// when that is the whole context or known only as the build runs (a source with
+/// a variable in it), or when the Dockerfile does not plan.
+pub fn context_paths(
+    text: &str,
+    target: Option<&str>,
+    build_args: &std::collections::BTreeMap<String, String>,
+) -> Option<(Vec<String>, Vec<String>)> {
+    let plan = Plan::parse(text).ok()?;
+    let mut meta = Vars::new();
+    for (name, default) in &plan.meta_args {
+        if let Some(v) = build_args.get(name) {
+            meta.insert(name.clone(), v.clone());
+        } else if let Some(d) = default {
+            meta.insert(name.clone(), shell::expand(d, &meta, plan.escape).ok()?);
+        }
+    }
+    let target = plan.target(target).ok()?;
+    let mut paths: Vec<String> = Vec::new();
+    let mut images = Vec::new();
+    // A path relative to the context's root, or None for the root itself or one
+    // known only later.
+    let clean = |src: &str| -> Option<String> {
+        if src.contains('$') {
+            return None;
+        }
+        let parts: Vec<&str> = src
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .collect();
+        if parts.is_empty() || parts.contains(&"..") {
+            return None;
+        }
+        Some(parts.join("/"))
+    };
+    for i in plan.needed(target, &meta).ok()? {
+        if let Source::Image(name) = plan.base(i, &meta).ok()? {
+            if name != "scratch" {
+                images.push(name);
+            }
+        }
+        for ins in &plan.stages[i].instructions {
+            match &ins.kind {
+                Kind::Copy(c) if c.from.is_none() => {
+                    for src in &c.srcs {
+                        let remote = c.add && (src.contains("://") || src.starts_with("git@"));
+                        if src.starts_with("<<") || remote {
+                            continue;
+                        }
+                        paths.push(clean(src)?);
+                    }
+                }
+                Kind::Run { mounts, .. } => {
+                    for m in mounts {
+                        let kv: Vec<(&str, &str)> = m
+                            .split(',')
+                            .map(|f| f.split_once('=').unwrap_or((f, "")))
+                            .collect();
+                        let get =
+                            |k: &[&str]| kv.iter().find(|(n, _)| k.contains(n)).map(|(_, v)| *v);
+                        let bind = get(&["type"]).is_none_or(|t| t == "bind");
+                        if bind && get(&["from"]).is_none() {
+                            paths.push(clean(get(&["source", "src"]).unwrap_or(""))?);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    paths.sort();
+    paths.dedup();
+    Some((paths, images))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,5 +296,31 @@ mod tests {
             .contains("could not be found"));
         assert!(Plan::parse("RUN x\n").is_err());
         assert!(Plan::parse("FROM a AS x\nFROM b AS x\n").is_err());
+    }
+
+    #[test]
+    fn the_context_paths_a_target_reads() {
+        let args = std::collections::BTreeMap::new();
+        let df =
+            "FROM busybox AS a\nCOPY ./src/ /src\nCOPY *.txt lib/*.c /x/\nCOPY <<EOF /h\nhi\nEOF\n\
+                  RUN --mount=type=bind,source=tools,target=/t --mount=type=cache,target=/c true\n\
+                  ADD https://example.invalid/f /f\n\
+                  FROM a AS b\nCOPY --from=a /src /s\n\
+                  FROM scratch AS c\nCOPY . /\n";
+        let (paths, images) = context_paths(df, Some("b"), &args).unwrap();
+        assert_eq!(paths, ["*.txt", "lib/*.c", "src", "tools"]);
+        assert_eq!(images, ["busybox"]);
+        // The whole context, or one known only later: everything.
+        assert!(context_paths(df, Some("c"), &args).is_none());
+        assert!(context_paths("FROM busybox\nARG D\nCOPY $D /d\n", None, &args).is_none());
+        assert!(context_paths(
+            "FROM busybox\nRUN --mount=type=bind,target=/m true\n",
+            None,
+            &args
+        )
+        .is_none());
+        // Nothing of it.
+        let (paths, _) = context_paths("FROM busybox\nRUN true\n", None, &args).unwrap();
+        assert!(paths.is_empty());
     }
 }

@@ -27,7 +27,7 @@ fn docker_20_buildkit_builds_through_the_session() {
             (
                 "Dockerfile",
                 "FROM busybox AS build\nARG WHAT=nothing\nCOPY . /src/\nRUN echo \"made $WHAT\" > /out && ls -A /src | tr '\\n' ' '\n\
-                 FROM busybox AS final\nCOPY --from=build /out /out\nCMD [\"cat\", \"/out\"]\n\
+                 FROM busybox AS final\nCOPY --from=build /out /out\nRUN ln -s /etc/shadow /leak\nCMD [\"cat\", \"/out\"]\n\
                  FROM busybox AS other\nRUN exit 9\n",
             ),
             (".dockerignore", "*.secret\n"),
@@ -102,6 +102,11 @@ fn docker_20_buildkit_builds_through_the_session() {
     assert_eq!(
         std::fs::read_link(local.join("bin/sh")).unwrap(),
         Path::new("busybox")
+    );
+    // A link the image holds is sent as a link, never followed to the host's file.
+    assert_eq!(
+        std::fs::read_link(local.join("leak")).unwrap(),
+        Path::new("/etc/shadow")
     );
     // A failing step fails the build with its words.
     let o = bk(&d, &dir, &["--target", "other"], &[]);
@@ -474,8 +479,8 @@ fn compose_v2_builds_through_the_buildkit_api() {
     assert_eq!(o.code, 0, "{o:?}");
     let transfers = context_transfers(&d);
     assert_eq!(transfers.len(), 2, "{transfers:?}");
-    assert!(transfers[0].0 >= 3, "{transfers:?}");
-    assert_eq!(transfers[1], (0, transfers[0].0), "{transfers:?}");
+    // The probe is all the build reads of the context.
+    assert_eq!(transfers, [(1, 0), (0, 1)]);
     assert!(o.stdout.matches("CACHED").count() >= 6, "{o:?}");
     assert!(!o.stdout.contains("S3CRET-FROM-FILE"), "{o:?}");
     // With the build cache pruned, cache_from finds the steps in the image.
@@ -666,4 +671,53 @@ fn berth_build_serves_secrets_and_the_agent_through_its_session() {
     ]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("is not an agent socket"), "{o:?}");
+}
+
+/// Only what the build reads comes through the session: the sources its target
+/// copies, nothing for a Dockerfile that copies none; an image's ONBUILD
+/// trigger (which may read anything) gets the whole context.
+#[test]
+fn only_the_files_a_build_reads_come_through_the_session() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = d.files(
+        "follow",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox AS app\nCOPY app/ /app/\nFROM busybox AS unused\nCOPY big/ /big/\n",
+            ),
+            ("Dockerfile.none", "FROM busybox\nRUN echo nothing read\n"),
+            ("Dockerfile.onbuild", "FROM busybox\nONBUILD COPY . /ctx/\n"),
+            ("Dockerfile.child", "FROM onb\nRUN ls /ctx | tr '\\n' ' '\n"),
+            ("app/main.c", "int main;\n"),
+            ("big/1.bin", "one\n"),
+            ("big/2.bin", "two\n"),
+            ("other.txt", "other\n"),
+        ],
+    );
+    let dir_s = dir.to_str().unwrap();
+    let o = bk(&d, &dir, &["--target", "app", "-t", "f1"], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(d.run_rm(&["f1", "cat", "/app/main.c"]), "int main;\n");
+    let o = bk(&d, &dir, &["-f", &format!("{dir_s}/Dockerfile.none")], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = bk(
+        &d,
+        &dir,
+        &["-f", &format!("{dir_s}/Dockerfile.onbuild"), "-t", "onb"],
+        &[],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let o = bk(&d, &dir, &["-f", &format!("{dir_s}/Dockerfile.child")], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("Dockerfile.none Dockerfile.onbuild app big other.txt"),
+        "{o:?}"
+    );
+    let t = context_transfers(&d);
+    // app/main.c; nothing; nothing (ONBUILD runs in a child); all five files.
+    let sent: Vec<usize> = t.iter().map(|(f, k)| f + k).collect();
+    assert_eq!(sent, [1, 0, 0, 8], "{t:?}");
 }

@@ -114,6 +114,7 @@ pub async fn from_session(
     scratch: &Path,
     dir: &Path,
     name: &str,
+    reads: &(dyn Fn(&str) -> Option<Vec<String>> + Send + Sync),
 ) -> Result<Received, String> {
     use berth_buildkit::filesync::{receive, Request};
     let base = name.rsplit('/').next().unwrap_or(name).to_string();
@@ -164,13 +165,18 @@ pub async fn from_session(
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .map(String::from)
         .collect();
-    let got = receive(
-        &session.channel,
-        &sync("context", Vec::new(), excludes),
-        dir,
-    )
-    .await
-    .map_err(|e| failed("the context", e))?;
+    // Only what the build reads, as BuildKit's frontend asks (its followpaths):
+    // nothing at all for a Dockerfile that reads none of it.
+    let got = match reads(&dockerfile) {
+        Some(paths) if paths.is_empty() => Default::default(),
+        follow => {
+            let mut req = sync("context", Vec::new(), excludes);
+            req.follow = follow.unwrap_or_default();
+            receive(&session.channel, &req, dir)
+                .await
+                .map_err(|e| failed("the context", e))?
+        }
+    };
     tracing::info!(
         files = got.files,
         bytes = got.bytes,

@@ -270,7 +270,33 @@ impl Builds {
                     }
                     None => ctx_dir.clone(),
                 };
-                let ctx = context::from_session(&s, &scratch, &dir, &dockerfile_name).await?;
+                let reads = {
+                    let (store, target, args) = (
+                        self.parts.store.clone(),
+                        req.target.clone(),
+                        req.build_args.clone(),
+                    );
+                    move |dockerfile: &str| {
+                        let target = (!target.is_empty()).then_some(target.as_str());
+                        let (paths, images) =
+                            berth_build::stages::context_paths(dockerfile, target, &args)?;
+                        // An image's ONBUILD triggers may read any of it; so may one
+                        // not pulled yet.
+                        let quiet = images.iter().all(|i| {
+                            store.resolve(i).is_ok_and(|img| {
+                                serde_json::from_slice::<serde_json::Value>(&img.config_bytes)
+                                    .is_ok_and(|c| {
+                                        c["config"]["OnBuild"]
+                                            .as_array()
+                                            .is_none_or(|a| a.is_empty())
+                                    })
+                            })
+                        });
+                        quiet.then_some(paths)
+                    }
+                };
+                let ctx =
+                    context::from_session(&s, &scratch, &dir, &dockerfile_name, &reads).await?;
                 session = Some(s);
                 ctx
             }
