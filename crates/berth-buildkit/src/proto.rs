@@ -88,6 +88,23 @@ pub struct CheckAgentRequest {
 #[derive(Clone, PartialEq, Message)]
 pub struct CheckAgentResponse {}
 
+/// moby.filesync.v1.CredentialsRequest (the session's registry credentials).
+#[derive(Clone, PartialEq, Message)]
+pub struct CredentialsRequest {
+    #[prost(string, tag = "1")]
+    pub host: String,
+}
+
+/// moby.filesync.v1.CredentialsResponse: a username and password, or no username
+/// and an identity token.
+#[derive(Clone, PartialEq, Message)]
+pub struct CredentialsResponse {
+    #[prost(string, tag = "1")]
+    pub username: String,
+    #[prost(string, tag = "2")]
+    pub secret: String,
+}
+
 /// google.protobuf.Timestamp
 #[derive(Clone, PartialEq, Message)]
 pub struct Timestamp {

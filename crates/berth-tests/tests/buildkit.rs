@@ -721,3 +721,54 @@ fn only_the_files_a_build_reads_come_through_the_session() {
     let sent: Vec<usize> = t.iter().map(|(f, k)| f + k).collect();
     assert_eq!(sent, [1, 0, 0, 8], "{t:?}");
 }
+
+/// FROM an image of a registry that wants a login, built by compose v2: berthd
+/// asks the client's session for the registry's credentials (`Auth/Credentials`,
+/// answered from the docker CLI's config), as BuildKit does.
+#[test]
+fn compose_v2_pulls_a_private_base_with_the_sessions_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("builder:{}\n", bcrypt::hash("b4ild", 5).unwrap()),
+    )
+    .unwrap();
+    let reg = berth_tests::TestRegistry::start(&format!(
+        "  htpasswd:\n    realm: berth-test\n    path: {}\n",
+        htpasswd.display()
+    ));
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["login", "-u", "builder", "-p", "b4ild", &reg.host()])
+        .ok();
+    let remote = format!("{}/base:1", reg.host());
+    d.docker(&["tag", "busybox", &remote]).ok();
+    d.docker(&["push", &remote]).ok();
+    d.docker(&["rmi", &remote]).ok();
+    let ctx = d.files(
+        "cv2private",
+        &[
+            (
+                "Dockerfile",
+                &format!("FROM {remote}\nRUN echo pulled > /p\n"),
+            ),
+            (
+                "compose.yaml",
+                "services:\n  s:\n    build: .\n    image: cv2-priv\n",
+            ),
+        ],
+    );
+    let o = compose_v2(&d, &ctx, &["build"], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(d.run_rm(&["cv2-priv", "cat", "/p"]), "pulled\n");
+    // Logged out: the pull is refused, in the build's words.
+    d.docker(&["logout", &reg.host()]).ok();
+    d.docker(&["rmi", &remote]).ok();
+    let o = compose_v2(&d, &ctx, &["build", "--no-cache"], &[]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        format!("{}{}", o.stdout, o.stderr).contains("failed to resolve source metadata"),
+        "{o:?}"
+    );
+}

@@ -605,8 +605,42 @@ async fn relay_output(mut r: tokio::io::DuplexStream, out: Output, id: usize) ->
 }
 
 impl Steps {
-    /// `-o type=tar` of a BuildKit client: the filesystem of `layers` as a tar,
-    /// streamed to the session's `FileSend/DiffCopy` as it is written.
+    /// The registry credentials the client's session gives for `registry`
+    /// (`Auth/Credentials`, as BuildKit asks the docker CLI's config), if any.
+    async fn session_credentials(
+        &self,
+        registry: &str,
+    ) -> Option<berth_registry::auth::Credentials> {
+        const METHOD: &str = "/moby.filesync.v1.Auth/Credentials";
+        let s = self.session.as_ref().filter(|s| s.serves(METHOD))?;
+        // BuildKit names Docker Hub by its registry host.
+        let host = if registry == "docker.io" {
+            "registry-1.docker.io"
+        } else {
+            registry
+        };
+        let req = berth_buildkit::proto::CredentialsRequest {
+            host: host.to_string(),
+        };
+        let r = s
+            .channel
+            .unary::<_, berth_buildkit::proto::CredentialsResponse>(METHOD, &[], &req)
+            .await
+            .ok()?;
+        match (r.username.is_empty(), r.secret.is_empty()) {
+            (_, true) => None,
+            (true, false) => Some(berth_registry::auth::Credentials {
+                identity_token: r.secret,
+                ..Default::default()
+            }),
+            (false, false) => Some(berth_registry::auth::Credentials {
+                username: r.username,
+                password: r.secret,
+                ..Default::default()
+            }),
+        }
+    }
+
     /// Sends the filesystem of `layers` to the client's session as a directory
     /// (`-o type=local`): the client's file sync asks for the files it writes.
     pub async fn send_dir(&self, layers: &[Layer]) -> Result<(), String> {
@@ -628,6 +662,8 @@ impl Steps {
         Ok(())
     }
 
+    /// `-o type=tar` of a BuildKit client: the filesystem of `layers` as a tar,
+    /// streamed to the session's `FileSend/DiffCopy` as it is written.
     pub async fn send_tar(&self, layers: &[Layer]) -> Result<(), String> {
         const METHOD: &str = "/moby.filesync.v1.FileSend/DiffCopy";
         let session = self
@@ -715,17 +751,15 @@ impl Backend for Steps {
             }
         }
         say(out, format!("Pulling {name}\n"));
+        let registry = crate::daemon::image::pull::registry_of(name);
+        let creds = match self.auth.get(&registry) {
+            Some(c) => Some(c.clone()),
+            None => self.session_credentials(&registry).await,
+        };
         let mut rx = self
             .builds
             .images
-            .pull(
-                name,
-                "",
-                None,
-                self.auth
-                    .get(&crate::daemon::image::pull::registry_of(name))
-                    .cloned(),
-            )
+            .pull(name, "", None, creds)
             .await
             .map_err(|e| format!("failed to resolve source metadata for {name}: {e}"))?;
         while let Some(chunk) = rx.recv().await {
