@@ -37,8 +37,13 @@ pub enum Event {
 pub enum StepState {
     Started,
     Cached,
-    Done { ms: u64 },
-    Failed,
+    Done {
+        ms: u64,
+    },
+    /// With what went wrong, in a line (BuildKit's vertex error).
+    Failed {
+        error: String,
+    },
 }
 
 pub type Output = tokio::sync::mpsc::UnboundedSender<Event>;

@@ -463,7 +463,14 @@ impl<B: Backend> Shared<B> {
                 Ok(st)
             }
             Err(e) => {
-                self.progress(id, name, StepState::Failed);
+                let why = match &e {
+                    BuildError::Step { message, .. } | BuildError::Parse { message, .. } => {
+                        message.clone()
+                    }
+                    BuildError::Other(m) => m.clone(),
+                };
+                let line = why.lines().next().unwrap_or("").to_string();
+                self.progress(id, name, StepState::Failed { error: line });
                 Err(e)
             }
         }

@@ -67,9 +67,9 @@ impl Trace {
                         v.completed = Some(Timestamp::now());
                     }
                     StepState::Done { .. } => v.completed = Some(Timestamp::now()),
-                    StepState::Failed => {
+                    StepState::Failed { error } => {
                         v.completed = Some(Timestamp::now());
-                        v.error = "the step failed".into();
+                        v.error = error;
                     }
                 }
                 Some(StatusResponse {
