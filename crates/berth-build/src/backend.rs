@@ -30,6 +30,8 @@ pub enum Event {
     },
     /// Output of the step `id` (a RUN's).
     Log { id: usize, text: String },
+    /// Something about the Dockerfile the user should know (BuildKit's warnings).
+    Warning(String),
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]

@@ -158,14 +158,31 @@ pub struct VertexLog {
     pub msg: Vec<u8>,
 }
 
-/// moby.buildkit.v1.StatusResponse (vertexes and logs; berth sends no statuses
-/// or warnings).
+/// moby.buildkit.v1.VertexWarning (without source ranges).
+#[derive(Clone, PartialEq, Message)]
+pub struct VertexWarning {
+    #[prost(string, tag = "1")]
+    pub vertex: String,
+    #[prost(int64, tag = "2")]
+    pub level: i64,
+    #[prost(bytes = "vec", tag = "3")]
+    pub short: Vec<u8>,
+    #[prost(bytes = "vec", repeated, tag = "4")]
+    pub detail: Vec<Vec<u8>>,
+    #[prost(string, tag = "5")]
+    pub url: String,
+}
+
+/// moby.buildkit.v1.StatusResponse (vertexes, logs and warnings; berth sends no
+/// statuses).
 #[derive(Clone, PartialEq, Message)]
 pub struct StatusResponse {
     #[prost(message, repeated, tag = "1")]
     pub vertexes: Vec<Vertex>,
     #[prost(message, repeated, tag = "3")]
     pub logs: Vec<VertexLog>,
+    #[prost(message, repeated, tag = "4")]
+    pub warnings: Vec<VertexWarning>,
 }
 
 #[cfg(test)]

@@ -397,7 +397,8 @@ fn compose_v2_builds_through_the_buildkit_api() {
             ("compose.yaml", &compose_file),
             (
                 "Dockerfile",
-                "FROM busybox AS base\n\
+                "# syntax=docker/dockerfile:1\n\
+                 FROM busybox AS base\n\
                  ARG GREETING=none\n\
                  RUN echo \"greeting=$GREETING\" > /greeting\n\
                  FROM base AS test\n\
@@ -435,6 +436,11 @@ fn compose_v2_builds_through_the_buildkit_api() {
     assert!(err.contains("S3CRET-FROM-ENV"), "{err}");
     assert!(err.contains("answers type 12 with 1 identities"), "{err}");
     assert!(!err.contains("never-built"), "{err}");
+    // The Dockerfile's warnings, on the vertex of reading it.
+    assert!(
+        err.contains("[app internal] load build definition from Dockerfile\n#1 WARN: the syntax directive (docker/dockerfile:1) is noted and not followed"),
+        "{err}"
+    );
     assert_eq!(
         d.run_rm(&["cv2-app", "cat", "/greeting"]),
         "greeting=hello\n"

@@ -160,7 +160,7 @@ pub async fn build<B: Backend>(
 ) -> Result<Built, BuildError> {
     let plan = Plan::parse(dockerfile_text).map_err(|e| BuildError::parse(&opts.dockerfile, e))?;
     for w in &plan.warnings {
-        say(&out, format!("[WARNING]: {w}\n"));
+        let _ = out.send(Event::Warning(w.clone()));
     }
     let platform = if opts.platform.is_empty() {
         format!("linux/{}", host_arch())

@@ -112,7 +112,10 @@ impl Builds {
                                 None => continue,
                             },
                             Event::Stream(s) if !quiet => serde_json::json!({ "stream": s }),
-                            Event::Stream(_) => continue,
+                            Event::Warning(w) if !quiet => {
+                                serde_json::json!({ "stream": format!("[WARNING]: {w}\n") })
+                            }
+                            Event::Stream(_) | Event::Warning(_) => continue,
                             Event::Aux(v) => serde_json::json!({ "aux": v }),
                             // berth's progress view: steps and their output.
                             Event::Step { id, name, state } if progress => serde_json::json!({

@@ -5,7 +5,7 @@
 
 use base64::Engine;
 use berth_build::backend::{Event, StepState};
-use berth_buildkit::proto::{StatusResponse, Timestamp, Vertex, VertexLog};
+use berth_buildkit::proto::{StatusResponse, Timestamp, Vertex, VertexLog, VertexWarning};
 use prost::Message;
 use std::collections::HashMap;
 
@@ -74,19 +74,44 @@ impl Trace {
                 }
                 Some(StatusResponse {
                     vertexes: vec![v],
-                    logs: Vec::new(),
+                    ..Default::default()
                 })
             }
             Event::Log { id, text } => {
                 let (digest, _, _) = self.vertex(id, "").clone();
                 Some(StatusResponse {
-                    vertexes: Vec::new(),
                     logs: vec![VertexLog {
                         vertex: digest,
                         timestamp: Some(Timestamp::now()),
                         stream: 1,
                         msg: text.into_bytes(),
                     }],
+                    ..Default::default()
+                })
+            }
+            // On the vertex of reading the Dockerfile, as BuildKit has it.
+            Event::Warning(w) => {
+                let (digest, name, started) = self
+                    .vertex(
+                        usize::MAX,
+                        "[internal] load build definition from Dockerfile",
+                    )
+                    .clone();
+                Some(StatusResponse {
+                    vertexes: vec![Vertex {
+                        digest: digest.clone(),
+                        name,
+                        started: Some(started),
+                        completed: Some(Timestamp::now()),
+                        ..Default::default()
+                    }],
+                    warnings: vec![VertexWarning {
+                        vertex: digest,
+                        level: 1,
+                        short: w.into_bytes(),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
                 })
             }
             Event::Aux(_) | Event::Stream(_) => None,
