@@ -553,31 +553,49 @@ fn a_compose_v2_client_that_dies_mid_build_leaves_nothing() {
     });
 }
 
-/// What berthd cannot do through the control API is refused by name, and the
-/// build fails with those words: a named context, several platforms at once.
+/// Compose's `additional_contexts`: a directory of the client (`local:`) and an
+/// image (`docker-image://`) stand for the names the Dockerfile uses; a kind berth
+/// cannot take is refused by name and nothing is built.
 #[test]
-fn compose_v2_options_berth_cannot_honour_fail_clearly() {
+fn compose_v2_named_contexts_from_a_directory_and_an_image() {
     let d = Daemon::start();
     d.load_busybox();
     let dir = d.files(
-        "cv2bad",
+        "cv2named",
         &[
             (
                 "compose.yaml",
-                "services:\n  s:\n    image: cv2-bad\n    build:\n      context: .\n      additional_contexts:\n        extra: ./sub\n",
+                "services:\n  s:\n    image: cv2-named\n    build:\n      context: .\n      additional_contexts:\n        extra: ./sub\n        mybase: docker-image://busybox\n",
             ),
-            ("Dockerfile", "FROM busybox\nCOPY --from=extra f /f\n"),
-            ("sub/f", "x"),
+            (
+                "compose.remote.yaml",
+                "services:\n  s:\n    image: cv2-remote\n    build:\n      context: .\n      additional_contexts:\n        extra: https://127.0.0.1:9/never.tar\n",
+            ),
+            ("Dockerfile", "FROM mybase\nCOPY --from=extra f /f\n"),
+            ("sub/f", "from the named context\n"),
         ],
     );
     let o = compose_v2(&d, &dir, &["build"], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(
+        d.run_rm(&["cv2-named", "cat", "/f"]),
+        "from the named context\n"
+    );
+    // A changed directory is a changed source.
+    std::fs::write(dir.join("sub/f"), "changed\n").unwrap();
+    let o = compose_v2(&d, &dir, &["build"], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert_eq!(d.run_rm(&["cv2-named", "cat", "/f"]), "changed\n");
+    let remote = dir.join("compose.remote.yaml");
+    let o = compose_v2(&d, &dir, &["-f", remote.to_str().unwrap(), "build"], &[]);
     assert_ne!(o.code, 0, "{o:?}");
     assert!(
         o.stderr.contains("named build context \"extra\"")
-            && o.stderr.contains("berth does not take named contexts yet"),
+            && o.stderr
+                .contains("berth takes images (docker-image://) and the client's directories"),
         "{o:?}"
     );
-    assert_eq!(d.docker(&["images", "-q", "cv2-bad"]).ok(), "");
+    assert_eq!(d.docker(&["images", "-q", "cv2-remote"]).ok(), "");
 }
 
 /// `berth build --secret` and `--ssh` serve the same session protocol to berthd

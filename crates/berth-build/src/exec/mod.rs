@@ -55,6 +55,18 @@ pub struct Options {
     pub created: String,
     /// Images whose steps may stand for this build's (`--cache-from`).
     pub cache_from: Vec<String>,
+    /// Names that stand for an image or a directory wherever the Dockerfile names
+    /// an image (`FROM`, `--from`): BuildKit's named contexts.
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// What a named context stands for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NamedContext {
+    /// Another image (`docker-image://REF`).
+    Image(String),
+    /// A directory's files, as a one-layer filesystem (`local:NAME` of a session).
+    Dir(std::path::PathBuf),
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -556,8 +568,7 @@ impl<B: Backend> Shared<B> {
             }
             Source::Image(name) => {
                 let (id, snap) = self
-                    .backend
-                    .image(&name, self.opts.pull, &self.out)
+                    .image_named(&name, self.opts.pull)
                     .await
                     .map_err(|m| self.step_err(&from.node, m))?;
                 // The platform asked (FROM --platform, or the build's) must be the
@@ -777,14 +788,65 @@ impl<B: Backend> Shared<B> {
                         format!("stage {from:?} is defined after the stage that uses it"),
                     ));
                 }
-                self.backend
-                    .image(from, false, &self.out)
+                self.image_named(from, false)
                     .await
                     .map(|(_, s)| s)
                     .map_err(|m| self.step_err(node, m))
             }
         }
     }
+
+    /// The image `name` names, or what a named context of that name stands
+    /// for: another image, or a directory made a one-layer filesystem (its key
+    /// the layer's digest, so a changed directory is a changed source).
+    async fn image_named(&self, name: &str, pull: bool) -> Result<(String, Snapshot), String> {
+        match self.opts.named_contexts.get(name) {
+            None => self.backend.image(name, pull, &self.out).await,
+            Some(NamedContext::Image(r)) => self.backend.image(r, pull, &self.out).await,
+            Some(NamedContext::Dir(dir)) => {
+                let tar = self
+                    .backend
+                    .scratch()
+                    .join(format!("named-{:016x}.tar", rand_u64()));
+                let (d, t) = (dir.clone(), tar.clone());
+                tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+                    let mut b =
+                        tar::Builder::new(std::io::BufWriter::new(std::fs::File::create(&t)?));
+                    b.follow_symlinks(false);
+                    b.append_dir_all(".", &d)?;
+                    b.into_inner()?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| format!("reading the named context {name}: {e}"))?;
+                let layer = self.backend.add_layer(&tar).await;
+                let _ = std::fs::remove_file(&tar);
+                let parts: Vec<&str> = self.meta["TARGETPLATFORM"].split('/').collect();
+                let mut snap =
+                    empty_snapshot(parts[0], parts.get(1).copied().unwrap_or(host_arch()));
+                let mut id = digest(&["context", name]);
+                if let Some(l) = layer? {
+                    id = l.0.clone();
+                    snap.config.rootfs.diff_ids.push(l.0.clone());
+                    snap.layers.push(l);
+                }
+                Ok((id, snap))
+            }
+        }
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.finish()
 }
 
 #[cfg(test)]

@@ -101,6 +101,7 @@ pub(super) async fn route(
                 // berth's (its secrets and SSH agents).
                 session: q.get("session").filter(|s| !s.is_empty()).map(String::from),
                 session_output,
+                named_contexts: Default::default(),
                 cache_from: json_param(call, "cachefrom")?,
                 progress: q.flag("berthprogress"),
                 kept_context: match (q.get("berthcontext"), q.get("berthgeneration")) {

@@ -192,3 +192,21 @@ pub async fn from_session(
         },
     })
 }
+
+/// A directory of the client's session (a named context's `local:NAME`), whole,
+/// into `dest`.
+pub async fn from_session_dir(
+    session: &super::sessions::Session,
+    dir_name: &str,
+    dest: &Path,
+) -> Result<(), String> {
+    std::fs::create_dir_all(dest).map_err(|e| format!("creating {}: {e}", dest.display()))?;
+    let req = berth_buildkit::filesync::Request {
+        dir_name: dir_name.to_string(),
+        ..Default::default()
+    };
+    berth_buildkit::filesync::receive(&session.channel, &req, dest)
+        .await
+        .map(|_| ())
+        .map_err(|e| format!("failed to read {dir_name} from the client's session: {e}"))
+}

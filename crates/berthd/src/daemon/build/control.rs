@@ -183,9 +183,12 @@ pub fn request_from_attrs(
         } else if let Some(name) = k.strip_prefix("label:") {
             req.labels.insert(name.to_string(), v.to_string());
         } else if let Some(name) = k.strip_prefix("context:") {
-            return Err(ControlError::Unsupported(format!(
-                "named build context {name:?} ({v}): berth does not take named contexts yet"
-            )));
+            if !(v.starts_with("docker-image://") || v.starts_with("local:")) {
+                return Err(ControlError::Unsupported(format!(
+                    "named build context {name:?} ({v}): berth takes images (docker-image://) and the client's directories"
+                )));
+            }
+            req.named_contexts.insert(name.to_string(), v.to_string());
         } else {
             match k.as_str() {
                 "filename" => req.dockerfile = v.to_string(),

@@ -343,6 +343,23 @@ impl Builds {
                     .ok_or_else(|| format!("no active session for {id}: context canceled"))?,
             );
         }
+        let mut named_contexts = std::collections::BTreeMap::new();
+        for (i, (name, v)) in req.named_contexts.iter().enumerate() {
+            use berth_build::exec::NamedContext;
+            let c = if let Some(r) = v.strip_prefix("docker-image://") {
+                NamedContext::Image(r.to_string())
+            } else if let Some(dir_name) = v.strip_prefix("local:") {
+                let s = session
+                    .as_ref()
+                    .ok_or_else(|| format!("named context {name}: no session to read {v} from"))?;
+                let dir = scratch.join(format!("named-{i}"));
+                context::from_session_dir(s, dir_name, &dir).await?;
+                NamedContext::Dir(dir)
+            } else {
+                return Err(format!("named context {name}: {v:?} is not supported"));
+            };
+            named_contexts.insert(name.clone(), c);
+        }
         let backend = Arc::new(backend::Steps::new(
             self.parts.clone(),
             &req,
@@ -365,6 +382,7 @@ impl Builds {
             tags: req.tags.clone(),
             created: crate::daemon::time::now_rfc3339(),
             cache_from: req.cache_from.clone(),
+            named_contexts,
         };
         let received = t0.elapsed();
         let exporter = backend.clone();

@@ -46,6 +46,9 @@ pub struct BuildRequest {
     /// A context kept by the daemon (`berthcontext`, `berthgeneration`), with the
     /// list claimed for this build: the body holds only the files it asked for.
     pub kept_context: Option<(String, super::contexts::Claim)>,
+    /// BuildKit's named contexts: a name and what it stands for
+    /// (`docker-image://REF`, or `local:DIR`, a directory of the session).
+    pub named_contexts: BTreeMap<String, String>,
     /// Credentials for the registries FROM pulls from (`X-Registry-Config`).
     pub auth: std::collections::HashMap<String, berth_registry::auth::Credentials>,
 }
