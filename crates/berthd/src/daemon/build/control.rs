@@ -594,7 +594,7 @@ mod tests {
         for (k, v, word) in [
             (
                 "context:base",
-                "docker-image://alpine",
+                "https://example.invalid/x.tar",
                 "named build context",
             ),
             ("platform", "linux/amd64,linux/arm64", "multi-platform"),
