@@ -571,6 +571,8 @@ mod tests {
                     r#"[{"Type":"registry","Attrs":{"ref":"app:cache"}}]"#,
                 ),
                 ("attest:provenance", "mode=min,inline-only=true"),
+                ("context:base", "docker-image://busybox"),
+                ("context:extra", "local:extra"),
             ]),
             "s1",
         )
@@ -585,6 +587,8 @@ mod tests {
         assert_eq!((r.ulimits[0].soft, r.ulimits[0].hard), (1024, 2048));
         assert_eq!(r.network_mode, "none");
         assert_eq!(r.cache_from, ["app:cache"]);
+        assert_eq!(r.named_contexts["base"], "docker-image://busybox");
+        assert_eq!(r.named_contexts["extra"], "local:extra");
         assert_eq!(r.session.as_deref(), Some("s1"));
         assert_eq!(r.remote.as_deref(), Some("client-session"));
     }
