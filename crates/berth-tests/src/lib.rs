@@ -267,6 +267,11 @@ impl Daemon {
         self.cli_env(Path::new("/usr/bin/docker"), args, None, env)
     }
 
+    /// Debian's docker CLI 20.10 with extra environment variables and `stdin`.
+    pub fn docker20_in(&self, env: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Out {
+        self.cli_env(Path::new("/usr/bin/docker"), args, Some(stdin), env)
+    }
+
     /// The docker CLI with extra environment variables.
     pub fn docker_env(&self, env: &[(&str, &str)], args: &[&str]) -> Out {
         self.cli_env(Path::new(DOCKER), args, None, env)

@@ -108,6 +108,29 @@ fn docker_20_buildkit_builds_through_the_session() {
         std::fs::read_link(local.join("leak")).unwrap(),
         Path::new("/etc/shadow")
     );
+    // A tar context on stdin: uploaded beside the build (buildid=upload-request:ID).
+    let tar = {
+        let mut b = tar::Builder::new(Vec::new());
+        let df = b"FROM busybox\nCOPY f /f\nRUN cat /f\n";
+        for (name, data) in [("Dockerfile", &df[..]), ("f", b"from the uploaded tar\n")] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            b.append_data(&mut h, name, data).unwrap();
+        }
+        b.into_inner().unwrap()
+    };
+    let o = d.docker20_in(
+        &[("DOCKER_BUILDKIT", "1")],
+        &["build", "--progress=plain", "-t", "bk:tar", "-"],
+        &tar,
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("[stage-0 3/3] RUN cat /f"), "{o:?}");
+    assert_eq!(
+        d.run_rm(&["bk:tar", "cat", "/f"]),
+        "from the uploaded tar\n"
+    );
     // A failing step fails the build with its words.
     let o = bk(&d, &dir, &["--target", "other"], &[]);
     assert_ne!(o.code, 0);

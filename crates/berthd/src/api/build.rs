@@ -28,6 +28,21 @@ pub(super) async fn route(
     Ok(Some(match (&call.method, segs) {
         (&Method::POST, []) => {
             let buildkit = q.get("version") == Some("2");
+            // A BuildKit client's tar context, sent beside its build (`docker build -
+            // < ctx.tar`): answered once that build has read it.
+            if let Some(id) = q
+                .get("buildid")
+                .and_then(|b| b.strip_prefix("upload-request:"))
+                .filter(|_| buildkit)
+                .map(String::from)
+            {
+                let body = BodyReader::new(call.take_body()?);
+                d.builds
+                    .upload(&id, body)
+                    .await
+                    .map_err(ApiError::invalid)?;
+                return Ok(Some(http::empty(StatusCode::OK)));
+            }
             if buildkit && q.get("session").is_none_or(str::is_empty) {
                 return Err(ApiError::invalid(
                     "a BuildKit build (version=2) needs a session",
@@ -97,6 +112,7 @@ pub(super) async fn route(
                 remote: q.get("remote").filter(|r| !r.is_empty()).map(String::from),
                 build_id: q.get("buildid").filter(|r| !r.is_empty()).map(String::from),
                 ulimits,
+                buildkit,
                 // A BuildKit client's session (its context and outputs), or
                 // berth's (its secrets and SSH agents).
                 session: q.get("session").filter(|s| !s.is_empty()).map(String::from),

@@ -167,6 +167,7 @@ pub fn request_from_attrs(
     session: &str,
 ) -> Result<BuildRequest, ControlError> {
     let mut req = BuildRequest {
+        buildkit: true,
         remote: Some("client-session".into()),
         session: Some(session.to_string()),
         ..Default::default()

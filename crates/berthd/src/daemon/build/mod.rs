@@ -33,7 +33,16 @@ pub struct Builds {
     control: control::Control,
     /// Builds in progress by their `buildid`, for `/build/cancel`.
     running: Mutex<HashMap<String, Arc<tokio::sync::Notify>>>,
+    /// Tar contexts a BuildKit client uploads beside its build, by build id.
+    uploads: Mutex<HashMap<String, Upload>>,
+    upload_added: tokio::sync::Notify,
 }
+
+/// A context's tar, and who waits until the build has read it.
+type Upload = (
+    Box<dyn std::io::Read + Send>,
+    tokio::sync::oneshot::Sender<()>,
+);
 
 impl Builds {
     pub fn new(
@@ -64,6 +73,53 @@ impl Builds {
             contexts: Arc::new(contexts::Contexts::new(dir.join("contexts"))),
             parts,
             running: Mutex::new(HashMap::new()),
+            uploads: Mutex::new(HashMap::new()),
+            upload_added: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// A BuildKit client's upload of the tar context of build `id` (its
+    /// `buildid=upload-request:ID` request): held until that build has read it,
+    /// or for a minute if no build of that id comes.
+    pub async fn upload<R: std::io::Read + Send + 'static>(
+        &self,
+        id: &str,
+        body: R,
+    ) -> Result<(), String> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.uploads
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id.to_string(), (Box::new(body), tx));
+        self.upload_added.notify_waiters();
+        match tokio::time::timeout(std::time::Duration::from_secs(60), rx).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                self.uploads
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(id);
+                Err(format!("no build {id} took the uploaded context"))
+            }
+        }
+    }
+
+    /// The upload of build `id`, waiting a little for it to start.
+    async fn take_upload(&self, id: &str) -> Option<Upload> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let added = self.upload_added.notified();
+            if let Some(u) = self
+                .uploads
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(id)
+            {
+                return Some(u);
+            }
+            if tokio::time::timeout_at(deadline, added).await.is_err() {
+                return None;
+            }
         }
     }
 
@@ -98,8 +154,7 @@ impl Builds {
             let (etx, mut erx) = mpsc::unbounded_channel::<Event>();
             let quiet = req.quiet;
             let progress = req.progress;
-            // A BuildKit client (its context comes through its session).
-            let buildkit = req.remote.as_deref() == Some("client-session");
+            let buildkit = req.buildkit;
             let forward = {
                 let tx = tx.clone();
                 tokio::spawn(async move {
@@ -253,7 +308,10 @@ impl Builds {
         let mut _kept = None;
         let t0 = std::time::Instant::now();
         let mut session = None;
-        let ctx = match (&req.remote, &req.kept_context) {
+        // A BuildKit client's tar context (`docker build - < ctx.tar`) comes as the
+        // request's body, as the classic builder's does.
+        let remote = req.remote.as_deref().filter(|r| *r != "upload-request");
+        let ctx = match (remote, &req.kept_context) {
             (Some(r), _) if r == "client-session" => {
                 let id = req
                     .session
@@ -315,9 +373,26 @@ impl Builds {
             (None, None) => {
                 let ctx_dir = ctx_dir.clone();
                 let name = dockerfile_name.clone();
-                tokio::task::spawn_blocking(move || context::receive(body, &ctx_dir, &name))
-                    .await
-                    .map_err(|e| e.to_string())??
+                let upload =
+                    match req.remote.as_deref() {
+                        Some(_) => {
+                            let id = req.build_id.as_deref().unwrap_or("");
+                            Some(self.take_upload(id).await.ok_or_else(|| {
+                                format!("no context was uploaded for build {id:?}")
+                            })?)
+                        }
+                        None => None,
+                    };
+                tokio::task::spawn_blocking(move || match upload {
+                    Some((tar, done)) => {
+                        let r = context::receive(tar, &ctx_dir, &name);
+                        let _ = done.send(());
+                        r
+                    }
+                    None => context::receive(body, &ctx_dir, &name),
+                })
+                .await
+                .map_err(|e| e.to_string())??
             }
             (Some(url), _) if remote::is_git(url) => {
                 let dir = remote::clone(url, &ctx_dir, false).await?;

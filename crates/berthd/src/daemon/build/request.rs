@@ -33,8 +33,11 @@ pub struct BuildRequest {
     pub remote: Option<String>,
     pub build_id: Option<String>,
     pub ulimits: Vec<berth_api::Ulimit>,
-    /// A BuildKit client's build (`version=2`): the context comes through its
-    /// session, progress goes out as BuildKit's status.
+    /// A BuildKit client's build (`version=2`): progress goes out as BuildKit's
+    /// status.
+    pub buildkit: bool,
+    /// The client's session: a BuildKit client's context and outputs, or
+    /// berth's secrets and SSH agents.
     pub session: Option<String>,
     /// Send the result's filesystem through the session (`-o type=tar` or
     /// `-o type=local`).
