@@ -312,7 +312,7 @@ impl Builds {
         // request's body, as the classic builder's does.
         let remote = req.remote.as_deref().filter(|r| *r != "upload-request");
         let ctx = match (remote, &req.kept_context) {
-            (Some(r), _) if r == "client-session" => {
+            (Some("client-session"), _) => {
                 let id = req
                     .session
                     .clone()
