@@ -819,3 +819,114 @@ fn compose_v2_pulls_a_private_base_with_the_sessions_credentials() {
         "{o:?}"
     );
 }
+
+/// BuildKit's control API as a client sees it on the wire (berth's own gRPC
+/// client on `POST /grpc`, where buildx's `du` and `prune` would call): the worker
+/// and version, the build cache's records and their pruning, and refusals with a
+/// gRPC status that names what is missing.
+#[test]
+fn the_control_api_answers_workers_disk_usage_and_prune() {
+    use berth_buildkit::control as pb;
+    use berth_buildkit::grpc::Channel;
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = d.files(
+        "du",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN echo one > /one\nCOPY Dockerfile /\n",
+        )],
+    );
+    assert_eq!(bk(&d, &dir, &["-t", "du"], &[]).code, 0);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let stream = tokio::net::UnixStream::connect(&d.socket).await.unwrap();
+        let (mut send, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(conn.with_upgrades());
+        let req = hyper::Request::post("http://berth/grpc")
+            .header("Connection", "Upgrade")
+            .header("Upgrade", "h2c")
+            .body(http_body_util::Empty::<bytes::Bytes>::new())
+            .unwrap();
+        let resp = send.send_request(req).await.unwrap();
+        assert_eq!(resp.status(), 101);
+        let up = hyper::upgrade::on(resp).await.unwrap();
+        let (ch, _conn) = Channel::connect(up).await.unwrap();
+        let c = |m: &str| format!("/moby.buildkit.v1.Control/{m}");
+        let w: pb::ListWorkersResponse = ch
+            .unary(&c("ListWorkers"), &[], &pb::ListWorkersRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(w.record.len(), 1);
+        let p = &w.record[0].platforms[0];
+        assert_eq!((p.os.as_str(), p.architecture.as_str()), ("linux", "amd64"));
+        assert_eq!(
+            w.record[0].labels["org.mobyproject.buildkit.worker.executor"],
+            "berth"
+        );
+        let info: pb::InfoResponse = ch.unary(&c("Info"), &[], &pb::Empty {}).await.unwrap();
+        assert!(!info.buildkit_version.unwrap().version.is_empty());
+        let du: pb::DiskUsageResponse = ch
+            .unary(&c("DiskUsage"), &[], &pb::DiskUsageRequest::default())
+            .await
+            .unwrap();
+        assert!(!du.record.is_empty(), "{du:?}");
+        assert!(du.record.iter().all(|r| r.last_used_at.is_some()));
+        // Prune streams what it removed; nothing is left.
+        let (tx, mut rx) = ch
+            .bidi::<pb::PruneRequest, pb::UsageRecord>(&c("Prune"), &[])
+            .await
+            .unwrap();
+        tx.send(pb::PruneRequest {
+            all: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        drop(tx);
+        let mut pruned = Vec::new();
+        while let Some(r) = rx.next().await.unwrap() {
+            pruned.push(r.id);
+        }
+        for r in &du.record {
+            assert!(pruned.contains(&r.id), "{pruned:?} lacks {}", r.id);
+        }
+        let du: pb::DiskUsageResponse = ch
+            .unary(&c("DiskUsage"), &[], &pb::DiskUsageRequest::default())
+            .await
+            .unwrap();
+        assert!(du.record.is_empty(), "{du:?}");
+        // What berth does not serve: a status that says so.
+        let e = ch
+            .unary::<_, pb::Empty>(&c("ListenBuildHistory"), &[], &pb::Empty {})
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "berthd does not serve /moby.buildkit.v1.Control/ListenBuildHistory (gRPC status 12)"
+        );
+        let e = ch
+            .unary::<_, pb::SolveResponse>(
+                &c("Solve"),
+                &[],
+                &pb::SolveRequest {
+                    r#ref: "r1".into(),
+                    session: "s1".into(),
+                    definition: Some(pb::Definition {
+                        def: vec![b"op".to_vec()],
+                    }),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("raw LLB definition: berth builds Dockerfiles"),
+            "{e}"
+        );
+    });
+}
