@@ -930,3 +930,39 @@ fn the_control_api_answers_workers_disk_usage_and_prune() {
         );
     });
 }
+
+/// A cache mount outlives the build for BuildKit's clients too: the second build
+/// (its steps run again, `--no-cache`) finds what the first left there.
+#[test]
+fn a_cache_mount_serves_the_next_buildkit_build() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = d.files(
+        "cachemount",
+        &[
+            (
+                "Dockerfile",
+                "FROM busybox\n\
+                 RUN --mount=type=cache,target=/var/cache/app \
+                 if [ -f /var/cache/app/warm ]; then echo cache-warm; else echo cache-cold; touch /var/cache/app/warm; fi\n",
+            ),
+            ("compose.yaml", "services:\n  s:\n    build: .\n    image: cm\n"),
+        ],
+    );
+    let o = bk(&d, &dir, &["--no-cache"], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("cache-cold"), "{o:?}");
+    let o = compose_v2(
+        &d,
+        &dir,
+        &["--progress", "plain", "build", "--no-cache"],
+        &[],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains("cache-warm"), "{o:?}");
+    // The image holds none of it.
+    assert_eq!(
+        d.run_rm(&["cm", "sh", "-c", "ls -A /var/cache/app 2>/dev/null | wc -l"]),
+        "0\n"
+    );
+}
