@@ -267,6 +267,19 @@ impl Daemon {
         self.cli_env(Path::new("/usr/bin/docker"), args, None, env)
     }
 
+    /// A Python script run with docker-py against this daemon (`client` is a
+    /// `docker.DockerClient` of it).
+    pub fn docker_py(&self, script: &str) -> Out {
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c")
+            .arg(format!(
+                "import docker, sys\nclient = docker.DockerClient(base_url={:?})\n{script}",
+                self.host()
+            ))
+            .env("PATH", std::env::var("PATH").unwrap_or_default());
+        run(cmd, None)
+    }
+
     /// Debian's docker CLI 20.10 with extra environment variables and `stdin`.
     pub fn docker20_in(&self, env: &[(&str, &str)], args: &[&str], stdin: &[u8]) -> Out {
         self.cli_env(Path::new("/usr/bin/docker"), args, Some(stdin), env)

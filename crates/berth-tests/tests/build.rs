@@ -257,16 +257,8 @@ fn bad_dockerfiles_name_the_line_and_leave_nothing() {
     assert!(body.contains("is not written by berthd's /build"), "{body}");
 }
 
-/// Runs a Python script with docker-py against the daemon.
 fn docker_py(d: &Daemon, script: &str) -> Out {
-    let mut cmd = std::process::Command::new("python3");
-    cmd.arg("-c")
-        .arg(format!(
-            "import docker, sys\nclient = docker.DockerClient(base_url={:?})\n{script}",
-            d.host()
-        ))
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    berth_tests::run(cmd, None)
+    d.docker_py(script)
 }
 
 #[test]

@@ -966,3 +966,29 @@ fn a_cache_mount_serves_the_next_buildkit_build() {
         "0\n"
     );
 }
+
+/// `docker compose build --push`: the image is built through BuildKit's API and
+/// pushed (buildx's docker driver pushes through the engine API); it then pulls
+/// back from the registry.
+#[test]
+fn compose_v2_build_push_reaches_the_registry() {
+    let reg = berth_tests::TestRegistry::start("");
+    let d = Daemon::start();
+    d.load_busybox();
+    let image = format!("{}/cv2push:1", reg.host());
+    let dir = d.files(
+        "cv2push",
+        &[
+            ("Dockerfile", "FROM busybox\nRUN echo pushed > /p\n"),
+            (
+                "compose.yaml",
+                &format!("services:\n  s:\n    build: .\n    image: {image}\n"),
+            ),
+        ],
+    );
+    let o = compose_v2(&d, &dir, &["build", "--push"], &[]);
+    assert_eq!(o.code, 0, "{o:?}");
+    d.docker(&["rmi", &image]).ok();
+    d.docker(&["pull", &image]).ok();
+    assert_eq!(d.run_rm(&[&image, "cat", "/p"]), "pushed\n");
+}

@@ -1140,3 +1140,40 @@ fn zstd_layers_are_pulled() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// `GET /distribution/{name}/json` (docker-py's `inspect_distribution`, buildx
+/// after a push): the manifest's descriptor as the registry has it and the
+/// platform it serves; a name the registry lacks is 404 in its words.
+#[test]
+fn distribution_inspect_answers_from_the_registry() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    d.load_busybox();
+    let name = format!("{}/dist/bb:v1", reg.host());
+    d.docker(&["tag", "busybox", &name]).ok();
+    let out = d.docker(&["push", &name]).ok().to_string();
+    let digest = out
+        .lines()
+        .find_map(|l| l.strip_prefix("v1: digest: "))
+        .and_then(|l| l.split_whitespace().next())
+        .expect("the digest is printed")
+        .to_string();
+    let o = d.docker_py(&format!(
+        "d = client.api.inspect_distribution({name:?})\n\
+         print(d['Descriptor']['digest'], d['Descriptor']['size'] > 0, d['Platforms'])\n\
+         try:\n\
+         \x20   client.api.inspect_distribution({missing:?})\n\
+         except docker.errors.NotFound as e:\n\
+         \x20   print('missing:', e.explanation)\n",
+        missing = format!("{}/dist/bb:absent", reg.host()),
+    ));
+    let out = o.ok();
+    assert!(
+        out.starts_with(&format!(
+            "{digest} True [{{'architecture': 'amd64', 'os': 'linux'}}]\n"
+        )),
+        "{out}"
+    );
+    assert!(out.contains("missing: "), "{out}");
+    assert!(out.contains("manifest unknown"), "{out}");
+}

@@ -25,6 +25,12 @@ fn json_lines(msgs: &[JsonMessage]) -> Resp {
     http::stream(StatusCode::OK, "application/json", rx)
 }
 
+/// `GET /distribution/{name}/json`: what the registry has under a name.
+pub(super) async fn distribution(d: &Arc<Daemon>, call: &Call, name: &str) -> ApiResult<Resp> {
+    let v = d.images.distribution(name, registry_auth(call)).await?;
+    Ok(http::json(StatusCode::OK, &v))
+}
+
 fn registry_auth(call: &Call) -> Option<berth_registry::auth::Credentials> {
     decode_auth(
         call.headers

@@ -147,6 +147,14 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
     if call.method == Method::POST && segs.as_slice() == ["session"] {
         return build::session(d, call);
     }
+    if call.method == Method::GET
+        && segs.first() == Some(&"distribution")
+        && segs.last() == Some(&"json")
+        && segs.len() > 2
+    {
+        let name = segs[1..segs.len() - 1].join("/");
+        return images::distribution(d, call, &name).await;
+    }
     if call.method == Method::POST && segs.as_slice() == ["grpc"] {
         return grpc::upgrade(d, call);
     }

@@ -303,6 +303,84 @@ impl Puller {
             .expect("at least the registry itself"))
     }
 
+    /// `GET /distribution/{name}/json`: the descriptor of the manifest `name`
+    /// resolves to on its registry, and the platforms it offers (an index's
+    /// entries, or the image's own from its config).
+    pub async fn distribution(
+        &self,
+        name: &str,
+        creds: Option<Credentials>,
+    ) -> ApiResult<serde_json::Value> {
+        let r = berth_image::reference::Reference::parse(name)
+            .map_err(|e| ApiError::invalid(format!("invalid reference format: {e}")))?;
+        let (domain, path) = berth_registry::split_repo(&r.repo);
+        let reference = r
+            .digest
+            .clone()
+            .or_else(|| r.tag.clone())
+            .unwrap_or_else(|| "latest".into());
+        let registry = self.registry(&domain, creds)?;
+        let (body, ct, digest) = registry
+            .manifest(&path, &reference)
+            .await
+            .map_err(ApiError::from)?;
+        let digest = digest.unwrap_or_else(|| format!("sha256:{}", berth_image::sha256_hex(&body)));
+        let parsed = Manifest::parse(&ct, &body).map_err(|e| ApiError::invalid(e.to_string()))?;
+        let platform = |os: &str, arch: &str, variant: Option<&str>| {
+            let mut p = serde_json::json!({ "architecture": arch, "os": os });
+            if let Some(v) = variant.filter(|v| !v.is_empty()) {
+                p["variant"] = v.into();
+            }
+            p
+        };
+        let (media_type, platforms) = match &parsed {
+            Manifest::Index(i) => (
+                if i.media_type.is_empty() {
+                    manifest::OCI_INDEX.to_string()
+                } else {
+                    i.media_type.clone()
+                },
+                i.manifests
+                    .iter()
+                    .filter_map(|m| m.platform.as_ref())
+                    .map(|p| platform(&p.os, &p.architecture, p.variant.as_deref()))
+                    .collect::<Vec<_>>(),
+            ),
+            Manifest::Image(m) => {
+                let config = registry
+                    .blob(&path, &m.config.digest, 0)
+                    .await
+                    .map_err(ApiError::from)?
+                    .bytes()
+                    .await
+                    .map_err(ApiError::from)?;
+                let c: serde_json::Value = serde_json::from_slice(&config)
+                    .map_err(|e| ApiError::invalid(format!("the image's config: {e}")))?;
+                let s = |k: &str| c[k].as_str().unwrap_or("").to_string();
+                (
+                    if m.media_type.is_empty() {
+                        manifest::OCI_MANIFEST.to_string()
+                    } else {
+                        m.media_type.clone()
+                    },
+                    vec![platform(
+                        &s("os"),
+                        &s("architecture"),
+                        c["variant"].as_str(),
+                    )],
+                )
+            }
+        };
+        Ok(serde_json::json!({
+            "Descriptor": {
+                "mediaType": media_type,
+                "digest": digest,
+                "size": body.len(),
+            },
+            "Platforms": platforms,
+        }))
+    }
+
     /// Resolves what to pull: manifest (through a list or index for `platform`) and
     /// config, both checked against their digests. Errors here are the request's.
     pub async fn plan(

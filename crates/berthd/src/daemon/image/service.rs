@@ -204,6 +204,15 @@ impl Images {
     /// `POST /images/create?fromImage=`: checks what to pull (errors here come
     /// before any progress), then pulls in the background, progress lines and a
     /// final error line on the returned channel.
+    /// `GET /distribution/{name}/json`.
+    pub async fn distribution(
+        &self,
+        name: &str,
+        creds: Option<Credentials>,
+    ) -> ApiResult<serde_json::Value> {
+        self.puller.distribution(name, creds).await
+    }
+
     pub async fn pull(
         self: &Arc<Self>,
         image: &str,
