@@ -780,6 +780,25 @@ fn ps_and_network_filters_as_docker_reads_them() {
 #[test]
 fn malformed_requests_are_refused_as_docker_refuses_them() {
     let d = Daemon::start();
+    // What Go's server takes and hyper alone would not: a filter typed as is
+    // (`curl 'http://localhost/containers/json?filters={"status":["exited"]}'`).
+    let (status, _, body) = d.api(
+        "GET",
+        r#"/containers/json?all=1&filters={"status":["created"]}"#,
+        None,
+    );
+    assert_eq!((status, body.as_str()), (200, "[]"));
+    let (status, _, body) = d.api("GET", r#"/containers/json?filters={"bad""#, None);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("invalid filter"), "{body}");
+    // A URI past what berth takes: 414 with words, not an empty answer.
+    let (status, _, body) = d.api(
+        "GET",
+        &format!("/containers/json?x={}", "a".repeat(70_000)),
+        None,
+    );
+    assert_eq!(status, 414, "{body}");
+    assert!(body.contains("the request URI is too long"), "{body}");
     let (status, _, body) = d.api("GET", "/images/bad::name/json", None);
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("invalid reference format"), "{body}");

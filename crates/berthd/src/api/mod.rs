@@ -8,6 +8,7 @@ mod containers;
 pub mod errors;
 mod exec;
 mod grpc;
+mod head;
 pub mod http;
 mod images;
 mod networks;

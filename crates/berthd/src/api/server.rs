@@ -102,7 +102,12 @@ pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
                     let d = d.clone();
                     async move { Ok::<_, std::convert::Infallible>(handle(d, req).await) }
                 });
+                // The first request's head as Go's server would take it.
+                let Some(stream) = super::head::first_request(stream).await else {
+                    return;
+                };
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .max_buf_size(super::head::MAX_HEAD + (64 << 10))
                     .serve_connection(TokioIo::new(stream), svc)
                     .with_upgrades();
                 if let Err(e) = conn.await {
