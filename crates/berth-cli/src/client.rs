@@ -77,12 +77,15 @@ impl hyper::body::Body for RxStream {
 
 impl Client {
     /// `-H`, then BERTH_HOST, then DOCKER_HOST, then the default socket.
-    pub fn new(host: Option<&str>) -> Result<Client> {
-        let host = host
-            .map(String::from)
+    pub fn host(host: Option<&str>) -> String {
+        host.map(String::from)
             .or_else(|| std::env::var("BERTH_HOST").ok().filter(|s| !s.is_empty()))
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()))
-            .unwrap_or_else(|| "unix:///run/berth/berth.sock".into());
+            .unwrap_or_else(|| "unix:///run/berth/berth.sock".into())
+    }
+
+    pub fn new(host: Option<&str>) -> Result<Client> {
+        let host = Self::host(host);
         let Some(socket) = host.strip_prefix("unix://") else {
             bail!("unsupported host {host:?}: berth connects over unix:// sockets");
         };

@@ -8,6 +8,7 @@ mod exec;
 mod format;
 mod images;
 mod network;
+mod plugin;
 mod progress;
 mod registry;
 mod session;
@@ -610,6 +611,27 @@ async fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 fn main() -> std::process::ExitCode {
+    // A command berth does not have, but a docker CLI plugin provides
+    // (`berth compose ...`): the plugin runs, pointed at berth's daemon.
+    let args: Vec<String> = std::env::args().collect();
+    if let Some((i, word)) = plugin::command_word(&args) {
+        use clap::CommandFactory;
+        let ours = Cli::command()
+            .get_subcommands()
+            .any(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word));
+        if let Some(p) = (!ours).then(|| plugin::find(word)).flatten() {
+            let given = args[1..i].iter().enumerate().find_map(|(j, a)| {
+                a.strip_prefix("--host=")
+                    .or_else(|| a.strip_prefix("-H").filter(|h| !h.is_empty()))
+                    .map(String::from)
+                    .or_else(|| (a == "-H" || a == "--host").then(|| args[j + 2].clone()))
+            });
+            let host = client::Client::host(given.as_deref());
+            let e = plugin::exec(&p, &host, &args[i..]);
+            eprintln!("berth: running {}: {e}", p.display());
+            return std::process::ExitCode::from(126);
+        }
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

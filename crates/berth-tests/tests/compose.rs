@@ -80,3 +80,54 @@ fn compose_up_with_privileges_namespaces_devices_and_knobs() {
     assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
     assert!(!d.docker(&["network", "ls"]).ok().contains("proj_default"));
 }
+
+/// `berth compose ...` runs Docker's compose plugin, from where the docker CLI
+/// finds it, as the docker CLI runs it, pointed at berth's daemon; a command
+/// neither berth nor a plugin has is refused as before.
+#[test]
+fn berth_compose_runs_the_docker_cli_plugin() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = d.files(
+        "berthcompose",
+        &[(
+            "compose.yaml",
+            "services:\n  web:\n    image: busybox\n    command: sleep 60\n",
+        )],
+    );
+    let berth = |args: &[&str]| {
+        let mut c = std::process::Command::new(berth_tests::bin("berth"));
+        c.args(args)
+            .current_dir(&dir)
+            .env("BERTH_HOST", d.host())
+            .env_remove("DOCKER_HOST");
+        berth_tests::run(c, None)
+    };
+    assert!(berth(&["compose", "version"])
+        .ok()
+        .starts_with("Docker Compose version v2."));
+    berth(&["compose", "-p", "bc", "up", "-d"]).ok();
+    let ps = d.docker(&["ps", "--format", "{{.Names}}"]).ok().to_string();
+    assert_eq!(ps, "bc-web-1\n");
+    // -H before the command word reaches the plugin too.
+    let host = d.host();
+    let o = berth(&[
+        "-H",
+        &host,
+        "compose",
+        "-p",
+        "bc",
+        "ps",
+        "--format",
+        "{{.Name}}",
+    ]);
+    assert_eq!(o.ok(), "bc-web-1\n");
+    berth(&["compose", "-p", "bc", "down", "-t", "0"]).ok();
+    assert_eq!(d.docker(&["ps", "-aq"]).ok(), "");
+    let o = berth(&["nosuchplugin"]);
+    assert_eq!(o.code, 125, "{o:?}");
+    assert!(
+        o.stderr.contains("unrecognized subcommand 'nosuchplugin'"),
+        "{o:?}"
+    );
+}
