@@ -1,5 +1,6 @@
-//! A small Engine API client over a unix socket: one HTTP/1.1 connection per call,
-//! with hijacking for attach.
+//! A small Engine API client over a unix socket or TCP (with TLS as the docker CLI
+//! has it: `--tlsverify`, `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`): one HTTP/1.1
+//! connection per call, with hijacking for attach.
 
 use anyhow::{anyhow, bail, Context, Result};
 use bytes::Bytes;
@@ -27,7 +28,61 @@ impl std::error::Error for DaemonError {}
 
 #[derive(Clone)]
 pub struct Client {
-    socket: String,
+    endpoint: Endpoint,
+}
+
+#[derive(Clone)]
+enum Endpoint {
+    Unix(String),
+    Tcp {
+        addr: String,
+        tls: Option<(
+            std::sync::Arc<tokio_rustls::rustls::ClientConfig>,
+            tokio_rustls::rustls::pki_types::ServerName<'static>,
+        )>,
+    },
+}
+
+/// The docker CLI's TLS options (`--tls`, `--tlsverify`, `--tlscacert`,
+/// `--tlscert`, `--tlskey`; `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`).
+#[derive(Debug, Clone, Default)]
+pub struct TlsOpts {
+    pub tls: bool,
+    pub verify: bool,
+    pub ca: Option<std::path::PathBuf>,
+    pub cert: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl TlsOpts {
+    fn config(&self) -> Result<Option<std::sync::Arc<tokio_rustls::rustls::ClientConfig>>> {
+        let verify = self.verify || std::env::var("DOCKER_TLS_VERIFY").is_ok_and(|v| !v.is_empty());
+        if !(verify || self.tls) {
+            return Ok(None);
+        }
+        let dir = std::env::var_os("DOCKER_CERT_PATH")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from)
+            .or_else(|| {
+                std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker"))
+            })
+            .unwrap_or_default();
+        let ca = self.ca.clone().unwrap_or_else(|| dir.join("ca.pem"));
+        let cert = self.cert.clone().unwrap_or_else(|| dir.join("cert.pem"));
+        let key = self.key.clone().unwrap_or_else(|| dir.join("key.pem"));
+        // A client certificate when its files are there, as the docker CLI.
+        let client = (cert.exists() && key.exists()).then_some((cert.as_path(), key.as_path()));
+        if !verify {
+            // `--tls` alone: encrypted, the server not checked (the docker CLI's
+            // meaning of it).
+            if client.is_some() {
+                bail!("--tls without --tlsverify takes no client certificate in berth: use --tlsverify");
+            }
+            return Ok(Some(berth_registry::tls::insecure_config()));
+        }
+        let ca = ca.exists().then_some(ca.as_path());
+        Ok(Some(berth_registry::tls::engine_client_config(ca, client)?))
+    }
 }
 
 pub type BoxBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
@@ -84,24 +139,77 @@ impl Client {
             .unwrap_or_else(|| "unix:///run/berth/berth.sock".into())
     }
 
-    pub fn new(host: Option<&str>) -> Result<Client> {
+    pub fn new(host: Option<&str>, tls: &TlsOpts) -> Result<Client> {
         let host = Self::host(host);
-        let Some(socket) = host.strip_prefix("unix://") else {
-            bail!("unsupported host {host:?}: berth connects over unix:// sockets");
-        };
-        Ok(Client {
-            socket: socket.to_string(),
-        })
+        if let Some(socket) = host.strip_prefix("unix://") {
+            return Ok(Client {
+                endpoint: Endpoint::Unix(socket.to_string()),
+            });
+        }
+        if let Some(addr) = host.strip_prefix("tcp://") {
+            let addr = addr.trim_end_matches('/').to_string();
+            let name = addr
+                .rsplit_once(':')
+                .map_or(addr.as_str(), |(h, _)| h)
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string();
+            let tls = match tls.config()? {
+                None => None,
+                Some(cfg) => Some((
+                    cfg,
+                    tokio_rustls::rustls::pki_types::ServerName::try_from(name)
+                        .map_err(|e| anyhow!("invalid host {host:?}: {e}"))?,
+                )),
+            };
+            return Ok(Client {
+                endpoint: Endpoint::Tcp { addr, tls },
+            });
+        }
+        bail!("unsupported host {host:?}: berth connects to unix:// and tcp:// addresses")
+    }
+
+    /// A request that failed on the wire; a plain TCP client reaching a TLS
+    /// socket is told so, in the docker CLI's words.
+    fn sent(&self, e: hyper::Error) -> anyhow::Error {
+        match &self.endpoint {
+            Endpoint::Tcp { tls: None, .. } if e.is_parse() => {
+                anyhow!("{e}\n* Are you trying to connect to a TLS-enabled daemon without TLS?")
+            }
+            _ => e.into(),
+        }
     }
 
     async fn connect(&self) -> Result<hyper::client::conn::http1::SendRequest<BoxBody>> {
-        let stream = UnixStream::connect(&self.socket).await.with_context(|| {
-            format!(
-                "Cannot connect to the berth daemon at unix://{}. Is berthd running?",
-                self.socket
-            )
-        })?;
-        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+        impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
+        let io: Box<dyn Io> = match &self.endpoint {
+            Endpoint::Unix(socket) => {
+                Box::new(UnixStream::connect(socket).await.with_context(|| {
+                    format!(
+                        "Cannot connect to the berth daemon at unix://{socket}. Is berthd running?"
+                    )
+                })?)
+            }
+            Endpoint::Tcp { addr, tls } => {
+                let stream = tokio::net::TcpStream::connect(addr.as_str())
+                    .await
+                    .with_context(|| {
+                        format!("Cannot connect to the berth daemon at tcp://{addr}. Is berthd running?")
+                    })?;
+                let _ = stream.set_nodelay(true);
+                match tls {
+                    None => Box::new(stream),
+                    Some((cfg, name)) => Box::new(
+                        tokio_rustls::TlsConnector::from(cfg.clone())
+                            .connect(name.clone(), stream)
+                            .await
+                            .with_context(|| format!("error during connect: tcp://{addr}"))?,
+                    ),
+                }
+            }
+        };
+        let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io)).await?;
         tokio::spawn(async move {
             let _ = conn.with_upgrades().await;
         });
@@ -122,7 +230,7 @@ impl Client {
             .header("Host", "berth")
             .header("Content-Type", content_type)
             .body(body)?;
-        let resp = send.send_request(req).await?;
+        let resp = send.send_request(req).await.map_err(|e| self.sent(e))?;
         check(resp).await
     }
 
@@ -141,7 +249,10 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, v.as_str());
         }
-        let resp = send.send_request(req.body(full(Bytes::new()))?).await?;
+        let resp = send
+            .send_request(req.body(full(Bytes::new()))?)
+            .await
+            .map_err(|e| self.sent(e))?;
         check(resp).await
     }
 
@@ -199,7 +310,10 @@ impl Client {
         for (k, v) in headers {
             req = req.header(*k, v.as_str());
         }
-        let resp = send.send_request(req.body(full(Bytes::new()))?).await?;
+        let resp = send
+            .send_request(req.body(full(Bytes::new()))?)
+            .await
+            .map_err(|e| self.sent(e))?;
         if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
             check(resp).await?;
             bail!("the daemon did not upgrade the connection of {path}");

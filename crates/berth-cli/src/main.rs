@@ -32,6 +32,21 @@ struct Cli {
     /// Daemon socket to connect to (also BERTH_HOST, DOCKER_HOST)
     #[arg(short = 'H', long = "host", global = true)]
     host: Option<String>,
+    /// Use TLS; implied by --tlsverify
+    #[arg(long, global = true)]
+    tls: bool,
+    /// Use TLS and verify the remote (also DOCKER_TLS_VERIFY)
+    #[arg(long, global = true)]
+    tlsverify: bool,
+    /// Trust certs signed only by this CA (default DOCKER_CERT_PATH/ca.pem)
+    #[arg(long, global = true)]
+    tlscacert: Option<std::path::PathBuf>,
+    /// Path to TLS certificate file (default DOCKER_CERT_PATH/cert.pem)
+    #[arg(long, global = true)]
+    tlscert: Option<std::path::PathBuf>,
+    /// Path to TLS key file (default DOCKER_CERT_PATH/key.pem)
+    #[arg(long, global = true)]
+    tlskey: Option<std::path::PathBuf>,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -303,7 +318,14 @@ async fn simple(c: &Client, names: &[String], path: impl Fn(&str) -> String) -> 
 }
 
 async fn dispatch(cli: Cli) -> Result<i32> {
-    let c = Client::new(cli.host.as_deref())?;
+    let tls = client::TlsOpts {
+        tls: cli.tls,
+        verify: cli.tlsverify,
+        ca: cli.tlscacert.clone(),
+        cert: cli.tlscert.clone(),
+        key: cli.tlskey.clone(),
+    };
+    let c = Client::new(cli.host.as_deref(), &tls)?;
     match cli.cmd {
         Cmd::Run {
             detach,

@@ -1,6 +1,7 @@
 //! TLS for registries: the system's roots plus the registry's own CA from a
 //! `certs.d/<host>/` directory (Docker's layout: `*.crt` CAs, and `client.cert` with
-//! `client.key` for a client certificate).
+//! `client.key` for a client certificate); and for an engine's TCP socket, both
+//! sides (berthd's `--tlsverify`, the CLI's).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,11 +17,91 @@ pub enum TlsError {
     Rustls(String),
 }
 
-fn certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
+/// The PEM certificates in `path`.
+pub fn certs(path: &Path) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, TlsError> {
     let data = std::fs::read(path).map_err(|e| TlsError::Read(path.to_path_buf(), e))?;
     rustls_pemfile::certs(&mut &data[..])
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| TlsError::Invalid(path.to_path_buf(), e.to_string()))
+}
+
+/// The PEM private key in `path`.
+pub fn private_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, TlsError> {
+    let data = std::fs::read(path).map_err(|e| TlsError::Read(path.to_path_buf(), e))?;
+    rustls_pemfile::private_key(&mut &data[..])
+        .map_err(|e| TlsError::Invalid(path.to_path_buf(), e.to_string()))?
+        .ok_or_else(|| TlsError::Invalid(path.to_path_buf(), "no private key".into()))
+}
+
+/// A root store of the PEM CAs in `path`.
+pub fn roots(path: &Path) -> Result<rustls::RootCertStore, TlsError> {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in certs(path)? {
+        roots
+            .add(c)
+            .map_err(|e| TlsError::Invalid(path.to_path_buf(), e.to_string()))?;
+    }
+    Ok(roots)
+}
+
+/// The server side of an engine's TCP socket (berthd `--tls`): its certificate,
+/// and with `client_ca` (`--tlsverify`) client certificates required and checked
+/// against that CA alone.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let builder = match client_ca {
+        Some(ca) => {
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots(ca)?),
+                provider,
+            )
+            .build()
+            .map_err(|e| TlsError::Invalid(ca.to_path_buf(), e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let config = builder
+        .with_single_cert(certs(cert)?, private_key(key)?)
+        .map_err(|e| TlsError::Invalid(cert.to_path_buf(), e.to_string()))?;
+    Ok(Arc::new(config))
+}
+
+/// The client side of an engine's TCP socket (`--tlsverify`): the server checked
+/// against `ca`, and a client certificate when given.
+pub fn engine_client_config(
+    ca: Option<&Path>,
+    client: Option<(&Path, &Path)>,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let roots = match ca {
+        Some(ca) => roots(ca)?,
+        None => {
+            let mut r = rustls::RootCertStore::empty();
+            for c in rustls_native_certs::load_native_certs().certs {
+                let _ = r.add(c);
+            }
+            r
+        }
+    };
+    let builder = builder.with_root_certificates(roots);
+    let config = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(certs(cert)?, private_key(key)?)
+            .map_err(|e| TlsError::Invalid(cert.to_path_buf(), e.to_string()))?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
 }
 
 /// The client configuration for `host` (`host[:port]`): system roots, then every
@@ -57,11 +138,7 @@ pub fn client_config(
         }
         let (cert, key) = (dir.join("client.cert"), dir.join("client.key"));
         if cert.exists() && key.exists() && client.is_none() {
-            let data = std::fs::read(&key).map_err(|e| TlsError::Read(key.clone(), e))?;
-            let k = rustls_pemfile::private_key(&mut &data[..])
-                .map_err(|e| TlsError::Invalid(key.clone(), e.to_string()))?
-                .ok_or_else(|| TlsError::Invalid(key.clone(), "no private key".into()))?;
-            client = Some((certs(&cert)?, k));
+            client = Some((certs(&cert)?, private_key(&key)?));
         } else if cert.exists() != key.exists() {
             return Err(TlsError::Invalid(
                 dir,

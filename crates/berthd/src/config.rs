@@ -16,9 +16,25 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
     about = "berth's daemon: the Docker Engine API on a unix socket"
 )]
 pub struct Flags {
-    /// Daemon socket(s) to listen on: unix:///path or fd:// (socket activation).
+    /// Daemon socket(s) to listen on: unix:///path, fd:// (socket activation), or
+    /// tcp://ADDR:PORT (with --tlsverify unless on a loopback address).
     #[arg(short = 'H', long = "host")]
     pub hosts: Vec<String>,
+    /// Use TLS on tcp:// sockets (implied by --tlsverify).
+    #[arg(long)]
+    pub tls: bool,
+    /// Use TLS and require client certificates signed by --tlscacert.
+    #[arg(long)]
+    pub tlsverify: bool,
+    /// Trust certs signed only by this CA. [default: ~/.docker/ca.pem]
+    #[arg(long)]
+    pub tlscacert: Option<PathBuf>,
+    /// Path to the TLS certificate file. [default: ~/.docker/cert.pem]
+    #[arg(long)]
+    pub tlscert: Option<PathBuf>,
+    /// Path to the TLS key file. [default: ~/.docker/key.pem]
+    #[arg(long)]
+    pub tlskey: Option<PathBuf>,
     /// Root of persistent state (images, containers, logs). [default: /var/lib/berth]
     #[arg(long)]
     pub data_root: Option<PathBuf>,
@@ -87,6 +103,11 @@ struct PoolEntry {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileConfig {
     hosts: Option<Vec<String>>,
+    tls: Option<bool>,
+    tlsverify: Option<bool>,
+    tlscacert: Option<PathBuf>,
+    tlscert: Option<PathBuf>,
+    tlskey: Option<PathBuf>,
     data_root: Option<PathBuf>,
     exec_root: Option<PathBuf>,
     pidfile: Option<PathBuf>,
@@ -112,11 +133,6 @@ const DOCKER_KEYS_NOT_YET: &[&str] = &[
     "storage-opts",
     "default-ulimits",
     "userns-remap",
-    "tls",
-    "tlsverify",
-    "tlscacert",
-    "tlscert",
-    "tlskey",
     "iptables",
     "ip-forward",
     "ipv6",
@@ -144,9 +160,19 @@ const DOCKER_KEYS_NOT_YET: &[&str] = &[
     "userland-proxy",
 ];
 
+/// TLS for tcp:// sockets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    /// With `--tlsverify`: clients must present a certificate this CA signed.
+    pub client_ca: Option<PathBuf>,
+}
+
 #[derive(Debug, Clone)]
 pub struct Config {
     pub hosts: Vec<String>,
+    pub tls: Option<Tls>,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub pidfile: PathBuf,
@@ -226,6 +252,13 @@ impl Config {
             file.hosts,
             "hosts"
         );
+        let tlscacert = pick!(flags.tlscacert, file.tlscacert, "tlscacert");
+        let tlscert = pick!(flags.tlscert, file.tlscert, "tlscert");
+        let tlskey = pick!(flags.tlskey, file.tlskey, "tlskey");
+        let tlsverify =
+            pick!(flags.tlsverify.then_some(true), file.tlsverify, "tlsverify").unwrap_or(false);
+        let tls_on =
+            pick!(flags.tls.then_some(true), file.tls, "tls").unwrap_or(false) || tlsverify;
         let data_root = pick!(flags.data_root, file.data_root, "data-root");
         let exec_root = pick!(flags.exec_root, file.exec_root, "exec-root");
         let pidfile = pick!(flags.pidfile, file.pidfile, "pidfile");
@@ -283,8 +316,21 @@ impl Config {
         let mut hosts = hosts.unwrap_or_else(|| vec!["unix:///run/berth/berth.sock".into()]);
         hosts.dedup();
         for h in &hosts {
-            validate_host(h)?;
+            validate_host(h, tls_on, tlsverify)?;
         }
+        // dockerd's defaults: the files of ~/.docker (or DOCKER_CERT_PATH).
+        let tls = tls_on.then(|| {
+            let dir = std::env::var_os("DOCKER_CERT_PATH")
+                .filter(|d| !d.is_empty())
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+                .unwrap_or_else(|| PathBuf::from("/root/.docker"));
+            Tls {
+                cert: tlscert.unwrap_or_else(|| dir.join("cert.pem")),
+                key: tlskey.unwrap_or_else(|| dir.join("key.pem")),
+                client_ca: tlsverify.then(|| tlscacert.unwrap_or_else(|| dir.join("ca.pem"))),
+            }
+        });
         let net = net_config(
             bridge,
             bip,
@@ -314,6 +360,7 @@ impl Config {
             storage_driver,
             net,
             hosts,
+            tls,
             data_root: data_root.unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
             pidfile: pidfile.unwrap_or_else(|| exec_root.join("berthd.pid")),
             exec_root,
@@ -378,7 +425,7 @@ fn net_config(
     })
 }
 
-fn validate_host(h: &str) -> Result<()> {
+fn validate_host(h: &str, tls: bool, tlsverify: bool) -> Result<()> {
     if let Some(p) = h.strip_prefix("unix://") {
         if p.is_empty() || !p.starts_with('/') {
             bail!("invalid host {h:?}: unix socket paths must be absolute");
@@ -389,11 +436,37 @@ fn validate_host(h: &str) -> Result<()> {
         return Ok(());
     }
     if h.starts_with("tcp://") {
-        bail!(
-            "invalid host {h:?}: tcp:// needs TLS, which berth does not support yet; use unix://"
-        );
+        let addr = tcp_addr(h)?;
+        if !addr.ip().is_loopback() && !tlsverify {
+            bail!(
+                "refusing to listen on {h} without --tlsverify: anyone who can reach that address would control this host as root (dockerd only warns); give --tlsverify with --tlscacert, --tlscert and --tlskey, or listen on a loopback address"
+            );
+        }
+        if !tls {
+            eprintln!(
+                "berthd: warning: {h} has no TLS: any local user who can connect to it controls this host as root"
+            );
+        }
+        return Ok(());
     }
     bail!("invalid host {h:?}: use unix:///path or fd://")
+}
+
+/// The address of `tcp://HOST:PORT` (an empty host: every address; a name is
+/// resolved).
+pub fn tcp_addr(h: &str) -> Result<std::net::SocketAddr> {
+    let rest = h.trim_start_matches("tcp://").trim_end_matches('/');
+    let with_host = if rest.starts_with(':') {
+        format!("0.0.0.0{rest}")
+    } else {
+        rest.to_string()
+    };
+    use std::net::ToSocketAddrs;
+    with_host
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .with_context(|| format!("invalid host {h:?}: use tcp://ADDRESS:PORT"))
 }
 
 #[cfg(test)]
@@ -478,7 +551,54 @@ mod tests {
     fn hosts_are_checked() {
         let e =
             Config::merge(flags(&["-H", "tcp://0.0.0.0:2375"]), FileConfig::default()).unwrap_err();
-        assert!(e.to_string().contains("needs TLS"), "{e}");
+        assert!(e.to_string().contains("without --tlsverify"), "{e}");
+        // TLS without client certificates is not enough off loopback either.
+        let e = Config::merge(
+            flags(&["-H", "tcp://0.0.0.0:2376", "--tls"]),
+            FileConfig::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("without --tlsverify"), "{e}");
+        let c = Config::merge(
+            flags(&[
+                "-H",
+                "tcp://0.0.0.0:2376",
+                "--tlsverify",
+                "--tlscacert",
+                "/c/ca.pem",
+                "--tlscert",
+                "/c/cert.pem",
+                "--tlskey",
+                "/c/key.pem",
+            ]),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            c.tls,
+            Some(Tls {
+                cert: "/c/cert.pem".into(),
+                key: "/c/key.pem".into(),
+                client_ca: Some("/c/ca.pem".into()),
+            })
+        );
+        // Loopback without TLS: allowed (with a warning).
+        let c = Config::merge(
+            flags(&["-H", "tcp://127.0.0.1:2375"]),
+            FileConfig::default(),
+        )
+        .unwrap();
+        assert_eq!(c.tls, None);
+        // A flag and the file both: dockerd's conflict.
+        let e = Config::merge(
+            flags(&["--tlsverify"]),
+            FileConfig {
+                tlsverify: Some(true),
+                ..Default::default()
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("tlsverify"), "{e}");
         let c = Config::merge(
             flags(&["-H", "unix:///tmp/b.sock", "--exec-root", "/run/b1"]),
             FileConfig::default(),

@@ -89,7 +89,7 @@ async fn run(cfg: config::Config) -> Result<()> {
     let mut undo = Undo(Vec::new());
     // Sockets first: a daemon already serving them means this one must not touch
     // anything else.
-    let listeners = api::server::bind(&cfg.hosts)?;
+    let listeners = api::server::bind(&cfg.hosts, cfg.tls.as_ref())?;
     undo.0.extend(listeners.paths.iter().cloned());
     create_dirs(&cfg.data_root.join("containers"), &mut undo)?;
     // Only root may traverse the data root (CVE-2021-41091: setuid files in
@@ -215,6 +215,9 @@ async fn run(cfg: config::Config) -> Result<()> {
             daemon_id,
         },
     });
+    for (l, tls) in listeners.tcp {
+        api::server::serve_tcp(l, tls, daemon.clone());
+    }
     for l in listeners.listeners {
         api::server::serve(l, daemon.clone());
     }

@@ -1,4 +1,5 @@
-//! Listeners: unix sockets and socket activation (fd://), served with hyper.
+//! Listeners: unix sockets, socket activation (fd://) and TCP (with TLS, client
+//! certificates checked against the CA given), served with hyper.
 
 use crate::api::{handle, Daemon};
 use anyhow::{bail, Context, Result};
@@ -11,15 +12,25 @@ use tokio::net::UnixListener;
 
 pub struct Listeners {
     pub listeners: Vec<UnixListener>,
+    /// tcp:// sockets, each with its TLS acceptor (none on a plain loopback one).
+    pub tcp: Vec<(tokio::net::TcpListener, Option<tokio_rustls::TlsAcceptor>)>,
     /// Socket files berthd created, removed at shutdown.
     pub paths: Vec<PathBuf>,
 }
 
 /// Binds every `-H` address.
-pub fn bind(hosts: &[String]) -> Result<Listeners> {
+pub fn bind(hosts: &[String], tls: Option<&crate::config::Tls>) -> Result<Listeners> {
     let mut out = Listeners {
         listeners: Vec::new(),
+        tcp: Vec::new(),
         paths: Vec::new(),
+    };
+    let acceptor = match tls {
+        Some(t) => Some(tokio_rustls::TlsAcceptor::from(
+            berth_registry::tls::server_config(&t.cert, &t.key, t.client_ca.as_deref())
+                .context("setting up TLS")?,
+        )),
+        None => None,
     };
     for h in hosts {
         if let Some(path) = h.strip_prefix("unix://") {
@@ -43,6 +54,13 @@ pub fn bind(hosts: &[String]) -> Result<Listeners> {
             out.paths.push(path);
         } else if h.starts_with("fd://") {
             out.listeners.extend(activated(h)?);
+        } else if h.starts_with("tcp://") {
+            let addr = crate::config::tcp_addr(h)?;
+            let l =
+                std::net::TcpListener::bind(addr).with_context(|| format!("listening on {h}"))?;
+            l.set_nonblocking(true)?;
+            out.tcp
+                .push((tokio::net::TcpListener::from_std(l)?, acceptor.clone()));
         }
     }
     Ok(out)
@@ -96,24 +114,65 @@ pub fn serve(listener: UnixListener, daemon: Arc<Daemon>) {
                     continue;
                 }
             };
-            let d = daemon.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let d = d.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(d, req).await) }
-                });
-                // The first request's head as Go's server would take it.
-                let Some(stream) = super::head::first_request(stream).await else {
-                    return;
-                };
-                let conn = hyper::server::conn::http1::Builder::new()
-                    .max_buf_size(super::head::MAX_HEAD + (64 << 10))
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .with_upgrades();
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "connection");
-                }
-            });
+            tokio::spawn(connection(stream, daemon.clone()));
         }
     });
+}
+
+/// A TCP socket: each connection through TLS first when the socket has it (a
+/// client without a certificate the CA signed never reaches the API).
+pub fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    daemon: Arc<Daemon>,
+) {
+    tokio::spawn(async move {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept");
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let d = daemon.clone();
+            match tls.clone() {
+                None => {
+                    tokio::spawn(connection(stream, d));
+                }
+                Some(acceptor) => {
+                    tokio::spawn(async move {
+                        match acceptor.accept(stream).await {
+                            Ok(s) => connection(s, d).await,
+                            Err(e) => {
+                                tracing::info!(%peer, error = %e, "TLS handshake refused")
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    });
+}
+
+async fn connection<S>(stream: S, d: Arc<Daemon>)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = service_fn(move |req| {
+        let d = d.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle(d, req).await) }
+    });
+    // The first request's head as Go's server would take it.
+    let Some(stream) = super::head::first_request(stream).await else {
+        return;
+    };
+    let conn = hyper::server::conn::http1::Builder::new()
+        .max_buf_size(super::head::MAX_HEAD + (64 << 10))
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades();
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "connection");
+    }
 }
