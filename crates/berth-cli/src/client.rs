@@ -139,6 +139,33 @@ impl Client {
             .unwrap_or_else(|| "unix:///run/berth/berth.sock".into())
     }
 
+    /// The client for `-H`, else `--context`, else BERTH_HOST or DOCKER_HOST,
+    /// else DOCKER_CONTEXT or the docker CLI's current context, else the default
+    /// socket.
+    pub fn resolve(host: Option<&str>, context: Option<&str>, tls: &TlsOpts) -> Result<Client> {
+        if host.is_some() && context.is_some() {
+            bail!("conflicting options: either specify --host or --context, not both");
+        }
+        let from_env = ["BERTH_HOST", "DOCKER_HOST"]
+            .iter()
+            .any(|v| std::env::var(v).is_ok_and(|s| !s.is_empty()));
+        let context = match (host, context) {
+            (None, Some(c)) => Some(c.to_string()),
+            (None, None) if !from_env => std::env::var("DOCKER_CONTEXT")
+                .ok()
+                .filter(|s| !s.is_empty())
+                .or_else(current_context),
+            _ => None,
+        };
+        match context.filter(|c| c != "default") {
+            Some(name) => {
+                let (h, t) = docker_context(&name)?;
+                Self::new(Some(&h), &t)
+            }
+            None => Self::new(host, tls),
+        }
+    }
+
     pub fn new(host: Option<&str>, tls: &TlsOpts) -> Result<Client> {
         let host = Self::host(host);
         if let Some(socket) = host.strip_prefix("unix://") {
@@ -346,4 +373,53 @@ async fn check(resp: Response<Incoming>) -> Result<Response<Incoming>> {
 /// Percent-encodes a query value.
 pub fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The docker CLI's configuration directory (DOCKER_CONFIG, or ~/.docker).
+fn docker_config_dir() -> std::path::PathBuf {
+    std::env::var_os("DOCKER_CONFIG")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".docker")))
+        .unwrap_or_default()
+}
+
+/// `currentContext` of the docker CLI's config.json.
+fn current_context() -> Option<String> {
+    let b = std::fs::read(docker_config_dir().join("config.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
+    v["currentContext"]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+}
+
+/// A docker context's engine endpoint, as `docker context create` stores it: the
+/// host in `contexts/meta/<sha256 of the name>/meta.json`, the TLS files in
+/// `contexts/tls/<sha256>/docker/`.
+fn docker_context(name: &str) -> Result<(String, TlsOpts)> {
+    use sha2::Digest;
+    let id = hex::encode(sha2::Sha256::digest(name.as_bytes()));
+    let dir = docker_config_dir().join("contexts");
+    let meta = dir.join("meta").join(&id).join("meta.json");
+    let b = std::fs::read(&meta).map_err(|_| anyhow!("context {name:?} does not exist"))?;
+    let v: serde_json::Value =
+        serde_json::from_slice(&b).with_context(|| format!("reading {}", meta.display()))?;
+    let ep = &v["Endpoints"]["docker"];
+    let host = ep["Host"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| anyhow!("context {name:?} has no docker endpoint"))?
+        .to_string();
+    let tls_dir = dir.join("tls").join(&id).join("docker");
+    let file = |f: &str| Some(tls_dir.join(f)).filter(|p| p.exists());
+    let skip = ep["SkipTLSVerify"].as_bool().unwrap_or(false);
+    let tls = TlsOpts {
+        tls: skip && tls_dir.exists(),
+        verify: !skip && tls_dir.exists(),
+        ca: file("ca.pem"),
+        cert: file("cert.pem"),
+        key: file("key.pem"),
+    };
+    Ok((host, tls))
 }

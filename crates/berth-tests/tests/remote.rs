@@ -144,6 +144,32 @@ fn the_docker_cli_and_berth_over_tcp_with_mutual_tls() {
         Some(b"piped\n"),
     );
     assert_eq!(o.ok(), "piped\n");
+    // berth with the docker CLI's context: named, then made current.
+    let cfg = d.root.path().join("docker-config");
+    let cfg_env = [("DOCKER_CONFIG", cfg.to_str().unwrap())];
+    let o = berth(
+        &cfg_env,
+        &[
+            "--context",
+            "remote",
+            "run",
+            "--rm",
+            "busybox",
+            "echo",
+            "through a context",
+        ],
+        None,
+    );
+    assert_eq!(o.ok(), "through a context\n");
+    d.docker(&["context", "use", "remote"]).ok();
+    let o = berth(&cfg_env, &["images", "--format", "{{.Repository}}"], None);
+    assert_eq!(o.ok(), "busybox\n");
+    d.docker(&["context", "use", "default"]).ok();
+    let o = berth(&cfg_env, &["--context", "nosuch", "ps"], None);
+    assert!(
+        o.stderr.contains("context \"nosuch\" does not exist"),
+        "{o:?}"
+    );
     // Refused at the TLS layer: no certificate, another CA's, plain HTTP.
     let o = d.docker_env(
         &[],
