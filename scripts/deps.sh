@@ -19,10 +19,21 @@ command -v pass >/dev/null || need+=(pass)
 # builds through BuildKit's session.
 [ -x /usr/bin/docker-compose ] || need+=(docker-compose)
 [ -x /usr/bin/docker ] || need+=(docker.io)
+# ssh:// hosts: the tests run a private sshd on 127.0.0.1 (never the machine's).
+command -v ssh >/dev/null || need+=(openssh-client)
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
+  # Packages are installed, not started: no service (sshd on port 22, dockerd)
+  # comes up behind the suite's back.
+  policy=/usr/sbin/policy-rc.d
+  made_policy=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1
+  fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  [ -z "$made_policy" ] || rm -f "$policy"
 fi
 # docker-py, the Python client the tests drive.
 python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker >/dev/null

@@ -34,6 +34,13 @@ pub struct Client {
 #[derive(Clone)]
 enum Endpoint {
     Unix(String),
+    /// `ssh://[user@]host[:port]`: each connection is `ssh ... -- berth system
+    /// dial-stdio` on that host, as the docker CLI runs `docker system dial-stdio`.
+    Ssh {
+        user: Option<String>,
+        host: String,
+        port: Option<u16>,
+    },
     Tcp {
         addr: String,
         tls: Option<(
@@ -173,6 +180,26 @@ impl Client {
                 endpoint: Endpoint::Unix(socket.to_string()),
             });
         }
+        if host.starts_with("ssh://") {
+            let u = url::Url::parse(&host).map_err(|e| anyhow!("invalid host {host:?}: {e}"))?;
+            if !u.path().is_empty() && u.path() != "/" {
+                bail!(
+                    "invalid host {host:?}: extra path after the host: {}",
+                    u.path()
+                );
+            }
+            let h = u
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| anyhow!("invalid host {host:?}: no host name"))?;
+            return Ok(Client {
+                endpoint: Endpoint::Ssh {
+                    user: Some(u.username().to_string()).filter(|u| !u.is_empty()),
+                    host: h.to_string(),
+                    port: u.port(),
+                },
+            });
+        }
         if let Some(addr) = host.strip_prefix("tcp://") {
             let addr = addr.trim_end_matches('/').to_string();
             let name = addr
@@ -196,6 +223,36 @@ impl Client {
         bail!("unsupported host {host:?}: berth connects to unix:// and tcp:// addresses")
     }
 
+    /// `berth system dial-stdio`: this process's stdin and stdout become a
+    /// connection to the daemon, until either side closes.
+    pub async fn dial_stdio(&self) -> Result<()> {
+        let Endpoint::Unix(socket) = &self.endpoint else {
+            bail!("dial-stdio reaches a daemon on its unix socket");
+        };
+        let s = UnixStream::connect(socket)
+            .await
+            .with_context(|| format!("Cannot connect to the berth daemon at unix://{socket}"))?;
+        let (mut r, mut w) = s.into_split();
+        let up = async {
+            let _ = tokio::io::copy(&mut tokio::io::stdin(), &mut w).await;
+            use tokio::io::AsyncWriteExt;
+            let _ = w.shutdown().await;
+        };
+        let down = async {
+            let mut out = tokio::io::stdout();
+            let _ = tokio::io::copy(&mut r, &mut out).await;
+            use tokio::io::AsyncWriteExt;
+            let _ = out.flush().await;
+        };
+        // The daemon's side ending ends the proxy; the client closing its side
+        // only half-closes the daemon's.
+        tokio::select! {
+            _ = down => {}
+            _ = async { up.await; std::future::pending::<()>().await } => {}
+        }
+        Ok(())
+    }
+
     /// A request that failed on the wire; a plain TCP client reaching a TLS
     /// socket is told so, in the docker CLI's words.
     fn sent(&self, e: hyper::Error) -> anyhow::Error {
@@ -217,6 +274,30 @@ impl Client {
                         "Cannot connect to the berth daemon at unix://{socket}. Is berthd running?"
                     )
                 })?)
+            }
+            Endpoint::Ssh { user, host, port } => {
+                let mut cmd = tokio::process::Command::new("ssh");
+                cmd.args(["-o", "ConnectTimeout=30", "-T"]);
+                if let Some(u) = user {
+                    cmd.args(["-l", u]);
+                }
+                if let Some(p) = port {
+                    cmd.args(["-p", &p.to_string()]);
+                }
+                cmd.args(["--", host, "berth", "system", "dial-stdio"])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .kill_on_drop(true);
+                let mut child = cmd
+                    .spawn()
+                    .with_context(|| format!("running ssh to {host}"))?;
+                let stdin = child.stdin.take().expect("piped");
+                let stdout = child.stdout.take().expect("piped");
+                Box::new(SshIo {
+                    _child: child,
+                    stdin: Some(stdin),
+                    stdout,
+                })
             }
             Endpoint::Tcp { addr, tls } => {
                 let stream = tokio::net::TcpStream::connect(addr.as_str())
@@ -422,4 +503,54 @@ fn docker_context(name: &str) -> Result<(String, TlsOpts)> {
         key: file("key.pem"),
     };
     Ok((host, tls))
+}
+
+/// An ssh process's stdout and stdin as one connection; the process goes with it.
+/// Shutting the writing side down closes ssh's stdin (the remote end's EOF).
+struct SshIo {
+    _child: tokio::process::Child,
+    stdin: Option<tokio::process::ChildStdin>,
+    stdout: tokio::process::ChildStdout,
+}
+
+impl tokio::io::AsyncRead for SshIo {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.stdout).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for SshIo {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        match self.stdin.as_mut() {
+            Some(w) => std::pin::Pin::new(w).poll_write(cx, buf),
+            None => std::task::Poll::Ready(Err(std::io::ErrorKind::BrokenPipe.into())),
+        }
+    }
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        match self.stdin.as_mut() {
+            Some(w) => std::pin::Pin::new(w).poll_flush(cx),
+            None => std::task::Poll::Ready(Ok(())),
+        }
+    }
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if let Some(w) = self.stdin.as_mut() {
+            std::task::ready!(std::pin::Pin::new(w).poll_flush(cx))?;
+        }
+        self.stdin = None;
+        std::task::Poll::Ready(Ok(()))
+    }
 }

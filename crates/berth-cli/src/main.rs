@@ -310,6 +310,17 @@ enum Cmd {
         #[arg(short = 'f', long)]
         format: Option<String>,
     },
+    /// Manage berth
+    #[command(subcommand)]
+    System(SystemCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum SystemCmd {
+    /// Proxy the stdio stream to the daemon connection (what `-H ssh://` runs
+    /// on the remote side)
+    #[command(name = "dial-stdio")]
+    DialStdio,
 }
 
 async fn simple(c: &Client, names: &[String], path: impl Fn(&str) -> String) -> Result<i32> {
@@ -407,6 +418,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             .await
             .map(|()| 0),
         Cmd::Network(n) => network::network(&c, n).await.map(|()| 0),
+        Cmd::System(SystemCmd::DialStdio) => c.dial_stdio().await.map(|()| 0),
         Cmd::Volume(v) => volume::volume(&c, v).await,
         Cmd::Pull {
             platform,

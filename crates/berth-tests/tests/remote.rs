@@ -239,3 +239,128 @@ fn berthd_will_not_listen_off_loopback_without_tlsverify() {
         assert!(!dir.path().join("data").exists(), "nothing is made");
     }
 }
+
+/// A private sshd on 127.0.0.1 for one test: a host key and a user key made
+/// here, and sessions whose DOCKER_HOST is the test daemon's socket (never the
+/// machine's default one) and whose PATH finds `berth` and `docker`.
+struct Sshd {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sshd {
+    fn start(d: &Daemon) -> Sshd {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |f: &str| dir.path().join(f).display().to_string();
+        let keygen = |f: &str| {
+            let mut c = std::process::Command::new("ssh-keygen");
+            c.args(["-q", "-t", "ed25519", "-N", "", "-f", &p(f)]);
+            berth_tests::run(c, None).ok();
+        };
+        keygen("host_key");
+        keygen("id");
+        std::fs::copy(p("id.pub"), p("authorized_keys")).unwrap();
+        let port = free_port();
+        let berth_dir = bin("berth").parent().unwrap().display().to_string();
+        std::fs::write(
+            p("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\nPidFile {}\n\
+                 PermitRootLogin prohibit-password\nPasswordAuthentication no\nKbdInteractiveAuthentication no\n\
+                 StrictModes no\nUsePAM no\nSetEnv DOCKER_HOST={} PATH={berth_dir}:/usr/local/bin:/usr/bin:/bin\n",
+                p("host_key"),
+                p("authorized_keys"),
+                p("sshd.pid"),
+                d.host()
+            ),
+        )
+        .unwrap();
+        // The client side: this key, no known_hosts of the machine's.
+        std::fs::write(
+            p("ssh_config"),
+            format!(
+                "Host *\n  IdentityFile {}\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n  LogLevel ERROR\n",
+                p("id")
+            ),
+        )
+        .unwrap();
+        std::fs::create_dir_all(dir.path().join("bin")).unwrap();
+        let wrapper = dir.path().join("bin/ssh");
+        std::fs::write(
+            &wrapper,
+            format!(
+                "#!/bin/sh\nexec /usr/bin/ssh -F {} \"$@\"\n",
+                p("ssh_config")
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // sshd's privilege separation directory.
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let child = std::process::Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f", &p("sshd_config")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("sshd (Debian's openssh-server)");
+        berth_tests::wait_until("sshd listens", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Sshd { child, dir, port }
+    }
+
+    /// PATH for a client: the ssh wrapper first.
+    fn path(&self) -> String {
+        format!("{}:/usr/bin:/bin", self.dir.path().join("bin").display())
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_docker_cli_and_berth_over_ssh() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let sshd = Sshd::start(&d);
+    let host = format!("ssh://root@127.0.0.1:{}", sshd.port);
+    let path = sshd.path();
+    // The docker CLI runs `docker system dial-stdio` on the remote side (with a
+    // PATH that finds the test's ssh wrapper).
+    let mut c = std::process::Command::new(berth_tests::DOCKER);
+    c.args(["-H", &host, "run", "--rm", "busybox", "echo", "hi"])
+        .env("PATH", &path)
+        .env("DOCKER_CONFIG", d.root.path().join("docker-config"))
+        .env_remove("DOCKER_HOST");
+    assert_eq!(berth_tests::run(c, None).ok(), "hi\n");
+    // berth runs `berth system dial-stdio` there; an attached stdin goes through.
+    let berth = |args: &[&str], stdin: Option<&[u8]>| {
+        let mut c = std::process::Command::new(bin("berth"));
+        c.args(args)
+            .env("PATH", &path)
+            .env_remove("BERTH_HOST")
+            .env_remove("DOCKER_HOST");
+        berth_tests::run(c, stdin)
+    };
+    assert_eq!(
+        berth(&["-H", &host, "run", "--rm", "busybox", "echo", "hi"], None).ok(),
+        "hi\n"
+    );
+    assert_eq!(
+        berth(
+            &["-H", &host, "run", "--rm", "-i", "busybox", "cat"],
+            Some(b"through ssh\n")
+        )
+        .ok(),
+        "through ssh\n"
+    );
+    // A host that refuses: ssh's words, and no hang.
+    let o = berth(&["-H", "ssh://nobody@127.0.0.1:1", "ps"], None);
+    assert_ne!(o.code, 0);
+}
