@@ -31,9 +31,10 @@ if [ ${#need[@]} -gt 0 ]; then
   made_policy=
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy" && made_policy=1
+    trap 'rm -f "$policy"' EXIT
   fi
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  [ -z "$made_policy" ] || rm -f "$policy"
+  if [ -n "$made_policy" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
 # docker-py, the Python client the tests drive.
 python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker >/dev/null
