@@ -47,6 +47,9 @@ pub struct Flags {
     /// Daemon configuration file (Docker's daemon.json keys).
     #[arg(long)]
     pub config_file: Option<PathBuf>,
+    /// Validate the flags and the configuration file, then exit.
+    #[arg(long)]
+    pub validate: bool,
     /// Debug logging.
     #[arg(short = 'D', long)]
     pub debug: bool,
@@ -204,11 +207,22 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
             }
         }
     }
-    serde_json::from_value(raw).with_context(|| {
-        format!(
-            "unable to configure the daemon with file {}",
-            path.display()
-        )
+    serde_json::from_value(raw).map_err(|e| {
+        let m = e.to_string();
+        // dockerd's words for a key it does not know.
+        match m
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split_once('`'))
+        {
+            Some((k, _)) => anyhow::anyhow!(
+                "unable to configure the daemon with file {}: the following directives don't match any configuration option: {k}",
+                path.display()
+            ),
+            None => anyhow::anyhow!(
+                "unable to configure the daemon with file {}: {m}",
+                path.display()
+            ),
+        }
     })
 }
 

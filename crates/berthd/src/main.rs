@@ -311,6 +311,7 @@ fn main() -> std::process::ExitCode {
         return std::process::ExitCode::from(1);
     }
     let flags = config::Flags::parse();
+    let validate = flags.validate;
     let cfg = match config::Config::load(flags) {
         Ok(c) => c,
         Err(e) => {
@@ -318,6 +319,11 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    // dockerd's `--validate`: the configuration, and nothing started.
+    if validate {
+        println!("configuration OK");
+        return std::process::ExitCode::SUCCESS;
+    }
     let level = if cfg.debug {
         "debug"
     } else {
