@@ -19,6 +19,8 @@ command -v pass >/dev/null || need+=(pass)
 # builds through BuildKit's session.
 [ -x /usr/bin/docker-compose ] || need+=(docker-compose)
 [ -x /usr/bin/docker ] || need+=(docker.io)
+# The service units are checked with systemd-analyze and run as systemd-socket-activate does.
+command -v systemd-socket-activate >/dev/null || need+=(systemd)
 # ssh:// hosts: the tests run a private sshd on 127.0.0.1 (never the machine's).
 command -v ssh >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)

@@ -570,7 +570,8 @@ pub fn wait_pid_exit(pid: i32) {
 }
 
 /// The per-daemon parent cgroup in every hierarchy.
-fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+/// The directories of the cgroup parent `parent` in every hierarchy.
+pub fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let base = Path::new("/sys/fs/cgroup");
     if base.join(parent).exists() {

@@ -321,3 +321,116 @@ os.execv(sys.argv[2], [sys.argv[2]] + sys.argv[3:])
     assert!(child.wait().unwrap().success());
     let _ = std::fs::remove_dir_all(&exec_root);
 }
+
+/// berthd as a service: scripts/install.sh stages the binaries and systemd's
+/// units, `systemd-analyze verify` accepts them, and the staged berthd started
+/// as the socket unit starts it (`systemd-socket-activate`, `-H fd://`) answers
+/// the docker CLI on the activated socket.
+#[test]
+fn the_service_units_install_and_socket_activation_serves() {
+    berth_tests::require_root();
+    let stage = tempfile::tempdir().unwrap();
+    let prefix = stage.path().join("usr/local");
+    let root = env!("CARGO_MANIFEST_DIR").to_string() + "/../..";
+    let mut c = Command::new(format!("{root}/scripts/install.sh"));
+    c.env("DESTDIR", stage.path())
+        .env("PREFIX", "/usr/local")
+        .env("BIN_DIR", bin("berthd").parent().unwrap());
+    let out = run(c, None).ok().to_string();
+    assert!(out.contains("installed under"), "{out}");
+    let units = stage.path().join("etc/systemd/system");
+    for f in ["berthd.service", "berthd.socket"] {
+        assert!(units.join(f).is_file(), "{f}");
+    }
+    for b in ["berthd", "berth", "berth-shim"] {
+        assert!(prefix.join("bin").join(b).is_file(), "{b}");
+    }
+    // The unit as installed, pointed at the staged binary for systemd-analyze.
+    let unit = std::fs::read_to_string(units.join("berthd.service")).unwrap();
+    assert!(
+        unit.contains("ExecStart=/usr/local/bin/berthd -H fd://"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("Type=notify") && unit.contains("Delegate=yes"),
+        "{unit}"
+    );
+    let check = stage.path().join("check");
+    std::fs::create_dir_all(&check).unwrap();
+    std::fs::write(
+        check.join("berthd.service"),
+        unit.replace(
+            "/usr/local/bin/berthd",
+            prefix.join("bin/berthd").to_str().unwrap(),
+        ),
+    )
+    .unwrap();
+    std::fs::copy(units.join("berthd.socket"), check.join("berthd.socket")).unwrap();
+    let mut v = Command::new("systemd-analyze");
+    v.arg("verify")
+        .arg(check.join("berthd.socket"))
+        .arg(check.join("berthd.service"));
+    let o = run(v, None);
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(!o.stderr.contains("berthd."), "{o:?}");
+    // Socket activation as systemd does it, on a socket of this test's; what
+    // that berthd makes goes with the guard, whatever happens.
+    let tag = format!("{:06x}", rand::random::<u32>() & 0xffffff);
+    struct Activated {
+        child: std::process::Child,
+        exec_root: String,
+        bridge: String,
+        cgroup_parent: String,
+        data_root: std::path::PathBuf,
+    }
+    impl Drop for Activated {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status();
+            let _ = self.child.wait();
+            let _ = Command::new("ip")
+                .args(["link", "del", &self.bridge])
+                .status();
+            let _ = berth_net::nft::remove(&berth_net::nft::table_for(&self.data_root));
+            for h in berth_tests::cgroup_dirs(&self.cgroup_parent) {
+                let _ = std::fs::remove_dir(&h);
+            }
+            let _ = std::fs::remove_dir_all(&self.exec_root);
+        }
+    }
+    let sock = stage.path().join("berth.sock");
+    std::fs::write(stage.path().join("none.json"), "{}").unwrap();
+    let (exec_root, bridge, cgroup_parent) = (
+        format!("/run/bt-sa-{tag}"),
+        format!("bsa{tag}"),
+        format!("berth-test-sa-{tag}"),
+    );
+    let child = Command::new("systemd-socket-activate")
+        .arg("-l")
+        .arg(&sock)
+        .arg(prefix.join("bin/berthd"))
+        .args(["-H", "fd://", "--data-root"])
+        .arg(stage.path().join("data"))
+        .args(["--exec-root", &exec_root, "--bridge", &bridge])
+        .args(["--cgroup-parent", &cgroup_parent])
+        .args(["--default-address-pool", "base=10.249.0.0/16,size=24"])
+        .arg("--config-file")
+        .arg(stage.path().join("none.json"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _activated = Activated {
+        child,
+        exec_root,
+        bridge,
+        cgroup_parent,
+        data_root: stage.path().join("data"),
+    };
+    berth_tests::wait_until("the socket is there", || sock.exists());
+    let mut c = Command::new(berth_tests::DOCKER);
+    c.args(["version", "--format", "{{.Server.Os}}"])
+        .env("DOCKER_HOST", format!("unix://{}", sock.display()));
+    assert_eq!(run(c, None).ok(), "linux\n");
+}
