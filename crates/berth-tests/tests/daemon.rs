@@ -434,3 +434,64 @@ fn the_service_units_install_and_socket_activation_serves() {
         .env("DOCKER_HOST", format!("unix://{}", sock.display()));
     assert_eq!(run(c, None).ok(), "linux\n");
 }
+
+/// SIGHUP reloads what dockerd reloads: `docker info` shows the new debug,
+/// live-restore and registry settings, a `daemon reload` event says so; a file
+/// that does not parse changes nothing.
+#[test]
+fn sighup_reloads_the_configuration() {
+    let d = Daemon::start();
+    let info = || {
+        d.docker(&[
+            "info",
+            "--format",
+            "{{.Debug}} {{.LiveRestoreEnabled}} {{json .RegistryConfig.Mirrors}} {{json .RegistryConfig.InsecureRegistryCIDRs}}",
+        ])
+        .ok()
+        .to_string()
+    };
+    assert_eq!(info(), "false false [] [\"::1/128\",\"127.0.0.0/8\"]\n");
+    let cfg = d.root.path().join("daemon.json");
+    std::fs::write(
+        &cfg,
+        r#"{"debug": true, "live-restore": true, "registry-mirrors": ["https://mirror.example"], "insecure-registries": ["10.9.0.0/16"]}"#,
+    )
+    .unwrap();
+    let hup = || {
+        Command::new("kill")
+            .args(["-HUP", &d.pid().to_string()])
+            .status()
+            .unwrap();
+    };
+    hup();
+    let want =
+        "true true [\"https://mirror.example/\"] [\"::1/128\",\"127.0.0.0/8\",\"10.9.0.0/16\"]\n";
+    berth_tests::wait_until("the reload shows in info", || info() == want);
+    let o = d.docker(&[
+        "events",
+        "--since",
+        "10m",
+        "--until",
+        &format!(
+            "{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs()
+                + 1
+        ),
+        "--filter",
+        "type=daemon",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.debug}} {{index .Actor.Attributes \"live-restore\"}}",
+    ]);
+    assert_eq!(o.ok(), "reload true true\n");
+    // A broken file: an error in the log, the configuration in force kept.
+    std::fs::write(&cfg, r#"{"debug": "#).unwrap();
+    hup();
+    berth_tests::wait_until("the failed reload is logged", || {
+        d.log().contains("Error reconfiguring the daemon")
+    });
+    assert_eq!(info(), want);
+    std::fs::write(&cfg, "{}").unwrap();
+}

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "berthd",
     version,

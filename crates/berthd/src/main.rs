@@ -84,7 +84,66 @@ fn create_dirs(dir: &std::path::Path, undo: &mut Undo) -> Result<()> {
     Ok(())
 }
 
-async fn run(cfg: config::Config) -> Result<()> {
+/// The handle that changes the log level of a running daemon.
+type LogFilter =
+    tracing_subscriber::reload::Handle<tracing_subscriber::EnvFilter, tracing_subscriber::Registry>;
+
+/// SIGHUP: the configuration read again, and what dockerd reloads applied
+/// (debug, log-level, live-restore, registry-mirrors, insecure-registries);
+/// the rest needs a restart. A `daemon reload` event says what is in force.
+fn reload(flags: &config::Flags, d: &daemon::services::Daemon, log_filter: &LogFilter) {
+    let new = match config::Config::load(flags.clone()) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "Error reconfiguring the daemon");
+            return;
+        }
+    };
+    use std::sync::atomic::Ordering;
+    d.system.debug.store(new.debug, Ordering::Relaxed);
+    d.system
+        .live_restore
+        .store(new.live_restore, Ordering::Relaxed);
+    let level = if new.debug {
+        "debug"
+    } else {
+        new.log_level.as_str()
+    };
+    let level = if level == "fatal" { "error" } else { level };
+    if let Err(e) = log_filter.reload(tracing_subscriber::EnvFilter::new(format!(
+        "berthd={level}"
+    ))) {
+        tracing::warn!(error = %e, "changing the log level");
+    }
+    d.images.set_registry_config(new.registries.clone());
+    let list = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
+    let attrs: daemon::events::Attributes = [
+        ("debug", new.debug.to_string()),
+        ("live-restore", new.live_restore.to_string()),
+        ("log-level", new.log_level.clone()),
+        ("registry-mirrors", list(&new.registries.mirrors)),
+        ("insecure-registries", list(&new.registries.insecure)),
+        (
+            "name",
+            rustix::system::uname()
+                .nodename()
+                .to_string_lossy()
+                .into_owned(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    d.events
+        .emit("daemon", "reload", &d.system.daemon_id, attrs);
+    tracing::info!(
+        debug = new.debug,
+        live_restore = new.live_restore,
+        "configuration reloaded"
+    );
+}
+
+async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -> Result<()> {
     raise_nofile();
     let mut undo = Undo(Vec::new());
     // Sockets first: a daemon already serving them means this one must not touch
@@ -210,8 +269,8 @@ async fn run(cfg: config::Config) -> Result<()> {
             images,
             volumes,
             data_root: cfg.data_root.clone(),
-            debug: cfg.debug,
-            live_restore: cfg.live_restore,
+            debug: cfg.debug.into(),
+            live_restore: cfg.live_restore.into(),
             daemon_id,
         },
     });
@@ -226,9 +285,13 @@ async fn run(cfg: config::Config) -> Result<()> {
 
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => reload(&flags, &daemon, &log_filter),
+        }
     }
     tracing::info!("shutting down");
     sd_notify("STOPPING=1");
@@ -236,7 +299,11 @@ async fn run(cfg: config::Config) -> Result<()> {
         let _ = std::fs::remove_file(p);
     }
     containers.begin_shutdown();
-    if !cfg.live_restore {
+    if !daemon
+        .system
+        .live_restore
+        .load(std::sync::atomic::Ordering::Relaxed)
+    {
         // Like dockerd without live-restore: running containers are stopped.
         let stops = containers
             .all()
@@ -312,7 +379,7 @@ fn main() -> std::process::ExitCode {
     }
     let flags = config::Flags::parse();
     let validate = flags.validate;
-    let cfg = match config::Config::load(flags) {
+    let cfg = match config::Config::load(flags.clone()) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("berthd: {e:#}");
@@ -330,11 +397,15 @@ fn main() -> std::process::ExitCode {
         cfg.log_level.as_str()
     };
     let level = if level == "fatal" { "error" } else { level };
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(format!(
-            "berthd={level}"
-        )))
-        .with_writer(std::io::stderr)
+    // The level is reloadable (SIGHUP): the filter sits behind a handle.
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let (filter, log_filter) = tracing_subscriber::reload::Layer::new(
+        tracing_subscriber::EnvFilter::new(format!("berthd={level}")),
+    );
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -347,7 +418,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    match rt.block_on(run(cfg)) {
+    match rt.block_on(run(cfg, flags, log_filter)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

@@ -10,8 +10,9 @@ pub struct System {
     pub images: Arc<crate::daemon::image::service::Images>,
     pub volumes: Arc<crate::daemon::volume::Volumes>,
     pub data_root: PathBuf,
-    pub debug: bool,
-    pub live_restore: bool,
+    /// Reloadable (SIGHUP): `debug` and `live-restore`.
+    pub debug: std::sync::atomic::AtomicBool,
+    pub live_restore: std::sync::atomic::AtomicBool,
     pub daemon_id: String,
 }
 
@@ -113,7 +114,7 @@ impl System {
             pids_limit: true,
             ipv4_forwarding: std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward")
                 .is_ok_and(|s| s.trim() == "1"),
-            debug: self.debug,
+            debug: self.debug.load(std::sync::atomic::Ordering::Relaxed),
             n_fd: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64),
             n_goroutines: 0,
             system_time: crate::daemon::time::now_rfc3339(),
@@ -137,7 +138,7 @@ impl System {
             // `--runtime runc` and compose files ask for.
             runtimes: serde_json::json!({ "runc": { "path": "berth-shim" } }),
             default_runtime: "runc".into(),
-            live_restore_enabled: self.live_restore,
+            live_restore_enabled: self.live_restore.load(std::sync::atomic::Ordering::Relaxed),
             isolation: String::new(),
             init_binary: String::new(),
             security_options: if crate::daemon::container::security::kernel_has_seccomp() {
@@ -155,7 +156,7 @@ impl System {
                 )],
             },
             plugins: serde_json::json!({ "Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file", "local", "none"] }),
-            registry_config: serde_json::json!({ "IndexConfigs": {}, "InsecureRegistryCIDRs": [], "Mirrors": [] }),
+            registry_config: registry_info(&self.images.registry_config()),
             swarm: serde_json::json!({ "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null }),
             containerd_commit: serde_json::json!({ "ID": "" }),
             runc_commit: serde_json::json!({ "ID": "" }),
@@ -176,4 +177,33 @@ fn backing_fs(p: &std::path::Path) -> &'static str {
         Ok(0x2FC1_2FC1) => "zfs",
         _ => "<unknown>",
     }
+}
+
+/// `/info`'s RegistryConfig, as dockerd fills it: loopback always insecure, the
+/// configured CIDRs and hosts, Docker Hub's index with the mirrors.
+fn registry_info(c: &crate::daemon::image::pull::RegistryConfig) -> serde_json::Value {
+    let mirrors: Vec<String> = c
+        .mirrors
+        .iter()
+        .map(|m| format!("{}/", m.trim_end_matches('/')))
+        .collect();
+    let mut cidrs = vec!["::1/128".to_string(), "127.0.0.0/8".to_string()];
+    let mut indexes = serde_json::Map::new();
+    indexes.insert(
+        "docker.io".into(),
+        serde_json::json!({ "Name": "docker.io", "Mirrors": mirrors, "Secure": true, "Official": true }),
+    );
+    for i in &c.insecure {
+        if i.contains('/') {
+            if !cidrs.contains(i) {
+                cidrs.push(i.clone());
+            }
+        } else {
+            indexes.insert(
+                i.clone(),
+                serde_json::json!({ "Name": i, "Mirrors": [], "Secure": false, "Official": false }),
+            );
+        }
+    }
+    serde_json::json!({ "IndexConfigs": indexes, "InsecureRegistryCIDRs": cidrs, "Mirrors": mirrors })
 }

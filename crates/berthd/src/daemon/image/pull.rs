@@ -166,7 +166,8 @@ pub struct PullPlan {
 
 pub struct Puller {
     store: Arc<Store>,
-    pub config: RegistryConfig,
+    /// Replaced whole when the daemon reloads its configuration (SIGHUP).
+    config: std::sync::RwLock<RegistryConfig>,
     /// Layers being fetched, by diff id: a second pull waits for the first.
     inflight: Mutex<HashMap<String, watch::Receiver<bool>>>,
 }
@@ -236,9 +237,26 @@ impl Puller {
     pub fn new(store: Arc<Store>, config: RegistryConfig) -> Puller {
         Puller {
             store,
-            config,
+            config: std::sync::RwLock::new(config),
             inflight: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// The registry settings in force.
+    pub fn current_config(&self) -> RegistryConfig {
+        self.config()
+    }
+
+    fn config(&self) -> RegistryConfig {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// New registry settings (a reload): pulls and pushes from now on use them.
+    pub fn set_config(&self, c: RegistryConfig) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = c;
     }
 
     /// A client for `host`: plain HTTP when asked (`http://` mirrors); for an
@@ -254,10 +272,11 @@ impl Puller {
         if http_only {
             return Ok(Registry::new(host, true, creds));
         }
-        if self.config.plain_http(host) {
+        let config = self.config();
+        if config.plain_http(host) {
             return Ok(Registry::insecure(host, creds));
         }
-        let tls = berth_registry::tls::client_config(host, &self.config.certs_dirs)
+        let tls = berth_registry::tls::client_config(host, &config.certs_dirs)
             .map_err(|e| ApiError::invalid(format!("TLS for {host}: {e}")))?;
         Ok(Registry::new(host, false, creds).with_tls(tls))
     }
@@ -270,7 +289,7 @@ impl Puller {
     ) -> ApiResult<Vec<Arc<Registry>>> {
         let mut out = Vec::new();
         if domain == berth_registry::DOCKER_HUB {
-            for m in &self.config.mirrors {
+            for m in &self.config().mirrors {
                 let host = m
                     .trim_start_matches("http://")
                     .trim_start_matches("https://")
@@ -851,7 +870,7 @@ impl Puller {
             if a.kind == ErrorKind::Unauthorized {
                 a.message = format!(
                     "login attempt to {}://{}/v2/ failed: {}",
-                    if self.config.plain_http(domain) {
+                    if self.config().plain_http(domain) {
                         "http"
                     } else {
                         "https"

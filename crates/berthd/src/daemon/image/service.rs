@@ -204,6 +204,16 @@ impl Images {
     /// `POST /images/create?fromImage=`: checks what to pull (errors here come
     /// before any progress), then pulls in the background, progress lines and a
     /// final error line on the returned channel.
+    /// The registry settings in force (for `/info`).
+    pub fn registry_config(&self) -> super::pull::RegistryConfig {
+        self.puller.current_config()
+    }
+
+    /// New registry settings (a configuration reload).
+    pub fn set_registry_config(&self, c: super::pull::RegistryConfig) {
+        self.puller.set_config(c);
+    }
+
     /// `GET /distribution/{name}/json`.
     pub async fn distribution(
         &self,
