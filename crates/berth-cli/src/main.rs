@@ -33,8 +33,8 @@ struct Cli {
     #[arg(short = 'H', long = "host", global = true)]
     host: Option<String>,
     /// Name of the docker context to use (also DOCKER_CONTEXT, or `docker context use`)
-    #[arg(long, global = true)]
-    context: Option<String>,
+    #[arg(long = "context", id = "docker_context", global = true)]
+    docker_context: Option<String>,
     /// Use TLS; implied by --tlsverify
     #[arg(long, global = true)]
     tls: bool,
@@ -339,7 +339,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         cert: cli.tlscert.clone(),
         key: cli.tlskey.clone(),
     };
-    let c = Client::resolve(cli.host.as_deref(), cli.context.as_deref(), &tls)?;
+    let c = Client::resolve(cli.host.as_deref(), cli.docker_context.as_deref(), &tls)?;
     match cli.cmd {
         Cmd::Run {
             detach,

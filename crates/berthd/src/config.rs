@@ -496,7 +496,7 @@ mod tests {
         let p = Path::new("/x/daemon.json");
         let e = parse_file(p, r#"{"data-rot": "/x"}"#).unwrap_err();
         assert!(
-            format!("{e:#}").contains("unknown field `data-rot`"),
+            format!("{e:#}").contains("don't match any configuration option: data-rot"),
             "{e:#}"
         );
         let e = parse_file(p, r#"{"default-ulimits": {}}"#).unwrap_err();
