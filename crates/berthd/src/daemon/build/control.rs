@@ -316,24 +316,34 @@ impl Control {
                 spec.r#ref
             )));
         }
-        *solve.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(spec.session.clone());
-        self.solves.started.notify_waiters();
-        let _finish = Finish(self.solves.clone(), solve.clone(), spec.r#ref.clone());
-        let refs = match &spec.frontend {
-            Some(attrs) => vec![build_for(&solve, attrs, run).await?],
+        // Where the gateway's Return goes, in place before the gateway can see
+        // the solve (its calls wait for the session to be set).
+        enum From<'a> {
+            Frontend(&'a HashMap<String, String>),
+            Gateway(oneshot::Receiver<Returned>),
+        }
+        let source = match &spec.frontend {
+            Some(attrs) => From::Frontend(attrs),
             None => {
                 let (tx, rx) = oneshot::channel();
                 *solve.returned.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
-                match rx.await {
-                    Ok(Ok(refs)) => refs,
-                    Ok(Err(e)) => return Err(ControlError::Failed(e)),
-                    Err(_) => {
-                        return Err(ControlError::Failed(
-                            "the build's gateway went away without a result".into(),
-                        ))
-                    }
-                }
+                From::Gateway(rx)
             }
+        };
+        *solve.session.lock().unwrap_or_else(|p| p.into_inner()) = Some(spec.session.clone());
+        self.solves.started.notify_waiters();
+        let _finish = Finish(self.solves.clone(), solve.clone(), spec.r#ref.clone());
+        let refs = match source {
+            From::Frontend(attrs) => vec![build_for(&solve, attrs, run).await?],
+            From::Gateway(rx) => match rx.await {
+                Ok(Ok(refs)) => refs,
+                Ok(Err(e)) => return Err(ControlError::Failed(e)),
+                Err(_) => {
+                    return Err(ControlError::Failed(
+                        "the build's gateway went away without a result".into(),
+                    ))
+                }
+            },
         };
         let image = match refs.as_slice() {
             [] => return Ok(HashMap::new()),
