@@ -2,6 +2,7 @@
 //! side, and containers that outlive a daemon restart.
 
 use berth_tests::{bin, run, Daemon};
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -97,11 +98,11 @@ fn bad_configuration_stops_the_start() {
         (0, "configuration OK\n"),
         "{o:?}"
     );
-    std::fs::write(&cfg, r#"{"default-ulimits": {}}"#).unwrap();
+    std::fs::write(&cfg, r#"{"userns-remap": "default"}"#).unwrap();
     let o = berthd(&["--config-file", cfg.to_str().unwrap()]);
     assert!(
         o.stderr
-            .contains("berth does not support the daemon.json key \"default-ulimits\" yet"),
+            .contains("berth does not support the daemon.json key \"userns-remap\" yet"),
         "{o:?}"
     );
     std::fs::write(&cfg, r#"{"registry-mirrors": ["mirror.example"]}"#).unwrap();
@@ -454,7 +455,7 @@ fn sighup_reloads_the_configuration() {
     let cfg = d.root.path().join("daemon.json");
     std::fs::write(
         &cfg,
-        r#"{"debug": true, "live-restore": true, "registry-mirrors": ["https://mirror.example"], "insecure-registries": ["10.9.0.0/16"]}"#,
+        r#"{"debug": true, "live-restore": true, "registry-mirrors": ["https://mirror.example"], "insecure-registries": ["10.9.0.0/16"], "labels": ["tier=x"], "experimental": true}"#,
     )
     .unwrap();
     let hup = || {
@@ -467,6 +468,15 @@ fn sighup_reloads_the_configuration() {
     let want =
         "true true [\"https://mirror.example/\"] [\"::1/128\",\"127.0.0.0/8\",\"10.9.0.0/16\"]\n";
     berth_tests::wait_until("the reload shows in info", || info() == want);
+    assert_eq!(
+        d.docker(&[
+            "info",
+            "--format",
+            "{{json .Labels}} {{.ExperimentalBuild}}"
+        ])
+        .ok(),
+        "[\"tier=x\"] true\n"
+    );
     let o = d.docker(&[
         "events",
         "--since",
@@ -494,4 +504,105 @@ fn sighup_reloads_the_configuration() {
     });
     assert_eq!(info(), want);
     std::fs::write(&cfg, "{}").unwrap();
+}
+
+/// dockerd's defaults for containers, as flags (daemon.json's keys are the same
+/// settings, checked by --validate): /dev/shm size, ulimits under a container's
+/// own, the log driver and its options, the cgroup namespace mode; the daemon's
+/// labels and experimental flag in `docker info`.
+#[test]
+fn daemon_defaults_reach_containers_and_info() {
+    let d = Daemon::start_with(&[
+        "--default-shm-size",
+        "128M",
+        "--default-ulimit",
+        "nofile=1024:2048",
+        "--log-driver",
+        "local",
+        "--log-opt",
+        "max-size=5m",
+        "--default-cgroupns-mode",
+        "host",
+        "--label",
+        "env=test",
+        "--experimental",
+    ]);
+    d.load_busybox();
+    assert_eq!(
+        d.docker(&[
+            "info",
+            "--format",
+            "{{json .Labels}} {{.ExperimentalBuild}}"
+        ])
+        .ok(),
+        "[\"env=test\"] true\n"
+    );
+    let host_ns = std::fs::read_link("/proc/self/ns/cgroup").unwrap();
+    let out = d.run_rm(&[
+        "busybox",
+        "sh",
+        "-c",
+        "df -k /dev/shm | tail -1 | awk '{print $2}'; ulimit -n; ulimit -Hn; readlink /proc/self/ns/cgroup",
+    ]);
+    assert_eq!(out, format!("131072\n1024\n2048\n{}\n", host_ns.display()));
+    d.docker(&["create", "--name", "made", "busybox"]).ok();
+    assert_eq!(
+        d.docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}} {{.HostConfig.ShmSize}} {{.HostConfig.CgroupnsMode}}",
+            "made",
+        ])
+        .ok(),
+        "local {\"max-size\":\"5m\"} 134217728 host\n"
+    );
+    // A container's own settings win.
+    let out = d.run_rm(&[
+        "--ulimit",
+        "nofile=512:512",
+        "--shm-size",
+        "8m",
+        "--cgroupns",
+        "private",
+        "busybox",
+        "sh",
+        "-c",
+        "ulimit -n; df -k /dev/shm | tail -1 | awk '{print $2}'; readlink /proc/self/ns/cgroup",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[..2], ["512", "8192"], "{out}");
+    assert_ne!(Path::new(lines[2]), host_ns.as_path(), "{out}");
+    // The same keys in daemon.json, and bad values named.
+    let cfg = d.root.path().join("defaults.json");
+    std::fs::write(
+        &cfg,
+        r#"{"default-shm-size": "128M", "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1024, "Hard": 2048}}, "log-driver": "local", "log-opts": {"max-size": "5m"}, "default-cgroupns-mode": "host", "labels": ["env=test"], "experimental": true, "features": {"buildkit": true}}"#,
+    )
+    .unwrap();
+    let o = berthd(&["--validate", "--config-file", cfg.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{o:?}");
+    for (bad, word) in [
+        (
+            r#"{"log-driver": "syslogg"}"#,
+            "no log driver named 'syslogg'",
+        ),
+        (
+            r#"{"default-ulimits": {"nofile": {"Name": "nofile", "Soft": 9, "Hard": 1}}}"#,
+            "soft limit must be less than or equal",
+        ),
+        (r#"{"default-cgroupns-mode": "shared"}"#, "host or private"),
+        (
+            r#"{"labels": ["novalue"]}"#,
+            "bad attribute format: novalue",
+        ),
+        (
+            r#"{"features": {"sparkles": true}}"#,
+            "unknown feature \"sparkles\"",
+        ),
+    ] {
+        std::fs::write(&cfg, bad).unwrap();
+        let o = berthd(&["--validate", "--config-file", cfg.to_str().unwrap()]);
+        assert_eq!(o.code, 1, "{bad}: {o:?}");
+        assert!(o.stderr.contains(word), "{bad}: {o:?}");
+    }
 }

@@ -50,6 +50,28 @@ pub struct Flags {
     /// Validate the flags and the configuration file, then exit.
     #[arg(long)]
     pub validate: bool,
+    /// Default size of containers' /dev/shm (e.g. 64M).
+    #[arg(long)]
+    pub default_shm_size: Option<String>,
+    /// Default ulimits for containers (name=soft[:hard]).
+    #[arg(long = "default-ulimit")]
+    pub default_ulimits: Vec<String>,
+    /// Default log driver for containers (json-file, local, none).
+    #[arg(long)]
+    pub log_driver: Option<String>,
+    /// Default log driver options for containers (key=value).
+    #[arg(long = "log-opt")]
+    pub log_opts: Vec<String>,
+    /// Default cgroup namespace mode of containers (host or private).
+    #[arg(long)]
+    pub default_cgroupns_mode: Option<String>,
+    /// Labels of the daemon (key=value), shown by `docker info`.
+    #[arg(long = "label")]
+    pub labels: Vec<String>,
+    /// Enable experimental features (shown by `docker info`).
+    #[arg(long)]
+    pub experimental: bool,
+
     /// Debug logging.
     #[arg(short = 'D', long)]
     pub debug: bool,
@@ -127,14 +149,31 @@ struct FileConfig {
     dns_opts: Option<Vec<String>>,
     insecure_registries: Option<Vec<String>>,
     registry_mirrors: Option<Vec<String>>,
+    default_shm_size: Option<String>,
+    default_ulimits: Option<std::collections::BTreeMap<String, FileUlimit>>,
+    log_driver: Option<String>,
+    log_opts: Option<std::collections::BTreeMap<String, String>>,
+    default_cgroupns_mode: Option<String>,
+    labels: Option<Vec<String>>,
+    experimental: Option<bool>,
+    features: Option<std::collections::BTreeMap<String, bool>>,
+}
+
+/// daemon.json's `default-ulimits` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileUlimit {
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "Soft")]
+    soft: i64,
+    #[serde(rename = "Hard")]
+    hard: i64,
 }
 
 /// daemon.json keys Docker has and berth does not implement yet.
 const DOCKER_KEYS_NOT_YET: &[&str] = &[
-    "log-driver",
-    "log-opts",
     "storage-opts",
-    "default-ulimits",
     "userns-remap",
     "iptables",
     "ip-forward",
@@ -144,20 +183,16 @@ const DOCKER_KEYS_NOT_YET: &[&str] = &[
     "default-runtime",
     "runtimes",
     "exec-opts",
-    "features",
     "builder",
-    "experimental",
     "metrics-addr",
     "max-concurrent-downloads",
     "max-concurrent-uploads",
     "shutdown-timeout",
-    "default-cgroupns-mode",
     "seccomp-profile",
     "no-new-privileges",
     "icc",
     "mtu",
     "group",
-    "labels",
     "init",
     "init-path",
     "userland-proxy",
@@ -176,6 +211,11 @@ pub struct Tls {
 pub struct Config {
     pub hosts: Vec<String>,
     pub tls: Option<Tls>,
+    /// What containers get when they do not say.
+    pub container_defaults: crate::daemon::container::Defaults,
+    /// Reloadable with SIGHUP, shown by `docker info`.
+    pub labels: Vec<String>,
+    pub experimental: bool,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub pidfile: PathBuf,
@@ -303,6 +343,49 @@ impl Config {
             file.registry_mirrors,
             "registry-mirrors"
         );
+        let shm = pick!(
+            flags.default_shm_size,
+            file.default_shm_size,
+            "default-shm-size"
+        );
+        let ulimits = pick!(
+            nonempty(flags.default_ulimits.clone()),
+            file.default_ulimits.map(|m| m
+                .into_iter()
+                .map(|(k, u)| format!(
+                    "{}={}:{}",
+                    if u.name.is_empty() { k } else { u.name },
+                    u.soft,
+                    u.hard
+                ))
+                .collect()),
+            "default-ulimits"
+        );
+        let log_driver = pick!(flags.log_driver, file.log_driver, "log-driver");
+        let log_opts = pick!(
+            nonempty(flags.log_opts.clone()),
+            file.log_opts
+                .map(|m| m.into_iter().map(|(k, v)| format!("{k}={v}")).collect()),
+            "log-opts"
+        );
+        let cgroupns = pick!(
+            flags.default_cgroupns_mode,
+            file.default_cgroupns_mode,
+            "default-cgroupns-mode"
+        );
+        let labels = pick!(nonempty(flags.labels.clone()), file.labels, "labels");
+        let experimental = pick!(
+            flags.experimental.then_some(true),
+            file.experimental,
+            "experimental"
+        );
+        if let Some(f) = file.features.as_ref() {
+            if let Some(k) = f.keys().find(|k| k.as_str() != "buildkit") {
+                bail!(
+                    "unknown feature {k:?} in \"features\": berth knows \"buildkit\" (always on)"
+                );
+            }
+        }
         if !both.is_empty() {
             bail!(
                 "the following directives are specified both as a flag and in the configuration file: {}",
@@ -361,7 +444,17 @@ impl Config {
                 bail!("invalid mirror: {m:?} is not a valid URI: use http(s)://host[:port]");
             }
         }
+        let container_defaults = container_defaults(shm, ulimits, log_driver, log_opts, cgroupns)?;
+        let labels = labels.unwrap_or_default();
+        for l in &labels {
+            if !l.contains('=') || l.starts_with('=') {
+                bail!("bad attribute format: {l}");
+            }
+        }
         Ok(Config {
+            container_defaults,
+            labels,
+            experimental: experimental.unwrap_or(false),
             registries: crate::daemon::image::pull::RegistryConfig {
                 insecure: insecure.unwrap_or_default(),
                 mirrors,
@@ -384,6 +477,64 @@ impl Config {
             cgroup_parent: cgroup_parent.unwrap_or_else(|| "berth".into()),
         })
     }
+}
+
+/// Containers' defaults from `default-shm-size`, `default-ulimits`, `log-driver`
+/// with `log-opts`, `default-cgroupns-mode`.
+fn container_defaults(
+    shm: Option<String>,
+    ulimits: Option<Vec<String>>,
+    log_driver: Option<String>,
+    log_opts: Option<Vec<String>>,
+    cgroupns: Option<String>,
+) -> Result<crate::daemon::container::Defaults> {
+    let mut d = crate::daemon::container::Defaults::default();
+    if let Some(s) = shm {
+        d.shm_size = berth_build::exec::parse_size(&s)
+            .filter(|n| *n > 0)
+            .with_context(|| format!("invalid default-shm-size {s:?}: want a size such as 64M"))?
+            as i64;
+    }
+    for u in ulimits.unwrap_or_default() {
+        let (name, limits) = u
+            .split_once('=')
+            .with_context(|| format!("invalid default ulimit {u:?}: want name=soft[:hard]"))?;
+        let (soft, hard) = limits.split_once(':').unwrap_or((limits, limits));
+        let n = |v: &str| {
+            v.parse::<i64>()
+                .with_context(|| format!("invalid default ulimit {u:?}: {v:?} is not a number"))
+        };
+        d.ulimits.push(berth_api::Ulimit {
+            name: name.to_string(),
+            soft: n(soft)?,
+            hard: n(hard)?,
+        });
+    }
+    if let Some(l) = log_driver {
+        if !["json-file", "local", "none"].contains(&l.as_str()) {
+            bail!("logger: no log driver named '{l}' is registered");
+        }
+        d.log.kind = l;
+    }
+    if let Some(opts) = log_opts.filter(|o| !o.is_empty()) {
+        let mut m = std::collections::BTreeMap::new();
+        for o in opts {
+            let (k, v) = o
+                .split_once('=')
+                .with_context(|| format!("invalid log-opt {o:?}: want key=value"))?;
+            m.insert(k.to_string(), v.to_string());
+        }
+        d.log.config = Some(m);
+    }
+    if let Some(c) = cgroupns {
+        if c != "host" && c != "private" {
+            bail!("invalid default-cgroupns-mode {c:?}: host or private");
+        }
+        d.cgroupns_mode = c;
+    }
+    // Checked as a container's own would be.
+    d.validate().map_err(anyhow::Error::msg)?;
+    Ok(d)
 }
 
 fn net_config(
@@ -499,8 +650,8 @@ mod tests {
             format!("{e:#}").contains("don't match any configuration option: data-rot"),
             "{e:#}"
         );
-        let e = parse_file(p, r#"{"default-ulimits": {}}"#).unwrap_err();
-        assert!(e.to_string().contains("\"default-ulimits\" yet"), "{e}");
+        let e = parse_file(p, r#"{"userns-remap": "default"}"#).unwrap_err();
+        assert!(e.to_string().contains("\"userns-remap\" yet"), "{e}");
         let e = parse_file(p, r#"{"debug": "yes"}"#).unwrap_err();
         assert!(format!("{e:#}").contains("invalid type"), "{e:#}");
     }

@@ -116,6 +116,10 @@ fn reload(flags: &config::Flags, d: &daemon::services::Daemon, log_filter: &LogF
         tracing::warn!(error = %e, "changing the log level");
     }
     d.images.set_registry_config(new.registries.clone());
+    *d.system.labels.write().unwrap_or_else(|p| p.into_inner()) = new.labels.clone();
+    d.system
+        .experimental
+        .store(new.experimental, Ordering::Relaxed);
     let list = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
     let attrs: daemon::events::Attributes = [
         ("debug", new.debug.to_string()),
@@ -123,6 +127,8 @@ fn reload(flags: &config::Flags, d: &daemon::services::Daemon, log_filter: &LogF
         ("log-level", new.log_level.clone()),
         ("registry-mirrors", list(&new.registries.mirrors)),
         ("insecure-registries", list(&new.registries.insecure)),
+        ("labels", list(&new.labels)),
+        ("experimental", new.experimental.to_string()),
         (
             "name",
             rustix::system::uname()
@@ -212,6 +218,7 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
         net.clone(),
         volumes.clone(),
         events.clone(),
+        cfg.container_defaults.clone(),
     ));
     // Networks and volumes learn who uses them through a trait the container
     // service implements; they never import it.
@@ -271,6 +278,8 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
             data_root: cfg.data_root.clone(),
             debug: cfg.debug.into(),
             live_restore: cfg.live_restore.into(),
+            labels: std::sync::RwLock::new(cfg.labels.clone()),
+            experimental: cfg.experimental.into(),
             daemon_id,
         },
     });

@@ -13,6 +13,9 @@ pub struct System {
     /// Reloadable (SIGHUP): `debug` and `live-restore`.
     pub debug: std::sync::atomic::AtomicBool,
     pub live_restore: std::sync::atomic::AtomicBool,
+    /// Reloadable too: the daemon's `labels` and `experimental`.
+    pub labels: std::sync::RwLock<Vec<String>>,
+    pub experimental: std::sync::atomic::AtomicBool,
     pub daemon_id: String,
 }
 
@@ -131,8 +134,12 @@ impl System {
             index_server_address: "https://index.docker.io/v1/".into(),
             docker_root_dir: self.data_root.display().to_string(),
             name: u.nodename().to_string_lossy().into_owned(),
-            labels: vec![],
-            experimental_build: false,
+            labels: self
+                .labels
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            experimental_build: self.experimental.load(std::sync::atomic::Ordering::Relaxed),
             server_version: VERSION.into(),
             // berth's runtime is the only one; it answers to runc's name, which
             // `--runtime runc` and compose files ask for.

@@ -106,9 +106,16 @@ impl Containers {
         }
         crate::daemon::container::security::parse(&hc)?;
         super::options::check(&hc)?;
-        // Docker records the size /dev/shm gets, 64 MiB unless given.
+        // Docker records the size /dev/shm gets (the daemon's default unless
+        // given), the log driver and the cgroup namespace mode.
         if hc.shm_size == 0 {
-            hc.shm_size = 64 << 20;
+            hc.shm_size = self.defaults.shm_size;
+        }
+        if hc.log_config.kind.is_empty() {
+            hc.log_config = self.defaults.log.clone();
+        }
+        if hc.cgroupns_mode.is_empty() {
+            hc.cgroupns_mode = self.defaults.cgroupns_mode.clone();
         }
         let mut endpoints = self.plan_endpoints(&hc, req.networking_config.as_ref())?;
         // --link on a user-defined network: aliases of the primary endpoint.
@@ -198,8 +205,9 @@ impl Containers {
                 )))
             }
         }
-        let (_, mut warnings) =
-            crate::daemon::container::limits::clamp(hc.ulimits.as_deref().unwrap_or(&[]))?;
+        let (_, mut warnings) = crate::daemon::container::limits::clamp(
+            &self.defaults.ulimits(hc.ulimits.as_deref().unwrap_or(&[])),
+        )?;
         let (_, memory_warnings) = crate::daemon::container::limits::memory(
             &hc,
             self.hierarchy.has_swap_limit(),

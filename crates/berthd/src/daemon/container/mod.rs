@@ -60,6 +60,55 @@ pub struct Containers {
     pub(super) cgroup_mounts: std::sync::OnceLock<Vec<berth_runtime::spec::CgroupMount>>,
     /// Record saves that failed where no caller could act on it.
     persist_failures: std::sync::atomic::AtomicU64,
+    /// What a container gets when it does not say (daemon.json's defaults).
+    pub(super) defaults: Defaults,
+}
+
+/// daemon.json's defaults for containers: `default-shm-size`, `default-ulimits`,
+/// `log-driver` with `log-opts`, `default-cgroupns-mode`.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub shm_size: i64,
+    pub ulimits: Vec<berth_api::Ulimit>,
+    pub log: berth_api::LogConfig,
+    pub cgroupns_mode: String,
+}
+
+impl Default for Defaults {
+    fn default() -> Defaults {
+        Defaults {
+            shm_size: 64 << 20,
+            ulimits: Vec::new(),
+            log: berth_api::LogConfig {
+                kind: "json-file".into(),
+                config: None,
+            },
+            cgroupns_mode: "private".into(),
+        }
+    }
+}
+
+impl Defaults {
+    /// The ulimits and log options checked as a container's own are.
+    pub fn validate(&self) -> Result<(), String> {
+        limits::clamp(&self.ulimits)
+            .map_err(|e| format!("invalid default-ulimits: {}", e.message))?;
+        logs::rotation(&self.log).map_err(|e| format!("invalid log-opts: {}", e.message))?;
+        Ok(())
+    }
+
+    /// The daemon's ulimits under the container's own (a name the container
+    /// gives wins), as dockerd merges them when it starts a container.
+    pub fn ulimits(&self, own: &[berth_api::Ulimit]) -> Vec<berth_api::Ulimit> {
+        let mut out: Vec<berth_api::Ulimit> = self
+            .ulimits
+            .iter()
+            .filter(|d| !own.iter().any(|o| o.name == d.name))
+            .cloned()
+            .collect();
+        out.extend(own.iter().cloned());
+        out
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,8 +134,10 @@ impl Containers {
         net: Arc<crate::daemon::network::Networks>,
         volumes: Arc<crate::daemon::volume::Volumes>,
         events: Arc<crate::daemon::events::Events>,
+        defaults: Defaults,
     ) -> Containers {
         Containers {
+            defaults,
             map: RwLock::new(HashMap::new()),
             execs: RwLock::new(HashMap::new()),
             shutting_down: std::sync::atomic::AtomicBool::new(false),
