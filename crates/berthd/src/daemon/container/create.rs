@@ -455,3 +455,14 @@ mod tests {
         );
     }
 }
+
+impl super::Defaults {
+    /// The ulimits and log options checked as a container's own are.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::daemon::container::limits::clamp(&self.ulimits)
+            .map_err(|e| format!("invalid default-ulimits: {}", e.message))?;
+        crate::daemon::container::logs::rotation(&self.log)
+            .map_err(|e| format!("invalid log-opts: {}", e.message))?;
+        Ok(())
+    }
+}

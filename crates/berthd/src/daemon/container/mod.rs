@@ -89,14 +89,6 @@ impl Default for Defaults {
 }
 
 impl Defaults {
-    /// The ulimits and log options checked as a container's own are.
-    pub fn validate(&self) -> Result<(), String> {
-        limits::clamp(&self.ulimits)
-            .map_err(|e| format!("invalid default-ulimits: {}", e.message))?;
-        logs::rotation(&self.log).map_err(|e| format!("invalid log-opts: {}", e.message))?;
-        Ok(())
-    }
-
     /// The daemon's ulimits under the container's own (a name the container
     /// gives wins), as dockerd merges them when it starts a container.
     pub fn ulimits(&self, own: &[berth_api::Ulimit]) -> Vec<berth_api::Ulimit> {
