@@ -427,6 +427,17 @@ impl Containers {
     }
 }
 
+impl super::Defaults {
+    /// The ulimits and log options checked as a container's own are.
+    pub fn validate(&self) -> Result<(), String> {
+        crate::daemon::container::limits::clamp(&self.ulimits)
+            .map_err(|e| format!("invalid default-ulimits: {}", e.message))?;
+        crate::daemon::container::logs::rotation(&self.log)
+            .map_err(|e| format!("invalid log-opts: {}", e.message))?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,16 +464,5 @@ mod tests {
             unsupported_host_options(&hc).as_deref(),
             Some("CpuRealtimeRuntime")
         );
-    }
-}
-
-impl super::Defaults {
-    /// The ulimits and log options checked as a container's own are.
-    pub fn validate(&self) -> Result<(), String> {
-        crate::daemon::container::limits::clamp(&self.ulimits)
-            .map_err(|e| format!("invalid default-ulimits: {}", e.message))?;
-        crate::daemon::container::logs::rotation(&self.log)
-            .map_err(|e| format!("invalid log-opts: {}", e.message))?;
-        Ok(())
     }
 }
