@@ -6,6 +6,7 @@ mod containers;
 mod create;
 mod exec;
 mod format;
+mod groups;
 mod images;
 mod network;
 mod plugin;
@@ -648,9 +649,19 @@ async fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 fn main() -> std::process::ExitCode {
+    // Docker's command groups (`berth container ls`) are the top-level commands.
+    let mut args: Vec<String> = std::env::args().collect();
+    if let Some((i, _)) = plugin::command_word(&args) {
+        match groups::rewrite(args, i) {
+            Ok(a) => args = a,
+            Err(e) => {
+                eprintln!("berth: {e}");
+                return std::process::ExitCode::from(125);
+            }
+        }
+    }
     // A command berth does not have, but a docker CLI plugin provides
     // (`berth compose ...`): the plugin runs, pointed at berth's daemon.
-    let args: Vec<String> = std::env::args().collect();
     if let Some((i, word)) = plugin::command_word(&args) {
         use clap::CommandFactory;
         let ours = Cli::command()
@@ -669,7 +680,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(126);
         }
     }
-    let cli = match Cli::try_parse() {
+    let cli = match Cli::try_parse_from(&args) {
         Ok(c) => c,
         Err(e) => {
             use clap::error::ErrorKind;

@@ -188,3 +188,44 @@ fn berth_images_save_tag_rmi() {
     ]);
     assert_eq!(info.ok(), "1 overlay2 cgroupfs\n");
 }
+
+/// Docker's command groups: `berth container ls`, `berth image rm`, `berth image
+/// inspect` are the top-level commands; a subcommand a group lacks is refused
+/// (125) with the group's list.
+#[test]
+fn command_groups_as_the_docker_cli_has_them() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["create", "--name", "grouped", "busybox"]).ok();
+    assert_eq!(
+        d.berth(&["container", "ls", "-a", "--format", "{{.Names}}"])
+            .ok(),
+        "grouped\n"
+    );
+    assert_eq!(
+        d.berth(&["container", "inspect", "-f", "{{.Name}}", "grouped"])
+            .ok(),
+        "/grouped\n"
+    );
+    assert_eq!(
+        d.berth(&["image", "inspect", "-f", "{{.Os}}", "busybox"])
+            .ok(),
+        "linux\n"
+    );
+    d.berth(&["image", "tag", "busybox", "bb:grouped"]).ok();
+    d.berth(&["image", "rm", "bb:grouped"]).ok();
+    assert_eq!(
+        d.berth(&["image", "ls", "--format", "{{.Repository}}:{{.Tag}}"])
+            .ok(),
+        "busybox:latest\n"
+    );
+    d.berth(&["container", "rm", "grouped"]).ok();
+    assert_eq!(d.berth(&["container", "list", "-aq"]).ok(), "");
+    let o = d.berth(&["container", "fly"]);
+    assert_eq!(o.code, 125, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("unknown command \"fly\" for \"berth container\""),
+        "{o:?}"
+    );
+}
