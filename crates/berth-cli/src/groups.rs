@@ -68,9 +68,9 @@ fn subcommands(group: &str) -> String {
 /// group lacks is an error in the docker CLI's words.
 pub fn rewrite(args: Vec<String>, i: usize) -> Result<Vec<String>, String> {
     let group = args[i].as_str();
-    if !["container", "image", "builder"].contains(&group)
-        && !(group == "system" && args.get(i + 1).is_some_and(|s| s == "info"))
-    {
+    let grouped = ["container", "image", "builder"].contains(&group)
+        || (group == "system" && args.get(i + 1).is_some_and(|s| s == "info"));
+    if !grouped {
         return Ok(args);
     }
     // The group's own flags (`--help`) or nothing: clap's answer for the group.
