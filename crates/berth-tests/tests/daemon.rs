@@ -556,6 +556,26 @@ fn daemon_defaults_reach_containers_and_info() {
         .ok(),
         "local {\"max-size\":\"5m\"} 134217728 host\n"
     );
+    // A container's own log options go over the daemon's, as dockerd merges them.
+    d.docker(&[
+        "create",
+        "--name",
+        "opts",
+        "--log-opt",
+        "max-file=2",
+        "busybox",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&[
+            "inspect",
+            "-f",
+            "{{.HostConfig.LogConfig.Type}} {{json .HostConfig.LogConfig.Config}}",
+            "opts",
+        ])
+        .ok(),
+        "local {\"max-file\":\"2\",\"max-size\":\"5m\"}\n"
+    );
     // A container's own settings win.
     let out = d.run_rm(&[
         "--ulimit",

@@ -111,8 +111,18 @@ impl Containers {
         if hc.shm_size == 0 {
             hc.shm_size = self.defaults.shm_size;
         }
+        // dockerd's merge: the default driver when none is named, and its
+        // default options under the container's own when the driver is that one.
         if hc.log_config.kind.is_empty() {
-            hc.log_config = self.defaults.log.clone();
+            hc.log_config.kind = self.defaults.log.kind.clone();
+        }
+        if hc.log_config.kind == self.defaults.log.kind {
+            if let Some(defaults) = &self.defaults.log.config {
+                let own = hc.log_config.config.get_or_insert_with(Default::default);
+                for (k, v) in defaults {
+                    own.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
         }
         if hc.cgroupns_mode.is_empty() {
             hc.cgroupns_mode = self.defaults.cgroupns_mode.clone();
