@@ -570,6 +570,30 @@ pub fn wait_pid_exit(pid: i32) {
 }
 
 /// The per-daemon parent cgroup in every hierarchy.
+/// A registry that wants a login (htpasswd: `builder`/`b4ild`) with busybox
+/// pushed there as `HOST/base:1` by `d`, logged in, then removed from `d`'s store:
+/// a private base image for FROM. The directory holds the registry's password file.
+pub fn private_base(d: &Daemon) -> (TestRegistry, tempfile::TempDir, String) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let htpasswd = dir.path().join("htpasswd");
+    std::fs::write(
+        &htpasswd,
+        format!("builder:{}\n", bcrypt::hash("b4ild", 5).expect("bcrypt")),
+    )
+    .expect("writing htpasswd");
+    let reg = TestRegistry::start(&format!(
+        "  htpasswd:\n    realm: berth-test\n    path: {}\n",
+        htpasswd.display()
+    ));
+    d.docker(&["login", "-u", "builder", "-p", "b4ild", &reg.host()])
+        .ok();
+    let remote = format!("{}/base:1", reg.host());
+    d.docker(&["tag", "busybox", &remote]).ok();
+    d.docker(&["push", &remote]).ok();
+    d.docker(&["rmi", &remote]).ok();
+    (reg, dir, remote)
+}
+
 /// The directories of the cgroup parent `parent` in every hierarchy.
 pub fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
     let mut out = Vec::new();

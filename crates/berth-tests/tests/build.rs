@@ -924,25 +924,9 @@ fn contexts_compressed_with_gzip_bzip2_and_xz() {
 /// credentials with the build (X-Registry-Config), and the build pulls with them.
 #[test]
 fn from_a_private_registry_pulls_with_the_build_credentials() {
-    let dir = tempfile::tempdir().unwrap();
-    let htpasswd = dir.path().join("htpasswd");
-    std::fs::write(
-        &htpasswd,
-        format!("builder:{}\n", bcrypt::hash("b4ild", 5).unwrap()),
-    )
-    .unwrap();
-    let reg = berth_tests::TestRegistry::start(&format!(
-        "  htpasswd:\n    realm: berth-test\n    path: {}\n",
-        htpasswd.display()
-    ));
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(&["login", "-u", "builder", "-p", "b4ild", &reg.host()])
-        .ok();
-    let remote = format!("{}/base:1", reg.host());
-    d.docker(&["tag", "busybox", &remote]).ok();
-    d.docker(&["push", &remote]).ok();
-    d.docker(&["rmi", &remote]).ok();
+    let (reg, _dir, remote) = berth_tests::private_base(&d);
     let ctx = d.files(
         "private",
         &[(

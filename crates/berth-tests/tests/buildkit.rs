@@ -17,6 +17,21 @@ fn bk(d: &Daemon, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out {
     d.docker20_env(&e, &a)
 }
 
+/// No file of the data root and no line of berthd's log holds a test secret
+/// (they all start with S3CRET-FROM).
+fn assert_no_secret_kept(d: &Daemon) {
+    let grep = std::process::Command::new("grep")
+        .args(["-rl", "-e", "S3CRET-FROM", d.data_root.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        grep.stdout.is_empty(),
+        "a secret on disk: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+    assert!(!d.log().contains("S3CRET-FROM"), "a secret in berthd's log");
+}
+
 #[test]
 fn docker_20_buildkit_builds_through_the_session() {
     let d = Daemon::start();
@@ -186,16 +201,7 @@ fn secrets_from_the_session_never_reach_the_store() {
     );
     // Not in a layer, the cache, the history, the image, berthd's log or any file
     // of the data root.
-    let grep = std::process::Command::new("grep")
-        .args(["-rl", "-e", "S3CRET-FROM", d.data_root.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        grep.stdout.is_empty(),
-        "a secret on disk: {}",
-        String::from_utf8_lossy(&grep.stdout)
-    );
-    assert!(!d.log().contains("S3CRET-FROM"), "a secret in berthd's log");
+    assert_no_secret_kept(&d);
     let history = d.docker(&["history", "--no-trunc", "sec"]).ok().to_string();
     assert!(!history.contains("S3CRET"), "{history}");
     // A required secret the client does not have: BuildKit's words.
@@ -472,16 +478,7 @@ fn compose_v2_builds_through_the_buildkit_api() {
     let o = d.docker(&["run", "--rm", "cv2-app", "ls", "/other"]);
     assert_ne!(o.code, 0, "{o:?}");
     // Nowhere on disk, in the history, a saved image or the log.
-    let grep = std::process::Command::new("grep")
-        .args(["-rl", "-e", "S3CRET-FROM", d.data_root.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        grep.stdout.is_empty(),
-        "a secret on disk: {}",
-        String::from_utf8_lossy(&grep.stdout)
-    );
-    assert!(!d.log().contains("S3CRET-FROM"), "a secret in berthd's log");
+    assert_no_secret_kept(&d);
     let history = d
         .docker(&["history", "--no-trunc", "cv2-app"])
         .ok()
@@ -683,16 +680,7 @@ fn berth_build_serves_secrets_and_the_agent_through_its_session() {
         o.stdout.contains("/run/secrets/absent: No such file"),
         "{o:?}"
     );
-    let grep = std::process::Command::new("grep")
-        .args(["-rl", "-e", "S3CRET-FROM", d.data_root.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(
-        grep.stdout.is_empty(),
-        "a secret on disk: {}",
-        String::from_utf8_lossy(&grep.stdout)
-    );
-    assert!(!d.log().contains("S3CRET-FROM"), "a secret in berthd's log");
+    assert_no_secret_kept(&d);
     let history = d
         .docker(&["history", "--no-trunc", "bsec"])
         .ok()
@@ -774,25 +762,9 @@ fn only_the_files_a_build_reads_come_through_the_session() {
 /// answered from the docker CLI's config), as BuildKit does.
 #[test]
 fn compose_v2_pulls_a_private_base_with_the_sessions_credentials() {
-    let dir = tempfile::tempdir().unwrap();
-    let htpasswd = dir.path().join("htpasswd");
-    std::fs::write(
-        &htpasswd,
-        format!("builder:{}\n", bcrypt::hash("b4ild", 5).unwrap()),
-    )
-    .unwrap();
-    let reg = berth_tests::TestRegistry::start(&format!(
-        "  htpasswd:\n    realm: berth-test\n    path: {}\n",
-        htpasswd.display()
-    ));
     let d = Daemon::start();
     d.load_busybox();
-    d.docker(&["login", "-u", "builder", "-p", "b4ild", &reg.host()])
-        .ok();
-    let remote = format!("{}/base:1", reg.host());
-    d.docker(&["tag", "busybox", &remote]).ok();
-    d.docker(&["push", &remote]).ok();
-    d.docker(&["rmi", &remote]).ok();
+    let (reg, _dir, remote) = berth_tests::private_base(&d);
     let ctx = d.files(
         "cv2private",
         &[
