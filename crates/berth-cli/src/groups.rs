@@ -30,6 +30,7 @@ const TABLE: &[(&str, &[&str], &[&str])] = &[
     ("container", &["commit"], &["commit"]),
     ("container", &["wait"], &["wait"]),
     ("container", &["port"], &["port"]),
+    ("container", &["diff"], &["diff"]),
     ("image", &["ls", "list"], &["images"]),
     ("image", &["rm", "remove"], &["rmi"]),
     ("image", &["inspect"], &["inspect", "--type", "image"]),

@@ -13,6 +13,7 @@ mod plugin;
 mod progress;
 mod registry;
 mod session;
+mod system;
 mod terminal;
 mod volume;
 
@@ -314,6 +315,10 @@ enum Cmd {
     /// Manage berth
     #[command(subcommand)]
     System(SystemCmd),
+    /// Inspect changes to files or directories on a container's filesystem
+    Diff { container: String },
+    /// Get real time events from the server
+    Events(EventsOpts),
 }
 
 #[derive(Debug, Subcommand)]
@@ -322,6 +327,33 @@ enum SystemCmd {
     /// on the remote side)
     #[command(name = "dial-stdio")]
     DialStdio,
+    /// Show berth disk usage
+    Df {
+        /// Show detailed information on space usage
+        #[arg(short = 'v', long)]
+        verbose: bool,
+        /// Format output using a custom template
+        #[arg(long)]
+        format: Option<String>,
+    },
+    /// Get real time events from the server
+    Events(EventsOpts),
+}
+
+#[derive(Debug, clap::Args)]
+struct EventsOpts {
+    /// Show all events created since timestamp
+    #[arg(long)]
+    since: Option<String>,
+    /// Stream events until this timestamp
+    #[arg(long)]
+    until: Option<String>,
+    /// Filter output based on conditions provided
+    #[arg(short = 'f', long = "filter")]
+    filters: Vec<String>,
+    /// Format output using a custom template
+    #[arg(long)]
+    format: Option<String>,
 }
 
 async fn simple(c: &Client, names: &[String], path: impl Fn(&str) -> String) -> Result<i32> {
@@ -420,6 +452,20 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             .map(|()| 0),
         Cmd::Network(n) => network::network(&c, n).await.map(|()| 0),
         Cmd::System(SystemCmd::DialStdio) => c.dial_stdio().await.map(|()| 0),
+        Cmd::System(SystemCmd::Df { verbose, format }) => {
+            system::df(&c, verbose, format.as_deref()).await
+        }
+        Cmd::System(SystemCmd::Events(e)) | Cmd::Events(e) => {
+            system::events(
+                &c,
+                e.since.as_deref(),
+                e.until.as_deref(),
+                &e.filters,
+                e.format.as_deref(),
+            )
+            .await
+        }
+        Cmd::Diff { container } => system::diff(&c, &container).await,
         Cmd::Volume(v) => volume::volume(&c, v).await,
         Cmd::Pull {
             platform,

@@ -229,3 +229,90 @@ fn command_groups_as_the_docker_cli_has_them() {
         "{o:?}"
     );
 }
+
+/// `berth diff`, `berth events` (relative --since, filters, a template, json) and
+/// `berth system df`, against what the docker CLI answers from the same daemon.
+#[test]
+fn diff_events_and_system_df() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run",
+        "--name",
+        "changed",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /new; mkdir /made",
+    ])
+    .ok();
+    let ours = d.berth(&["diff", "changed"]).ok().to_string();
+    assert_eq!(ours, d.docker(&["diff", "changed"]).ok(), "{ours}");
+    assert!(
+        ours.contains("A /new\n") && ours.contains("A /made\n"),
+        "{ours}"
+    );
+    assert_eq!(d.berth(&["container", "diff", "changed"]).ok(), ours);
+    d.docker(&["rm", "changed"]).ok();
+    let o = d.berth(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "type=container",
+        "--filter",
+        "event=destroy",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.name}}",
+    ]);
+    assert_eq!(o.ok(), "destroy changed\n");
+    let plain = d.berth(&[
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--filter",
+        "event=die",
+    ]);
+    let line = plain.ok().to_string();
+    assert!(
+        line.contains(" container die ")
+            && line.contains("(exitCode=0, image=busybox, name=changed)"),
+        "{line}"
+    );
+    let json = d.berth(&[
+        "system",
+        "events",
+        "--since",
+        "5m",
+        "--until",
+        "0s",
+        "--format",
+        "json",
+        "--filter",
+        "event=start",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(json.ok().lines().next().unwrap()).unwrap();
+    assert_eq!(v["Actor"]["Attributes"]["name"], "changed");
+    let df = d.berth(&["system", "df"]).ok().to_string();
+    let lines: Vec<&str> = df.lines().collect();
+    assert!(
+        lines[0].starts_with("TYPE") && lines[0].contains("RECLAIMABLE"),
+        "{df}"
+    );
+    assert!(
+        lines[1].starts_with("Images") && lines[1].contains(" 1 "),
+        "{df}"
+    );
+    let types = d
+        .berth(&["system", "df", "--format", "{{.Type}}:{{.TotalCount}}"])
+        .ok()
+        .to_string();
+    assert_eq!(
+        types,
+        "Images:1\nContainers:0\nLocal Volumes:0\nBuild Cache:0\n"
+    );
+}
