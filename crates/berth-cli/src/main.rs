@@ -338,6 +338,21 @@ enum SystemCmd {
     },
     /// Get real time events from the server
     Events(EventsOpts),
+    /// Remove unused data
+    Prune {
+        /// Remove all unused images not just dangling ones
+        #[arg(short = 'a', long)]
+        all: bool,
+        /// Prune anonymous volumes
+        #[arg(long)]
+        volumes: bool,
+        /// Do not prompt for confirmation
+        #[arg(short = 'f', long)]
+        force: bool,
+        /// Provide filter values (e.g. "label=<key>=<value>")
+        #[arg(long = "filter")]
+        filters: Vec<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -466,6 +481,12 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             .await
         }
         Cmd::Diff { container } => system::diff(&c, &container).await,
+        Cmd::System(SystemCmd::Prune {
+            all,
+            volumes,
+            force,
+            filters,
+        }) => system::prune(&c, all, volumes, force, &filters).await,
         Cmd::Volume(v) => volume::volume(&c, v).await,
         Cmd::Pull {
             platform,

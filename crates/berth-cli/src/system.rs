@@ -207,6 +207,110 @@ pub async fn df(c: &Client, verbose: bool, fmt: Option<&str>) -> Result<i32> {
     Ok(0)
 }
 
+/// `system prune`: stopped containers, unused networks, dangling (with `-a`,
+/// unused) images and the build cache, anonymous volumes with `--volumes`; asks
+/// first unless `-f`, as the docker CLI does.
+pub async fn prune(
+    c: &Client,
+    all: bool,
+    volumes: bool,
+    force: bool,
+    filters: &[String],
+) -> Result<i32> {
+    if !force {
+        let mut what = vec![
+            "all stopped containers",
+            "all networks not used by at least one container",
+        ];
+        if volumes {
+            what.push("all anonymous volumes not used by at least one container");
+        }
+        what.push(if all {
+            "all images without at least one container associated to them"
+        } else {
+            "all dangling images"
+        });
+        what.push(if all {
+            "all build cache"
+        } else {
+            "unused build cache"
+        });
+        eprintln!("WARNING! This will remove:");
+        for w in &what {
+            eprintln!("  - {w}");
+        }
+        eprint!("\nAre you sure you want to continue? [y/N] ");
+        let mut answer = String::new();
+        let _ = std::io::stdin().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y") {
+            eprintln!();
+            return Ok(0);
+        }
+    }
+    let mut reclaimed = 0i64;
+    let space = |v: &Value| v["SpaceReclaimed"].as_i64().unwrap_or(0);
+    // Each list, then a blank line after it, as the docker CLI prints them.
+    let mut sections = vec![
+        (
+            "/containers/prune",
+            "ContainersDeleted",
+            "Deleted Containers:",
+        ),
+        ("/networks/prune", "NetworksDeleted", "Deleted Networks:"),
+    ];
+    if volumes {
+        sections.push(("/volumes/prune", "VolumesDeleted", "Deleted Volumes:"));
+    }
+    for (path, key, heading) in sections {
+        let v = format::prune(c, path, filters, key, heading).await?;
+        if v[key].as_array().is_some_and(|a| !a.is_empty()) {
+            println!();
+        }
+        reclaimed += space(&v);
+    }
+    let mut image_filters = filters.to_vec();
+    image_filters.push(format!("dangling={}", !all));
+    let resp = c
+        .post(&format!(
+            "/images/prune?filters={}",
+            crate::containers::filters_param(&image_filters)?
+        ))
+        .await?;
+    let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
+    let items = v["ImagesDeleted"].as_array().cloned().unwrap_or_default();
+    if !items.is_empty() {
+        println!("Deleted Images:");
+        for i in &items {
+            if let Some(u) = i["Untagged"].as_str() {
+                println!("untagged: {u}");
+            }
+            if let Some(d) = i["Deleted"].as_str() {
+                println!("deleted: {d}");
+            }
+        }
+        println!();
+    }
+    reclaimed += space(&v);
+    let resp = c
+        .post(&format!("/build/prune{}", if all { "?all=1" } else { "" }))
+        .await?;
+    let v: Value = serde_json::from_slice(&resp.into_body().collect().await?.to_bytes())?;
+    let caches = v["CachesDeleted"].as_array().cloned().unwrap_or_default();
+    if !caches.is_empty() {
+        println!("Deleted build cache objects:");
+        for k in caches.iter().filter_map(Value::as_str) {
+            println!("{k}");
+        }
+        println!();
+    }
+    reclaimed += space(&v);
+    println!(
+        "Total reclaimed space: {}",
+        crate::images::human_size(reclaimed)
+    );
+    Ok(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

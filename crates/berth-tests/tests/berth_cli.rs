@@ -316,3 +316,37 @@ fn diff_events_and_system_df() {
         "Images:1\nContainers:0\nLocal Volumes:0\nBuild Cache:0\n"
     );
 }
+
+/// `berth system prune`: asks first (a "no" removes nothing), then with -f removes
+/// stopped containers, unused networks, dangling images and the build cache, and
+/// with --volumes anonymous volumes; a running container and its image stay.
+#[test]
+fn system_prune_asks_then_removes_what_is_unused() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["run", "--name", "stopped", "-v", "/anon", "busybox", "true"])
+        .ok();
+    d.docker(&["run", "-d", "--name", "running", "busybox", "sleep", "60"])
+        .ok();
+    d.docker(&["network", "create", "unused"]).ok();
+    let o = d.berth_in(&["system", "prune"], b"n\n");
+    assert_eq!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("WARNING! This will remove:"), "{o:?}");
+    assert_eq!(d.docker(&["ps", "-aq"]).ok().lines().count(), 2);
+    let o = d.berth(&["system", "prune", "-f", "--volumes"]);
+    let out = o.ok().to_string();
+    assert!(out.starts_with("Deleted Containers:\n"), "{out}");
+    assert!(out.contains("Deleted Networks:\nunused\n\n"), "{out}");
+    assert!(out.contains("Deleted Volumes:\n"), "{out}");
+    assert!(
+        out.ends_with("B\n") && out.contains("Total reclaimed space: "),
+        "{out}"
+    );
+    assert_eq!(
+        d.docker(&["ps", "-a", "--format", "{{.Names}}"]).ok(),
+        "running\n"
+    );
+    assert_eq!(d.docker(&["volume", "ls", "-q"]).ok(), "");
+    assert_eq!(d.docker(&["images", "-q"]).ok().lines().count(), 1);
+    d.docker(&["rm", "-f", "running"]).ok();
+}
