@@ -380,6 +380,12 @@ fn short_of(config: &[u8]) -> String {
         .collect()
 }
 
+/// A number for a scratch file no other step of this process uses.
+fn next_scratch_id() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 fn empty_snapshot(os: &str, arch: &str) -> Snapshot {
     Snapshot {
         config: ImageConfigBlob {
@@ -807,7 +813,7 @@ impl<B: Backend> Shared<B> {
                 let tar = self
                     .backend
                     .scratch()
-                    .join(format!("named-{:016x}.tar", rand_u64()));
+                    .join(format!("named-{}.tar", next_scratch_id()));
                 let (d, t) = (dir.clone(), tar.clone());
                 tokio::task::spawn_blocking(move || -> std::io::Result<()> {
                     let mut b =
@@ -835,18 +841,6 @@ impl<B: Backend> Shared<B> {
             }
         }
     }
-}
-
-fn rand_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_nanos(),
-    );
-    h.finish()
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 //! errors put back as gRPC messages and statuses.
 
 use crate::api::http::{self, Call, Resp};
-use crate::daemon::build::control::{Control, ControlError, Runner, SolveSpec};
+use crate::daemon::build::control::{Control, ControlError, Runner, SolveSpec, RAW_LLB};
 use crate::daemon::build::Builds;
 use crate::daemon::services::Daemon;
 use crate::error::{ApiError, ApiResult};
@@ -118,12 +118,9 @@ async fn answer(builds: &Arc<Builds>, mut call: server::Call) -> Reply {
             "Ping" => Reply::Fail(Status::new(Code::NotFound, format!("no build {id:?}"))),
             "Solve" => reply(match call.decode::<pb::GatewaySolveRequest>().await {
                 Err(s) => Err(s),
-                Ok(r) if r.definition.as_ref().is_some_and(|d| !d.def.is_empty()) => Err(
-                    Status::new(
-                        Code::Unimplemented,
-                        "a raw LLB definition: berth builds Dockerfiles (the dockerfile.v0 frontend)",
-                    ),
-                ),
+                Ok(r) if r.definition.as_ref().is_some_and(|d| !d.def.is_empty()) => {
+                    Err(Status::new(Code::Unimplemented, RAW_LLB))
+                }
                 Ok(r) => b
                     .gateway_solve(&id, &r.frontend, &r.frontend_opt, &run)
                     .await
@@ -168,10 +165,7 @@ async fn solve(
 ) -> Result<pb::SolveResponse, Status> {
     let r: pb::SolveRequest = call.decode().await?;
     if r.definition.as_ref().is_some_and(|d| !d.def.is_empty()) {
-        return Err(Status::new(
-            Code::Unimplemented,
-            "a raw LLB definition: berth builds Dockerfiles (the dockerfile.v0 frontend)",
-        ));
+        return Err(Status::new(Code::Unimplemented, RAW_LLB));
     }
     if !r.frontend.is_empty() && r.frontend != "dockerfile.v0" {
         return Err(Status::new(

@@ -34,6 +34,10 @@ pub enum ControlError {
     Failed(String),
 }
 
+/// The refusal of a raw LLB definition, wherever a client sends one.
+pub const RAW_LLB: &str =
+    "a raw LLB definition: berth builds Dockerfiles (the dockerfile.v0 frontend)";
+
 /// An exporter the client asked for: its type and attributes.
 pub type Exporter = (String, HashMap<String, String>);
 
@@ -410,7 +414,7 @@ impl Control {
             })?;
         if frontend != "dockerfile.v0" {
             return Err(ControlError::Unsupported(if frontend.is_empty() {
-                "a raw LLB definition: berth builds Dockerfiles (the dockerfile.v0 frontend)".into()
+                RAW_LLB.into()
             } else {
                 format!("frontend {frontend:?}: berth builds with the dockerfile.v0 frontend")
             }));
