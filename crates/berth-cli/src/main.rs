@@ -735,14 +735,21 @@ fn main() -> std::process::ExitCode {
             .get_subcommands()
             .any(|c| c.get_name() == word || c.get_all_aliases().any(|a| a == word));
         if let Some(p) = (!ours).then(|| plugin::find(word)).flatten() {
-            let given = args[1..i].iter().enumerate().find_map(|(j, a)| {
-                a.strip_prefix("--host=")
-                    .or_else(|| a.strip_prefix("-H").filter(|h| !h.is_empty()))
-                    .map(String::from)
-                    .or_else(|| (a == "-H" || a == "--host").then(|| args[j + 2].clone()))
-            });
-            let host = client::Client::host(given.as_deref());
-            let e = plugin::exec(&p, &host, &args[i..]);
+            let before = &args[..i];
+            let target = match (
+                plugin::global_value(before, "--host", Some("-H")),
+                plugin::global_value(before, "--context", None),
+            ) {
+                (Some(_), Some(_)) => {
+                    eprintln!(
+                        "berth: conflicting options: either specify --host or --context, not both"
+                    );
+                    return std::process::ExitCode::from(125);
+                }
+                (None, Some(c)) => plugin::Target::Context(c),
+                (h, None) => plugin::Target::Host(client::Client::host(h.as_deref())),
+            };
+            let e = plugin::exec(&p, &target, &args[i..]);
             eprintln!("berth: running {}: {e}", p.display());
             return std::process::ExitCode::from(126);
         }

@@ -44,35 +44,76 @@ pub fn find(name: &str) -> Option<PathBuf> {
         })
 }
 
-/// The command word of berth's arguments (after its global `-H`), and where it is.
+/// berth's global options that take a value, as they stand before the command.
+const VALUED: &[(&str, Option<&str>)] = &[("--host", Some("-H")), ("--context", None)];
+
+/// The command word of berth's arguments (after its global `-H`/`--context`),
+/// and where it is.
 pub fn command_word(args: &[String]) -> Option<(usize, &str)> {
     let mut i = 1;
     while i < args.len() {
         let a = args[i].as_str();
-        if a == "-H" || a == "--host" {
-            i += 2;
-        } else if a.starts_with("--host=") || (a.starts_with("-H") && a.len() > 2) {
-            i += 1;
-        } else if a.starts_with('-') {
-            return None;
-        } else {
-            return Some((i, a));
+        let valued = VALUED.iter().find_map(|(long, short)| {
+            if a == *long || Some(a) == *short {
+                Some(2)
+            } else if a.starts_with(&format!("{long}="))
+                || short.is_some_and(|s| a.starts_with(s) && a.len() > s.len())
+            {
+                Some(1)
+            } else {
+                None
+            }
+        });
+        match valued {
+            Some(n) => i += n,
+            None if a.starts_with('-') => return None,
+            None => return Some((i, a)),
         }
     }
     None
 }
 
+/// The value of the global option `long` (or `short`) among `args` before the
+/// command word.
+pub fn global_value(args: &[String], long: &str, short: Option<&str>) -> Option<String> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == long || Some(a.as_str()) == short {
+            return it.next().cloned();
+        }
+        if let Some(v) = a.strip_prefix(&format!("{long}=")) {
+            return Some(v.to_string());
+        }
+        if let Some(v) = short
+            .and_then(|s| a.strip_prefix(s))
+            .filter(|v| !v.is_empty())
+        {
+            return Some(v.to_string());
+        }
+    }
+    None
+}
+
+/// Where the plugin is pointed: a host, or a docker context it reads itself.
+pub enum Target {
+    Host(String),
+    Context(String),
+}
+
 /// Runs the plugin in place of berth (it returns only when it cannot).
-pub fn exec(plugin: &std::path::Path, host: &str, args: &[String]) -> std::io::Error {
+pub fn exec(plugin: &std::path::Path, target: &Target, args: &[String]) -> std::io::Error {
     use std::os::unix::process::CommandExt;
     // As the docker CLI runs them: the plugin knows it runs as a plugin (and not
     // as a standalone `docker-compose`) by this variable, which names the CLI.
     let cli = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("berth"));
-    std::process::Command::new(plugin)
-        .args(args)
-        .env("DOCKER_HOST", host)
-        .env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", cli)
-        .exec()
+    let mut cmd = std::process::Command::new(plugin);
+    cmd.args(args)
+        .env("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", cli);
+    match target {
+        Target::Host(h) => cmd.env("DOCKER_HOST", h),
+        Target::Context(c) => cmd.env_remove("DOCKER_HOST").env("DOCKER_CONTEXT", c),
+    };
+    cmd.exec()
 }
 
 #[cfg(test)]
@@ -94,7 +135,20 @@ mod tests {
             command_word(&a(&["berth", "--host=unix:///x", "buildx"])),
             Some((2, "buildx"))
         );
+        assert_eq!(
+            command_word(&a(&["berth", "--context", "remote", "compose", "ps"])),
+            Some((3, "compose"))
+        );
         assert_eq!(command_word(&a(&["berth", "--version"])), None);
+        let args = a(&["berth", "-Hunix:///x", "--context=remote", "compose"]);
+        assert_eq!(
+            global_value(&args, "--host", Some("-H")).as_deref(),
+            Some("unix:///x")
+        );
+        assert_eq!(
+            global_value(&args, "--context", None).as_deref(),
+            Some("remote")
+        );
         assert!(find("Compose").is_none());
         assert!(find("../bin/sh").is_none());
     }

@@ -161,6 +161,9 @@ fn the_docker_cli_and_berth_over_tcp_with_mutual_tls() {
         None,
     );
     assert_eq!(o.ok(), "through a context\n");
+    // A plugin run through berth with --context reads that context itself.
+    let o = berth(&cfg_env, &["--context", "remote", "compose", "ls", "-a"], None);
+    assert!(o.ok().starts_with("NAME"), "{o:?}");
     d.docker(&["context", "use", "remote"]).ok();
     let o = berth(&cfg_env, &["images", "--format", "{{.Repository}}"], None);
     assert_eq!(o.ok(), "busybox\n");
