@@ -162,7 +162,11 @@ fn the_docker_cli_and_berth_over_tcp_with_mutual_tls() {
     );
     assert_eq!(o.ok(), "through a context\n");
     // A plugin run through berth with --context reads that context itself.
-    let o = berth(&cfg_env, &["--context", "remote", "compose", "ls", "-a"], None);
+    let o = berth(
+        &cfg_env,
+        &["--context", "remote", "compose", "ls", "-a"],
+        None,
+    );
     assert!(o.ok().starts_with("NAME"), "{o:?}");
     d.docker(&["context", "use", "remote"]).ok();
     let o = berth(&cfg_env, &["images", "--format", "{{.Repository}}"], None);
