@@ -15,6 +15,7 @@ const NLMSG_DONE: u16 = 3;
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
 const RTM_GETLINK: u16 = 18;
+const RTM_SETLINK: u16 = 19;
 const RTM_NEWADDR: u16 = 20;
 const RTM_NEWROUTE: u16 = 24;
 
@@ -27,12 +28,14 @@ const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
+const IFLA_PROTINFO: u16 = 12;
 const IFLA_LINKINFO: u16 = 18;
 const IFLA_NET_NS_FD: u16 = 28;
 const IFLA_INFO_KIND: u16 = 1;
 const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
+const IFLA_BRPORT_ISOLATED: u16 = 33;
 
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
@@ -308,7 +311,8 @@ impl Netlink {
     }
 
     /// Creates a veth pair: `host` here, attached to the bridge `master` and up, and
-    /// `peer` inside the namespace `peer_ns` (down), with `mac` when given.
+    /// `peer` inside the namespace `peer_ns` (down), with `mac` and both ends' `mtu`
+    /// when given.
     pub fn create_veth(
         &mut self,
         host: &str,
@@ -316,6 +320,7 @@ impl Netlink {
         peer: &str,
         peer_ns: BorrowedFd<'_>,
         mac: Option<Mac>,
+        mtu: Option<u32>,
     ) -> Result<()> {
         use std::os::fd::AsRawFd;
         let mut m = Msg::new(
@@ -325,6 +330,9 @@ impl Netlink {
         );
         m.attr_str(IFLA_IFNAME, host)
             .attr_u32(IFLA_MASTER, master as u32);
+        if let Some(mtu) = mtu {
+            m.attr_u32(IFLA_MTU, mtu);
+        }
         m.begin(IFLA_LINKINFO).attr_str(IFLA_INFO_KIND, "veth");
         m.begin(IFLA_INFO_DATA).begin(VETH_INFO_PEER);
         // Not up yet: the kernel opens the peer before the pair is joined, which
@@ -335,9 +343,37 @@ impl Netlink {
         if let Some(mac) = mac {
             m.attr(IFLA_ADDRESS, &mac);
         }
+        if let Some(mtu) = mtu {
+            m.attr_u32(IFLA_MTU, mtu);
+        }
         m.end().end().end();
         self.request(&format!("creating veth pair {host}/{peer}"), &mut m)
             .map(drop)
+    }
+
+    /// Isolates bridge port `index`: the bridge forwards nothing between two
+    /// isolated ports (containers of a network with inter-container communication
+    /// off), while the host itself, behind the bridge device, stays reachable.
+    pub fn isolate_port(&mut self, index: i32) -> Result<()> {
+        let mut fixed = ifinfomsg(index, 0, 0);
+        fixed[0] = libc::AF_BRIDGE as u8;
+        let mut m = Msg::new(RTM_SETLINK, 0, &fixed);
+        m.begin(IFLA_PROTINFO)
+            .attr(IFLA_BRPORT_ISOLATED, &[1])
+            .end();
+        self.request(&format!("isolating bridge port {index}"), &mut m)
+            .map(drop)
+    }
+
+    /// Sets the MTU of interface `index`.
+    pub fn set_mtu(&mut self, index: i32, mtu: u32) -> Result<()> {
+        let mut m = Msg::new(RTM_NEWLINK, 0, &ifinfomsg(index, 0, 0));
+        m.attr_u32(IFLA_MTU, mtu);
+        self.request(
+            &format!("setting the MTU of interface {index} to {mtu}"),
+            &mut m,
+        )
+        .map(drop)
     }
 
     /// Sets interface `index` up.

@@ -45,8 +45,21 @@ fn bridge_veth_and_namespace() {
         "eth0",
         ns.as_fd(),
         Some([2, 0x42, 10, 251, 7, 2]),
+        Some(1400),
     )
     .unwrap();
+    // The MTU on the host's end; the port isolated on request.
+    let sys = |f: &str| {
+        std::fs::read_to_string(format!("/sys/class/net/{veth}/{f}"))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(sys("mtu"), "1400");
+    assert_eq!(sys("brport/isolated"), "0");
+    let port = nl.link_index(&veth).unwrap().unwrap();
+    nl.isolate_port(port).unwrap();
+    assert_eq!(sys("brport/isolated"), "1");
     let lo = inner.link_index("lo").unwrap().unwrap();
     inner.set_up(lo).unwrap();
     let eth0 = inner

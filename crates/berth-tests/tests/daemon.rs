@@ -626,3 +626,93 @@ fn daemon_defaults_reach_containers_and_info() {
         assert!(o.stderr.contains(word), "{bad}: {o:?}");
     }
 }
+
+/// dockerd's `icc`, `ip` and `mtu` set the default bridge: its options in `network
+/// inspect`, containers that cannot reach each other but reach the host, ports
+/// published on that address, the MTU on the bridge and in containers.
+#[test]
+fn icc_ip_and_mtu_set_the_default_bridge() {
+    let d = Daemon::start_with(&["--icc=false", "--ip", "127.0.0.1", "--mtu", "1400"]);
+    d.load_busybox();
+    let o = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"com.docker.network.bridge.enable_icc\"}} {{index .Options \"com.docker.network.bridge.host_binding_ipv4\"}} {{index .Options \"com.docker.network.driver.mtu\"}}",
+        "bridge",
+    ]);
+    assert_eq!(o.ok(), "false 127.0.0.1 1400\n");
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{}/mtu", d.bridge)).unwrap();
+    assert_eq!(mtu.trim(), "1400");
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        "80",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir /w && echo from-web > /w/i && exec httpd -f -p 80 -h /w",
+    ])
+    .ok();
+    let port = d.docker(&["port", "web", "80"]).ok().trim().to_string();
+    assert!(port.starts_with("127.0.0.1:"), "{port}");
+    let ip = d
+        .docker(&["inspect", "-f", "{{.NetworkSettings.IPAddress}}", "web"])
+        .ok()
+        .trim()
+        .to_string();
+    let gw = d
+        .docker(&["inspect", "-f", "{{.NetworkSettings.Gateway}}", "web"])
+        .ok()
+        .trim()
+        .to_string();
+    let out = d.run_rm(&[
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "cat /sys/class/net/eth0/mtu; ping -c1 -W2 {gw} >/dev/null && echo host-ok; \
+             printf 'GET /i HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {ip} 80 | grep from-web || echo blocked"
+        ),
+    ]);
+    assert_eq!(out, "1400\nhost-ok\nblocked\n");
+    // The host reaches it through the published port.
+    berth_tests::wait_until("the port answers", || {
+        use std::io::{Read, Write};
+        let Ok(mut s) = std::net::TcpStream::connect(&port) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+        let mut body = String::new();
+        s.write_all(b"GET /i HTTP/1.0\r\n\r\n").is_ok()
+            && s.read_to_string(&mut body).is_ok()
+            && body.ends_with("\r\n\r\nfrom-web\n")
+    });
+    // The same keys in daemon.json; bad values named.
+    let cfg = d.root.path().join("bridge.json");
+    for (text, code, word) in [
+        (r#"{"icc": false, "ip": "127.0.0.1", "mtu": 1400}"#, 0, ""),
+        (r#"{"mtu": 40}"#, 1, "invalid MTU number: 40"),
+        (r#"{"ip": "somewhere"}"#, 1, "invalid ip \"somewhere\""),
+        (r#"{"icc": "no"}"#, 1, "invalid type"),
+        (r#"{"bridge": "none", "icc": false}"#, 1, "--bridge none"),
+    ] {
+        std::fs::write(&cfg, text).unwrap();
+        let o = berthd(&["--validate", "--config-file", cfg.to_str().unwrap()]);
+        assert_eq!(o.code, code, "{text}: {o:?}");
+        assert!(o.stderr.contains(word), "{text}: {o:?}");
+    }
+    std::fs::write(&cfg, r#"{"mtu": 1400}"#).unwrap();
+    let o = berthd(&[
+        "--validate",
+        "--mtu",
+        "1400",
+        "--config-file",
+        cfg.to_str().unwrap(),
+    ]);
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(o.stderr.contains("mtu: (from flag"), "{o:?}");
+}

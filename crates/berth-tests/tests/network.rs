@@ -1186,3 +1186,119 @@ fn ps_shows_published_ports_like_docker() {
     );
     d.docker(&["rm", "pub"]).ok();
 }
+
+/// The bridge driver's options: `mtu` on the bridge and every container interface,
+/// `enable_icc=false` keeps containers of the network from reaching each other
+/// (the host stays reachable), `host_binding_ipv4` is where ports are published when
+/// a binding names no address; bad values are refused with dockerd's words.
+#[test]
+fn bridge_options_mtu_icc_and_host_binding() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let name = format!("bo{}", &d.bridge[2..]);
+    d.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.252.31.0/24",
+        "-o",
+        &format!("com.docker.network.bridge.name={name}"),
+        "-o",
+        "com.docker.network.driver.mtu=1400",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        "-o",
+        "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
+        "quiet",
+    ])
+    .ok();
+    let mtu = std::fs::read_to_string(format!("/sys/class/net/{name}/mtu")).unwrap();
+    assert_eq!(mtu.trim(), "1400");
+    let port = free_port();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--network",
+        "quiet",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd_cmd("isolated-web"),
+    ])
+    .ok();
+    let web_ip = inspect(
+        &d,
+        "web",
+        "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+    );
+    // The published port is on 127.0.0.1 only, as the network says.
+    let o = d.docker(&["port", "web", "80"]);
+    assert_eq!(o.ok().trim(), format!("127.0.0.1:{port}"));
+    wait_until("httpd answers on 127.0.0.1", || {
+        http_get(&format!("127.0.0.1:{port}"), "/index.html")
+            .is_some_and(|b| b.contains("isolated-web"))
+    });
+    // A neighbour: its interface has the MTU, the gateway (the host) answers, the
+    // other container does not.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "quiet",
+        "busybox",
+        "sh",
+        "-c",
+        &format!(
+            "cat /sys/class/net/eth0/mtu; ping -c1 -W2 10.252.31.1 >/dev/null && echo host-ok; \
+             printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {web_ip} 80 | grep isolated-web || echo blocked"
+        ),
+    ]);
+    let out = o.ok();
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        ["1400", "host-ok", "blocked"],
+        "{out}"
+    );
+    // On a network that allows it (the default), the same request reaches web
+    // through a second interface: the block was the option's, not the setup's.
+    d.docker(&["network", "create", "--subnet", "10.252.32.0/24", "open"])
+        .ok();
+    d.docker(&["network", "connect", "open", "web"]).ok();
+    let web_open = inspect(&d, "web", "{{.NetworkSettings.Networks.open.IPAddress}}");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "open",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("printf 'GET /index.html HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {web_open} 80 | tail -1"),
+    ]);
+    assert_eq!(o.ok().trim(), "isolated-web");
+    for (opt, want) in [
+        (
+            "com.docker.network.driver.mtu=big",
+            "failed to parse com.docker.network.driver.mtu value: big",
+        ),
+        ("com.docker.network.driver.mtu=20", "invalid MTU number: 20"),
+        (
+            "com.docker.network.bridge.enable_icc=maybe",
+            "failed to parse com.docker.network.bridge.enable_icc value: maybe",
+        ),
+        (
+            "com.docker.network.bridge.host_binding_ipv4=nowhere",
+            "failed to parse com.docker.network.bridge.host_binding_ipv4 value: nowhere",
+        ),
+    ] {
+        let o = d.docker(&["network", "create", "-o", opt, "bad"]);
+        assert_ne!(o.code, 0, "{opt}");
+        assert!(o.stderr.contains(want), "{opt}: {o:?}");
+    }
+    let o = d.docker(&["network", "ls", "-q", "--filter", "name=^bad$"]);
+    assert_eq!(o.ok().trim(), "", "a refused network is not left behind");
+}

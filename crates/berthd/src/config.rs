@@ -96,6 +96,15 @@ pub struct Flags {
     /// Where networks' subnets come from: base=<cidr>,size=<prefix length>.
     #[arg(long = "default-address-pool")]
     pub default_address_pools: Vec<String>,
+    /// Let containers on the default bridge talk to each other (--icc=false: no).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub icc: Option<bool>,
+    /// The host address of ports published on the default bridge. [default: 0.0.0.0]
+    #[arg(long)]
+    pub ip: Option<String>,
+    /// MTU of the default bridge and its containers' interfaces. [default: 1500]
+    #[arg(long)]
+    pub mtu: Option<i64>,
     /// DNS servers for containers.
     #[arg(long)]
     pub dns: Vec<String>,
@@ -144,6 +153,9 @@ struct FileConfig {
     bridge: Option<String>,
     bip: Option<String>,
     default_address_pools: Option<Vec<PoolEntry>>,
+    icc: Option<bool>,
+    ip: Option<String>,
+    mtu: Option<i64>,
     dns: Option<Vec<String>>,
     dns_search: Option<Vec<String>>,
     dns_opts: Option<Vec<String>>,
@@ -190,8 +202,6 @@ const DOCKER_KEYS_NOT_YET: &[&str] = &[
     "shutdown-timeout",
     "seccomp-profile",
     "no-new-privileges",
-    "icc",
-    "mtu",
     "group",
     "init",
     "init-path",
@@ -330,6 +340,9 @@ impl Config {
                 .collect()),
             "default-address-pools"
         );
+        let icc = pick!(flags.icc, file.icc, "icc");
+        let ip = pick!(flags.ip, file.ip, "ip");
+        let mtu = pick!(flags.mtu, file.mtu, "mtu");
         let dns = pick!(nonempty(flags.dns), file.dns, "dns");
         let dns_search = pick!(nonempty(flags.dns_search), file.dns_search, "dns-search");
         let dns_opts = pick!(nonempty(flags.dns_opts), file.dns_opts, "dns-opts");
@@ -435,6 +448,7 @@ impl Config {
             dns.unwrap_or_default(),
             dns_search.unwrap_or_default(),
             dns_opts.unwrap_or_default(),
+            DefaultBridge { icc, ip, mtu },
         )?;
         let mirrors = mirrors.unwrap_or_default();
         for m in &mirrors {
@@ -537,6 +551,13 @@ fn container_defaults(
     Ok(d)
 }
 
+/// dockerd's settings of the default bridge: `icc`, `ip`, `mtu`.
+struct DefaultBridge {
+    icc: Option<bool>,
+    ip: Option<String>,
+    mtu: Option<i64>,
+}
+
 fn net_config(
     bridge: Option<String>,
     bip: Option<String>,
@@ -544,6 +565,7 @@ fn net_config(
     dns: Vec<String>,
     dns_search: Vec<String>,
     dns_options: Vec<String>,
+    default_bridge: DefaultBridge,
 ) -> Result<crate::daemon::network::NetConfig> {
     use berth_net::cidr::Subnet;
     let bridge = match bridge.as_deref() {
@@ -580,7 +602,26 @@ fn net_config(
         d.parse::<std::net::IpAddr>()
             .with_context(|| format!("invalid dns {d:?}: not an IP address"))?;
     }
+    let DefaultBridge { icc, ip, mtu } = default_bridge;
+    let ip = ip
+        .map(|ip| {
+            ip.parse::<std::net::IpAddr>()
+                .with_context(|| format!("invalid ip {ip:?}: not an IP address"))
+        })
+        .transpose()?
+        .filter(|ip| !ip.is_unspecified());
+    let mtu = match mtu {
+        None => None,
+        Some(m) if (68..=65535).contains(&m) => Some(m as u32),
+        Some(m) => bail!("invalid MTU number: {m} (between 68 and 65535)"),
+    };
+    if bridge.is_none() && (icc.is_some() || ip.is_some() || mtu.is_some()) {
+        bail!("icc, ip and mtu set the default bridge: they cannot be used with --bridge none");
+    }
     Ok(crate::daemon::network::NetConfig {
+        icc: icc.unwrap_or(true),
+        ip,
+        mtu,
         bridge,
         bip,
         pools,

@@ -466,12 +466,15 @@ impl Containers {
         }
         prep.netns = Some(ns);
         prep.mode = NetworkMode::Join;
-        // Published ports go to the address on the first network.
-        let target = order
-            .first()
-            .and_then(|n| prep.endpoints.get(n))
-            .and_then(|e| e.ipv4);
-        for b in bindings(r)? {
+        // Published ports go to the address on the first network, on that
+        // network's host address when a binding names none.
+        let first = order.first().and_then(|n| prep.endpoints.get(n));
+        let target = first.and_then(|e| e.ipv4);
+        let default_ip = first
+            .and_then(|e| self.net.find(&e.network_id))
+            .and_then(|n| n.host_binding());
+        for mut b in bindings(r)? {
+            b.host_ip = b.host_ip.or(default_ip);
             let (fd, port, ip) = reserve(&b).map_err(|e| Error::Publish {
                 name: r.name.clone(),
                 id: r.id.clone(),
@@ -550,8 +553,19 @@ impl Containers {
             }
         };
         let veth = veth_name();
-        host.create_veth(&veth, bridge, ifname, ns, Some(mac))
+        host.create_veth(&veth, bridge, ifname, ns, Some(mac), net.mtu())
             .map_err(ierr)?;
+        if !net.icc() {
+            // Before the container's end is up: no frame ever passes between two
+            // containers of this network.
+            let port =
+                host.link_index(&veth)
+                    .map_err(ierr)?
+                    .ok_or_else(|| Error::InterfaceMissing {
+                        ifname: veth.clone(),
+                    })?;
+            host.isolate_port(port).map_err(ierr)?;
+        }
         let index =
             inner
                 .link_index(ifname)

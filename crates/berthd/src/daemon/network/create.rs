@@ -85,9 +85,9 @@ impl Networks {
             let known = [
                 OPT_BRIDGE_NAME,
                 OPT_MASQUERADE,
-                "com.docker.network.bridge.enable_icc",
-                "com.docker.network.driver.mtu",
-                "com.docker.network.bridge.host_binding_ipv4",
+                OPT_ICC,
+                OPT_MTU,
+                OPT_HOST_BINDING,
             ];
             if !known.contains(&k.as_str()) {
                 return Err(ApiError::invalid(format!(
@@ -95,30 +95,8 @@ impl Networks {
                 )));
             }
         }
-        if options
-            .get("com.docker.network.bridge.enable_icc")
-            .is_some_and(|v| v == "false")
-        {
-            return Err(ApiError::not_implemented(
-                "berth does not support enable_icc=false yet",
-            ));
-        }
-        // Accepted only with the values berth gives every network, never ignored.
-        if options
-            .get("com.docker.network.driver.mtu")
-            .is_some_and(|v| v != "1500")
-        {
-            return Err(ApiError::not_implemented(
-                "berth does not support an MTU other than 1500 yet",
-            ));
-        }
-        if options
-            .get("com.docker.network.bridge.host_binding_ipv4")
-            .is_some_and(|v| v != "0.0.0.0")
-        {
-            return Err(ApiError::not_implemented(
-                "berth does not support host_binding_ipv4 other than 0.0.0.0 yet",
-            ));
+        for (k, v) in &options {
+            check_option(k, v)?;
         }
         let id = crate::daemon::ids::new_id();
         let bridge = match options.get(OPT_BRIDGE_NAME) {

@@ -27,6 +27,37 @@ pub const NONE: &str = "none";
 /// Docker's option naming the bridge interface of a network.
 pub const OPT_BRIDGE_NAME: &str = "com.docker.network.bridge.name";
 const OPT_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
+const OPT_MTU: &str = "com.docker.network.driver.mtu";
+const OPT_HOST_BINDING: &str = "com.docker.network.bridge.host_binding_ipv4";
+
+/// Checks one bridge driver option's value as dockerd's bridge driver parses it.
+fn check_option(key: &str, value: &str) -> ApiResult<()> {
+    let bad = |why: &str| {
+        Err(ApiError::invalid(format!(
+            "failed to parse {key} value: {value} ({why})"
+        )))
+    };
+    const BOOLS: [&str; 10] = [
+        "true", "false", "1", "0", "t", "f", "TRUE", "FALSE", "True", "False",
+    ];
+    match key {
+        OPT_ICC | OPT_MASQUERADE if !BOOLS.contains(&value) => bad("invalid syntax"),
+        OPT_MTU => match value.parse::<i64>() {
+            Err(_) => bad("invalid syntax"),
+            Ok(n) if !(68..=65535).contains(&n) => Err(ApiError::invalid(format!(
+                "invalid MTU number: {n} (between 68 and 65535)"
+            ))),
+            Ok(_) => Ok(()),
+        },
+        OPT_HOST_BINDING if value.parse::<IpAddr>().is_err() => bad("nil ip"),
+        _ => Ok(()),
+    }
+}
+
+fn parse_bool(v: &str) -> bool {
+    matches!(v, "true" | "1" | "t" | "TRUE" | "True")
+}
 
 /// One IPAM pool of a network.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -88,19 +119,43 @@ impl NetRecord {
         self.pools.iter().find(|p| !p.subnet.is_ipv4())
     }
 
+    /// The MTU of the bridge and its containers' interfaces, when the network sets
+    /// one (`com.docker.network.driver.mtu`).
+    pub fn mtu(&self) -> Option<u32> {
+        self.options.get(OPT_MTU).and_then(|m| m.parse().ok())
+    }
+
+    /// Whether containers of this network may talk to each other
+    /// (`com.docker.network.bridge.enable_icc`, on unless "false").
+    pub fn icc(&self) -> bool {
+        self.options.get(OPT_ICC).is_none_or(|v| parse_bool(v))
+    }
+
+    /// The host address ports are published on when a binding names none
+    /// (`com.docker.network.bridge.host_binding_ipv4`; None: every address).
+    pub fn host_binding(&self) -> Option<IpAddr> {
+        self.options
+            .get(OPT_HOST_BINDING)
+            .and_then(|v| v.parse::<IpAddr>().ok())
+            .filter(|ip| !ip.is_unspecified())
+    }
+
     fn firewall(&self) -> nft::Bridge {
         nft::Bridge {
             ifname: self.bridge.clone(),
             subnet: self.pool4().map(|p| p.subnet),
             internal: self.internal,
-            masquerade: self.options.get(OPT_MASQUERADE).map(String::as_str) != Some("false"),
+            masquerade: self
+                .options
+                .get(OPT_MASQUERADE)
+                .is_none_or(|v| parse_bool(v)),
         }
     }
 }
 
 /// Daemon-wide network settings (dockerd's --bridge, --bip, default-address-pools,
 /// --dns...).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NetConfig {
     /// The default bridge's interface; None for `--bridge none`.
     pub bridge: Option<String>,
@@ -111,6 +166,12 @@ pub struct NetConfig {
     pub dns: Vec<String>,
     pub dns_search: Vec<String>,
     pub dns_options: Vec<String>,
+    /// dockerd's `icc`: containers on the default bridge may talk to each other.
+    pub icc: bool,
+    /// dockerd's `ip`: the default bridge's address for published ports.
+    pub ip: Option<IpAddr>,
+    /// dockerd's `mtu`: the default bridge's MTU.
+    pub mtu: Option<u32>,
 }
 
 struct Inner {
@@ -358,12 +419,14 @@ impl Networks {
             "com.docker.network.bridge.default_bridge".into(),
             "true".into(),
         );
-        options.insert("com.docker.network.bridge.enable_icc".into(), "true".into());
+        options.insert(OPT_ICC.into(), self.config.icc.to_string());
         options.insert(
-            "com.docker.network.bridge.host_binding_ipv4".into(),
-            "0.0.0.0".into(),
+            OPT_HOST_BINDING.into(),
+            self.config
+                .ip
+                .map_or_else(|| "0.0.0.0".to_string(), |ip| ip.to_string()),
         );
-        options.insert("com.docker.network.driver.mtu".into(), "1500".into());
+        options.insert(OPT_MTU.into(), self.config.mtu.unwrap_or(1500).to_string());
         let rec = NetRecord {
             id: existing
                 .as_ref()
@@ -485,13 +548,16 @@ impl Networks {
         let index = match nl.link_index(&n.bridge).map_err(setup)? {
             Some(i) => i,
             None => {
-                nl.create_bridge(&n.bridge, None).map_err(setup)?;
+                nl.create_bridge(&n.bridge, n.mtu()).map_err(setup)?;
                 made = true;
                 nl.link_index(&n.bridge)
                     .map_err(setup)?
                     .ok_or_else(|| Error::BridgeVanished { bridge: bridge() })?
             }
         };
+        if let Some(mtu) = n.mtu().filter(|_| !made) {
+            nl.set_mtu(index, mtu).map_err(setup)?;
+        }
         nl.set_up(index).map_err(setup)?;
         for p in &n.pools {
             nl.add_address(index, p.gateway, p.subnet.prefix)
