@@ -455,7 +455,7 @@ fn sighup_reloads_the_configuration() {
     let cfg = d.root.path().join("daemon.json");
     std::fs::write(
         &cfg,
-        r#"{"debug": true, "live-restore": true, "registry-mirrors": ["https://mirror.example"], "insecure-registries": ["10.9.0.0/16"], "labels": ["tier=x"], "experimental": true}"#,
+        r#"{"debug": true, "live-restore": true, "registry-mirrors": ["https://mirror.example"], "insecure-registries": ["10.9.0.0/16"], "labels": ["tier=x"], "experimental": true, "shutdown-timeout": 3, "max-concurrent-downloads": 2, "max-concurrent-uploads": 4}"#,
     )
     .unwrap();
     let hup = || {
@@ -493,9 +493,9 @@ fn sighup_reloads_the_configuration() {
         "--filter",
         "type=daemon",
         "--format",
-        "{{.Action}} {{.Actor.Attributes.debug}} {{index .Actor.Attributes \"live-restore\"}}",
+        "{{.Action}} {{.Actor.Attributes.debug}} {{index .Actor.Attributes \"live-restore\"}} {{index .Actor.Attributes \"shutdown-timeout\"}} {{index .Actor.Attributes \"max-concurrent-downloads\"}} {{index .Actor.Attributes \"max-concurrent-uploads\"}}",
     ]);
-    assert_eq!(o.ok(), "reload true true\n");
+    assert_eq!(o.ok(), "reload true true 3 2 4\n");
     // A broken file: an error in the log, the configuration in force kept.
     std::fs::write(&cfg, r#"{"debug": "#).unwrap();
     hup();
@@ -618,6 +618,18 @@ fn daemon_defaults_reach_containers_and_info() {
         (
             r#"{"features": {"sparkles": true}}"#,
             "unknown feature \"sparkles\"",
+        ),
+        (
+            r#"{"max-concurrent-downloads": -2}"#,
+            "invalid max concurrent downloads: -2",
+        ),
+        (
+            r#"{"max-concurrent-uploads": -1}"#,
+            "invalid max concurrent uploads: -1",
+        ),
+        (
+            r#"{"shutdown-timeout": -5}"#,
+            "invalid shutdown timeout: -5",
         ),
     ] {
         std::fs::write(&cfg, bad).unwrap();

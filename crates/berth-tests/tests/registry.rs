@@ -1177,3 +1177,147 @@ fn distribution_inspect_answers_from_the_registry() {
     assert!(out.contains("missing: "), "{out}");
     assert!(out.contains("manifest unknown"), "{out}");
 }
+
+/// A proxy that holds every blob request (pull or push) for a moment and records
+/// how many were in flight at once.
+struct SlowProxy {
+    port: u16,
+    peak: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+fn slow_proxy(target: u16) -> SlowProxy {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let busy = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let (b2, p2) = (busy.clone(), peak.clone());
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let (busy, peak) = (b2.clone(), p2.clone());
+            std::thread::spawn(move || {
+                let mut client = c;
+                let mut first = [0u8; 1];
+                if client.peek(&mut first).unwrap_or(0) == 0 || first[0] == 0x16 {
+                    return; // plain HTTP only
+                }
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read(&mut b).unwrap_or(0) == 0 {
+                        return;
+                    }
+                    head.push(b[0]);
+                }
+                let text = String::from_utf8_lossy(&head).to_string();
+                let blob = text.lines().next().unwrap_or("").contains("/blobs/");
+                if blob {
+                    let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
+                    peak.fetch_max(now, Ordering::SeqCst);
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+                // One request per connection, whatever the client asked.
+                let mut lines: Vec<&str> = text
+                    .trim_end()
+                    .lines()
+                    .filter(|l| !l.to_ascii_lowercase().starts_with("connection:"))
+                    .collect();
+                lines.push("Connection: close");
+                let head = format!("{}\r\n\r\n", lines.join("\r\n"));
+                if let Ok(mut up) = TcpStream::connect(("127.0.0.1", target)) {
+                    let _ = up.write_all(head.as_bytes());
+                    let (mut up_r, mut client_w) =
+                        (up.try_clone().unwrap(), client.try_clone().unwrap());
+                    let body = std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut client, &mut up);
+                    });
+                    let _ = std::io::copy(&mut up_r, &mut client_w);
+                    let _ = client_w.shutdown(std::net::Shutdown::Both);
+                    let _ = up_r.shutdown(std::net::Shutdown::Both);
+                    let _ = body.join();
+                }
+                if blob {
+                    busy.fetch_sub(1, Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    SlowProxy { port, peak }
+}
+
+/// dockerd's `max-concurrent-uploads` and `max-concurrent-downloads`: no more
+/// layers in flight at once than the limit, the others "Waiting"; the download
+/// limit changed by a reload.
+#[test]
+fn concurrent_transfers_are_limited_as_configured() {
+    use std::sync::atomic::Ordering;
+    let reg = TestRegistry::start("");
+    let d = Daemon::start_with(&["--max-concurrent-uploads", "1"]);
+    d.load_busybox();
+    // Three layers.
+    for (i, base) in [(1, "busybox"), (2, "layered:1")] {
+        d.docker(&[
+            "run",
+            "--name",
+            "step",
+            "--network",
+            "none",
+            base,
+            "sh",
+            "-c",
+            &format!("echo {i} > /f{i}"),
+        ])
+        .ok();
+        d.docker(&["commit", "step", &format!("layered:{i}")]).ok();
+        d.docker(&["rm", "step"]).ok();
+    }
+    let p = slow_proxy(reg.port);
+    let name = format!("127.0.0.1:{}/lim/layered:2", p.port);
+    d.docker(&["tag", "layered:2", &name]).ok();
+    let o = d.docker(&["push", &name]);
+    let out = o.ok();
+    assert_eq!(p.peak.load(Ordering::SeqCst), 1, "one upload at a time");
+    assert!(out.contains(": Waiting"), "{out}");
+    d.docker(&["rmi", &name, "layered:1", "layered:2", "busybox"])
+        .ok();
+    // Downloads: three at a time by default.
+    p.peak.store(0, Ordering::SeqCst);
+    let o = d.docker(&["pull", &name]);
+    assert!(!o.ok().contains(": Waiting"), "{o:?}");
+    assert!(
+        p.peak.load(Ordering::SeqCst) >= 2,
+        "layers fetched together"
+    );
+    // One at a time after a reload.
+    std::fs::write(
+        d.root.path().join("daemon.json"),
+        r#"{"max-concurrent-downloads": 1}"#,
+    )
+    .unwrap();
+    Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    berth_tests::wait_until("the reload", || d.log().contains("configuration reloaded"));
+    d.docker(&["rmi", &name]).ok();
+    p.peak.store(0, Ordering::SeqCst);
+    let o = d.docker(&["pull", &name]);
+    let out = o.ok();
+    assert_eq!(p.peak.load(Ordering::SeqCst), 1, "one download at a time");
+    assert_eq!(out.matches(": Waiting").count(), 2, "{out}");
+    assert_eq!(
+        d.docker(&[
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &name,
+            "cat",
+            "/f1",
+            "/f2"
+        ])
+        .ok(),
+        "1\n2\n"
+    );
+    std::fs::write(d.root.path().join("daemon.json"), "{}").unwrap();
+}

@@ -71,6 +71,17 @@ pub struct Flags {
     /// Enable experimental features (shown by `docker info`).
     #[arg(long)]
     pub experimental: bool,
+    /// Layers downloaded at once, across all pulls. [default: 3]
+    #[arg(long)]
+    pub max_concurrent_downloads: Option<i64>,
+    /// Layers pushed at once, across all pushes. [default: 5]
+    #[arg(long)]
+    pub max_concurrent_uploads: Option<i64>,
+    /// Seconds the daemon waits at shutdown for containers to stop, at least (a
+    /// container's own stop timeout and 5 more seconds may extend it; -1: no
+    /// limit). [default: 15]
+    #[arg(long, allow_hyphen_values = true)]
+    pub shutdown_timeout: Option<i64>,
 
     /// Debug logging.
     #[arg(short = 'D', long)]
@@ -169,6 +180,9 @@ struct FileConfig {
     labels: Option<Vec<String>>,
     experimental: Option<bool>,
     features: Option<std::collections::BTreeMap<String, bool>>,
+    max_concurrent_downloads: Option<i64>,
+    max_concurrent_uploads: Option<i64>,
+    shutdown_timeout: Option<i64>,
 }
 
 /// daemon.json's `default-ulimits` entry.
@@ -197,9 +211,6 @@ const DOCKER_KEYS_NOT_YET: &[&str] = &[
     "exec-opts",
     "builder",
     "metrics-addr",
-    "max-concurrent-downloads",
-    "max-concurrent-uploads",
-    "shutdown-timeout",
     "seccomp-profile",
     "no-new-privileges",
     "group",
@@ -226,6 +237,8 @@ pub struct Config {
     /// Reloadable with SIGHUP, shown by `docker info`.
     pub labels: Vec<String>,
     pub experimental: bool,
+    /// `shutdown-timeout` (seconds; -1: none), reloadable.
+    pub shutdown_timeout: i64,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub pidfile: PathBuf,
@@ -392,6 +405,34 @@ impl Config {
             file.experimental,
             "experimental"
         );
+        let downloads = pick!(
+            flags.max_concurrent_downloads,
+            file.max_concurrent_downloads,
+            "max-concurrent-downloads"
+        )
+        .unwrap_or(3);
+        let uploads = pick!(
+            flags.max_concurrent_uploads,
+            file.max_concurrent_uploads,
+            "max-concurrent-uploads"
+        )
+        .unwrap_or(5);
+        let shutdown_timeout = pick!(
+            flags.shutdown_timeout,
+            file.shutdown_timeout,
+            "shutdown-timeout"
+        )
+        .unwrap_or(15);
+        // dockerd's checks and words.
+        if downloads < 0 {
+            bail!("invalid max concurrent downloads: {downloads}");
+        }
+        if uploads < 0 {
+            bail!("invalid max concurrent uploads: {uploads}");
+        }
+        if shutdown_timeout < -1 {
+            bail!("invalid shutdown timeout: {shutdown_timeout} (seconds, or -1 for none)");
+        }
         if let Some(f) = file.features.as_ref() {
             if let Some(k) = f.keys().find(|k| k.as_str() != "buildkit") {
                 bail!(
@@ -477,7 +518,10 @@ impl Config {
                 } else {
                     flags.registry_certs_dirs.clone()
                 },
+                max_downloads: downloads as usize,
+                max_uploads: uploads as usize,
             },
+            shutdown_timeout,
             storage_driver,
             net,
             hosts,

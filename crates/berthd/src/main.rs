@@ -120,6 +120,9 @@ fn reload(flags: &config::Flags, d: &daemon::services::Daemon, log_filter: &LogF
     d.system
         .experimental
         .store(new.experimental, Ordering::Relaxed);
+    d.system
+        .shutdown_timeout
+        .store(new.shutdown_timeout, Ordering::Relaxed);
     let list = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
     let attrs: daemon::events::Attributes = [
         ("debug", new.debug.to_string()),
@@ -129,6 +132,15 @@ fn reload(flags: &config::Flags, d: &daemon::services::Daemon, log_filter: &LogF
         ("insecure-registries", list(&new.registries.insecure)),
         ("labels", list(&new.labels)),
         ("experimental", new.experimental.to_string()),
+        (
+            "max-concurrent-downloads",
+            new.registries.max_downloads.to_string(),
+        ),
+        (
+            "max-concurrent-uploads",
+            new.registries.max_uploads.to_string(),
+        ),
+        ("shutdown-timeout", new.shutdown_timeout.to_string()),
         (
             "name",
             rustix::system::uname()
@@ -280,6 +292,7 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
             live_restore: cfg.live_restore.into(),
             labels: std::sync::RwLock::new(cfg.labels.clone()),
             experimental: cfg.experimental.into(),
+            shutdown_timeout: cfg.shutdown_timeout.into(),
             daemon_id,
         },
     });
@@ -313,7 +326,15 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
         .live_restore
         .load(std::sync::atomic::Ordering::Relaxed)
     {
-        // Like dockerd without live-restore: running containers are stopped.
+        // Like dockerd without live-restore: running containers are stopped,
+        // within dockerd's deadline; what is still running then is left to its
+        // shim (the next start adopts it).
+        let deadline = containers.shutdown_deadline(
+            daemon
+                .system
+                .shutdown_timeout
+                .load(std::sync::atomic::Ordering::Relaxed),
+        );
         let stops = containers
             .all()
             .into_iter()
@@ -326,7 +347,15 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
                     }
                 }
             });
-        futures_join_all(stops).await;
+        let all = futures_join_all(stops);
+        match deadline {
+            None => all.await,
+            Some(d) => {
+                if tokio::time::timeout(d, all).await.is_err() {
+                    tracing::error!(seconds = d.as_secs(), "Force shutdown daemon: containers still running after the shutdown timeout");
+                }
+            }
+        }
     }
     // Without running containers, berth's bridges and firewall table go too; they
     // are made again at the next start.

@@ -16,6 +16,8 @@ pub struct System {
     /// Reloadable too: the daemon's `labels` and `experimental`.
     pub labels: std::sync::RwLock<Vec<String>>,
     pub experimental: std::sync::atomic::AtomicBool,
+    /// And `shutdown-timeout` (seconds; -1: none).
+    pub shutdown_timeout: std::sync::atomic::AtomicI64,
     pub daemon_id: String,
 }
 

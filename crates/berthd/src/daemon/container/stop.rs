@@ -85,6 +85,20 @@ impl Containers {
         Ok(changed)
     }
 
+    /// How long the daemon waits at shutdown for its running containers to stop,
+    /// as dockerd reckons it: `shutdown-timeout` at least, else the longest stop
+    /// timeout of a container plus 5 seconds of grace; None: no limit (a timeout
+    /// of -1 anywhere).
+    pub fn shutdown_deadline(&self, minimum: i64) -> Option<std::time::Duration> {
+        let timeouts: Vec<i64> = self
+            .all()
+            .iter()
+            .filter(|c| c.is_running())
+            .map(|c| c.rec().config.stop_timeout.unwrap_or(10))
+            .collect();
+        shutdown_deadline(minimum, &timeouts)
+    }
+
     pub(super) async fn stop_locked(
         &self,
         c: &Arc<Container>,
@@ -358,5 +372,35 @@ fn send_signal(c: &Container, signo: i32) -> ApiResult<()> {
             source,
         }
         .into()),
+    }
+}
+
+/// dockerd's shutdown deadline from `shutdown-timeout` and the containers' stop
+/// timeouts (see [`Containers::shutdown_deadline`]).
+fn shutdown_deadline(minimum: i64, stop_timeouts: &[i64]) -> Option<std::time::Duration> {
+    const GRACE: i64 = 5;
+    if minimum < 0 || stop_timeouts.iter().any(|t| *t < 0) {
+        return None;
+    }
+    let longest = stop_timeouts.iter().map(|t| t + GRACE).max().unwrap_or(0);
+    Some(std::time::Duration::from_secs(minimum.max(longest) as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shutdown_deadline;
+    use std::time::Duration;
+
+    #[test]
+    fn the_shutdown_deadline_is_dockerds() {
+        assert_eq!(shutdown_deadline(15, &[]), Some(Duration::from_secs(15)));
+        assert_eq!(shutdown_deadline(15, &[10]), Some(Duration::from_secs(15)));
+        assert_eq!(
+            shutdown_deadline(2, &[10, 3]),
+            Some(Duration::from_secs(15))
+        );
+        assert_eq!(shutdown_deadline(40, &[30]), Some(Duration::from_secs(40)));
+        assert_eq!(shutdown_deadline(-1, &[10]), None);
+        assert_eq!(shutdown_deadline(15, &[10, -1]), None);
     }
 }

@@ -3,6 +3,7 @@
 //! the container service reads images through (`layers`).
 
 pub mod layers;
+mod limit;
 pub mod pull;
 mod push;
 pub mod query;

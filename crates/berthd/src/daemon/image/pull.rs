@@ -27,6 +27,10 @@ pub struct RegistryConfig {
     /// Where `<host>/ca.crt`, `client.cert` and `client.key` are looked up
     /// (/etc/docker/certs.d and /etc/berth/certs.d by default).
     pub certs_dirs: Vec<std::path::PathBuf>,
+    /// `max-concurrent-downloads`: layers fetched at once, daemon-wide (0: no limit).
+    pub max_downloads: usize,
+    /// `max-concurrent-uploads`: layers pushed at once, daemon-wide (0: no limit).
+    pub max_uploads: usize,
 }
 
 impl RegistryConfig {
@@ -170,6 +174,8 @@ pub struct Puller {
     config: std::sync::RwLock<RegistryConfig>,
     /// Layers being fetched, by diff id: a second pull waits for the first.
     inflight: Mutex<HashMap<String, watch::Receiver<bool>>>,
+    pub(super) downloads: super::limit::Limiter,
+    pub(super) uploads: super::limit::Limiter,
 }
 
 fn short(digest: &str) -> String {
@@ -178,6 +184,13 @@ fn short(digest: &str) -> String {
         .chars()
         .take(12)
         .collect()
+}
+
+/// One line of Docker's JSON progress stream.
+pub(super) fn json_line(v: Value) -> Bytes {
+    let mut l = serde_json::to_vec(&v).expect("serialises");
+    l.push(b'\n');
+    Bytes::from(l)
 }
 
 fn msg(status: &str, id: Option<&str>) -> Value {
@@ -237,6 +250,8 @@ impl Puller {
     pub fn new(store: Arc<Store>, config: RegistryConfig) -> Puller {
         Puller {
             store,
+            downloads: super::limit::Limiter::new(config.max_downloads),
+            uploads: super::limit::Limiter::new(config.max_uploads),
             config: std::sync::RwLock::new(config),
             inflight: Mutex::new(HashMap::new()),
         }
@@ -256,6 +271,8 @@ impl Puller {
 
     /// New registry settings (a reload): pulls and pushes from now on use them.
     pub fn set_config(&self, c: RegistryConfig) {
+        self.downloads.set_limit(c.max_downloads);
+        self.uploads.set_limit(c.max_uploads);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = c;
     }
 
@@ -577,11 +594,9 @@ impl Puller {
         tx: &mpsc::Sender<Bytes>,
     ) -> ApiResult<String> {
         let send = |v: Value| {
-            let mut line = serde_json::to_vec(&v).expect("serialises");
-            line.push(b'\n');
             let tx = tx.clone();
             async move {
-                let _ = tx.send(Bytes::from(line)).await;
+                let _ = tx.send(json_line(v)).await;
             }
         };
         send(msg(
@@ -739,6 +754,13 @@ impl Puller {
         tx: &mpsc::Sender<Bytes>,
     ) -> ApiResult<PulledLayer> {
         let id = short(&desc.digest);
+        let _slot = match self.downloads.try_take() {
+            Some(s) => s,
+            None => {
+                let _ = tx.send(json_line(msg("Waiting", Some(&id)))).await;
+                self.downloads.take().await
+            }
+        };
         let (chunk_tx, chunk_rx) = std::sync::mpsc::sync_channel::<Result<Bytes, String>>(32);
         let store = self.store.clone();
         let media = desc.media_type.clone();
@@ -794,9 +816,7 @@ impl Puller {
                                 if got - last_report >= 256 * 1024 || got == total {
                                     last_report = got;
                                     let v = json!({ "status": "Downloading", "progressDetail": { "current": got, "total": total }, "id": id });
-                                    let mut line = serde_json::to_vec(&v).expect("serialises");
-                                    line.push(b'\n');
-                                    let _ = tx.send(Bytes::from(line)).await;
+                                    let _ = tx.send(json_line(v)).await;
                                 }
                             }
                         }

@@ -10,17 +10,13 @@ use crate::error::{ApiError, ApiResult};
 use berth_registry::auth::Credentials;
 use berth_registry::manifest::{self, Descriptor, ImageManifest};
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::json;
 use sha2::Digest;
 use std::io::Write;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-fn line(v: Value) -> Bytes {
-    let mut l = serde_json::to_vec(&v).expect("serialises");
-    l.push(b'\n');
-    Bytes::from(l)
-}
+use super::pull::json_line as line;
 
 fn status(s: &str, id: Option<&str>) -> Bytes {
     let mut v = json!({ "status": s });
@@ -219,6 +215,13 @@ impl Puller {
         tx: &mpsc::Sender<Bytes>,
     ) -> ApiResult<Descriptor> {
         let id = diff_id.trim_start_matches("sha256:")[..12].to_string();
+        let _slot = match self.uploads.try_take() {
+            Some(s) => s,
+            None => {
+                let _ = tx.send(status("Waiting", Some(&id))).await;
+                self.uploads.take().await
+            }
+        };
         let known = self.store().blob_digests(diff_id)?;
         let mut done = None;
         for (digest, media, size, _) in known.iter().filter(|k| k.3 == repo_key) {
