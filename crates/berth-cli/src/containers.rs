@@ -307,8 +307,8 @@ pub fn filters_param(filters: &[String]) -> Result<String> {
 }
 
 /// The PORTS column as the docker CLI writes it: `IP:PUBLIC->PRIVATE/TYPE` for a
-/// published port (`:::8080->80/tcp` for IPv6's any address), `PRIVATE/TYPE` for an
-/// exposed one.
+/// published port (`[::]:8080->80/tcp` for an IPv6 address, as docker 28 writes
+/// it), `PRIVATE/TYPE` for an exposed one.
 fn ports_column(ports: &[Value]) -> String {
     let mut out: Vec<String> = Vec::new();
     for p in ports {
@@ -317,7 +317,11 @@ fn ports_column(ports: &[Value]) -> String {
         let item = match p.get("PublicPort").and_then(Value::as_u64) {
             Some(public) => {
                 let ip = p.get("IP").and_then(Value::as_str).unwrap_or("");
-                format!("{ip}:{public}->{private}/{kind}")
+                if ip.contains(':') {
+                    format!("[{ip}]:{public}->{private}/{kind}")
+                } else {
+                    format!("{ip}:{public}->{private}/{kind}")
+                }
             }
             None => format!("{private}/{kind}"),
         };

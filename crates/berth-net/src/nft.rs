@@ -61,7 +61,8 @@ impl Ruleset {
                 (Some(ip @ IpAddr::V4(_)), _) => ("ip", format!("ip daddr {ip} ")),
                 (Some(ip @ IpAddr::V6(_)), _) => ("ip6", format!("ip6 daddr {ip} ")),
                 (None, IpAddr::V4(_)) => ("ip", "meta nfproto ipv4 ".to_string()),
-                (None, IpAddr::V6(_)) => ("ip6", "meta nfproto ipv6 ".to_string()),
+                // ::1 is the shim's (no route leads from it into a bridge).
+                (None, IpAddr::V6(_)) => ("ip6", "ip6 daddr != ::1 ".to_string()),
             };
             let to = match p.container_ip {
                 IpAddr::V4(a) => format!("{a}:{}", p.container_port),

@@ -41,6 +41,10 @@ pub struct Spec {
     /// host ports, so that no other program can take them while it runs.
     #[serde(default)]
     pub held_fds: u32,
+    /// Held sockets the shim serves as a proxy to the container (a port published
+    /// on IPv6 for a container with only IPv4, which no NAT can translate).
+    #[serde(default)]
+    pub proxies: Vec<PortProxy>,
     /// Where the shim records the exit status (see [`crate::shimproto::ExitRecord`]).
     pub exit_path: PathBuf,
     /// Which namespaces are the container's own, the host's, or another's.
@@ -109,6 +113,17 @@ pub struct Namespaces {
     /// `--ipc none`: no /dev/shm at all.
     #[serde(default)]
     pub no_shm: bool,
+}
+
+/// A published port the shim forwards itself: connections (TCP) or datagrams (UDP)
+/// arriving on held socket `held` go to `target`, the container's address.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortProxy {
+    /// Index among the held descriptors.
+    pub held: u32,
+    /// "tcp" or "udp".
+    pub proto: String,
+    pub target: std::net::SocketAddr,
 }
 
 /// A device node to make inside the container.

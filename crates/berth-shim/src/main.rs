@@ -9,6 +9,7 @@
 
 mod input;
 mod log;
+mod proxy;
 
 use berth_runtime::cgroups::{Cgroup, Hierarchy};
 use berth_runtime::plan::{step, HostFacts, Plan};
@@ -494,7 +495,11 @@ fn exit_code(status: rustix::process::WaitStatus) -> i32 {
     }
 }
 
-fn run(job: &Job, mut shim: Shim) -> ExitCode {
+fn run(
+    job: &Job,
+    proxies: Vec<(OwnedFd, String, std::net::SocketAddr)>,
+    mut shim: Shim,
+) -> ExitCode {
     shim.accept_all();
     let mut logger = job.container().and_then(|s| {
         s.log_path
@@ -522,6 +527,12 @@ fn run(job: &Job, mut shim: Shim) -> ExitCode {
         error: None,
         exit_code: None,
     });
+    // Threads only now: the container's process was forked from a single thread.
+    for (fd, proto, target) in proxies {
+        if let Err(e) = proxy::serve(fd, &proto, target) {
+            eprintln!("berth-shim: proxy to {target}/{proto}: {e}");
+        }
+    }
 
     let raw = running.io.terminal;
     let mut stdin = input::Stdin::new(running.io.stdin.take(), raw);
@@ -715,6 +726,21 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // The held sockets the shim also serves (see proxy.rs), as copies.
+    let mut proxies = Vec::new();
+    for p in job
+        .container()
+        .map(|s| s.proxies.as_slice())
+        .unwrap_or_default()
+    {
+        match _held.get(p.held as usize).map(OwnedFd::try_clone) {
+            Some(Ok(fd)) => proxies.push((fd, p.proto.clone(), p.target)),
+            _ => {
+                eprintln!("berth-shim: no held socket {} to proxy", p.held);
+                return ExitCode::from(2);
+            }
+        }
+    }
     if let Err(e) = listener.set_nonblocking(true) {
         eprintln!("berth-shim: {e}");
         return ExitCode::from(2);
@@ -726,6 +752,7 @@ fn main() -> ExitCode {
     let _ = listener.as_fd();
     run(
         &job,
+        proxies,
         Shim {
             listener,
             socket_path,

@@ -703,6 +703,7 @@ fn icc_ip_and_mtu_set_the_default_bridge() {
             && s.read_to_string(&mut body).is_ok()
             && body.ends_with("\r\n\r\nfrom-web\n")
     });
+    d.docker(&["rm", "-f", "web"]).ok();
     // The same keys in daemon.json; bad values named.
     let cfg = d.root.path().join("bridge.json");
     for (text, code, word) in [

@@ -614,10 +614,10 @@ fn dns_hosts_and_address_options() {
         "network",
         "create",
         "-o",
-        "com.docker.network.driver.mtu=9000",
+        "com.docker.network.driver.mtu=70000",
         "jumbo",
     ]);
-    assert!(o.stderr.contains("MTU"), "{o:?}");
+    assert!(o.stderr.contains("invalid MTU number: 70000"), "{o:?}");
     let o = d.docker(&["network", "create", "-d", "overlay", "swarmy"]);
     assert!(o.stderr.contains("overlay"), "{o:?}");
     d.docker(&["rm", "-f", "aa"]).ok();
@@ -1301,4 +1301,176 @@ fn bridge_options_mtu_icc_and_host_binding() {
     }
     let o = d.docker(&["network", "ls", "-q", "--filter", "name=^bad$"]);
     assert_eq!(o.ok().trim(), "", "a refused network is not left behind");
+    d.docker(&["rm", "-f", "web"]).ok();
+}
+
+/// As Docker with its userland proxy: a port published on every address is on
+/// IPv6's too ([::]), and a container with only IPv4 is reached through its shim,
+/// for TCP and UDP, also on an IPv6 address named in `-p`; `docker port`, `ps` and
+/// `berth ps` show both. With `--userland-proxy=false` there is no such route:
+/// IPv4 only, and an IPv6 host address is refused with the reason.
+#[test]
+fn ports_on_ipv6_reach_ipv4_containers_through_the_shim() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let port = free_port();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd_cmd("over-six"),
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&["port", "web", "80"]).ok(),
+        format!("0.0.0.0:{port}\n[::]:{port}\n")
+    );
+    let want = format!("0.0.0.0:{port}->80/tcp, [::]:{port}->80/tcp");
+    assert_eq!(
+        d.docker(&["ps", "--format", "{{.Ports}}"]).ok().trim(),
+        want
+    );
+    assert!(d.berth(&["ps"]).ok().contains(&want));
+    wait_until("httpd answers on [::1]", || {
+        http_get(&format!("[::1]:{port}"), "/index.html").is_some_and(|b| b.contains("over-six"))
+    });
+    assert!(http_get(&format!("127.0.0.1:{port}"), "/index.html")
+        .is_some_and(|b| b.contains("over-six")));
+    // Many connections at once through the proxy.
+    std::thread::scope(|s| {
+        let hs: Vec<_> = (0..20)
+            .map(|_| s.spawn(|| http_get(&format!("[::1]:{port}"), "/index.html")))
+            .collect();
+        for h in hs {
+            assert!(h.join().unwrap().is_some_and(|b| b.contains("over-six")));
+        }
+    });
+    // UDP, on a named IPv6 address.
+    let echo = std::fs::read(bin("udp-echo")).unwrap();
+    let img = image(
+        &[Layer::new().executable("udp-echo", &echo).finish()],
+        "udpecho:1",
+        &["/udp-echo", "9000"],
+    );
+    let tar = d.root.path().join("udpecho.tar");
+    std::fs::write(&tar, img).unwrap();
+    d.docker(&["load", "-i", tar.to_str().unwrap()]).ok();
+    let uport = UdpSocket::bind("[::1]:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "echo",
+        "-p",
+        &format!("[::1]:{uport}:9000/udp"),
+        "udpecho:1",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&["port", "echo"]).ok().trim(),
+        format!("9000/udp -> [::1]:{uport}")
+    );
+    let s = UdpSocket::bind("[::1]:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    wait_until("the echo comes back over IPv6", || {
+        s.send_to(b"ping-six", format!("[::1]:{uport}")).unwrap();
+        matches!(s.recv_from(&mut buf), Ok((8, _)) if &buf[..8] == b"ping-six")
+    });
+    // Gone with the container.
+    d.docker(&["rm", "-f", "web", "echo"]).ok();
+    assert!(http_get(&format!("[::1]:{port}"), "/").is_none());
+    // A container with IPv6 of its own: NAT to it from the host's IPv6 addresses,
+    // the shim for loopback.
+    d.docker(&[
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd00:b:e:7::/64",
+        "dual",
+    ])
+    .ok();
+    let port = free_port();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "dual",
+        "--network",
+        "dual",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd_cmd("dual-stack"),
+    ])
+    .ok();
+    let ip6 = inspect(
+        &d,
+        "dual",
+        "{{.NetworkSettings.Networks.dual.GlobalIPv6Address}}",
+    );
+    let gw6 = inspect(&d, "dual", "{{.NetworkSettings.Networks.dual.IPv6Gateway}}");
+    let t = nft_table(&d);
+    assert!(
+        t.contains(&format!(
+            "ip6 daddr != ::1 tcp dport {port} dnat ip6 to [{ip6}]:80"
+        )),
+        "{t}"
+    );
+    for addr in [format!("[::1]:{port}"), format!("[{gw6}]:{port}")] {
+        wait_until(&format!("httpd answers on {addr}"), || {
+            http_get(&addr, "/index.html").is_some_and(|b| b.contains("dual-stack"))
+        });
+    }
+    d.docker(&["rm", "-f", "dual"]).ok();
+
+    let d = Daemon::start_with(&["--userland-proxy=false"]);
+    d.load_busybox();
+    let port = free_port();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    assert_eq!(
+        d.docker(&["port", "web", "80"]).ok(),
+        format!("0.0.0.0:{port}\n")
+    );
+    let o = d.docker(&[
+        "run",
+        "-d",
+        "-p",
+        &format!("[::1]:{}:80", free_port()),
+        "busybox",
+        "sleep",
+        "60",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr
+            .contains("has no IPv6 address and the userland proxy is disabled"),
+        "{o:?}"
+    );
+    d.docker(&["rm", "-f", "web"]).ok();
 }

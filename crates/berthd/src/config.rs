@@ -116,6 +116,10 @@ pub struct Flags {
     /// MTU of the default bridge and its containers' interfaces. [default: 1500]
     #[arg(long)]
     pub mtu: Option<i64>,
+    /// Forward ports published on IPv6 to containers that have only IPv4 (the
+    /// shim proxies them); --userland-proxy=false: IPv4 only for those.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub userland_proxy: Option<bool>,
     /// DNS servers for containers.
     #[arg(long)]
     pub dns: Vec<String>,
@@ -167,6 +171,7 @@ struct FileConfig {
     icc: Option<bool>,
     ip: Option<String>,
     mtu: Option<i64>,
+    userland_proxy: Option<bool>,
     dns: Option<Vec<String>>,
     dns_search: Option<Vec<String>>,
     dns_opts: Option<Vec<String>>,
@@ -216,7 +221,6 @@ const DOCKER_KEYS_NOT_YET: &[&str] = &[
     "group",
     "init",
     "init-path",
-    "userland-proxy",
 ];
 
 /// TLS for tcp:// sockets.
@@ -356,6 +360,7 @@ impl Config {
         let icc = pick!(flags.icc, file.icc, "icc");
         let ip = pick!(flags.ip, file.ip, "ip");
         let mtu = pick!(flags.mtu, file.mtu, "mtu");
+        let userland_proxy = pick!(flags.userland_proxy, file.userland_proxy, "userland-proxy");
         let dns = pick!(nonempty(flags.dns), file.dns, "dns");
         let dns_search = pick!(nonempty(flags.dns_search), file.dns_search, "dns-search");
         let dns_opts = pick!(nonempty(flags.dns_opts), file.dns_opts, "dns-opts");
@@ -491,6 +496,10 @@ impl Config {
             dns_opts.unwrap_or_default(),
             DefaultBridge { icc, ip, mtu },
         )?;
+        let net = crate::daemon::network::NetConfig {
+            userland_proxy: userland_proxy.unwrap_or(true),
+            ..net
+        };
         let mirrors = mirrors.unwrap_or_default();
         for m in &mirrors {
             if !(m.starts_with("http://") || m.starts_with("https://"))
@@ -663,6 +672,7 @@ fn net_config(
         bail!("icc, ip and mtu set the default bridge: they cannot be used with --bridge none");
     }
     Ok(crate::daemon::network::NetConfig {
+        userland_proxy: true,
         icc: icc.unwrap_or(true),
         ip,
         mtu,

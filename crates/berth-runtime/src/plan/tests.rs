@@ -47,6 +47,7 @@ fn spec() -> Spec {
         log_rotate: None,
         log_compress: false,
         held_fds: 0,
+        proxies: Vec::new(),
         mounts: vec![],
         readonly_rootfs: false,
         exit_path: "/x/exit".into(),

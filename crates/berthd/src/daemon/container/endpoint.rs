@@ -25,6 +25,8 @@ pub struct NetPrep {
     pub endpoints: BTreeMap<String, Endpoint>,
     pub ports: Vec<PublishedPort>,
     pub rules: Vec<PortRule>,
+    /// Held sockets the shim forwards itself (IPv6 to a container without IPv6).
+    pub proxies: Vec<berth_runtime::spec::PortProxy>,
     /// The embedded DNS server's sockets, on user-defined networks.
     pub dns: Option<crate::daemon::container::dns::Sockets>,
     /// Release what was allocated when the start fails after this.
@@ -157,9 +159,15 @@ pub fn bindings(r: &Record) -> ApiResult<Vec<Binding>> {
     Ok(out)
 }
 
-/// Binds a socket on the host port (without listening), so that nothing else can
+/// Whether the host has IPv6 at all (an address on some interface).
+fn host_has_ipv6() -> bool {
+    std::fs::read_to_string("/proc/net/if_inet6").is_ok_and(|t| !t.trim().is_empty())
+}
+
+/// Binds a socket on the host port (listening, for TCP), so that nothing else can
 /// take the port while the container runs, and learns a random port's number.
-fn reserve(b: &Binding) -> Result<(OwnedFd, u16, IpAddr), Error> {
+/// `backlog`: 1 for a pure reservation, more for a socket the shim serves.
+fn reserve(b: &Binding, backlog: i32) -> Result<(OwnedFd, u16, IpAddr), Error> {
     use rustix::net::{AddressFamily, SocketAddrAny, SocketFlags, SocketType};
     let ip = b.host_ip.unwrap_or(IpAddr::from([0, 0, 0, 0]));
     let family = if ip.is_ipv4() {
@@ -192,6 +200,13 @@ fn reserve(b: &Binding) -> Result<(OwnedFd, u16, IpAddr), Error> {
             }
         })?;
     }
+    // [::] is IPv6's own: 0.0.0.0 is reserved separately.
+    if family == AddressFamily::INET6 {
+        rustix::net::sockopt::set_ipv6_v6only(&fd, true).map_err(|source| Error::PortSocket {
+            binding: shown(),
+            source,
+        })?;
+    }
     let addr = std::net::SocketAddr::new(ip, b.host_port);
     rustix::net::bind(&fd, &addr).map_err(|e| {
         let why = if e == rustix::io::Errno::ADDRINUSE {
@@ -207,7 +222,7 @@ fn reserve(b: &Binding) -> Result<(OwnedFd, u16, IpAddr), Error> {
     if kind == SocketType::STREAM {
         // Never accepted from: the container's traffic is redirected (DNAT)
         // before it could reach this socket.
-        rustix::net::listen(&fd, 1).map_err(|source| Error::PortSocket {
+        rustix::net::listen(&fd, backlog).map_err(|source| Error::PortSocket {
             binding: shown(),
             source,
         })?;
@@ -226,6 +241,14 @@ fn fmt_ip(ip: &IpAddr) -> String {
         IpAddr::V6(a) => format!("[{a}]"),
         IpAddr::V4(a) => a.to_string(),
     }
+}
+
+/// An IPv6 host address for a container without IPv6, with the proxy off.
+fn publish_err_v6(r: &Record) -> ApiError {
+    ApiError::invalid(format!(
+        "cannot publish a port of container {} on an IPv6 host address: it has no IPv6 address and the userland proxy is disabled",
+        r.name.trim_start_matches('/')
+    ))
 }
 
 /// A random veth name on the host side (Docker's style: "veth" and 7 hex digits).
@@ -373,6 +396,7 @@ impl Containers {
             endpoints: r.endpoints.clone(),
             ports: Vec::new(),
             rules: Vec::new(),
+            proxies: Vec::new(),
             dns: None,
             allocated: Vec::new(),
         };
@@ -466,35 +490,39 @@ impl Containers {
         }
         prep.netns = Some(ns);
         prep.mode = NetworkMode::Join;
-        // Published ports go to the address on the first network, on that
+        // Published ports go to the addresses on the first network, on that
         // network's host address when a binding names none.
         let first = order.first().and_then(|n| prep.endpoints.get(n));
-        let target = first.and_then(|e| e.ipv4);
+        let targets = (first.and_then(|e| e.ipv4), first.and_then(|e| e.ipv6));
         let default_ip = first
             .and_then(|e| self.net.find(&e.network_id))
             .and_then(|n| n.host_binding());
-        for mut b in bindings(r)? {
-            b.host_ip = b.host_ip.or(default_ip);
-            let (fd, port, ip) = reserve(&b).map_err(|e| Error::Publish {
+        let ipv6 = host_has_ipv6();
+        let publish_err = |e: Error| -> ApiError {
+            Error::Publish {
                 name: r.name.clone(),
                 id: r.id.clone(),
                 source: Box::new(e),
-            })?;
-            prep.held.push(fd);
-            prep.ports.push(PublishedPort {
-                container_port: b.container_port,
-                proto: b.proto.clone(),
-                host_ip: ip.to_string(),
-                host_port: port,
-            });
-            if let Some(t) = target {
-                prep.rules.push(PortRule {
-                    proto: b.proto,
-                    host_ip: b.host_ip.filter(|ip| !ip.is_unspecified()),
+            }
+            .into()
+        };
+        for mut b in bindings(r)? {
+            b.host_ip = b.host_ip.or(default_ip);
+            let wildcard = b.host_ip.is_none();
+            let port = self
+                .publish(prep, &b, targets)
+                .map_err(|e| e.map_or_else(|| publish_err_v6(r), publish_err))?;
+            // As Docker: a port published on every address is on IPv6's too, to
+            // the container's IPv6 address or, without one, through the proxy.
+            let v6_route = targets.1.is_some() || self.net.config.userland_proxy;
+            if wildcard && ipv6 && v6_route && b.proto != "sctp" {
+                let v6 = Binding {
+                    host_ip: Some(IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED)),
                     host_port: port,
-                    container_ip: t,
-                    container_port: b.container_port,
-                });
+                    ..b
+                };
+                self.publish(prep, &v6, targets)
+                    .map_err(|e| e.map_or_else(|| publish_err_v6(r), publish_err))?;
             }
         }
         if prep.held.len() > berth_runtime::sys::MAX_PASSED_FDS - 8 {
@@ -504,6 +532,58 @@ impl Containers {
             )));
         }
         Ok(())
+    }
+
+    /// Reserves one binding's host port and routes it to the container: NAT within
+    /// a family, and on IPv6 the shim's proxy too (loopback, and a container with
+    /// only IPv4). Returns the host port; Err(None) when only the proxy could
+    /// route it and it is off.
+    fn publish(
+        &self,
+        prep: &mut NetPrep,
+        b: &Binding,
+        (target4, target6): (Option<IpAddr>, Option<IpAddr>),
+    ) -> Result<u16, Option<Error>> {
+        let v6 = b.host_ip.is_some_and(|ip| ip.is_ipv6());
+        // IPv6 has no route from ::1 into a bridge, and no NAT to IPv4: the shim
+        // serves the socket (towards the container's IPv6 address when it has
+        // one), and a NAT rule takes what is not loopback straight there.
+        let proxied = v6 && self.net.config.userland_proxy && (target6.or(target4)).is_some();
+        let nat6 = v6 && target6.is_some() && !b.host_ip.is_some_and(|ip| ip.is_loopback());
+        if v6 && !proxied && !nat6 {
+            return Err(None);
+        }
+        let (fd, port, ip) = reserve(b, if proxied { 511 } else { 1 }).map_err(Some)?;
+        let held = prep.held.len() as u32;
+        prep.held.push(fd);
+        prep.ports.push(PublishedPort {
+            container_port: b.container_port,
+            proto: b.proto.clone(),
+            host_ip: ip.to_string(),
+            host_port: port,
+        });
+        if let Some(t) = target6.or(target4).filter(|_| proxied) {
+            prep.proxies.push(berth_runtime::spec::PortProxy {
+                held,
+                proto: b.proto.clone(),
+                target: std::net::SocketAddr::new(t, b.container_port),
+            });
+        }
+        let nat_target = if v6 {
+            target6.filter(|_| nat6)
+        } else {
+            target4
+        };
+        if let Some(t) = nat_target {
+            prep.rules.push(PortRule {
+                proto: b.proto.clone(),
+                host_ip: b.host_ip.filter(|ip| !ip.is_unspecified()),
+                host_port: port,
+                container_ip: t,
+                container_port: b.container_port,
+            });
+        }
+        Ok(port)
     }
 
     /// Creates the veth pair of one endpoint, with its addresses (and, for the

@@ -311,6 +311,7 @@ impl Containers {
             log_rotate: rotation.rotate,
             log_compress: rotation.compress,
             held_fds: 0,
+            proxies: Vec::new(),
             mounts: Vec::new(),
             readonly_rootfs: false,
             exit_path: self.paths.run_dir(&r.id).join("exit.json"),
@@ -400,6 +401,7 @@ impl Containers {
         }
         spec.network = prep.mode;
         spec.held_fds = prep.held.len() as u32;
+        spec.proxies = std::mem::take(&mut prep.proxies);
         let mut fds = Vec::new();
         // The shim gets its own copies; ours stay for the DNS server.
         let netns = prep.netns.take();

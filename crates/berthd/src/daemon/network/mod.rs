@@ -172,6 +172,9 @@ pub struct NetConfig {
     pub ip: Option<IpAddr>,
     /// dockerd's `mtu`: the default bridge's MTU.
     pub mtu: Option<u32>,
+    /// dockerd's `userland-proxy`: ports published on IPv6 reach containers that
+    /// have only IPv4 through their shim.
+    pub userland_proxy: bool,
 }
 
 struct Inner {
