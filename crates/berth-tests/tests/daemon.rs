@@ -729,3 +729,87 @@ fn icc_ip_and_mtu_set_the_default_bridge() {
     assert_eq!(o.code, 1, "{o:?}");
     assert!(o.stderr.contains("mtu: (from flag"), "{o:?}");
 }
+
+/// dockerd's `no-new-privileges`, `init` and `seccomp-profile`: what containers get
+/// when they do not say, each undone by a container's own setting; `docker info`
+/// names the profile; a bad profile stops the start.
+#[test]
+fn security_and_init_defaults_reach_containers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = tmp.path().join("no-mkdir.json");
+    std::fs::write(
+        &profile,
+        r#"{"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let d = Daemon::start_with(&[
+        "--no-new-privileges",
+        "--init",
+        "--seccomp-profile",
+        profile.to_str().unwrap(),
+    ]);
+    d.load_busybox();
+    let o = d.docker(&["info", "--format", "{{json .SecurityOptions}}"]);
+    assert!(
+        o.ok()
+            .contains(&format!("name=seccomp,profile={}", profile.display())),
+        "{o:?}"
+    );
+    let probe = "grep NoNewPrivs /proc/self/status | tr -d '\\t '; tr '\\0' ' ' < /proc/1/cmdline; echo; mkdir /tmp/m 2>/dev/null && echo made || echo denied";
+    let out = d.run_rm(&["busybox", "sh", "-c", probe]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "NoNewPrivs:1", "{out}");
+    assert!(lines[1].starts_with("/sbin/docker-init -- sh -c"), "{out}");
+    assert_eq!(lines[2], "denied", "{out}");
+    let out = d.run_rm(&[
+        "--init=false",
+        "--security-opt",
+        "no-new-privileges=false",
+        "--security-opt",
+        "seccomp=builtin",
+        "busybox",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "NoNewPrivs:0", "{out}");
+    assert!(lines[1].starts_with("sh -c"), "{out}");
+    assert_eq!(lines[2], "made", "{out}");
+    // Refused: a profile that does not parse, another runtime, the systemd driver.
+    let cfg = tmp.path().join("daemon.json");
+    std::fs::write(tmp.path().join("bad.json"), "{\"defaultAction\": 7}").unwrap();
+    for (text, word) in [
+        (
+            format!(
+                r#"{{"seccomp-profile": "{}"}}"#,
+                tmp.path().join("bad.json").display()
+            ),
+            "loading seccomp profile",
+        ),
+        (
+            r#"{"seccomp-profile": "/nonexistent.json"}"#.to_string(),
+            "opening seccomp profile (/nonexistent.json) failed",
+        ),
+        (
+            r#"{"default-runtime": "crun"}"#.to_string(),
+            "default runtime \"crun\" is not available",
+        ),
+        (
+            r#"{"exec-opts": ["native.cgroupdriver=systemd"]}"#.to_string(),
+            "the systemd driver is not supported",
+        ),
+    ] {
+        std::fs::write(&cfg, &text).unwrap();
+        let o = berthd(&["--validate", "--config-file", cfg.to_str().unwrap()]);
+        assert_eq!(o.code, 1, "{text}: {o:?}");
+        assert!(o.stderr.contains(word), "{text}: {o:?}");
+    }
+    std::fs::write(
+        &cfg,
+        r#"{"default-runtime": "runc", "exec-opts": ["native.cgroupdriver=cgroupfs"], "init": true, "no-new-privileges": true, "seccomp-profile": "unconfined"}"#,
+    )
+    .unwrap();
+    let o = berthd(&["--validate", "--config-file", cfg.to_str().unwrap()]);
+    assert_eq!(o.code, 0, "{o:?}");
+}

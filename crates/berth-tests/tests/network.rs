@@ -1474,3 +1474,45 @@ fn ports_on_ipv6_reach_ipv4_containers_through_the_shim() {
     );
     d.docker(&["rm", "-f", "web"]).ok();
 }
+
+/// dockerd's `fixed-cidr` (containers' addresses from a part of the default
+/// bridge's subnet) and `ipv6` with `fixed-cidr-v6` (IPv6 on the default bridge).
+#[test]
+fn fixed_cidr_and_ipv6_on_the_default_bridge() {
+    let d = Daemon::start_with(&[
+        "--bip",
+        "10.251.79.1/24",
+        "--fixed-cidr",
+        "10.251.79.128/25",
+        "--ipv6",
+        "--fixed-cidr-v6",
+        "fd00:b:e:9::/64",
+    ]);
+    d.load_busybox();
+    let o = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.EnableIPv6}} {{range .IPAM.Config}}{{.Subnet}},{{.IPRange}} {{end}}",
+        "bridge",
+    ]);
+    assert_eq!(
+        o.ok().trim(),
+        "true 10.251.79.0/24,10.251.79.128/25 fd00:b:e:9::/64,"
+    );
+    let out = d.run_rm(&[
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o addr show eth0 | awk '{print $4}'; ping6 -c1 -W2 fd00:b:e:9::1 >/dev/null && echo v6-gateway",
+    ]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines.contains(&"10.251.79.128/24"), "{out}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("fd00:b:e:9::") && l.ends_with("/64")),
+        "{out}"
+    );
+    assert!(lines.contains(&"v6-gateway"), "{out}");
+}

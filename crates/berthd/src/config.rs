@@ -71,6 +71,32 @@ pub struct Flags {
     /// Enable experimental features (shown by `docker info`).
     #[arg(long)]
     pub experimental: bool,
+    /// Run containers under docker-init unless they say --init=false.
+    #[arg(long)]
+    pub init: bool,
+    /// Containers run with no_new_privs unless they say no-new-privileges=false.
+    #[arg(long)]
+    pub no_new_privileges: bool,
+    /// Containers' default seccomp profile: a file in Docker's format, "builtin"
+    /// or "unconfined". [default: builtin]
+    #[arg(long)]
+    pub seccomp_profile: Option<String>,
+    /// The default runtime: berth's own, which answers to "runc". [default: runc]
+    #[arg(long)]
+    pub default_runtime: Option<String>,
+    /// Runtime options: native.cgroupdriver=cgroupfs (berth's driver).
+    #[arg(long = "exec-opt")]
+    pub exec_opts: Vec<String>,
+    /// IPv4 addresses of containers on the default bridge come from this range
+    /// (inside its subnet).
+    #[arg(long)]
+    pub fixed_cidr: Option<String>,
+    /// IPv6 on the default bridge, from --fixed-cidr-v6.
+    #[arg(long)]
+    pub ipv6: bool,
+    /// The default bridge's IPv6 subnet (with --ipv6).
+    #[arg(long)]
+    pub fixed_cidr_v6: Option<String>,
     /// Layers downloaded at once, across all pulls. [default: 3]
     #[arg(long)]
     pub max_concurrent_downloads: Option<i64>,
@@ -188,6 +214,14 @@ struct FileConfig {
     max_concurrent_downloads: Option<i64>,
     max_concurrent_uploads: Option<i64>,
     shutdown_timeout: Option<i64>,
+    init: Option<bool>,
+    no_new_privileges: Option<bool>,
+    seccomp_profile: Option<String>,
+    default_runtime: Option<String>,
+    exec_opts: Option<Vec<String>>,
+    fixed_cidr: Option<String>,
+    ipv6: Option<bool>,
+    fixed_cidr_v6: Option<String>,
 }
 
 /// daemon.json's `default-ulimits` entry.
@@ -208,18 +242,10 @@ const DOCKER_KEYS_NOT_YET: &[&str] = &[
     "userns-remap",
     "iptables",
     "ip-forward",
-    "ipv6",
-    "fixed-cidr",
-    "fixed-cidr-v6",
-    "default-runtime",
     "runtimes",
-    "exec-opts",
     "builder",
     "metrics-addr",
-    "seccomp-profile",
-    "no-new-privileges",
     "group",
-    "init",
     "init-path",
 ];
 
@@ -410,6 +436,35 @@ impl Config {
             file.experimental,
             "experimental"
         );
+        let init = pick!(flags.init.then_some(true), file.init, "init").unwrap_or(false);
+        let nnp = pick!(
+            flags.no_new_privileges.then_some(true),
+            file.no_new_privileges,
+            "no-new-privileges"
+        )
+        .unwrap_or(false);
+        let seccomp_profile = pick!(
+            flags.seccomp_profile.clone(),
+            file.seccomp_profile,
+            "seccomp-profile"
+        );
+        let runtime = pick!(
+            flags.default_runtime.clone(),
+            file.default_runtime,
+            "default-runtime"
+        );
+        let exec_opts = pick!(
+            nonempty(flags.exec_opts.clone()),
+            file.exec_opts,
+            "exec-opts"
+        );
+        let fixed_cidr = pick!(flags.fixed_cidr.clone(), file.fixed_cidr, "fixed-cidr");
+        let ipv6 = pick!(flags.ipv6.then_some(true), file.ipv6, "ipv6").unwrap_or(false);
+        let fixed_cidr_v6 = pick!(
+            flags.fixed_cidr_v6.clone(),
+            file.fixed_cidr_v6,
+            "fixed-cidr-v6"
+        );
         let downloads = pick!(
             flags.max_concurrent_downloads,
             file.max_concurrent_downloads,
@@ -437,6 +492,23 @@ impl Config {
         }
         if shutdown_timeout < -1 {
             bail!("invalid shutdown timeout: {shutdown_timeout} (seconds, or -1 for none)");
+        }
+        if let Some(r) = runtime.as_deref().filter(|r| *r != "runc") {
+            bail!(
+                "default runtime {r:?} is not available: berth's own runtime is the only one, and it answers to \"runc\""
+            );
+        }
+        for o in exec_opts.iter().flatten() {
+            match o.split_once('=') {
+                Some(("native.cgroupdriver", "cgroupfs")) => {}
+                Some(("native.cgroupdriver", "systemd")) => bail!(
+                    "exec-opt native.cgroupdriver=systemd: berth manages cgroups itself (cgroupfs); the systemd driver is not supported"
+                ),
+                Some(("native.cgroupdriver", d)) => {
+                    bail!("native.cgroupdriver option {d} not supported")
+                }
+                _ => bail!("unknown exec-opt {o:?}: berth knows native.cgroupdriver=cgroupfs"),
+            }
         }
         if let Some(f) = file.features.as_ref() {
             if let Some(k) = f.keys().find(|k| k.as_str() != "buildkit") {
@@ -494,7 +566,14 @@ impl Config {
             dns.unwrap_or_default(),
             dns_search.unwrap_or_default(),
             dns_opts.unwrap_or_default(),
-            DefaultBridge { icc, ip, mtu },
+            DefaultBridge {
+                icc,
+                ip,
+                mtu,
+                fixed_cidr,
+                ipv6,
+                fixed_cidr_v6,
+            },
         )?;
         let net = crate::daemon::network::NetConfig {
             userland_proxy: userland_proxy.unwrap_or(true),
@@ -508,7 +587,15 @@ impl Config {
                 bail!("invalid mirror: {m:?} is not a valid URI: use http(s)://host[:port]");
             }
         }
-        let container_defaults = container_defaults(shm, ulimits, log_driver, log_opts, cgroupns)?;
+        let mut container_defaults =
+            container_defaults(shm, ulimits, log_driver, log_opts, cgroupns)?;
+        container_defaults.init = init;
+        container_defaults.security =
+            crate::daemon::container::security::DaemonSecurity::from_config(
+                seccomp_profile.as_deref(),
+                nnp,
+            )
+            .map_err(anyhow::Error::msg)?;
         let labels = labels.unwrap_or_default();
         for l in &labels {
             if !l.contains('=') || l.starts_with('=') {
@@ -609,6 +696,9 @@ struct DefaultBridge {
     icc: Option<bool>,
     ip: Option<String>,
     mtu: Option<i64>,
+    fixed_cidr: Option<String>,
+    ipv6: bool,
+    fixed_cidr_v6: Option<String>,
 }
 
 fn net_config(
@@ -655,7 +745,40 @@ fn net_config(
         d.parse::<std::net::IpAddr>()
             .with_context(|| format!("invalid dns {d:?}: not an IP address"))?;
     }
-    let DefaultBridge { icc, ip, mtu } = default_bridge;
+    let DefaultBridge {
+        icc,
+        ip,
+        mtu,
+        fixed_cidr,
+        ipv6,
+        fixed_cidr_v6,
+    } = default_bridge;
+    let fixed_cidr = fixed_cidr
+        .map(|c| {
+            c.parse::<Subnet>()
+                .ok()
+                .filter(Subnet::is_ipv4)
+                .with_context(|| format!("invalid fixed-cidr {c:?}: want an IPv4 CIDR"))
+        })
+        .transpose()?;
+    if let (Some(r), Some((_, subnet))) = (&fixed_cidr, &bip) {
+        if !subnet.contains(&r.addr) || r.prefix < subnet.prefix {
+            bail!("fixed-cidr {r} is not inside the bridge's subnet {subnet} (--bip)");
+        }
+    }
+    let ipv6 = match (ipv6, fixed_cidr_v6) {
+        (false, None) => None,
+        (false, Some(_)) => bail!("fixed-cidr-v6 needs ipv6"),
+        (true, None) => {
+            bail!("ipv6 needs fixed-cidr-v6: berth has no default IPv6 pool for the default bridge")
+        }
+        (true, Some(c)) => Some(
+            c.parse::<Subnet>()
+                .ok()
+                .filter(|s| !s.is_ipv4() && s.prefix <= 124)
+                .with_context(|| format!("invalid fixed-cidr-v6 {c:?}: want an IPv6 CIDR"))?,
+        ),
+    };
     let ip = ip
         .map(|ip| {
             ip.parse::<std::net::IpAddr>()
@@ -668,11 +791,19 @@ fn net_config(
         Some(m) if (68..=65535).contains(&m) => Some(m as u32),
         Some(m) => bail!("invalid MTU number: {m} (between 68 and 65535)"),
     };
-    if bridge.is_none() && (icc.is_some() || ip.is_some() || mtu.is_some()) {
-        bail!("icc, ip and mtu set the default bridge: they cannot be used with --bridge none");
+    if bridge.is_none()
+        && (icc.is_some()
+            || ip.is_some()
+            || mtu.is_some()
+            || fixed_cidr.is_some()
+            || ipv6.is_some())
+    {
+        bail!("icc, ip, mtu, fixed-cidr and ipv6 set the default bridge: they cannot be used with --bridge none");
     }
     Ok(crate::daemon::network::NetConfig {
         userland_proxy: true,
+        fixed_cidr,
+        ipv6,
         icc: icc.unwrap_or(true),
         ip,
         mtu,

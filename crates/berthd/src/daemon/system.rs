@@ -152,7 +152,10 @@ impl System {
             init_binary: String::new(),
             security_options: if crate::daemon::container::security::kernel_has_seccomp() {
                 vec![
-                    "name=seccomp,profile=builtin".into(),
+                    format!(
+                        "name=seccomp,profile={}",
+                        self.containers.seccomp_profile_name()
+                    ),
                     "name=cgroupns".into(),
                 ]
             } else {

@@ -72,6 +72,10 @@ pub struct Defaults {
     pub ulimits: Vec<berth_api::Ulimit>,
     pub log: berth_api::LogConfig,
     pub cgroupns_mode: String,
+    /// dockerd's `init`: containers run under docker-init unless `--init=false`.
+    pub init: bool,
+    /// dockerd's `seccomp-profile` and `no-new-privileges`.
+    pub security: crate::daemon::container::security::DaemonSecurity,
 }
 
 impl Default for Defaults {
@@ -84,6 +88,8 @@ impl Default for Defaults {
                 config: None,
             },
             cgroupns_mode: "private".into(),
+            init: false,
+            security: Default::default(),
         }
     }
 }
@@ -129,6 +135,7 @@ impl Containers {
         defaults: Defaults,
     ) -> Containers {
         Containers {
+            filters: crate::daemon::container::security::Filters::new(defaults.security.clone()),
             defaults,
             map: RwLock::new(HashMap::new()),
             execs: RwLock::new(HashMap::new()),
@@ -140,7 +147,6 @@ impl Containers {
             net,
             volumes,
             dns: std::sync::Mutex::new(HashMap::new()),
-            filters: crate::daemon::container::security::Filters::default(),
             cgroup_mounts: std::sync::OnceLock::new(),
             persist_failures: std::sync::atomic::AtomicU64::new(0),
         }
@@ -301,6 +307,11 @@ impl Containers {
     }
 
     /// How many record saves have failed since berthd started.
+    /// The daemon's default seccomp profile as `docker info` names it.
+    pub fn seccomp_profile_name(&self) -> &str {
+        &self.defaults.security.profile_name
+    }
+
     pub fn persist_failures(&self) -> u64 {
         self.persist_failures
             .load(std::sync::atomic::Ordering::Relaxed)

@@ -525,7 +525,11 @@ impl Containers {
     ) -> ApiResult<(Vec<u8>, Option<berth_runtime::spec::SeccompFilter>, bool)> {
         let capabilities = capabilities(hc)?;
         let (mut seccomp, no_new_privileges) = self.filters.for_process(hc, &capabilities)?;
-        if hc.privileged && super::security::parse(hc)?.seccomp == super::security::Seccomp::Default
+        if hc.privileged
+            && matches!(
+                super::security::parse(hc)?.seccomp,
+                super::security::Seccomp::Default | super::security::Seccomp::Builtin
+            )
         {
             seccomp = None;
         }

@@ -13,8 +13,11 @@ use std::sync::{Arc, Mutex};
 /// The seccomp profile a container asked for.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Seccomp {
-    /// berth's default (Docker's default profile).
+    /// The daemon's default: Docker's default profile, or the daemon's
+    /// `seccomp-profile`.
     Default,
+    /// `seccomp=builtin`: Docker's default profile, whatever the daemon's is.
+    Builtin,
     Unconfined,
     /// A profile in Docker's JSON format, as the client sent it.
     Custom(String),
@@ -44,9 +47,15 @@ pub fn kernel_lsms() -> Vec<String> {
 /// Parses `HostConfig.SecurityOpt` as dockerd does (`key=value`, or the older
 /// `key:value`). Options berth does not implement are refused, never ignored.
 pub fn parse(hc: &HostConfig) -> ApiResult<SecurityOpts> {
+    parse_with(hc, false)
+}
+
+/// [`parse`], starting from the daemon's `no-new-privileges` (a container's own
+/// `no-new-privileges=false` turns it off).
+fn parse_with(hc: &HostConfig, no_new_privileges: bool) -> ApiResult<SecurityOpts> {
     let mut out = SecurityOpts {
         seccomp: Seccomp::Default,
-        no_new_privileges: false,
+        no_new_privileges,
         system_paths_unconfined: false,
         writable_cgroups: false,
     };
@@ -78,7 +87,8 @@ pub fn parse(hc: &HostConfig) -> ApiResult<SecurityOpts> {
             "seccomp" => {
                 out.seccomp = match value {
                     "unconfined" => Seccomp::Unconfined,
-                    "builtin" | "" => Seccomp::Default,
+                    "builtin" => Seccomp::Builtin,
+                    "" => Seccomp::Default,
                     json => {
                         Profile::parse(json).map_err(|e| ApiError::invalid(e.to_string()))?;
                         Seccomp::Custom(json.to_string())
@@ -126,15 +136,69 @@ pub fn parse(hc: &HostConfig) -> ApiResult<SecurityOpts> {
 pub struct Filters {
     cache: Mutex<HashMap<(u64, u64), Arc<SeccompFilter>>>,
     default: std::sync::OnceLock<Profile>,
+    daemon: DaemonSecurity,
+}
+
+/// dockerd's `seccomp-profile` and `no-new-privileges`: what containers get when
+/// they do not say.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DaemonSecurity {
+    /// `Default`: Docker's profile; `Unconfined`; or a profile's JSON.
+    pub seccomp: Seccomp,
+    /// As `docker info` names it: "builtin", "unconfined" or the file's path.
+    pub profile_name: String,
+    pub no_new_privileges: bool,
+}
+
+impl Default for DaemonSecurity {
+    fn default() -> DaemonSecurity {
+        DaemonSecurity {
+            seccomp: Seccomp::Default,
+            profile_name: "builtin".into(),
+            no_new_privileges: false,
+        }
+    }
+}
+
+impl DaemonSecurity {
+    /// `seccomp-profile`: "builtin", "unconfined" or the path of a profile in
+    /// Docker's JSON format (read and checked now, as dockerd does at start).
+    pub fn from_config(profile: Option<&str>, no_new_privileges: bool) -> Result<Self, String> {
+        let seccomp = match profile {
+            None | Some("") | Some("builtin") | Some("default") => Seccomp::Default,
+            Some("unconfined") => Seccomp::Unconfined,
+            Some(path) => {
+                let json = std::fs::read_to_string(path)
+                    .map_err(|e| format!("opening seccomp profile ({path}) failed: {e}"))?;
+                Profile::parse(&json)
+                    .map_err(|e| format!("loading seccomp profile ({path}) failed: {e}"))?;
+                Seccomp::Custom(json)
+            }
+        };
+        let profile_name = match &seccomp {
+            Seccomp::Unconfined => "unconfined".to_string(),
+            Seccomp::Custom(_) => profile.unwrap_or_default().to_string(),
+            _ => "builtin".to_string(),
+        };
+        Ok(DaemonSecurity {
+            seccomp,
+            profile_name,
+            no_new_privileges,
+        })
+    }
 }
 
 impl Filters {
     /// The filter for `profile` with the capability bounding set `caps`; None
     /// for unconfined.
     pub fn get(&self, profile: &Seccomp, caps: &[u8]) -> ApiResult<Option<Arc<SeccompFilter>>> {
+        let profile = match profile {
+            Seccomp::Default => &self.daemon.seccomp,
+            p => p,
+        };
         let text = match profile {
             Seccomp::Unconfined => return Ok(None),
-            Seccomp::Default => None,
+            Seccomp::Default | Seccomp::Builtin => None,
             Seccomp::Custom(json) => Some(json.as_str()),
         };
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -187,6 +251,13 @@ pub fn kernel_has_seccomp() -> bool {
 }
 
 impl Filters {
+    pub fn new(daemon: DaemonSecurity) -> Filters {
+        Filters {
+            daemon,
+            ..Default::default()
+        }
+    }
+
     /// What a process of container `hc` runs under: its filter (compiled for the
     /// container's capabilities) and no_new_privileges.
     pub fn for_process(
@@ -194,12 +265,15 @@ impl Filters {
         hc: &HostConfig,
         caps: &[u8],
     ) -> ApiResult<(Option<SeccompFilter>, bool)> {
-        let opts = parse(hc)?;
+        let opts = parse_with(hc, self.daemon.no_new_privileges)?;
         let filter = if kernel_has_seccomp() {
             self.get(&opts.seccomp, caps)?
                 .map(|f| SeccompFilter::clone(&f))
         } else {
-            if opts.seccomp != Seccomp::Unconfined && opts.seccomp != Seccomp::Default {
+            if !matches!(
+                opts.seccomp,
+                Seccomp::Unconfined | Seccomp::Default | Seccomp::Builtin
+            ) {
                 return Err(ApiError::invalid(
                     "seccomp profiles are not supported on this kernel (it has no seccomp)",
                 ));

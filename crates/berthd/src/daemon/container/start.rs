@@ -224,7 +224,7 @@ impl Containers {
             }
         }
         // `--init`: berth-shim (static) is bound in read-only and runs as PID 1.
-        let init = r.host_config.init == Some(true);
+        let init = r.host_config.init.unwrap_or(self.defaults.init);
         let mut args = if init {
             vec![INIT_PATH.to_string(), "--".to_string()]
         } else {

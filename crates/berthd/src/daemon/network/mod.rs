@@ -172,6 +172,11 @@ pub struct NetConfig {
     pub ip: Option<IpAddr>,
     /// dockerd's `mtu`: the default bridge's MTU.
     pub mtu: Option<u32>,
+    /// dockerd's `fixed-cidr`: the default bridge's containers get IPv4 addresses
+    /// from this range.
+    pub fixed_cidr: Option<Subnet>,
+    /// dockerd's `ipv6` with `fixed-cidr-v6`: the default bridge's IPv6 subnet.
+    pub ipv6: Option<Subnet>,
     /// dockerd's `userland-proxy`: ports published on IPv6 reach containers that
     /// have only IPv4 through their shim.
     pub userland_proxy: bool,
@@ -397,14 +402,25 @@ impl Networks {
                 "invalid bridge name {ifname:?}: 1 to 15 of [A-Za-z0-9_.-]"
             )));
         }
-        let pool = match self.config.bip {
-            Some((gw, subnet)) => Pool {
+        let pool = match (self.config.bip, self.config.fixed_cidr) {
+            (Some((gw, subnet)), range) => Pool {
                 subnet,
                 gateway: gw,
-                ip_range: None,
+                ip_range: range,
             },
-            None => match existing.as_ref().and_then(|n| n.pool4().cloned()) {
-                Some(p) if existing.as_ref().is_some_and(|n| n.bridge == ifname) => p,
+            // As dockerd: without --bip, fixed-cidr is the bridge's subnet too.
+            (None, Some(range)) => Pool {
+                gateway: range
+                    .nth(1)
+                    .ok_or_else(|| ApiError::invalid(format!("fixed-cidr {range} is too small")))?,
+                subnet: range,
+                ip_range: Some(range),
+            },
+            (None, None) => match existing.as_ref().and_then(|n| n.pool4().cloned()) {
+                Some(p) if existing.as_ref().is_some_and(|n| n.bridge == ifname) => Pool {
+                    ip_range: None,
+                    ..p
+                },
                 _ => {
                     let subnet = self.pick_subnet(existing.as_ref().map(|n| n.id.as_str()))?;
                     Pool {
@@ -441,13 +457,19 @@ impl Networks {
                 .map_or_else(now_rfc3339, |n| n.created.clone()),
             internal: false,
             attachable: false,
-            enable_ipv6: false,
+            enable_ipv6: self.config.ipv6.is_some(),
             labels: BTreeMap::new(),
             options,
             made_bridge: existing
                 .as_ref()
                 .is_some_and(|n| n.made_bridge && n.bridge == ifname),
-            pools: vec![pool],
+            pools: std::iter::once(pool)
+                .chain(self.config.ipv6.map(|subnet| Pool {
+                    gateway: subnet.nth(1).expect("checked: at most /124"),
+                    subnet,
+                    ip_range: None,
+                }))
+                .collect(),
             bridge: ifname,
         };
         if existing.as_ref() != Some(&rec) {
