@@ -262,10 +262,36 @@ fn containers_outlive_a_daemon_crash() {
 
 #[test]
 fn socket_permissions_and_socket_activation() {
+    use std::os::unix::fs::MetadataExt;
     use std::os::unix::fs::PermissionsExt;
     let d = Daemon::start();
     let mode = std::fs::metadata(&d.socket).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o660);
+    // dockerd's -G: the "docker" group's when it exists (Debian's docker.io makes
+    // it), else root's; a group asked for must exist.
+    let docker_gid = std::fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("docker:x:"))
+        .map_or(0, |r| {
+            r.trim_end_matches(':')
+                .split(':')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
+        });
+    assert_eq!(std::fs::metadata(&d.socket).unwrap().gid(), docker_gid);
+    drop(d);
+    let d = Daemon::start_with(&["--group", "daemon"]);
+    let meta = std::fs::metadata(&d.socket).unwrap();
+    assert_eq!((meta.uid(), meta.gid()), (0, 1), "root:daemon");
+    drop(d);
+    let o = berthd(&["--validate", "--group", "no-such-group-here"]);
+    assert!(
+        o.stderr.contains("group no-such-group-here not found"),
+        "{o:?}"
+    );
 
     // fd://: a socket passed as fd 3 with LISTEN_PID/LISTEN_FDS, as systemd does.
     // python3 binds it and execs berthd in the same process (so LISTEN_PID holds).

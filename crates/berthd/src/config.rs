@@ -20,6 +20,10 @@ pub struct Flags {
     /// tcp://ADDR:PORT (with --tlsverify unless on a loopback address).
     #[arg(short = 'H', long = "host")]
     pub hosts: Vec<String>,
+    /// Group owning the unix sockets (name or number). [default: docker, when
+    /// that group exists]
+    #[arg(short = 'G', long)]
+    pub group: Option<String>,
     /// Use TLS on tcp:// sockets (implied by --tlsverify).
     #[arg(long)]
     pub tls: bool,
@@ -178,6 +182,7 @@ struct PoolEntry {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct FileConfig {
     hosts: Option<Vec<String>>,
+    group: Option<String>,
     tls: Option<bool>,
     tlsverify: Option<bool>,
     tlscacert: Option<PathBuf>,
@@ -245,7 +250,6 @@ const DOCKER_KEYS_NOT_YET: &[&str] = &[
     "runtimes",
     "builder",
     "metrics-addr",
-    "group",
     "init-path",
 ];
 
@@ -261,6 +265,8 @@ pub struct Tls {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub hosts: Vec<String>,
+    /// The group owning the unix sockets (None: root's).
+    pub socket_gid: Option<u32>,
     pub tls: Option<Tls>,
     /// What containers get when they do not say.
     pub container_defaults: crate::daemon::container::Defaults,
@@ -359,6 +365,7 @@ impl Config {
             file.hosts,
             "hosts"
         );
+        let group = pick!(flags.group.clone(), file.group, "group");
         let tlscacert = pick!(flags.tlscacert, file.tlscacert, "tlscacert");
         let tlscert = pick!(flags.tlscert, file.tlscert, "tlscert");
         let tlskey = pick!(flags.tlskey, file.tlskey, "tlskey");
@@ -602,7 +609,16 @@ impl Config {
                 bail!("bad attribute format: {l}");
             }
         }
+        // dockerd's rule: the default group may be missing (root's then), a group
+        // asked for must exist.
+        let socket_gid = match group.as_deref() {
+            None => group_id("docker"),
+            Some(g) => Some(group_id(g).with_context(|| {
+                format!("group {g} not found: the unix sockets' group must exist")
+            })?),
+        };
         Ok(Config {
+            socket_gid,
             container_defaults,
             labels,
             experimental: experimental.unwrap_or(false),
@@ -631,6 +647,20 @@ impl Config {
             cgroup_parent: cgroup_parent.unwrap_or_else(|| "berth".into()),
         })
     }
+}
+
+/// A group's id, by name (from /etc/group) or number.
+fn group_id(g: &str) -> Option<u32> {
+    if let Ok(n) = g.parse::<u32>() {
+        return Some(n);
+    }
+    std::fs::read_to_string("/etc/group")
+        .ok()?
+        .lines()
+        .find_map(|l| {
+            let mut f = l.split(':');
+            (f.next() == Some(g)).then(|| f.nth(1)?.parse().ok())?
+        })
 }
 
 /// Containers' defaults from `default-shm-size`, `default-ulimits`, `log-driver`

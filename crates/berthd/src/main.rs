@@ -166,7 +166,7 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
     let mut undo = Undo(Vec::new());
     // Sockets first: a daemon already serving them means this one must not touch
     // anything else.
-    let listeners = api::server::bind(&cfg.hosts, cfg.tls.as_ref())?;
+    let listeners = api::server::bind(&cfg.hosts, cfg.tls.as_ref(), cfg.socket_gid)?;
     undo.0.extend(listeners.paths.iter().cloned());
     create_dirs(&cfg.data_root.join("containers"), &mut undo)?;
     // Only root may traverse the data root (CVE-2021-41091: setuid files in

@@ -19,7 +19,11 @@ pub struct Listeners {
 }
 
 /// Binds every `-H` address.
-pub fn bind(hosts: &[String], tls: Option<&crate::config::Tls>) -> Result<Listeners> {
+pub fn bind(
+    hosts: &[String],
+    tls: Option<&crate::config::Tls>,
+    gid: Option<u32>,
+) -> Result<Listeners> {
     let mut out = Listeners {
         listeners: Vec::new(),
         tcp: Vec::new(),
@@ -50,6 +54,10 @@ pub fn bind(hosts: &[String], tls: Option<&crate::config::Tls>) -> Result<Listen
                 .with_context(|| format!("listening on {}", path.display()))?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))
                 .with_context(|| format!("setting permissions of {}", path.display()))?;
+            if let Some(gid) = gid {
+                std::os::unix::fs::chown(&path, Some(0), Some(gid))
+                    .with_context(|| format!("giving {} to group {gid}", path.display()))?;
+            }
             out.listeners.push(l);
             out.paths.push(path);
         } else if h.starts_with("fd://") {
