@@ -309,18 +309,50 @@ pub struct ContainerSummary {
     pub image_id: String,
     pub command: String,
     pub created: i64,
-    pub ports: Vec<serde_json::Value>,
+    pub ports: Vec<Port>,
     pub labels: Labels,
     pub state: String,
     pub status: String,
-    pub host_config: serde_json::Value,
-    pub network_settings: serde_json::Value,
+    pub host_config: SummaryHostConfig,
+    pub network_settings: SummaryNetworkSettings,
     pub mounts: Vec<serde_json::Value>,
     /// With `size=1`: the writable layer's size, and that plus the image's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_rw: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_root_fs: Option<i64>,
+}
+
+/// A port of a container in `GET /containers/json`: published (with the host's
+/// address and port) or only exposed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Port {
+    #[serde(rename = "IP", default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    #[serde(rename = "PrivatePort")]
+    pub private_port: u16,
+    #[serde(
+        rename = "PublicPort",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub public_port: Option<u16>,
+    #[serde(rename = "Type")]
+    pub kind: String,
+}
+
+/// `HostConfig` of a list entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SummaryHostConfig {
+    pub network_mode: String,
+}
+
+/// `NetworkSettings` of a list entry.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SummaryNetworkSettings {
+    pub networks: BTreeMap<String, crate::EndpointState>,
 }
 
 /// `POST /containers/{id}/wait` result.

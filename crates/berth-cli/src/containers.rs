@@ -309,14 +309,13 @@ pub fn filters_param(filters: &[String]) -> Result<String> {
 /// The PORTS column as the docker CLI writes it: `IP:PUBLIC->PRIVATE/TYPE` for a
 /// published port (`[::]:8080->80/tcp` for an IPv6 address, as docker 28 writes
 /// it), `PRIVATE/TYPE` for an exposed one.
-fn ports_column(ports: &[Value]) -> String {
+fn ports_column(ports: &[berth_api::Port]) -> String {
     let mut out: Vec<String> = Vec::new();
     for p in ports {
-        let private = p.get("PrivatePort").and_then(Value::as_u64).unwrap_or(0);
-        let kind = p.get("Type").and_then(Value::as_str).unwrap_or("tcp");
-        let item = match p.get("PublicPort").and_then(Value::as_u64) {
+        let (private, kind) = (p.private_port, &p.kind);
+        let item = match p.public_port {
             Some(public) => {
-                let ip = p.get("IP").and_then(Value::as_str).unwrap_or("");
+                let ip = p.ip.as_deref().unwrap_or("");
                 if ip.contains(':') {
                     format!("[{ip}]:{public}->{private}/{kind}")
                 } else {
@@ -406,7 +405,11 @@ pub async fn ps(c: &Client, o: &PsOpts) -> Result<i32> {
                     })
                     .collect::<Vec<_>>()
                     .join(","),
-                "Networks": s.host_config.get("NetworkMode").and_then(Value::as_str).unwrap_or(""),
+                "Networks": if s.network_settings.networks.is_empty() {
+                    s.host_config.network_mode.clone()
+                } else {
+                    s.network_settings.networks.keys().cloned().collect::<Vec<_>>().join(",")
+                },
             })
         })
         .collect();

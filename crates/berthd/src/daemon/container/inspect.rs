@@ -151,8 +151,6 @@ impl Containers {
         let (before, since) = (created_of("before")?, created_of("since")?);
         let networks: Vec<(String, String)> =
             self.net.all().into_iter().map(|n| (n.id, n.name)).collect();
-        let mut recs: Vec<Record> = self.all().iter().map(|c| c.snapshot()).collect();
-        recs.sort_by(|a, b| b.created.cmp(&a.created));
         // As in dockerd, a limit (`ps -n`, `ps -l`) or a status filter implies all.
         let all = all || limit.is_some_and(|n| n > 0);
         let explicit_status = filters.contains_key("status") || filters.contains_key("exited");
@@ -265,20 +263,30 @@ impl Containers {
             }
             true
         };
-        let mut out: Vec<ContainerSummary> = recs
-            .iter()
-            .filter(|r| matches(r))
-            .map(|r| {
-                let mut s = summary(r);
-                s.mounts = self.mounts_json(r);
-                if size {
-                    let (rw, root) = self.sizes(r);
-                    s.size_rw = Some(rw);
-                    s.size_root_fs = Some(root);
-                }
-                s
-            })
-            .collect();
+        // Each record is read under its own lock, never copied: only what the
+        // answer shows is taken from it.
+        let mut found: Vec<(String, ContainerSummary)> = Vec::new();
+        for c in self.all() {
+            let r = c.rec();
+            if !matches(&r) {
+                continue;
+            }
+            let mut s = summary(&r);
+            s.mounts = self.mounts_json(&r);
+            let created = r.created.clone();
+            if size {
+                // Sizes walk the writable layer: not under the lock.
+                let snapshot = r.clone();
+                drop(r);
+                let (rw, root) = self.sizes(&snapshot);
+                s.size_rw = Some(rw);
+                s.size_root_fs = Some(root);
+            }
+            found.push((created, s));
+        }
+        // Newest first.
+        found.sort_by(|a, b| b.0.cmp(&a.0));
+        let mut out: Vec<ContainerSummary> = found.into_iter().map(|(_, s)| s).collect();
         if let Some(n) = limit.filter(|n| *n > 0) {
             out.truncate(n as usize);
         }
@@ -354,12 +362,14 @@ fn summary(r: &Record) -> ContainerSummary {
         labels: r.config.labels.clone().unwrap_or_default(),
         state: r.state.status_text().into(),
         status,
-        host_config: serde_json::json!({ "NetworkMode": mode }),
-        network_settings: serde_json::json!({ "Networks": r
-            .endpoints
-            .iter()
-            .map(|(n, e)| (n.clone(), endpoint_json(e, &r.config.hostname, &r.name, &r.id)))
-            .collect::<serde_json::Map<_, _>>() }),
+        host_config: berth_api::SummaryHostConfig { network_mode: mode },
+        network_settings: berth_api::SummaryNetworkSettings {
+            networks: r
+                .endpoints
+                .iter()
+                .map(|(n, e)| (n.clone(), endpoint_state(e, &r.name, &r.id)))
+                .collect(),
+        },
         mounts: vec![],
         size_rw: None,
         size_root_fs: None,
@@ -376,10 +386,7 @@ impl Containers {
     pub(super) fn network_settings(&self, r: &Record) -> Value {
         let mut networks = serde_json::Map::new();
         for (name, ep) in &r.endpoints {
-            networks.insert(
-                name.clone(),
-                endpoint_json(ep, &r.config.hostname, &r.name, &r.id),
-            );
+            networks.insert(name.clone(), endpoint_json(ep, &r.name, &r.id));
         }
         let mut ports = serde_json::Map::new();
         for key in r.config.exposed_ports.clone().unwrap_or_default().keys() {
@@ -438,23 +445,33 @@ impl Containers {
 
     /// `Ports` of the container list: none for a container that does not run (its
     /// network settings are released, as in Docker).
-    pub(super) fn summary_ports(r: &Record) -> Vec<Value> {
+    pub(super) fn summary_ports(r: &Record) -> Vec<berth_api::Port> {
         if r.state.status != Status::Running {
             return Vec::new();
         }
-        let mut out: Vec<Value> = r
+        let mut out: Vec<berth_api::Port> = r
             .ports
             .iter()
-            .map(|p| json!({ "IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto }))
+            .map(|p| berth_api::Port {
+                ip: Some(p.host_ip.clone()),
+                private_port: p.container_port,
+                public_port: Some(p.host_port),
+                kind: p.proto.clone(),
+            })
             .collect();
-        for key in r.config.exposed_ports.clone().unwrap_or_default().keys() {
+        for key in r.config.exposed_ports.iter().flat_map(|e| e.keys()) {
             if let Ok((port, proto)) = parse_port_proto(key) {
                 if !r
                     .ports
                     .iter()
                     .any(|p| p.container_port == port && p.proto == proto)
                 {
-                    out.push(json!({ "PrivatePort": port, "Type": proto }));
+                    out.push(berth_api::Port {
+                        ip: None,
+                        private_port: port,
+                        public_port: None,
+                        kind: proto,
+                    });
                 }
             }
         }
@@ -462,31 +479,38 @@ impl Containers {
     }
 }
 
-pub fn endpoint_json(ep: &Endpoint, hostname: &str, name: &str, id: &str) -> Value {
+pub fn endpoint_state(ep: &Endpoint, name: &str, id: &str) -> berth_api::EndpointState {
     let s = |v: Option<IpAddr>| v.map(|i| i.to_string()).unwrap_or_default();
-    let ipam = if ep.want_ipv4.is_some() || ep.want_ipv6.is_some() {
-        json!({ "IPv4Address": s(ep.want_ipv4), "IPv6Address": s(ep.want_ipv6) })
-    } else {
-        Value::Null
-    };
-    let mut dns_names = vec![name.to_string(), id[..12].to_string()];
-    dns_names.extend(ep.aliases.iter().cloned());
-    let _ = hostname;
-    json!({
-        "IPAMConfig": ipam,
-        "Links": if ep.links.is_empty() { Value::Null } else { json!(ep.links) },
-        "Aliases": if ep.aliases.is_empty() { Value::Null } else { json!(ep.aliases) },
-        "MacAddress": ep.mac,
-        "DriverOpts": null,
-        "GwPriority": 0,
-        "NetworkID": ep.network_id,
-        "EndpointID": ep.endpoint_id,
-        "Gateway": s(ep.gateway4),
-        "IPAddress": s(ep.ipv4),
-        "IPPrefixLen": ep.prefix4,
-        "IPv6Gateway": s(ep.gateway6),
-        "GlobalIPv6Address": s(ep.ipv6),
-        "GlobalIPv6PrefixLen": ep.prefix6,
-        "DNSNames": if ep.ipv4.is_some() { json!(dns_names) } else { Value::Null },
-    })
+    let ipam_config =
+        (ep.want_ipv4.is_some() || ep.want_ipv6.is_some()).then(|| berth_api::EndpointIpam {
+            ipv4_address: s(ep.want_ipv4),
+            ipv6_address: s(ep.want_ipv6),
+        });
+    let dns_names = ep.ipv4.is_some().then(|| {
+        let mut names = vec![name.to_string(), id[..12].to_string()];
+        names.extend(ep.aliases.iter().cloned());
+        names
+    });
+    berth_api::EndpointState {
+        ipam_config,
+        links: (!ep.links.is_empty()).then(|| ep.links.clone()),
+        aliases: (!ep.aliases.is_empty()).then(|| ep.aliases.clone()),
+        mac_address: ep.mac.clone(),
+        driver_opts: None,
+        gw_priority: 0,
+        network_id: ep.network_id.clone(),
+        endpoint_id: ep.endpoint_id.clone(),
+        gateway: s(ep.gateway4),
+        ip_address: s(ep.ipv4),
+        ip_prefix_len: ep.prefix4,
+        ipv6_gateway: s(ep.gateway6),
+        global_ipv6_address: s(ep.ipv6),
+        global_ipv6_prefix_len: ep.prefix6,
+        dns_names,
+    }
+}
+
+/// [`endpoint_state`] as JSON (inspect's `NetworkSettings.Networks`).
+pub fn endpoint_json(ep: &Endpoint, name: &str, id: &str) -> Value {
+    serde_json::to_value(endpoint_state(ep, name, id)).expect("serialises")
 }
