@@ -36,6 +36,10 @@ pub struct Spec {
     /// Rotated log files are gzipped (`compress=true`, the `local` driver).
     #[serde(default)]
     pub log_compress: bool,
+    /// A log driver that sends each line elsewhere (syslog, gelf, fluentd,
+    /// journald); `log_path` is then its local cache for `docker logs`.
+    #[serde(default)]
+    pub log_remote: Option<RemoteLog>,
     /// Descriptors the shim holds open for the container's life, handed over from
     /// [`crate::shimproto::HELD_FDS_START`] on: the sockets reserving its published
     /// host ports, so that no other program can take them while it runs.
@@ -113,6 +117,32 @@ pub struct Namespaces {
     /// `--ipc none`: no /dev/shm at all.
     #[serde(default)]
     pub no_shm: bool,
+}
+
+/// Where and how the shim sends each log line (Docker's remote log drivers).
+/// berthd checked the options and rendered the tag; the shim only encodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct RemoteLog {
+    /// "syslog", "gelf", "fluentd" or "journald".
+    pub driver: String,
+    /// `unix:///path`, `unixgram:///path`, `udp://host:port` or `tcp://host:port`.
+    pub address: String,
+    pub tag: String,
+    /// The driver's own settings (`syslog-facility`, `gelf-compression-type`...).
+    pub options: std::collections::BTreeMap<String, String>,
+    /// `labels` and `env` picked from the container, sent with each line.
+    pub extra: Vec<(String, String)>,
+    /// `mode=non-blocking`: lines beyond `max_buffer` bytes waiting are dropped
+    /// instead of holding the container's output.
+    pub non_blocking: bool,
+    pub max_buffer: u64,
+    pub container_id: String,
+    pub container_name: String,
+    pub image_id: String,
+    pub image_name: String,
+    pub command: String,
+    pub created: String,
+    pub hostname: String,
 }
 
 /// A published port the shim forwards itself: connections (TCP) or datagrams (UDP)

@@ -18,6 +18,35 @@ pub fn rfc3339_nano(t: SystemTime) -> String {
     )
 }
 
+/// UTC RFC 3339 with `digits` fractional digits (0: none), as syslog's formats
+/// want it.
+pub fn rfc3339_digits(t: SystemTime, digits: usize) -> String {
+    let full = rfc3339_nano(t);
+    let (head, frac) = full.split_at(19);
+    if digits == 0 {
+        format!("{head}Z")
+    } else {
+        format!("{head}{}Z", &frac[..1 + digits.min(9)])
+    }
+}
+
+/// BSD syslog's timestamp, UTC: "Jan  2 15:04:05".
+pub fn syslog_stamp(t: SystemTime) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let secs = t.duration_since(UNIX_EPOCH).unwrap_or_default().as_secs() as i64;
+    let (_, mo, da) = civil_from_days(secs.div_euclid(86_400));
+    let rem = secs.rem_euclid(86_400);
+    format!(
+        "{} {da:>2} {:02}:{:02}:{:02}",
+        MONTHS[(mo - 1) as usize],
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
 /// Days since 1970-01-01 to (year, month, day); Howard Hinnant's civil algorithm.
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -42,5 +71,9 @@ mod tests {
         assert_eq!(rfc3339_nano(UNIX_EPOCH), "1970-01-01T00:00:00.000000000Z");
         let t = UNIX_EPOCH + Duration::new(1_709_251_199, 5);
         assert_eq!(rfc3339_nano(t), "2024-02-29T23:59:59.000000005Z");
+        let t = UNIX_EPOCH + Duration::new(1_704_164_645, 123_456_789);
+        assert_eq!(rfc3339_digits(t, 0), "2024-01-02T03:04:05Z");
+        assert_eq!(rfc3339_digits(t, 6), "2024-01-02T03:04:05.123456Z");
+        assert_eq!(syslog_stamp(t), "Jan  2 03:04:05");
     }
 }

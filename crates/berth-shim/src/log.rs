@@ -12,7 +12,10 @@ use std::time::SystemTime;
 const MAX_PARTIAL: usize = 16 * 1024;
 
 pub(crate) struct JsonFileLog {
-    file: File,
+    /// None: a remote driver without its local cache.
+    file: Option<File>,
+    /// A remote log driver each line also goes to.
+    remote: Option<crate::remote::Remote>,
     path: PathBuf,
     size: u64,
     /// `max-size` and `max-file`: past the size, the file moves to `<log>.1` (and
@@ -25,15 +28,23 @@ pub(crate) struct JsonFileLog {
 
 impl JsonFileLog {
     pub(crate) fn open(
-        path: &Path,
+        path: Option<&Path>,
         rotate: Option<(u64, u32)>,
         compress: bool,
+        remote: Option<crate::remote::Remote>,
     ) -> std::io::Result<JsonFileLog> {
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
-        let size = file.metadata()?.len();
+        let file = match path {
+            Some(p) => Some(OpenOptions::new().create(true).append(true).open(p)?),
+            None => None,
+        };
+        let size = match &file {
+            Some(f) => f.metadata()?.len(),
+            None => 0,
+        };
         Ok(JsonFileLog {
             file,
-            path: path.to_path_buf(),
+            remote,
+            path: path.map(Path::to_path_buf).unwrap_or_default(),
             size,
             rotate,
             compress,
@@ -51,6 +62,9 @@ impl JsonFileLog {
     }
 
     fn append(&mut self, out: &[u8]) {
+        if self.file.is_none() {
+            return;
+        }
         if let Some((max_size, max_files)) = self.rotate {
             if self.size > 0 && self.size + out.len() as u64 > max_size {
                 if let Err(e) = self.rotate_files(max_files) {
@@ -58,14 +72,16 @@ impl JsonFileLog {
                 }
             }
         }
-        if self.file.write_all(out).is_ok() {
+        if self.file.as_mut().is_some_and(|f| f.write_all(out).is_ok()) {
             self.size += out.len() as u64;
         }
     }
 
     fn rotate_files(&mut self, max_files: u32) -> std::io::Result<()> {
         if max_files <= 1 {
-            self.file.set_len(0)?;
+            if let Some(f) = &self.file {
+                f.set_len(0)?;
+            }
         } else {
             let _ = std::fs::remove_file(self.numbered(max_files - 1));
             for n in (1..max_files - 1).rev() {
@@ -87,10 +103,12 @@ impl JsonFileLog {
             } else {
                 std::fs::rename(&self.path, self.numbered(1))?;
             }
-            self.file = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.path)?;
+            self.file = Some(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&self.path)?,
+            );
         }
         self.size = 0;
         Ok(())
@@ -103,7 +121,8 @@ impl JsonFileLog {
     /// Logs a chunk of a stream's output. Complete lines are written at once; the
     /// rest waits for its newline.
     pub(crate) fn write(&mut self, stream: u8, data: &[u8]) {
-        let now = timefmt::rfc3339_nano(SystemTime::now());
+        let at = SystemTime::now();
+        let now = timefmt::rfc3339_nano(at);
         let mut buf = std::mem::take(&mut self.partial[Self::slot(stream)]);
         buf.extend_from_slice(data);
         // Entries are batched into one write, but the size limit is checked per
@@ -118,6 +137,7 @@ impl JsonFileLog {
             };
             let before = out.len();
             entry(&mut out, &buf[start..end], stream, &now);
+            self.send_remote(&buf[start..end], stream, at);
             if self.would_rotate(out.len()) && before > 0 {
                 let next = out.split_off(before);
                 self.append(&out);
@@ -145,13 +165,43 @@ impl JsonFileLog {
         let buf = std::mem::take(&mut self.partial[Self::slot(stream)]);
         if !buf.is_empty() {
             let mut out = Vec::new();
-            entry(
-                &mut out,
-                &buf,
-                stream,
-                &timefmt::rfc3339_nano(SystemTime::now()),
-            );
-            let _ = self.file.write_all(&out);
+            let at = SystemTime::now();
+            entry(&mut out, &buf, stream, &timefmt::rfc3339_nano(at));
+            if let Some(f) = self.file.as_mut() {
+                let _ = f.write_all(&out);
+            }
+            if let Some(r) = &self.remote {
+                r.send(crate::remote::Msg {
+                    line: buf,
+                    stderr: stream != STREAM_STDOUT,
+                    time: at,
+                    partial: false,
+                });
+            }
+        }
+    }
+
+    /// One entry to the remote driver: the line without its newline; a piece of
+    /// a long line is marked partial.
+    fn send_remote(&self, piece: &[u8], stream: u8, at: SystemTime) {
+        let Some(r) = &self.remote else { return };
+        let (line, partial) = match piece.strip_suffix(b"\n") {
+            Some(l) => (l, false),
+            None => (piece, true),
+        };
+        r.send(crate::remote::Msg {
+            line: line.to_vec(),
+            stderr: stream != STREAM_STDOUT,
+            time: at,
+            partial,
+        });
+    }
+
+    /// The container ended: what the remote driver still has queued is sent
+    /// (for a few seconds at most).
+    pub(crate) fn finish(self) {
+        if let Some(r) = self.remote {
+            r.finish(std::time::Duration::from_secs(5));
         }
     }
 }
@@ -196,7 +246,7 @@ mod tests {
     fn lines_are_cut_at_newlines_and_escaped() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
-        let mut l = JsonFileLog::open(&p, None, false).unwrap();
+        let mut l = JsonFileLog::open(Some(&p), None, false, None).unwrap();
         l.write(STREAM_STDOUT, b"hel");
         l.write(STREAM_STDOUT, b"lo \"x\"\nsecond");
         l.write(STREAM_STDERR, b"oops\t\x01\n");
@@ -218,7 +268,7 @@ mod tests {
     fn a_burst_still_rotates_per_entry() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
-        let mut l = JsonFileLog::open(&p, Some((300, 3)), false).unwrap();
+        let mut l = JsonFileLog::open(Some(&p), Some((300, 3)), false, None).unwrap();
         let burst: String = (0..50).map(|i| format!("line {i}\n")).collect();
         l.write(STREAM_STDOUT, burst.as_bytes());
         for e in std::fs::read_dir(dir.path()).unwrap() {
@@ -232,7 +282,7 @@ mod tests {
     fn fifty_lines_rotated(compress: bool) -> (tempfile::TempDir, Vec<String>) {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("c-json.log");
-        let mut l = JsonFileLog::open(&p, Some((300, 3)), compress).unwrap();
+        let mut l = JsonFileLog::open(Some(&p), Some((300, 3)), compress, None).unwrap();
         for i in 0..50 {
             l.write(STREAM_STDOUT, format!("line {i}\n").as_bytes());
         }

@@ -10,6 +10,7 @@
 mod input;
 mod log;
 mod proxy;
+mod remote;
 
 use berth_runtime::cgroups::{Cgroup, Hierarchy};
 use berth_runtime::plan::{step, HostFacts, Plan};
@@ -501,11 +502,30 @@ fn run(
     mut shim: Shim,
 ) -> ExitCode {
     shim.accept_all();
-    let mut logger = job.container().and_then(|s| {
-        s.log_path
-            .as_deref()
-            .map(|p| log::JsonFileLog::open(p, s.log_rotate, s.log_compress))
-    });
+    // A remote log driver connects before the container runs: a receiver that is
+    // not there fails the start, as with Docker.
+    let remote = match job
+        .container()
+        .and_then(|s| s.log_remote.as_ref())
+        .map(remote::prepare)
+        .transpose()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            let error = format!("failed to initialize logging driver: {e}");
+            shim.announce_start(&Started {
+                pid: None,
+                error: Some(error),
+                exit_code: Some(128),
+            });
+            shim.finish(&ExitRecord {
+                exit_code: 128,
+                finished_at: timefmt::rfc3339_nano(SystemTime::now()),
+                oom_killed: false,
+            });
+            return ExitCode::SUCCESS;
+        }
+    };
     let mut running = match start(job) {
         Ok(r) => r,
         Err((error, code)) => {
@@ -528,6 +548,15 @@ fn run(
         exit_code: None,
     });
     // Threads only now: the container's process was forked from a single thread.
+    let remote = remote.map(|r| r.start()).transpose().unwrap_or_else(|e| {
+        eprintln!("berth-shim: starting the log sender: {e}");
+        None
+    });
+    let mut logger = job.container().and_then(|s| {
+        (s.log_path.is_some() || remote.is_some()).then(|| {
+            log::JsonFileLog::open(s.log_path.as_deref(), s.log_rotate, s.log_compress, remote)
+        })
+    });
     for (fd, proto, target) in proxies {
         if let Err(e) = proxy::serve(fd, &proto, target) {
             eprintln!("berth-shim: proxy to {target}/{proto}: {e}");
@@ -628,6 +657,9 @@ fn run(
                 shim.clients.remove(i);
             }
         }
+    }
+    if let Some(Ok(l)) = logger {
+        l.finish();
     }
     let record = ExitRecord {
         exit_code: status.unwrap_or(255),

@@ -695,7 +695,9 @@ fn container_defaults(
         });
     }
     if let Some(l) = log_driver {
-        if !["json-file", "local", "none"].contains(&l.as_str()) {
+        if !["json-file", "local", "none"].contains(&l.as_str())
+            && !crate::daemon::container::logdrivers::REMOTE.contains(&l.as_str())
+        {
             bail!("logger: no log driver named '{l}' is registered");
         }
         d.log.kind = l;

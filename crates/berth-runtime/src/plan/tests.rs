@@ -46,6 +46,7 @@ fn spec() -> Spec {
         log_path: None,
         log_rotate: None,
         log_compress: false,
+        log_remote: None,
         held_fds: 0,
         proxies: Vec::new(),
         mounts: vec![],

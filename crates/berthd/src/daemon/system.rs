@@ -123,7 +123,7 @@ impl System {
             n_fd: std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count() as i64),
             n_goroutines: 0,
             system_time: crate::daemon::time::now_rfc3339(),
-            logging_driver: "json-file".into(),
+            logging_driver: self.containers.default_log_driver().to_string(),
             cgroup_driver: "cgroupfs".into(),
             cgroup_version: hier.version().into(),
             kernel_version: u.release().to_string_lossy().into_owned(),
@@ -167,7 +167,7 @@ impl System {
                     "WARNING: {n} container record saves failed since berthd started; see berthd's log"
                 )],
             },
-            plugins: serde_json::json!({ "Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["json-file", "local", "none"] }),
+            plugins: serde_json::json!({ "Volume": ["local"], "Network": ["bridge", "host", "null"], "Log": ["fluentd", "gelf", "journald", "json-file", "local", "none", "syslog"] }),
             registry_config: registry_info(&self.images.registry_config()),
             swarm: serde_json::json!({ "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null }),
             containerd_commit: serde_json::json!({ "ID": "" }),

@@ -209,6 +209,7 @@ impl Containers {
         match hc.log_config.kind.as_str() {
             "" => hc.log_config.kind = "json-file".into(),
             "json-file" | "local" | "none" => {}
+            d if crate::daemon::container::logdrivers::REMOTE.contains(&d) => {}
             d => {
                 return Err(ApiError::invalid(format!(
                     "logger: no log driver named '{d}' is registered"

@@ -16,14 +16,35 @@ pub struct Rotation {
     pub rotate: Option<(u64, u32)>,
     /// Rotated files are gzipped.
     pub compress: bool,
+    /// A remote driver with `cache-disabled=true`: no local file at all.
+    pub cache_disabled: bool,
 }
 
 /// `--log-driver` and `--log-opt`: json-file (no rotation unless asked), or local
 /// (Docker's defaults: 20 MB, 5 files, compressed; stored in berth's json lines,
 /// which only `docker logs` reads, as with Docker's own local format).
 pub fn rotation(cfg: &berth_api::LogConfig) -> ApiResult<Rotation> {
-    let local = cfg.kind == "local";
     let opts = cfg.config.clone().unwrap_or_default();
+    if super::logdrivers::REMOTE.contains(&cfg.kind.as_str()) {
+        // The dual-logging cache, kept like the local driver's files.
+        super::logdrivers::validate(&cfg.kind, &opts)?;
+        return Ok(match super::logdrivers::cache(&opts)? {
+            None => Rotation {
+                rotate: None,
+                compress: false,
+                cache_disabled: true,
+            },
+            Some((size, files, compress)) => Rotation {
+                rotate: Some((size, files)),
+                compress: compress && files > 1,
+                cache_disabled: false,
+            },
+        });
+    }
+    let local = cfg.kind == "local";
+    if cfg.kind != "none" {
+        super::logdrivers::mode(&opts)?;
+    }
     let mut size = local.then_some(20 << 20);
     let mut files = if local { 5 } else { 1 };
     let mut compress = local;
@@ -47,6 +68,7 @@ pub fn rotation(cfg: &berth_api::LogConfig) -> ApiResult<Rotation> {
                     ApiError::invalid(format!("invalid value for log-opt compress: {v}"))
                 })?;
             }
+            "mode" | "max-buffer-size" => {}
             other => {
                 return Err(ApiError::invalid(format!(
                     "unknown log opt '{other}' for {} log driver",
@@ -63,6 +85,7 @@ pub fn rotation(cfg: &berth_api::LogConfig) -> ApiResult<Rotation> {
     Ok(Rotation {
         rotate: size.map(|s| (s, files)),
         compress: compress && size.is_some() && files > 1,
+        cache_disabled: false,
     })
 }
 
@@ -183,11 +206,15 @@ impl Containers {
         opts: LogOptions,
     ) -> ApiResult<(bool, mpsc::Receiver<Bytes>)> {
         let c = self.get(key)?;
-        let (tty, driver) = {
+        let (tty, driver, readable) = {
             let r = c.rec();
-            (r.config.tty, r.host_config.log_config.kind.clone())
+            (
+                r.config.tty,
+                r.host_config.log_config.kind.clone(),
+                rotation(&r.host_config.log_config).is_ok_and(|r| !r.cache_disabled),
+            )
         };
-        if driver == "none" {
+        if driver == "none" || !readable {
             return Err(ApiError::not_implemented(
                 "configured logging driver does not support reading",
             ));

@@ -17,6 +17,7 @@ mod health;
 mod inspect;
 mod lifecycle;
 mod limits;
+pub mod logdrivers;
 pub mod logs;
 pub mod mounts;
 mod netfiles;
@@ -307,6 +308,11 @@ impl Containers {
     }
 
     /// How many record saves have failed since berthd started.
+    /// The daemon's default log driver (`docker info`'s LoggingDriver).
+    pub fn default_log_driver(&self) -> &str {
+        &self.defaults.log.kind
+    }
+
     /// The daemon's default seccomp profile as `docker info` names it.
     pub fn seccomp_profile_name(&self) -> &str {
         &self.defaults.security.profile_name

@@ -307,7 +307,9 @@ impl Containers {
                 blkio_weight_device: Vec::new(),
                 blkio_throttle: Default::default(),
             },
-            log_path: (r.host_config.log_config.kind != "none").then(|| self.paths.log_path(&r.id)),
+            log_path: (r.host_config.log_config.kind != "none" && !rotation.cache_disabled)
+                .then(|| self.paths.log_path(&r.id)),
+            log_remote: crate::daemon::container::logdrivers::remote(r)?,
             log_rotate: rotation.rotate,
             log_compress: rotation.compress,
             held_fds: 0,
