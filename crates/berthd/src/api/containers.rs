@@ -131,6 +131,19 @@ pub(super) async fn route(
             let session = cs.attach(id, req).await?;
             attach::respond(session, call.upgrade.take())
         }
+        (&Method::GET, [id, "attach", "ws"]) => {
+            let req = AttachRequest {
+                stdin: q.flag("stdin"),
+                stdout: q.flag("stdout"),
+                stderr: q.flag("stderr"),
+                logs: q.flag("logs"),
+                stream: q.flag("stream"),
+                detach_keys: q.get("detachKeys").map(String::from),
+                duplex: true,
+            };
+            let session = cs.attach(id, req).await?;
+            crate::api::websocket::respond(session, call)?
+        }
         (&Method::POST, [id, "pause"]) => {
             cs.pause(id, true)?;
             http::empty(StatusCode::NO_CONTENT)

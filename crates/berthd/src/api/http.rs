@@ -253,6 +253,8 @@ pub struct Call {
     /// The raw request, kept only for connection upgrades (attach).
     pub upgrade: Option<hyper::upgrade::OnUpgrade>,
     pub headers: hyper::HeaderMap,
+    /// The API version of the path's `/vX.Y` prefix, when it has one.
+    pub version: Option<String>,
 }
 
 impl Call {

@@ -16,6 +16,7 @@ pub mod server;
 mod swarm;
 mod system;
 mod volumes;
+mod websocket;
 
 use crate::daemon::services::Daemon;
 use crate::error::{ApiError, ApiResult};
@@ -61,7 +62,7 @@ pub async fn handle(d: Arc<Daemon>, mut req: Request<Incoming>) -> Resp {
     let started = std::time::Instant::now();
     let mut resp = match split_version(&raw_path) {
         Err(e) => http::error(&e),
-        Ok((_, path)) => {
+        Ok((version, path)) => {
             let path = percent_decode(&path);
             let mut call = Call {
                 method: parts.method.clone(),
@@ -70,6 +71,7 @@ pub async fn handle(d: Arc<Daemon>, mut req: Request<Incoming>) -> Resp {
                 body: Some(body),
                 upgrade,
                 headers: parts.headers.clone(),
+                version,
             };
             let result = route(&d, &mut call).await;
             if result.is_err() {
