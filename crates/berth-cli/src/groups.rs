@@ -31,6 +31,8 @@ const TABLE: &[(&str, &[&str], &[&str])] = &[
     ("container", &["wait"], &["wait"]),
     ("container", &["port"], &["port"]),
     ("container", &["diff"], &["diff"]),
+    ("container", &["stats"], &["stats"]),
+    ("container", &["cp"], &["cp"]),
     ("image", &["ls", "list"], &["images"]),
     ("image", &["rm", "remove"], &["rmi"]),
     ("image", &["inspect"], &["inspect", "--type", "image"]),

@@ -3,6 +3,7 @@
 mod build;
 mod client;
 mod containers;
+mod cp;
 mod create;
 mod exec;
 mod format;
@@ -13,6 +14,7 @@ mod plugin;
 mod progress;
 mod registry;
 mod session;
+mod stats;
 mod system;
 mod terminal;
 mod volume;
@@ -135,6 +137,10 @@ enum Cmd {
     },
     /// List containers
     Ps(PsOpts),
+    /// Display a live stream of container(s) resource usage statistics
+    Stats(stats::StatsOpts),
+    /// Copy files/folders between a container and the local filesystem
+    Cp(cp::CpOpts),
     /// List port mappings or a specific mapping for the container
     Port {
         container: String,
@@ -462,6 +468,8 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             .await
         }
         Cmd::Ps(o) => containers::ps(&c, &o).await,
+        Cmd::Stats(o) => stats::stats(&c, &o).await,
+        Cmd::Cp(o) => cp::cp(&c, &o).await,
         Cmd::Port { container, private } => network::port(&c, &container, private.as_deref())
             .await
             .map(|()| 0),

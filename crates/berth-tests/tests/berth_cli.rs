@@ -350,3 +350,160 @@ fn system_prune_asks_then_removes_what_is_unused() {
     assert_eq!(d.docker(&["images", "-q"]).ok().lines().count(), 1);
     d.docker(&["rm", "-f", "running"]).ok();
 }
+
+/// A tree of a directory: each path with what it is (file content, link target,
+/// or a directory), for comparing what two CLIs produced.
+fn tree(root: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    fn walk(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            if m.file_type().is_symlink() {
+                out.push(format!(
+                    "{rel} -> {}",
+                    std::fs::read_link(&p).unwrap().display()
+                ));
+            } else if m.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(root, &p, out);
+            } else {
+                out.push(format!(
+                    "{rel}: {}",
+                    std::fs::read_to_string(&p).unwrap_or_default().trim()
+                ));
+            }
+        }
+    }
+    walk(root, root, &mut out);
+    out
+}
+
+/// `berth cp` both ways gives what `docker cp` gives: each case run with both
+/// CLIs into their own directories and the trees compared; links are copied as
+/// links, a file beside the destination is never touched, `-` streams a tar.
+#[test]
+fn cp_matches_the_docker_cli() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run", "-d", "--name", "cc", "busybox", "sh", "-c",
+        "mkdir -p /data/sub && echo a > /data/a.txt && echo b > /data/sub/b.txt && ln -s /etc/passwd /data/link && sleep 300",
+    ])
+    .ok();
+    berth_tests::wait_until("the files", || {
+        d.docker(&["exec", "cc", "test", "-L", "/data/link"]).code == 0
+    });
+    let base = d.root.path().join("cp");
+    for who in ["docker", "berth"] {
+        let w = base.join(who);
+        std::fs::create_dir_all(w.join("existing")).unwrap();
+        std::fs::write(w.join("a.txt"), "mine").unwrap();
+        std::fs::write(w.join("local.txt"), "from the host").unwrap();
+        std::fs::create_dir_all(w.join("hostdir/inner")).unwrap();
+        std::fs::write(w.join("hostdir/inner/h.txt"), "h").unwrap();
+    }
+    let cases: Vec<(String, String)> = vec![
+        ("cc:/data/a.txt".into(), "other.txt".into()),
+        ("cc:/data".into(), "existing".into()),
+        ("cc:/data".into(), "fresh".into()),
+        ("cc:/data/.".into(), "contents".into()),
+        ("cc:/data/sub/".into(), "existing".into()),
+    ];
+    for (who, cli) in [("docker", false), ("berth", true)] {
+        let w = base.join(who);
+        std::fs::create_dir_all(w.join("contents")).unwrap();
+        for (src, dst) in &cases {
+            let dst = w.join(dst).display().to_string();
+            let args = ["cp", "-q", src.as_str(), dst.as_str()];
+            let o = if cli { d.berth(&args) } else { d.docker(&args) };
+            assert_eq!(o.code, 0, "{who} cp {src} {dst}: {o:?}");
+        }
+        // Host to container, into per-CLI places.
+        let to = |dst: &str| format!("cc:/up-{who}{dst}");
+        d.docker(&["exec", "cc", "mkdir", "-p", &format!("/up-{who}")])
+            .ok();
+        for (src, dst) in [
+            ("local.txt", "/"),
+            ("local.txt", "/renamed.txt"),
+            ("hostdir", "/dirnew"),
+            ("hostdir", "/"),
+        ] {
+            let src = w.join(src).display().to_string();
+            let dst = to(dst);
+            let args = ["cp", "-q", src.as_str(), dst.as_str()];
+            let o = if cli { d.berth(&args) } else { d.docker(&args) };
+            assert_eq!(o.code, 0, "{who} cp {src} {dst}: {o:?}");
+        }
+    }
+    assert_eq!(tree(&base.join("berth")), tree(&base.join("docker")));
+    assert_eq!(
+        std::fs::read_to_string(base.join("berth/a.txt")).unwrap(),
+        "mine"
+    );
+    assert!(tree(&base.join("berth")).contains(&"fresh/link -> /etc/passwd".to_string()));
+    let listing = |who: &str| {
+        d.docker(&["exec", "cc", "find", &format!("/up-{who}")])
+            .ok()
+            .replace(&format!("/up-{who}"), "")
+            .lines()
+            .map(String::from)
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    assert_eq!(listing("berth"), listing("docker"));
+    assert_eq!(
+        d.docker(&["exec", "cc", "cat", "/up-berth/renamed.txt"])
+            .ok(),
+        "from the host"
+    );
+    // A tar on stdout.
+    let o = d.berth(&["cp", "cc:/data/sub", "-"]);
+    let mut a = tar::Archive::new(o.stdout.as_bytes());
+    let names: Vec<String> = a
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.iter().any(|n| n == "sub/b.txt"), "{names:?}");
+    let o = d.berth(&["cp", "cc:/nonexistent", base.to_str().unwrap()]);
+    assert_ne!(o.code, 0);
+    d.docker(&["rm", "-f", "cc"]).ok();
+}
+
+/// `berth stats --no-stream`: the docker CLI's columns and figures.
+#[test]
+fn stats_no_stream_like_docker() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "run", "-d", "--name", "busy", "-m", "64m", "busybox", "sleep", "300",
+    ])
+    .ok();
+    let docker = d.docker(&["stats", "--no-stream"]).ok().to_string();
+    let berth = d.berth(&["stats", "--no-stream"]).ok().to_string();
+    let header = |s: &str| {
+        s.lines()
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(header(&berth), header(&docker));
+    let row: Vec<&str> = berth.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row[1], "busy", "{berth}");
+    assert!(berth.contains(" / 64MiB "), "{berth}");
+    assert_eq!(*row.last().unwrap(), "1", "one process: {berth}");
+    let o = d.berth(&[
+        "stats",
+        "--no-stream",
+        "--format",
+        "{{.Name}}: {{.PIDs}}",
+        "busy",
+    ]);
+    assert_eq!(o.ok(), "busy: 1\n");
+    d.docker(&["rm", "-f", "busy"]).ok();
+}
