@@ -457,7 +457,7 @@ pub fn enc(s: &str) -> String {
 }
 
 /// The docker CLI's configuration directory (DOCKER_CONFIG, or ~/.docker).
-fn docker_config_dir() -> std::path::PathBuf {
+pub(crate) fn docker_config_dir() -> std::path::PathBuf {
     std::env::var_os("DOCKER_CONFIG")
         .filter(|d| !d.is_empty())
         .map(std::path::PathBuf::from)
@@ -466,7 +466,7 @@ fn docker_config_dir() -> std::path::PathBuf {
 }
 
 /// `currentContext` of the docker CLI's config.json.
-fn current_context() -> Option<String> {
+pub(crate) fn current_context() -> Option<String> {
     let b = std::fs::read(docker_config_dir().join("config.json")).ok()?;
     let v: serde_json::Value = serde_json::from_slice(&b).ok()?;
     v["currentContext"]

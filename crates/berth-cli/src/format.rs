@@ -5,6 +5,33 @@
 use anyhow::{bail, Result};
 use serde_json::Value;
 
+/// Go's `%.Ng`: N significant digits, no trailing zeros.
+pub fn significant(v: f64, n: i32) -> String {
+    if v == 0.0 {
+        return "0".into();
+    }
+    let digits = (n - 1 - v.abs().log10().floor() as i32).max(0) as usize;
+    let s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        s
+    }
+}
+
+/// go-units' HumanSizeWithPrecision: decimal units, `prec` significant digits
+/// (HumanSize is 4).
+pub fn human_size_precision(n: f64, prec: i32) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    format!("{}{}", significant(v, prec), units[i])
+}
+
 /// Aligns rows as Docker's tabwriter(minwidth 10, padding 3) does.
 pub fn table(rows: &[Vec<String>]) -> String {
     let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
@@ -24,7 +51,9 @@ pub fn table(rows: &[Vec<String>]) -> String {
                 line.push_str(&" ".repeat(w - c.chars().count()));
             }
         }
-        out.push_str(line.trim_end());
+        // As Go's tabwriter: an empty last cell leaves the padding of the one
+        // before it.
+        out.push_str(&line);
         out.push('\n');
     }
     out

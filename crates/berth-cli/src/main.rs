@@ -3,6 +3,7 @@
 mod build;
 mod client;
 mod containers;
+mod context;
 mod cp;
 mod create;
 mod exec;
@@ -147,6 +148,9 @@ enum Cmd {
         /// PRIVATE_PORT[/PROTO]
         private: Option<String>,
     },
+    /// Manage contexts
+    #[command(subcommand)]
+    Context(context::ContextCmd),
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCmd),
@@ -386,6 +390,10 @@ async fn simple(c: &Client, names: &[String], path: impl Fn(&str) -> String) -> 
 }
 
 async fn dispatch(cli: Cli) -> Result<i32> {
+    // Contexts are the CLI's own files: no daemon needed.
+    if let Cmd::Context(cmd) = cli.cmd {
+        return context::context(cmd);
+    }
     let tls = client::TlsOpts {
         tls: cli.tls,
         verify: cli.tlsverify,
@@ -469,6 +477,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
         }
         Cmd::Ps(o) => containers::ps(&c, &o).await,
         Cmd::Stats(o) => stats::stats(&c, &o).await,
+        Cmd::Context(cmd) => context::context(cmd),
         Cmd::Cp(o) => cp::cp(&c, &o).await,
         Cmd::Port { container, private } => network::port(&c, &container, private.as_deref())
             .await

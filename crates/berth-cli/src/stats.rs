@@ -30,16 +30,9 @@ pub struct StatsOpts {
 
 const DEFAULT: &str = "table {{.ID}}\t{{.Name}}\t{{.CPUPerc}}\t{{.MemUsage}}\t{{.MemPerc}}\t{{.NetIO}}\t{{.BlockIO}}\t{{.PIDs}}";
 
-/// go-units' HumanSizeWithPrecision(n, 3): decimal units, three significant digits.
+/// go-units' HumanSizeWithPrecision(n, 3).
 fn decimal(n: f64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
-    let mut v = n;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    format!("{}{}", sig(v, 3), units[i])
+    crate::format::human_size_precision(n, 3)
 }
 
 /// go-units' BytesSize: binary units, "%.4g".
@@ -54,19 +47,7 @@ fn binary(n: f64) -> String {
     format!("{}{}", sig(v, 4), units[i])
 }
 
-/// Go's `%.Ng`: N significant digits, no trailing zeros.
-fn sig(v: f64, n: i32) -> String {
-    if v == 0.0 {
-        return "0".into();
-    }
-    let digits = (n - 1 - v.abs().log10().floor() as i32).max(0) as usize;
-    let s = format!("{v:.digits$}");
-    if s.contains('.') {
-        s.trim_end_matches('0').trim_end_matches('.').to_string()
-    } else {
-        s
-    }
-}
+use crate::format::significant as sig;
 
 /// One row of the table from one stats sample, as the docker CLI computes it.
 pub fn row(s: &Value, no_trunc: bool) -> Value {

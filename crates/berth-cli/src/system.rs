@@ -113,10 +113,10 @@ pub async fn events(
 
 /// `system df`: the space images, containers, volumes and the build cache take.
 pub async fn df(c: &Client, verbose: bool, fmt: Option<&str>) -> Result<i32> {
-    if verbose {
-        bail!("berth system df -v is not there yet: use the docker CLI's `docker system df -v` against berthd");
-    }
     let v: Value = c.get_json("/system/df").await?;
+    if verbose {
+        return df_verbose(&v, fmt);
+    }
     let size = |x: i64| crate::images::human_size(x);
     let pct = |r: i64, t: i64| {
         if t > 0 {
@@ -203,6 +203,138 @@ pub async fn df(c: &Client, verbose: bool, fmt: Option<&str>) -> Result<i32> {
         "table {{.Type}}\t{{.TotalCount}}\t{{.Active}}\t{{.Size}}\t{{.Reclaimable}}",
         &headers,
         &rows,
+    )?;
+    Ok(0)
+}
+
+/// `system df -v`: each image, container, volume and cache record, as the docker
+/// CLI writes them (its sizes: three significant digits for an image's size,
+/// four for the rest).
+fn df_verbose(v: &Value, fmt: Option<&str>) -> Result<i32> {
+    use crate::format::human_size_precision as hs;
+    let list = |k: &str| v[k].as_array().cloned().unwrap_or_default();
+    let n = |x: &Value, k: &str| x[k].as_i64().unwrap_or(0);
+    let ago = |t: i64| {
+        let d = chrono::Utc::now() - chrono::DateTime::from_timestamp(t, 0).unwrap_or_default();
+        format!("{} ago", berth_api::human_duration(d.num_seconds()))
+    };
+    let iso_ago = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .map(|t| ago(t.timestamp()))
+            .unwrap_or_default()
+    };
+    let images: Vec<Value> = list("Images")
+        .iter()
+        .map(|i| {
+            let tag = i["RepoTags"]
+                .as_array()
+                .and_then(|t| t.first())
+                .and_then(Value::as_str)
+                .unwrap_or("<none>:<none>");
+            let (repo, tag) = tag.rsplit_once(':').unwrap_or((tag, "<none>"));
+            let size = n(i, "Size");
+            let shared = n(i, "SharedSize").max(0);
+            let id = i["Id"].as_str().unwrap_or("");
+            serde_json::json!({
+                "Repository": repo, "Tag": tag,
+                "ID": id.trim_start_matches("sha256:").chars().take(12).collect::<String>(),
+                "CreatedSince": ago(n(i, "Created")),
+                "Size": hs(size as f64, 3),
+                "SharedSize": hs(shared as f64, 4),
+                "UniqueSize": hs((size - shared) as f64, 4),
+                "Containers": n(i, "Containers").max(0).to_string(),
+            })
+        })
+        .collect();
+    let containers: Vec<Value> = list("Containers")
+        .iter()
+        .map(|c| {
+            let cmd = c["Command"].as_str().unwrap_or("");
+            let cmd = if cmd.chars().count() > 20 {
+                cmd.chars().take(19).collect::<String>() + "…"
+            } else {
+                cmd.to_string()
+            };
+            let volumes = c["Mounts"]
+                .as_array()
+                .map_or(0, |m| m.iter().filter(|m| m["Type"] == "volume").count());
+            serde_json::json!({
+                "ID": c["Id"].as_str().unwrap_or("").chars().take(12).collect::<String>(),
+                "Image": c["Image"],
+                "Command": format!("{cmd:?}"),
+                "LocalVolumes": volumes.to_string(),
+                "Size": hs(n(c, "SizeRw") as f64, 4),
+                "RunningFor": ago(n(c, "Created")),
+                "Status": c["Status"],
+                "Names": c["Names"].as_array().into_iter().flatten().filter_map(Value::as_str).map(|s| s.trim_start_matches('/')).collect::<Vec<_>>().join(","),
+            })
+        })
+        .collect();
+    let volumes: Vec<Value> = list("Volumes")
+        .iter()
+        .map(|x| {
+            serde_json::json!({
+                "Name": x["Name"],
+                "Links": x["UsageData"]["RefCount"].as_i64().unwrap_or(0).to_string(),
+                "Size": hs(x["UsageData"]["Size"].as_i64().unwrap_or(0).max(0) as f64, 4),
+            })
+        })
+        .collect();
+    let cache_total: i64 = list("BuildCache").iter().map(|b| n(b, "Size")).sum();
+    let cache: Vec<Value> = list("BuildCache")
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "ID": b["ID"].as_str().unwrap_or("").chars().take(12).collect::<String>(),
+                "CacheType": b["Type"],
+                "Size": hs(n(b, "Size") as f64, 4),
+                "CreatedSince": iso_ago(b["CreatedAt"].as_str().unwrap_or("")),
+                "LastUsedSince": iso_ago(b["LastUsedAt"].as_str().unwrap_or("")),
+                "UsageCount": n(b, "UsageCount").to_string(),
+                "Shared": b["Shared"].as_bool().unwrap_or(false).to_string(),
+            })
+        })
+        .collect();
+    if fmt == Some("json") {
+        println!(
+            "{}",
+            serde_json::json!({"Images": images, "Containers": containers, "Volumes": volumes, "BuildCache": cache})
+        );
+        return Ok(0);
+    }
+    if let Some(f) = fmt {
+        bail!("berth system df -v takes --format json or none (got {f:?})");
+    }
+    let section = |title: &str, template: &str, headers: Value, rows: &[Value]| -> Result<()> {
+        println!("{title}\n");
+        format::print_rows(Some(template), template, &headers, rows)?;
+        println!();
+        Ok(())
+    };
+    section(
+        "Images space usage:",
+        "table {{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}\t{{.SharedSize}}\t{{.UniqueSize}}\t{{.Containers}}",
+        serde_json::json!({"Repository": "REPOSITORY", "Tag": "TAG", "ID": "IMAGE ID", "CreatedSince": "CREATED", "Size": "SIZE", "SharedSize": "SHARED SIZE", "UniqueSize": "UNIQUE SIZE", "Containers": "CONTAINERS"}),
+        &images,
+    )?;
+    section(
+        "Containers space usage:",
+        "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.LocalVolumes}}\t{{.Size}}\t{{.RunningFor}}\t{{.Status}}\t{{.Names}}",
+        serde_json::json!({"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "LocalVolumes": "LOCAL VOLUMES", "Size": "SIZE", "RunningFor": "CREATED", "Status": "STATUS", "Names": "NAMES"}),
+        &containers,
+    )?;
+    section(
+        "Local Volumes space usage:",
+        "table {{.Name}}\t{{.Links}}\t{{.Size}}",
+        serde_json::json!({"Name": "VOLUME NAME", "Links": "LINKS", "Size": "SIZE"}),
+        &volumes,
+    )?;
+    println!("Build cache usage: {}\n", hs(cache_total as f64, 4));
+    format::print_rows(
+        Some("table {{.ID}}\t{{.CacheType}}\t{{.Size}}\t{{.CreatedSince}}\t{{.LastUsedSince}}\t{{.UsageCount}}\t{{.Shared}}"),
+        "",
+        &serde_json::json!({"ID": "CACHE ID", "CacheType": "CACHE TYPE", "Size": "SIZE", "CreatedSince": "CREATED", "LastUsedSince": "LAST USED", "UsageCount": "USAGE", "Shared": "SHARED"}),
+        &cache,
     )?;
     Ok(0)
 }

@@ -507,3 +507,130 @@ fn stats_no_stream_like_docker() {
     assert_eq!(o.ok(), "busy: 1\n");
     d.docker(&["rm", "-f", "busy"]).ok();
 }
+
+/// `berth context`: create, ls, use, show, inspect, rm in the docker CLI's own
+/// store: each CLI sees the other's contexts, and `berth` with no host reaches
+/// the daemon through the context in use.
+#[test]
+fn contexts_shared_with_the_docker_cli() {
+    let d = Daemon::start();
+    let o = d.berth(&[
+        "context",
+        "create",
+        "mine",
+        "--description",
+        "a test context",
+        "--docker",
+        &format!("host={}", d.host()),
+    ]);
+    assert_eq!(o.ok(), "mine\n");
+    assert!(o.stderr.contains("Successfully created context \"mine\""));
+    let o = d.docker(&["context", "ls", "--format", "{{.Name}} {{.DockerEndpoint}}"]);
+    assert!(o.ok().contains(&format!("mine {}", d.host())), "{o:?}");
+    // The same table from both CLIs.
+    assert_eq!(
+        d.berth(&["context", "ls"]).ok(),
+        d.docker(&["context", "ls"]).ok()
+    );
+    let o = d.berth(&[
+        "context",
+        "inspect",
+        "mine",
+        "--format",
+        "{{.Endpoints.docker.Host}} {{.Metadata.Description}}",
+    ]);
+    assert_eq!(o.ok(), format!("{} a test context\n", d.host()));
+    assert_eq!(d.berth(&["context", "use", "mine"]).ok(), "mine\n");
+    // DOCKER_HOST set: the default context, for both CLIs.
+    assert_eq!(d.docker(&["context", "show"]).ok(), "default\n");
+    assert_eq!(d.berth(&["context", "show"]).ok(), "default\n");
+    // Without it, the current context leads to the daemon.
+    let bare = |program: std::path::PathBuf, args: &[&str]| {
+        let mut c = std::process::Command::new(program);
+        c.args(args)
+            .env("DOCKER_CONFIG", d.root.path().join("docker-config"))
+            .env_remove("DOCKER_HOST")
+            .env_remove("BERTH_HOST");
+        berth_tests::run(c, None)
+    };
+    assert_eq!(
+        bare(berth_tests::bin("berth"), &["context", "show"]).ok(),
+        "mine\n"
+    );
+    assert_eq!(
+        bare(berth_tests::DOCKER.into(), &["context", "show"]).ok(),
+        "mine\n"
+    );
+    assert_eq!(
+        bare(
+            berth_tests::bin("berth"),
+            &["version", "--format", "{{.Server.ApiVersion}}"]
+        )
+        .ok(),
+        "1.51\n"
+    );
+    let o = bare(berth_tests::bin("berth"), &["context", "rm", "mine"]);
+    assert!(
+        o.stderr.contains("is in use, set -f flag to force remove"),
+        "{o:?}"
+    );
+    d.berth(&["context", "use", "default"]).ok();
+    assert_eq!(d.berth(&["context", "rm", "mine"]).ok(), "mine\n");
+    let o = d.docker(&["context", "ls", "-q"]);
+    assert_eq!(o.ok(), "default\n");
+    let o = d.berth(&[
+        "context",
+        "create",
+        "bad name",
+        "--docker",
+        "host=unix:///x",
+    ]);
+    assert_ne!(o.code, 0);
+    let o = d.berth(&["context", "use", "nowhere"]);
+    assert!(
+        o.stderr.contains("context \"nowhere\" does not exist"),
+        "{o:?}"
+    );
+}
+
+/// `berth system df -v` prints what `docker system df -v` prints (times aside).
+#[test]
+fn system_df_verbose_like_docker() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&["volume", "create", "vol1"]).ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "dfv",
+        "-v",
+        "vol1:/data",
+        "busybox",
+        "sh",
+        "-c",
+        "echo x > /f; sleep 300",
+    ])
+    .ok();
+    d.docker(&["create", "--name", "idle", "busybox", "true"])
+        .ok();
+    let norm = |s: &str| -> Vec<String> {
+        let re = regex::Regex::new(
+            r"(Less than a second|About a minute|About an hour|\d+ (seconds|minutes|hours|years?|days)) ago|Up (Less than a second|About a minute|\d+ seconds)",
+        )
+        .unwrap();
+        s.lines()
+            .map(|l| {
+                re.replace_all(l, "T")
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    let b = d.berth(&["system", "df", "-v"]).ok().to_string();
+    let k = d.docker(&["system", "df", "-v"]).ok().to_string();
+    assert_eq!(norm(&b), norm(&k), "berth:\n{b}\ndocker:\n{k}");
+    assert!(b.contains("vol1"), "{b}");
+    d.docker(&["rm", "-f", "dfv"]).ok();
+}
