@@ -57,9 +57,6 @@ fn bridge_veth_and_namespace() {
     };
     assert_eq!(sys("mtu"), "1400");
     assert_eq!(sys("brport/isolated"), "0");
-    let port = nl.link_index(&veth).unwrap().unwrap();
-    nl.isolate_port(port).unwrap();
-    assert_eq!(sys("brport/isolated"), "1");
     let lo = inner.link_index("lo").unwrap().unwrap();
     inner.set_up(lo).unwrap();
     let eth0 = inner
@@ -87,6 +84,11 @@ fn bridge_veth_and_namespace() {
         "{}",
         String::from_utf8_lossy(&ping.stdout)
     );
+
+    // Isolated on request (the host still reaches it: isolation is between ports).
+    let port = nl.link_index(&veth).unwrap().unwrap();
+    nl.isolate_port(port).unwrap();
+    assert_eq!(sys("brport/isolated"), "1");
 
     drop(inner);
     drop(ns); // the namespace goes, and the veth pair with it

@@ -184,7 +184,8 @@ pub fn prepare(spec: &RemoteLog) -> io::Result<Prepared> {
             .iter()
             .any(|k| spec.options.get(*k).is_some_and(|v| v == "true"));
     if !lazy {
-        sink.connect()?;
+        sink.connect()
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", spec.address)))?;
     }
     Ok(Prepared(sink))
 }

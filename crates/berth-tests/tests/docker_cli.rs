@@ -548,10 +548,16 @@ fn stop_signal_timeout_and_log_driver_none() {
             .contains("configured logging driver does not support reading"),
         "{o:?}"
     );
+    // syslog with no address: the machine's /dev/log, which this one has not.
     let o = d.docker(&["run", "--rm", "--log-driver", "syslog", "busybox", "true"]);
     assert!(
+        o.stderr.contains("failed to initialize logging driver") && o.stderr.contains("/dev/log"),
+        "{o:?}"
+    );
+    let o = d.docker(&["run", "--rm", "--log-driver", "splunk", "busybox", "true"]);
+    assert!(
         o.stderr
-            .contains("logger: no log driver named 'syslog' is registered"),
+            .contains("logger: no log driver named 'splunk' is registered"),
         "{o:?}"
     );
     // Restart keeps the id and starts the command again.

@@ -1210,11 +1210,15 @@ fn slow_proxy(target: u16) -> SlowProxy {
                     head.push(b[0]);
                 }
                 let text = String::from_utf8_lossy(&head).to_string();
+                // Each blob request is held a moment; requests held at the same
+                // time were sent at the same time (a request that comes after an
+                // answer can never overlap the hold of the one before).
                 let blob = text.lines().next().unwrap_or("").contains("/blobs/");
                 if blob {
                     let now = busy.fetch_add(1, Ordering::SeqCst) + 1;
                     peak.fetch_max(now, Ordering::SeqCst);
                     std::thread::sleep(std::time::Duration::from_millis(300));
+                    busy.fetch_sub(1, Ordering::SeqCst);
                 }
                 // One request per connection, whatever the client asked.
                 let mut lines: Vec<&str> = text
@@ -1235,9 +1239,6 @@ fn slow_proxy(target: u16) -> SlowProxy {
                     let _ = client_w.shutdown(std::net::Shutdown::Both);
                     let _ = up_r.shutdown(std::net::Shutdown::Both);
                     let _ = body.join();
-                }
-                if blob {
-                    busy.fetch_sub(1, Ordering::SeqCst);
                 }
             });
         }
