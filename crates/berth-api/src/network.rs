@@ -62,7 +62,11 @@ pub struct IpamConfig {
     pub ip_range: String,
     #[serde(default)]
     pub gateway: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "AuxiliaryAddresses",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub aux_address: Option<BTreeMap<String, String>>,
 }
 

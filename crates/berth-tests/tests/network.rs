@@ -1516,3 +1516,63 @@ fn fixed_cidr_and_ipv6_on_the_default_bridge() {
     );
     assert!(lines.contains(&"v6-gateway"), "{out}");
 }
+
+/// `--aux-address`: named addresses kept out of allocation, shown in the IPAM
+/// configuration; asking for one is refused, as is one outside the subnet.
+#[test]
+fn aux_addresses_are_never_handed_out() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.docker(&[
+        "network",
+        "create",
+        "--subnet",
+        "10.252.70.0/29",
+        "--aux-address",
+        "router=10.252.70.2",
+        "--aux-address",
+        "printer=10.252.70.3",
+        "auxnet",
+    ])
+    .ok();
+    let o = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{json .AuxiliaryAddresses}}{{end}}",
+        "auxnet",
+    ]);
+    assert_eq!(
+        o.ok().trim(),
+        r#"{"printer":"10.252.70.3","router":"10.252.70.2"}"#
+    );
+    let out = d.run_rm(&[
+        "--network",
+        "auxnet",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -o -4 addr show eth0 | awk '{print $4}'",
+    ]);
+    assert_eq!(out.trim(), "10.252.70.4/29");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "auxnet",
+        "--ip",
+        "10.252.70.2",
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("Address already in use"), "{o:?}");
+    // The docker CLI checks this itself; the daemon too, for other clients.
+    let (code, _, body) = d.api(
+        "POST",
+        "/networks/create",
+        Some(r#"{"Name": "auxbad", "IPAM": {"Config": [{"Subnet": "10.252.71.0/24", "AuxiliaryAddresses": {"far": "10.9.9.9"}}]}}"#),
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("must belong to the master pool"), "{body}");
+}

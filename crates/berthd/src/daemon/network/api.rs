@@ -56,7 +56,12 @@ impl Networks {
                 subnet: p.subnet.to_string(),
                 gateway: p.gateway.to_string(),
                 ip_range: p.ip_range.map(|r| r.to_string()).unwrap_or_default(),
-                aux_address: None,
+                aux_address: (!p.aux.is_empty()).then(|| {
+                    p.aux
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.to_string()))
+                        .collect()
+                }),
             })
             .collect();
         Network {

@@ -64,16 +64,6 @@ impl Networks {
                 "the default IPAM driver takes no options (--ipam-opt)",
             ));
         }
-        if ipam
-            .config
-            .iter()
-            .flatten()
-            .any(|c| c.aux_address.as_ref().is_some_and(|a| !a.is_empty()))
-        {
-            return Err(ApiError::not_implemented(
-                "berth does not support --aux-address yet",
-            ));
-        }
         if !ipam.driver.is_empty() && ipam.driver != "default" {
             return Err(ApiError::not_found(format!(
                 "IPAM driver {:?} not found",
@@ -171,10 +161,25 @@ impl Networks {
                     "subnet {subnet} is too small: at most /30"
                 )));
             }
+            let mut aux = BTreeMap::new();
+            for (k, v) in c.aux_address.iter().flatten() {
+                let ip: IpAddr = v.parse().map_err(|_| {
+                    ApiError::invalid(format!(
+                        "invalid auxiliary address {k}: {v:?} is not an IP address"
+                    ))
+                })?;
+                if !subnet.contains(&ip) {
+                    return Err(ApiError::invalid(format!(
+                        "auxiliary address: ({k}:{v}) must belong to the master pool: {subnet}"
+                    )));
+                }
+                aux.insert(k.clone(), ip);
+            }
             pools.push(Pool {
                 subnet,
                 gateway,
                 ip_range,
+                aux,
             });
         }
         let enable_ipv6 = req.enable_ipv6.unwrap_or(false);
@@ -196,6 +201,7 @@ impl Networks {
                     gateway: subnet.nth(1).expect("a subnet has a first address"),
                     subnet,
                     ip_range: None,
+                    aux: BTreeMap::new(),
                 },
             );
         }

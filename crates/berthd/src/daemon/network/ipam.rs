@@ -32,13 +32,20 @@ impl Networks {
                 ))
             })?;
         let used = g.used.entry(id.to_string()).or_default();
-        // The gateways are never handed out.
+        // The gateways and the auxiliary addresses are never handed out.
         used.extend(n.pools.iter().map(|p| p.gateway));
+        used.extend(n.pools.iter().flat_map(|p| p.aux.values().copied()));
         let ip = match want {
             Some(ip) => {
                 if !pool.subnet.contains(&ip) {
                     return Err(ApiError::invalid(format!(
                         "no configured subnet or ip-range contain the IP address {ip}"
+                    )));
+                }
+                if n.pools.iter().any(|p| p.aux.values().any(|a| *a == ip)) {
+                    return Err(ApiError::conflict(format!(
+                        "Address already in use: {ip} on network {} (an auxiliary address)",
+                        n.name
                     )));
                 }
                 if used.contains(&ip) {

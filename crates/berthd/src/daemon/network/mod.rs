@@ -66,6 +66,10 @@ pub struct Pool {
     pub gateway: IpAddr,
     #[serde(default)]
     pub ip_range: Option<Subnet>,
+    /// `--aux-address`: addresses named and kept out of allocation (a router, a
+    /// host already on the segment).
+    #[serde(default)]
+    pub aux: BTreeMap<String, IpAddr>,
 }
 
 /// A network as berth keeps it (JSON under `<data-root>/network/<id>.json`).
@@ -407,6 +411,7 @@ impl Networks {
                 subnet,
                 gateway: gw,
                 ip_range: range,
+                aux: BTreeMap::new(),
             },
             // As dockerd: without --bip, fixed-cidr is the bridge's subnet too.
             (None, Some(range)) => Pool {
@@ -415,6 +420,7 @@ impl Networks {
                     .ok_or_else(|| ApiError::invalid(format!("fixed-cidr {range} is too small")))?,
                 subnet: range,
                 ip_range: Some(range),
+                aux: BTreeMap::new(),
             },
             (None, None) => match existing.as_ref().and_then(|n| n.pool4().cloned()) {
                 Some(p) if existing.as_ref().is_some_and(|n| n.bridge == ifname) => Pool {
@@ -427,6 +433,7 @@ impl Networks {
                         gateway: subnet.nth(1).expect("a subnet has a first address"),
                         subnet,
                         ip_range: None,
+                        aux: BTreeMap::new(),
                     }
                 }
             },
@@ -468,6 +475,7 @@ impl Networks {
                     gateway: subnet.nth(1).expect("checked: at most /124"),
                     subnet,
                     ip_range: None,
+                    aux: BTreeMap::new(),
                 }))
                 .collect(),
             bridge: ifname,
