@@ -26,6 +26,7 @@ const NLM_F_CREATE: u16 = 0x400;
 
 const IFLA_ADDRESS: u16 = 1;
 const IFLA_IFNAME: u16 = 3;
+const IFLA_LINK: u16 = 5;
 const IFLA_MTU: u16 = 4;
 const IFLA_MASTER: u16 = 10;
 const IFLA_PROTINFO: u16 = 12;
@@ -36,6 +37,8 @@ const IFLA_INFO_DATA: u16 = 2;
 const VETH_INFO_PEER: u16 = 1;
 const NLA_F_NESTED: u16 = 0x8000;
 const IFLA_BRPORT_ISOLATED: u16 = 33;
+const IFLA_MACVLAN_MODE: u16 = 1;
+const IFLA_IPVLAN_MODE: u16 = 1;
 
 const IFA_ADDRESS: u16 = 1;
 const IFA_LOCAL: u16 = 2;
@@ -349,6 +352,46 @@ impl Netlink {
         m.end().end().end();
         self.request(&format!("creating veth pair {host}/{peer}"), &mut m)
             .map(drop)
+    }
+
+    /// Creates a macvlan (`kind` "macvlan", `mode` its MACVLAN_MODE_* bit) or an
+    /// ipvlan (`kind` "ipvlan", `mode` IPVLAN_MODE_*) interface `name` on the
+    /// host's interface `parent`, made directly inside the namespace `ns` (down).
+    #[allow(clippy::too_many_arguments)]
+    pub fn create_sublink(
+        &mut self,
+        kind: &str,
+        name: &str,
+        parent: i32,
+        mode: u32,
+        ns: BorrowedFd<'_>,
+        mac: Option<Mac>,
+        mtu: Option<u32>,
+    ) -> Result<()> {
+        use std::os::fd::AsRawFd;
+        let mut m = Msg::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, &ifinfomsg(0, 0, 0));
+        m.attr_str(IFLA_IFNAME, name)
+            .attr_u32(IFLA_LINK, parent as u32)
+            .attr_u32(IFLA_NET_NS_FD, ns.as_raw_fd() as u32);
+        if let Some(mac) = mac {
+            m.attr(IFLA_ADDRESS, &mac);
+        }
+        if let Some(mtu) = mtu {
+            m.attr_u32(IFLA_MTU, mtu);
+        }
+        m.begin(IFLA_LINKINFO).attr_str(IFLA_INFO_KIND, kind);
+        m.begin(IFLA_INFO_DATA);
+        if kind == "ipvlan" {
+            m.attr(IFLA_IPVLAN_MODE, &(mode as u16).to_ne_bytes());
+        } else {
+            m.attr_u32(IFLA_MACVLAN_MODE, mode);
+        }
+        m.end().end();
+        self.request(
+            &format!("creating {kind} {name} on interface {parent}"),
+            &mut m,
+        )
+        .map(drop)
     }
 
     /// Isolates bridge port `index`: the bridge forwards nothing between two

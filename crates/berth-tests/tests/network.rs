@@ -1576,3 +1576,187 @@ fn aux_addresses_are_never_handed_out() {
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("must belong to the master pool"), "{body}");
 }
+
+/// A veth pair of the test's own on the host, up: the parent of macvlan networks
+/// (never the host's own interfaces). Removed when dropped.
+struct TestParent(String);
+
+impl TestParent {
+    fn new(tag: &str) -> TestParent {
+        let name = format!("bp{tag}{}", std::process::id() % 100000);
+        let peer = format!("{name}p");
+        let ip = |args: &[&str]| {
+            let o = std::process::Command::new("ip")
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "ip {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        ip(&["link", "add", &name, "type", "veth", "peer", "name", &peer]);
+        ip(&["link", "set", &name, "up"]);
+        ip(&["link", "set", &peer, "up"]);
+        TestParent(name)
+    }
+}
+
+impl Drop for TestParent {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "del", &self.0])
+            .output();
+    }
+}
+
+/// macvlan networks on a parent made by the test: containers get their own MAC
+/// on the parent, reach each other by name in bridge mode and not in private
+/// mode; a missing parent, a bad mode and ipvlan (this kernel has none) are
+/// refused in Docker's words.
+#[test]
+fn macvlan_networks_on_a_test_parent() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let parent = TestParent::new("m");
+    d.docker(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "10.252.80.0/24",
+        "-o",
+        &format!("parent={}", parent.0),
+        "macnet",
+    ])
+    .ok();
+    let o = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Driver}} {{.Options.parent}}",
+        "macnet",
+    ]);
+    assert_eq!(o.ok(), format!("macvlan {}\n", parent.0));
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "mv1",
+        "--network",
+        "macnet",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    // The kernel's view, from the host's iproute2 inside the container's namespace.
+    let mode = |c: &str| {
+        let pid = inspect(&d, c, "{{.State.Pid}}");
+        let o = std::process::Command::new("nsenter")
+            .args(["-t", &pid, "-n", "ip", "-d", "link", "show", "eth0"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        assert!(text.contains(&format!("@if")), "{text}");
+        text.split("macvlan mode ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(mode("mv1"), "bridge");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "macnet",
+        "busybox",
+        "sh",
+        "-c",
+        "ping -c1 -W2 mv1 >/dev/null && echo reached",
+    ]);
+    assert_eq!(o.ok(), "reached\n");
+    // Private mode: siblings cannot talk.
+    d.docker(&[
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "10.252.81.0/24",
+        "-o",
+        &format!("parent={}", parent.0),
+        "-o",
+        "macvlan_mode=private",
+        "macpriv",
+    ])
+    .ok();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "mp1",
+        "--network",
+        "macpriv",
+        "busybox",
+        "sleep",
+        "300",
+    ])
+    .ok();
+    let ip1 = inspect(&d, "mp1", "{{.NetworkSettings.Networks.macpriv.IPAddress}}");
+    assert_eq!(mode("mp1"), "private");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "macpriv",
+        "busybox",
+        "sh",
+        "-c",
+        &format!("ping -c1 -W1 {ip1} >/dev/null && echo reached || echo isolated"),
+    ]);
+    assert_eq!(o.ok(), "isolated\n");
+    for (args, want) in [
+        (
+            vec!["-d", "macvlan", "-o", "parent=bpnothere0", "x1"],
+            "parent interface was not found on the host: bpnothere0",
+        ),
+        (
+            vec![
+                "-d",
+                "macvlan",
+                "-o",
+                &format!("parent={}", parent.0),
+                "-o",
+                "macvlan_mode=loud",
+                "x2",
+            ][..]
+                .to_vec(),
+            "requested macvlan mode 'loud' is not valid",
+        ),
+        (
+            vec!["-d", "ipvlan", "-o", &format!("parent={}", parent.0), "x3"][..].to_vec(),
+            "failed to create the ipvlan port",
+        ),
+        (vec!["-d", "overlay", "x4"], "plugin \"overlay\" not found"),
+    ] {
+        let mut a = vec!["network", "create"];
+        a.extend(args.iter().map(|s| &**s));
+        let o = d.docker(&a);
+        assert_ne!(o.code, 0, "{args:?}");
+        assert!(o.stderr.contains(want), "{args:?}: {o:?}");
+    }
+    let nets = d
+        .docker(&["network", "ls", "--format", "{{.Name}}"])
+        .ok()
+        .to_string();
+    assert!(
+        !nets.contains("x1") && !nets.contains("x3"),
+        "refused networks are not kept: {nets}"
+    );
+    d.docker(&["rm", "-f", "mv1", "mp1"]).ok();
+    d.docker(&["network", "rm", "macnet", "macpriv"]).ok();
+}

@@ -620,31 +620,46 @@ impl Containers {
             Some(m) => m,
             None => berth_net::cidr::mac_for(&ip4),
         };
-        let bridge = match host.link_index(&net.bridge).map_err(ierr)? {
-            Some(i) => i,
-            None => {
-                self.net.restore_bridge(net)?;
-                host.link_index(&net.bridge)
-                    .map_err(ierr)?
-                    .ok_or_else(|| Error::BridgeMissing {
-                        bridge: net.bridge.clone(),
-                        network: net.name.clone(),
+        if net.is_bridge() {
+            let bridge = match host.link_index(&net.bridge).map_err(ierr)? {
+                Some(i) => i,
+                None => {
+                    self.net.restore_bridge(net)?;
+                    host.link_index(&net.bridge).map_err(ierr)?.ok_or_else(|| {
+                        Error::BridgeMissing {
+                            bridge: net.bridge.clone(),
+                            network: net.name.clone(),
+                        }
                     })?
-            }
-        };
-        let veth = veth_name();
-        host.create_veth(&veth, bridge, ifname, ns, Some(mac), net.mtu())
-            .map_err(ierr)?;
-        if !net.icc() {
-            // Before the container's end is up: no frame ever passes between two
-            // containers of this network.
-            let port =
-                host.link_index(&veth)
-                    .map_err(ierr)?
-                    .ok_or_else(|| Error::InterfaceMissing {
+                }
+            };
+            let veth = veth_name();
+            host.create_veth(&veth, bridge, ifname, ns, Some(mac), net.mtu())
+                .map_err(ierr)?;
+            if !net.icc() {
+                // Before the container's end is up: no frame ever passes between two
+                // containers of this network.
+                let port = host.link_index(&veth).map_err(ierr)?.ok_or_else(|| {
+                    Error::InterfaceMissing {
                         ifname: veth.clone(),
-                    })?;
-            host.isolate_port(port).map_err(ierr)?;
+                    }
+                })?;
+                host.isolate_port(port).map_err(ierr)?;
+            }
+        } else {
+            // macvlan or ipvlan: the container's interface hangs off the parent.
+            let parent_name = net.options.get("parent").cloned().unwrap_or_default();
+            let parent = host
+                .link_index(&parent_name)
+                .map_err(ierr)?
+                .ok_or_else(|| Error::InterfaceMissing {
+                    ifname: parent_name.clone(),
+                })?;
+            let mode = crate::daemon::network::sublink_mode(&net.driver, &net.options)?;
+            // ipvlan interfaces share the parent's MAC address.
+            let own_mac = (net.driver == "macvlan").then_some(mac);
+            host.create_sublink(&net.driver, ifname, parent, mode, ns, own_mac, net.mtu())
+                .map_err(ierr)?;
         }
         let index =
             inner

@@ -31,9 +31,9 @@ impl Networks {
         } else {
             req.driver.clone()
         };
-        if driver != "bridge" {
+        if !["bridge", "macvlan", "ipvlan"].contains(&driver.as_str()) {
             return Err(ApiError::not_found(format!(
-                "plugin \"{driver}\" not found: berth has the bridge driver for user-defined networks"
+                "plugin \"{driver}\" not found: berth has the bridge, macvlan and ipvlan drivers for user-defined networks"
             )));
         }
         if req.ingress
@@ -72,13 +72,17 @@ impl Networks {
         }
         let options = req.options.clone().unwrap_or_default();
         for k in options.keys() {
-            let known = [
-                OPT_BRIDGE_NAME,
-                OPT_MASQUERADE,
-                OPT_ICC,
-                OPT_MTU,
-                OPT_HOST_BINDING,
-            ];
+            let known: &[&str] = match driver.as_str() {
+                "macvlan" => &["parent", "macvlan_mode", OPT_MTU],
+                "ipvlan" => &["parent", "ipvlan_mode", "ipvlan_flag", OPT_MTU],
+                _ => &[
+                    OPT_BRIDGE_NAME,
+                    OPT_MASQUERADE,
+                    OPT_ICC,
+                    OPT_MTU,
+                    OPT_HOST_BINDING,
+                ],
+            };
             if !known.contains(&k.as_str()) {
                 return Err(ApiError::invalid(format!(
                     "berth does not support the network option {k:?}"
@@ -89,7 +93,12 @@ impl Networks {
             check_option(k, v)?;
         }
         let id = crate::daemon::ids::new_id();
+        if driver != "bridge" {
+            sublink_mode(&driver, &options)?;
+            self.check_parent(&driver, &options)?;
+        }
         let bridge = match options.get(OPT_BRIDGE_NAME) {
+            _ if driver != "bridge" => String::new(),
             Some(b) if !valid_ifname(b) => {
                 return Err(ApiError::invalid(format!(
                     "invalid bridge name {b:?}: 1 to 15 of [A-Za-z0-9_.-]"
@@ -220,22 +229,102 @@ impl Networks {
             made_bridge: false,
         };
         // The interface first: a failure leaves no record behind.
-        match self.ensure_bridge(&rec) {
-            Ok(made) => rec.made_bridge = made,
-            Err(e) => {
-                let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));
-                return Err(e);
+        if rec.is_bridge() {
+            match self.ensure_bridge(&rec) {
+                Ok(made) => rec.made_bridge = made,
+                Err(e) => {
+                    let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));
+                    return Err(e);
+                }
             }
         }
+        let undo = |rec: &NetRecord| {
+            if rec.is_bridge() {
+                let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));
+            }
+        };
         if let Err(e) = self.save_new(rec.clone()) {
-            let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));
+            undo(&rec);
             return Err(e);
         }
         if let Err(e) = self.apply_firewall() {
             let _ = self.forget(&rec.id);
-            let _ = Netlink::new().map(|mut nl| nl.delete_link(&rec.bridge));
+            undo(&rec);
             return Err(e);
         }
         Ok(rec)
+    }
+
+    /// A macvlan or ipvlan network's parent must be an interface of the host, and
+    /// the kernel must make such interfaces on it: tried once in a namespace of
+    /// its own that goes away at once.
+    fn check_parent(&self, driver: &str, options: &BTreeMap<String, String>) -> ApiResult<()> {
+        let Some(parent) = options.get("parent").filter(|p| !p.is_empty()) else {
+            return Err(ApiError::not_implemented(format!(
+                "berth's {driver} networks need -o parent=<interface>: the dummy parent Docker makes without one needs the kernel's dummy interfaces"
+            )));
+        };
+        let mut nl = Netlink::new().map_err(|source| Error::Netlink { source })?;
+        let index = nl
+            .link_index(parent)
+            .map_err(|e| ApiError::invalid(format!("looking up {parent}: {e}")))?
+            .ok_or_else(|| {
+                if parent.contains('.') {
+                    ApiError::not_implemented(format!(
+                        "-o parent interface was not found on the host: {parent} (berth does not make 802.1q sub-interfaces: create it first)"
+                    ))
+                } else {
+                    ApiError::invalid(format!(
+                        "-o parent interface was not found on the host: {parent}"
+                    ))
+                }
+            })?;
+        let mode = sublink_mode(driver, options)?;
+        let (ns, _inner) = berth_runtime::sys::in_new_netns(Netlink::new)
+            .map_err(|source| Error::Netlink { source })?;
+        use std::os::fd::AsFd;
+        nl.create_sublink(driver, "probe0", index, mode, ns.as_fd(), None, None)
+            .map_err(|e| {
+                if e.errno() == Some(rustix::io::Errno::OPNOTSUPP.raw_os_error()) {
+                    ApiError::not_implemented(format!(
+                        "failed to create the {driver} port: this kernel has no {driver} support ({})",
+                        e.source
+                    ))
+                } else {
+                    ApiError::invalid(format!("failed to create the {driver} port on {parent}: {e}"))
+                }
+            })
+    }
+}
+
+/// The kernel's mode of a macvlan (`macvlan_mode`: bridge, private, vepa,
+/// passthru) or ipvlan (`ipvlan_mode`: l2, l3, l3s) network.
+pub fn sublink_mode(driver: &str, options: &BTreeMap<String, String>) -> ApiResult<u32> {
+    if driver == "ipvlan" {
+        if let Some(f) = options
+            .get("ipvlan_flag")
+            .filter(|f| f.as_str() != "bridge")
+        {
+            return Err(ApiError::not_implemented(format!(
+                "berth does not support ipvlan_flag={f} yet"
+            )));
+        }
+        return match options.get("ipvlan_mode").map_or("l2", String::as_str) {
+            "" | "l2" => Ok(0),
+            "l3" => Ok(1),
+            "l3s" => Ok(2),
+            m => Err(ApiError::invalid(format!(
+                "requested ipvlan mode '{m}' is not valid, 'l2' mode is the ipvlan driver default"
+            ))),
+        };
+    }
+    match options.get("macvlan_mode").map_or("bridge", String::as_str) {
+        "" | "bridge" => Ok(4),
+        "private" => Ok(1),
+        "vepa" => Ok(2),
+        "passthru" => Ok(8),
+        m => Err(ApiError::invalid(format!(
+            "requested macvlan mode '{m}' is not valid, 'bridge' mode is the macvlan driver default"
+        ))),
     }
 }

@@ -6,6 +6,7 @@
 
 mod api;
 mod create;
+pub use create::sublink_mode;
 mod ipam;
 
 use crate::daemon::time::now_rfc3339;
@@ -700,9 +701,11 @@ impl Networks {
             ));
         }
         self.forget(&n.id)?;
-        if let Ok(mut nl) = Netlink::new() {
-            if let Err(e) = nl.delete_link(&n.bridge) {
-                tracing::warn!(bridge = %n.bridge, error = %e, "removing bridge");
+        if n.is_bridge() {
+            if let Ok(mut nl) = Netlink::new() {
+                if let Err(e) = nl.delete_link(&n.bridge) {
+                    tracing::warn!(bridge = %n.bridge, error = %e, "removing bridge");
+                }
             }
         }
         self.apply_firewall()
