@@ -1660,7 +1660,7 @@ fn macvlan_networks_on_a_test_parent() {
             .output()
             .unwrap();
         let text = String::from_utf8_lossy(&o.stdout).into_owned();
-        assert!(text.contains(&format!("@if")), "{text}");
+        assert!(text.contains("@if"), "{text}");
         text.split("macvlan mode ")
             .nth(1)
             .and_then(|r| r.split_whitespace().next())
