@@ -128,6 +128,28 @@ impl Hierarchy {
             .map(|(p, _)| p)
     }
 
+    /// Whether the kernel schedules real-time tasks per cgroup (cgroup v1's cpu
+    /// controller with `cpu.rt_runtime_us`; cgroup v2 has no such knob).
+    pub fn has_rt(&self) -> bool {
+        self.mode != Mode::V2
+            && self
+                .v1_dir("cpu")
+                .is_some_and(|d| d.join("cpu.rt_runtime_us").exists())
+    }
+
+    /// Gives cgroup `rel` (the daemon's parent of all containers) a real-time
+    /// budget its containers' own budgets come out of (dockerd's `--cpu-rt-period`
+    /// and `--cpu-rt-runtime`).
+    pub fn set_rt_budget(&self, rel: &str, period: u64, runtime: i64) -> Result<(), CgroupError> {
+        let rel = rel.trim_start_matches('/');
+        let Some(d) = self.v1_dir("cpu").map(|d| d.join(rel)) else {
+            return Ok(());
+        };
+        mkdir_all(&d)?;
+        write(&d.join("cpu.rt_period_us"), &period.to_string())?;
+        write(&d.join("cpu.rt_runtime_us"), &runtime.to_string())
+    }
+
     /// Applies CPU controls to an existing cgroup (`rel` below each hierarchy).
     pub fn set_cpu(&self, rel: &str, cpu: &CpuLimits) -> Result<(), CgroupError> {
         let rel = rel.trim_start_matches('/');
@@ -169,6 +191,13 @@ impl Hierarchy {
             }
             if let Some(q) = cpu.quota {
                 write(&d.join("cpu.cfs_quota_us"), &q.to_string())?;
+            }
+            // The period first: the runtime must fit in it.
+            if let Some(p) = cpu.rt_period {
+                write(&d.join("cpu.rt_period_us"), &p.to_string())?;
+            }
+            if let Some(r) = cpu.rt_runtime {
+                write(&d.join("cpu.rt_runtime_us"), &r.to_string())?;
             }
         }
         if let (Some(c), Some(d)) = (&cpu.cpuset_cpus, self.v1_dir("cpuset")) {

@@ -402,6 +402,12 @@ pub struct CpuLimits {
     /// `--cpuset-mems`, e.g. "0".
     #[serde(default)]
     pub cpuset_mems: Option<String>,
+    /// `--cpu-rt-period` and `--cpu-rt-runtime` in microseconds: the real-time
+    /// scheduling budget (cgroup v1's cpu controller).
+    #[serde(default)]
+    pub rt_period: Option<u64>,
+    #[serde(default)]
+    pub rt_runtime: Option<i64>,
 }
 
 /// Paths Docker masks in every non-privileged container (moby's oci defaults).

@@ -637,3 +637,77 @@ fn gpus_are_refused_as_docker_refuses_them_without_a_gpu_runtime() {
         "{o:?}"
     );
 }
+
+/// `--cpu-rt-runtime`/`--cpu-rt-period`: the daemon gives its parent cgroup a
+/// real-time budget (dockerd's flag), a container's own comes out of it and lets
+/// it schedule real-time tasks (with CAP_SYS_NICE); without a budget it cannot;
+/// more than the daemon's, or a runtime beyond the period, is refused.
+#[test]
+fn real_time_cpu_budgets() {
+    let d = Daemon::start_with(&["--cpu-rt-runtime", "95000"]);
+    d.load_busybox();
+    let parent = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/cpu/{}/cpu.rt_runtime_us",
+        d.cgroup_parent
+    ))
+    .unwrap();
+    assert_eq!(parent.trim(), "95000");
+    // The container's cgroup has its budget; the kernel then lets its tasks be
+    // real-time (asked from the host with util-linux's chrt: busybox has none).
+    let chrt = |name: &str| {
+        let pid = d
+            .docker(&["inspect", "-f", "{{.State.Pid}}", name])
+            .ok()
+            .trim()
+            .to_string();
+        std::process::Command::new("chrt")
+            .args(["-f", "-p", "5", &pid])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "rt",
+        "--cpu-rt-runtime",
+        "20000",
+        "--cpu-rt-period",
+        "1000000",
+        "busybox",
+        "sh",
+        "-c",
+        "cat /sys/fs/cgroup/cpu/cpu.rt_runtime_us; sleep 300",
+    ])
+    .ok();
+    berth_tests::wait_until("the budget in the log", || {
+        d.docker(&["logs", "rt"]).stdout == "20000\n"
+    });
+    assert!(
+        chrt("rt"),
+        "a container with a budget can run real-time tasks"
+    );
+    d.docker(&["run", "-d", "--name", "nort", "busybox", "sleep", "300"])
+        .ok();
+    assert!(!chrt("nort"), "without a budget it cannot");
+    d.docker(&["rm", "-f", "rt", "nort"]).ok();
+    for (args, want) in [
+        (
+            &["--cpu-rt-runtime", "200000"][..],
+            "more than the daemon gives",
+        ),
+        (
+            &["--cpu-rt-runtime", "2000", "--cpu-rt-period", "1000"][..],
+            "cpu-rt-runtime cannot be higher than cpu-rt-period",
+        ),
+    ] {
+        let mut a = vec!["run", "--rm"];
+        a.extend_from_slice(args);
+        a.extend(["busybox", "true"]);
+        let o = d.docker(&a);
+        assert_ne!(o.code, 0, "{args:?}");
+        assert!(o.stderr.contains(want), "{args:?}: {o:?}");
+    }
+}

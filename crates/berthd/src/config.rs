@@ -75,6 +75,14 @@ pub struct Flags {
     /// Enable experimental features (shown by `docker info`).
     #[arg(long)]
     pub experimental: bool,
+    /// The real-time budget, in microseconds per period, of the parent cgroup of
+    /// all containers (cgroup v1); containers' --cpu-rt-runtime comes out of it.
+    /// [default: 0]
+    #[arg(long)]
+    pub cpu_rt_runtime: Option<i64>,
+    /// The real-time period of the parent cgroup, in microseconds. [default: 1000000]
+    #[arg(long)]
+    pub cpu_rt_period: Option<i64>,
     /// Run containers under docker-init unless they say --init=false.
     #[arg(long)]
     pub init: bool,
@@ -220,6 +228,8 @@ struct FileConfig {
     max_concurrent_uploads: Option<i64>,
     shutdown_timeout: Option<i64>,
     init: Option<bool>,
+    cpu_rt_runtime: Option<i64>,
+    cpu_rt_period: Option<i64>,
     no_new_privileges: Option<bool>,
     seccomp_profile: Option<String>,
     default_runtime: Option<String>,
@@ -275,6 +285,8 @@ pub struct Config {
     pub experimental: bool,
     /// `shutdown-timeout` (seconds; -1: none), reloadable.
     pub shutdown_timeout: i64,
+    /// `cpu-rt-period` and `cpu-rt-runtime` of the parent cgroup.
+    pub cpu_rt: (u64, i64),
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub pidfile: PathBuf,
@@ -444,6 +456,13 @@ impl Config {
             "experimental"
         );
         let init = pick!(flags.init.then_some(true), file.init, "init").unwrap_or(false);
+        let rt_runtime =
+            pick!(flags.cpu_rt_runtime, file.cpu_rt_runtime, "cpu-rt-runtime").unwrap_or(0);
+        let rt_period =
+            pick!(flags.cpu_rt_period, file.cpu_rt_period, "cpu-rt-period").unwrap_or(1_000_000);
+        if rt_runtime < 0 || rt_period <= 0 || rt_runtime > rt_period {
+            bail!("invalid cpu-rt-runtime {rt_runtime} / cpu-rt-period {rt_period}: the runtime must be between 0 and the period");
+        }
         let nnp = pick!(
             flags.no_new_privileges.then_some(true),
             file.no_new_privileges,
@@ -597,6 +616,7 @@ impl Config {
         let mut container_defaults =
             container_defaults(shm, ulimits, log_driver, log_opts, cgroupns)?;
         container_defaults.init = init;
+        container_defaults.cpu_rt_runtime = rt_runtime;
         container_defaults.security =
             crate::daemon::container::security::DaemonSecurity::from_config(
                 seccomp_profile.as_deref(),
@@ -634,6 +654,7 @@ impl Config {
                 max_uploads: uploads as usize,
             },
             shutdown_timeout,
+            cpu_rt: (rt_period as u64, rt_runtime),
             storage_driver,
             net,
             hosts,

@@ -183,6 +183,16 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
         berth_runtime::cgroups::Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup"), &mounts)
             .context("detecting cgroups")?;
     tracing::info!(mode = ?hierarchy.mode, "cgroups detected");
+    // dockerd's --cpu-rt-runtime: the real-time budget containers share.
+    let (rt_period, rt_runtime) = cfg.cpu_rt;
+    if rt_runtime > 0 {
+        if !hierarchy.has_rt() {
+            bail!("--cpu-rt-runtime: this kernel has no real-time group scheduling in its cgroups (cgroup v1's cpu.rt_runtime_us)");
+        }
+        hierarchy
+            .set_rt_budget(&cfg.cgroup_parent, rt_period, rt_runtime)
+            .context("giving the containers' parent cgroup its real-time budget")?;
+    }
 
     let exe = std::env::current_exe().context("locating berthd")?;
     let shim = exe.with_file_name("berth-shim");

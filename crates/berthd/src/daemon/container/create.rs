@@ -32,6 +32,8 @@ fn unsupported_host_options(hc: &HostConfig) -> Option<String> {
         "MemorySwap",
         "BlkioWeight",
         "CpusetMems",
+        "CpuRealtimePeriod",
+        "CpuRealtimeRuntime",
         "Binds",
         "Mounts",
         "Tmpfs",
@@ -205,7 +207,22 @@ impl Containers {
         }
         crate::daemon::container::restart::validate(&hc)?;
         crate::daemon::container::logs::rotation(&hc.log_config)?;
-        crate::daemon::container::limits::cpu(&hc)?;
+        let cpu = crate::daemon::container::limits::cpu(&hc)?;
+        if cpu.rt_period.is_some() || cpu.rt_runtime.is_some() {
+            if !self.hierarchy.has_rt() {
+                return Err(ApiError::invalid(if cpu.rt_runtime.is_some() {
+                    "Your kernel does not support cgroup cpu real-time runtime"
+                } else {
+                    "Your kernel does not support cgroup cpu real-time period"
+                }));
+            }
+            if let Some(r) = cpu.rt_runtime.filter(|r| *r > self.defaults.cpu_rt_runtime) {
+                return Err(ApiError::invalid(format!(
+                    "cpu-rt-runtime {r} is more than the daemon gives its containers in all (--cpu-rt-runtime {})",
+                    self.defaults.cpu_rt_runtime
+                )));
+            }
+        }
         match hc.log_config.kind.as_str() {
             "" => hc.log_config.kind = "json-file".into(),
             "json-file" | "local" | "none" => {}
@@ -470,10 +487,10 @@ mod tests {
         hc.other.insert("Binds".into(), serde_json::Value::Null);
         assert_eq!(unsupported_host_options(&hc), None);
         hc.other
-            .insert("CpuRealtimeRuntime".into(), serde_json::json!(950000));
+            .insert("KernelMemoryTCP".into(), serde_json::json!(950000));
         assert_eq!(
             unsupported_host_options(&hc).as_deref(),
-            Some("CpuRealtimeRuntime")
+            Some("KernelMemoryTCP")
         );
     }
 }

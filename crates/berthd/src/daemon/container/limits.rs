@@ -170,12 +170,26 @@ pub fn cpu(hc: &HostConfig) -> ApiResult<CpuLimits> {
             }
         }
     }
+    let int = |k: &str| hc.other.get(k).and_then(|v| v.as_i64()).unwrap_or(0);
+    let (rt_period, rt_runtime) = (int("CpuRealtimePeriod"), int("CpuRealtimeRuntime"));
+    if rt_period < 0 || rt_runtime < -1 {
+        return Err(ApiError::invalid(
+            "CPU real-time options cannot be negative",
+        ));
+    }
+    if rt_period != 0 && rt_runtime > rt_period {
+        return Err(ApiError::invalid(
+            "cpu-rt-runtime cannot be higher than cpu-rt-period",
+        ));
+    }
     Ok(CpuLimits {
         shares: (hc.cpu_shares > 0).then_some(hc.cpu_shares as u64),
         quota,
         period,
         cpuset_cpus: cpuset,
         cpuset_mems: mems,
+        rt_period: (rt_period > 0).then_some(rt_period as u64),
+        rt_runtime: (rt_runtime != 0).then_some(rt_runtime),
     })
 }
 

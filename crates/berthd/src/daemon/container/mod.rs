@@ -75,6 +75,9 @@ pub struct Defaults {
     pub cgroupns_mode: String,
     /// dockerd's `init`: containers run under docker-init unless `--init=false`.
     pub init: bool,
+    /// dockerd's `--cpu-rt-runtime`: the real-time budget of the parent cgroup,
+    /// which containers' own budgets come out of.
+    pub cpu_rt_runtime: i64,
     /// dockerd's `seccomp-profile` and `no-new-privileges`.
     pub security: crate::daemon::container::security::DaemonSecurity,
 }
@@ -90,6 +93,7 @@ impl Default for Defaults {
             },
             cgroupns_mode: "private".into(),
             init: false,
+            cpu_rt_runtime: 0,
             security: Default::default(),
         }
     }
