@@ -711,3 +711,72 @@ fn real_time_cpu_budgets() {
         assert!(o.stderr.contains(want), "{args:?}: {o:?}");
     }
 }
+
+/// `--ipc shareable` and `--ipc container:X`: the joiner shares the donor's
+/// /dev/shm (POSIX shared memory) with its IPC namespace, both ways, with the
+/// donor's size; a donor that is not shareable is refused in Docker's words; the
+/// shared tmpfs goes when the donor stops.
+#[test]
+fn ipc_container_shares_the_donors_dev_shm() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let id = d
+        .docker(&[
+            "run",
+            "-d",
+            "--name",
+            "donor",
+            "--ipc",
+            "shareable",
+            "--shm-size",
+            "32m",
+            "busybox",
+            "sh",
+            "-c",
+            "echo from-donor > /dev/shm/d; sleep 300",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    berth_tests::wait_until("the donor's file", || {
+        d.docker(&["exec", "donor", "cat", "/dev/shm/d"]).stdout == "from-donor\n"
+    });
+    let out = inside(
+        &d,
+        &["--ipc", "container:donor"],
+        "cat /dev/shm/d; echo from-joiner > /dev/shm/j; df -k /dev/shm | tail -1 | awk '{print $2}'",
+    );
+    assert_eq!(out, "from-donor\n32768");
+    assert_eq!(
+        d.docker(&["exec", "donor", "cat", "/dev/shm/j"]).ok(),
+        "from-joiner\n"
+    );
+    let shm = d.data_root.join("containers").join(&id).join("mounts/shm");
+    let mounts = || std::fs::read_to_string("/proc/self/mounts").unwrap();
+    assert!(
+        mounts().contains(&shm.display().to_string()),
+        "mounted while it runs"
+    );
+    // A private donor cannot be joined.
+    d.docker(&["run", "-d", "--name", "private", "busybox", "sleep", "300"])
+        .ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--ipc",
+        "container:private",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        o.stderr
+            .contains("non-shareable IPC (hint: use IpcMode:shareable for the donor container)"),
+        "{o:?}"
+    );
+    d.docker(&["stop", "-t", "0", "donor"]).ok();
+    assert!(
+        !mounts().contains(&shm.display().to_string()),
+        "gone with the donor"
+    );
+    d.docker(&["rm", "-f", "donor", "private"]).ok();
+}

@@ -25,6 +25,7 @@ mod options;
 pub mod record;
 pub mod restart;
 pub mod security;
+mod shm;
 pub mod signal;
 pub mod start;
 mod stats;

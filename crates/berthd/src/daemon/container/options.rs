@@ -515,6 +515,20 @@ pub(super) fn check(hc: &HostConfig) -> ApiResult<()> {
     Ok(())
 }
 
+/// A /dev/shm bound in from `source` (the host's, or a shareable container's).
+fn shm_bind(source: std::path::PathBuf) -> MountSpec {
+    MountSpec {
+        destination: "/dev/shm".into(),
+        kind: MountKind::Bind {
+            source,
+            file: false,
+            propagation: None,
+            nonrecursive: false,
+        },
+        readonly: false,
+    }
+}
+
 impl Containers {
     /// What every process of the container runs with: its capabilities, its
     /// seccomp filter (compiled for those capabilities; none for a privileged
@@ -587,22 +601,22 @@ impl Containers {
                 spec.namespaces.ipc = NsSource::Host;
                 // The host's POSIX shared memory too, as Docker binds it.
                 spec.namespaces.no_shm = true;
-                spec.mounts.push(MountSpec {
-                    destination: "/dev/shm".into(),
-                    kind: MountKind::Bind {
-                        source: "/dev/shm".into(),
-                        file: false,
-                        propagation: None,
-                        nonrecursive: false,
-                    },
-                    readonly: false,
-                });
+                spec.mounts.push(shm_bind("/dev/shm".into()));
             }
             Mode::Container(key) => {
                 fds.push((self.namespace_of("IPC", key, r)?, IPCNS_FD));
                 spec.namespaces.ipc = NsSource::Join;
+                // The donor's /dev/shm with its namespace, as Docker binds it.
+                let shm = self.donor_shm(key)?;
+                spec.namespaces.no_shm = true;
+                spec.mounts.push(shm_bind(shm));
             }
             Mode::None => spec.namespaces.no_shm = true,
+            Mode::Private if hc.ipc_mode == "shareable" => {
+                let shm = self.mount_shm(r)?;
+                spec.namespaces.no_shm = true;
+                spec.mounts.push(shm_bind(shm));
+            }
             Mode::Private => {}
         }
         spec.namespaces.uts_host = hc.uts_mode == "host";

@@ -144,6 +144,7 @@ impl Containers {
         self.persist_or_log(c, "recording a stopped container at restore");
         // A volume filesystem mounted for it goes if no running container uses it.
         self.release_volumes(&c.snapshot());
+        self.unmount_shm(&c.id);
         let path = self.cgroup_path(&c.rec());
         let _ = self
             .hierarchy
@@ -356,6 +357,8 @@ impl Containers {
             // A volume filesystem mounted for this start goes again if nothing else
             // uses it.
             self.release_volumes(&c.snapshot());
+            self.unmount_shm(&c.id);
+            self.unmount_shm(&c.id);
         }
         result
     }

@@ -256,6 +256,9 @@ impl Containers {
         // Attaches waiting for a start that will not come end now.
         c.attach_state().pending.clear();
         let _ = std::fs::remove_dir_all(self.paths.run_dir(&c.id));
+        // A shareable /dev/shm still mounted (a crash before the exit was seen)
+        // must not be emptied through the mount and then block the removal.
+        self.unmount_shm(&c.id);
         let dir = self.paths.container_dir(&c.id);
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -318,6 +321,7 @@ impl Containers {
         c.attach_state().live = false;
         self.release_network(c);
         self.release_volumes(&c.snapshot());
+        self.unmount_shm(&c.id);
         self.persist_or_log(c, "recording an exit");
         if c.rec().state.oom_killed {
             self.emit(c, "oom", &[]);
