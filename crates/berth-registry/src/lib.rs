@@ -5,7 +5,7 @@
 pub mod auth;
 pub mod client;
 pub mod manifest;
-pub mod tls;
+pub use berth_tls as tls;
 
 pub use client::{Error, Registry};
 

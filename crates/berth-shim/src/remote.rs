@@ -37,10 +37,48 @@ enum Conn {
     UnixStream(UnixStream),
     Udp(UdpSocket),
     Tcp(TcpStream),
+    Tls(Box<berth_tls::rustls::StreamOwned<berth_tls::rustls::ClientConnection, TcpStream>>),
+}
+
+/// syslog over `tcp+tls://`: the handshake done here, so that a receiver that
+/// does not accept us fails the container's start.
+fn tls_connect(spec: &RemoteLog, hostport: &str) -> io::Result<Conn> {
+    use std::path::Path;
+    let opt = |k: &str| spec.options.get(k).filter(|v| !v.is_empty());
+    let client = match (opt("syslog-tls-cert"), opt("syslog-tls-key")) {
+        (Some(c), Some(k)) => Some((Path::new(c.as_str()), Path::new(k.as_str()))),
+        _ => None,
+    };
+    let config = berth_tls::files_client_config(
+        opt("syslog-tls-ca-cert").map(|c| Path::new(c.as_str())),
+        client,
+        opt("syslog-tls-skip-verify").is_some_and(|v| v == "true"),
+    )
+    .map_err(io::Error::other)?;
+    let host = hostport
+        .rsplit_once(':')
+        .map_or(hostport, |(h, _)| h)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
+    let name = berth_tls::rustls::pki_types::ServerName::try_from(host)
+        .map_err(|e| io::Error::other(format!("server name: {e}")))?;
+    let mut conn =
+        berth_tls::rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
+    let mut tcp = TcpStream::connect_timeout(&resolve(hostport)?, DIAL_TIMEOUT)?;
+    tcp.set_write_timeout(Some(DIAL_TIMEOUT))?;
+    tcp.set_read_timeout(Some(DIAL_TIMEOUT))?;
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp)?;
+    }
+    Ok(Conn::Tls(Box::new(berth_tls::rustls::StreamOwned::new(
+        conn, tcp,
+    ))))
 }
 
 impl Conn {
-    fn open(address: &str) -> io::Result<Conn> {
+    fn open(spec: &RemoteLog) -> io::Result<Conn> {
+        let address = spec.address.as_str();
         let (scheme, rest) = address
             .split_once("://")
             .ok_or_else(|| io::Error::other(format!("bad address {address}")))?;
@@ -71,12 +109,13 @@ impl Conn {
                 s.set_write_timeout(Some(DIAL_TIMEOUT))?;
                 Conn::Tcp(s)
             }
+            "tcp+tls" => tls_connect(spec, rest)?,
             s => return Err(io::Error::other(format!("unsupported scheme {s}"))),
         })
     }
 
     fn is_stream(&self) -> bool {
-        matches!(self, Conn::Tcp(_) | Conn::UnixStream(_))
+        matches!(self, Conn::Tcp(_) | Conn::UnixStream(_) | Conn::Tls(_))
     }
 
     fn send(&mut self, b: &[u8]) -> io::Result<()> {
@@ -85,6 +124,7 @@ impl Conn {
             Conn::Udp(s) => s.send(b).map(drop),
             Conn::UnixStream(s) => s.write_all(b),
             Conn::Tcp(s) => s.write_all(b),
+            Conn::Tls(s) => s.write_all(b).and_then(|_| s.flush()),
         }
     }
 }
@@ -107,7 +147,7 @@ struct Sink {
 impl Sink {
     fn connect(&mut self) -> io::Result<()> {
         if self.conn.is_none() {
-            self.conn = Some(Conn::open(&self.spec.address)?);
+            self.conn = Some(Conn::open(&self.spec)?);
         }
         Ok(())
     }

@@ -457,3 +457,141 @@ fn a_daemon_default_remote_driver() {
     let o = d.docker(&["info", "--format", "{{.LoggingDriver}}"]);
     assert_eq!(o.ok().trim(), "syslog");
 }
+
+/// syslog over `tcp+tls://` to a receiver that requires a client certificate of
+/// its CA: with `syslog-tls-ca-cert`, `-cert` and `-key` the lines arrive (RFC 5424
+/// framing); a receiver the given CA did not sign fails the handshake and so the
+/// start; a certificate file that is not there is refused at once.
+#[test]
+fn syslog_over_tls_with_client_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "syslog test CA");
+    let ca = p.self_signed(&ca_key).unwrap();
+    let issue = |name: &str, server: bool| {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut p = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+        if server {
+            p.subject_alt_names = vec![rcgen::SanType::IpAddress("127.0.0.1".parse().unwrap())];
+        } else {
+            p.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(dir.path().join(format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(
+            dir.path().join(format!("{name}-key.pem")),
+            key.serialize_pem(),
+        )
+        .unwrap();
+    };
+    std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+    let other_key = rcgen::KeyPair::generate().unwrap();
+    let mut p = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    p.distinguished_name
+        .push(rcgen::DnType::CommonName, "another CA");
+    std::fs::write(
+        dir.path().join("other-ca.pem"),
+        p.self_signed(&other_key).unwrap().pem(),
+    )
+    .unwrap();
+    issue("server", true);
+    issue("client", false);
+    let f = |n: &str| dir.path().join(n).display().to_string();
+    let config = berth_tls::server_config(
+        &dir.path().join("server.pem"),
+        &dir.path().join("server-key.pem"),
+        Some(&dir.path().join("ca.pem")),
+    )
+    .unwrap();
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    let got = Arc::new(Mutex::new(Vec::new()));
+    let g = got.clone();
+    std::thread::spawn(move || {
+        for c in l.incoming().flatten() {
+            let (g, config) = (g.clone(), config.clone());
+            std::thread::spawn(move || {
+                let conn = berth_tls::rustls::ServerConnection::new(config).unwrap();
+                let mut s = berth_tls::rustls::StreamOwned::new(conn, c);
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    g.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+    });
+    let d = Daemon::start();
+    d.load_busybox();
+    let addr = format!("syslog-address=tcp+tls://127.0.0.1:{port}");
+    let ca_opt = format!("syslog-tls-ca-cert={}", f("ca.pem"));
+    d.run_rm(&[
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &addr,
+        "--log-opt",
+        &ca_opt,
+        "--log-opt",
+        &format!("syslog-tls-cert={}", f("client.pem")),
+        "--log-opt",
+        &format!("syslog-tls-key={}", f("client-key.pem")),
+        "--log-opt",
+        "syslog-format=rfc5424",
+        "busybox",
+        "echo",
+        "over-tls",
+    ]);
+    wait_until("the line over TLS", || {
+        String::from_utf8_lossy(&got.lock().unwrap()).contains("over-tls")
+    });
+    let raw = String::from_utf8(got.lock().unwrap().clone()).unwrap();
+    let (len, msg) = raw.split_once(' ').unwrap();
+    assert_eq!(len.parse::<usize>().unwrap(), msg.len(), "{raw}");
+    assert!(
+        msg.starts_with("<30>1 ") && msg.ends_with(" - over-tls"),
+        "{raw}"
+    );
+    // A receiver whose certificate the given CA did not sign: the handshake
+    // fails, and so does the start.
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &addr,
+        "--log-opt",
+        &format!("syslog-tls-ca-cert={}", f("other-ca.pem")),
+        "busybox",
+        "true",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("failed to initialize logging driver"),
+        "{o:?}"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--log-driver",
+        "syslog",
+        "--log-opt",
+        &addr,
+        "--log-opt",
+        "syslog-tls-ca-cert=/nonexistent/ca.pem",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        o.stderr
+            .contains("syslog-tls-ca-cert: open /nonexistent/ca.pem"),
+        "{o:?}"
+    );
+}

@@ -104,14 +104,24 @@ pub fn validate(driver: &str, opts: &BTreeMap<String, String>) -> ApiResult<()> 
                 &["unix", "unixgram", "udp", "tcp", "tcp+tls"],
                 None,
             )?;
-            if opts
-                .get("syslog-address")
-                .is_some_and(|a| a.starts_with("tcp+tls://"))
-                || opts.keys().any(|k| k.starts_with("syslog-tls-"))
-            {
-                return Err(ApiError::not_implemented(
-                    "berth does not support syslog over TLS (tcp+tls://) yet",
+            for k in ["syslog-tls-ca-cert", "syslog-tls-cert", "syslog-tls-key"] {
+                if let Some(f) = opts.get(k).filter(|f| !f.is_empty()) {
+                    if !std::path::Path::new(f).is_file() {
+                        return Err(ApiError::invalid(format!(
+                            "{k}: open {f}: no such file or directory"
+                        )));
+                    }
+                }
+            }
+            if opts.contains_key("syslog-tls-cert") != opts.contains_key("syslog-tls-key") {
+                return Err(ApiError::invalid(
+                    "syslog-tls-cert and syslog-tls-key go together",
                 ));
+            }
+            if let Some(v) = opts.get("syslog-tls-skip-verify") {
+                v.parse::<bool>().map_err(|_| {
+                    ApiError::invalid(format!("invalid value for syslog-tls-skip-verify: {v}"))
+                })?;
             }
             facility(opts.get("syslog-facility").map(String::as_str))?;
             match opts.get("syslog-format").map(String::as_str) {
@@ -321,7 +331,7 @@ pub fn remote(r: &Record) -> ApiResult<Option<RemoteLog>> {
         "syslog" => {
             let a = address(
                 opts.get("syslog-address").map(String::as_str),
-                &["unix", "unixgram", "udp", "tcp"],
+                &["unix", "unixgram", "udp", "tcp", "tcp+tls"],
                 None,
             )?;
             if a.is_empty() {

@@ -1,11 +1,12 @@
-//! TLS for registries: the system's roots plus the registry's own CA from a
-//! `certs.d/<host>/` directory (Docker's layout: `*.crt` CAs, and `client.cert` with
-//! `client.key` for a client certificate); and for an engine's TCP socket, both
-//! sides (berthd's `--tlsverify`, the CLI's).
+//! TLS configurations berth's parts share. For registries: the system's roots plus
+//! the registry's own CA from a `certs.d/<host>/` directory (Docker's layout:
+//! `*.crt` CAs, and `client.cert` with `client.key` for a client certificate); for
+//! an engine's TCP socket, both sides (berthd's `--tlsverify`, the CLI's); for a
+//! log driver's TLS connection (syslog over `tcp+tls`), the client side.
 
+pub use rustls;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use tokio_rustls::rustls;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -220,4 +221,43 @@ pub fn insecure_config() -> Arc<rustls::ClientConfig> {
         .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
         .with_no_client_auth();
     Arc::new(config)
+}
+
+/// A client for a service named by the user's own files (syslog's
+/// `syslog-tls-ca-cert`, `-cert`, `-key`, `-skip-verify`): the CA given, else the
+/// system's roots; a client certificate when given; no verification at all only
+/// when asked.
+pub fn files_client_config(
+    ca: Option<&Path>,
+    client: Option<(&Path, &Path)>,
+    skip_verify: bool,
+) -> Result<Arc<rustls::ClientConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let builder = if skip_verify {
+        builder
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAny(provider)))
+    } else {
+        let roots = match ca {
+            Some(ca) => roots(ca)?,
+            None => {
+                let mut r = rustls::RootCertStore::empty();
+                for c in rustls_native_certs::load_native_certs().certs {
+                    let _ = r.add(c);
+                }
+                r
+            }
+        };
+        builder.with_root_certificates(roots)
+    };
+    let config = match client {
+        Some((cert, key)) => builder
+            .with_client_auth_cert(certs(cert)?, private_key(key)?)
+            .map_err(|e| TlsError::Invalid(cert.to_path_buf(), e.to_string()))?,
+        None => builder.with_no_client_auth(),
+    };
+    Ok(Arc::new(config))
 }
