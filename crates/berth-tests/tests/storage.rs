@@ -735,3 +735,132 @@ fn a_failed_start_leaves_no_volume_mounted() {
         .any(|l| l.split(' ').nth(4) == Some(data.to_str().unwrap()));
     assert!(!mounted, "the volume's tmpfs was unmounted");
 }
+
+/// A legacy volume plugin (Docker's plugin protocol on a unix socket in the
+/// daemon's plugin directory, here a Python one the test runs): `volume create -d`
+/// has it make the volume with the options given, a container gets the plugin's
+/// mount point (Mount and Unmount with the container's id), `--volume-driver`
+/// makes a run's named volume there, `volume rm` has it remove it; a plugin that
+/// is not there is named in Docker's words.
+#[test]
+fn a_legacy_volume_plugin_serves_volumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    let root = tmp.path().join("volumes");
+    let log = tmp.path().join("calls.log");
+    std::fs::create_dir_all(&plugins).unwrap();
+    std::fs::create_dir_all(&root).unwrap();
+    let script = berth_tests::repo_root().join("crates/berth-tests/src/volume_plugin.py");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _plugin = Kill(
+        std::process::Command::new("python3")
+            .arg(&script)
+            .arg(plugins.join("testvol.sock"))
+            .arg(&root)
+            .arg(&log)
+            .spawn()
+            .unwrap(),
+    );
+    berth_tests::wait_until("the plugin's socket", || {
+        plugins.join("testvol.sock").exists()
+    });
+    let d = Daemon::start_with(&["--plugin-dir", plugins.to_str().unwrap()]);
+    d.load_busybox();
+    let calls = || -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    d.docker(&[
+        "volume",
+        "create",
+        "-d",
+        "testvol",
+        "--opt",
+        "color=blue",
+        "pv",
+    ])
+    .ok();
+    let create = calls()
+        .into_iter()
+        .find(|c| c["method"] == "VolumeDriver.Create")
+        .unwrap();
+    assert_eq!(
+        create["req"],
+        serde_json::json!({"Name": "pv", "Opts": {"color": "blue"}})
+    );
+    let o = d.docker(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Driver}} {{.Mountpoint}}",
+        "pv",
+    ]);
+    assert_eq!(o.ok(), format!("testvol {}\n", root.join("pv").display()));
+    let id = d
+        .docker(&[
+            "run",
+            "-d",
+            "-v",
+            "pv:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo from-container > /data/f",
+        ])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(d.docker(&["wait", &id]).ok().trim(), "0");
+    assert_eq!(
+        std::fs::read_to_string(root.join("pv/f")).unwrap(),
+        "from-container\n"
+    );
+    berth_tests::wait_until("the unmount", || {
+        calls()
+            .iter()
+            .any(|c| c["method"] == "VolumeDriver.Unmount")
+    });
+    let ids = |m: &str| -> Vec<String> {
+        calls()
+            .iter()
+            .filter(|c| c["method"] == m)
+            .map(|c| c["req"]["ID"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    assert_eq!(ids("VolumeDriver.Mount"), vec![id.clone()]);
+    assert_eq!(ids("VolumeDriver.Unmount"), vec![id.clone()]);
+    // --volume-driver: the run's named volume is the plugin's.
+    d.run_rm(&[
+        "--volume-driver",
+        "testvol",
+        "-v",
+        "auto:/x",
+        "busybox",
+        "touch",
+        "/x/made",
+    ]);
+    assert!(root.join("auto/made").exists());
+    let o = d.docker(&["info", "--format", "{{json .Plugins.Volume}}"]);
+    assert_eq!(o.ok().trim(), r#"["local","testvol"]"#);
+    d.docker(&["rm", &id]).ok();
+    d.docker(&["volume", "rm", "pv", "auto"]).ok();
+    assert!(calls()
+        .iter()
+        .any(|c| c["method"] == "VolumeDriver.Remove" && c["req"]["Name"] == "pv"));
+    let o = d.docker(&["volume", "create", "-d", "nosuchplugin", "x1"]);
+    assert!(
+        o.stderr.contains(
+            "error looking up volume plugin nosuchplugin: plugin \"nosuchplugin\" not found"
+        ),
+        "{o:?}"
+    );
+}

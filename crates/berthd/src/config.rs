@@ -173,6 +173,10 @@ pub struct Flags {
     /// Mirrors tried first for Docker Hub images.
     #[arg(long = "registry-mirror")]
     pub registry_mirrors: Vec<String>,
+    /// Where legacy plugins' sockets and spec files are looked for (berth's own
+    /// flag). [default: /run/docker/plugins, /etc/docker/plugins, /usr/lib/docker/plugins]
+    #[arg(long = "plugin-dir")]
+    pub plugin_dirs: Vec<PathBuf>,
     /// Directories of per-registry TLS files (<dir>/<host>/ca.crt, client.cert,
     /// client.key). [default: /etc/docker/certs.d and /etc/berth/certs.d]
     #[arg(long = "registry-certs-dir")]
@@ -287,6 +291,8 @@ pub struct Config {
     pub shutdown_timeout: i64,
     /// `cpu-rt-period` and `cpu-rt-runtime` of the parent cgroup.
     pub cpu_rt: (u64, i64),
+    /// Where legacy plugins are found.
+    pub plugin_dirs: Vec<PathBuf>,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub pidfile: PathBuf,
@@ -655,6 +661,14 @@ impl Config {
             },
             shutdown_timeout,
             cpu_rt: (rt_period as u64, rt_runtime),
+            plugin_dirs: if flags.plugin_dirs.is_empty() {
+                crate::daemon::volume::plugin::DEFAULT_DIRS
+                    .iter()
+                    .map(PathBuf::from)
+                    .collect()
+            } else {
+                flags.plugin_dirs.clone()
+            },
             storage_driver,
             net,
             hosts,

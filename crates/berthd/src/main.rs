@@ -230,7 +230,7 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
     );
     net.setup().context("setting up networks")?;
     let volumes = Arc::new(
-        daemon::volume::Volumes::open(&cfg.data_root, events.clone())
+        daemon::volume::Volumes::open(&cfg.data_root, events.clone(), cfg.plugin_dirs.clone())
             .context("opening the volumes")?,
     );
     let containers = Arc::new(Containers::new(

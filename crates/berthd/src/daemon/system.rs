@@ -167,7 +167,7 @@ impl System {
                     "WARNING: {n} container record saves failed since berthd started; see berthd's log"
                 )],
             },
-            plugins: serde_json::json!({ "Volume": ["local"], "Network": ["bridge", "host", "ipvlan", "macvlan", "null"], "Log": ["fluentd", "gelf", "journald", "json-file", "local", "none", "syslog"] }),
+            plugins: serde_json::json!({ "Volume": std::iter::once("local".to_string()).chain(self.volumes.plugin_names()).collect::<Vec<_>>(), "Network": ["bridge", "host", "ipvlan", "macvlan", "null"], "Log": ["fluentd", "gelf", "journald", "json-file", "local", "none", "syslog"] }),
             registry_config: registry_info(&self.images.registry_config()),
             swarm: serde_json::json!({ "LocalNodeState": "inactive", "NodeID": "", "NodeAddr": "", "ControlAvailable": false, "Error": "", "RemoteManagers": null }),
             containerd_commit: serde_json::json!({ "ID": "" }),

@@ -333,16 +333,6 @@ impl Containers {
         } else if config.hostname.is_empty() {
             config.hostname = id[..12].to_string();
         }
-        if let Some(d) = hc
-            .other
-            .get("VolumeDriver")
-            .and_then(|v| v.as_str())
-            .filter(|d| !d.is_empty() && *d != "local")
-        {
-            return Err(ApiError::not_found(format!(
-                "error looking up volume plugin {d}: plugin \"{d}\" not found"
-            )));
-        }
         self.check_storage_opts(&hc)?;
         let (mounts, made_volumes) = self.plan_mounts(&config, &hc)?;
         let undo_volumes = |me: &Self| {

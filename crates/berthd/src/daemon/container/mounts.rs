@@ -367,9 +367,15 @@ impl Containers {
                         m.anonymous = true;
                     }
                     "volume" if self.volumes.get(&m.source).is_none() => {
+                        // `--volume-driver`: who makes the named volumes a run makes.
+                        let driver = hc
+                            .other
+                            .get("VolumeDriver")
+                            .and_then(|v| v.as_str())
+                            .unwrap_or("");
                         let v = self.volumes.create(
                             Some(&m.source),
-                            "",
+                            driver,
                             BTreeMap::new(),
                             BTreeMap::new(),
                             false,
@@ -420,7 +426,7 @@ impl Containers {
                             m.source
                         ))
                     })?;
-                    self.volumes.mount(&v)?;
+                    let data = self.volumes.mount_for(&v, &r.id)?;
                     self.volumes.announce(
                         "mount",
                         &v.name,
@@ -432,7 +438,6 @@ impl Containers {
                             ("read/write", m.rw.to_string()),
                         ],
                     );
-                    let data = self.volumes.data_dir(&v.name);
                     if !m.nocopy && is_empty_dir(&data) {
                         let upper = self.paths.writable(&r.id);
                         let t = std::time::Instant::now();
@@ -544,6 +549,9 @@ impl Containers {
     /// After an exit: volume filesystems no running container uses are unmounted.
     pub(super) fn release_volumes(&self, r: &Record) {
         for m in r.mounts.iter().filter(|m| m.kind == "volume") {
+            if let Some(v) = self.volumes.get(&m.source) {
+                self.volumes.unmount_for(&v, &r.id);
+            }
             self.volumes.announce(
                 "unmount",
                 &m.source,

@@ -13,6 +13,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub mod plugin;
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VolRecord {
     pub name: String,
@@ -34,6 +36,8 @@ pub struct Volumes {
     lock: Mutex<()>,
     events: std::sync::Arc<crate::daemon::events::Events>,
     users: crate::daemon::users::Users<dyn VolumeUsers>,
+    /// Legacy volume plugins (drivers other than `local`).
+    plugins: plugin::Plugins,
 }
 
 /// Docker's rule for volume names.
@@ -84,6 +88,7 @@ impl Volumes {
     pub fn open(
         data_root: &Path,
         events: std::sync::Arc<crate::daemon::events::Events>,
+        plugin_dirs: Vec<PathBuf>,
     ) -> ApiResult<Volumes> {
         let dir = data_root.join("volumes");
         let dir_err = |source| Error::Directory {
@@ -103,7 +108,13 @@ impl Volumes {
             lock: Mutex::new(()),
             events,
             users: Default::default(),
+            plugins: plugin::Plugins::new(plugin_dirs),
         })
+    }
+
+    /// The volume plugins in use (`docker info`).
+    pub fn plugin_names(&self) -> Vec<String> {
+        self.plugins.active_names()
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -161,9 +172,16 @@ impl Volumes {
         };
         let driver = if driver.is_empty() { "local" } else { driver };
         if driver != "local" {
-            return Err(ApiError::not_found(format!(
-                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
-            )));
+            if let Some(existing) = self.get(&name) {
+                return Ok(existing);
+            }
+            // The plugin makes it; berth keeps which driver has it.
+            self.plugins.volume_call(
+                driver,
+                "Create",
+                &serde_json::json!({ "Name": name, "Opts": options }),
+            )?;
+            return self.record(name, driver, options, labels, anonymous);
         }
         for k in options.keys() {
             if !["type", "device", "o", "size"].contains(&k.as_str()) {
@@ -187,6 +205,19 @@ impl Volumes {
         if let Some(existing) = self.get(&name) {
             return Ok(existing);
         }
+        self.record(name, driver, options, labels, anonymous)
+    }
+
+    /// Writes a new volume's record (and, for the local driver, its data
+    /// directory); nothing is left on failure.
+    fn record(
+        &self,
+        name: String,
+        driver: &str,
+        options: BTreeMap<String, String>,
+        labels: BTreeMap<String, String>,
+        anonymous: bool,
+    ) -> ApiResult<VolRecord> {
         let rec = VolRecord {
             name: name.clone(),
             driver: driver.into(),
@@ -213,7 +244,11 @@ impl Volumes {
     /// Removes a volume (the caller checked that no container uses it).
     pub fn remove(&self, name: &str) -> ApiResult<()> {
         let _g = self.guard();
-        self.must(name)?;
+        let v = self.must(name)?;
+        if v.driver != "local" {
+            self.plugins
+                .volume_call(&v.driver, "Remove", &serde_json::json!({ "Name": name }))?;
+        }
         let vdir = self.dir.join(name);
         self.unmount(name);
         // The record goes first: a crash after it leaves only a directory, which the
@@ -233,6 +268,43 @@ impl Volumes {
             .unwrap_or_default()
             .lines()
             .any(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(m) == want))
+    }
+
+    /// Where container `container` finds volume `v` on the host: a plugin's
+    /// mount point (it mounts it for that container), or the local directory with
+    /// its filesystem mounted if it has one.
+    pub fn mount_for(&self, v: &VolRecord, container: &str) -> ApiResult<PathBuf> {
+        if v.driver != "local" {
+            let r = self.plugins.volume_call(
+                &v.driver,
+                "Mount",
+                &serde_json::json!({ "Name": v.name, "ID": container }),
+            )?;
+            let p = r["Mountpoint"].as_str().unwrap_or("");
+            if !p.starts_with('/') {
+                return Err(ApiError::internal(format!(
+                    "volume plugin {} gave no absolute mount point for {}: {p:?}",
+                    v.driver, v.name
+                )));
+            }
+            return Ok(PathBuf::from(p));
+        }
+        self.mount(v)?;
+        Ok(self.data_dir(&v.name))
+    }
+
+    /// Container `container` no longer uses plugin volume `v`.
+    pub fn unmount_for(&self, v: &VolRecord, container: &str) {
+        if v.driver == "local" {
+            return;
+        }
+        if let Err(e) = self.plugins.volume_call(
+            &v.driver,
+            "Unmount",
+            &serde_json::json!({ "Name": v.name, "ID": container }),
+        ) {
+            tracing::warn!(volume = %v.name, driver = %v.driver, error = %e.message, "unmounting a plugin volume");
+        }
     }
 
     /// Mounts a volume's filesystem (`--opt type/device/o`) if it has one and it is
@@ -297,7 +369,15 @@ impl Volumes {
             created_at: v.created.clone(),
             driver: v.driver.clone(),
             labels: v.labels.clone(),
-            mountpoint: self.data_dir(&v.name).display().to_string(),
+            mountpoint: if v.driver == "local" {
+                self.data_dir(&v.name).display().to_string()
+            } else {
+                self.plugins
+                    .volume_call(&v.driver, "Path", &serde_json::json!({ "Name": v.name }))
+                    .ok()
+                    .and_then(|r| r["Mountpoint"].as_str().map(String::from))
+                    .unwrap_or_default()
+            },
             name: v.name.clone(),
             options: (!v.options.is_empty()).then(|| v.options.clone()),
             scope: "local".into(),
@@ -474,7 +554,7 @@ mod tests {
     #[test]
     fn create_is_idempotent_and_remove_leaves_nothing() {
         let d = tempfile::tempdir().unwrap();
-        let v = Volumes::open(d.path(), Default::default()).unwrap();
+        let v = Volumes::open(d.path(), Default::default(), Vec::new()).unwrap();
         let a = v
             .create(Some("data"), "", BTreeMap::new(), BTreeMap::new(), false)
             .unwrap();

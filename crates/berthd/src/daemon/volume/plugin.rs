@@ -1,0 +1,185 @@
+//! Docker's legacy volume plugins: a program serving Docker's plugin protocol
+//! (JSON over HTTP, `POST /Plugin.Activate`, `/VolumeDriver.Create` ...) on a unix
+//! socket, found by name as dockerd finds it: `<dir>/<name>.sock` or
+//! `<dir>/<name>/<name>.sock`, or a `<name>.spec` (an address) or `<name>.json`
+//! file, in /run/docker/plugins, /etc/docker/plugins and /usr/lib/docker/plugins.
+//! A plugin is trusted as dockerd trusts it: it runs as root beside the daemon and
+//! the paths it answers are bound into containers.
+
+use crate::error::{ApiError, ApiResult};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// Where dockerd looks for legacy plugins.
+pub const DEFAULT_DIRS: &[&str] = &[
+    "/run/docker/plugins",
+    "/etc/docker/plugins",
+    "/usr/lib/docker/plugins",
+];
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The plugins of the directories given, activated on first use.
+pub struct Plugins {
+    dirs: Vec<PathBuf>,
+    /// Activated volume drivers: name to socket.
+    active: Mutex<HashMap<String, PathBuf>>,
+}
+
+impl Plugins {
+    pub fn new(dirs: Vec<PathBuf>) -> Plugins {
+        Plugins {
+            dirs,
+            active: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The unix socket of plugin `name`, from its socket or spec file.
+    fn locate(&self, name: &str) -> Option<PathBuf> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return None;
+        }
+        for d in &self.dirs {
+            for p in [
+                d.join(format!("{name}.sock")),
+                d.join(name).join(format!("{name}.sock")),
+            ] {
+                if std::fs::metadata(&p)
+                    .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
+                {
+                    return Some(p);
+                }
+            }
+            let addr = std::fs::read_to_string(d.join(format!("{name}.spec")))
+                .ok()
+                .map(|s| s.trim().to_string())
+                .or_else(|| {
+                    let b = std::fs::read(d.join(format!("{name}.json"))).ok()?;
+                    let v: Value = serde_json::from_slice(&b).ok()?;
+                    v["Addr"].as_str().map(String::from)
+                });
+            if let Some(a) = addr {
+                if let Some(p) = a.strip_prefix("unix://") {
+                    return Some(PathBuf::from(p));
+                }
+            }
+        }
+        None
+    }
+
+    /// The socket of volume driver `name`, activated (it must implement
+    /// VolumeDriver); Docker's words when there is none.
+    fn driver(&self, name: &str) -> ApiResult<PathBuf> {
+        if let Some(p) = self
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+        {
+            return Ok(p.clone());
+        }
+        let not_found = || {
+            ApiError::not_found(format!(
+                "error looking up volume plugin {name}: plugin \"{name}\" not found"
+            ))
+        };
+        let sock = self.locate(name).ok_or_else(not_found)?;
+        let v = call(&sock, "Plugin.Activate", &json!({}))?;
+        let implements = v["Implements"].as_array().cloned().unwrap_or_default();
+        if !implements.iter().any(|i| i == "VolumeDriver") {
+            return Err(ApiError::invalid(format!(
+                "error looking up volume plugin {name}: plugin {name} does not implement VolumeDriver"
+            )));
+        }
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(name.to_string(), sock.clone());
+        Ok(sock)
+    }
+
+    /// Calls `VolumeDriver.<method>` of plugin `driver`.
+    pub fn volume_call(&self, driver: &str, method: &str, body: &Value) -> ApiResult<Value> {
+        let sock = self.driver(driver)?;
+        call(&sock, &format!("VolumeDriver.{method}"), body)
+    }
+
+    /// The volume drivers activated so far (`docker info`'s plugins).
+    pub fn active_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+/// One request of Docker's plugin protocol; the answer's `Err` is an error.
+fn call(sock: &Path, method: &str, body: &Value) -> ApiResult<Value> {
+    let failed =
+        |e: String| ApiError::internal(format!("plugin {}: {method}: {e}", sock.display()));
+    let mut s = std::os::unix::net::UnixStream::connect(sock).map_err(|e| failed(e.to_string()))?;
+    s.set_read_timeout(Some(TIMEOUT))
+        .map_err(|e| failed(e.to_string()))?;
+    s.set_write_timeout(Some(TIMEOUT))
+        .map_err(|e| failed(e.to_string()))?;
+    let body = serde_json::to_vec(body).expect("serialises");
+    let head = format!(
+        "POST /{method} HTTP/1.1\r\nHost: plugin\r\nAccept: application/vnd.docker.plugins.v1.2+json\r\nContent-Type: application/vnd.docker.plugins.v1.2+json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes())
+        .and_then(|_| s.write_all(&body))
+        .map_err(|e| failed(e.to_string()))?;
+    let mut raw = Vec::new();
+    s.take(16 << 20)
+        .read_to_end(&mut raw)
+        .map_err(|e| failed(e.to_string()))?;
+    let text = String::from_utf8_lossy(&raw);
+    let (head, rest) = text
+        .split_once("\r\n\r\n")
+        .ok_or_else(|| failed("no HTTP answer".into()))?;
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| failed("no HTTP status".into()))?;
+    let chunked = head
+        .lines()
+        .any(|l| l.to_ascii_lowercase().starts_with("transfer-encoding:") && l.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    let v: Value = serde_json::from_str(body.trim()).unwrap_or(Value::Null);
+    if let Some(e) = v["Err"].as_str().filter(|e| !e.is_empty()) {
+        return Err(ApiError::internal(e.to_string()));
+    }
+    if !(200..300).contains(&status) {
+        return Err(failed(format!("HTTP {status}: {}", body.trim())));
+    }
+    Ok(v)
+}
+
+fn dechunk(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || tail.len() < n {
+            break;
+        }
+        out.push_str(&tail[..n]);
+        rest = tail[n..].trim_start_matches("\r\n");
+    }
+    out
+}
