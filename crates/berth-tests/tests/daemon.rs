@@ -839,3 +839,77 @@ fn security_and_init_defaults_reach_containers() {
     let o = berthd(&["--validate", "--config-file", cfg.to_str().unwrap()]);
     assert_eq!(o.code, 0, "{o:?}");
 }
+
+/// `--authorization-plugin`: a legacy authorization plugin (a Python one the test
+/// runs) is asked about each request with its JSON body and about each answer;
+/// what it refuses gets Docker's 403 and words, the rest is served as usual.
+#[test]
+fn an_authorization_plugin_decides() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugins = tmp.path().join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    let log = tmp.path().join("calls.log");
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _plugin = Kill(
+        Command::new("python3")
+            .arg(berth_tests::repo_root().join("crates/berth-tests/src/authz_plugin.py"))
+            .arg(plugins.join("gate.sock"))
+            .arg(&log)
+            .spawn()
+            .unwrap(),
+    );
+    berth_tests::wait_until("the plugin's socket", || plugins.join("gate.sock").exists());
+    let d = Daemon::start_with(&[
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "--authorization-plugin",
+        "gate",
+    ]);
+    d.load_busybox();
+    assert_eq!(d.run_rm(&["busybox", "echo", "allowed"]), "allowed\n");
+    let o = d.docker(&["run", "--rm", "--privileged", "busybox", "true"]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains(
+            "authorization denied by plugin gate: privileged containers are not allowed here"
+        ),
+        "{o:?}"
+    );
+    let o = d.docker(&["volume", "ls"]);
+    assert!(
+        o.stderr
+            .contains("authorization denied by plugin gate: volume listings are secret"),
+        "{o:?}"
+    );
+    // The plugin saw the requests and the answers' status codes.
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        calls.contains("\"method\": \"AuthZPlugin.AuthZReq\""),
+        "{calls}"
+    );
+    assert!(
+        calls.lines().any(|l| l.contains("AuthZRes")
+            && l.contains("/containers/create")
+            && l.contains("\"status\": 201")),
+        "{calls}"
+    );
+    // A plugin that is not there: every request fails, as with dockerd.
+    let d2 = Daemon::start_with(&[
+        "--plugin-dir",
+        plugins.to_str().unwrap(),
+        "--authorization-plugin",
+        "absent",
+    ]);
+    let o = d2.docker(&["info"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("plugin absent failed with error"),
+        "{o:?}"
+    );
+}

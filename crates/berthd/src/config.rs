@@ -173,6 +173,9 @@ pub struct Flags {
     /// Mirrors tried first for Docker Hub images.
     #[arg(long = "registry-mirror")]
     pub registry_mirrors: Vec<String>,
+    /// Authorization plugins asked about every request, in order.
+    #[arg(long = "authorization-plugin")]
+    pub authorization_plugins: Vec<String>,
     /// Where legacy plugins' sockets and spec files are looked for (berth's own
     /// flag). [default: /run/docker/plugins, /etc/docker/plugins, /usr/lib/docker/plugins]
     #[arg(long = "plugin-dir")]
@@ -231,6 +234,7 @@ struct FileConfig {
     max_concurrent_downloads: Option<i64>,
     max_concurrent_uploads: Option<i64>,
     shutdown_timeout: Option<i64>,
+    authorization_plugins: Option<Vec<String>>,
     init: Option<bool>,
     cpu_rt_runtime: Option<i64>,
     cpu_rt_period: Option<i64>,
@@ -293,6 +297,8 @@ pub struct Config {
     pub cpu_rt: (u64, i64),
     /// Where legacy plugins are found.
     pub plugin_dirs: Vec<PathBuf>,
+    /// `authorization-plugins`, in order.
+    pub authorization_plugins: Vec<String>,
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub pidfile: PathBuf,
@@ -462,6 +468,12 @@ impl Config {
             "experimental"
         );
         let init = pick!(flags.init.then_some(true), file.init, "init").unwrap_or(false);
+        let authz = pick!(
+            nonempty(flags.authorization_plugins.clone()),
+            file.authorization_plugins,
+            "authorization-plugins"
+        )
+        .unwrap_or_default();
         let rt_runtime =
             pick!(flags.cpu_rt_runtime, file.cpu_rt_runtime, "cpu-rt-runtime").unwrap_or(0);
         let rt_period =
@@ -661,8 +673,9 @@ impl Config {
             },
             shutdown_timeout,
             cpu_rt: (rt_period as u64, rt_runtime),
+            authorization_plugins: authz,
             plugin_dirs: if flags.plugin_dirs.is_empty() {
-                crate::daemon::volume::plugin::DEFAULT_DIRS
+                crate::daemon::plugins::DEFAULT_DIRS
                     .iter()
                     .map(PathBuf::from)
                     .collect()

@@ -229,8 +229,9 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
         .context("loading networks")?,
     );
     net.setup().context("setting up networks")?;
+    let plugins = Arc::new(daemon::plugins::Plugins::new(cfg.plugin_dirs.clone()));
     let volumes = Arc::new(
-        daemon::volume::Volumes::open(&cfg.data_root, events.clone(), cfg.plugin_dirs.clone())
+        daemon::volume::Volumes::open(&cfg.data_root, events.clone(), plugins.clone())
             .context("opening the volumes")?,
     );
     let containers = Arc::new(Containers::new(
@@ -286,6 +287,8 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
         &cfg.data_root,
     ));
     let daemon = Arc::new(daemon::services::Daemon {
+        plugins,
+        authz: cfg.authorization_plugins.clone(),
         archive,
         builds,
         containers: containers.clone(),

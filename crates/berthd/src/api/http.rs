@@ -157,8 +157,30 @@ impl Query {
     }
 }
 
+/// A request's body: as it streams in, or already read (an authorization plugin
+/// was shown it first).
+pub enum ReqBody {
+    Stream(Incoming),
+    Full(Option<Bytes>),
+}
+
+impl HttpBody for ReqBody {
+    type Data = Bytes;
+    type Error = Box<dyn std::error::Error + Send + Sync>;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match self.get_mut() {
+            ReqBody::Stream(i) => Pin::new(i).poll_frame(cx).map_err(Into::into),
+            ReqBody::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
+        }
+    }
+}
+
 /// Reads a whole (small) request body.
-pub async fn read_body(body: Incoming, limit: usize) -> ApiResult<Bytes> {
+pub async fn read_body(body: ReqBody, limit: usize) -> ApiResult<Bytes> {
     let collected = http_body_util::Limited::new(body, limit)
         .collect()
         .await
@@ -166,7 +188,7 @@ pub async fn read_body(body: Incoming, limit: usize) -> ApiResult<Bytes> {
     Ok(collected.to_bytes())
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> ApiResult<T> {
+async fn read_json<T: serde::de::DeserializeOwned>(body: ReqBody) -> ApiResult<T> {
     let b = read_body(body, 8 << 20).await?;
     if b.is_empty() {
         return Err(ApiError::invalid(
@@ -178,7 +200,7 @@ async fn read_json<T: serde::de::DeserializeOwned>(body: Incoming) -> ApiResult<
 }
 
 /// Reads and discards up to `limit` bytes of a body.
-pub async fn drain(mut body: Incoming, limit: usize) {
+pub async fn drain(mut body: ReqBody, limit: usize) {
     let mut seen = 0;
     while let Some(Ok(f)) = body.frame().await {
         if let Ok(d) = f.into_data() {
@@ -197,7 +219,7 @@ pub struct BodyReader {
 }
 
 impl BodyReader {
-    pub fn new(mut body: Incoming) -> BodyReader {
+    pub fn new(mut body: ReqBody) -> BodyReader {
         let (tx, rx) = mpsc::channel(16);
         tokio::spawn(async move {
             loop {
@@ -249,7 +271,7 @@ pub struct Call {
     /// The path without the `/vX.Y` prefix.
     pub path: String,
     pub query: Query,
-    pub body: Option<Incoming>,
+    pub body: Option<ReqBody>,
     /// The raw request, kept only for connection upgrades (attach).
     pub upgrade: Option<hyper::upgrade::OnUpgrade>,
     pub headers: hyper::HeaderMap,
@@ -277,7 +299,7 @@ impl Call {
         read_json(self.take_body()?).await
     }
 
-    pub fn take_body(&mut self) -> ApiResult<Incoming> {
+    pub fn take_body(&mut self) -> ApiResult<ReqBody> {
         self.body
             .take()
             .ok_or_else(|| ApiError::internal("request body already consumed"))

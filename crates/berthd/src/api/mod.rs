@@ -3,6 +3,7 @@
 //! sees HTTP.
 
 mod attach;
+mod authz;
 mod build;
 mod containers;
 pub mod errors;
@@ -68,29 +69,48 @@ pub async fn handle(d: Arc<Daemon>, mut req: Request<Incoming>) -> Resp {
                 method: parts.method.clone(),
                 path,
                 query: http::Query::parse(parts.uri.query()),
-                body: Some(body),
+                body: Some(http::ReqBody::Stream(body)),
                 upgrade,
                 headers: parts.headers.clone(),
                 version,
             };
-            let result = route(&d, &mut call).await;
-            if result.is_err() {
-                // A client still sending its body (a tar) would see a broken pipe
-                // instead of the error: read the rest first, as Go's server does.
-                if let Some(b) = call.body.take() {
-                    http::drain(b, 64 << 20).await;
-                }
-            }
-            match result {
-                Ok(r) => r,
-                Err(e) => {
-                    if e.kind == berth_api::ErrorKind::Internal {
-                        // The typed cause, with its fields, goes to the log.
-                        tracing::error!(method = %parts.method, path = %raw_path, error = %e.message, cause = ?e.cause(), "request failed");
-                    } else {
-                        tracing::debug!(method = %parts.method, path = %raw_path, error = %e.message, "request refused");
+            let uri = parts
+                .uri
+                .path_and_query()
+                .map_or(raw_path.clone(), |p| p.as_str().to_string());
+            let seen = if d.authz.is_empty() {
+                Ok(None)
+            } else {
+                authz::request(&d, &mut call, &uri).await.map(Some)
+            };
+            match seen {
+                Err(refused) => refused,
+                Ok(seen) => {
+                    let result = route(&d, &mut call).await;
+                    if result.is_err() {
+                        // A client still sending its body (a tar) would see a broken
+                        // pipe instead of the error: read the rest first, as Go's
+                        // server does.
+                        if let Some(b) = call.body.take() {
+                            http::drain(b, 64 << 20).await;
+                        }
                     }
-                    http::error(&e)
+                    let r = match result {
+                        Ok(r) => r,
+                        Err(e) => {
+                            if e.kind == berth_api::ErrorKind::Internal {
+                                // The typed cause, with its fields, goes to the log.
+                                tracing::error!(method = %parts.method, path = %raw_path, error = %e.message, cause = ?e.cause(), "request failed");
+                            } else {
+                                tracing::debug!(method = %parts.method, path = %raw_path, error = %e.message, "request refused");
+                            }
+                            http::error(&e)
+                        }
+                    };
+                    match seen {
+                        Some(req) => authz::response(&d, req, r).await,
+                        None => r,
+                    }
                 }
             }
         }

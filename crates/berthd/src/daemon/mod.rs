@@ -14,6 +14,7 @@ pub mod ids;
 pub mod image;
 pub mod network;
 pub mod paths;
+pub mod plugins;
 pub mod services;
 pub mod stream;
 pub mod system;

@@ -1,6 +1,6 @@
 //! The set of services berthd runs.
 
-use super::{archive, build, container, events, image, network, system, volume};
+use super::{archive, build, container, events, image, network, plugins, system, volume};
 use std::sync::Arc;
 
 /// The services berthd runs, wired together at start. The API edge (and later
@@ -14,4 +14,8 @@ pub struct Daemon {
     pub images: Arc<image::service::Images>,
     pub events: Arc<events::Events>,
     pub system: system::System,
+    /// Legacy plugins (volume drivers, authorization).
+    pub plugins: Arc<plugins::Plugins>,
+    /// `--authorization-plugin`: asked about every request and answer, in order.
+    pub authz: Vec<String>,
 }

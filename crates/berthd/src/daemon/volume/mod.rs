@@ -13,8 +13,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-pub mod plugin;
-
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VolRecord {
     pub name: String,
@@ -37,7 +35,7 @@ pub struct Volumes {
     events: std::sync::Arc<crate::daemon::events::Events>,
     users: crate::daemon::users::Users<dyn VolumeUsers>,
     /// Legacy volume plugins (drivers other than `local`).
-    plugins: plugin::Plugins,
+    plugins: std::sync::Arc<crate::daemon::plugins::Plugins>,
 }
 
 /// Docker's rule for volume names.
@@ -88,7 +86,7 @@ impl Volumes {
     pub fn open(
         data_root: &Path,
         events: std::sync::Arc<crate::daemon::events::Events>,
-        plugin_dirs: Vec<PathBuf>,
+        plugins: std::sync::Arc<crate::daemon::plugins::Plugins>,
     ) -> ApiResult<Volumes> {
         let dir = data_root.join("volumes");
         let dir_err = |source| Error::Directory {
@@ -108,13 +106,13 @@ impl Volumes {
             lock: Mutex::new(()),
             events,
             users: Default::default(),
-            plugins: plugin::Plugins::new(plugin_dirs),
+            plugins,
         })
     }
 
     /// The volume plugins in use (`docker info`).
     pub fn plugin_names(&self) -> Vec<String> {
-        self.plugins.active_names()
+        self.plugins.active_volume_drivers()
     }
 
     fn guard(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -554,7 +552,12 @@ mod tests {
     #[test]
     fn create_is_idempotent_and_remove_leaves_nothing() {
         let d = tempfile::tempdir().unwrap();
-        let v = Volumes::open(d.path(), Default::default(), Vec::new()).unwrap();
+        let v = Volumes::open(
+            d.path(),
+            Default::default(),
+            std::sync::Arc::new(crate::daemon::plugins::Plugins::new(Vec::new())),
+        )
+        .unwrap();
         let a = v
             .create(Some("data"), "", BTreeMap::new(), BTreeMap::new(), false)
             .unwrap();

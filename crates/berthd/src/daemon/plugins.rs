@@ -1,10 +1,11 @@
-//! Docker's legacy volume plugins: a program serving Docker's plugin protocol
-//! (JSON over HTTP, `POST /Plugin.Activate`, `/VolumeDriver.Create` ...) on a unix
-//! socket, found by name as dockerd finds it: `<dir>/<name>.sock` or
-//! `<dir>/<name>/<name>.sock`, or a `<name>.spec` (an address) or `<name>.json`
-//! file, in /run/docker/plugins, /etc/docker/plugins and /usr/lib/docker/plugins.
-//! A plugin is trusted as dockerd trusts it: it runs as root beside the daemon and
-//! the paths it answers are bound into containers.
+//! Docker's legacy plugins: a program serving Docker's plugin protocol (JSON over
+//! HTTP, `POST /Plugin.Activate`, then its kind's calls: `/VolumeDriver.Create`,
+//! `/AuthZPlugin.AuthZReq` ...) on a unix socket, found by name as dockerd finds
+//! it: `<dir>/<name>.sock` or `<dir>/<name>/<name>.sock`, or a `<name>.spec` (an
+//! address) or `<name>.json` file, in /run/docker/plugins, /etc/docker/plugins and
+//! /usr/lib/docker/plugins. A plugin is trusted as dockerd trusts it: it runs as
+//! root beside the daemon, the paths a volume plugin answers are bound into
+//! containers, and an authorization plugin sees every request.
 
 use crate::error::{ApiError, ApiResult};
 use serde_json::{json, Value};
@@ -26,8 +27,8 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// The plugins of the directories given, activated on first use.
 pub struct Plugins {
     dirs: Vec<PathBuf>,
-    /// Activated volume drivers: name to socket.
-    active: Mutex<HashMap<String, PathBuf>>,
+    /// Activated plugins: (name, kind) to socket.
+    active: Mutex<HashMap<(String, String), PathBuf>>,
 }
 
 impl Plugins {
@@ -71,51 +72,65 @@ impl Plugins {
         None
     }
 
-    /// The socket of volume driver `name`, activated (it must implement
-    /// VolumeDriver); Docker's words when there is none.
-    fn driver(&self, name: &str) -> ApiResult<PathBuf> {
+    /// The socket of plugin `name` of `kind` ("VolumeDriver", "authz"),
+    /// activated; `not_found` says how its absence is told.
+    fn activate(
+        &self,
+        name: &str,
+        kind: &str,
+        not_found: impl Fn() -> ApiError,
+    ) -> ApiResult<PathBuf> {
+        let key = (name.to_string(), kind.to_string());
         if let Some(p) = self
             .active
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(name)
+            .get(&key)
         {
             return Ok(p.clone());
         }
-        let not_found = || {
-            ApiError::not_found(format!(
-                "error looking up volume plugin {name}: plugin \"{name}\" not found"
-            ))
-        };
         let sock = self.locate(name).ok_or_else(not_found)?;
         let v = call(&sock, "Plugin.Activate", &json!({}))?;
         let implements = v["Implements"].as_array().cloned().unwrap_or_default();
-        if !implements.iter().any(|i| i == "VolumeDriver") {
+        if !implements.iter().any(|i| i == kind) {
             return Err(ApiError::invalid(format!(
-                "error looking up volume plugin {name}: plugin {name} does not implement VolumeDriver"
+                "plugin {name} does not implement {kind}"
             )));
         }
         self.active
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(name.to_string(), sock.clone());
+            .insert(key, sock.clone());
         Ok(sock)
     }
 
     /// Calls `VolumeDriver.<method>` of plugin `driver`.
     pub fn volume_call(&self, driver: &str, method: &str, body: &Value) -> ApiResult<Value> {
-        let sock = self.driver(driver)?;
+        let sock = self.activate(driver, "VolumeDriver", || {
+            ApiError::not_found(format!(
+                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
+            ))
+        })?;
         call(&sock, &format!("VolumeDriver.{method}"), body)
     }
 
+    /// Calls `AuthZPlugin.<method>` of authorization plugin `name`.
+    pub fn authz_call(&self, name: &str, method: &str, body: &Value) -> ApiResult<Value> {
+        let sock = self.activate(name, "authz", || {
+            ApiError::internal(format!("plugin {name:?} not found"))
+        })?;
+        call(&sock, &format!("AuthZPlugin.{method}"), body)
+    }
+
     /// The volume drivers activated so far (`docker info`'s plugins).
-    pub fn active_names(&self) -> Vec<String> {
+    pub fn active_volume_drivers(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .active
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
-            .cloned()
+            .filter(|(_, k)| k == "VolumeDriver")
+            .map(|(n, _)| n.clone())
             .collect();
         v.sort();
         v
