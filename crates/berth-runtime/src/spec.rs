@@ -143,6 +143,9 @@ pub struct RemoteLog {
     pub command: String,
     pub created: String,
     pub hostname: String,
+    /// berth-tls-relay, beside berth-shim: what holds a `tcp+tls://` connection.
+    #[serde(default)]
+    pub tls_relay: Option<std::path::PathBuf>,
 }
 
 /// A published port the shim forwards itself: connections (TCP) or datagrams (UDP)

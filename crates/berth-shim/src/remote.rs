@@ -37,43 +37,56 @@ enum Conn {
     UnixStream(UnixStream),
     Udp(UdpSocket),
     Tcp(TcpStream),
-    Tls(Box<berth_tls::rustls::StreamOwned<berth_tls::rustls::ClientConnection, TcpStream>>),
+    /// berth-tls-relay, fed through its stdin.
+    Relay(std::process::Child),
 }
 
-/// syslog over `tcp+tls://`: the handshake done here, so that a receiver that
-/// does not accept us fails the container's start.
-fn tls_connect(spec: &RemoteLog, hostport: &str) -> io::Result<Conn> {
-    use std::path::Path;
-    let opt = |k: &str| spec.options.get(k).filter(|v| !v.is_empty());
-    let client = match (opt("syslog-tls-cert"), opt("syslog-tls-key")) {
-        (Some(c), Some(k)) => Some((Path::new(c.as_str()), Path::new(k.as_str()))),
-        _ => None,
-    };
-    let config = berth_tls::files_client_config(
-        opt("syslog-tls-ca-cert").map(|c| Path::new(c.as_str())),
-        client,
-        opt("syslog-tls-skip-verify").is_some_and(|v| v == "true"),
-    )
-    .map_err(io::Error::other)?;
-    let host = hostport
-        .rsplit_once(':')
-        .map_or(hostport, |(h, _)| h)
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_string();
-    let name = berth_tls::rustls::pki_types::ServerName::try_from(host)
-        .map_err(|e| io::Error::other(format!("server name: {e}")))?;
-    let mut conn =
-        berth_tls::rustls::ClientConnection::new(config, name).map_err(io::Error::other)?;
-    let mut tcp = TcpStream::connect_timeout(&resolve(hostport)?, DIAL_TIMEOUT)?;
-    tcp.set_write_timeout(Some(DIAL_TIMEOUT))?;
-    tcp.set_read_timeout(Some(DIAL_TIMEOUT))?;
-    while conn.is_handshaking() {
-        conn.complete_io(&mut tcp)?;
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Conn::Relay(c) = self {
+            // Its stdin closes: it sends what it has and ends.
+            drop(c.stdin.take());
+            let _ = c.wait();
+        }
     }
-    Ok(Conn::Tls(Box::new(berth_tls::rustls::StreamOwned::new(
-        conn, tcp,
-    ))))
+}
+
+/// syslog over `tcp+tls://`: through berth-tls-relay, which holds the TLS
+/// connection (the shim stays small); it says `ok` once the handshake is done, so
+/// that a receiver that does not accept us fails the container's start.
+fn tls_connect(spec: &RemoteLog, hostport: &str) -> io::Result<Conn> {
+    use std::io::BufRead;
+    let relay = spec
+        .tls_relay
+        .as_ref()
+        .ok_or_else(|| io::Error::other("no berth-tls-relay given"))?;
+    let mut cmd = std::process::Command::new(relay);
+    cmd.arg(hostport);
+    let opt = |k: &str| spec.options.get(k).filter(|v| !v.is_empty());
+    if let Some(ca) = opt("syslog-tls-ca-cert") {
+        cmd.args(["--ca", ca]);
+    }
+    if let (Some(c), Some(k)) = (opt("syslog-tls-cert"), opt("syslog-tls-key")) {
+        cmd.args(["--cert", c, "--key", k]);
+    }
+    if opt("syslog-tls-skip-verify").is_some_and(|v| v == "true") {
+        cmd.arg("--skip-verify");
+    }
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut first)?;
+    if first.trim() != "ok" {
+        let _ = child.kill();
+        let _ = child.wait();
+        return Err(io::Error::other(
+            first.trim().trim_start_matches("error: ").to_string(),
+        ));
+    }
+    Ok(Conn::Relay(child))
 }
 
 impl Conn {
@@ -115,7 +128,7 @@ impl Conn {
     }
 
     fn is_stream(&self) -> bool {
-        matches!(self, Conn::Tcp(_) | Conn::UnixStream(_) | Conn::Tls(_))
+        matches!(self, Conn::Tcp(_) | Conn::UnixStream(_) | Conn::Relay(_))
     }
 
     fn send(&mut self, b: &[u8]) -> io::Result<()> {
@@ -124,7 +137,10 @@ impl Conn {
             Conn::Udp(s) => s.send(b).map(drop),
             Conn::UnixStream(s) => s.write_all(b),
             Conn::Tcp(s) => s.write_all(b),
-            Conn::Tls(s) => s.write_all(b).and_then(|_| s.flush()),
+            Conn::Relay(c) => match c.stdin.as_mut() {
+                Some(w) => w.write_all(b),
+                None => Err(io::Error::other("the TLS relay has ended")),
+            },
         }
     }
 }

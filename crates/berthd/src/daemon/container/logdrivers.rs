@@ -317,8 +317,8 @@ fn extra(opts: &BTreeMap<String, String>, r: &Record) -> ApiResult<Vec<(String, 
 }
 
 /// What the shim needs to send container `r`'s log remotely; None for the local
-/// drivers.
-pub fn remote(r: &Record) -> ApiResult<Option<RemoteLog>> {
+/// drivers. `shim` is berth-shim's path (berth-tls-relay is beside it).
+pub fn remote(r: &Record, shim: &std::path::Path) -> ApiResult<Option<RemoteLog>> {
     let cfg = &r.host_config.log_config;
     if !REMOTE.contains(&cfg.kind.as_str()) {
         return Ok(None);
@@ -378,7 +378,6 @@ pub fn remote(r: &Record) -> ApiResult<Option<RemoteLog>> {
     }
     Ok(Some(RemoteLog {
         driver: cfg.kind.clone(),
-        address,
         tag,
         options,
         extra: extra(&opts, r)?,
@@ -394,6 +393,10 @@ pub fn remote(r: &Record) -> ApiResult<Option<RemoteLog>> {
             .nodename()
             .to_string_lossy()
             .into_owned(),
+        tls_relay: address
+            .starts_with("tcp+tls://")
+            .then(|| shim.with_file_name("berth-tls-relay")),
+        address,
     }))
 }
 

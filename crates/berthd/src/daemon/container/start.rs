@@ -310,7 +310,7 @@ impl Containers {
             },
             log_path: (r.host_config.log_config.kind != "none" && !rotation.cache_disabled)
                 .then(|| self.paths.log_path(&r.id)),
-            log_remote: crate::daemon::container::logdrivers::remote(r)?,
+            log_remote: crate::daemon::container::logdrivers::remote(r, &self.paths.shim)?,
             log_rotate: rotation.rotate,
             log_compress: rotation.compress,
             held_fds: 0,
