@@ -342,9 +342,11 @@ fn start_failures_use_dockers_exit_codes() {
         "true",
     ]);
     assert_eq!(o.code, 125);
+    // A real-time budget beyond the daemon's (none here) is refused before anything
+    // starts.
     assert!(
         o.stderr
-            .contains("berth does not support HostConfig.CpuRealtimeRuntime yet"),
+            .contains("cpu-rt-runtime 950000 is more than the daemon gives its containers"),
         "{o:?}"
     );
 }
