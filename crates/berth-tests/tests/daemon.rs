@@ -481,7 +481,7 @@ fn sighup_reloads_the_configuration() {
     let cfg = d.root.path().join("daemon.json");
     std::fs::write(
         &cfg,
-        r#"{"debug": true, "live-restore": true, "registry-mirrors": ["https://mirror.example"], "insecure-registries": ["10.9.0.0/16"], "labels": ["tier=x"], "experimental": true, "shutdown-timeout": 3, "max-concurrent-downloads": 2, "max-concurrent-uploads": 4}"#,
+        r#"{"debug": true, "live-restore": true, "registry-mirrors": ["https://mirror.example"], "insecure-registries": ["10.9.0.0/16"], "labels": ["tier=x"], "experimental": true, "shutdown-timeout": 3, "max-concurrent-downloads": 2, "max-concurrent-uploads": 4, "default-ulimits": {"nofile": {"Name": "nofile", "Soft": 1111, "Hard": 2222}}}"#,
     )
     .unwrap();
     let hup = || {
@@ -522,6 +522,12 @@ fn sighup_reloads_the_configuration() {
         "{{.Action}} {{.Actor.Attributes.debug}} {{index .Actor.Attributes \"live-restore\"}} {{index .Actor.Attributes \"shutdown-timeout\"}} {{index .Actor.Attributes \"max-concurrent-downloads\"}} {{index .Actor.Attributes \"max-concurrent-uploads\"}}",
     ]);
     assert_eq!(o.ok(), "reload true true 3 2 4\n");
+    // default-ulimits reach the containers started after the reload.
+    d.load_busybox();
+    assert_eq!(
+        d.run_rm(&["busybox", "sh", "-c", "ulimit -n; ulimit -Hn"]),
+        "1111\n2222\n"
+    );
     // A broken file: an error in the log, the configuration in force kept.
     std::fs::write(&cfg, r#"{"debug": "#).unwrap();
     hup();

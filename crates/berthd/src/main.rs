@@ -123,6 +123,9 @@ fn reload(flags: &config::Flags, d: &daemon::services::Daemon, log_filter: &LogF
     d.system
         .shutdown_timeout
         .store(new.shutdown_timeout, Ordering::Relaxed);
+    d.containers
+        .set_default_ulimits(new.container_defaults.ulimits.clone());
+    *d.authz.write().unwrap_or_else(|p| p.into_inner()) = new.authorization_plugins.clone();
     let list = |v: &[String]| serde_json::to_string(v).unwrap_or_default();
     let attrs: daemon::events::Attributes = [
         ("debug", new.debug.to_string()),
@@ -141,6 +144,7 @@ fn reload(flags: &config::Flags, d: &daemon::services::Daemon, log_filter: &LogF
             new.registries.max_uploads.to_string(),
         ),
         ("shutdown-timeout", new.shutdown_timeout.to_string()),
+        ("authorization-plugins", list(&new.authorization_plugins)),
         (
             "name",
             rustix::system::uname()
@@ -288,7 +292,7 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
     ));
     let daemon = Arc::new(daemon::services::Daemon {
         plugins,
-        authz: cfg.authorization_plugins.clone(),
+        authz: cfg.authorization_plugins.clone().into(),
         archive,
         builds,
         containers: containers.clone(),

@@ -35,6 +35,11 @@ fn is_json(h: &hyper::HeaderMap) -> bool {
         .is_some_and(|ct| ct.split(';').next().unwrap_or("").trim() == "application/json")
 }
 
+/// The authorization plugins in force (SIGHUP may change them).
+pub fn plugins(d: &Daemon) -> Vec<String> {
+    d.authz.read().unwrap_or_else(|p| p.into_inner()).clone()
+}
+
 /// Calls one plugin off the async workers (the protocol client blocks).
 async fn ask(
     d: &Arc<Daemon>,
@@ -91,10 +96,10 @@ pub async fn request(d: &Arc<Daemon>, call: &mut Call, uri: &str) -> Result<Valu
             call.body = Some(ReqBody::Full(Some(bytes)));
         }
     }
-    for name in &d.authz {
-        let v = ask(d, name, "AuthZReq", req.clone()).await?;
+    for name in plugins(d) {
+        let v = ask(d, &name, "AuthZReq", req.clone()).await?;
         if v["Allow"].as_bool() != Some(true) {
-            return Err(denied(name, &v));
+            return Err(denied(&name, &v));
         }
     }
     Ok(req)
@@ -110,10 +115,10 @@ pub async fn response(d: &Arc<Daemon>, mut req: Value, resp: Resp) -> Resp {
             req["ResponseBody"] = json!(b64(b));
         }
     }
-    for name in &d.authz {
-        match ask(d, name, "AuthZRes", req.clone()).await {
+    for name in plugins(d) {
+        match ask(d, &name, "AuthZRes", req.clone()).await {
             Ok(v) if v["Allow"].as_bool() == Some(true) => {}
-            Ok(v) => return denied(name, &v),
+            Ok(v) => return denied(&name, &v),
             Err(r) => return r,
         }
     }

@@ -78,7 +78,7 @@ pub async fn handle(d: Arc<Daemon>, mut req: Request<Incoming>) -> Resp {
                 .uri
                 .path_and_query()
                 .map_or(raw_path.clone(), |p| p.as_str().to_string());
-            let seen = if d.authz.is_empty() {
+            let seen = if authz::plugins(&d).is_empty() {
                 Ok(None)
             } else {
                 authz::request(&d, &mut call, &uri).await.map(Some)

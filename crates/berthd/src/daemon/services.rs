@@ -16,6 +16,7 @@ pub struct Daemon {
     pub system: system::System,
     /// Legacy plugins (volume drivers, authorization).
     pub plugins: Arc<plugins::Plugins>,
-    /// `--authorization-plugin`: asked about every request and answer, in order.
-    pub authz: Vec<String>,
+    /// `--authorization-plugin`: asked about every request and answer, in order
+    /// (reloadable).
+    pub authz: std::sync::RwLock<Vec<String>>,
 }

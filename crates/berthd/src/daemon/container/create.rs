@@ -234,7 +234,7 @@ impl Containers {
             }
         }
         let (_, mut warnings) = crate::daemon::container::limits::clamp(
-            &self.defaults.ulimits(hc.ulimits.as_deref().unwrap_or(&[])),
+            &self.merged_ulimits(hc.ulimits.as_deref().unwrap_or(&[])),
         )?;
         let (_, memory_warnings) = crate::daemon::container::limits::memory(
             &hc,

@@ -64,6 +64,8 @@ pub struct Containers {
     persist_failures: std::sync::atomic::AtomicU64,
     /// What a container gets when it does not say (daemon.json's defaults).
     pub(super) defaults: Defaults,
+    /// `default-ulimits`, reloadable (the rest of `defaults` is fixed at start).
+    ulimits: RwLock<Vec<berth_api::Ulimit>>,
 }
 
 /// daemon.json's defaults for containers: `default-shm-size`, `default-ulimits`,
@@ -141,6 +143,7 @@ impl Containers {
         defaults: Defaults,
     ) -> Containers {
         Containers {
+            ulimits: RwLock::new(defaults.ulimits.clone()),
             filters: crate::daemon::container::security::Filters::new(defaults.security.clone()),
             defaults,
             map: RwLock::new(HashMap::new()),
@@ -313,6 +316,24 @@ impl Containers {
     }
 
     /// How many record saves have failed since berthd started.
+    /// The daemon's `default-ulimits` (reloadable) under a container's own.
+    pub fn merged_ulimits(&self, own: &[berth_api::Ulimit]) -> Vec<berth_api::Ulimit> {
+        let d = Defaults {
+            ulimits: self
+                .ulimits
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+            ..Defaults::default()
+        };
+        d.ulimits(own)
+    }
+
+    /// SIGHUP: new `default-ulimits`, for the containers started from now on.
+    pub fn set_default_ulimits(&self, u: Vec<berth_api::Ulimit>) {
+        *self.ulimits.write().unwrap_or_else(|p| p.into_inner()) = u;
+    }
+
     /// The daemon's default log driver (`docker info`'s LoggingDriver).
     pub fn default_log_driver(&self) -> &str {
         &self.defaults.log.kind

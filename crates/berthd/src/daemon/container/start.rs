@@ -260,9 +260,7 @@ impl Containers {
                 open_stdin: r.config.open_stdin,
                 console_size: console_size(&r.host_config),
                 rlimits: crate::daemon::container::limits::clamp(
-                    &self
-                        .defaults
-                        .ulimits(r.host_config.ulimits.as_deref().unwrap_or(&[])),
+                    &self.merged_ulimits(r.host_config.ulimits.as_deref().unwrap_or(&[])),
                 )?
                 .0,
                 seccomp,
