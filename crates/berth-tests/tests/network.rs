@@ -1760,3 +1760,51 @@ fn macvlan_networks_on_a_test_parent() {
     d.docker(&["rm", "-f", "mv1", "mp1"]).ok();
     d.docker(&["network", "rm", "macnet", "macpriv"]).ok();
 }
+
+/// dockerd's `iptables: false`: berth programs no firewall at all (its table is
+/// never made) and published ports are served by the containers' shims, on IPv4
+/// too; `ip-masq: false` turns the default bridge's masquerading off.
+#[test]
+fn without_the_firewall_ports_are_served_by_the_shim() {
+    let d = Daemon::start_with(&["--iptables=false", "--ip-masq=false"]);
+    d.load_busybox();
+    let o = d.docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{index .Options \"com.docker.network.bridge.enable_ip_masquerade\"}}",
+        "bridge",
+    ]);
+    assert_eq!(o.ok(), "false\n");
+    let port = free_port();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "-p",
+        &format!("{port}:80"),
+        "busybox",
+        "sh",
+        "-c",
+        &httpd_cmd("no-firewall"),
+    ])
+    .ok();
+    wait_until("httpd through the shim on 127.0.0.1", || {
+        http_get(&format!("127.0.0.1:{port}"), "/index.html")
+            .is_some_and(|b| b.contains("no-firewall"))
+    });
+    assert!(http_get(&format!("[::1]:{port}"), "/index.html")
+        .is_some_and(|b| b.contains("no-firewall")));
+    let t = berth_net::nft::table_for(&d.data_root);
+    let o = std::process::Command::new("nft")
+        .args(["list", "table", "inet", &t])
+        .output()
+        .unwrap();
+    assert!(
+        !o.status.success(),
+        "no table of berth's: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    d.docker(&["rm", "-f", "web"]).ok();
+}

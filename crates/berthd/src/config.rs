@@ -154,6 +154,16 @@ pub struct Flags {
     /// MTU of the default bridge and its containers' interfaces. [default: 1500]
     #[arg(long)]
     pub mtu: Option<i64>,
+    /// Let berth program its nftables table (NAT, isolation, published ports);
+    /// --iptables=false: no firewall rules at all (ports served by the shims).
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub iptables: Option<bool>,
+    /// Turn on IPv4 forwarding. [default: true]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ip_forward: Option<bool>,
+    /// Masquerade the default bridge's traffic out. [default: true]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub ip_masq: Option<bool>,
     /// Forward ports published on IPv6 to containers that have only IPv4 (the
     /// shim proxies them); --userland-proxy=false: IPv4 only for those.
     #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
@@ -218,6 +228,9 @@ struct FileConfig {
     ip: Option<String>,
     mtu: Option<i64>,
     userland_proxy: Option<bool>,
+    iptables: Option<bool>,
+    ip_forward: Option<bool>,
+    ip_masq: Option<bool>,
     dns: Option<Vec<String>>,
     dns_search: Option<Vec<String>>,
     dns_opts: Option<Vec<String>>,
@@ -263,8 +276,6 @@ struct FileUlimit {
 const DOCKER_KEYS_NOT_YET: &[&str] = &[
     "storage-opts",
     "userns-remap",
-    "iptables",
-    "ip-forward",
     "runtimes",
     "builder",
     "metrics-addr",
@@ -418,6 +429,9 @@ impl Config {
         let ip = pick!(flags.ip, file.ip, "ip");
         let mtu = pick!(flags.mtu, file.mtu, "mtu");
         let userland_proxy = pick!(flags.userland_proxy, file.userland_proxy, "userland-proxy");
+        let iptables = pick!(flags.iptables, file.iptables, "iptables").unwrap_or(true);
+        let ip_forward = pick!(flags.ip_forward, file.ip_forward, "ip-forward").unwrap_or(true);
+        let ip_masq = pick!(flags.ip_masq, file.ip_masq, "ip-masq").unwrap_or(true);
         let dns = pick!(nonempty(flags.dns), file.dns, "dns");
         let dns_search = pick!(nonempty(flags.dns_search), file.dns_search, "dns-search");
         let dns_opts = pick!(nonempty(flags.dns_opts), file.dns_opts, "dns-opts");
@@ -621,6 +635,9 @@ impl Config {
         )?;
         let net = crate::daemon::network::NetConfig {
             userland_proxy: userland_proxy.unwrap_or(true),
+            firewall: iptables,
+            ip_forward,
+            ip_masq,
             ..net
         };
         let mirrors = mirrors.unwrap_or_default();
@@ -882,6 +899,9 @@ fn net_config(
     }
     Ok(crate::daemon::network::NetConfig {
         userland_proxy: true,
+        firewall: true,
+        ip_forward: true,
+        ip_masq: true,
         fixed_cidr,
         ipv6,
         icc: icc.unwrap_or(true),

@@ -547,9 +547,13 @@ impl Containers {
         let v6 = b.host_ip.is_some_and(|ip| ip.is_ipv6());
         // IPv6 has no route from ::1 into a bridge, and no NAT to IPv4: the shim
         // serves the socket (towards the container's IPv6 address when it has
-        // one), and a NAT rule takes what is not loopback straight there.
-        let proxied = v6 && self.net.config.userland_proxy && (target6.or(target4)).is_some();
-        let nat6 = v6 && target6.is_some() && !b.host_ip.is_some_and(|ip| ip.is_loopback());
+        // one), and a NAT rule takes what is not loopback straight there. Without
+        // berth's firewall (`iptables: false`) the shim serves every port.
+        let no_nat = !self.net.config.firewall;
+        let proxy_target = if v6 { target6.or(target4) } else { target4 };
+        let proxied = proxy_target.is_some() && (no_nat || (v6 && self.net.config.userland_proxy));
+        let nat6 =
+            !no_nat && v6 && target6.is_some() && !b.host_ip.is_some_and(|ip| ip.is_loopback());
         if v6 && !proxied && !nat6 {
             return Err(None);
         }
@@ -562,7 +566,7 @@ impl Containers {
             host_ip: ip.to_string(),
             host_port: port,
         });
-        if let Some(t) = target6.or(target4).filter(|_| proxied) {
+        if let Some(t) = proxy_target.filter(|_| proxied) {
             prep.proxies.push(berth_runtime::spec::PortProxy {
                 held,
                 proto: b.proto.clone(),

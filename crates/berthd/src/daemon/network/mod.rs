@@ -182,6 +182,14 @@ pub struct NetConfig {
     pub fixed_cidr: Option<Subnet>,
     /// dockerd's `ipv6` with `fixed-cidr-v6`: the default bridge's IPv6 subnet.
     pub ipv6: Option<Subnet>,
+    /// dockerd's `iptables`: berth programs its nftables table (NAT, isolation,
+    /// published ports); with false it touches no firewall at all, and published
+    /// ports are served by the containers' shims instead.
+    pub firewall: bool,
+    /// dockerd's `ip-forward`: berth turns IPv4 forwarding on.
+    pub ip_forward: bool,
+    /// dockerd's `ip-masq`: the default bridge's traffic out is masqueraded.
+    pub ip_masq: bool,
     /// dockerd's `userland-proxy`: ports published on IPv6 reach containers that
     /// have only IPv4 through their shim.
     pub userland_proxy: bool,
@@ -441,7 +449,7 @@ impl Networks {
         };
         let mut options = BTreeMap::new();
         options.insert(OPT_BRIDGE_NAME.to_string(), ifname.clone());
-        options.insert(OPT_MASQUERADE.to_string(), "true".into());
+        options.insert(OPT_MASQUERADE.to_string(), self.config.ip_masq.to_string());
         options.insert(
             "com.docker.network.bridge.default_bridge".into(),
             "true".into(),
@@ -564,6 +572,9 @@ impl Networks {
             }
         }
         // Forwarding is how containers reach beyond their bridge, as with Docker.
+        if !self.config.ip_forward {
+            return self.apply_firewall();
+        }
         if let Err(e) = netlink::sysctl("net/ipv4/ip_forward", "1") {
             tracing::warn!(error = %e, "enabling IPv4 forwarding");
         }
@@ -636,6 +647,9 @@ impl Networks {
     /// Renders and applies berth's nftables table from the networks and the
     /// published ports.
     pub fn apply_firewall(&self) -> ApiResult<()> {
+        if !self.config.firewall {
+            return Ok(());
+        }
         let _serial = self.firewall.lock().unwrap_or_else(|p| p.into_inner());
         let rules = {
             let g = self.lock();
@@ -686,6 +700,9 @@ impl Networks {
                     tracing::warn!(bridge = %n.bridge, error = %e, "removing bridge");
                 }
             }
+        }
+        if !self.config.firewall {
+            return;
         }
         if let Err(e) = nft::remove(&self.table) {
             tracing::warn!(error = %e, "removing the nftables table");
