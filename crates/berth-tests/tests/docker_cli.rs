@@ -836,3 +836,31 @@ fn malformed_requests_are_refused_as_docker_refuses_them() {
     // Nothing was made.
     assert_eq!(d.docker(&["volume", "ls", "-q"]).ok(), "");
 }
+
+/// `docker plugin`: berth installs no managed plugins, so it answers as an engine
+/// with none: an empty list, "not found" for a name, a clear refusal to install.
+#[test]
+fn plugin_commands_answer_as_an_engine_without_managed_plugins() {
+    let d = Daemon::start();
+    let o = d.docker(&["plugin", "ls"]);
+    assert_eq!(o.ok().lines().count(), 1, "only the header: {o:?}");
+    assert!(o.stdout.starts_with("ID"), "{o:?}");
+    let o = d.docker(&["plugin", "inspect", "vieux/sshfs"]);
+    assert!(
+        o.stderr.contains("plugin \"vieux/sshfs\" not found"),
+        "{o:?}"
+    );
+    let o = d.docker(&["plugin", "rm", "vieux/sshfs"]);
+    assert!(o.stderr.contains("not found"), "{o:?}");
+    let o = d.docker(&[
+        "plugin",
+        "install",
+        "--grant-all-permissions",
+        "localhost:5000/x/y",
+    ]);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("berth does not support managed plugins"),
+        "{o:?}"
+    );
+}

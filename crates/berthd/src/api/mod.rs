@@ -13,6 +13,7 @@ mod head;
 pub mod http;
 mod images;
 mod networks;
+mod plugins;
 pub mod server;
 mod swarm;
 mod system;
@@ -185,6 +186,9 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
         if let Some(r) = build::route(d, call, &segs[1..]).await? {
             return Ok(r);
         }
+    }
+    if let Some(r) = plugins::route(call, &segs)? {
+        return Ok(r);
     }
     if let Some(r) = swarm::route(call, &segs)? {
         return Ok(r);
