@@ -16,7 +16,7 @@ if [ -z "$bin" ]; then
   cargo build --release --workspace --bins --locked
 fi
 install -d "$dest$prefix/bin" "$dest/etc/systemd/system"
-for b in berthd berth berth-shim berth-tls-relay; do
+for b in berthd berth berth-shim berth-sidecar berth-tls-relay; do
   install -m 0755 "$bin/$b" "$dest$prefix/bin/$b"
 done
 sed "s|/usr/local/bin/berthd|$prefix/bin/berthd|" contrib/systemd/berthd.service \

@@ -49,6 +49,10 @@ pub struct Spec {
     /// on IPv6 for a container with only IPv4, which no NAT can translate).
     #[serde(default)]
     pub proxies: Vec<PortProxy>,
+    /// berth-sidecar, beside berth-shim: started for a remote log driver or port
+    /// proxies (the shim, run from a sealed copy, cannot find its own directory).
+    #[serde(default)]
+    pub sidecar: Option<PathBuf>,
     /// Where the shim records the exit status (see [`crate::shimproto::ExitRecord`]).
     pub exit_path: PathBuf,
     /// Which namespaces are the container's own, the host's, or another's.

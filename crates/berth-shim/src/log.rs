@@ -15,7 +15,7 @@ pub(crate) struct JsonFileLog {
     /// None: a remote driver without its local cache.
     file: Option<File>,
     /// A remote log driver each line also goes to.
-    remote: Option<crate::remote::Remote>,
+    remote: Option<crate::sidecar_pipe::LogPipe>,
     path: PathBuf,
     size: u64,
     /// `max-size` and `max-file`: past the size, the file moves to `<log>.1` (and
@@ -31,7 +31,7 @@ impl JsonFileLog {
         path: Option<&Path>,
         rotate: Option<(u64, u32)>,
         compress: bool,
-        remote: Option<crate::remote::Remote>,
+        remote: Option<crate::sidecar_pipe::LogPipe>,
     ) -> std::io::Result<JsonFileLog> {
         let file = match path {
             Some(p) => Some(OpenOptions::new().create(true).append(true).open(p)?),
@@ -170,38 +170,30 @@ impl JsonFileLog {
             if let Some(f) = self.file.as_mut() {
                 let _ = f.write_all(&out);
             }
-            if let Some(r) = &self.remote {
-                r.send(crate::remote::Msg {
-                    line: buf,
-                    stderr: stream != STREAM_STDOUT,
-                    time: at,
-                    partial: false,
-                });
+            if let Some(r) = self.remote.as_mut() {
+                r.send(&buf, stream != STREAM_STDOUT, at, false);
             }
         }
     }
 
     /// One entry to the remote driver: the line without its newline; a piece of
     /// a long line is marked partial.
-    fn send_remote(&self, piece: &[u8], stream: u8, at: SystemTime) {
-        let Some(r) = &self.remote else { return };
+    fn send_remote(&mut self, piece: &[u8], stream: u8, at: SystemTime) {
+        let Some(r) = self.remote.as_mut() else {
+            return;
+        };
         let (line, partial) = match piece.strip_suffix(b"\n") {
             Some(l) => (l, false),
             None => (piece, true),
         };
-        r.send(crate::remote::Msg {
-            line: line.to_vec(),
-            stderr: stream != STREAM_STDOUT,
-            time: at,
-            partial,
-        });
+        r.send(line, stream != STREAM_STDOUT, at, partial);
     }
 
     /// The container ended: what the remote driver still has queued is sent
     /// (for a few seconds at most).
     pub(crate) fn finish(self) {
         if let Some(r) = self.remote {
-            r.finish(std::time::Duration::from_secs(5));
+            r.finish();
         }
     }
 }

@@ -9,8 +9,7 @@
 
 mod input;
 mod log;
-mod proxy;
-mod remote;
+mod sidecar_pipe;
 
 use berth_runtime::cgroups::{Cgroup, Hierarchy};
 use berth_runtime::plan::{step, HostFacts, Plan};
@@ -498,20 +497,23 @@ fn exit_code(status: rustix::process::WaitStatus) -> i32 {
 
 fn run(
     job: &Job,
-    proxies: Vec<(OwnedFd, String, std::net::SocketAddr)>,
+    spec_path: &Path,
+    proxies: Vec<(OwnedFd, berth_runtime::spec::PortProxy)>,
     mut shim: Shim,
 ) -> ExitCode {
     shim.accept_all();
     // A remote log driver connects before the container runs: a receiver that is
     // not there fails the start, as with Docker.
-    let remote = match job
-        .container()
-        .and_then(|s| s.log_remote.as_ref())
-        .map(remote::prepare)
-        .transpose()
-    {
-        Ok(r) => r,
-        Err(e) => {
+    let remote = match job.container().and_then(|s| {
+        let r = s.log_remote.as_ref()?;
+        Some(match &s.sidecar {
+            Some(car) => sidecar_pipe::start_log(car, spec_path, r.non_blocking, r.max_buffer),
+            None => Err(std::io::Error::other("no berth-sidecar given")),
+        })
+    }) {
+        None => None,
+        Some(Ok(pipe)) => Some(pipe),
+        Some(Err(e)) => {
             let error = format!("failed to initialize logging driver: {e}");
             shim.announce_start(&Started {
                 pid: None,
@@ -547,21 +549,29 @@ fn run(
         error: None,
         exit_code: None,
     });
-    // Threads only now: the container's process was forked from a single thread.
-    let remote = remote.map(|r| r.start()).transpose().unwrap_or_else(|e| {
-        eprintln!("berth-shim: starting the log sender: {e}");
-        None
-    });
     let mut logger = job.container().and_then(|s| {
         (s.log_path.is_some() || remote.is_some()).then(|| {
             log::JsonFileLog::open(s.log_path.as_deref(), s.log_rotate, s.log_compress, remote)
         })
     });
-    for (fd, proto, target) in proxies {
-        if let Err(e) = proxy::serve(fd, &proto, target) {
-            eprintln!("berth-shim: proxy to {target}/{proto}: {e}");
+    let proxy_car = match (
+        proxies.is_empty(),
+        job.container().and_then(|s| s.sidecar.as_ref()),
+    ) {
+        (true, _) => None,
+        (false, Some(car)) => match sidecar_pipe::start_proxies(car, &proxies) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("berth-shim: starting the port proxies: {e}");
+                None
+            }
+        },
+        (false, None) => {
+            eprintln!("berth-shim: no berth-sidecar given for the port proxies");
+            None
         }
-    }
+    };
+    drop(proxies);
 
     let raw = running.io.terminal;
     let mut stdin = input::Stdin::new(running.io.stdin.take(), raw);
@@ -661,6 +671,9 @@ fn run(
     if let Some(Ok(l)) = logger {
         l.finish();
     }
+    if let Some(c) = proxy_car {
+        c.finish();
+    }
     let record = ExitRecord {
         exit_code: status.unwrap_or(255),
         finished_at: timefmt::rfc3339_nano(SystemTime::now()),
@@ -758,7 +771,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // The held sockets the shim also serves (see proxy.rs), as copies.
+    // The held sockets a sidecar also serves (see sidecar.rs), as copies.
     let mut proxies = Vec::new();
     for p in job
         .container()
@@ -766,7 +779,7 @@ fn main() -> ExitCode {
         .unwrap_or_default()
     {
         match _held.get(p.held as usize).map(OwnedFd::try_clone) {
-            Some(Ok(fd)) => proxies.push((fd, p.proto.clone(), p.target)),
+            Some(Ok(fd)) => proxies.push((fd, p.clone())),
             _ => {
                 eprintln!("berth-shim: no held socket {} to proxy", p.held);
                 return ExitCode::from(2);
@@ -784,6 +797,7 @@ fn main() -> ExitCode {
     let _ = listener.as_fd();
     run(
         &job,
+        Path::new(&args[args.len() - 1]),
         proxies,
         Shim {
             listener,

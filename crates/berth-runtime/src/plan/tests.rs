@@ -49,6 +49,7 @@ fn spec() -> Spec {
         log_remote: None,
         held_fds: 0,
         proxies: Vec::new(),
+        sidecar: None,
         mounts: vec![],
         readonly_rootfs: false,
         exit_path: "/x/exit".into(),

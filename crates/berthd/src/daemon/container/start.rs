@@ -313,6 +313,7 @@ impl Containers {
             log_compress: rotation.compress,
             held_fds: 0,
             proxies: Vec::new(),
+            sidecar: Some(self.paths.shim.with_file_name("berth-sidecar")),
             mounts: Vec::new(),
             readonly_rootfs: false,
             exit_path: self.paths.run_dir(&r.id).join("exit.json"),
