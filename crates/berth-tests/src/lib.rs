@@ -963,3 +963,14 @@ impl Drop for TestRegistry {
         let _ = self.child.wait();
     }
 }
+
+/// A helper process a test started (a plugin, a receiver): killed and reaped when
+/// dropped, whatever the test's outcome.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -855,14 +855,7 @@ fn an_authorization_plugin_decides() {
     let plugins = tmp.path().join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     let log = tmp.path().join("calls.log");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _plugin = Kill(
+    let _plugin = berth_tests::KillOnDrop(
         Command::new("python3")
             .arg(berth_tests::repo_root().join("crates/berth-tests/src/authz_plugin.py"))
             .arg(plugins.join("gate.sock"))

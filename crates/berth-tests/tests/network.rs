@@ -389,9 +389,8 @@ fn a_host_port_in_use_is_a_clear_error_and_leaves_no_rule() {
     });
 }
 
-#[test]
-fn udp_is_published_too() {
-    let d = Daemon::start();
+/// Loads `udpecho:1`: an image of the udp-echo helper answering on port 9000.
+fn load_udp_echo(d: &Daemon) {
     let echo = std::fs::read(bin("udp-echo")).unwrap();
     let img = image(
         &[Layer::new().executable("udp-echo", &echo).finish()],
@@ -401,6 +400,12 @@ fn udp_is_published_too() {
     let tar = d.root.path().join("udpecho.tar");
     std::fs::write(&tar, img).unwrap();
     d.docker(&["load", "-i", tar.to_str().unwrap()]).ok();
+}
+
+#[test]
+fn udp_is_published_too() {
+    let d = Daemon::start();
+    load_udp_echo(&d);
     let port = UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -1352,15 +1357,7 @@ fn ports_on_ipv6_reach_ipv4_containers_through_the_shim() {
         }
     });
     // UDP, on a named IPv6 address.
-    let echo = std::fs::read(bin("udp-echo")).unwrap();
-    let img = image(
-        &[Layer::new().executable("udp-echo", &echo).finish()],
-        "udpecho:1",
-        &["/udp-echo", "9000"],
-    );
-    let tar = d.root.path().join("udpecho.tar");
-    std::fs::write(&tar, img).unwrap();
-    d.docker(&["load", "-i", tar.to_str().unwrap()]).ok();
+    load_udp_echo(&d);
     let uport = UdpSocket::bind("[::1]:0")
         .unwrap()
         .local_addr()

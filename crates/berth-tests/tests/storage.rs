@@ -751,14 +751,7 @@ fn a_legacy_volume_plugin_serves_volumes() {
     std::fs::create_dir_all(&plugins).unwrap();
     std::fs::create_dir_all(&root).unwrap();
     let script = berth_tests::repo_root().join("crates/berth-tests/src/volume_plugin.py");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _plugin = Kill(
+    let _plugin = berth_tests::KillOnDrop(
         std::process::Command::new("python3")
             .arg(&script)
             .arg(plugins.join("testvol.sock"))
