@@ -4,10 +4,13 @@
 //! it through a pipe that ends with the shim.
 
 use berth_runtime::spec::PortProxy;
-use std::io::{self, BufRead, Write};
+use berth_runtime::sys;
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A frame never exceeds PIPE_BUF: each write is then whole or not at all, which
@@ -16,8 +19,8 @@ const FRAME_MAX: usize = 4096;
 const HEADER: usize = 17;
 
 pub struct Sidecar {
-    child: Child,
-    stdin: Option<ChildStdin>,
+    pid: i32,
+    stdin: Option<File>,
 }
 
 impl Sidecar {
@@ -25,8 +28,23 @@ impl Sidecar {
     /// own limit) and exits.
     pub fn finish(mut self) {
         drop(self.stdin.take());
-        let _ = self.child.wait();
+        sys::wait_helper(self.pid);
     }
+}
+
+fn cstr(s: impl AsRef<[u8]>) -> io::Result<CString> {
+    CString::new(s.as_ref().to_vec()).map_err(|_| io::Error::other("a NUL byte in an argument"))
+}
+
+/// The first line the helper writes (its `ok`, or why not).
+fn first_line(out: OwnedFd) -> String {
+    let mut f = File::from(out);
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    while line.len() < 4096 && matches!(f.read(&mut b), Ok(1)) && b[0] != b'\n' {
+        line.push(b[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
 }
 
 /// A remote log driver's sidecar, connected.
@@ -44,23 +62,24 @@ pub fn start_log(
     non_blocking: bool,
     buffer: u64,
 ) -> io::Result<LogPipe> {
-    let mut child = Command::new(sidecar)
-        .arg("log")
-        .arg(spec)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()?;
-    let mut first = String::new();
-    io::BufReader::new(child.stdout.take().expect("piped")).read_line(&mut first)?;
+    let argv = [
+        cstr(sidecar.as_os_str().as_bytes())?,
+        cstr("log")?,
+        cstr(spec.as_os_str().as_bytes())?,
+    ];
+    let h = sys::spawn_helper(&argv, &[])?;
+    let first = first_line(h.stdout);
     if first.trim() != "ok" {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Err(io::Error::other(
-            first.trim().trim_start_matches("error: ").to_string(),
-        ));
+        // It ends by itself after saying why (or having died).
+        drop(h.stdin);
+        sys::wait_helper(h.pid);
+        return Err(io::Error::other(if first.is_empty() {
+            "berth-sidecar ended without a word".to_string()
+        } else {
+            first.trim().trim_start_matches("error: ").to_string()
+        }));
     }
-    let stdin = child.stdin.take().expect("piped");
+    let stdin = File::from(h.stdin);
     if non_blocking {
         // The buffer Docker's non-blocking mode keeps: the pipe, made that big
         // (as far as the kernel's pipe-max-size allows).
@@ -70,7 +89,7 @@ pub fn start_log(
     let capacity = rustix::pipe::fcntl_getpipe_size(&stdin).unwrap_or(65536);
     Ok(LogPipe {
         car: Sidecar {
-            child,
+            pid: h.pid,
             stdin: Some(stdin),
         },
         non_blocking,
@@ -138,25 +157,23 @@ impl LogPipe {
     }
 }
 
-/// Starts `berth-sidecar proxy` serving `proxies` on the held sockets.
+/// Starts `berth-sidecar proxy` serving `proxies` on the held sockets, which cross
+/// to it at their own numbers.
 pub fn start_proxies(sidecar: &Path, proxies: &[(OwnedFd, PortProxy)]) -> io::Result<Sidecar> {
-    let mut cmd = Command::new(sidecar);
-    cmd.arg("proxy");
-    // The sockets cross to it at their own numbers: open across exec for this
-    // one spawn (nothing else is started meanwhile), close-on-exec again after.
+    let mut argv = vec![cstr(sidecar.as_os_str().as_bytes())?, cstr("proxy")?];
     for (fd, p) in proxies {
-        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
-        cmd.arg(format!("{},{},{}", fd.as_raw_fd(), p.proto, p.target));
+        argv.push(cstr(format!(
+            "{},{},{}",
+            fd.as_raw_fd(),
+            p.proto,
+            p.target
+        ))?);
     }
-    let spawned = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn();
-    for (fd, _) in proxies {
-        let _ = rustix::io::fcntl_setfd(fd.as_fd(), rustix::io::FdFlags::CLOEXEC);
-    }
-    let mut child = spawned?;
-    let stdin = child.stdin.take();
-    Ok(Sidecar { child, stdin })
+    let keep: Vec<_> = proxies.iter().map(|(fd, _)| fd.as_fd()).collect();
+    let h = sys::spawn_helper(&argv, &keep)?;
+    drop(h.stdout);
+    Ok(Sidecar {
+        pid: h.pid,
+        stdin: Some(File::from(h.stdin)),
+    })
 }

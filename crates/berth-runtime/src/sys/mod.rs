@@ -35,6 +35,81 @@ pub struct ChildFailure {
     pub errno: i32,
 }
 
+/// A helper program the shim started ([`spawn_helper`]): its pid, the write end
+/// of its stdin and the read end of its stdout.
+#[derive(Debug)]
+pub struct Helper {
+    pub pid: i32,
+    pub stdin: OwnedFd,
+    pub stdout: OwnedFd,
+}
+
+/// Starts `argv[0]` (an absolute path) with `argv`, an empty environment, stdin and
+/// stdout on new pipes, stderr inherited, and the descriptors of `keep` open at
+/// their own numbers (every other descriptor of the shim is close-on-exec). A small
+/// posix_spawn rather than std's process machinery, which would make every shim's
+/// binary larger (see docs/BENCHMARKS.md). Reap it with [`wait_helper`].
+pub fn spawn_helper(argv: &[std::ffi::CString], keep: &[BorrowedFd<'_>]) -> io::Result<Helper> {
+    if argv.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no program"));
+    }
+    let (in_r, in_w) = pipe_cloexec()?;
+    let (out_r, out_w) = pipe_cloexec()?;
+    for fd in keep {
+        rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::empty())?;
+    }
+    let mut ptrs: Vec<*mut libc::c_char> = argv.iter().map(|a| a.as_ptr() as *mut _).collect();
+    ptrs.push(std::ptr::null_mut());
+    let envp: [*mut libc::c_char; 1] = [std::ptr::null_mut()];
+    let mut pid: libc::pid_t = 0;
+    // SAFETY: `actions` is initialised by posix_spawn_file_actions_init before any
+    // other use and destroyed once, after posix_spawn; the dup2 actions name pipe
+    // ends that stay open until after the call; `ptrs` and `envp` are
+    // NULL-terminated arrays of pointers into `argv`'s CStrings (alive for the whole
+    // call; posix_spawn does not write through them despite the `*mut` type), and
+    // `pid` outlives the call.
+    let rc = unsafe {
+        let mut actions: libc::posix_spawn_file_actions_t = std::mem::zeroed();
+        let mut rc = libc::posix_spawn_file_actions_init(&mut actions);
+        if rc == 0 {
+            rc = libc::posix_spawn_file_actions_adddup2(&mut actions, in_r.as_raw_fd(), 0);
+        }
+        if rc == 0 {
+            rc = libc::posix_spawn_file_actions_adddup2(&mut actions, out_w.as_raw_fd(), 1);
+        }
+        if rc == 0 {
+            rc = libc::posix_spawn(
+                &mut pid,
+                ptrs[0],
+                &actions,
+                std::ptr::null(),
+                ptrs.as_ptr(),
+                envp.as_ptr(),
+            );
+        }
+        libc::posix_spawn_file_actions_destroy(&mut actions);
+        rc
+    };
+    for fd in keep {
+        let _ = rustix::io::fcntl_setfd(fd, rustix::io::FdFlags::CLOEXEC);
+    }
+    if rc != 0 {
+        return Err(io::Error::from_raw_os_error(rc));
+    }
+    Ok(Helper {
+        pid,
+        stdin: in_w,
+        stdout: out_r,
+    })
+}
+
+/// Waits for a helper of [`spawn_helper`] to end.
+pub fn wait_helper(pid: i32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+    }
+}
+
 fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)
 }
