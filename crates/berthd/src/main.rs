@@ -319,12 +319,13 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
     for l in listeners.listeners {
         api::server::serve(l, daemon.clone());
     }
-    tracing::info!(hosts = ?cfg.hosts, data_root = %cfg.data_root.display(), "berthd is ready");
-    sd_notify("READY=1");
-
+    // The handlers before the word that we are ready: a SIGTERM sent right after it
+    // must shut down cleanly, not kill the process with its bridges and rules left.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    tracing::info!(hosts = ?cfg.hosts, data_root = %cfg.data_root.display(), "berthd is ready");
+    sd_notify("READY=1");
     loop {
         tokio::select! {
             _ = term.recv() => break,
