@@ -692,6 +692,22 @@ fn real_time_cpu_budgets() {
     d.docker(&["run", "-d", "--name", "nort", "busybox", "sleep", "300"])
         .ok();
     assert!(!chrt("nort"), "without a budget it cannot");
+    // `docker update` changes a running container's budget, within the daemon's.
+    d.docker(&["update", "--cpu-rt-runtime", "30000", "rt"])
+        .ok();
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "rt"])
+        .ok()
+        .trim()
+        .to_string();
+    let own = std::fs::read_to_string(format!(
+        "/sys/fs/cgroup/cpu/{}/{id}/cpu.rt_runtime_us",
+        d.cgroup_parent
+    ))
+    .unwrap();
+    assert_eq!(own.trim(), "30000");
+    let o = d.docker(&["update", "--cpu-rt-runtime", "500000", "rt"]);
+    assert!(o.stderr.contains("more than the daemon gives"), "{o:?}");
     d.docker(&["rm", "-f", "rt", "nort"]).ok();
     for (args, want) in [
         (

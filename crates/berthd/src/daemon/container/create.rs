@@ -208,21 +208,7 @@ impl Containers {
         crate::daemon::container::restart::validate(&hc)?;
         crate::daemon::container::logs::rotation(&hc.log_config)?;
         let cpu = crate::daemon::container::limits::cpu(&hc)?;
-        if cpu.rt_period.is_some() || cpu.rt_runtime.is_some() {
-            if !self.hierarchy.has_rt() {
-                return Err(ApiError::invalid(if cpu.rt_runtime.is_some() {
-                    "Your kernel does not support cgroup cpu real-time runtime"
-                } else {
-                    "Your kernel does not support cgroup cpu real-time period"
-                }));
-            }
-            if let Some(r) = cpu.rt_runtime.filter(|r| *r > self.defaults.cpu_rt_runtime) {
-                return Err(ApiError::invalid(format!(
-                    "cpu-rt-runtime {r} is more than the daemon gives its containers in all (--cpu-rt-runtime {})",
-                    self.defaults.cpu_rt_runtime
-                )));
-            }
-        }
+        self.check_rt(&cpu)?;
         match hc.log_config.kind.as_str() {
             "" => hc.log_config.kind = "json-file".into(),
             "json-file" | "local" | "none" => {}
@@ -442,6 +428,30 @@ impl Containers {
             }
             .into()
         })
+    }
+}
+
+impl Containers {
+    /// A real-time budget needs the kernel's real-time group scheduling and fits
+    /// in the daemon's (`--cpu-rt-runtime`).
+    pub(super) fn check_rt(&self, cpu: &berth_runtime::spec::CpuLimits) -> ApiResult<()> {
+        if cpu.rt_period.is_none() && cpu.rt_runtime.is_none() {
+            return Ok(());
+        }
+        if !self.hierarchy.has_rt() {
+            return Err(ApiError::invalid(if cpu.rt_runtime.is_some() {
+                "Your kernel does not support cgroup cpu real-time runtime"
+            } else {
+                "Your kernel does not support cgroup cpu real-time period"
+            }));
+        }
+        if let Some(r) = cpu.rt_runtime.filter(|r| *r > self.defaults.cpu_rt_runtime) {
+            return Err(ApiError::invalid(format!(
+                "cpu-rt-runtime {r} is more than the daemon gives its containers in all (--cpu-rt-runtime {})",
+                self.defaults.cpu_rt_runtime
+            )));
+        }
+        Ok(())
     }
 }
 

@@ -50,7 +50,8 @@ impl Containers {
     /// running container. Other resources are refused, as at create.
     pub fn update(&self, key: &str, req: &ContainerUpdateRequest) -> ApiResult<Vec<String>> {
         let c = self.get(key)?;
-        for (k, v) in &req.other {
+        const RT: [&str; 2] = ["CpuRealtimePeriod", "CpuRealtimeRuntime"];
+        for (k, v) in req.other.iter().filter(|(k, _)| !RT.contains(&k.as_str())) {
             let zero = v.is_null()
                 || v.as_f64() == Some(0.0)
                 || v.as_bool() == Some(false)
@@ -96,12 +97,24 @@ impl Containers {
                 hc.cpuset_cpus = text(&req.cpuset_cpus);
             }
         }
+        // The real-time budget (`--cpu-rt-period`, `--cpu-rt-runtime`).
+        let mut rt_given = false;
+        for k in RT {
+            if let Some(v) = req
+                .other
+                .get(k)
+                .filter(|v| v.as_i64().is_some_and(|n| n != 0))
+            {
+                hc.other.insert(k.into(), v.clone());
+                rt_given = true;
+            }
+        }
         let mems_given = !text(&req.cpuset_mems).is_empty();
         if mems_given {
             hc.other
                 .insert("CpusetMems".into(), text(&req.cpuset_mems).into());
         }
-        let cpu_given = cpu_given || mems_given;
+        let cpu_given = cpu_given || mems_given || rt_given;
         // The new memory settings, checked as a whole with Docker's rules.
         if let Some(m) = memory {
             hc.memory = m;
@@ -143,6 +156,9 @@ impl Containers {
             blkio_weight: all.blkio_weight.filter(|_| blkio_given),
         };
         let cpu = crate::daemon::container::limits::cpu(&hc)?;
+        if rt_given {
+            self.check_rt(&cpu)?;
+        }
         if c.is_running() && cpu_given {
             self.hierarchy
                 .set_cpu(&self.cgroup_path(&c.rec()), &cpu)
