@@ -178,7 +178,13 @@ fn lookup(v: &Value, path: &[String]) -> Result<Value> {
     let mut cur = v.clone();
     for k in path {
         cur = match cur {
-            Value::Object(ref m) => match m.get(k) {
+            // The docker CLI's templates see Go's field names (`ID`, `APIVersion`)
+            // as well as the JSON keys (`Id`, `ApiVersion`): they differ in case only.
+            Value::Object(ref m) => match m.get(k).or_else(|| {
+                m.iter()
+                    .find(|(n, _)| n.eq_ignore_ascii_case(k))
+                    .map(|(_, x)| x)
+            }) {
                 Some(x) => x.clone(),
                 None => bail!("template: can't evaluate field {k}"),
             },
@@ -407,6 +413,14 @@ pub async fn prune(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_field_names_find_the_json_keys() {
+        let v = serde_json::json!({"Id": "abc", "Server": {"ApiVersion": "1.51"}});
+        let t = Template::parse("{{.ID}} {{.Server.APIVersion}} {{.Id}}").unwrap();
+        assert_eq!(t.render(&v).unwrap(), "abc 1.51 abc");
+        assert!(Template::parse("{{.Nope}}").unwrap().render(&v).is_err());
+    }
     use serde_json::json;
 
     #[test]
