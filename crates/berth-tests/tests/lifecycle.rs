@@ -302,10 +302,11 @@ fn update_limits_and_policy_of_a_running_container() {
             .contains("Your kernel does not support Block I/O weight"),
         "{o:?}"
     );
+    // A real-time budget beyond the daemon's (none here): refused.
     let o = d.docker(&["update", "--cpu-rt-runtime", "100", "up"]);
     assert!(
         o.stderr
-            .contains("berth does not support updating CpuRealtimeRuntime yet"),
+            .contains("cpu-rt-runtime 100 is more than the daemon gives its containers"),
         "{o:?}"
     );
     d.docker(&["rm", "-f", "up"]).ok();
