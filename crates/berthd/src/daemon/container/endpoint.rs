@@ -492,12 +492,20 @@ impl Containers {
         prep.mode = NetworkMode::Join;
         // Published ports go to the addresses on the first network, on that
         // network's host address when a binding names none.
+        // (Nothing of this is looked up for a container that publishes nothing.)
+        let bindings = bindings(r)?;
         let first = order.first().and_then(|n| prep.endpoints.get(n));
         let targets = (first.and_then(|e| e.ipv4), first.and_then(|e| e.ipv6));
-        let default_ip = first
-            .and_then(|e| self.net.find(&e.network_id))
-            .and_then(|n| n.host_binding());
-        let ipv6 = host_has_ipv6();
+        let (default_ip, ipv6) = if bindings.is_empty() {
+            (None, false)
+        } else {
+            (
+                first
+                    .and_then(|e| self.net.find(&e.network_id))
+                    .and_then(|n| n.host_binding()),
+                host_has_ipv6(),
+            )
+        };
         let publish_err = |e: Error| -> ApiError {
             Error::Publish {
                 name: r.name.clone(),
@@ -506,7 +514,7 @@ impl Containers {
             }
             .into()
         };
-        for mut b in bindings(r)? {
+        for mut b in bindings {
             b.host_ip = b.host_ip.or(default_ip);
             let wildcard = b.host_ip.is_none();
             let port = self
