@@ -389,6 +389,19 @@ fn a_host_port_in_use_is_a_clear_error_and_leaves_no_rule() {
     });
 }
 
+/// Sends `msg` from a socket bound at `local` to the published `to` until the
+/// container's udp-echo sends it back.
+fn wait_for_echo(local: &str, to: &str, msg: &[u8]) {
+    let s = UdpSocket::bind(local).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    wait_until(&format!("the echo comes back from {to}"), || {
+        s.send_to(msg, to).unwrap();
+        matches!(s.recv_from(&mut buf), Ok((n, _)) if &buf[..n] == msg)
+    });
+}
+
 /// Loads `udpecho:1`: an image of the udp-echo helper answering on port 9000.
 fn load_udp_echo(d: &Daemon) {
     let echo = std::fs::read(bin("udp-echo")).unwrap();
@@ -425,14 +438,7 @@ fn udp_is_published_too() {
         d.docker(&["port", "echo"]).ok().trim(),
         format!("9000/udp -> 127.0.0.1:{port}")
     );
-    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut buf = [0u8; 64];
-    wait_until("the echo comes back", || {
-        s.send_to(b"ping-udp", format!("127.0.0.1:{port}")).unwrap();
-        matches!(s.recv_from(&mut buf), Ok((8, _)) if &buf[..8] == b"ping-udp")
-    });
+    wait_for_echo("127.0.0.1:0", &format!("127.0.0.1:{port}"), b"ping-udp");
     d.docker(&["rm", "-f", "echo"]).ok();
 }
 
@@ -1377,14 +1383,7 @@ fn ports_on_ipv6_reach_ipv4_containers_through_the_shim() {
         d.docker(&["port", "echo"]).ok().trim(),
         format!("9000/udp -> [::1]:{uport}")
     );
-    let s = UdpSocket::bind("[::1]:0").unwrap();
-    s.set_read_timeout(Some(Duration::from_millis(300)))
-        .unwrap();
-    let mut buf = [0u8; 64];
-    wait_until("the echo comes back over IPv6", || {
-        s.send_to(b"ping-six", format!("[::1]:{uport}")).unwrap();
-        matches!(s.recv_from(&mut buf), Ok((8, _)) if &buf[..8] == b"ping-six")
-    });
+    wait_for_echo("[::1]:0", &format!("[::1]:{uport}"), b"ping-six");
     // Gone with the container.
     d.docker(&["rm", "-f", "web", "echo"]).ok();
     assert!(http_get(&format!("[::1]:{port}"), "/").is_none());

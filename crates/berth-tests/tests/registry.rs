@@ -359,6 +359,24 @@ fn a_corrupt_blob_fails_the_pull_and_leaves_nothing() {
     );
 }
 
+/// A plain HTTP request's head, byte by byte (what follows stays in the socket);
+/// None when the client sends nothing or starts TLS.
+fn read_head(client: &mut TcpStream) -> Option<String> {
+    let mut first = [0u8; 1];
+    if client.peek(&mut first).unwrap_or(0) == 0 || first[0] == 0x16 {
+        return None;
+    }
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if client.read(&mut b).unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(b[0]);
+    }
+    Some(String::from_utf8_lossy(&head).to_string())
+}
+
 /// A proxy in front of the registry: counts blob GETs and, when `cut` is set, cuts
 /// the first blob download after `cut` bytes of its answer.
 struct Proxy {
@@ -378,20 +396,10 @@ fn proxy(target: u16, cut: Option<usize>) -> Proxy {
             let cut_once = cut_once.clone();
             std::thread::spawn(move || {
                 let mut client = c;
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
                 // A TLS hello (an HTTPS attempt): this proxy speaks plain HTTP only.
-                let mut first = [0u8; 1];
-                if client.peek(&mut first).unwrap_or(0) == 0 || first[0] == 0x16 {
+                let Some(text) = read_head(&mut client) else {
                     return;
-                }
-                while !head.ends_with(b"\r\n\r\n") {
-                    if client.read(&mut b).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(b[0]);
-                }
-                let text = String::from_utf8_lossy(&head).to_string();
+                };
                 let first = text.lines().next().unwrap_or("").to_string();
                 let is_blob = first.starts_with("GET ") && first.contains("/blobs/sha256:");
                 if is_blob {
@@ -1197,19 +1205,9 @@ fn slow_proxy(target: u16) -> SlowProxy {
             let (busy, peak) = (b2.clone(), p2.clone());
             std::thread::spawn(move || {
                 let mut client = c;
-                let mut first = [0u8; 1];
-                if client.peek(&mut first).unwrap_or(0) == 0 || first[0] == 0x16 {
+                let Some(text) = read_head(&mut client) else {
                     return; // plain HTTP only
-                }
-                let mut head = Vec::new();
-                let mut b = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if client.read(&mut b).unwrap_or(0) == 0 {
-                        return;
-                    }
-                    head.push(b[0]);
-                }
-                let text = String::from_utf8_lossy(&head).to_string();
+                };
                 // Each blob request is held a moment; requests held at the same
                 // time were sent at the same time (a request that comes after an
                 // answer can never overlap the hold of the one before).
