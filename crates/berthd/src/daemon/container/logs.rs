@@ -68,6 +68,10 @@ pub fn rotation(cfg: &berth_api::LogConfig) -> ApiResult<Rotation> {
                     ApiError::invalid(format!("invalid value for log-opt compress: {v}"))
                 })?;
             }
+            // Checked (logdrivers::mode) and accepted: the shim writes a file
+            // entry as soon as the output arrives, in its own loop, so the
+            // container waits on a disk write at most; there is no separate
+            // buffer for non-blocking mode to bound (README says so).
             "mode" | "max-buffer-size" => {}
             other => {
                 return Err(ApiError::invalid(format!(
