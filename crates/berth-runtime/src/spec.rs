@@ -79,6 +79,10 @@ pub struct Spec {
     /// its root (they are mounted inside the container's cgroup namespace).
     #[serde(default)]
     pub cgroup_mounts: Vec<CgroupMount>,
+    /// A user namespace of its own with this mapping (`--userns-remap`); None: the
+    /// host's.
+    #[serde(default)]
+    pub userns: Option<IdMap>,
 }
 
 /// One cgroup hierarchy as the container sees it.
@@ -176,6 +180,43 @@ pub struct Device {
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// The host's node, bound in when the container has its own user namespace
+    /// (where no node can be made).
+    #[serde(default)]
+    pub host_path: Option<PathBuf>,
+}
+
+/// A user namespace's mapping (`--userns-remap`): container IDs to host IDs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+pub struct IdMap {
+    pub uids: Vec<IdRange>,
+    pub gids: Vec<IdRange>,
+}
+
+/// `container` to `container + size - 1` are `host` to `host + size - 1` on the host.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IdRange {
+    pub container: u32,
+    pub host: u32,
+    pub size: u32,
+}
+
+impl IdMap {
+    /// The text of /proc/PID/uid_map (or gid_map) for `ranges`.
+    pub fn proc_text(ranges: &[IdRange]) -> String {
+        ranges
+            .iter()
+            .map(|r| format!("{} {} {}\n", r.container, r.host, r.size))
+            .collect()
+    }
+
+    /// The host ID of container ID `id`, if mapped.
+    pub fn to_host(ranges: &[IdRange], id: u32) -> Option<u32> {
+        ranges
+            .iter()
+            .find(|r| id >= r.container && id - r.container < r.size)
+            .map(|r| r.host + (id - r.container))
+    }
 }
 
 /// A process to run inside a running container (`docker exec`), as berthd
@@ -326,6 +367,10 @@ pub enum MountKind {
         /// Bind only the top mount (`bind-recursive=disabled`).
         #[serde(default)]
         nonrecursive: bool,
+        /// Seen through the container's ID mapping (`--userns-remap`): a volume's
+        /// files keep the container's own IDs on disk, as the image layers do.
+        #[serde(default)]
+        idmap: bool,
     },
     /// A new tmpfs with these mount options (`size=`, `mode=`).
     Tmpfs {

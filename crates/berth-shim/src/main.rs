@@ -337,6 +337,14 @@ fn enter_container(pid: i32) -> std::io::Result<Vec<(OwnedFd, libc::c_int)>> {
     ] {
         out.push((open(name)?, t));
     }
+    // A container with a user namespace of its own (`--userns-remap`): joined
+    // first, and only when it is not ours (setns refuses one's own).
+    let user = open("user")?;
+    let own = rustix::fs::stat("/proc/self/ns/user")?;
+    let theirs = rustix::fs::fstat(&user)?;
+    if (own.st_dev, own.st_ino) != (theirs.st_dev, theirs.st_ino) {
+        out.push((user, libc::CLONE_NEWUSER));
+    }
     Ok(out)
 }
 

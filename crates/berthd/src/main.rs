@@ -198,6 +198,12 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
             .context("giving the containers' parent cgroup its real-time budget")?;
     }
 
+    let mut container_defaults = cfg.container_defaults.clone();
+    if let Some(spec) = &cfg.userns_remap {
+        let remap = daemon::userns::setup(spec).context("--userns-remap")?;
+        container_defaults.userns = remap.map(|r| r.map);
+    }
+
     let exe = std::env::current_exe().context("locating berthd")?;
     let shim = exe.with_file_name("berth-shim");
     if !shim.exists() {
@@ -245,7 +251,7 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
         net.clone(),
         volumes.clone(),
         events.clone(),
-        cfg.container_defaults.clone(),
+        container_defaults,
     ));
     // Networks and volumes learn who uses them through a trait the container
     // service implements; they never import it.

@@ -8,9 +8,9 @@
 //! a mount onto the host.
 
 mod op;
-pub use op::Op;
+pub use op::{Op, Prepare};
 
-use crate::spec::{MountKind, NetworkMode, NsSource, Process, Spec, DEFAULT_PATH};
+use crate::spec::{IdMap, MountKind, NetworkMode, NsSource, Process, Spec, DEFAULT_PATH};
 use std::ffi::{CString, NulError};
 use std::os::fd::RawFd;
 use std::path::Path;
@@ -118,11 +118,38 @@ pub struct Plan {
     pub seccomp_flags: u32,
     /// PR_SET_NO_NEW_PRIVS before exec.
     pub no_new_privs: bool,
+    /// A user namespace of the child's own (`--userns-remap`).
+    pub userns: Option<UserNs>,
+    /// Trees the parent opens before clone (only with `userns`).
+    pub prepare: Vec<Prepare>,
+    /// Namespaces the parent enters around clone, so that the child is created in
+    /// them before its user namespace (berthd's network namespace): from inside
+    /// the new user namespace it could not enter them.
+    pub parent_ns: Vec<(RawFd, libc::c_int)>,
+    /// The parent sets `rlimits` with prlimit(2): in a user namespace the child
+    /// could not raise a hard limit.
+    pub rlimits_by_parent: bool,
 }
+
+/// The mapping of a child's own user namespace, as the parent writes it.
+#[derive(Debug)]
+pub struct UserNs {
+    pub uid_map: CString,
+    pub gid_map: CString,
+    /// The host IDs of the container's root: the file-system IDs the overlay is
+    /// made with.
+    pub root_uid: libc::uid_t,
+    pub root_gid: libc::gid_t,
+}
+
+const MOUNT_ATTR_RDONLY: u32 = 0x1;
+const MOUNT_ATTR_NOSUID: u32 = 0x2;
+const MOUNT_ATTR_NODEV: u32 = 0x4;
+const MOUNT_ATTR_NOEXEC: u32 = 0x8;
 
 /// How many host files one container can have bound in (the child keeps their
 /// trees in a fixed array: no allocation after clone).
-pub const MAX_TREES: usize = 16;
+pub const MAX_TREES: usize = 64;
 
 fn cstr(what: &'static str, s: impl Into<Vec<u8>>) -> Result<CString, PlanError> {
     CString::new(s).map_err(|source| PlanError::Nul { what, source })
@@ -137,12 +164,24 @@ impl Plan {
         let p = &spec.process;
         p.args.first().ok_or(PlanError::NoCommand)?;
         let mut ops = Vec::new();
+        let mut prepare = Vec::new();
+        let userns = spec.userns.as_ref();
+        let private_net = spec.network == NetworkMode::Private;
+        // In a user namespace no node can be made: the standard ones come from the
+        // host as binds, as they do without a devices cgroup.
+        let bind_devices = !host.device_cgroup || userns.is_some();
         let binds = spec
             .mounts
             .iter()
             .filter(|m| matches!(m.kind, MountKind::Bind { .. }))
             .count();
-        let trees = spec.files.len() + binds + if host.device_cgroup { 0 } else { DEVICES.len() };
+        let mut trees = spec.files.len() + binds + if bind_devices { DEVICES.len() } else { 0 };
+        if userns.is_some() {
+            // The root, /sys without its own network namespace, the cgroup binds,
+            // the devices asked for.
+            // proc and sysfs, made before pivot_root.
+            trees += 4 + spec.cgroup_mounts.len() + spec.devices.len();
+        }
         if trees > MAX_TREES {
             return Err(PlanError::TooManyBinds(trees));
         }
@@ -162,52 +201,122 @@ impl Plan {
                 mode,
             })
         };
+        // A host tree for a slot: opened by the child before pivot_root, or by the
+        // parent before clone when the child has a user namespace of its own.
+        let open_tree = |ops: &mut Vec<Op>,
+                         prepare: &mut Vec<Prepare>,
+                         source: CString,
+                         slot: usize,
+                         recursive: bool,
+                         idmap: bool| {
+            if userns.is_some() {
+                prepare.push(Prepare::Tree {
+                    slot,
+                    source,
+                    recursive,
+                    idmap,
+                    optional: false,
+                });
+            } else {
+                ops.push(Op::OpenTree {
+                    source,
+                    slot,
+                    recursive,
+                });
+            }
+        };
 
         ops.push(Op::MakePrivate);
         let o = &spec.rootfs;
-        let lower = o
-            .lower
-            .iter()
-            .map(|l| l.display().to_string())
-            .collect::<Vec<_>>()
-            .join(":");
-        let data = format!(
-            "lowerdir={lower},upperdir={},workdir={}",
-            o.upper.display(),
-            o.work.display()
-        );
         let nodev = if host.device_cgroup {
             0
         } else {
             libc::MS_NODEV
         };
-        ops.push(match &o.bind {
-            Some(dir) => Op::Mount {
-                source: path_cstr("rootfs", dir)?,
-                target: path_cstr("rootfs", &o.target)?,
-                fstype: CString::default(),
-                flags: libc::MS_BIND | libc::MS_REC | nodev,
-                data: None,
-            },
-            None => Op::Mount {
-                source: cstr("mount source", "overlay")?,
-                target: path_cstr("rootfs", &o.target)?,
-                fstype: cstr("filesystem type", "overlay")?,
-                flags: nodev,
-                data: Some(cstr("overlay options", data)?),
-            },
-        });
-        for (slot, f) in spec.files.iter().enumerate() {
-            ops.push(Op::OpenTree {
-                source: path_cstr("bind source", &f.source)?,
-                slot,
-                recursive: false,
+        let mut slot = 0;
+        let root_slot = if userns.is_some() {
+            slot += 1;
+            match &o.bind {
+                Some(dir) => prepare.push(Prepare::Tree {
+                    slot: 0,
+                    source: path_cstr("rootfs", dir)?,
+                    recursive: true,
+                    idmap: true,
+                    optional: false,
+                }),
+                None => {
+                    let rw = o.upper.parent().filter(|p| Some(*p) == o.work.parent());
+                    let (Some(rw), Some(upper), Some(work)) =
+                        (rw, o.upper.file_name(), o.work.file_name())
+                    else {
+                        return Err(PlanError::BadMount(
+                            o.upper.display().to_string(),
+                            "the writable layer and its work directory must share a directory",
+                        ));
+                    };
+                    prepare.push(Prepare::Overlay {
+                        slot: 0,
+                        lower: o
+                            .lower
+                            .iter()
+                            .map(|l| path_cstr("layer", l))
+                            .collect::<Result<_, _>>()?,
+                        rw: path_cstr("rootfs", rw)?,
+                        upper: cstr("rootfs", upper.as_encoded_bytes().to_vec())?,
+                        work: cstr("rootfs", work.as_encoded_bytes().to_vec())?,
+                        nodev: nodev != 0,
+                    });
+                }
+            }
+            Some(0)
+        } else {
+            let lower = o
+                .lower
+                .iter()
+                .map(|l| l.display().to_string())
+                .collect::<Vec<_>>()
+                .join(":");
+            let data = format!(
+                "lowerdir={lower},upperdir={},workdir={}",
+                o.upper.display(),
+                o.work.display()
+            );
+            ops.push(match &o.bind {
+                Some(dir) => Op::Mount {
+                    source: path_cstr("rootfs", dir)?,
+                    target: path_cstr("rootfs", &o.target)?,
+                    fstype: CString::default(),
+                    flags: libc::MS_BIND | libc::MS_REC | nodev,
+                    data: None,
+                },
+                None => Op::Mount {
+                    source: cstr("mount source", "overlay")?,
+                    target: path_cstr("rootfs", &o.target)?,
+                    fstype: cstr("filesystem type", "overlay")?,
+                    flags: nodev,
+                    data: Some(cstr("overlay options", data)?),
+                },
             });
+            None
+        };
+        // The container's own files (hosts, resolv.conf, ...), which its root owns;
+        // a read-only one (the init binary) is the host's and stays unmapped, so
+        // that no remount could ever make it the container's to write.
+        let file_slot = slot;
+        for f in &spec.files {
+            open_tree(
+                &mut ops,
+                &mut prepare,
+                path_cstr("bind source", &f.source)?,
+                slot,
+                false,
+                !f.readonly,
+            );
+            slot += 1;
         }
         // Bind mounts are opened on the host side now, and placed after pivot_root,
         // where every path of the container resolves inside its own root.
-        let bind_slot = spec.files.len();
-        let mut slot = bind_slot;
+        let bind_slot = slot;
         for m in &spec.mounts {
             if !m.destination.starts_with('/') || m.destination.split('/').any(|c| c == "..") {
                 return Err(PlanError::BadMount(
@@ -218,42 +327,164 @@ impl Plan {
             if let MountKind::Bind {
                 source,
                 nonrecursive,
+                idmap,
                 ..
             } = &m.kind
             {
-                ops.push(Op::OpenTree {
-                    source: path_cstr("bind source", source)?,
+                open_tree(
+                    &mut ops,
+                    &mut prepare,
+                    path_cstr("bind source", source)?,
                     slot,
-                    recursive: !nonrecursive,
-                });
+                    !nonrecursive,
+                    *idmap,
+                );
                 slot += 1;
             }
         }
         // Without a devices cgroup, the device nodes come from the host as binds
         // (allowed on a nodev /dev, unlike nodes made there).
         let dev_slot = slot;
-        if !host.device_cgroup {
-            for (i, (name, _, _)) in DEVICES.iter().enumerate() {
-                ops.push(Op::OpenTree {
-                    source: cstr("device", format!("/dev/{name}"))?,
-                    slot: dev_slot + i,
-                    recursive: false,
-                });
+        if bind_devices {
+            for (name, _, _) in DEVICES {
+                open_tree(
+                    &mut ops,
+                    &mut prepare,
+                    cstr("device", format!("/dev/{name}"))?,
+                    slot,
+                    false,
+                    false,
+                );
+                slot += 1;
             }
         }
-        ops.push(Op::PivotRoot {
-            new_root: path_cstr("rootfs", &o.target)?,
-        });
+        // A user namespace's child: the devices asked for, the hierarchies of its
+        // cgroup (cgroup v1 cannot be mounted from a user namespace) and, when its
+        // network namespace is berthd's (owned by the host's user namespace, where
+        // sysfs cannot be mounted from inside), the host's sysfs alone, without the
+        // file systems mounted below it.
+        let user_dev_slot = slot;
+        let mut cgroup_slot = slot;
+        let mut sys_slot = None;
+        if userns.is_some() {
+            for d in &spec.devices {
+                let Some(hp) = &d.host_path else {
+                    return Err(PlanError::BadMount(
+                        d.path.clone(),
+                        "a device in a user namespace needs its host node",
+                    ));
+                };
+                open_tree(
+                    &mut ops,
+                    &mut prepare,
+                    path_cstr("device", hp)?,
+                    slot,
+                    false,
+                    false,
+                );
+                slot += 1;
+            }
+            cgroup_slot = slot;
+            if !host.cgroup2 {
+                for m in &spec.cgroup_mounts {
+                    if m.name.is_empty() || m.name.contains('/') || m.name == ".." {
+                        return Err(PlanError::BadMount(m.name.clone(), "not a hierarchy name"));
+                    }
+                    if spec.cgroup.path.split('/').any(|c| c == "..") {
+                        return Err(PlanError::BadMount(
+                            spec.cgroup.path.clone(),
+                            "not a cgroup path",
+                        ));
+                    }
+                    prepare.push(Prepare::Tree {
+                        slot,
+                        source: cstr(
+                            "cgroup path",
+                            format!(
+                                "/sys/fs/cgroup/{}/{}",
+                                m.name,
+                                spec.cgroup.path.trim_start_matches('/')
+                            ),
+                        )?,
+                        recursive: false,
+                        idmap: false,
+                        optional: true,
+                    });
+                    slot += 1;
+                }
+            }
+            if !private_net {
+                prepare.push(Prepare::Tree {
+                    slot,
+                    source: cstr("sysfs", "/sys")?,
+                    recursive: false,
+                    idmap: false,
+                    optional: false,
+                });
+                sys_slot = Some(slot);
+                slot += 1;
+            }
+        }
+        // proc and sysfs (of its own network namespace) are made before pivot_root
+        // in a user namespace: the kernel lets them be mounted there only while a
+        // fully visible instance is in the mount namespace (the host's, until the
+        // old root goes). They are moved into place afterwards.
+        let mut proc_slot = None;
+        if userns.is_some() {
+            ops.push(Op::FsMount {
+                fstype: cstr("filesystem type", "proc")?,
+                slot,
+                attrs: MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC,
+            });
+            proc_slot = Some(slot);
+            slot += 1;
+            if private_net {
+                ops.push(Op::FsMount {
+                    fstype: cstr("filesystem type", "sysfs")?,
+                    slot,
+                    attrs: MOUNT_ATTR_NOSUID
+                        | MOUNT_ATTR_NODEV
+                        | MOUNT_ATTR_NOEXEC
+                        | if spec.privileged {
+                            0
+                        } else {
+                            MOUNT_ATTR_RDONLY
+                        },
+                });
+                sys_slot = Some(slot);
+                slot += 1;
+            }
+        }
+        debug_assert!(slot <= MAX_TREES);
+        match root_slot {
+            Some(root) => {
+                ops.push(Op::MoveMount {
+                    slot: root,
+                    target: path_cstr("rootfs", &o.target)?,
+                });
+                ops.push(Op::PivotRootTree { slot: root });
+                ops.push(Op::BecomeRoot);
+            }
+            None => ops.push(Op::PivotRoot {
+                new_root: path_cstr("rootfs", &o.target)?,
+            }),
+        }
 
         use libc::{MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_RDONLY, MS_STRICTATIME};
         ops.push(mkdir("/proc", 0o755)?);
-        ops.push(mount(
-            "proc",
-            "/proc",
-            "proc",
-            MS_NOSUID | MS_NOEXEC | MS_NODEV,
-            None,
-        )?);
+        match proc_slot {
+            Some(slot) => ops.push(Op::MoveMount {
+                slot,
+                target: cstr("path", "/proc")?,
+            }),
+            None => ops.push(mount(
+                "proc",
+                "/proc",
+                "proc",
+                MS_NOSUID | MS_NOEXEC | MS_NODEV,
+                None,
+            )?),
+        }
         ops.push(mkdir("/dev", 0o755)?);
         ops.push(mount(
             "tmpfs",
@@ -291,7 +522,7 @@ impl Plan {
         )?);
         for (i, (name, major, minor)) in DEVICES.iter().enumerate() {
             let path = cstr("path", format!("/dev/{name}"))?;
-            if host.device_cgroup {
+            if !bind_devices {
                 ops.push(Op::Mknod {
                     path,
                     mode: libc::S_IFCHR | 0o666,
@@ -305,13 +536,13 @@ impl Plan {
                 });
             }
         }
-        if !spec.devices.is_empty() && !host.device_cgroup {
+        if !spec.devices.is_empty() && !host.device_cgroup && userns.is_none() {
             return Err(PlanError::BadMount(
                 spec.devices[0].path.clone(),
                 "devices need a devices cgroup on this host",
             ));
         }
-        for d in &spec.devices {
+        for (i, d) in spec.devices.iter().enumerate() {
             if !d.path.starts_with("/dev/") || d.path.split('/').any(|c| c == "..") {
                 return Err(PlanError::BadMount(
                     d.path.clone(),
@@ -324,6 +555,15 @@ impl Plan {
                 prefix.push('/');
                 prefix.push_str(part);
                 ops.push(mkdir(&prefix, 0o755)?);
+            }
+            if userns.is_some() {
+                let path = cstr("device", d.path.as_str())?;
+                ops.push(Op::Touch { path: path.clone() });
+                ops.push(Op::MoveMount {
+                    slot: user_dev_slot + i,
+                    target: path,
+                });
+                continue;
             }
             let kind = if d.kind == 'b' {
                 libc::S_IFBLK
@@ -359,13 +599,26 @@ impl Plan {
         // --privileged: /sys and the cgroup filesystem writable, as Docker has them.
         let sys_ro = if spec.privileged { 0 } else { MS_RDONLY };
         ops.push(mkdir("/sys", 0o755)?);
-        ops.push(mount(
-            "sysfs",
-            "/sys",
-            "sysfs",
-            MS_NOSUID | MS_NOEXEC | MS_NODEV | sys_ro,
-            None,
-        )?);
+        match sys_slot {
+            Some(slot) => {
+                let sys = cstr("path", "/sys")?;
+                ops.push(Op::MoveMount {
+                    slot,
+                    target: sys.clone(),
+                });
+                ops.push(Op::SetReadOnly {
+                    path: sys,
+                    recursive: false,
+                });
+            }
+            None => ops.push(mount(
+                "sysfs",
+                "/sys",
+                "sysfs",
+                MS_NOSUID | MS_NOEXEC | MS_NODEV | sys_ro,
+                None,
+            )?),
+        }
         if host.cgroup2 {
             let cg_ro = if spec.privileged || spec.writable_cgroups {
                 0
@@ -396,12 +649,27 @@ impl Plan {
                 MS_NOSUID | MS_NOEXEC | MS_NODEV,
                 Some("mode=755"),
             )?);
-            for m in &spec.cgroup_mounts {
+            for (i, m) in spec.cgroup_mounts.iter().enumerate() {
                 if m.name.is_empty() || m.name.contains('/') || m.name == ".." {
                     return Err(PlanError::BadMount(m.name.clone(), "not a hierarchy name"));
                 }
                 let target = format!("/sys/fs/cgroup/{}", m.name);
                 ops.push(mkdir(&target, 0o755)?);
+                if userns.is_some() {
+                    // The container's own cgroup of each hierarchy, bound in.
+                    let target = cstr("path", target)?;
+                    ops.push(Op::MoveMountIfOpen {
+                        slot: cgroup_slot + i,
+                        target: target.clone(),
+                    });
+                    if cg_ro != 0 {
+                        ops.push(Op::SetReadOnly {
+                            path: target,
+                            recursive: false,
+                        });
+                    }
+                    continue;
+                }
                 ops.push(mount(
                     "cgroup",
                     &target,
@@ -437,7 +705,8 @@ impl Plan {
                 value: cstr("oom_score_adj", adj.to_string())?,
             });
         }
-        for (slot, f) in spec.files.iter().enumerate() {
+        for (i, f) in spec.files.iter().enumerate() {
+            let slot = file_slot + i;
             if let Some(parent) = Path::new(&f.destination).parent() {
                 ops.push(mkdir(&parent.display().to_string(), 0o755)?);
             }
@@ -567,6 +836,23 @@ impl Plan {
         plan.loopback_up = spec.network == NetworkMode::Private;
         plan.bind_console = p.terminal;
         plan.ops = ops;
+        plan.prepare = prepare;
+        if let Some(map) = userns {
+            plan.clone_flags |= libc::CLONE_NEWUSER;
+            plan.rlimits_by_parent = true;
+            plan.userns = Some(UserNs {
+                uid_map: cstr("uid map", IdMap::proc_text(&map.uids))?,
+                gid_map: cstr("gid map", IdMap::proc_text(&map.gids))?,
+                root_uid: IdMap::to_host(&map.uids, 0).ok_or(PlanError::BadMount(
+                    "uid 0".into(),
+                    "the user namespace must map the container's root",
+                ))?,
+                root_gid: IdMap::to_host(&map.gids, 0).ok_or(PlanError::BadMount(
+                    "gid 0".into(),
+                    "the user namespace must map the container's root",
+                ))?,
+            });
+        }
         // In the host's UTS namespace the host's names are never touched.
         if !ns.uts_host {
             plan.hostname = cstr("hostname", spec.hostname.as_str())?;
@@ -584,10 +870,17 @@ impl Plan {
         host: HostFacts,
     ) -> Result<Plan, PlanError> {
         let mut plan = Plan::for_process(p, host)?;
-        // The mount namespace last: the others are entered through fds, not paths,
-        // so the order matters only for keeping /dev/ptmx the container's.
+        // The user namespace first (entering it gives the capabilities over the
+        // namespaces it owns), the mount namespace last: the others are entered
+        // through fds, not paths, so that order only keeps /dev/ptmx the container's.
         let mut ns: Vec<(RawFd, libc::c_int)> = namespaces.to_vec();
-        ns.sort_by_key(|(_, t)| *t == libc::CLONE_NEWNS);
+        ns.sort_by_key(|(_, t)| match *t {
+            libc::CLONE_NEWUSER => 0,
+            libc::CLONE_NEWNS => 2,
+            _ => 1,
+        });
+        // In the container's user namespace the child could not raise a hard limit.
+        plan.rlimits_by_parent = ns.iter().any(|(_, t)| *t == libc::CLONE_NEWUSER);
         plan.ops = ns
             .into_iter()
             .map(|(fd, nstype)| Op::SetNs { fd, nstype })
@@ -663,12 +956,20 @@ impl Plan {
                 .map(|f| crate::seccomp::Program::decode(&f.program).0),
             seccomp_flags: p.seccomp.as_ref().map_or(0, |f| f.flags),
             no_new_privs: p.no_new_privileges,
+            userns: None,
+            prepare: Vec::new(),
+            parent_ns: Vec::new(),
+            rlimits_by_parent: false,
         })
     }
 
     /// Has the child enter the network namespace `fd` before any other step (sysfs
     /// is mounted later, and shows the namespace of whoever mounts it).
     pub fn join_netns(&mut self, fd: RawFd) {
+        if self.userns.is_some() {
+            self.parent_ns.push((fd, libc::CLONE_NEWNET));
+            return;
+        }
         self.ops.insert(
             0,
             Op::SetNs {

@@ -38,6 +38,29 @@ pub enum Op {
     PivotRoot {
         new_root: CString,
     },
+    /// The same with a root the parent prepared (a user namespace's): fchdir into
+    /// the tree of `slot`, already moved into place, then pivot_root as above. No
+    /// host path is resolved from inside the user namespace.
+    PivotRootTree {
+        slot: usize,
+    },
+    /// A new instance of `fstype` (fsopen, fsmount with the `MOUNT_ATTR_*` bits
+    /// `attrs`), kept detached in slot `slot` for a later [`Op::MoveMount`].
+    FsMount {
+        fstype: CString,
+        slot: usize,
+        attrs: u32,
+    },
+    /// setresgid(0, 0, 0) and setresuid(0, 0, 0) in the child's user namespace:
+    /// from here on files are made as the container's root (the host's root
+    /// has no ID inside, and the ID-mapped mounts refuse to write as it).
+    BecomeRoot,
+    /// [`Op::MoveMount`] when the parent found the tree (a cgroup hierarchy in
+    /// which the container has a cgroup), nothing otherwise.
+    MoveMountIfOpen {
+        slot: usize,
+        target: CString,
+    },
     /// mkdir, tolerating an existing entry.
     Mkdir {
         path: CString,
@@ -94,6 +117,54 @@ pub enum Op {
     },
 }
 
+/// A tree the parent opens before clone, as the host's root, for a child in a user
+/// namespace of its own: from inside it the child could neither reach every host
+/// path nor mount the image's overlay with its owners intact.
+#[derive(Debug)]
+pub enum Prepare {
+    /// `open_tree(OPEN_TREE_CLONE)` of `source` (`AT_RECURSIVE` when `recursive`),
+    /// seen through the container's ID mapping when `idmap`. An `optional` source
+    /// that does not exist leaves the slot empty.
+    Tree {
+        slot: usize,
+        source: CString,
+        recursive: bool,
+        idmap: bool,
+        optional: bool,
+    },
+    /// The container's root: an overlay of the image layers and the writable layer
+    /// (`upper` and `work`, both in directory `rw`), each seen through the ID
+    /// mapping, made with the container root's host IDs as file-system IDs so that
+    /// everything written keeps the container's own IDs on disk.
+    Overlay {
+        slot: usize,
+        lower: Vec<CString>,
+        rw: CString,
+        upper: CString,
+        work: CString,
+        nodev: bool,
+    },
+}
+
+impl Prepare {
+    pub fn slot(&self) -> usize {
+        match self {
+            Prepare::Tree { slot, .. } | Prepare::Overlay { slot, .. } => *slot,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Prepare::Tree { source, .. } => {
+                format!("opening {} to bind", source.to_string_lossy())
+            }
+            Prepare::Overlay { rw, .. } => {
+                format!("mounting the ID-mapped overlay of {}", rw.to_string_lossy())
+            }
+        }
+    }
+}
+
 impl Op {
     pub fn describe(&self) -> String {
         let s = |c: &CString| c.to_string_lossy().into_owned();
@@ -107,6 +178,10 @@ impl Op {
             Op::MoveMount { target, .. } => format!("bind-mounting {}", s(target)),
             Op::SetNs { nstype, .. } => format!("joining the container's namespace {nstype:#x}"),
             Op::PivotRoot { new_root } => format!("pivot_root to {}", s(new_root)),
+            Op::PivotRootTree { .. } => "pivot_root to the container's root".into(),
+            Op::FsMount { fstype, .. } => format!("making a {} file system", s(fstype)),
+            Op::BecomeRoot => "becoming the user namespace's root".into(),
+            Op::MoveMountIfOpen { target, .. } => format!("bind-mounting {}", s(target)),
             Op::Mkdir { path, .. } => format!("creating directory {}", s(path)),
             Op::Touch { path } => format!("creating mount point {}", s(path)),
             Op::Mknod { path, .. } => format!("creating device {}", s(path)),

@@ -60,6 +60,7 @@ fn spec() -> Spec {
         privileged: false,
         writable_cgroups: false,
         cgroup_mounts: vec![],
+        userns: None,
     }
 }
 
@@ -88,6 +89,7 @@ fn namespaces_knobs_and_devices_follow_the_spec() {
         mode: 0o666,
         uid: 0,
         gid: 0,
+        host_path: None,
     }];
     let plan = Plan::build(&s, HOST).unwrap();
     for f in [libc::CLONE_NEWPID, libc::CLONE_NEWIPC, libc::CLONE_NEWUTS] {
@@ -163,6 +165,7 @@ fn mounts_open_on_the_host_and_land_inside_the_root() {
                 file: false,
                 propagation: None,
                 nonrecursive: false,
+                idmap: false,
             },
             readonly: true,
         },
@@ -173,6 +176,7 @@ fn mounts_open_on_the_host_and_land_inside_the_root() {
                 file: true,
                 propagation: Some("rslave".into()),
                 nonrecursive: true,
+                idmap: false,
             },
             readonly: false,
         },
@@ -307,4 +311,55 @@ fn bad_input_is_named() {
     s.process.env.push("A=\0".into());
     let e = Plan::build(&s, HOST).unwrap_err();
     assert_eq!(e.to_string(), "environment variable contains a NUL byte");
+}
+
+#[test]
+fn a_user_namespace_gets_its_trees_from_the_parent() {
+    use crate::spec::{IdMap, IdRange};
+    let mut s = spec();
+    let r = IdRange {
+        container: 0,
+        host: 100_000,
+        size: 65_536,
+    };
+    s.userns = Some(IdMap {
+        uids: vec![r],
+        gids: vec![r],
+    });
+    s.mounts = vec![MountSpec {
+        destination: "/data".into(),
+        kind: MountKind::Bind {
+            source: "/srv/vol".into(),
+            file: false,
+            propagation: None,
+            nonrecursive: false,
+            idmap: true,
+        },
+        readonly: false,
+    }];
+    let plan = Plan::build(&s, HOST).unwrap();
+    assert_ne!(plan.clone_flags & libc::CLONE_NEWUSER, 0);
+    assert!(plan.rlimits_by_parent);
+    let u = plan.userns.as_ref().unwrap();
+    assert_eq!(u.uid_map.to_str().unwrap(), "0 100000 65536\n");
+    assert_eq!((u.root_uid, u.root_gid), (100_000, 100_000));
+    // No host path is opened from inside: the parent prepares every tree.
+    assert!(!plan.ops.iter().any(|o| matches!(o, Op::OpenTree { .. })));
+    assert!(matches!(plan.prepare[0], Prepare::Overlay { slot: 0, .. }));
+    assert!(plan.prepare.iter().any(|p| matches!(
+        p,
+        Prepare::Tree { source, idmap: true, .. } if source.to_str() == Ok("/srv/vol")
+    )));
+    let pos = |f: &dyn Fn(&Op) -> bool| plan.ops.iter().position(f).unwrap();
+    let pivot = pos(&|o| matches!(o, Op::PivotRootTree { slot: 0 }));
+    let proc = pos(&|o| matches!(o, Op::FsMount { fstype, .. } if fstype.to_str() == Ok("proc")));
+    // proc is made while the host's is still visible, files after becoming root.
+    assert!(proc < pivot, "{:?}", plan.ops);
+    assert!(matches!(plan.ops[pivot + 1], Op::BecomeRoot));
+    let made_here = |o: &Op| match o {
+        Op::Mknod { .. } => true,
+        Op::Mount { fstype, .. } => fstype.to_str() == Ok("proc"),
+        _ => false,
+    };
+    assert!(!plan.ops.iter().any(made_here));
 }

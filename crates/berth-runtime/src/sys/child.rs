@@ -24,6 +24,16 @@ fn opt_ptr(c: &Option<std::ffi::CString>) -> *const libc::c_void {
     c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr().cast())
 }
 
+/// The descriptors a child starts with: the release pipe, the report pipe, its
+/// stdio, the terminal's socket (-1 without), the trees its parent prepared.
+pub(super) struct ChildFds {
+    pub sync: RawFd,
+    pub report: RawFd,
+    pub stdio: [RawFd; 3],
+    pub console: RawFd,
+    pub trees: [RawFd; crate::plan::MAX_TREES],
+}
+
 /// The container child: wait for release, set up, exec.
 ///
 /// # Safety
@@ -33,11 +43,15 @@ pub(super) unsafe fn child_main(
     plan: &Plan,
     argv: &[*const libc::c_char],
     envp: &[*const libc::c_char],
-    sync: RawFd,
-    report: RawFd,
-    stdio: [RawFd; 3],
-    console: RawFd,
+    fds: ChildFds,
 ) -> ! {
+    let ChildFds {
+        sync,
+        report,
+        stdio,
+        console,
+        mut trees,
+    } = fds;
     // SAFETY: every call below is a plain syscall wrapper on fds we own in this
     // child, on NUL-terminated strings owned by `plan` (alive in our copy of the
     // address space), or on stack buffers that outlive the call.
@@ -91,12 +105,18 @@ pub(super) unsafe fn child_main(
                 }
             }
         }
+        // The trees the parent prepared (a user namespace's child).
+        for fd in trees {
+            if fd >= 0 && n < MAX_KEPT_FDS {
+                keep[n] = fd;
+                n += 1;
+            }
+        }
         if let Err(e) = close_all_but(&mut keep[..n]) {
             fail(report, step::CLOSE_FDS, e);
         }
 
         libc::umask(0);
-        let mut trees = [-1 as RawFd; crate::plan::MAX_TREES];
         for (i, op) in plan.ops.iter().enumerate() {
             if let Err(e) = run_op(op, &mut trees) {
                 fail(report, i as i32, e);
@@ -139,7 +159,7 @@ pub(super) unsafe fn child_main(
                 fail(report, step::CAPBSET, errno());
             }
         }
-        for (resource, soft, hard) in &plan.rlimits {
+        for (resource, soft, hard) in plan.rlimits.iter().filter(|_| !plan.rlimits_by_parent) {
             let lim = libc::rlimit {
                 rlim_cur: *soft,
                 rlim_max: *hard,
@@ -214,8 +234,8 @@ pub(super) unsafe fn child_main(
 }
 
 /// How many descriptors the child keeps while it sets up (report, terminal socket,
-/// namespaces to enter).
-const MAX_KEPT_FDS: usize = 16;
+/// namespaces to enter, trees the parent prepared).
+const MAX_KEPT_FDS: usize = 16 + crate::plan::MAX_TREES;
 
 /// Closes every descriptor from 3 up except those in `keep` (sorted here, in place).
 /// Async-signal-safe: no allocation.
@@ -446,6 +466,62 @@ unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result
                 target.as_ptr(),
                 MOVE_MOUNT_F_EMPTY_PATH,
             ) as libc::c_int),
+            Op::MoveMountIfOpen { slot, target } if trees[*slot] >= 0 => ok(libc::syscall(
+                libc::SYS_move_mount,
+                trees[*slot],
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                MOVE_MOUNT_F_EMPTY_PATH,
+            )
+                as libc::c_int),
+            Op::MoveMountIfOpen { .. } => Ok(()),
+            Op::PivotRootTree { slot } => {
+                // The tree was moved onto the mount point: its descriptor now
+                // names the mounted root, entered without resolving a path.
+                ok(libc::fchdir(trees[*slot]))?;
+                let dot = c".".as_ptr();
+                ok(libc::syscall(libc::SYS_pivot_root, dot, dot) as libc::c_int)?;
+                ok(libc::umount2(dot, libc::MNT_DETACH))?;
+                ok(libc::chdir(c"/".as_ptr()))
+            }
+            Op::FsMount {
+                fstype,
+                slot,
+                attrs,
+            } => {
+                const FSOPEN_CLOEXEC: libc::c_uint = 1;
+                const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+                const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+                let fs = libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) as RawFd;
+                if fs < 0 {
+                    return Err(errno());
+                }
+                let r = libc::syscall(
+                    libc::SYS_fsconfig,
+                    fs,
+                    FSCONFIG_CMD_CREATE,
+                    std::ptr::null::<libc::c_char>(),
+                    std::ptr::null::<libc::c_void>(),
+                    0,
+                );
+                let m = if r < 0 {
+                    -1
+                } else {
+                    libc::syscall(libc::SYS_fsmount, fs, FSMOUNT_CLOEXEC, *attrs) as RawFd
+                };
+                let e = errno();
+                libc::close(fs);
+                if m < 0 {
+                    return Err(e);
+                }
+                trees[*slot] = m;
+                Ok(())
+            }
+            Op::BecomeRoot => {
+                ok(libc::setresgid(0, 0, 0))?;
+                ok(libc::setresuid(0, 0, 0))
+            }
             Op::SetNs { fd, nstype } => ok(libc::setns(*fd, *nstype)),
             Op::PivotRoot { new_root } => {
                 ok(libc::chdir(new_root.as_ptr()))?;

@@ -6,13 +6,13 @@
 
 mod child;
 
-use child::{child_main, CmsgBuf};
+use child::{child_main, ChildFds, CmsgBuf};
 
-use crate::plan::{step, Op, Plan};
+use crate::plan::{step, Op, Plan, Prepare, UserNs, MAX_TREES};
 use std::collections::HashSet;
 use std::ffi::CStr;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::Mutex;
 
 /// A cloned container child, held before exec until [`Spawned::release`].
@@ -146,6 +146,309 @@ pub fn spawn(
     stdio: [RawFd; 3],
     cgroup: Option<BorrowedFd<'_>>,
 ) -> io::Result<Spawned> {
+    // A user namespace's child gets its trees from us, opened as the host's root.
+    let mut prepared: Vec<OwnedFd> = Vec::new();
+    let mut trees = [-1 as RawFd; MAX_TREES];
+    if let Some(u) = &plan.userns {
+        let mapping = mapping_userns(u)?;
+        for p in &plan.prepare {
+            let what = |e: io::Error| io::Error::new(e.kind(), format!("{}: {e}", p.describe()));
+            if let Some(fd) = prepare(p, u, mapping.as_fd()).map_err(what)? {
+                trees[p.slot()] = fd.as_raw_fd();
+                prepared.push(fd);
+            }
+        }
+    }
+    // Namespaces the child must be created in before its user namespace: entered
+    // by this (single-threaded) process around clone, then left.
+    let mut restore = Vec::new();
+    for (fd, nstype) in &plan.parent_ns {
+        let name = match *nstype {
+            libc::CLONE_NEWNET => "net",
+            libc::CLONE_NEWIPC => "ipc",
+            _ => {
+                return Err(io::Error::other(
+                    "only net and ipc are entered around clone",
+                ))
+            }
+        };
+        let own = rustix::fs::open(
+            format!("/proc/thread-self/ns/{name}"),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )?;
+        // SAFETY: `fd` is a namespace descriptor the caller holds open for the
+        // plan's lifetime; setns only changes this thread's namespace.
+        if unsafe { libc::setns(*fd, *nstype) } < 0 {
+            let e = io::Error::last_os_error();
+            restore_namespaces(&restore);
+            return Err(e);
+        }
+        restore.push((own, *nstype));
+    }
+    let r = spawn_child(plan, stdio, cgroup, trees);
+    restore_namespaces(&restore);
+    drop(prepared);
+    let spawned = r?;
+    if let Some(u) = &plan.userns {
+        let maps = write_maps(spawned.pid, u).and_then(|()| set_rlimits(spawned.pid, plan));
+        if let Err(e) = maps {
+            kill_and_reap(spawned.pid);
+            return Err(e);
+        }
+    } else if plan.rlimits_by_parent {
+        if let Err(e) = set_rlimits(spawned.pid, plan) {
+            kill_and_reap(spawned.pid);
+            return Err(e);
+        }
+    }
+    Ok(spawned)
+}
+
+/// Returns to the namespaces left for clone, in reverse order. A failure here
+/// would leave the shim in a container's namespace: it aborts rather than go on.
+fn restore_namespaces(restore: &[(OwnedFd, libc::c_int)]) {
+    for (fd, nstype) in restore.iter().rev() {
+        // SAFETY: `fd` is this thread's own former namespace, opened above.
+        if unsafe { libc::setns(fd.as_raw_fd(), *nstype) } < 0 {
+            std::process::abort();
+        }
+    }
+}
+
+fn kill_and_reap(pid: i32) {
+    if let Some(p) = rustix::process::Pid::from_raw(pid) {
+        let _ = rustix::process::kill_process(p, rustix::process::Signal::KILL);
+        let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+    }
+}
+
+/// Writes the child's uid and gid maps (as the host's root: no `setgroups` deny
+/// needed, and any range of the host's).
+fn write_maps(pid: i32, u: &UserNs) -> io::Result<()> {
+    std::fs::write(format!("/proc/{pid}/uid_map"), u.uid_map.as_bytes())?;
+    std::fs::write(format!("/proc/{pid}/gid_map"), u.gid_map.as_bytes())
+}
+
+/// Sets the plan's rlimits on the held child with prlimit(2).
+fn set_rlimits(pid: i32, plan: &Plan) -> io::Result<()> {
+    let pid = rustix::process::Pid::from_raw(pid).ok_or(io::ErrorKind::InvalidInput)?;
+    for (resource, soft, hard) in &plan.rlimits {
+        let lim = libc::rlimit {
+            rlim_cur: *soft,
+            rlim_max: *hard,
+        };
+        // SAFETY: `lim` lives on this stack for the call; the old value is not asked for.
+        let r = unsafe {
+            libc::prlimit(
+                pid.as_raw_nonzero().get(),
+                *resource as _,
+                &lim,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// A user namespace with `u`'s mapping, to ID-map mounts with: a short-lived child
+/// enters it and waits while the maps are written.
+fn mapping_userns(u: &UserNs) -> io::Result<OwnedFd> {
+    let (r, w) = pipe_cloexec()?;
+    // SAFETY: clone without CLONE_VM and with a NULL stack behaves like fork in this
+    // single-threaded process; the child only reads the pipe and _exits.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        // SAFETY: the fresh child: closes its copy of the write end (or the read
+        // would never end), reads the inherited pipe, then _exits.
+        unsafe {
+            libc::close(w.as_raw_fd());
+            let mut b = 0u8;
+            libc::read(r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
+            libc::_exit(0)
+        }
+    }
+    let pid = pid as i32;
+    let res = write_maps(pid, u).and_then(|()| {
+        rustix::fs::open(
+            format!("/proc/{pid}/ns/user"),
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        )
+        .map_err(io::Error::from)
+    });
+    drop(w);
+    wait_helper(pid);
+    res
+}
+
+const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
+/// `struct mount_attr` of mount_setattr(2).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// ID-maps the detached tree `fd` (and the mounts below it when `recursive`)
+/// through `userns`.
+fn idmap(fd: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool) -> io::Result<()> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_IDMAP,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: userns.as_raw_fd() as u64,
+    };
+    let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
+    // SAFETY: `attr` is a valid mount_attr of the size passed, alive for the call;
+    // the path is an empty NUL-terminated string.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            flags as libc::c_uint,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Opens a detached copy of `source` (its mounts below too when `recursive`).
+fn clone_tree(source: &CStr, recursive: bool) -> io::Result<OwnedFd> {
+    use rustix::mount::OpenTreeFlags;
+    let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
+    if recursive {
+        flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    Ok(rustix::mount::open_tree(rustix::fs::CWD, source, flags)?)
+}
+
+/// Performs one [`Prepare`] step: the tree for its slot (None for a missing
+/// optional source).
+fn prepare(p: &Prepare, u: &UserNs, mapping: BorrowedFd<'_>) -> io::Result<Option<OwnedFd>> {
+    match p {
+        Prepare::Tree {
+            source,
+            recursive,
+            idmap: map,
+            optional,
+            ..
+        } => {
+            let fd = match clone_tree(source, *recursive) {
+                Err(e) if *optional && e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                r => r?,
+            };
+            if *map {
+                idmap(fd.as_fd(), mapping, *recursive)?;
+            }
+            Ok(Some(fd))
+        }
+        Prepare::Overlay {
+            lower,
+            rw,
+            upper,
+            work,
+            nodev,
+            ..
+        } => {
+            let mut layers = Vec::with_capacity(lower.len());
+            for l in lower {
+                let fd = clone_tree(l, false)?;
+                idmap(fd.as_fd(), mapping, false)?;
+                layers.push(fd);
+            }
+            let rw = clone_tree(rw, false)?;
+            idmap(rw.as_fd(), mapping, false)?;
+            let dir = |name: &CStr| {
+                rustix::fs::openat(
+                    &rw,
+                    name,
+                    rustix::fs::OFlags::PATH
+                        | rustix::fs::OFlags::DIRECTORY
+                        | rustix::fs::OFlags::CLOEXEC,
+                    rustix::fs::Mode::empty(),
+                )
+            };
+            let (upper, work) = (dir(upper)?, dir(work)?);
+            as_container_root(u, || {
+                use rustix::mount::{
+                    fsconfig_create, fsconfig_set_fd, fsmount, fsopen, FsMountFlags, FsOpenFlags,
+                    MountAttrFlags,
+                };
+                let fs = fsopen("overlay", FsOpenFlags::FSOPEN_CLOEXEC)?;
+                for l in &layers {
+                    fsconfig_set_fd(&fs, "lowerdir+", l)?;
+                }
+                fsconfig_set_fd(&fs, "upperdir", &upper)?;
+                fsconfig_set_fd(&fs, "workdir", &work)?;
+                fsconfig_create(&fs)?;
+                let attrs = if *nodev {
+                    MountAttrFlags::MOUNT_ATTR_NODEV
+                } else {
+                    MountAttrFlags::empty()
+                };
+                Ok(Some(fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)?))
+            })
+        }
+    }
+}
+
+/// Runs `f` with the container root's host IDs as this thread's file-system IDs,
+/// capabilities kept (SECBIT_NO_SETUID_FIXUP): an overlay made meanwhile keeps
+/// these credentials for its own work (copy-up, whiteouts, its work directory),
+/// which the ID-mapped layers then store as the container's root, ID 0, on disk.
+fn as_container_root<T>(u: &UserNs, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
+    use rustix::thread::{
+        capabilities_secure_bits, set_capabilities_secure_bits, CapabilitiesSecureBits,
+    };
+    let bits = capabilities_secure_bits()?;
+    set_capabilities_secure_bits(bits | CapabilitiesSecureBits::NO_SETUID_FIXUP)?;
+    // SAFETY: setfsuid/setfsgid change only this thread's file-system IDs; both are
+    // set back below before anything else runs on this thread.
+    unsafe {
+        libc::setfsgid(u.root_gid);
+        libc::setfsuid(u.root_uid);
+    }
+    let r = f();
+    // SAFETY: as above; 0 is this (root) process's own ID.
+    unsafe {
+        libc::setfsuid(0);
+        libc::setfsgid(0);
+    }
+    set_capabilities_secure_bits(bits)?;
+    r
+}
+
+/// Clones the child for [`spawn`] (which has prepared `trees` for it).
+fn spawn_child(
+    plan: &Plan,
+    stdio: [RawFd; 3],
+    cgroup: Option<BorrowedFd<'_>>,
+    trees: [RawFd; MAX_TREES],
+) -> io::Result<Spawned> {
     let (sync_r, sync_w) = pipe_cloexec()?;
     let (report_r, report_w) = pipe_cloexec()?;
     // The terminal's master comes back from the child over this pair (SCM_RIGHTS).
@@ -223,10 +526,13 @@ pub fn spawn(
                 plan,
                 &argv,
                 &envp,
-                sync_r.as_raw_fd(),
-                report_w.as_raw_fd(),
-                stdio,
-                console_child.as_ref().map_or(-1, |c| c.as_raw_fd()),
+                ChildFds {
+                    sync: sync_r.as_raw_fd(),
+                    report: report_w.as_raw_fd(),
+                    stdio,
+                    console: console_child.as_ref().map_or(-1, |c| c.as_raw_fd()),
+                    trees,
+                },
             )
         }
     }

@@ -127,6 +127,11 @@ pub struct Flags {
     /// limit). [default: 15]
     #[arg(long, allow_hyphen_values = true)]
     pub shutdown_timeout: Option<i64>,
+    /// Containers' root becomes this user's subordinate IDs (/etc/subuid,
+    /// /etc/subgid): `user[:group]`, or `default` for the dockremap user, made
+    /// when missing.
+    #[arg(long)]
+    pub userns_remap: Option<String>,
 
     /// Debug logging.
     #[arg(short = 'D', long)]
@@ -265,6 +270,7 @@ struct FileConfig {
     fixed_cidr: Option<String>,
     ipv6: Option<bool>,
     fixed_cidr_v6: Option<String>,
+    userns_remap: Option<String>,
 }
 
 /// daemon.json's `default-ulimits` entry.
@@ -282,7 +288,6 @@ struct FileUlimit {
 /// daemon.json keys Docker has and berth does not implement yet.
 const DOCKER_KEYS_NOT_YET: &[&str] = &[
     "storage-opts",
-    "userns-remap",
     "runtimes",
     "builder",
     "metrics-addr",
@@ -313,6 +318,8 @@ pub struct Config {
     pub shutdown_timeout: i64,
     /// `cpu-rt-period` and `cpu-rt-runtime` of the parent cgroup.
     pub cpu_rt: (u64, i64),
+    /// `userns-remap`, resolved (and dockremap made) when the daemon starts.
+    pub userns_remap: Option<String>,
     /// Where legacy plugins are found.
     pub plugin_dirs: Vec<PathBuf>,
     /// `authorization-plugins`, in order.
@@ -513,6 +520,12 @@ impl Config {
             file.seccomp_profile,
             "seccomp-profile"
         );
+        let userns_remap = pick!(
+            flags.userns_remap.clone(),
+            file.userns_remap,
+            "userns-remap"
+        )
+        .filter(|u| !u.is_empty());
         let runtime = pick!(
             flags.default_runtime.clone(),
             file.default_runtime,
@@ -697,6 +710,7 @@ impl Config {
             },
             shutdown_timeout,
             cpu_rt: (rt_period as u64, rt_runtime),
+            userns_remap,
             authorization_plugins: authz,
             plugin_dirs: if flags.plugin_dirs.is_empty() {
                 crate::daemon::plugins::DEFAULT_DIRS

@@ -19,5 +19,6 @@ pub mod services;
 pub mod stream;
 pub mod system;
 pub mod time;
+pub mod userns;
 pub mod users;
 pub mod volume;

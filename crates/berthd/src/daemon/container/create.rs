@@ -108,6 +108,7 @@ impl Containers {
         }
         crate::daemon::container::security::parse(&hc)?;
         super::options::check(&hc)?;
+        self.check_userns(&hc)?;
         // Docker records the size /dev/shm gets (the daemon's default unless
         // given), the log driver and the cgroup namespace mode.
         if hc.shm_size == 0 {

@@ -83,6 +83,9 @@ pub struct Defaults {
     pub cpu_rt_runtime: i64,
     /// dockerd's `seccomp-profile` and `no-new-privileges`.
     pub security: crate::daemon::container::security::DaemonSecurity,
+    /// dockerd's `userns-remap`: containers get a user namespace of their own with
+    /// this mapping unless they say `--userns=host`.
+    pub userns: Option<berth_runtime::spec::IdMap>,
 }
 
 impl Default for Defaults {
@@ -98,6 +101,7 @@ impl Default for Defaults {
             init: false,
             cpu_rt_runtime: 0,
             security: Default::default(),
+            userns: None,
         }
     }
 }

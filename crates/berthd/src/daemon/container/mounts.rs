@@ -449,6 +449,7 @@ impl Containers {
                         file: false,
                         propagation: None,
                         nonrecursive: false,
+                        idmap: true,
                     }
                 }
                 _ => {
@@ -467,6 +468,7 @@ impl Containers {
                             m.propagation.clone()
                         }),
                         nonrecursive: m.nonrecursive,
+                        idmap: false,
                     }
                 }
             };

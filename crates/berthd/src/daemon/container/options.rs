@@ -203,6 +203,10 @@ fn resolve_device(d: &DeviceMapping) -> ApiResult<Vec<(Device, String)>> {
     let mut out = Vec::new();
     if meta.is_dir() {
         for (host, node) in host_devices(std::path::Path::new(&d.path_on_host)) {
+            let node = Device {
+                host_path: Some(host.clone()),
+                ..node
+            };
             let rel = host
                 .strip_prefix(&d.path_on_host)
                 .unwrap_or(&host)
@@ -225,6 +229,7 @@ fn resolve_device(d: &DeviceMapping) -> ApiResult<Vec<(Device, String)>> {
         out.push((
             Device {
                 path: inside.to_string(),
+                host_path: Some(d.path_on_host.clone().into()),
                 ..node
             },
             perms.to_string(),
@@ -252,6 +257,7 @@ fn device_of(meta: &std::fs::Metadata) -> Option<Device> {
         mode: meta.mode() & 0o777,
         uid: meta.uid(),
         gid: meta.gid(),
+        host_path: None,
     })
 }
 
@@ -515,8 +521,9 @@ pub(super) fn check(hc: &HostConfig) -> ApiResult<()> {
     Ok(())
 }
 
-/// A /dev/shm bound in from `source` (the host's, or a shareable container's).
-fn shm_bind(source: std::path::PathBuf) -> MountSpec {
+/// A /dev/shm bound in from `source` (the host's, or, `own`, one berthd made for
+/// a shareable container, which a remapped container's root owns).
+fn shm_bind(source: std::path::PathBuf, own: bool) -> MountSpec {
     MountSpec {
         destination: "/dev/shm".into(),
         kind: MountKind::Bind {
@@ -524,12 +531,56 @@ fn shm_bind(source: std::path::PathBuf) -> MountSpec {
             file: false,
             propagation: None,
             nonrecursive: false,
+            idmap: own,
         },
         readonly: false,
     }
 }
 
 impl Containers {
+    /// The mapping of a container's own user namespace: the daemon's
+    /// `userns-remap`, unless the container says `--userns=host`.
+    pub(super) fn remapped(&self, hc: &HostConfig) -> Option<&berth_runtime::spec::IdMap> {
+        self.defaults
+            .userns
+            .as_ref()
+            .filter(|_| hc.userns_mode != "host")
+    }
+
+    /// What a remapped container cannot have, in dockerd's words.
+    pub(super) fn check_userns(&self, hc: &HostConfig) -> ApiResult<()> {
+        if self.remapped(hc).is_none() {
+            return Ok(());
+        }
+        if hc.privileged {
+            return Err(ApiError::invalid(
+                "privileged mode is incompatible with user namespaces.  You must run the container in the host namespace when running privileged mode",
+            ));
+        }
+        if hc.network_mode == "host" {
+            return Err(ApiError::invalid(
+                "cannot share the host's network namespace when user namespaces are enabled",
+            ));
+        }
+        if hc.pid_mode == "host" {
+            return Err(ApiError::invalid(
+                "cannot share the host PID namespace when user namespaces are enabled",
+            ));
+        }
+        for (what, mode) in [
+            ("network", &hc.network_mode),
+            ("IPC", &hc.ipc_mode),
+            ("PID", &hc.pid_mode),
+        ] {
+            if mode.starts_with("container:") {
+                return Err(ApiError::not_implemented(format!(
+                    "berth cannot yet join another container's {what} namespace under userns-remap (--userns=host can)"
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// What every process of the container runs with: its capabilities, its
     /// seccomp filter (compiled for those capabilities; none for a privileged
     /// container under the default profile, as Docker has it) and no_new_privs.
@@ -583,6 +634,7 @@ impl Containers {
         spec: &mut Spec,
     ) -> ApiResult<Vec<(OwnedFd, RawFd)>> {
         let hc = &r.host_config;
+        self.check_userns(hc)?;
         let mut fds = Vec::new();
         match mode("PID", &hc.pid_mode, &["host", "container"])? {
             Mode::Host => spec.namespaces.pid = NsSource::Host,
@@ -601,7 +653,7 @@ impl Containers {
                 spec.namespaces.ipc = NsSource::Host;
                 // The host's POSIX shared memory too, as Docker binds it.
                 spec.namespaces.no_shm = true;
-                spec.mounts.push(shm_bind("/dev/shm".into()));
+                spec.mounts.push(shm_bind("/dev/shm".into(), false));
             }
             Mode::Container(key) => {
                 fds.push((self.namespace_of("IPC", key, r)?, IPCNS_FD));
@@ -609,13 +661,13 @@ impl Containers {
                 // The donor's /dev/shm with its namespace, as Docker binds it.
                 let shm = self.donor_shm(key)?;
                 spec.namespaces.no_shm = true;
-                spec.mounts.push(shm_bind(shm));
+                spec.mounts.push(shm_bind(shm, true));
             }
             Mode::None => spec.namespaces.no_shm = true,
             Mode::Private if hc.ipc_mode == "shareable" => {
                 let shm = self.mount_shm(r)?;
                 spec.namespaces.no_shm = true;
-                spec.mounts.push(shm_bind(shm));
+                spec.mounts.push(shm_bind(shm, true));
             }
             Mode::Private => {}
         }

@@ -324,6 +324,7 @@ impl Containers {
             privileged: false,
             writable_cgroups: false,
             cgroup_mounts: Vec::new(),
+            userns: self.remapped(&r.host_config).cloned(),
         })
     }
 
