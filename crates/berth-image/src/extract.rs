@@ -70,7 +70,12 @@ struct Unpacker {
     /// Directory mtimes, applied at the end (adding children changes them).
     dir_times: HashMap<Vec<String>, (i64, i64)>,
     size: u64,
+    /// The owners written for an entry's (uid, gid); None: the entry's own.
+    owner: Option<Owner>,
 }
+
+/// Maps a tar entry's (uid, gid) to the IDs written on disk.
+pub type Owner = Box<dyn Fn(u32, u32) -> (u32, u32) + Send>;
 
 const BENEATH: ResolveFlags = ResolveFlags::BENEATH.union(ResolveFlags::NO_MAGICLINKS);
 
@@ -284,8 +289,11 @@ impl Unpacker {
             _ => return Ok(()),
         }
 
-        let uid = h.uid().unwrap_or(0) as u32;
-        let gid = h.gid().unwrap_or(0) as u32;
+        let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
+        let (uid, gid) = match &self.owner {
+            Some(f) => f(uid, gid),
+            None => (uid, gid),
+        };
         rustix::fs::chownat(
             &parent,
             name,
@@ -400,11 +408,23 @@ pub fn unpack_into<R: Read>(
     root: OwnedFd,
     whiteouts: bool,
 ) -> Result<u64, ExtractError> {
+    unpack_owned(reader, root, whiteouts, None)
+}
+
+/// [`unpack_into`] with every entry's owner mapped by `owner` (a remapped
+/// container's IDs as the host sees them).
+pub fn unpack_owned<R: Read>(
+    reader: R,
+    root: OwnedFd,
+    whiteouts: bool,
+    owner: Option<Owner>,
+) -> Result<u64, ExtractError> {
     let mut u = Unpacker {
         root,
         whiteouts,
         dir_times: HashMap::new(),
         size: 0,
+        owner,
     };
     let mut archive = tar::Archive::new(reader);
     for e in archive.entries().map_err(ExtractError::Read)? {

@@ -210,6 +210,46 @@ impl IdMap {
             .collect()
     }
 
+    /// The container ID of host ID `id`, if mapped.
+    pub fn to_container(ranges: &[IdRange], id: u32) -> Option<u32> {
+        ranges
+            .iter()
+            .find(|r| id >= r.host && id - r.host < r.size)
+            .map(|r| r.container + (id - r.host))
+    }
+
+    /// A running process's mapping, from /proc/PID/uid_map and gid_map; None for
+    /// the host's own (the identity over every ID).
+    pub fn of_process(pid: i32) -> std::io::Result<Option<IdMap>> {
+        let read = |f: &str| -> std::io::Result<Vec<IdRange>> {
+            Ok(std::fs::read_to_string(format!("/proc/{pid}/{f}"))?
+                .lines()
+                .filter_map(|l| {
+                    let v: Vec<u32> = l
+                        .split_whitespace()
+                        .filter_map(|n| n.parse().ok())
+                        .collect();
+                    (v.len() == 3).then(|| IdRange {
+                        container: v[0],
+                        host: v[1],
+                        size: v[2],
+                    })
+                })
+                .collect())
+        };
+        let uids = read("uid_map")?;
+        let identity = |r: &[IdRange]| {
+            r.len() == 1 && r[0].container == 0 && r[0].host == 0 && r[0].size == u32::MAX
+        };
+        if identity(&uids) {
+            return Ok(None);
+        }
+        Ok(Some(IdMap {
+            uids,
+            gids: read("gid_map")?,
+        }))
+    }
+
     /// The host ID of container ID `id`, if mapped.
     pub fn to_host(ranges: &[IdRange], id: u32) -> Option<u32> {
         ranges

@@ -126,6 +126,9 @@ pub struct Plan {
     /// them before its user namespace (berthd's network namespace): from inside
     /// the new user namespace it could not enter them.
     pub parent_ns: Vec<(RawFd, libc::c_int)>,
+    /// Network sysctls the parent writes while it is in the network namespace
+    /// of [`Plan::parent_ns`] (path under /proc/sys, value).
+    pub parent_sysctls: Vec<(CString, CString)>,
     /// The parent sets `rlimits` with prlimit(2): in a user namespace the child
     /// could not raise a hard limit.
     pub rlimits_by_parent: bool,
@@ -687,6 +690,7 @@ impl Plan {
         }
         // Kernel knobs, in the container's own namespaces, before /proc/sys is
         // made read-only below.
+        let mut parent_sysctls = Vec::new();
         for (key, value) in &spec.sysctls {
             if key.is_empty()
                 || key.split('.').any(|c| c.is_empty() || c == "..")
@@ -694,10 +698,15 @@ impl Plan {
             {
                 return Err(PlanError::BadMount(key.clone(), "not a sysctl name"));
             }
-            ops.push(Op::Write {
-                path: cstr("sysctl", format!("/proc/sys/{}", key.replace('.', "/")))?,
-                value: cstr("sysctl value", value.as_str())?,
-            });
+            let path = cstr("sysctl", format!("/proc/sys/{}", key.replace('.', "/")))?;
+            let value = cstr("sysctl value", value.as_str())?;
+            // berthd's network namespace belongs to the host's user namespace:
+            // from the container's own, its knobs are read-only.
+            if userns.is_some() && !private_net && key.starts_with("net.") {
+                parent_sysctls.push((path, value));
+            } else {
+                ops.push(Op::Write { path, value });
+            }
         }
         if let Some(adj) = p.oom_score_adj {
             ops.push(Op::Write {
@@ -837,6 +846,7 @@ impl Plan {
         plan.bind_console = p.terminal;
         plan.ops = ops;
         plan.prepare = prepare;
+        plan.parent_sysctls = parent_sysctls;
         if let Some(map) = userns {
             plan.clone_flags |= libc::CLONE_NEWUSER;
             plan.rlimits_by_parent = true;
@@ -870,14 +880,15 @@ impl Plan {
         host: HostFacts,
     ) -> Result<Plan, PlanError> {
         let mut plan = Plan::for_process(p, host)?;
-        // The user namespace first (entering it gives the capabilities over the
-        // namespaces it owns), the mount namespace last: the others are entered
-        // through fds, not paths, so that order only keeps /dev/ptmx the container's.
+        // The mount namespace after the others (they are entered through fds, not
+        // paths, so that order only keeps /dev/ptmx the container's), and a user
+        // namespace last: entered first, it would leave no capability over a
+        // namespace it does not own (berthd's network namespace).
         let mut ns: Vec<(RawFd, libc::c_int)> = namespaces.to_vec();
         ns.sort_by_key(|(_, t)| match *t {
-            libc::CLONE_NEWUSER => 0,
-            libc::CLONE_NEWNS => 2,
-            _ => 1,
+            libc::CLONE_NEWNS => 1,
+            libc::CLONE_NEWUSER => 2,
+            _ => 0,
         });
         // In the container's user namespace the child could not raise a hard limit.
         plan.rlimits_by_parent = ns.iter().any(|(_, t)| *t == libc::CLONE_NEWUSER);
@@ -959,6 +970,7 @@ impl Plan {
             userns: None,
             prepare: Vec::new(),
             parent_ns: Vec::new(),
+            parent_sysctls: Vec::new(),
             rlimits_by_parent: false,
         })
     }

@@ -186,7 +186,18 @@ pub fn spawn(
         }
         restore.push((own, *nstype));
     }
-    let r = spawn_child(plan, stdio, cgroup, trees);
+    let mut r = Ok(());
+    if plan.parent_ns.iter().any(|(_, t)| *t == libc::CLONE_NEWNET) {
+        for (path, value) in &plan.parent_sysctls {
+            r = std::fs::write(path.to_str().unwrap_or_default(), value.as_bytes()).map_err(|e| {
+                io::Error::new(e.kind(), format!("writing {}: {e}", path.to_string_lossy()))
+            });
+            if r.is_err() {
+                break;
+            }
+        }
+    }
+    let r = r.and_then(|()| spawn_child(plan, stdio, cgroup, trees));
     restore_namespaces(&restore);
     drop(prepared);
     let spawned = r?;
@@ -414,6 +425,20 @@ fn prepare(p: &Prepare, u: &UserNs, mapping: BorrowedFd<'_>) -> io::Result<Optio
             })
         }
     }
+}
+
+/// Runs `f` on this thread with `uid` and `gid` as its file-system IDs and its
+/// capabilities kept: berthd writing into a running remapped container (`docker
+/// cp`), whose ID-mapped mounts refuse files made as the host's root. `f` must
+/// not move to another thread (no await inside).
+pub fn with_fs_ids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> io::Result<T> {
+    let u = UserNs {
+        uid_map: Default::default(),
+        gid_map: Default::default(),
+        root_uid: uid,
+        root_gid: gid,
+    };
+    as_container_root(&u, || Ok(f()))
 }
 
 /// Runs `f` with the container root's host IDs as this thread's file-system IDs,

@@ -526,6 +526,9 @@ impl Config {
             "userns-remap"
         )
         .filter(|u| !u.is_empty());
+        if let Some(u) = &userns_remap {
+            crate::daemon::userns::check(u)?;
+        }
         let runtime = pick!(
             flags.default_runtime.clone(),
             file.default_runtime,

@@ -59,8 +59,9 @@ fn by_id(file: &str, id: u32) -> Result<Option<(String, u32)>, Error> {
 }
 
 /// dockerd's parseRemappedRoot: `user[:group]`, names or IDs, `default` for
-/// dockremap (created when missing). Returns the user's and group's names.
-fn parse(spec: &str) -> Result<(String, String), Error> {
+/// dockremap (created when missing if `create`). Returns the user's and group's
+/// names.
+fn parse(spec: &str, create: bool) -> Result<(String, String), Error> {
     let parts: Vec<&str> = spec.split(':').collect();
     if parts.len() > 2 || parts[0].is_empty() {
         return Err(Error::Spec(format!(
@@ -94,7 +95,9 @@ fn parse(spec: &str) -> Result<(String, String), Error> {
                 name
             }
             None if parts[0] == "default" => {
-                add_user(DEFAULT_USER)?;
+                if create {
+                    add_user(DEFAULT_USER)?;
+                }
                 return Ok((DEFAULT_USER.into(), DEFAULT_USER.into()));
             }
             None => {
@@ -216,10 +219,15 @@ fn id_ranges(host: &[(u64, u64)]) -> Vec<IdRange> {
     out
 }
 
+/// Checks `--userns-remap` without creating anything (`berthd --validate`).
+pub fn check(spec: &str) -> Result<(), Error> {
+    parse(spec, false).map(|_| ())
+}
+
 /// Resolves `--userns-remap`; None when it names root (dockerd: root cannot be
 /// remapped with itself, user namespaces stay off).
 pub fn setup(spec: &str) -> Result<Option<Remap>, Error> {
-    let (user, group) = parse(spec)?;
+    let (user, group) = parse(spec, true)?;
     if user == "root" {
         tracing::warn!(
             "User namespaces: root cannot be remapped with itself; user namespaces are OFF"
@@ -273,12 +281,12 @@ mod tests {
 
     #[test]
     fn bad_specifications_are_refused_in_dockerds_words() {
-        let e = parse("a:b:c").unwrap_err().to_string();
+        let e = check("a:b:c").unwrap_err().to_string();
         assert_eq!(
             e,
             "Invalid user/group specification in --userns-remap: \"a:b:c\""
         );
-        let e = parse("no-such-user-berth").unwrap_err().to_string();
+        let e = check("no-such-user-berth").unwrap_err().to_string();
         assert!(
             e.starts_with("Error during uid lookup for \"no-such-user-berth\""),
             "{e}"

@@ -104,6 +104,8 @@ impl Archive {
                 skip: RUNTIME_PATHS,
                 devices: false,
                 shallow: false,
+                // The writable layer on disk: the container's own IDs already.
+                ids: None,
             };
             let mut b = tar::Builder::new(Vec::new());
             match vfs_changes {

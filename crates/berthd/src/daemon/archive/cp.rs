@@ -62,7 +62,12 @@ struct Target {
     parent: OwnedFd,
     name: String,
     shown: String,
+    /// A running container's own user namespace (`--userns-remap`): what it
+    /// sees is the host's IDs shifted.
+    ids: Option<IdMap>,
 }
+
+use berth_runtime::spec::IdMap;
 
 /// Holds a stopped container's op lock while a copy uses its detached rootfs.
 type Hold = Option<tokio::sync::OwnedMutexGuard<()>>;
@@ -72,7 +77,10 @@ impl Archive {
     /// it; for a stopped one, its overlay mounted detached (fsopen/fsmount: in no
     /// mount table, gone when the fd closes), with the container kept from starting
     /// meanwhile.
-    async fn container_root(&self, key: &str) -> ApiResult<(OwnedFd, String, String, Hold)> {
+    async fn container_root(
+        &self,
+        key: &str,
+    ) -> ApiResult<(OwnedFd, String, String, Hold, Option<IdMap>)> {
         let c = self.containers.get(key)?;
         let guard = c.op.clone().lock_owned().await;
         let r = c.snapshot();
@@ -87,7 +95,12 @@ impl Archive {
                 name: r.name.clone(),
                 source,
             })?;
-            return Ok((root, r.config.working_dir, r.name, None));
+            let ids =
+                IdMap::of_process(r.state.pid as i32).map_err(|e| super::Error::NotRunning {
+                    name: r.name.clone(),
+                    source: rustix::io::Errno::from_io_error(&e).unwrap_or(rustix::io::Errno::IO),
+                })?;
+            return Ok((root, r.config.working_dir, r.name, None, ids));
         }
         if self.paths().driver == crate::daemon::paths::Driver::Vfs {
             let root = rustix::mount::open_tree(
@@ -102,7 +115,7 @@ impl Archive {
                 step: "opening",
                 source,
             })?;
-            return Ok((root, r.config.working_dir, r.name, Some(guard)));
+            return Ok((root, r.config.working_dir, r.name, Some(guard), None));
         }
         let image = self.store.resolve(&r.image)?;
         let dir = self.paths().container_dir(&c.id);
@@ -146,11 +159,11 @@ impl Archive {
                 step: "mounting",
                 source,
             })?;
-        Ok((root, r.config.working_dir, r.name, Some(guard)))
+        Ok((root, r.config.working_dir, r.name, Some(guard), None))
     }
 
     async fn target(&self, key: &str, path: &str) -> ApiResult<(Target, Hold)> {
-        let (root, workdir, cname, hold) = self.container_root(key).await?;
+        let (root, workdir, cname, hold, ids) = self.container_root(key).await?;
         let abs = if path.starts_with('/') {
             path.to_string()
         } else {
@@ -190,6 +203,7 @@ impl Archive {
             } else {
                 name.to_string()
             },
+            ids,
         };
         if !t.name.is_empty() && t.name != "." {
             rustix::fs::statat(&t.parent, t.name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
@@ -220,7 +234,11 @@ impl Archive {
             } else {
                 t.name.as_str()
             };
-            if let Err(e) = add(&mut b, &t.parent, name, &t.shown, &Walk::default()) {
+            let walk = Walk {
+                ids: t.ids.as_ref(),
+                ..Walk::default()
+            };
+            if let Err(e) = add(&mut b, &t.parent, name, &t.shown, &walk) {
                 tracing::warn!(error = %e, "copying from a container");
                 return;
             }
@@ -232,7 +250,7 @@ impl Archive {
     /// `docker export`: the container's filesystem as a tar, without berth's mount
     /// points (and so without the container's own mounts under them).
     pub async fn export(&self, key: &str) -> ApiResult<mpsc::Receiver<Bytes>> {
-        let (root, _, _, hold) = self.container_root(key).await?;
+        let (root, _, _, hold, ids) = self.container_root(key).await?;
         let root = rustix::fs::openat(
             &root,
             ".",
@@ -250,6 +268,7 @@ impl Archive {
             let walk = Walk {
                 skip: super::diff::RUNTIME_PATHS,
                 devices: true,
+                ids: ids.as_ref(),
                 ..Walk::default()
             };
             let mut b = tar::Builder::new(ChannelWriter::new(tx));
@@ -285,6 +304,7 @@ impl Archive {
         tar: R,
     ) -> ApiResult<()> {
         let (t, hold) = self.target(key, path).await?;
+        let ids = t.ids.clone();
         let dir = if t.name.is_empty() {
             t.parent
         } else {
@@ -300,9 +320,27 @@ impl Archive {
         };
         tokio::task::spawn_blocking(move || {
             let _hold = hold;
-            berth_image::extract::unpack_into(tar, dir, false)
-                .map(|_| ())
-                .map_err(|e| ApiError::invalid(crate::error::chain(&e)))
+            let unpack = |owner| {
+                berth_image::extract::unpack_owned(tar, dir, false, owner)
+                    .map(|_| ())
+                    .map_err(|e| ApiError::invalid(crate::error::chain(&e)))
+            };
+            match ids {
+                None => unpack(None),
+                // A remapped container: written as its root on the host, with
+                // its IDs shifted, which its ID-mapped mounts store as its own.
+                Some(m) => {
+                    let host = |ranges: &[berth_runtime::spec::IdRange], id| {
+                        IdMap::to_host(ranges, id).unwrap_or(65534)
+                    };
+                    let (uid, gid) = (host(&m.uids, 0), host(&m.gids, 0));
+                    let owner: berth_image::extract::Owner =
+                        Box::new(move |u, g| (host(&m.uids, u), host(&m.gids, g)));
+                    berth_runtime::sys::with_fs_ids(uid, gid, || unpack(Some(owner))).map_err(
+                        |e| ApiError::internal(format!("copying into the container: {e}")),
+                    )?
+                }
+            }
         })
         .await
         .map_err(|source| super::Error::Task {

@@ -18,6 +18,8 @@ pub struct Walk<'a> {
     /// A directory is written without its content (its entries are listed on
     /// their own: a vfs commit).
     pub shallow: bool,
+    /// A remapped container's mapping: owners are written as it sees them.
+    pub ids: Option<&'a berth_runtime::spec::IdMap>,
 }
 
 /// Adds `name` (in directory `dir`) to the tar as `as_path`, recursively, opening
@@ -43,8 +45,16 @@ pub fn add<W: std::io::Write>(
     };
     let mut h = tar::Header::new_gnu();
     h.set_mode(st.st_mode & 0o7777);
-    h.set_uid(st.st_uid as u64);
-    h.set_gid(st.st_gid as u64);
+    let (uid, gid) = match walk.ids {
+        // Unmapped IDs show as the overflow ID, as inside.
+        Some(m) => (
+            berth_runtime::spec::IdMap::to_container(&m.uids, st.st_uid).unwrap_or(65534),
+            berth_runtime::spec::IdMap::to_container(&m.gids, st.st_gid).unwrap_or(65534),
+        ),
+        None => (st.st_uid, st.st_gid),
+    };
+    h.set_uid(uid as u64);
+    h.set_gid(gid as u64);
     h.set_mtime(st.st_mtime.max(0) as u64);
     h.set_size(0);
     let kind = FileType::from_raw_mode(st.st_mode);

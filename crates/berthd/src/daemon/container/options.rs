@@ -687,6 +687,24 @@ impl Containers {
             .flatten()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        // Docker's defaults for a network namespace of the container's own: any
+        // port may be bound without CAP_NET_BIND_SERVICE and, outside a user
+        // namespace, ICMP echo sockets need no CAP_NET_RAW. The container's own
+        // values win.
+        if hc.network_mode != "host" && !hc.network_mode.starts_with("container:") {
+            let mut defaults = vec![("net.ipv4.ip_unprivileged_port_start", "0")];
+            if self.remapped(hc).is_none() {
+                defaults.push(("net.ipv4.ping_group_range", "0 2147483647"));
+            }
+            for (k, v) in defaults {
+                let exists = std::path::Path::new("/proc/sys")
+                    .join(k.replace('.', "/"))
+                    .exists();
+                if exists && !spec.sysctls.iter().any(|(have, _)| have == k) {
+                    spec.sysctls.insert(0, (k.into(), v.into()));
+                }
+            }
+        }
         if hc.shm_size > 0 {
             spec.shm_size = Some(hc.shm_size as u64);
         }
