@@ -36,6 +36,11 @@ fn exec(d: &Daemon, c: &str, script: &str) -> berth_tests::Out {
 fn remapped_root_is_root_inside_and_dockremap_outside() {
     let d = remapped();
     let start = dockremap_start();
+    let info = d
+        .docker(&["info", "-f", "{{json .SecurityOptions}}"])
+        .ok()
+        .to_string();
+    assert!(info.contains("\"name=userns\""), "{info}");
     // `default` made dockremap with 65536 IDs of each kind.
     let sub = std::fs::read_to_string("/etc/subgid").unwrap();
     assert!(

@@ -150,16 +150,19 @@ impl System {
             live_restore_enabled: self.live_restore.load(std::sync::atomic::Ordering::Relaxed),
             isolation: String::new(),
             init_binary: String::new(),
-            security_options: if crate::daemon::container::security::kernel_has_seccomp() {
-                vec![
-                    format!(
+            security_options: {
+                let mut o = Vec::new();
+                if crate::daemon::container::security::kernel_has_seccomp() {
+                    o.push(format!(
                         "name=seccomp,profile={}",
                         self.containers.seccomp_profile_name()
-                    ),
-                    "name=cgroupns".into(),
-                ]
-            } else {
-                vec!["name=cgroupns".into()]
+                    ));
+                }
+                if self.containers.userns_remapped() {
+                    o.push("name=userns".into());
+                }
+                o.push("name=cgroupns".into());
+                o
             },
             warnings: match self.containers.persist_failures() {
                 0 => vec![],

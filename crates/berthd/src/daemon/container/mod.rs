@@ -348,6 +348,11 @@ impl Containers {
         &self.defaults.security.profile_name
     }
 
+    /// Whether containers get a user namespace of their own (`userns-remap`).
+    pub fn userns_remapped(&self) -> bool {
+        self.defaults.userns.is_some()
+    }
+
     pub fn persist_failures(&self) -> u64 {
         self.persist_failures
             .load(std::sync::atomic::Ordering::Relaxed)
