@@ -77,7 +77,7 @@ def main():
         r = summary("docker run --rm, berthd --userns-remap", rt)
         print(f"remapped / plain: {r / p:.2f}x ({r - p:+.1f} ms)")
 
-        layers = os.path.join(tmp, "plain", "overlay2")
+        layers = os.path.join(tmp, "plain", "layers")
         layer = next(os.path.join(layers, l, "diff") for l in sorted(os.listdir(layers))
                      if os.path.isdir(os.path.join(layers, l, "diff")))
         n = sum(len(f) + len(d) for _, d, f in os.walk(layer))

@@ -37,6 +37,14 @@ pub enum CgroupError {
         #[source]
         source: io::Error,
     },
+    #[error("restricting device access in {path} with an eBPF program")]
+    Devices {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    DeviceRule(#[from] crate::devices::BadRule),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,11 +84,11 @@ pub const DEVICE_ALLOW: &[&str] = &[
 ];
 
 impl Hierarchy {
-    /// Whether a v1 `devices` controller restricts device access. Without it (pure
-    /// cgroup v2, where the equivalent is an eBPF program berth does not load yet),
-    /// containers get `nodev` mounts instead.
+    /// Whether device access is restricted per container: by the v1 `devices`
+    /// controller, or on pure cgroup v2 by an eBPF program ([`crate::devices`]).
+    /// Without either, containers get `nodev` mounts instead.
     pub fn has_device_cgroup(&self) -> bool {
-        self.v1_dir("devices").is_some()
+        self.v1_dir("devices").is_some() || (self.mode == Mode::V2 && self.unified.is_some())
     }
 
     /// Reads the layout from a mount table (`/proc/self/mounts` format) for hierarchies
@@ -581,6 +589,17 @@ impl Hierarchy {
                 cg.memory = Some(dir.clone());
             }
         }
+        if let Some(dir) = &cg.unified {
+            // The device rules as an eBPF program wherever there is a cgroup2
+            // directory: the only restriction on pure v2, a second one beside v1's
+            // controller on a hybrid host.
+            // Where v1's controller enforces the same rules, a kernel that cannot
+            // load the program loses nothing.
+            let attached = attach_device_rules(dir, &spec.device_rules);
+            if self.v1_dir("devices").is_none() {
+                attached?;
+            }
+        }
         for (point, opts) in &self.v1 {
             let dir = point.join(rel);
             if opts.split(',').any(|o| o == "cpuset") {
@@ -638,6 +657,19 @@ pub struct Limits {
     /// -1 for no limit.
     pub pids: Option<i64>,
     pub blkio_weight: Option<u16>,
+}
+
+/// Attaches the device program for Docker's defaults and `extra` to `dir`.
+fn attach_device_rules(dir: &Path, extra: &[String]) -> Result<(), CgroupError> {
+    let rules = crate::devices::rules(extra)?;
+    let err = |source| CgroupError::Devices {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let prog = crate::sys::load_device_program(&crate::devices::program(&rules)).map_err(err)?;
+    let cg = fs::File::open(dir).map_err(err)?;
+    use std::os::fd::AsFd;
+    crate::sys::attach_device_program(cg.as_fd(), prog.as_fd()).map_err(err)
 }
 
 /// Turns on the controllers berth uses in every ancestor of `rel` on a pure v2 host.

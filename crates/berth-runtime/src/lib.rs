@@ -8,6 +8,7 @@
 
 pub mod caps;
 pub mod cgroups;
+pub mod devices;
 pub mod plan;
 pub mod sealed;
 pub mod seccomp;

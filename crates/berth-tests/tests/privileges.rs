@@ -353,6 +353,29 @@ fn devices_and_device_cgroup_rules() {
     assert!(denied.contains("Operation not permitted"), "{denied}");
     let allowed = inside(&d, &["--device-cgroup-rule", "c 10:237 rwm"], open);
     assert!(!allowed.contains("Operation not permitted"), "{allowed}");
+    // The same rules are an eBPF program on the container's cgroup2 directory:
+    // the only restriction on a pure v2 host (berth-runtime's
+    // tests/device_program.rs checks the program alone), a second one here.
+    d.docker(&["run", "-d", "--name", "devs", "busybox", "sleep", "60"])
+        .ok();
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "devs"])
+        .ok()
+        .trim()
+        .to_string();
+    let unified = berth_tests::cgroup_dirs(&d.cgroup_parent)
+        .into_iter()
+        .find(|p| p.join("cgroup.controllers").exists())
+        .expect("a cgroup2 directory for the containers")
+        .join(&id);
+    let cg = std::fs::File::open(&unified).unwrap();
+    assert_eq!(
+        berth_runtime::sys::device_programs(std::os::fd::AsFd::as_fd(&cg)).unwrap(),
+        1,
+        "{}",
+        unified.display()
+    );
+    d.docker(&["rm", "-f", "devs"]).ok();
     // The docker CLI checks the format itself; berthd checks it too.
     let o = d.berth(&[
         "run",
