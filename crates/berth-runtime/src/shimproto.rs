@@ -83,8 +83,11 @@ pub const NETNS_FD: i32 = 4;
 pub const PIDNS_FD: i32 = 5;
 /// The fd number of another container's IPC namespace to join.
 pub const IPCNS_FD: i32 = 6;
+/// The fd number of the container (a pidfd) whose user namespace a remapped
+/// container joins with its other namespaces ([`crate::spec::Namespaces::user_join`]).
+pub const USERNS_FD: i32 = 7;
 /// The first fd number of the descriptors the shim holds ([`crate::spec::Spec::held_fds`]).
-pub const HELD_FDS_START: i32 = 7;
+pub const HELD_FDS_START: i32 = 8;
 
 /// The start outcome: the container's pid, or why it did not start.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -125,6 +125,11 @@ pub struct Namespaces {
     /// `--ipc none`: no /dev/shm at all.
     #[serde(default)]
     pub no_shm: bool,
+    /// A remapped container sharing another's namespaces (`--network
+    /// container:X`): it joins X's user namespace, handed as
+    /// [`crate::shimproto::USERNS_FD`], rather than making its own.
+    #[serde(default)]
+    pub user_join: bool,
 }
 
 /// Where and how the shim sends each log line (Docker's remote log drivers).

@@ -15,8 +15,8 @@ use berth_runtime::cgroups::{Cgroup, Hierarchy};
 use berth_runtime::plan::{step, HostFacts, Plan};
 use berth_runtime::shimproto::{
     frame_header, ExitRecord, InputParser, Started, HELD_FDS_START, IPCNS_FD, LISTENER_FD,
-    NETNS_FD, PIDNS_FD, STREAM_STDERR, STREAM_STDOUT, WANT_CONTROL, WANT_MONITOR, WANT_STDERR,
-    WANT_STDIN, WANT_STDOUT,
+    NETNS_FD, PIDNS_FD, STREAM_STDERR, STREAM_STDOUT, USERNS_FD, WANT_CONTROL, WANT_MONITOR,
+    WANT_STDERR, WANT_STDIN, WANT_STDOUT,
 };
 use berth_runtime::spec::{ExecSpec, NsSource, Spec};
 use berth_runtime::{sys, timefmt};
@@ -389,6 +389,12 @@ fn start(job: &Job) -> Result<Running, (String, i32)> {
                     .map_err(|e| internal("taking the IPC namespace", &e))?;
                 plan.join_ipcns(std::os::fd::AsRawFd::as_raw_fd(&ns));
                 _namespaces.push((ns, libc::CLONE_NEWIPC));
+            }
+            if spec.namespaces.user_join {
+                let ns = sys::take_inherited_fd(USERNS_FD)
+                    .map_err(|e| internal("taking the user namespace", &e))?;
+                plan.join_userns = Some(std::os::fd::AsRawFd::as_raw_fd(&ns));
+                _namespaces.push((ns, libc::CLONE_NEWUSER));
             }
             if spec.namespaces.pid == NsSource::Join {
                 // A PID namespace is entered by the parent: it applies to the

@@ -295,3 +295,70 @@ fn a_remap_naming_no_user_stops_the_daemon_in_dockerds_words() {
         "{o:?}"
     );
 }
+
+#[test]
+fn a_remapped_container_shares_another_ones_namespaces_and_user_namespace() {
+    let d = remapped();
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "donor",
+        "--ipc",
+        "shareable",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let ns = "for n in user net ipc pid; do readlink /proc/self/ns/$n; done";
+    let theirs = exec(&d, "donor", ns).ok().to_string();
+    // dockerd's rule: sharing a namespace means sharing its owner, the user
+    // namespace, too.
+    let mine = sh(
+        &d,
+        &[
+            "--network",
+            "container:donor",
+            "--ipc",
+            "container:donor",
+            "--pid",
+            "container:donor",
+        ],
+        &format!("{ns}; id -u; ps | grep -c 'sleep 60$'"),
+    );
+    let lines: Vec<&str> = mine.lines().collect();
+    assert_eq!(lines[..4].join("\n"), theirs.trim(), "{mine}");
+    assert_eq!(&lines[4..], ["0", "1"], "{mine}");
+    // Only the network shared: the rest its own, in the donor's user namespace.
+    let out = sh(&d, &["--network", "container:donor"], ns);
+    let lines: Vec<&str> = out.lines().collect();
+    let want: Vec<&str> = theirs.lines().collect();
+    assert_eq!(&lines[..2], &want[..2], "{out}");
+    assert_ne!(lines[2], want[2], "{out}");
+    // A donor in the host's user namespace cannot lend its namespaces.
+    d.docker(&[
+        "run",
+        "-d",
+        "--name",
+        "plain",
+        "--userns=host",
+        "busybox",
+        "sleep",
+        "60",
+    ])
+    .ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--network",
+        "container:plain",
+        "busybox",
+        "true",
+    ]);
+    assert!(
+        o.stderr.contains("runs in the host's user namespace"),
+        "{o:?}"
+    );
+    d.docker(&["rm", "-f", "donor", "plain"]).ok();
+}

@@ -129,6 +129,9 @@ pub struct Plan {
     /// Network sysctls the parent writes while it is in the network namespace
     /// of [`Plan::parent_ns`] (path under /proc/sys, value).
     pub parent_sysctls: Vec<(CString, CString)>,
+    /// Another container's user namespace (a pidfd of it) the child is created
+    /// in, instead of one of its own: see [`crate::sys::spawn`].
+    pub join_userns: Option<RawFd>,
     /// The parent sets `rlimits` with prlimit(2): in a user namespace the child
     /// could not raise a hard limit.
     pub rlimits_by_parent: bool,
@@ -848,7 +851,9 @@ impl Plan {
         plan.prepare = prepare;
         plan.parent_sysctls = parent_sysctls;
         if let Some(map) = userns {
-            plan.clone_flags |= libc::CLONE_NEWUSER;
+            if !spec.namespaces.user_join {
+                plan.clone_flags |= libc::CLONE_NEWUSER;
+            }
             plan.rlimits_by_parent = true;
             plan.userns = Some(UserNs {
                 uid_map: cstr("uid map", IdMap::proc_text(&map.uids))?,
@@ -971,6 +976,7 @@ impl Plan {
             prepare: Vec::new(),
             parent_ns: Vec::new(),
             parent_sysctls: Vec::new(),
+            join_userns: None,
             rlimits_by_parent: false,
         })
     }

@@ -78,6 +78,7 @@ fn namespaces_knobs_and_devices_follow_the_spec() {
         uts_host: true,
         cgroup_host: true,
         no_shm: true,
+        user_join: false,
     };
     s.sysctls = vec![("net.ipv4.ip_forward".into(), "1".into())];
     s.process.oom_score_adj = Some(500);

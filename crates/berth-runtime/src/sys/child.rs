@@ -801,7 +801,7 @@ pub(super) union CmsgBuf {
 ///
 /// # Safety
 /// `sock` must be a connected unix socket and `fd` an open descriptor.
-unsafe fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), i32> {
+pub(super) unsafe fn send_fd(sock: RawFd, fd: RawFd) -> Result<(), i32> {
     // SAFETY: the msghdr, iovec and control buffer live on this stack frame for
     // the duration of sendmsg; CMSG_* compute offsets inside that buffer, which is
     // large enough for one int (CMSG_SPACE(4) <= 64).

@@ -6,7 +6,7 @@
 
 mod child;
 
-use child::{child_main, ChildFds, CmsgBuf};
+use child::{child_main, send_fd, ChildFds, CmsgBuf};
 
 use crate::plan::{step, Op, Plan, Prepare, UserNs, MAX_TREES};
 use std::collections::HashSet;
@@ -159,6 +159,18 @@ pub fn spawn(
             }
         }
     }
+    if let Some(userns) = plan.join_userns {
+        // Another container's user namespace: a helper enters it (and the
+        // namespaces of `parent_ns` first) and clones the child there.
+        let r = spawn_child(plan, stdio, cgroup, trees, Some(userns));
+        drop(prepared);
+        let spawned = r?;
+        if let Err(e) = set_rlimits(spawned.pid, plan) {
+            kill_and_reap(spawned.pid);
+            return Err(e);
+        }
+        return Ok(spawned);
+    }
     // Namespaces the child must be created in before its user namespace: entered
     // by this (single-threaded) process around clone, then left.
     let mut restore = Vec::new();
@@ -197,7 +209,7 @@ pub fn spawn(
             }
         }
     }
-    let r = r.and_then(|()| spawn_child(plan, stdio, cgroup, trees));
+    let r = r.and_then(|()| spawn_child(plan, stdio, cgroup, trees, None));
     restore_namespaces(&restore);
     drop(prepared);
     let spawned = r?;
@@ -473,6 +485,7 @@ fn spawn_child(
     stdio: [RawFd; 3],
     cgroup: Option<BorrowedFd<'_>>,
     trees: [RawFd; MAX_TREES],
+    through: Option<RawFd>,
 ) -> io::Result<Spawned> {
     let (sync_r, sync_w) = pipe_cloexec()?;
     let (report_r, report_w) = pipe_cloexec()?;
@@ -493,6 +506,35 @@ fn spawn_child(
     let mut envp: Vec<*const libc::c_char> = plan.envp.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
 
+    if let Some(userns) = through {
+        let helper = Helper3 {
+            plan,
+            argv: &argv,
+            envp: &envp,
+            fds: ChildFds {
+                sync: sync_r.as_raw_fd(),
+                report: report_w.as_raw_fd(),
+                stdio,
+                console: console_child.as_ref().map_or(-1, |c| c.as_raw_fd()),
+                trees,
+            },
+            cgroup: cgroup.map(|c| c.as_raw_fd()),
+            userns,
+        };
+        let pidfd = helper.run()?;
+        drop(sync_r);
+        drop(report_w);
+        drop(console_child);
+        let pid = pid_of(&pidfd)?;
+        return Ok(Spawned {
+            pid,
+            pidfd: Some(pidfd),
+            in_cgroup: cgroup.is_some(),
+            sync: sync_w,
+            report: report_r,
+            console: console_parent,
+        });
+    }
     let mut pidfd: libc::c_int = -1;
     let mut in_cgroup = false;
     let mut pid: libc::c_long = -1;
@@ -577,6 +619,148 @@ fn spawn_child(
         report: report_r,
         console: console_parent,
     })
+}
+
+/// What the helper of a child joining another container's user namespace needs.
+struct Helper3<'a> {
+    plan: &'a Plan,
+    argv: &'a [*const libc::c_char],
+    envp: &'a [*const libc::c_char],
+    fds: ChildFds,
+    cgroup: Option<RawFd>,
+    userns: RawFd,
+}
+
+const CLONE_PARENT: u64 = libc::CLONE_PARENT as u64;
+
+impl Helper3<'_> {
+    /// Forks a helper that enters the plan's `parent_ns` (while it is still the
+    /// host's root, so any namespace can be entered), writes `parent_sysctls`,
+    /// enters the user namespace, then clones the child with CLONE_PARENT: the
+    /// child is ours, its new namespaces are owned by that user namespace. The
+    /// helper hands back the child's pidfd, or the errno it failed with.
+    fn run(self) -> io::Result<OwnedFd> {
+        let (ours, theirs) = rustix::net::socketpair(
+            rustix::net::AddressFamily::UNIX,
+            rustix::net::SocketType::STREAM,
+            rustix::net::SocketFlags::CLOEXEC,
+            None,
+        )?;
+        // SAFETY: as in spawn_child: a fork of this single-threaded process.
+        let h = unsafe {
+            libc::syscall(
+                libc::SYS_clone,
+                libc::SIGCHLD as libc::c_ulong,
+                std::ptr::null_mut::<libc::c_void>(),
+                std::ptr::null_mut::<libc::c_int>(),
+                std::ptr::null_mut::<libc::c_int>(),
+                0 as libc::c_ulong,
+            )
+        };
+        if h < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        if h == 0 {
+            // SAFETY: the helper: syscalls on the plan's fds and strings, then
+            // _exit; the child runs child_main as spawn_child's would.
+            unsafe { self.helper(theirs.as_raw_fd()) }
+        }
+        drop(theirs);
+        wait_helper(h as i32);
+        let mut buf = [0u8; 4];
+        match recv_fd(&ours) {
+            Ok(fd) => Ok(fd),
+            Err(_) => {
+                let n = rustix::io::read(&ours, &mut buf).unwrap_or(0);
+                let errno = if n == 4 {
+                    i32::from_ne_bytes(buf)
+                } else {
+                    libc::EIO
+                };
+                Err(io::Error::new(
+                    io::Error::from_raw_os_error(errno).kind(),
+                    format!(
+                        "joining the user namespace of the container whose namespaces are shared: {}",
+                        io::Error::from_raw_os_error(errno)
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// # Safety
+    /// Only in the forked helper.
+    unsafe fn helper(self, sock: RawFd) -> ! {
+        // SAFETY: plain syscalls on descriptors and NUL-terminated strings of the
+        // plan, and on stack buffers alive for each call.
+        unsafe {
+            let fail = |e: i32| -> ! {
+                // One byte without a descriptor (what recv_fd takes), then the errno.
+                let mut msg = [0u8; 5];
+                msg[1..].copy_from_slice(&e.to_ne_bytes());
+                libc::write(sock, msg.as_ptr().cast(), msg.len());
+                libc::_exit(1)
+            };
+            for (fd, t) in &self.plan.parent_ns {
+                if libc::setns(*fd, *t) < 0 {
+                    fail(errno());
+                }
+            }
+            for (path, value) in &self.plan.parent_sysctls {
+                let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
+                if fd < 0 {
+                    fail(errno());
+                }
+                let v = value.as_bytes();
+                if libc::write(fd, v.as_ptr().cast(), v.len()) < 0 {
+                    fail(errno());
+                }
+                libc::close(fd);
+            }
+            if libc::setns(self.userns, libc::CLONE_NEWUSER) < 0 {
+                fail(errno());
+            }
+            let mut pidfd: libc::c_int = -1;
+            let mut flags = self.plan.clone_flags as u64 | CLONE_PIDFD | CLONE_PARENT;
+            if self.cgroup.is_some() {
+                flags |= CLONE_INTO_CGROUP;
+            }
+            let args = CloneArgs {
+                flags,
+                pidfd: (&mut pidfd as *mut libc::c_int) as u64,
+                // With CLONE_PARENT the child's exit signal is the helper's own
+                // (SIGCHLD); clone3 refuses one given.
+                exit_signal: 0,
+                cgroup: self.cgroup.unwrap_or(0) as u64,
+                ..CloneArgs::default()
+            };
+            let pid = libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            );
+            if pid < 0 {
+                fail(errno());
+            }
+            if pid == 0 {
+                child_main(self.plan, self.argv, self.envp, self.fds)
+            }
+            if let Err(e) = send_fd(sock, pidfd) {
+                fail(e);
+            }
+            libc::_exit(0)
+        }
+    }
+}
+
+/// The pid (in our PID namespace) of the process a pidfd names, from its fdinfo.
+fn pid_of(pidfd: &OwnedFd) -> io::Result<i32> {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", pidfd.as_raw_fd()))?;
+    info.lines()
+        .find_map(|l| l.strip_prefix("Pid:"))
+        .and_then(|p| p.trim().parse().ok())
+        .filter(|p: &i32| *p > 0)
+        .ok_or_else(|| io::Error::other("the child's pid is not in its pidfd's fdinfo"))
 }
 
 impl Spawned {

@@ -7,7 +7,7 @@ use super::Containers;
 use crate::error::{ApiError, ApiResult};
 use berth_api::{DeviceMapping, HostConfig};
 use berth_runtime::caps;
-use berth_runtime::shimproto::{IPCNS_FD, PIDNS_FD};
+use berth_runtime::shimproto::{IPCNS_FD, PIDNS_FD, USERNS_FD};
 use berth_runtime::spec::{Device, MountKind, MountSpec, NsSource, Spec};
 use std::os::fd::{OwnedFd, RawFd};
 
@@ -567,18 +567,40 @@ impl Containers {
                 "cannot share the host PID namespace when user namespaces are enabled",
             ));
         }
-        for (what, mode) in [
-            ("network", &hc.network_mode),
-            ("IPC", &hc.ipc_mode),
-            ("PID", &hc.pid_mode),
-        ] {
-            if mode.starts_with("container:") {
-                return Err(ApiError::not_implemented(format!(
-                    "berth cannot yet join another container's {what} namespace under userns-remap (--userns=host can)"
+        Ok(())
+    }
+
+    /// A remapped container sharing another's namespaces joins that container's
+    /// user namespace too, as dockerd has it (the namespaces it shares belong to
+    /// it): the container whose pidfd the shim gets as USERNS_FD. All it shares
+    /// must then be one container's, itself remapped.
+    fn shared_userns(&self, r: &Record) -> ApiResult<Option<OwnedFd>> {
+        let hc = &r.host_config;
+        if self.remapped(hc).is_none() {
+            return Ok(None);
+        }
+        let keys: Vec<&str> = [&hc.network_mode, &hc.ipc_mode, &hc.pid_mode]
+            .iter()
+            .filter_map(|m| m.strip_prefix("container:"))
+            .collect();
+        let Some(first) = keys.first() else {
+            return Ok(None);
+        };
+        let owner = self.get(first)?;
+        for k in &keys[1..] {
+            if self.get(k)?.id != owner.id {
+                return Err(ApiError::invalid(format!(
+                    "a remapped container can share the namespaces of one container only: {first} and {k} each have their own user namespace"
                 )));
             }
         }
-        Ok(())
+        let pid = owner.rec().state.pid as i32;
+        if owner.is_running() && matches!(berth_runtime::spec::IdMap::of_process(pid), Ok(None)) {
+            return Err(ApiError::invalid(format!(
+                "cannot share the namespaces of container {first}, which runs in the host's user namespace (--userns=host), from a remapped container"
+            )));
+        }
+        self.namespace_of("user", first, r).map(Some)
     }
 
     /// What every process of the container runs with: its capabilities, its
@@ -636,6 +658,10 @@ impl Containers {
         let hc = &r.host_config;
         self.check_userns(hc)?;
         let mut fds = Vec::new();
+        if let Some(fd) = self.shared_userns(r)? {
+            fds.push((fd, USERNS_FD));
+            spec.namespaces.user_join = true;
+        }
         match mode("PID", &hc.pid_mode, &["host", "container"])? {
             Mode::Host => spec.namespaces.pid = NsSource::Host,
             Mode::Container(key) => {
