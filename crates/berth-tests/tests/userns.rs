@@ -1,6 +1,6 @@
-//! `--userns-remap`: containers' root is an unprivileged range of the host's IDs,
-//! while their image, writable layer and volumes keep the container's own IDs on
-//! disk through ID-mapped mounts.
+//! `--userns-remap`: containers' root is an unprivileged range of the host's IDs;
+//! their image and writable layer keep the container's own IDs on disk through
+//! ID-mapped mounts, their volumes hold the remapped IDs, as with dockerd.
 
 use berth_tests::Daemon;
 use std::os::unix::fs::MetadataExt;
@@ -93,6 +93,25 @@ fn remapped_root_is_root_inside_and_dockremap_outside() {
         ))
         .unwrap()
     );
+    // berth's CLI the same way.
+    let out = d
+        .berth(&["run", "--rm", "busybox", "cat", "/proc/self/uid_map"])
+        .ok()
+        .to_string();
+    assert!(out.contains(&format!(" {start} ")), "{out}");
+    let out = d
+        .berth(&[
+            "run",
+            "--rm",
+            "--userns",
+            "host",
+            "busybox",
+            "cat",
+            "/proc/self/uid_map",
+        ])
+        .ok()
+        .to_string();
+    assert!(out.contains("4294967295"), "{out}");
     // --userns=host opts out: the host's IDs, the identity map.
     let out = sh(&d, &["--userns=host"], "cat /proc/self/uid_map");
     assert_eq!(
@@ -132,7 +151,7 @@ fn remapped_root_cannot_write_the_hosts_root_files() {
 }
 
 #[test]
-fn volumes_and_the_writable_layer_keep_container_ids_on_disk() {
+fn volumes_hold_remapped_ids_and_the_writable_layer_the_containers_own() {
     let d = remapped();
     d.docker(&[
         "run",
@@ -152,17 +171,31 @@ fn volumes_and_the_writable_layer_keep_container_ids_on_disk() {
         "echo v > /data/f && echo w > /data/g && chown 1234:1234 /data/g && echo l > /w && chown 42:43 /w",
     )
     .ok();
-    // On disk, the volume holds the container's IDs, not the host's remapped ones.
+    // On disk, a volume holds the container's host IDs, as with dockerd: what a
+    // remapped root writes there is the remapped user's.
+    let start = dockremap_start();
     let data = d.data_root.join("volumes/vol/_data");
-    assert_eq!(std::fs::metadata(data.join("f")).unwrap().uid(), 0);
-    let g = std::fs::metadata(data.join("g")).unwrap();
-    assert_eq!((g.uid(), g.gid()), (1234, 1234));
-    // So a container in the host's user namespace sees the same owners.
+    let owner = |p: &std::path::Path| {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        (m.uid(), m.gid())
+    };
+    assert_eq!(owner(&data), (start, start));
+    assert_eq!(owner(&data.join("f")), (start, start));
+    assert_eq!(owner(&data.join("g")), (start + 1234, start + 1234));
     let out = sh(&d, &["--userns=host", "-v", "vol:/data"], "ls -ln /data");
+    assert!(out.contains(&format!(" {start}   ")), "{out}");
+    // The image's content copied into a new volume is the container root's too.
+    let out = sh(
+        &d,
+        &["-v", "etc:/etc"],
+        "ls -ln /etc/passwd; echo ok >> /etc/passwd && echo written",
+    );
     assert!(
-        out.contains(" 0        0 ") && out.contains(" 1234     1234 "),
+        out.contains(" 0        0 ") && out.ends_with("written"),
         "{out}"
     );
+    let etc = d.data_root.join("volumes/etc/_data");
+    assert_eq!(owner(&etc.join("passwd")), (start, start));
     // The writable layer too: copied out and committed with the container's IDs.
     let tar = std::process::Command::new(berth_tests::DOCKER)
         .args(["cp", "c2:/w", "-"])

@@ -124,6 +124,12 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
+    #[error("giving the volume at {path} to the remapped root")]
+    VolumeOwner {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
     #[error("resizing the terminal")]
     Resize {
         #[source]

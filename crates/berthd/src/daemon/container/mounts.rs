@@ -438,18 +438,38 @@ impl Containers {
                             ("read/write", m.rw.to_string()),
                         ],
                     );
+                    let remap = self
+                        .remapped(&r.host_config)
+                        .filter(|_| v.driver == "local");
                     if !m.nocopy && is_empty_dir(&data) {
                         let upper = self.paths.writable(&r.id);
                         let t = std::time::Instant::now();
                         self.copy_up(lower, &upper, &m.destination, &data)?;
                         tracing::debug!(container = %r.id, volume = %v.name, elapsed_us = t.elapsed().as_micros() as u64, "copied the image's content into the volume");
+                        if let Some(map) = remap {
+                            shift_owners(&data, map).map_err(|source| super::Error::CopyUp {
+                                path: m.destination.clone(),
+                                source,
+                            })?;
+                        }
+                    }
+                    // A remapped container's volume is its root's on the host, as
+                    // dockerd has it: what the container writes there is owned by
+                    // its host IDs.
+                    if let Some(map) = remap {
+                        own_volume_root(&data, map).map_err(|source| {
+                            super::Error::VolumeOwner {
+                                path: m.destination.clone(),
+                                source,
+                            }
+                        })?;
                     }
                     MountKind::Bind {
                         source: data,
                         file: false,
                         propagation: None,
                         nonrecursive: false,
-                        idmap: true,
+                        idmap: false,
                     }
                 }
                 _ => {
@@ -653,6 +673,43 @@ fn is_empty_dir(p: &Path) -> bool {
     std::fs::read_dir(p)
         .map(|mut d| d.next().is_none())
         .unwrap_or(false)
+}
+
+/// The host IDs of a remapped container's `(uid, gid)`; unmapped ones stay.
+fn host_ids(map: &berth_runtime::spec::IdMap, uid: u32, gid: u32) -> (u32, u32) {
+    use berth_runtime::spec::IdMap;
+    (
+        IdMap::to_host(&map.uids, uid).unwrap_or(uid),
+        IdMap::to_host(&map.gids, gid).unwrap_or(gid),
+    )
+}
+
+/// Gives content just copied into a volume for a remapped container the
+/// container's host IDs (the image's files are stored with the container's own).
+fn shift_owners(dir: &Path, map: &berth_runtime::spec::IdMap) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for entry in std::fs::read_dir(dir)? {
+        let p = entry?.path();
+        let meta = std::fs::symlink_metadata(&p)?;
+        let (u, g) = host_ids(map, meta.uid(), meta.gid());
+        std::os::unix::fs::lchown(&p, Some(u), Some(g))?;
+        if meta.is_dir() {
+            shift_owners(&p, map)?;
+        }
+    }
+    Ok(())
+}
+
+/// A volume's directory still owned by the host's root (new, or used so far
+/// without remapping) becomes the remapped root's.
+fn own_volume_root(dir: &Path, map: &berth_runtime::spec::IdMap) -> std::io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(dir)?;
+    if (meta.uid(), meta.gid()) == (0, 0) {
+        let (u, g) = host_ids(map, 0, 0);
+        std::os::unix::fs::chown(dir, Some(u), Some(g))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
