@@ -24,6 +24,11 @@ command -v systemd-socket-activate >/dev/null || need+=(systemd)
 # ssh:// hosts: the tests run a private sshd on 127.0.0.1 (never the machine's).
 command -v ssh >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+# QEMU's user-mode emulators: `--platform linux/arm64` runs an arm64 busybox
+# through them (the test registers its own binfmt_misc handler, then removes it).
+[ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+command -v xz >/dev/null || need+=(xz-utils)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
@@ -52,5 +57,20 @@ if [ ! -x "$plugin" ]; then
   bin="$(python3 -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')"
   mkdir -p "$(dirname "$plugin")"
   ln -sf "$bin" "$plugin"
+fi
+# Debian's arm64 busybox-static, for the foreign-platform test: found in the
+# arm64 package index of this release, checked against the index's SHA256.
+arm64_deb=/var/cache/berth-tests/busybox-static_arm64.deb
+if [ ! -s "$arm64_deb" ]; then
+  . /etc/os-release
+  mirror=http://deb.debian.org/debian
+  mkdir -p "$(dirname "$arm64_deb")"
+  entry="$(curl -fsSL "$mirror/dists/$VERSION_CODENAME/main/binary-arm64/Packages.xz" | xz -dc |
+    awk '/^Package: busybox-static$/{f=1} f&&/^Filename:/{fn=$2} f&&/^SHA256:/{sha=$2} f&&/^$/{if(!done)print fn, sha; done=1; f=0}')"
+  read -r file sha <<<"$entry"
+  [ -n "$file" ] || { echo "busybox-static is not in $VERSION_CODENAME's arm64 index" >&2; exit 1; }
+  curl -fsSL -o "$arm64_deb.part" "$mirror/$file"
+  echo "$sha  $arm64_deb.part" | sha256sum -c --quiet
+  mv "$arm64_deb.part" "$arm64_deb"
 fi
 [ -x /usr/local/bin/docker ] || echo "note: the docker CLI (/usr/local/bin/docker) is missing; the docker CLI tests need it" >&2

@@ -16,16 +16,25 @@ pub use crate::create::{create_request, memory_fields, parse_bytes, CreateOpts};
 
 pub async fn create(c: &Client, o: &CreateOpts, detach: bool) -> Result<String> {
     let (image, req) = create_request(o, detach)?;
-    let mut path = "/containers/create".to_string();
+    let mut query = Vec::new();
     if let Some(n) = &o.name {
-        path.push_str(&format!("?name={}", enc(n)));
+        query.push(format!("name={}", enc(n)));
+    }
+    if let Some(p) = o.privileges.platform.as_deref().filter(|p| !p.is_empty()) {
+        query.push(format!("platform={}", enc(p)));
+    }
+    let mut path = "/containers/create".to_string();
+    if !query.is_empty() {
+        path.push('?');
+        path.push_str(&query.join("&"));
     }
     let pull = |c: &Client| {
         let image = image.clone();
         let c = c.clone();
+        let platform = o.privileges.platform.clone();
         async move {
             // Progress goes to stderr, so that `-d` prints only the id on stdout.
-            let code = crate::registry::pull_to_stderr(&c, &image).await?;
+            let code = crate::registry::pull_to_stderr(&c, &image, platform.as_deref()).await?;
             if code != 0 {
                 bail!("pulling {image} failed");
             }
@@ -39,7 +48,9 @@ pub async fn create(c: &Client, o: &CreateOpts, detach: bool) -> Result<String> 
     if o.pull == "missing" {
         if let Err(e) = &first {
             if e.downcast_ref::<DaemonError>().is_some_and(|d| {
-                d.status == hyper::StatusCode::NOT_FOUND && d.message.starts_with("No such image")
+                d.status == hyper::StatusCode::NOT_FOUND
+                    && (d.message.starts_with("No such image")
+                        || d.message.contains("does not match the specified platform"))
             }) {
                 let shown = if image.contains(':') || image.contains('@') {
                     image.clone()

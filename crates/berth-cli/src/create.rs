@@ -174,6 +174,9 @@ pub struct PrivilegeOpts {
     /// User namespace to use
     #[arg(long)]
     pub userns: Option<String>,
+    /// Set platform if server is multi-platform capable
+    #[arg(long)]
+    pub platform: Option<String>,
     /// Runtime to use for this container
     #[arg(long)]
     pub runtime: Option<String>,

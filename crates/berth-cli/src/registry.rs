@@ -274,9 +274,12 @@ pub async fn pull(c: &Client, name: &str, platform: Option<&str>, quiet: bool) -
 }
 
 /// A pull for `run`/`create`: progress on stderr.
-pub async fn pull_to_stderr(c: &Client, name: &str) -> Result<i32> {
+pub async fn pull_to_stderr(c: &Client, name: &str, platform: Option<&str>) -> Result<i32> {
     let (image, tag) = split_tag(name);
-    let path = format!("/images/create?fromImage={}&tag={}", enc(&image), enc(&tag));
+    let mut path = format!("/images/create?fromImage={}&tag={}", enc(&image), enc(&tag));
+    if let Some(p) = platform.filter(|p| !p.is_empty()) {
+        path.push_str(&format!("&platform={}", enc(p)));
+    }
     let mut headers = Vec::new();
     if let Some(a) = auth_header(&image)? {
         headers.push(("X-Registry-Auth", a));

@@ -728,13 +728,18 @@ pub mod archive {
 
     /// A docker-archive with `layers` (uncompressed tars), tagged `tag`, running `cmd`.
     pub fn image(layers: &[Vec<u8>], tag: &str, cmd: &[&str]) -> Vec<u8> {
+        image_for(layers, tag, cmd, "amd64")
+    }
+
+    /// [`image`] for the architecture `arch` (Docker's name: arm64, s390x, ...).
+    pub fn image_for(layers: &[Vec<u8>], tag: &str, cmd: &[&str], arch: &str) -> Vec<u8> {
         let hex = |d: &[u8]| hex::encode(Sha256::digest(d));
         let diff_ids: Vec<String> = layers
             .iter()
             .map(|l| format!("sha256:{}", hex(l)))
             .collect();
         let config = serde_json::json!({
-            "architecture": "amd64", "os": "linux", "created": "2024-01-01T00:00:00Z",
+            "architecture": arch, "os": "linux", "created": "2024-01-01T00:00:00Z",
             "config": { "Cmd": cmd, "Env": ["PATH=/bin"] },
             "rootfs": { "type": "layers", "diff_ids": diff_ids },
         });

@@ -33,16 +33,9 @@ pub(super) async fn route(
     Ok(Some(match (&call.method, segs) {
         (&Method::POST, ["create"]) => {
             let name = q.get("name").map(String::from);
-            if let Some(p) = q.get("platform").filter(|p| !p.is_empty()) {
-                let want = format!("linux/{}", berth_image::host_arch());
-                if p != "linux" && !p.starts_with(&want) {
-                    return Err(ApiError::invalid(format!(
-                        "requested platform {p} does not match this host ({want})"
-                    )));
-                }
-            }
+            let platform = q.get("platform").map(String::from);
             let req = call.json().await?;
-            let r = cs.create(name.as_deref(), req)?;
+            let r = cs.create_for(name.as_deref(), req, platform.as_deref())?;
             http::json(StatusCode::CREATED, &r)
         }
         (&Method::GET, ["json"]) => {

@@ -94,6 +94,16 @@ impl Containers {
         name: Option<&str>,
         req: ContainerCreateRequest,
     ) -> ApiResult<ContainerCreateResponse> {
+        self.create_for(name, req, None)
+    }
+
+    /// [`Containers::create`] with the `platform` the client asked for.
+    pub fn create_for(
+        self: &Arc<Self>,
+        name: Option<&str>,
+        req: ContainerCreateRequest,
+        platform: Option<&str>,
+    ) -> ApiResult<ContainerCreateResponse> {
         let mut config = req.config;
         let mut hc = req.host_config.unwrap_or_default();
         if config.image.is_empty() {
@@ -240,6 +250,10 @@ impl Containers {
             warnings.push("Published ports are discarded when using host network mode".into());
         }
         let image = self.store.resolve(&config.image)?;
+        match platform.filter(|p| !p.is_empty()) {
+            Some(p) => super::platform::check_requested(&config.image, &image.config, p)?,
+            None => warnings.extend(super::platform::warning(&image.config)),
+        }
 
         let name = match name.filter(|n| !n.is_empty()) {
             Some(n) => {

@@ -22,6 +22,7 @@ pub mod logs;
 pub mod mounts;
 mod netfiles;
 mod options;
+mod platform;
 pub mod record;
 pub mod restart;
 pub mod security;

@@ -377,6 +377,7 @@ impl Containers {
         }
         let t0 = std::time::Instant::now();
         let image = self.store.resolve(&rec.image)?;
+        super::platform::check_runnable(&image.config)?;
         let mut spec = self.build_spec(&rec, &image)?;
         spec.mounts = self.mount_specs(&rec, &spec.rootfs.lower)?;
         spec.readonly_rootfs = rec
