@@ -98,11 +98,11 @@ fn bad_configuration_stops_the_start() {
         (0, "configuration OK\n"),
         "{o:?}"
     );
-    std::fs::write(&cfg, r#"{"userns-remap": "default"}"#).unwrap();
+    std::fs::write(&cfg, r#"{"storage-opts": ["size=1G"]}"#).unwrap();
     let o = berthd(&["--config-file", cfg.to_str().unwrap()]);
     assert!(
         o.stderr
-            .contains("berth does not support the daemon.json key \"userns-remap\" yet"),
+            .contains("berth does not support the daemon.json key \"storage-opts\" yet"),
         "{o:?}"
     );
     std::fs::write(&cfg, r#"{"registry-mirrors": ["mirror.example"]}"#).unwrap();

@@ -458,25 +458,48 @@ pub fn with_fs_ids<T>(uid: u32, gid: u32, f: impl FnOnce() -> T) -> io::Result<T
 /// these credentials for its own work (copy-up, whiteouts, its work directory),
 /// which the ID-mapped layers then store as the container's root, ID 0, on disk.
 fn as_container_root<T>(u: &UserNs, f: impl FnOnce() -> io::Result<T>) -> io::Result<T> {
-    use rustix::thread::{
-        capabilities_secure_bits, set_capabilities_secure_bits, CapabilitiesSecureBits,
-    };
-    let bits = capabilities_secure_bits()?;
-    set_capabilities_secure_bits(bits | CapabilitiesSecureBits::NO_SETUID_FIXUP)?;
-    // SAFETY: setfsuid/setfsgid change only this thread's file-system IDs; both are
-    // set back below before anything else runs on this thread.
-    unsafe {
-        libc::setfsgid(u.root_gid);
-        libc::setfsuid(u.root_uid);
+    let _ids = FsIds::set(u.root_uid, u.root_gid)?;
+    f()
+}
+
+/// This thread's file-system IDs set to others, capabilities kept, until drop
+/// (which runs on unwinding too: a pool thread of berthd's must never stay so).
+struct FsIds {
+    bits: rustix::thread::CapabilitiesSecureBits,
+    uid: libc::uid_t,
+    gid: libc::gid_t,
+}
+
+impl FsIds {
+    fn set(uid: libc::uid_t, gid: libc::gid_t) -> io::Result<FsIds> {
+        use rustix::thread::{
+            capabilities_secure_bits, set_capabilities_secure_bits, CapabilitiesSecureBits,
+        };
+        let bits = capabilities_secure_bits()?;
+        set_capabilities_secure_bits(bits | CapabilitiesSecureBits::NO_SETUID_FIXUP)?;
+        // SAFETY: setfsuid/setfsgid change only this thread's file-system IDs and
+        // return the previous ones, which drop puts back.
+        let (old_gid, old_uid) = unsafe { (libc::setfsgid(gid), libc::setfsuid(uid)) };
+        Ok(FsIds {
+            bits,
+            uid: old_uid as libc::uid_t,
+            gid: old_gid as libc::gid_t,
+        })
     }
-    let r = f();
-    // SAFETY: as above; 0 is this (root) process's own ID.
-    unsafe {
-        libc::setfsuid(0);
-        libc::setfsgid(0);
+}
+
+impl Drop for FsIds {
+    fn drop(&mut self) {
+        // SAFETY: as in set: this thread's own file-system IDs, back to its own.
+        unsafe {
+            libc::setfsuid(self.uid);
+            libc::setfsgid(self.gid);
+        }
+        // A thread that cannot get its securebits back must not run anything else.
+        if rustix::thread::set_capabilities_secure_bits(self.bits).is_err() {
+            std::process::abort();
+        }
     }
-    set_capabilities_secure_bits(bits)?;
-    r
 }
 
 /// Clones the child for [`spawn`] (which has prepared `trees` for it).

@@ -444,14 +444,10 @@ impl Containers {
                     if !m.nocopy && is_empty_dir(&data) {
                         let upper = self.paths.writable(&r.id);
                         let t = std::time::Instant::now();
-                        self.copy_up(lower, &upper, &m.destination, &data)?;
+                        // A remapped container's copy is owned by its host IDs.
+                        let shift = |u, g| remap.map_or((u, g), |map| host_ids(map, u, g));
+                        self.copy_up(lower, &upper, &m.destination, &data, &shift)?;
                         tracing::debug!(container = %r.id, volume = %v.name, elapsed_us = t.elapsed().as_micros() as u64, "copied the image's content into the volume");
-                        if let Some(map) = remap {
-                            shift_owners(&data, map).map_err(|source| super::Error::CopyUp {
-                                path: m.destination.clone(),
-                                source,
-                            })?;
-                        }
                     }
                     // A remapped container's volume is its root's on the host, as
                     // dockerd has it: what the container writes there is owned by
@@ -505,7 +501,14 @@ impl Containers {
     /// over it) into the new volume `data`, reading the layers' directories
     /// directly (their merged view, as overlayfs would show it), so that files are
     /// copied in the kernel from disk to disk.
-    fn copy_up(&self, lower: &[PathBuf], upper: &Path, path: &str, data: &Path) -> ApiResult<()> {
+    fn copy_up(
+        &self,
+        lower: &[PathBuf],
+        upper: &Path,
+        path: &str,
+        data: &Path,
+        owner: crate::daemon::image::layers::Owner<'_>,
+    ) -> ApiResult<()> {
         let mut layers: Vec<PathBuf> = Vec::new();
         if upper.is_dir() {
             layers.push(upper.to_path_buf());
@@ -515,13 +518,15 @@ impl Containers {
             layers.extend(lower.iter().cloned());
         }
         let rel = Path::new(path.trim_start_matches('/'));
-        crate::daemon::image::layers::copy_merged(&layers, rel, data).map_err(|source| {
-            super::Error::CopyUp {
-                path: path.to_string(),
-                source,
-            }
-            .into()
-        })
+        crate::daemon::image::layers::copy_merged_owned(&layers, rel, data, owner).map_err(
+            |source| {
+                super::Error::CopyUp {
+                    path: path.to_string(),
+                    source,
+                }
+                .into()
+            },
+        )
     }
 
     /// `--storage-opt`: `size` is the only option, and needs project quotas on the
@@ -682,22 +687,6 @@ fn host_ids(map: &berth_runtime::spec::IdMap, uid: u32, gid: u32) -> (u32, u32) 
         IdMap::to_host(&map.uids, uid).unwrap_or(uid),
         IdMap::to_host(&map.gids, gid).unwrap_or(gid),
     )
-}
-
-/// Gives content just copied into a volume for a remapped container the
-/// container's host IDs (the image's files are stored with the container's own).
-fn shift_owners(dir: &Path, map: &berth_runtime::spec::IdMap) -> std::io::Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    for entry in std::fs::read_dir(dir)? {
-        let p = entry?.path();
-        let meta = std::fs::symlink_metadata(&p)?;
-        let (u, g) = host_ids(map, meta.uid(), meta.gid());
-        std::os::unix::fs::lchown(&p, Some(u), Some(g))?;
-        if meta.is_dir() {
-            shift_owners(&p, map)?;
-        }
-    }
-    Ok(())
 }
 
 /// A volume's directory still owned by the host's root (new, or used so far

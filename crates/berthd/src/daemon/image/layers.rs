@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::Metadata;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
 /// An overlayfs whiteout: a character device 0/0.
@@ -132,52 +132,112 @@ pub fn merged_entries(
 /// xattrs, hard links and device nodes). Only a directory is copied, as Docker does;
 /// a path that is a file or a symlink in the topmost layer that has it is left alone.
 pub fn copy_merged(layers: &[PathBuf], rel: &Path, dst: &Path) -> std::io::Result<()> {
+    copy_merged_owned(layers, rel, dst, &|u, g| (u, g))
+}
+
+/// Maps an entry's (uid, gid) to the owner written.
+pub type Owner<'a> = &'a dyn Fn(u32, u32) -> (u32, u32);
+
+/// [`copy_merged`] with every owner mapped by `owner` (a remapped container's host
+/// IDs). The destination, which another running container may share (a volume),
+/// is reached by descriptors only, never by a path through it: a directory swapped
+/// for a symlink meanwhile ends the copy (`O_NOFOLLOW`), it never leads outside.
+pub fn copy_merged_owned(
+    layers: &[PathBuf],
+    rel: &Path,
+    dst: &Path,
+    owner: Owner<'_>,
+) -> std::io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::openat(
+        rustix::fs::CWD,
+        dst,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    copy_into(layers, rel, &fd, owner)
+}
+
+fn copy_into(
+    layers: &[PathBuf],
+    rel: &Path,
+    dst: &std::os::fd::OwnedFd,
+    owner: Owner<'_>,
+) -> std::io::Result<()> {
+    use rustix::fs::{Mode, OFlags};
     let Some((top, _)) = lookup(layers, rel)?.filter(|(m, _)| m.is_dir()) else {
         return Ok(());
     };
     for (name, m, i) in merged_entries(layers, rel)? {
         let from = layers[i].join(rel).join(&name);
-        let to = dst.join(&name);
         let ft = m.file_type();
         if ft.is_dir() {
-            std::fs::create_dir(&to)?;
-            copy_merged(&layers[i..], &rel.join(&name), &to)?;
-            continue;
+            rustix::fs::mkdirat(dst, &name, Mode::from_raw_mode(0o700))?;
+            let sub = rustix::fs::openat(
+                dst,
+                &name,
+                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?;
+            copy_into(&layers[i..], &rel.join(&name), &sub, owner)?;
         } else if ft.is_symlink() {
-            std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
+            rustix::fs::symlinkat(std::fs::read_link(&from)?, dst, &name)?;
+            let (uid, gid) = owner(m.uid(), m.gid());
+            rustix::fs::chownat(
+                dst,
+                &name,
+                Some(rustix::fs::Uid::from_raw(uid)),
+                Some(rustix::fs::Gid::from_raw(gid)),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )?;
+            rustix::fs::utimensat(
+                dst,
+                &name,
+                &times(&m),
+                rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+            )?;
         } else if ft.is_file() {
-            std::fs::copy(&from, &to)?;
-            std::fs::set_permissions(&to, std::fs::Permissions::from_mode(m.mode() & 0o7777))?;
-        } else {
-            continue;
+            let mut src = std::fs::File::open(&from)?;
+            let out = rustix::fs::openat(
+                dst,
+                &name,
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?;
+            let mut out = std::fs::File::from(out);
+            std::io::copy(&mut src, &mut out)?;
+            own_and_time(&out, &m, owner)?;
         }
-        own_and_time(&to, &m)?;
     }
-    std::fs::set_permissions(dst, std::fs::Permissions::from_mode(top.mode() & 0o7777))?;
-    own_and_time(dst, &top)
+    own_and_time(dst, &top, owner)
 }
 
-fn own_and_time(p: &Path, m: &Metadata) -> std::io::Result<()> {
-    rustix::fs::chownat(
-        rustix::fs::CWD,
-        p,
-        Some(rustix::fs::Uid::from_raw(m.uid())),
-        Some(rustix::fs::Gid::from_raw(m.gid())),
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-    )?;
+fn times(m: &Metadata) -> rustix::fs::Timestamps {
     let ts = |s: i64, ns: i64| rustix::fs::Timespec {
         tv_sec: s,
         tv_nsec: ns as _,
     };
-    rustix::fs::utimensat(
-        rustix::fs::CWD,
-        p,
-        &rustix::fs::Timestamps {
-            last_access: ts(m.atime(), m.atime_nsec()),
-            last_modification: ts(m.mtime(), m.mtime_nsec()),
-        },
-        rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
+    rustix::fs::Timestamps {
+        last_access: ts(m.atime(), m.atime_nsec()),
+        last_modification: ts(m.mtime(), m.mtime_nsec()),
+    }
+}
+
+/// Owner, then mode (a chown clears set-id bits), then times, on an open file or
+/// directory: nothing is looked up by name.
+fn own_and_time<Fd: std::os::fd::AsFd>(
+    fd: Fd,
+    m: &Metadata,
+    owner: Owner<'_>,
+) -> std::io::Result<()> {
+    let (uid, gid) = owner(m.uid(), m.gid());
+    rustix::fs::fchown(
+        &fd,
+        Some(rustix::fs::Uid::from_raw(uid)),
+        Some(rustix::fs::Gid::from_raw(gid)),
     )?;
+    rustix::fs::fchmod(&fd, rustix::fs::Mode::from_raw_mode(m.mode() & 0o7777))?;
+    rustix::fs::futimens(&fd, &times(m))?;
     Ok(())
 }
 
