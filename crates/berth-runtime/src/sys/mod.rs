@@ -119,6 +119,31 @@ pub fn wait_helper(pid: i32) {
     }
 }
 
+/// clone(2) as fork, creating the namespaces of `flags`: the child (0 returned)
+/// gets a private copy of the address space; the parent gets its pid.
+///
+/// # Safety
+/// The calling process must be single-threaded (the shim is), and the child must
+/// only make syscalls on what it already holds until it execs or _exits.
+unsafe fn fork_with(flags: libc::c_int) -> io::Result<libc::pid_t> {
+    // SAFETY: without CLONE_VM and with a NULL stack, clone behaves like fork; the
+    // caller upholds the rest.
+    let pid = unsafe {
+        libc::syscall(
+            libc::SYS_clone,
+            (flags | libc::SIGCHLD) as libc::c_ulong,
+            std::ptr::null_mut::<libc::c_void>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            std::ptr::null_mut::<libc::c_int>(),
+            0 as libc::c_ulong,
+        )
+    };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(pid as libc::pid_t)
+}
+
 fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).map_err(io::Error::from)
 }
@@ -326,19 +351,9 @@ fn spawn_child(
         }
     }
     if pid < 0 {
-        // SAFETY: clone without CLONE_VM and with a NULL stack behaves like fork: the
-        // child gets a private copy of this (single-threaded) address space, so every
-        // pointer prepared above stays valid in it. The flags only create namespaces.
-        pid = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                (plan.clone_flags | libc::SIGCHLD) as libc::c_ulong,
-                std::ptr::null_mut::<libc::c_void>(),
-                std::ptr::null_mut::<libc::c_int>(),
-                std::ptr::null_mut::<libc::c_int>(),
-                0 as libc::c_ulong,
-            )
-        };
+        // SAFETY: this process is single-threaded; every pointer prepared above
+        // stays valid in the child's copy, which runs child_main below.
+        pid = unsafe { fork_with(plan.clone_flags)? } as libc::c_long;
     }
     if pid < 0 {
         return Err(io::Error::last_os_error());

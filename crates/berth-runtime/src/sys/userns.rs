@@ -4,7 +4,9 @@
 //! the helper that clones a child into another container's user namespace.
 
 use super::child::{child_main, send_fd, ChildFds};
-use super::{errno, pipe_cloexec, recv_fd, wait_helper, CloneArgs, CLONE_INTO_CGROUP, CLONE_PIDFD};
+use super::{
+    errno, fork_with, pipe_cloexec, recv_fd, wait_helper, CloneArgs, CLONE_INTO_CGROUP, CLONE_PIDFD,
+};
 use crate::plan::{Plan, Prepare, UserNs};
 use std::ffi::CStr;
 use std::io;
@@ -63,21 +65,9 @@ pub(super) fn set_rlimits(pid: i32, plan: &Plan) -> io::Result<()> {
 /// enters it and waits while the maps are written.
 pub(super) fn mapping_userns(u: &UserNs) -> io::Result<OwnedFd> {
     let (r, w) = pipe_cloexec()?;
-    // SAFETY: clone without CLONE_VM and with a NULL stack behaves like fork in this
-    // single-threaded process; the child only reads the pipe and _exits.
-    let pid = unsafe {
-        libc::syscall(
-            libc::SYS_clone,
-            (libc::CLONE_NEWUSER | libc::SIGCHLD) as libc::c_ulong,
-            std::ptr::null_mut::<libc::c_void>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            std::ptr::null_mut::<libc::c_int>(),
-            0 as libc::c_ulong,
-        )
-    };
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // SAFETY: this process is single-threaded; the child only reads the pipe and
+    // _exits.
+    let pid = unsafe { fork_with(libc::CLONE_NEWUSER)? };
     if pid == 0 {
         // SAFETY: the fresh child: closes its copy of the write end (or the read
         // would never end), reads the inherited pipe, then _exits.
@@ -88,7 +78,7 @@ pub(super) fn mapping_userns(u: &UserNs) -> io::Result<OwnedFd> {
             libc::_exit(0)
         }
     }
-    let pid = pid as i32;
+
     let res = write_maps(pid, u).and_then(|()| {
         rustix::fs::open(
             format!("/proc/{pid}/ns/user"),
@@ -313,27 +303,16 @@ impl Helper3<'_> {
             rustix::net::SocketFlags::CLOEXEC,
             None,
         )?;
-        // SAFETY: as in spawn_child: a fork of this single-threaded process.
-        let h = unsafe {
-            libc::syscall(
-                libc::SYS_clone,
-                libc::SIGCHLD as libc::c_ulong,
-                std::ptr::null_mut::<libc::c_void>(),
-                std::ptr::null_mut::<libc::c_int>(),
-                std::ptr::null_mut::<libc::c_int>(),
-                0 as libc::c_ulong,
-            )
-        };
-        if h < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        // SAFETY: this process is single-threaded; the helper runs `helper`, which
+        // only makes syscalls until it _exits.
+        let h = unsafe { fork_with(0)? };
         if h == 0 {
             // SAFETY: the helper: syscalls on the plan's fds and strings, then
             // _exit; the child runs child_main as spawn_child's would.
             unsafe { self.helper(theirs.as_raw_fd()) }
         }
         drop(theirs);
-        wait_helper(h as i32);
+        wait_helper(h);
         let mut buf = [0u8; 4];
         match recv_fd(&ours) {
             Ok(fd) => Ok(fd),

@@ -722,10 +722,21 @@ impl Containers {
             if self.remapped(hc).is_none() {
                 defaults.push(("net.ipv4.ping_group_range", "0 2147483647"));
             }
-            for (k, v) in defaults {
-                let exists = std::path::Path::new("/proc/sys")
+            // Whether the kernel has them, looked up once.
+            static HAS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+            let has = |k: &str| {
+                std::path::Path::new("/proc/sys")
                     .join(k.replace('.', "/"))
-                    .exists();
+                    .exists()
+            };
+            let (ports, ping) = *HAS.get_or_init(|| {
+                (
+                    has("net.ipv4.ip_unprivileged_port_start"),
+                    has("net.ipv4.ping_group_range"),
+                )
+            });
+            for (k, v) in defaults {
+                let exists = if k.ends_with("port_start") { ports } else { ping };
                 if exists && !spec.sysctls.iter().any(|(have, _)| have == k) {
                     spec.sysctls.insert(0, (k.into(), v.into()));
                 }
