@@ -27,6 +27,8 @@ command -v ssh >/dev/null || need+=(openssh-client)
 # QEMU's user-mode emulators: `--platform linux/arm64` runs an arm64 busybox
 # through them (the test registers its own binfmt_misc handler, then removes it).
 [ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
+# tini, a docker-init of its own for berthd's `init-path`.
+[ -x /usr/bin/tini-static ] || need+=(tini)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then

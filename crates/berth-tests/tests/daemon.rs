@@ -912,3 +912,104 @@ fn an_authorization_plugin_decides() {
         "{o:?}"
     );
 }
+
+#[test]
+fn metrics_addr_serves_the_engines_metrics_in_prometheus_format() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let d = Daemon::start_with(&["--metrics-addr", &addr]);
+    d.load_busybox();
+    d.docker(&["run", "-d", "--name", "m1", "busybox", "sleep", "60"])
+        .ok();
+    d.docker(&["create", "--name", "m2", "busybox", "true"])
+        .ok();
+    let get = |path: &str| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let page = get("/metrics");
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("text/plain; version=0.0.4"), "{page}");
+    for line in [
+        "engine_daemon_container_states_containers{state=\"running\"} 1",
+        "engine_daemon_container_states_containers{state=\"stopped\"} 1",
+        "engine_daemon_container_states_containers{state=\"paused\"} 0",
+        "# TYPE engine_daemon_events_total counter",
+    ] {
+        assert!(page.contains(line), "{line} in {page}");
+    }
+    let cpus = std::thread::available_parallelism().unwrap().get();
+    assert!(
+        page.contains(&format!("engine_daemon_engine_cpus_cpus {cpus}\n")),
+        "{page}"
+    );
+    let info = page
+        .lines()
+        .find(|l| l.starts_with("engine_daemon_engine_info{"))
+        .unwrap();
+    let version = d
+        .docker(&["version", "-f", "{{.Server.Version}}"])
+        .ok()
+        .trim()
+        .to_string();
+    assert!(info.contains(&format!("version=\"{version}\"")), "{info}");
+    let events: u64 = page
+        .lines()
+        .find_map(|l| l.strip_prefix("engine_daemon_events_total "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(events >= 3, "create, start and create at least: {events}");
+    assert!(get("/other").starts_with("HTTP/1.1 404"));
+    d.docker(&["rm", "-f", "m1", "m2"]).ok();
+    // A bad address is refused with its name.
+    let o = berthd(&["--validate", "--metrics-addr", "nowhere"]);
+    assert!(
+        o.stderr.contains("invalid metrics-addr \"nowhere\""),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn init_path_binds_another_init_as_docker_init() {
+    let d = Daemon::start_with(&["--init-path", "/usr/bin/tini-static"]);
+    d.load_busybox();
+    let out = d.run_rm(&[
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "/sbin/docker-init --version; cat /proc/1/cmdline | tr '\\0' ' '",
+    ]);
+    assert!(out.contains("tini version"), "{out}");
+    assert!(out.contains("/sbin/docker-init -- sh -c"), "{out}");
+    // berth-shim's own init otherwise.
+    let d2 = Daemon::start();
+    d2.load_busybox();
+    let out = d2.run_rm(&[
+        "--init",
+        "busybox",
+        "sh",
+        "-c",
+        "/sbin/docker-init --version 2>&1; true",
+    ]);
+    assert!(!out.contains("tini"), "{out}");
+    let o = berthd(&["--validate", "--init-path", "relative/init"]);
+    assert!(
+        o.stderr
+            .contains("init-path relative/init: not an absolute path to a file"),
+        "{o:?}"
+    );
+}

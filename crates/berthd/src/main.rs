@@ -325,6 +325,15 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
     for l in listeners.listeners {
         api::server::serve(l, daemon.clone());
     }
+    if let Some(addr) = cfg.metrics_addr {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "the metrics are served in plain HTTP to anyone who can reach this address");
+        }
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("metrics-addr: listening on {addr}"))?;
+        api::metrics::serve(l, daemon.clone());
+    }
     // The handlers before the word that we are ready: a SIGTERM sent right after it
     // must shut down cleanly, not kill the process with its bridges and rules left.
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;

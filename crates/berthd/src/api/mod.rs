@@ -12,6 +12,7 @@ mod grpc;
 mod head;
 pub mod http;
 mod images;
+pub mod metrics;
 mod networks;
 mod plugins;
 pub mod server;

@@ -132,6 +132,14 @@ pub struct Flags {
     /// when missing.
     #[arg(long)]
     pub userns_remap: Option<String>,
+    /// Serve the engine's metrics (Prometheus' text format) on GET /metrics at
+    /// this address (host:port), in plain HTTP.
+    #[arg(long)]
+    pub metrics_addr: Option<String>,
+    /// The init binary bound into `--init` containers at /sbin/docker-init
+    /// (tini's interface: `INIT -- COMMAND...`). [default: berth-shim's own]
+    #[arg(long)]
+    pub init_path: Option<PathBuf>,
 
     /// Debug logging.
     #[arg(short = 'D', long)]
@@ -271,6 +279,8 @@ struct FileConfig {
     ipv6: Option<bool>,
     fixed_cidr_v6: Option<String>,
     userns_remap: Option<String>,
+    metrics_addr: Option<String>,
+    init_path: Option<PathBuf>,
 }
 
 /// daemon.json's `default-ulimits` entry.
@@ -286,13 +296,7 @@ struct FileUlimit {
 }
 
 /// daemon.json keys Docker has and berth does not implement yet.
-const DOCKER_KEYS_NOT_YET: &[&str] = &[
-    "storage-opts",
-    "runtimes",
-    "builder",
-    "metrics-addr",
-    "init-path",
-];
+const DOCKER_KEYS_NOT_YET: &[&str] = &["storage-opts", "runtimes", "builder"];
 
 /// TLS for tcp:// sockets.
 #[derive(Debug, Clone, PartialEq)]
@@ -320,6 +324,8 @@ pub struct Config {
     pub cpu_rt: (u64, i64),
     /// `userns-remap`, resolved (and dockremap made) when the daemon starts.
     pub userns_remap: Option<String>,
+    /// `metrics-addr`: where GET /metrics is served.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Where legacy plugins are found.
     pub plugin_dirs: Vec<PathBuf>,
     /// `authorization-plugins`, in order.
@@ -529,6 +535,25 @@ impl Config {
         if let Some(u) = &userns_remap {
             crate::daemon::userns::check(u)?;
         }
+        let init_path = pick!(flags.init_path.clone(), file.init_path, "init-path")
+            .filter(|p| !p.as_os_str().is_empty());
+        if let Some(p) = &init_path {
+            if !p.is_absolute() || !p.is_file() {
+                bail!("init-path {}: not an absolute path to a file", p.display());
+            }
+        }
+        let metrics_addr = pick!(
+            flags.metrics_addr.clone(),
+            file.metrics_addr,
+            "metrics-addr"
+        )
+        .filter(|a| !a.is_empty())
+        .map(|a| {
+            a.parse::<std::net::SocketAddr>().map_err(|_| {
+                anyhow::anyhow!("invalid metrics-addr {a:?}: use host:port, e.g. 127.0.0.1:9323")
+            })
+        })
+        .transpose()?;
         let runtime = pick!(
             flags.default_runtime.clone(),
             file.default_runtime,
@@ -674,6 +699,7 @@ impl Config {
         let mut container_defaults =
             container_defaults(shm, ulimits, log_driver, log_opts, cgroupns)?;
         container_defaults.init = init;
+        container_defaults.init_path = init_path;
         container_defaults.cpu_rt_runtime = rt_runtime;
         container_defaults.security =
             crate::daemon::container::security::DaemonSecurity::from_config(
@@ -714,6 +740,7 @@ impl Config {
             shutdown_timeout,
             cpu_rt: (rt_period as u64, rt_runtime),
             userns_remap,
+            metrics_addr,
             authorization_plugins: authz,
             plugin_dirs: if flags.plugin_dirs.is_empty() {
                 crate::daemon::plugins::DEFAULT_DIRS

@@ -49,6 +49,7 @@ impl Event {
 pub struct Events {
     history: Mutex<VecDeque<Event>>,
     live: broadcast::Sender<Event>,
+    total: std::sync::atomic::AtomicU64,
 }
 
 impl Default for Events {
@@ -56,6 +57,7 @@ impl Default for Events {
         Events {
             history: Mutex::new(VecDeque::with_capacity(HISTORY)),
             live: broadcast::channel(HISTORY).0,
+            total: Default::default(),
         }
     }
 }
@@ -83,6 +85,13 @@ impl Events {
             h.push_back(e.clone());
         }
         let _ = self.live.send(e);
+        self.total
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Events emitted since berthd started (`engine_daemon_events_total`).
+    pub fn total(&self) -> u64 {
+        self.total.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Subscribes first, then copies the history, so nothing falls between them.

@@ -12,6 +12,7 @@ pub mod events;
 pub mod filter;
 pub mod ids;
 pub mod image;
+pub mod metrics;
 pub mod network;
 pub mod paths;
 pub mod plugins;

@@ -79,6 +79,9 @@ pub struct Defaults {
     pub cgroupns_mode: String,
     /// dockerd's `init`: containers run under docker-init unless `--init=false`.
     pub init: bool,
+    /// dockerd's `init-path`: the binary bound as docker-init (berth-shim's own
+    /// init when None).
+    pub init_path: Option<std::path::PathBuf>,
     /// dockerd's `--cpu-rt-runtime`: the real-time budget of the parent cgroup,
     /// which containers' own budgets come out of.
     pub cpu_rt_runtime: i64,
@@ -100,6 +103,7 @@ impl Default for Defaults {
             },
             cgroupns_mode: "private".into(),
             init: false,
+            init_path: None,
             cpu_rt_runtime: 0,
             security: Default::default(),
             userns: None,

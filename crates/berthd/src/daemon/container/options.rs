@@ -736,7 +736,11 @@ impl Containers {
                 )
             });
             for (k, v) in defaults {
-                let exists = if k.ends_with("port_start") { ports } else { ping };
+                let exists = if k.ends_with("port_start") {
+                    ports
+                } else {
+                    ping
+                };
                 if exists && !spec.sysctls.iter().any(|(have, _)| have == k) {
                     spec.sysctls.insert(0, (k.into(), v.into()));
                 }

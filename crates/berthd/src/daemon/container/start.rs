@@ -281,10 +281,16 @@ impl Containers {
                     destination: format!("/etc/{f}"),
                     readonly: false,
                 })
-                .chain(init.then(|| FileBind {
-                    source: self.paths.shim.clone(),
-                    destination: INIT_PATH.into(),
-                    readonly: true,
+                .chain(init.then(|| {
+                    FileBind {
+                        source: self
+                            .defaults
+                            .init_path
+                            .clone()
+                            .unwrap_or_else(|| self.paths.shim.clone()),
+                        destination: INIT_PATH.into(),
+                        readonly: true,
+                    }
                 }))
                 .collect(),
             masked_paths: DEFAULT_MASKED_PATHS.iter().map(|s| s.to_string()).collect(),
