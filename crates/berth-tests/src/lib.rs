@@ -122,6 +122,8 @@ pub struct Daemon {
     /// Shell commands run before berthd is exec'd in the same process (to hand it
     /// extra open descriptors, say).
     wrapper: Option<String>,
+    /// daemon.json, written at each spawn.
+    config: String,
 }
 
 impl Daemon {
@@ -132,6 +134,15 @@ impl Daemon {
     /// Starts a berthd with extra flags, waiting for its READY=1 notification.
     pub fn start_with(extra: &[&str]) -> Daemon {
         Self::start_prepared(extra, |_| {})
+    }
+
+    /// Like [`Daemon::start_with`], with `json` as its daemon.json.
+    pub fn start_configured(extra: &[&str], json: &str) -> Daemon {
+        let mut d = Self::start_prepared(extra, |_| {});
+        d.stop();
+        d.config = json.to_string();
+        d.spawn();
+        d
     }
 
     /// Like [`Daemon::start_with`], with `prepare` run on the (not yet existing) data
@@ -153,6 +164,7 @@ impl Daemon {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             wrapper: None,
+            config: "{}".into(),
         };
         prepare(&d.data_root);
         d.spawn();
@@ -182,7 +194,7 @@ impl Daemon {
             .set_read_timeout(Some(Duration::from_secs(60)))
             .expect("timeout");
         let config = self.root.path().join("daemon.json");
-        std::fs::write(&config, "{}").expect("writing daemon.json");
+        std::fs::write(&config, &self.config).expect("writing daemon.json");
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)

@@ -645,6 +645,40 @@ fn build_cache_in_system_df_and_pruned() {
 }
 
 #[test]
+fn builder_gc_from_daemon_json_prunes_after_builds() {
+    // A policy that keeps nothing (dockerd's `builder.gc`, Go's key case).
+    let d = Daemon::start_configured(
+        &[],
+        r#"{"builder": {"GC": {"Enabled": true, "Policy": [{"All": true, "KeepStorage": "0"}]}}}"#,
+    );
+    d.load_busybox();
+    let dir = d.files(
+        "gc",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN head -c 100000 /dev/zero > /big\nCOPY Dockerfile /\n",
+        )],
+    );
+    let count = |d: &Daemon| {
+        let df = d
+            .docker(&["system", "df", "--format", "{{.Type}} {{.TotalCount}}"])
+            .ok()
+            .to_string();
+        df.lines()
+            .find_map(|l| l.strip_prefix("Build Cache "))
+            .and_then(|n| n.trim().parse::<usize>().ok())
+            .unwrap_or(usize::MAX)
+    };
+    build(&d, &dir, &["-t", "g"]).ok();
+    berth_tests::wait_until("the builder's GC pruned the cache", || count(&d) == 0);
+    // Without `builder.gc`, the same build keeps its cache.
+    let plain = Daemon::start();
+    plain.load_busybox();
+    build(&plain, &dir, &["-t", "g"]).ok();
+    assert!(count(&plain) >= 2, "{}", count(&plain));
+}
+
+#[test]
 fn berth_build_with_dockerignore_outputs_iidfile_and_stdin() {
     let d = Daemon::start();
     d.load_busybox();

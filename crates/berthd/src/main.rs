@@ -296,6 +296,7 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
         net.clone(),
         &cfg.data_root,
     ));
+    builds.start_gc(cfg.builder_gc.clone());
     let daemon = Arc::new(daemon::services::Daemon {
         plugins,
         authz: cfg.authorization_plugins.clone().into(),

@@ -281,6 +281,134 @@ struct FileConfig {
     userns_remap: Option<String>,
     metrics_addr: Option<String>,
     init_path: Option<PathBuf>,
+    builder: Option<FileBuilder>,
+}
+
+/// daemon.json's `builder` (Go's JSON: keys match in any case).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBuilder {
+    #[serde(default, alias = "GC", alias = "Gc")]
+    gc: Option<FileBuilderGc>,
+    #[serde(default, alias = "Entitlements")]
+    entitlements: Option<std::collections::BTreeMap<String, bool>>,
+    #[serde(default, alias = "History")]
+    history: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBuilderGc {
+    #[serde(default, alias = "Enabled")]
+    enabled: Option<bool>,
+    #[serde(default, rename = "defaultKeepStorage", alias = "DefaultKeepStorage")]
+    default_keep_storage: Option<String>,
+    #[serde(default, alias = "Policy")]
+    policy: Option<Vec<FileGcRule>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileGcRule {
+    #[serde(default, alias = "All")]
+    all: bool,
+    #[serde(default, alias = "Filter")]
+    filter: Option<serde_json::Value>,
+    #[serde(default, rename = "keepStorage", alias = "KeepStorage")]
+    keep_storage: Option<String>,
+}
+
+/// dockerd's builder GC settings as the rules berth runs: the policy, or one rule
+/// keeping `defaultKeepStorage`; none when GC is off.
+fn builder_gc(b: &FileBuilder) -> Result<Vec<crate::daemon::build::GcRule>> {
+    if b.history.is_some() {
+        bail!("builder.history: berth keeps no build history records to limit");
+    }
+    for (k, v) in b.entitlements.iter().flatten() {
+        match k.as_str() {
+            "network-host" => {}
+            "security-insecure" if !v => {}
+            "security-insecure" => bail!(
+                "builder.entitlements.security-insecure: berth does not run privileged build steps"
+            ),
+            other => bail!("builder.entitlements: unknown entitlement {other:?}"),
+        }
+    }
+    let Some(gc) = &b.gc else {
+        return Ok(Vec::new());
+    };
+    if gc.enabled == Some(false) {
+        return Ok(Vec::new());
+    }
+    let size = |what: &str, s: &Option<String>| -> Result<i64> {
+        match s.as_deref().filter(|s| !s.is_empty()) {
+            None => Ok(0),
+            Some(s) => berth_api::parse_size(s)
+                .ok_or_else(|| anyhow::anyhow!("builder.gc.{what}: invalid size {s:?}")),
+        }
+    };
+    let default_keep = size("defaultKeepStorage", &gc.default_keep_storage)?;
+    let Some(policy) = gc.policy.as_ref().filter(|p| !p.is_empty()) else {
+        return Ok(vec![crate::daemon::build::GcRule {
+            all: false,
+            keep_storage: default_keep,
+            until_secs: None,
+        }]);
+    };
+    policy
+        .iter()
+        .map(|r| {
+            let mut until = None;
+            // A list of "key=value" or a map of key to values, as dockerd takes it.
+            let pairs: Vec<(String, String)> = match &r.filter {
+                None => Vec::new(),
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|v| v.as_str())
+                    .filter_map(|s| {
+                        s.split_once('=')
+                            .map(|(k, v)| (k.to_string(), v.to_string()))
+                    })
+                    .collect(),
+                Some(serde_json::Value::Object(o)) => o
+                    .iter()
+                    .flat_map(|(k, v)| match v {
+                        serde_json::Value::String(s) => vec![(k.clone(), s.clone())],
+                        serde_json::Value::Object(m) => {
+                            m.keys().map(|s| (k.clone(), s.clone())).collect()
+                        }
+                        _ => Vec::new(),
+                    })
+                    .collect(),
+                Some(other) => bail!("builder.gc.policy: invalid filter {other}"),
+            };
+            for (k, v) in pairs {
+                match k.as_str() {
+                    "unused-for" | "until" => {
+                        until = Some(
+                            berth_build::exec::duration_ns(&v)
+                                .map(|n| n / 1_000_000_000)
+                                .ok_or_else(|| {
+                                    anyhow::anyhow!("builder.gc.policy: invalid {k} {v:?}")
+                                })?,
+                        )
+                    }
+                    other => {
+                        bail!("builder.gc.policy: berth filters by unused-for only, not {other:?}")
+                    }
+                }
+            }
+            let keep = match &r.keep_storage {
+                Some(_) => size("policy.keepStorage", &r.keep_storage)?,
+                None => default_keep,
+            };
+            Ok(crate::daemon::build::GcRule {
+                all: r.all,
+                keep_storage: keep,
+                until_secs: until,
+            })
+        })
+        .collect()
 }
 
 /// daemon.json's `default-ulimits` entry.
@@ -296,7 +424,7 @@ struct FileUlimit {
 }
 
 /// daemon.json keys Docker has and berth does not implement yet.
-const DOCKER_KEYS_NOT_YET: &[&str] = &["storage-opts", "runtimes", "builder"];
+const DOCKER_KEYS_NOT_YET: &[&str] = &["storage-opts", "runtimes"];
 
 /// TLS for tcp:// sockets.
 #[derive(Debug, Clone, PartialEq)]
@@ -326,6 +454,8 @@ pub struct Config {
     pub userns_remap: Option<String>,
     /// `metrics-addr`: where GET /metrics is served.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `builder.gc`: the rules the builder's garbage collection runs.
+    pub builder_gc: Vec<crate::daemon::build::GcRule>,
     /// Where legacy plugins are found.
     pub plugin_dirs: Vec<PathBuf>,
     /// `authorization-plugins`, in order.
@@ -535,6 +665,10 @@ impl Config {
         if let Some(u) = &userns_remap {
             crate::daemon::userns::check(u)?;
         }
+        let builder_gc = match &file.builder {
+            Some(b) => builder_gc(b)?,
+            None => Vec::new(),
+        };
         let init_path = pick!(flags.init_path.clone(), file.init_path, "init-path")
             .filter(|p| !p.as_os_str().is_empty());
         if let Some(p) = &init_path {
@@ -741,6 +875,7 @@ impl Config {
             cpu_rt: (rt_period as u64, rt_runtime),
             userns_remap,
             metrics_addr,
+            builder_gc,
             authorization_plugins: authz,
             plugin_dirs: if flags.plugin_dirs.is_empty() {
                 crate::daemon::plugins::DEFAULT_DIRS

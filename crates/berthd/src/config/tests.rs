@@ -138,3 +138,67 @@ fn hosts_are_checked() {
     let long = "/run/a-very-long-exec-root-path-here-xx";
     assert!(Config::merge(flags(&["--exec-root", long]), FileConfig::default()).is_err());
 }
+
+#[test]
+fn builder_gc_takes_docker_desktops_default_and_policies() {
+    let p = Path::new("/x/daemon.json");
+    let load = |text: &str| Config::merge(flags(&[]), parse_file(p, text)?);
+    use crate::daemon::build::GcRule;
+    // Docker Desktop's default daemon.json.
+    let c = load(r#"{"builder": {"gc": {"defaultKeepStorage": "20GB", "enabled": true}}, "experimental": false}"#).unwrap();
+    assert_eq!(
+        c.builder_gc,
+        [GcRule {
+            all: false,
+            keep_storage: 20 << 30,
+            until_secs: None
+        }]
+    );
+    let c = load(
+        r#"{"builder": {"GC": {"Enabled": true, "DefaultKeepStorage": "1GB", "Policy": [
+        {"KeepStorage": "512MB", "Filter": ["unused-for=2h"]}, {"All": true}]}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        c.builder_gc,
+        [
+            GcRule {
+                all: false,
+                keep_storage: 512 << 20,
+                until_secs: Some(7200)
+            },
+            GcRule {
+                all: true,
+                keep_storage: 1 << 30,
+                until_secs: None
+            },
+        ]
+    );
+    assert!(
+        load(r#"{"builder": {"gc": {"enabled": false, "defaultKeepStorage": "1GB"}}}"#)
+            .unwrap()
+            .builder_gc
+            .is_empty()
+    );
+    for (text, words) in [
+        (
+            r#"{"builder": {"gc": {"defaultKeepStorage": "lots"}}}"#,
+            "invalid size \"lots\"",
+        ),
+        (
+            r#"{"builder": {"gc": {"policy": [{"filter": ["type=regular"]}]}}}"#,
+            "not \"type\"",
+        ),
+        (
+            r#"{"builder": {"entitlements": {"security-insecure": true}}}"#,
+            "security-insecure",
+        ),
+        (
+            r#"{"builder": {"history": {"maxAge": "48h"}}}"#,
+            "builder.history",
+        ),
+    ] {
+        let e = format!("{:#}", load(text).unwrap_err());
+        assert!(e.contains(words), "{text}: {e}");
+    }
+}

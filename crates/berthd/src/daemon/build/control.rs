@@ -306,6 +306,16 @@ impl Control {
         spec: SolveSpec,
         run: &Runner,
     ) -> Result<HashMap<String, String>, ControlError> {
+        let r = self.solve_spec(spec, run).await;
+        self.parts.gc_wake.notify_one();
+        r
+    }
+
+    async fn solve_spec(
+        &self,
+        spec: SolveSpec,
+        run: &Runner,
+    ) -> Result<HashMap<String, String>, ControlError> {
         for (kind, _) in &spec.exporters {
             if !matches!(kind.as_str(), "moby" | "image" | "tar" | "local") {
                 return Err(ControlError::Unsupported(format!(

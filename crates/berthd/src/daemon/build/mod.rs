@@ -25,6 +25,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
 
+/// One rule of dockerd's `builder.gc.policy`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GcRule {
+    pub all: bool,
+    pub keep_storage: i64,
+    pub until_secs: Option<i64>,
+}
+
 pub struct Builds {
     parts: Arc<backend::Parts>,
     sessions: Arc<sessions::Sessions>,
@@ -66,6 +74,7 @@ impl Builds {
             dir: dir.clone(),
             cache_locks: Mutex::new(HashMap::new()),
             temp_images: Mutex::new(HashMap::new()),
+            gc_wake: tokio::sync::Notify::new(),
         });
         Builds {
             control: control::Control::new(parts.clone(), sessions.clone()),
@@ -206,6 +215,7 @@ impl Builds {
                     .unwrap_or_else(|p| p.into_inner())
                     .remove(id);
             }
+            me.parts.gc_wake.notify_one();
             let _ = forward.await;
             let line = match result {
                 Ok(id) if quiet => serde_json::json!({ "stream": format!("{id}\n") }),
@@ -490,6 +500,45 @@ impl Builds {
             "built"
         );
         Ok(built.id)
+    }
+
+    /// dockerd's `builder.gc`: after each build, and every ten minutes, the
+    /// rules run in order as `docker builder prune` would (`--all`,
+    /// `--keep-storage`, `--filter until=`).
+    pub fn start_gc(self: &Arc<Self>, rules: Vec<GcRule>) {
+        if rules.is_empty() {
+            return;
+        }
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            loop {
+                let Some(b) = me.upgrade() else { return };
+                let woken = b.parts.clone();
+                drop(b);
+                tokio::select! {
+                    _ = woken.gc_wake.notified() => {}
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(600)) => {}
+                }
+                let Some(b) = me.upgrade() else { return };
+                let rules = rules.clone();
+                let r = tokio::task::spawn_blocking(move || {
+                    let mut freed = 0;
+                    for rule in &rules {
+                        freed += b.prune(rule.all, rule.keep_storage, rule.until_secs)?.1;
+                    }
+                    Ok::<i64, berth_image::StoreError>(freed)
+                })
+                .await;
+                match r {
+                    Ok(Ok(freed)) if freed > 0 => {
+                        tracing::info!(freed, "builder garbage collection")
+                    }
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "builder garbage collection"),
+                    Err(e) => tracing::warn!(error = %e, "builder garbage collection"),
+                }
+            }
+        });
     }
 
     /// The build cache's records (`docker buildx du`).

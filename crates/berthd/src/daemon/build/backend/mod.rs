@@ -35,6 +35,9 @@ pub struct Parts {
     /// Temporary images of running steps: how many steps use each, and whether a
     /// step made it (an image that was there before is never removed).
     pub temp_images: Mutex<HashMap<String, (usize, bool)>>,
+    /// Woken after every build: the builder's garbage collection runs then
+    /// (dockerd's `builder.gc`).
+    pub gc_wake: tokio::sync::Notify,
 }
 
 impl Parts {
