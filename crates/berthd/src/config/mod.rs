@@ -326,7 +326,11 @@ fn builder_gc(b: &FileBuilder) -> Result<Vec<crate::daemon::build::GcRule>> {
     }
     for (k, v) in b.entitlements.iter().flatten() {
         match k.as_str() {
-            "network-host" => {}
+            // dockerd's default, and berth's behaviour: RUN --network=host allowed.
+            "network-host" if *v => {}
+            "network-host" => bail!(
+                "builder.entitlements.network-host=false: berth does not forbid RUN --network=host in builds yet"
+            ),
             "security-insecure" if !v => {}
             "security-insecure" => bail!(
                 "builder.entitlements.security-insecure: berth does not run privileged build steps"
