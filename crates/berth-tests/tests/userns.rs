@@ -395,3 +395,24 @@ fn a_remapped_container_shares_another_ones_namespaces_and_user_namespace() {
     );
     d.docker(&["rm", "-f", "donor", "plain"]).ok();
 }
+
+#[test]
+fn builds_on_a_remapped_daemon_run_their_steps_remapped() {
+    let d = remapped();
+    let dir = d.files(
+        "b",
+        &[(
+            "Dockerfile",
+            "FROM busybox\nRUN --mount=type=cache,target=/c echo x > /c/f && cat /proc/self/uid_map > /map && echo made > /made\nRUN --mount=type=tmpfs,target=/t touch /t/x\n",
+        )],
+    );
+    let o = d.docker_env(
+        &[("DOCKER_BUILDKIT", "0")],
+        &["build", "-t", "rb", dir.to_str().unwrap()],
+    );
+    assert_eq!(o.code, 0, "{o:?}");
+    let out = d.run_rm(&["--userns=host", "rb", "sh", "-c", "ls -ln /made; cat /map"]);
+    // The step ran remapped; what it wrote is the container root's in the image.
+    assert!(out.contains(" 0        0 "), "{out}");
+    assert!(out.contains(&format!(" {} ", dockremap_start())), "{out}");
+}

@@ -484,7 +484,11 @@ impl Containers {
                             m.propagation.clone()
                         }),
                         nonrecursive: m.nonrecursive,
-                        idmap: false,
+                        // A build step's own mounts (its cache, its secrets, other
+                        // stages) are berth's, in the container's IDs like its
+                        // layers: seen through a remapped step's mapping.
+                        idmap: self.remapped(&r.host_config).is_some()
+                            && Path::new(&m.source).starts_with(self.paths.data_root.join("build")),
                     }
                 }
             };
