@@ -98,11 +98,12 @@ fn bad_configuration_stops_the_start() {
         (0, "configuration OK\n"),
         "{o:?}"
     );
-    std::fs::write(&cfg, r#"{"storage-opts": ["size=1G"]}"#).unwrap();
+    // Refused while reading the configuration, before anything is touched.
+    std::fs::write(&cfg, r#"{"runtimes": {"crun": {"path": "/usr/bin/crun"}}}"#).unwrap();
     let o = berthd(&["--config-file", cfg.to_str().unwrap()]);
     assert!(
         o.stderr
-            .contains("berth does not support the daemon.json key \"storage-opts\" yet"),
+            .contains("berth does not support the daemon.json key \"runtimes\" yet"),
         "{o:?}"
     );
     std::fs::write(&cfg, r#"{"registry-mirrors": ["mirror.example"]}"#).unwrap();
@@ -1010,6 +1011,54 @@ fn init_path_binds_another_init_as_docker_init() {
     assert!(
         o.stderr
             .contains("init-path relative/init: not an absolute path to a file"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn storage_opts_are_checked_as_dockerd_does() {
+    berth_tests::require_root();
+    let tmp = tempfile::tempdir().unwrap();
+    let exec_root = format!("/run/bt-so-{}", std::process::id());
+    let start = |opt: &str| {
+        let o = berthd(&[
+            "-H",
+            &format!("unix://{}/s.sock", tmp.path().display()),
+            "--data-root",
+            tmp.path().join("data").to_str().unwrap(),
+            "--exec-root",
+            &exec_root,
+            "--pidfile",
+            tmp.path().join("pid").to_str().unwrap(),
+            "--config-file",
+            tmp.path().join("none.json").to_str().unwrap(),
+            "--bridge",
+            "none",
+            "--storage-opt",
+            opt,
+        ]);
+        let _ = std::fs::remove_dir_all(&exec_root);
+        o
+    };
+    std::fs::write(tmp.path().join("none.json"), "{}").unwrap();
+    // The data root is on ext4 here (/tmp), as dockerd would find it.
+    let o = start("overlay2.size=1G");
+    assert_eq!(o.code, 1, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("Storage Option overlay2.size only supported for backingFS XFS. Found extfs"),
+        "{o:?}"
+    );
+    let o = start("overlay2.mountopt=nodev");
+    assert!(
+        o.stderr
+            .contains("overlay2: unknown option overlay2.mountopt"),
+        "{o:?}"
+    );
+    let o = berthd(&["--validate", "--storage-opt", "nonsense"]);
+    assert!(
+        o.stderr
+            .contains("unable to parse storage-opt key/value: nonsense"),
         "{o:?}"
     );
 }

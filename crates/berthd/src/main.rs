@@ -215,6 +215,7 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
             .with_context(|| format!("making a sealed copy of {}", shim.display()))?,
     );
     let driver = choose_driver(&cfg.data_root, cfg.storage_driver.as_deref())?;
+    check_storage_opts(driver, &cfg.data_root, &cfg.storage_opts)?;
     tracing::info!(driver = driver.name(), "storage driver");
     let store = Arc::new(
         berth_image::Store::open_with(&cfg.data_root, driver == daemon::paths::Driver::Overlay2)
@@ -502,6 +503,38 @@ fn main() -> std::process::ExitCode {
 
 /// The storage driver: the one asked for, or overlay2 unless the data root is itself
 /// on overlayfs (an overlay's upper layer cannot be), where vfs is used.
+/// dockerd's storage options for the driver chosen: `overlay2.size` (or
+/// `vfs.size`) needs xfs with project quotas, which berth does not set yet;
+/// anything else is an unknown option, in dockerd's words.
+fn check_storage_opts(
+    driver: daemon::paths::Driver,
+    data_root: &std::path::Path,
+    opts: &[String],
+) -> Result<()> {
+    for o in opts {
+        let (key, value) = o.split_once('=').unwrap_or((o, ""));
+        let key = key.trim().to_lowercase();
+        let prefix = driver.name();
+        if key != format!("{prefix}.size") {
+            bail!("{prefix}: unknown option {key}");
+        }
+        let size = berth_api::parse_size(value.trim())
+            .ok_or_else(|| anyhow::anyhow!("invalid size: '{value}'"))?;
+        if size <= 0 {
+            continue;
+        }
+        let fs = daemon::system::backing_fs(data_root);
+        if fs != "xfs" {
+            bail!("Storage Option {key} only supported for backingFS XFS. Found {fs}");
+        }
+        if !daemon::container::mounts::project_quotas(data_root) {
+            bail!("Storage option {key} not supported. Filesystem does not support Project Quota: the data root's xfs is not mounted with pquota");
+        }
+        bail!("{key}: the data root has project quotas, but berth does not set them yet");
+    }
+    Ok(())
+}
+
 fn choose_driver(
     data_root: &std::path::Path,
     asked: Option<&str>,

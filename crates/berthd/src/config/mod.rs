@@ -140,6 +140,9 @@ pub struct Flags {
     /// (tini's interface: `INIT -- COMMAND...`). [default: berth-shim's own]
     #[arg(long)]
     pub init_path: Option<PathBuf>,
+    /// Storage driver options (key=value): overlay2.size, checked as dockerd does.
+    #[arg(long = "storage-opt")]
+    pub storage_opts: Vec<String>,
 
     /// Debug logging.
     #[arg(short = 'D', long)]
@@ -282,6 +285,7 @@ struct FileConfig {
     metrics_addr: Option<String>,
     init_path: Option<PathBuf>,
     builder: Option<FileBuilder>,
+    storage_opts: Option<Vec<String>>,
 }
 
 /// daemon.json's `builder` (Go's JSON: keys match in any case).
@@ -428,7 +432,7 @@ struct FileUlimit {
 }
 
 /// daemon.json keys Docker has and berth does not implement yet.
-const DOCKER_KEYS_NOT_YET: &[&str] = &["storage-opts", "runtimes"];
+const DOCKER_KEYS_NOT_YET: &[&str] = &["runtimes"];
 
 /// TLS for tcp:// sockets.
 #[derive(Debug, Clone, PartialEq)]
@@ -460,6 +464,8 @@ pub struct Config {
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// `builder.gc`: the rules the builder's garbage collection runs.
     pub builder_gc: Vec<crate::daemon::build::GcRule>,
+    /// `storage-opts`, checked against the driver and the data root at start.
+    pub storage_opts: Vec<String>,
     /// Where legacy plugins are found.
     pub plugin_dirs: Vec<PathBuf>,
     /// `authorization-plugins`, in order.
@@ -668,6 +674,17 @@ impl Config {
         .filter(|u| !u.is_empty());
         if let Some(u) = &userns_remap {
             crate::daemon::userns::check(u)?;
+        }
+        let storage_opts = pick!(
+            nonempty(flags.storage_opts.clone()),
+            file.storage_opts,
+            "storage-opts"
+        )
+        .unwrap_or_default();
+        for o in &storage_opts {
+            if !o.contains('=') {
+                bail!("unable to parse storage-opt key/value: {o}");
+            }
         }
         let builder_gc = match &file.builder {
             Some(b) => builder_gc(b)?,
@@ -880,6 +897,7 @@ impl Config {
             userns_remap,
             metrics_addr,
             builder_gc,
+            storage_opts,
             authorization_plugins: authz,
             plugin_dirs: if flags.plugin_dirs.is_empty() {
                 crate::daemon::plugins::DEFAULT_DIRS

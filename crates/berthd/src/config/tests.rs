@@ -15,8 +15,8 @@ fn unknown_and_unsupported_keys_are_named() {
         format!("{e:#}").contains("don't match any configuration option: data-rot"),
         "{e:#}"
     );
-    let e = parse_file(p, r#"{"storage-opts": ["size=1G"]}"#).unwrap_err();
-    assert!(e.to_string().contains("\"storage-opts\" yet"), "{e}");
+    let e = parse_file(p, r#"{"runtimes": {"crun": {"path": "/usr/bin/crun"}}}"#).unwrap_err();
+    assert!(e.to_string().contains("\"runtimes\" yet"), "{e}");
     let e = parse_file(p, r#"{"debug": "yes"}"#).unwrap_err();
     assert!(format!("{e:#}").contains("invalid type"), "{e:#}");
 }

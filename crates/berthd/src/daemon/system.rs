@@ -182,7 +182,7 @@ impl System {
 }
 
 /// The data root's filesystem, as dockerd names it in `info`.
-fn backing_fs(p: &std::path::Path) -> &'static str {
+pub fn backing_fs(p: &std::path::Path) -> &'static str {
     match rustix::fs::statfs(p).map(|s| s.f_type) {
         Ok(0xEF53) => "extfs",
         Ok(0x5846_5342) => "xfs",

@@ -652,7 +652,7 @@ impl Containers {
 }
 
 /// Whether the filesystem holding `p` is mounted with project quotas.
-fn project_quotas(p: &Path) -> bool {
+pub fn project_quotas(p: &Path) -> bool {
     project_quotas_in(
         &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
         p,
