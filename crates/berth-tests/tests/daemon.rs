@@ -1037,7 +1037,11 @@ fn storage_opts_are_checked_as_dockerd_does() {
             "--storage-opt",
             opt,
         ]);
+        // Refused at start, nothing left behind.
+        let left = std::path::Path::new(&exec_root).exists();
         let _ = std::fs::remove_dir_all(&exec_root);
+        assert!(!left, "{exec_root} left behind");
+        assert!(!tmp.path().join("pid").exists() && !tmp.path().join("data").exists());
         o
     };
     std::fs::write(tmp.path().join("none.json"), "{}").unwrap();
