@@ -99,11 +99,10 @@ fn bad_configuration_stops_the_start() {
         "{o:?}"
     );
     // Refused while reading the configuration, before anything is touched.
-    std::fs::write(&cfg, r#"{"runtimes": {"crun": {"path": "/usr/bin/crun"}}}"#).unwrap();
+    std::fs::write(&cfg, r#"{"runtimes": {"runc": {"path": "/usr/bin/runc"}}}"#).unwrap();
     let o = berthd(&["--config-file", cfg.to_str().unwrap()]);
     assert!(
-        o.stderr
-            .contains("berth does not support the daemon.json key \"runtimes\" yet"),
+        o.stderr.contains("runtime name 'runc' is reserved"),
         "{o:?}"
     );
     std::fs::write(&cfg, r#"{"registry-mirrors": ["mirror.example"]}"#).unwrap();
@@ -1063,6 +1062,27 @@ fn storage_opts_are_checked_as_dockerd_does() {
     assert!(
         o.stderr
             .contains("unable to parse storage-opt key/value: nonsense"),
+        "{o:?}"
+    );
+}
+
+#[test]
+fn runtimes_of_a_dockerd_configuration_start_berthd_and_are_refused_when_asked_for() {
+    let d = Daemon::start_configured(
+        &[],
+        r#"{"runtimes": {"nvidia": {"path": "nvidia-container-runtime"}}}"#,
+    );
+    d.load_busybox();
+    let o = d.docker(&["run", "--rm", "--runtime", "nvidia", "busybox", "true"]);
+    assert_eq!(o.code, 125, "{o:?}");
+    assert!(
+        o.stderr.contains("runtime nvidia (nvidia-container-runtime) is configured, but berth runs containers with its own runtime only"),
+        "{o:?}"
+    );
+    d.run_rm(&["--runtime", "runc", "busybox", "true"]);
+    let o = d.docker(&["run", "--rm", "--runtime", "other", "busybox", "true"]);
+    assert!(
+        o.stderr.contains("unknown or invalid runtime name: other"),
         "{o:?}"
     );
 }

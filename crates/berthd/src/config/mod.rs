@@ -286,6 +286,54 @@ struct FileConfig {
     init_path: Option<PathBuf>,
     builder: Option<FileBuilder>,
     storage_opts: Option<Vec<String>>,
+    runtimes: Option<std::collections::BTreeMap<String, FileRuntime>>,
+}
+
+/// A daemon.json `runtimes` entry (dockerd's fields).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileRuntime {
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default, rename = "runtimeArgs")]
+    runtime_args: Option<Vec<String>>,
+    #[serde(default, rename = "runtimeType")]
+    runtime_type: Option<String>,
+    #[serde(default)]
+    options: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// dockerd's checks of `runtimes`; the names and what each runs. berth keeps them
+/// only to answer a container that asks for one (see `Defaults::runtimes`).
+fn runtimes(
+    all: &std::collections::BTreeMap<String, FileRuntime>,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    let mut out = std::collections::BTreeMap::new();
+    for (name, rt) in all {
+        if ["runc", "io.containerd.runc.v2"].contains(&name.as_str()) {
+            bail!("runtime name '{name}' is reserved");
+        }
+        let path = rt.path.clone().filter(|p| !p.is_empty());
+        let kind = rt.runtime_type.clone().filter(|t| !t.is_empty());
+        let what = match (path, kind) {
+            (None, None) => {
+                bail!("runtime {name}: either a runtimeType or a path must be configured")
+            }
+            (Some(_), Some(_)) => bail!(
+                "runtime {name}: cannot configure both path and runtimeType for the same runtime"
+            ),
+            (Some(_), None) if rt.options.as_ref().is_some_and(|o| !o.is_empty()) => {
+                bail!("runtime {name}: options cannot be used with a path runtime")
+            }
+            (Some(p), None) => {
+                let args = rt.runtime_args.clone().unwrap_or_default();
+                std::iter::once(p).chain(args).collect::<Vec<_>>().join(" ")
+            }
+            (None, Some(t)) => t,
+        };
+        out.insert(name.clone(), what);
+    }
+    Ok(out)
 }
 
 /// daemon.json's `builder` (Go's JSON: keys match in any case).
@@ -431,9 +479,6 @@ struct FileUlimit {
     hard: i64,
 }
 
-/// daemon.json keys Docker has and berth does not implement yet.
-const DOCKER_KEYS_NOT_YET: &[&str] = &["runtimes"];
-
 /// TLS for tcp:// sockets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tls {
@@ -491,16 +536,6 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
             path.display()
         )
     })?;
-    if let Some(obj) = raw.as_object() {
-        for k in obj.keys() {
-            if DOCKER_KEYS_NOT_YET.contains(&k.as_str()) {
-                bail!(
-                    "unable to configure the daemon with file {}: berth does not support the daemon.json key {k:?} yet",
-                    path.display()
-                );
-            }
-        }
-    }
     serde_json::from_value(raw).map_err(|e| {
         let m = e.to_string();
         // dockerd's words for a key it does not know.
@@ -754,6 +789,7 @@ impl Config {
         if shutdown_timeout < -1 {
             bail!("invalid shutdown timeout: {shutdown_timeout} (seconds, or -1 for none)");
         }
+        let runtimes = runtimes(&file.runtimes.clone().unwrap_or_default())?;
         if let Some(r) = runtime.as_deref().filter(|r| *r != "runc") {
             bail!(
                 "default runtime {r:?} is not available: berth's own runtime is the only one, and it answers to \"runc\""
@@ -855,6 +891,7 @@ impl Config {
             container_defaults(shm, ulimits, log_driver, log_opts, cgroupns)?;
         container_defaults.init = init;
         container_defaults.init_path = init_path;
+        container_defaults.runtimes = runtimes;
         container_defaults.cpu_rt_runtime = rt_runtime;
         container_defaults.security =
             crate::daemon::container::security::DaemonSecurity::from_config(

@@ -15,8 +15,6 @@ fn unknown_and_unsupported_keys_are_named() {
         format!("{e:#}").contains("don't match any configuration option: data-rot"),
         "{e:#}"
     );
-    let e = parse_file(p, r#"{"runtimes": {"crun": {"path": "/usr/bin/crun"}}}"#).unwrap_err();
-    assert!(e.to_string().contains("\"runtimes\" yet"), "{e}");
     let e = parse_file(p, r#"{"debug": "yes"}"#).unwrap_err();
     assert!(format!("{e:#}").contains("invalid type"), "{e:#}");
 }
@@ -196,6 +194,42 @@ fn builder_gc_takes_docker_desktops_default_and_policies() {
         (
             r#"{"builder": {"history": {"maxAge": "48h"}}}"#,
             "builder.history",
+        ),
+    ] {
+        let e = format!("{:#}", load(text).unwrap_err());
+        assert!(e.contains(words), "{text}: {e}");
+    }
+}
+
+#[test]
+fn runtimes_are_checked_as_dockerd_checks_them() {
+    let p = Path::new("/x/daemon.json");
+    let load = |text: &str| Config::merge(flags(&[]), parse_file(p, text)?);
+    let c = load(r#"{"runtimes": {"nvidia": {"path": "nvidia-container-runtime", "runtimeArgs": ["--debug"]}, "kata": {"runtimeType": "io.containerd.kata.v2"}}}"#).unwrap();
+    assert_eq!(
+        c.container_defaults
+            .runtimes
+            .get("nvidia")
+            .map(String::as_str),
+        Some("nvidia-container-runtime --debug")
+    );
+    assert!(c.container_defaults.runtimes.contains_key("kata"));
+    for (text, words) in [
+        (
+            r#"{"runtimes": {"runc": {"path": "runc"}}}"#,
+            "runtime name 'runc' is reserved",
+        ),
+        (
+            r#"{"runtimes": {"x": {}}}"#,
+            "runtime x: either a runtimeType or a path must be configured",
+        ),
+        (
+            r#"{"runtimes": {"x": {"path": "a", "runtimeType": "b"}}}"#,
+            "cannot configure both path and runtimeType",
+        ),
+        (
+            r#"{"runtimes": {"x": {"path": "a", "options": {"k": 1}}}}"#,
+            "options cannot be used with a path runtime",
         ),
     ] {
         let e = format!("{:#}", load(text).unwrap_err());

@@ -117,6 +117,12 @@ impl Containers {
             )));
         }
         crate::daemon::container::security::parse(&hc)?;
+        if let Some(what) = self.defaults.runtimes.get(&hc.runtime) {
+            return Err(ApiError::invalid(format!(
+                "runtime {} ({what}) is configured, but berth runs containers with its own runtime only (runc)",
+                hc.runtime
+            )));
+        }
         super::options::check(&hc)?;
         self.check_userns(&hc)?;
         // Docker records the size /dev/shm gets (the daemon's default unless

@@ -82,6 +82,10 @@ pub struct Defaults {
     /// dockerd's `init-path`: the binary bound as docker-init (berth-shim's own
     /// init when None).
     pub init_path: Option<std::path::PathBuf>,
+    /// daemon.json's `runtimes`, by name: what each would run. berth runs its own
+    /// runtime only, so a container asking for one of these is refused saying so
+    /// (a daemon.json made for dockerd still starts berthd).
+    pub runtimes: std::collections::BTreeMap<String, String>,
     /// dockerd's `--cpu-rt-runtime`: the real-time budget of the parent cgroup,
     /// which containers' own budgets come out of.
     pub cpu_rt_runtime: i64,
@@ -104,6 +108,7 @@ impl Default for Defaults {
             cgroupns_mode: "private".into(),
             init: false,
             init_path: None,
+            runtimes: Default::default(),
             cpu_rt_runtime: 0,
             security: Default::default(),
             userns: None,
