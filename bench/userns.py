@@ -54,7 +54,6 @@ def main():
     ap.add_argument("--docker", action="store_true")
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="berth-userns-", dir="/tmp")
-    os.chmod(tmp, 0o711)
     daemons = []
     dockerd = None
     try:

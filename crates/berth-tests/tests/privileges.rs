@@ -819,3 +819,31 @@ fn ipc_container_shares_the_donors_dev_shm() {
     );
     d.docker(&["rm", "-f", "donor", "private"]).ok();
 }
+
+#[test]
+fn dockers_default_network_sysctls_unless_the_container_sets_them() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let knobs =
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range";
+    // Any port without CAP_NET_BIND_SERVICE, ping sockets without CAP_NET_RAW.
+    let out = inside(&d, &["-u", "1000"], knobs);
+    assert_eq!(
+        out.split_whitespace().collect::<Vec<_>>(),
+        ["0", "0", "2147483647"],
+        "{out}"
+    );
+    let out = inside(
+        &d,
+        &["-u", "1000"],
+        "nc -l -p 80 & sleep 0.3; kill $! && echo bound",
+    );
+    assert!(out.ends_with("bound"), "{out}");
+    // The container's own value wins.
+    let out = inside(
+        &d,
+        &["--sysctl", "net.ipv4.ip_unprivileged_port_start=1024"],
+        "cat /proc/sys/net/ipv4/ip_unprivileged_port_start",
+    );
+    assert_eq!(out, "1024");
+}

@@ -83,15 +83,24 @@ fn remapped_root_is_root_inside_and_dockremap_outside() {
         out.starts_with("0\n") && out.contains(&format!(" {start} ")),
         "{out}"
     );
+    // ...the container's own, not the host's.
+    let exec_ns = exec(&d, "c1", "readlink /proc/self/ns/user")
+        .ok()
+        .trim()
+        .to_string();
     assert_eq!(
-        std::fs::read_link(format!("/proc/{pid}/ns/user")).unwrap(),
-        std::fs::read_link(format!(
-            "/proc/{}/ns/user",
-            d.docker(&["inspect", "-f", "{{.State.Pid}}", "c1"])
-                .ok()
-                .trim()
-        ))
-        .unwrap()
+        exec_ns,
+        std::fs::read_link(format!("/proc/{pid}/ns/user"))
+            .unwrap()
+            .display()
+            .to_string()
+    );
+    assert_ne!(
+        exec_ns,
+        std::fs::read_link("/proc/self/ns/user")
+            .unwrap()
+            .display()
+            .to_string()
     );
     // berth's CLI the same way.
     let out = d

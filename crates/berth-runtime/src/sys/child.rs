@@ -458,23 +458,10 @@ unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result
                 trees[*slot] = fd;
                 Ok(())
             }
-            Op::MoveMount { slot, target } => ok(libc::syscall(
-                libc::SYS_move_mount,
-                trees[*slot],
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                target.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            ) as libc::c_int),
-            Op::MoveMountIfOpen { slot, target } if trees[*slot] >= 0 => ok(libc::syscall(
-                libc::SYS_move_mount,
-                trees[*slot],
-                c"".as_ptr(),
-                libc::AT_FDCWD,
-                target.as_ptr(),
-                MOVE_MOUNT_F_EMPTY_PATH,
-            )
-                as libc::c_int),
+            Op::MoveMount { slot, target } => ok(move_tree(trees[*slot], target)),
+            Op::MoveMountIfOpen { slot, target } if trees[*slot] >= 0 => {
+                ok(move_tree(trees[*slot], target))
+            }
             Op::MoveMountIfOpen { .. } => Ok(()),
             Op::PivotRootTree { slot } => {
                 // The tree was moved onto the mount point: its descriptor now
@@ -653,6 +640,25 @@ unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result
                 ))
             }
         }
+    }
+}
+
+/// move_mount(2) of the detached tree `fd` onto `target`, resolved in the
+/// caller's root.
+///
+/// # Safety
+/// Only in the cloned child, with `target` a NUL-terminated string of the plan.
+unsafe fn move_tree(fd: RawFd, target: &std::ffi::CStr) -> libc::c_int {
+    // SAFETY: plain syscall on an fd and NUL-terminated strings alive for the call.
+    unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            fd,
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        ) as libc::c_int
     }
 }
 

@@ -31,13 +31,18 @@ const DEFAULT_USER: &str = "dockremap";
 const RANGE_START: u64 = 100_000;
 const RANGE_LEN: u64 = 65_536;
 
+/// A system file's text; empty when it does not exist (no /etc/subuid yet).
+fn read_optional(file: &str) -> Result<String, Error> {
+    match std::fs::read_to_string(file) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(Error::Read(file.into(), e)),
+    }
+}
+
 /// A passwd or group entry: name and ID.
 fn entries(file: &str) -> Result<Vec<(String, u32)>, Error> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::Read(file.into(), e)),
-    };
+    let text = read_optional(file)?;
     Ok(text
         .lines()
         .filter_map(|l| {
@@ -174,11 +179,7 @@ fn next_start(file: &str) -> Result<u64, Error> {
 }
 
 fn read_ranges(file: &str) -> Result<Vec<(String, u64, u64)>, Error> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(Error::Read(file.into(), e)),
-    };
+    let text = read_optional(file)?;
     Ok(text
         .lines()
         .filter_map(|l| {

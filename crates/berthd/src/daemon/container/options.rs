@@ -718,31 +718,28 @@ impl Containers {
         // namespace, ICMP echo sockets need no CAP_NET_RAW. The container's own
         // values win.
         if hc.network_mode != "host" && !hc.network_mode.starts_with("container:") {
-            let mut defaults = vec![("net.ipv4.ip_unprivileged_port_start", "0")];
-            if self.remapped(hc).is_none() {
-                defaults.push(("net.ipv4.ping_group_range", "0 2147483647"));
-            }
-            // Whether the kernel has them, looked up once.
-            static HAS: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
-            let has = |k: &str| {
-                std::path::Path::new("/proc/sys")
-                    .join(k.replace('.', "/"))
-                    .exists()
-            };
-            let (ports, ping) = *HAS.get_or_init(|| {
-                (
-                    has("net.ipv4.ip_unprivileged_port_start"),
-                    has("net.ipv4.ping_group_range"),
-                )
+            // The ones this kernel has, looked up once.
+            static DEFAULTS: std::sync::OnceLock<Vec<(&str, &str)>> = std::sync::OnceLock::new();
+            let defaults = DEFAULTS.get_or_init(|| {
+                [
+                    ("net.ipv4.ip_unprivileged_port_start", "0"),
+                    ("net.ipv4.ping_group_range", "0 2147483647"),
+                ]
+                .into_iter()
+                .filter(|(k, _)| {
+                    std::path::Path::new("/proc/sys")
+                        .join(k.replace('.', "/"))
+                        .exists()
+                })
+                .collect()
             });
+            let remapped = self.remapped(hc).is_some();
             for (k, v) in defaults {
-                let exists = if k.ends_with("port_start") {
-                    ports
-                } else {
-                    ping
-                };
-                if exists && !spec.sysctls.iter().any(|(have, _)| have == k) {
-                    spec.sysctls.insert(0, (k.into(), v.into()));
+                // No ping sockets for a remapped container (dockerd's rule).
+                let skip = remapped && k.ends_with("ping_group_range");
+                let own = spec.sysctls.iter().any(|(have, _)| have == k);
+                if !skip && !own {
+                    spec.sysctls.insert(0, (k.to_string(), v.to_string()));
                 }
             }
         }

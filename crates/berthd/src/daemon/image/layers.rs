@@ -197,7 +197,11 @@ fn copy_into(
                 rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
             )?;
         } else if ft.is_file() {
-            let mut src = std::fs::File::open(&from)?;
+            let mut src = std::fs::File::from(rustix::fs::open(
+                &from,
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::empty(),
+            )?);
             let out = rustix::fs::openat(
                 dst,
                 &name,
