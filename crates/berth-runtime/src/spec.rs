@@ -191,6 +191,33 @@ pub struct Device {
     pub host_path: Option<PathBuf>,
 }
 
+impl Device {
+    /// The device node `meta` describes (not followed if a symlink), with no
+    /// path yet; None for anything but a character or block device.
+    pub fn from_metadata(meta: &std::fs::Metadata) -> Option<Device> {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let ft = meta.file_type();
+        let kind = if ft.is_char_device() {
+            'c'
+        } else if ft.is_block_device() {
+            'b'
+        } else {
+            return None;
+        };
+        let rdev = meta.rdev();
+        Some(Device {
+            path: String::new(),
+            kind,
+            major: rustix::fs::major(rdev),
+            minor: rustix::fs::minor(rdev),
+            mode: meta.mode() & 0o777,
+            uid: meta.uid(),
+            gid: meta.gid(),
+            host_path: None,
+        })
+    }
+}
+
 /// A user namespace's mapping (`--userns-remap`): container IDs to host IDs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
 pub struct IdMap {

@@ -240,7 +240,24 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
         .context("loading networks")?,
     );
     net.setup().context("setting up networks")?;
-    let plugins = Arc::new(daemon::plugins::Plugins::new(cfg.plugin_dirs.clone()));
+    let puller = Arc::new(daemon::image::pull::Puller::new(
+        store.clone(),
+        cfg.registries.clone(),
+    ));
+    let plugin_manager = daemon::plugins::managed::Managed::open(daemon::plugins::managed::Setup {
+        data_root: cfg.data_root.clone(),
+        exec_root: cfg.exec_root.clone(),
+        shim_memfd: paths.shim_memfd.clone(),
+        cgroup_parent: cfg.cgroup_parent.clone(),
+        security: container_defaults.security.clone(),
+        puller: puller.clone(),
+        events: events.clone(),
+    })
+    .map_err(|e| anyhow::anyhow!("opening the plugins: {}", e.message))?;
+    let plugins = Arc::new(daemon::plugins::Plugins::new(
+        cfg.plugin_dirs.clone(),
+        Some(plugin_manager.clone()),
+    ));
     let volumes = Arc::new(
         daemon::volume::Volumes::open(&cfg.data_root, events.clone(), plugins.clone())
             .context("opening the volumes")?,
@@ -259,6 +276,8 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
     net.set_users(Arc::downgrade(&containers) as std::sync::Weak<dyn daemon::network::NetworkUsers>);
     volumes
         .set_users(Arc::downgrade(&containers) as std::sync::Weak<dyn daemon::volume::VolumeUsers>);
+    // Plugins first: containers restarted now may use their volumes.
+    plugin_manager.restore().await;
     containers.restore().await.context("restoring containers")?;
     let daemon_id = {
         let p = cfg.data_root.join("engine-id");
@@ -276,10 +295,7 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
     undo.0.clear();
     let images = Arc::new(daemon::image::service::Images::new(
         store.clone(),
-        Arc::new(daemon::image::pull::Puller::new(
-            store.clone(),
-            cfg.registries.clone(),
-        )),
+        puller,
         events.clone(),
     ));
     images.set_users(
@@ -300,6 +316,7 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
     builds.start_gc(cfg.builder_gc.clone());
     let daemon = Arc::new(daemon::services::Daemon {
         plugins,
+        plugin_manager: plugin_manager.clone(),
         authz: cfg.authorization_plugins.clone().into(),
         archive,
         builds,
@@ -392,6 +409,8 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
             }
         }
     }
+    // Plugins after the containers that may use them.
+    plugin_manager.shutdown().await;
     // Without running containers, berth's bridges and firewall table go too; they
     // are made again at the next start.
     if !containers.all().iter().any(|c| c.is_running()) {

@@ -63,6 +63,17 @@ impl From<crate::daemon::archive::Error> for ApiError {
     }
 }
 
+impl From<crate::daemon::shim::Error> for ApiError {
+    fn from(e: crate::daemon::shim::Error) -> ApiError {
+        use crate::daemon::shim::Error as E;
+        let kind = match &e {
+            E::Running { .. } => ErrorKind::Conflict,
+            _ => ErrorKind::Internal,
+        };
+        ApiError::caused_by(kind, e)
+    }
+}
+
 impl From<crate::daemon::image::Error> for ApiError {
     fn from(e: crate::daemon::image::Error) -> ApiError {
         ApiError::caused_by(ErrorKind::Internal, e)

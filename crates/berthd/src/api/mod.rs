@@ -188,7 +188,7 @@ async fn route(d: &Arc<Daemon>, call: &mut Call) -> ApiResult<Resp> {
             return Ok(r);
         }
     }
-    if let Some(r) = plugins::route(call, &segs)? {
+    if let Some(r) = plugins::route(d, call, &segs).await? {
         return Ok(r);
     }
     if let Some(r) = swarm::route(call, &segs)? {

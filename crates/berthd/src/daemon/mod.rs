@@ -17,6 +17,7 @@ pub mod network;
 pub mod paths;
 pub mod plugins;
 pub mod services;
+pub mod shim;
 pub mod stream;
 pub mod system;
 pub mod time;

@@ -14,8 +14,10 @@ pub struct Daemon {
     pub images: Arc<image::service::Images>,
     pub events: Arc<events::Events>,
     pub system: system::System,
-    /// Legacy plugins (volume drivers, authorization).
+    /// Plugins by name, managed and legacy (volume drivers, authorization).
     pub plugins: Arc<plugins::Plugins>,
+    /// The managed plugins: install, enable, disable, set, upgrade, push, remove.
+    pub plugin_manager: Arc<plugins::managed::Managed>,
     /// `--authorization-plugin`: asked about every request and answer, in order
     /// (reloadable).
     pub authz: std::sync::RwLock<Vec<String>>,

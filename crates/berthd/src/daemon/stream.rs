@@ -1,6 +1,7 @@
 //! Byte streams the services produce (tar archives, progress lines) go out as
 //! chunks on a channel; the HTTP edge turns the channel into a response body.
 
+use crate::error::ApiError;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
@@ -43,4 +44,17 @@ impl Drop for ChannelWriter {
     fn drop(&mut self) {
         let _ = std::io::Write::flush(self);
     }
+}
+
+/// One line of Docker's JSON progress stream.
+pub fn json_line(v: serde_json::Value) -> Bytes {
+    let mut l = serde_json::to_vec(&v).expect("serialises");
+    l.push(b'\n');
+    Bytes::from(l)
+}
+
+/// The line that ends a progress stream with an error, in Docker's shape.
+pub async fn error_line(tx: &mpsc::Sender<Bytes>, e: &ApiError) {
+    let v = serde_json::json!({ "errorDetail": { "message": e.message }, "error": e.message });
+    let _ = tx.send(json_line(v)).await;
 }

@@ -135,21 +135,6 @@ pub enum Error {
         #[source]
         source: io::Error,
     },
-    #[error("{step} (shim in {})", run.display())]
-    Shim {
-        run: PathBuf,
-        step: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("berth-shim failed: {log}")]
-    ShimFailed { log: String },
-    #[error("bad start report from berth-shim in {}", run.display())]
-    ShimReport {
-        run: PathBuf,
-        #[source]
-        source: serde_json::Error,
-    },
     #[error("passing the network namespace to the shim of {id}")]
     PassNamespace {
         id: String,

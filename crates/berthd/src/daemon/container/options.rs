@@ -239,26 +239,7 @@ fn resolve_device(d: &DeviceMapping) -> ApiResult<Vec<(Device, String)>> {
 }
 
 fn device_of(meta: &std::fs::Metadata) -> Option<Device> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let ft = meta.file_type();
-    let kind = if ft.is_char_device() {
-        'c'
-    } else if ft.is_block_device() {
-        'b'
-    } else {
-        return None;
-    };
-    let rdev = meta.rdev();
-    Some(Device {
-        path: String::new(),
-        kind,
-        major: rustix::fs::major(rdev),
-        minor: rustix::fs::minor(rdev),
-        mode: meta.mode() & 0o777,
-        uid: meta.uid(),
-        gid: meta.gid(),
-        host_path: None,
-    })
+    Device::from_metadata(meta)
 }
 
 /// The device nodes below `dir`, as moby's HostDevices walks /dev: symlinks are

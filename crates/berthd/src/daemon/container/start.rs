@@ -8,14 +8,12 @@ use crate::daemon::container::{Changed, Containers, Error};
 use crate::daemon::time::now_rfc3339;
 use crate::error::{ApiError, ApiResult};
 use berth_image::Image;
-use berth_runtime::shimproto::{
-    ExitRecord, Started, HELD_FDS_START, LISTENER_FD, NETNS_FD, WANT_MONITOR,
-};
+use berth_runtime::shimproto::{ExitRecord, Started, HELD_FDS_START, NETNS_FD};
 use berth_runtime::spec::{
     CgroupSpec, FileBind, NetworkMode, Overlay, Process, Spec, DEFAULT_MASKED_PATHS, DEFAULT_PATH,
     DEFAULT_READONLY_PATHS,
 };
-use berth_runtime::{sys, user};
+use berth_runtime::user;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 use std::io::Read;
 use std::os::fd::AsFd;
@@ -540,84 +538,13 @@ impl Containers {
         fds: Vec<(std::os::fd::OwnedFd, std::os::fd::RawFd)>,
         attachers: impl FnOnce() -> Vec<crate::daemon::container::record::PendingAttach>,
     ) -> ApiResult<(Started, BufReader<UnixStream>)> {
-        let ioerr = |what: &str, source: std::io::Error| Error::Shim {
-            run: run.to_path_buf(),
-            step: what.to_string(),
-            source,
+        let launch = crate::daemon::shim::Launch {
+            shim_memfd: &self.paths.shim_memfd,
+            exec,
+            run,
+            fds,
         };
-        // Never a second shim over a live one, whatever a record says.
-        if std::os::unix::net::UnixStream::connect(run.join("sock")).is_ok() {
-            return Err(ApiError::conflict(format!(
-                "a shim is still running in {}: refusing to start a second copy",
-                run.display()
-            )));
-        }
-        let _ = std::fs::remove_dir_all(run);
-        std::fs::create_dir_all(run).map_err(|e| ioerr("creating the run directory", e))?;
-        let spec_path = run.join("spec.json");
-        std::fs::write(&spec_path, spec_json).map_err(|e| ioerr("writing the spec", e))?;
-        let sock = run.join("sock");
-        let listener = std::os::unix::net::UnixListener::bind(&sock)
-            .map_err(|e| ioerr(&format!("binding {}", sock.display()), e))?;
-        // Connections made now wait in the backlog; the shim accepts them all
-        // before it lets the container run, so no output is missed.
-        let mut monitor = UnixStream::connect(&sock)
-            .await
-            .map_err(|e| ioerr("connecting to the shim", e))?;
-        monitor
-            .write_all(&[WANT_MONITOR])
-            .await
-            .map_err(|e| ioerr("connecting to the shim", e))?;
-        for (want, tx) in attachers() {
-            if let Ok(mut s) = UnixStream::connect(&sock).await {
-                if s.write_all(&[want]).await.is_ok() {
-                    let _ = tx.send(s);
-                }
-            }
-        }
-        let log = std::fs::File::create(run.join("shim.log"))
-            .map_err(|e| ioerr("creating the shim log", e))?;
-        // The sealed copy, by its descriptor: never the binary on disk.
-        let mut cmd = std::process::Command::new(format!(
-            "/proc/self/fd/{}",
-            std::os::fd::AsRawFd::as_raw_fd(&*self.paths.shim_memfd)
-        ));
-        std::os::unix::process::CommandExt::arg0(&mut cmd, "berth-shim");
-        if exec {
-            cmd.arg("--exec");
-        }
-        cmd.arg(&spec_path)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(log);
-        let mut fds = fds;
-        fds.push((listener.into(), LISTENER_FD));
-        sys::pass_fds(&mut cmd, fds);
-        let mut child = tokio::process::Command::from(cmd)
-            .spawn()
-            .map_err(|e| ioerr(&format!("starting {}", self.paths.shim.display()), e))?;
-        tokio::spawn(async move {
-            let _ = child.wait().await;
-        });
-        let mut reader = BufReader::new(monitor);
-        let mut line = String::new();
-        let n = reader
-            .read_line(&mut line)
-            .await
-            .map_err(|e| ioerr("reading from the shim", e))?;
-        if n == 0 {
-            let log = std::fs::read_to_string(run.join("shim.log")).unwrap_or_default();
-            let _ = std::fs::remove_dir_all(run);
-            return Err(Error::ShimFailed {
-                log: log.trim().to_string(),
-            }
-            .into());
-        }
-        let started: Started = serde_json::from_str(&line).map_err(|source| Error::ShimReport {
-            run: run.to_path_buf(),
-            source,
-        })?;
-        Ok((started, reader))
+        Ok(crate::daemon::shim::spawn(launch, spec_json, attachers).await?)
     }
 
     /// Registers an attach now (before the client is answered, so that a start
@@ -664,16 +591,7 @@ impl Containers {
         if !run.exists() {
             return ShimState::Gone;
         }
-        let alive = async {
-            let mut s = UnixStream::connect(run.join("sock")).await.ok()?;
-            s.write_all(&[WANT_MONITOR]).await.ok()?;
-            let mut r = BufReader::new(s);
-            let mut line = String::new();
-            r.read_line(&mut line).await.ok()?;
-            let pid = serde_json::from_str::<Started>(&line).ok()?.pid?;
-            Some((pid, r))
-        }
-        .await;
+        let alive = crate::daemon::shim::reattach(&run).await;
         match alive {
             Some((pid, monitor)) => ShimState::Alive(pid, monitor),
             None => match self.exit_file(id) {

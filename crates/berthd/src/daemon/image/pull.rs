@@ -186,12 +186,7 @@ fn short(digest: &str) -> String {
         .collect()
 }
 
-/// One line of Docker's JSON progress stream.
-pub(super) fn json_line(v: Value) -> Bytes {
-    let mut l = serde_json::to_vec(&v).expect("serialises");
-    l.push(b'\n');
-    Bytes::from(l)
-}
+pub(super) use crate::daemon::stream::json_line;
 
 fn msg(status: &str, id: Option<&str>) -> Value {
     let mut v = json!({ "status": status });

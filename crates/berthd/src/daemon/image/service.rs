@@ -279,9 +279,4 @@ impl Images {
 }
 
 /// A stream's last line when it fails: Docker's `error` and `errorDetail`.
-async fn error_line(tx: &mpsc::Sender<Bytes>, e: &ApiError) {
-    let v = serde_json::json!({ "errorDetail": { "message": e.message }, "error": e.message });
-    let mut line = serde_json::to_vec(&v).expect("serialises");
-    line.push(b'\n');
-    let _ = tx.send(Bytes::from(line)).await;
-}
+use crate::daemon::stream::error_line;

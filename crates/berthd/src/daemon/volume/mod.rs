@@ -101,13 +101,20 @@ impl Volumes {
                 let _ = std::fs::remove_dir_all(e.path());
             }
         }
-        Ok(Volumes {
+        let v = Volumes {
             dir,
             lock: Mutex::new(()),
             events,
             users: Default::default(),
             plugins,
-        })
+        };
+        // The managed plugins serving volumes are in use while those exist.
+        for r in v.all() {
+            if r.driver != "local" {
+                v.plugins.acquire(&r.driver);
+            }
+        }
+        Ok(v)
     }
 
     /// The volume plugins in use (`docker info`).
@@ -174,12 +181,15 @@ impl Volumes {
                 return Ok(existing);
             }
             // The plugin makes it; berth keeps which driver has it.
+            let driver = self.plugins.volume_driver_name(driver)?;
             self.plugins.volume_call(
-                driver,
+                &driver,
                 "Create",
                 &serde_json::json!({ "Name": name, "Opts": options }),
             )?;
-            return self.record(name, driver, options, labels, anonymous);
+            let rec = self.record(name, &driver, options, labels, anonymous)?;
+            self.plugins.acquire(&driver);
+            return Ok(rec);
         }
         for k in options.keys() {
             if !["type", "device", "o", "size"].contains(&k.as_str()) {
@@ -256,6 +266,9 @@ impl Volumes {
             source,
         };
         std::fs::remove_file(vdir.join("volume.json")).map_err(remove_err)?;
+        if v.driver != "local" {
+            self.plugins.release(&v.driver);
+        }
         std::fs::remove_dir_all(&vdir).map_err(remove_err)?;
         Ok(())
     }
@@ -285,7 +298,7 @@ impl Volumes {
                     v.driver, v.name
                 )));
             }
-            return Ok(PathBuf::from(p));
+            return self.plugins.volume_host_path(&v.driver, p);
         }
         self.mount(v)?;
         Ok(self.data_dir(&v.name))
@@ -373,7 +386,11 @@ impl Volumes {
                 self.plugins
                     .volume_call(&v.driver, "Path", &serde_json::json!({ "Name": v.name }))
                     .ok()
-                    .and_then(|r| r["Mountpoint"].as_str().map(String::from))
+                    .and_then(|r| {
+                        let p = r["Mountpoint"].as_str()?.to_string();
+                        self.plugins.volume_host_path(&v.driver, &p).ok()
+                    })
+                    .map(|p| p.display().to_string())
                     .unwrap_or_default()
             },
             name: v.name.clone(),
@@ -555,7 +572,7 @@ mod tests {
         let v = Volumes::open(
             d.path(),
             Default::default(),
-            std::sync::Arc::new(crate::daemon::plugins::Plugins::new(Vec::new())),
+            std::sync::Arc::new(crate::daemon::plugins::Plugins::new(Vec::new(), None)),
         )
         .unwrap();
         let a = v

@@ -24,16 +24,19 @@ pub const DEFAULT_DIRS: &[&str] = &[
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long a call waits for a plugin's socket to accept.
+const CONNECT_PATIENCE: Duration = Duration::from_secs(10);
+
 /// The plugins of the directories given, activated on first use.
-pub struct Plugins {
+pub struct Legacy {
     dirs: Vec<PathBuf>,
     /// Activated plugins: (name, kind) to socket.
     active: Mutex<HashMap<(String, String), PathBuf>>,
 }
 
-impl Plugins {
-    pub fn new(dirs: Vec<PathBuf>) -> Plugins {
-        Plugins {
+impl Legacy {
+    pub fn new(dirs: Vec<PathBuf>) -> Legacy {
+        Legacy {
             dirs,
             active: Mutex::new(HashMap::new()),
         }
@@ -74,7 +77,7 @@ impl Plugins {
 
     /// The socket of plugin `name` of `kind` ("VolumeDriver", "authz"),
     /// activated; `not_found` says how its absence is told.
-    fn activate(
+    pub(super) fn activate(
         &self,
         name: &str,
         kind: &str,
@@ -104,32 +107,14 @@ impl Plugins {
         Ok(sock)
     }
 
-    /// Calls `VolumeDriver.<method>` of plugin `driver`.
-    pub fn volume_call(&self, driver: &str, method: &str, body: &Value) -> ApiResult<Value> {
-        let sock = self.activate(driver, "VolumeDriver", || {
-            ApiError::not_found(format!(
-                "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
-            ))
-        })?;
-        call(&sock, &format!("VolumeDriver.{method}"), body)
-    }
-
-    /// Calls `AuthZPlugin.<method>` of authorization plugin `name`.
-    pub fn authz_call(&self, name: &str, method: &str, body: &Value) -> ApiResult<Value> {
-        let sock = self.activate(name, "authz", || {
-            ApiError::internal(format!("plugin {name:?} not found"))
-        })?;
-        call(&sock, &format!("AuthZPlugin.{method}"), body)
-    }
-
-    /// The volume drivers activated so far (`docker info`'s plugins).
-    pub fn active_volume_drivers(&self) -> Vec<String> {
+    /// The names activated so far as `kind`.
+    pub fn active(&self, kind: &str) -> Vec<String> {
         let mut v: Vec<String> = self
             .active
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .keys()
-            .filter(|(_, k)| k == "VolumeDriver")
+            .filter(|(_, k)| k == kind)
             .map(|(n, _)| n.clone())
             .collect();
         v.sort();
@@ -138,10 +123,10 @@ impl Plugins {
 }
 
 /// One request of Docker's plugin protocol; the answer's `Err` is an error.
-fn call(sock: &Path, method: &str, body: &Value) -> ApiResult<Value> {
+pub(super) fn call(sock: &Path, method: &str, body: &Value) -> ApiResult<Value> {
     let failed =
         |e: String| ApiError::internal(format!("plugin {}: {method}: {e}", sock.display()));
-    let mut s = std::os::unix::net::UnixStream::connect(sock).map_err(|e| failed(e.to_string()))?;
+    let mut s = connect(sock).map_err(|e| failed(e.to_string()))?;
     s.set_read_timeout(Some(TIMEOUT))
         .map_err(|e| failed(e.to_string()))?;
     s.set_write_timeout(Some(TIMEOUT))
@@ -183,6 +168,28 @@ fn call(sock: &Path, method: &str, body: &Value) -> ApiResult<Value> {
         return Err(failed(format!("HTTP {status}: {}", body.trim())));
     }
     Ok(v)
+}
+
+/// Connects to a plugin's socket, retrying while it is missing or refuses (a
+/// plugin starting or restarting), for up to [`CONNECT_PATIENCE`], as moby's
+/// plugin client does.
+fn connect(sock: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
+    let start = std::time::Instant::now();
+    let mut pause = Duration::from_millis(20);
+    loop {
+        match std::os::unix::net::UnixStream::connect(sock) {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
+                ) && start.elapsed() < CONNECT_PATIENCE =>
+            {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(500));
+            }
+            r => return r,
+        }
+    }
 }
 
 fn dechunk(s: &str) -> String {
