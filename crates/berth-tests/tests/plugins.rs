@@ -113,6 +113,19 @@ fn a_plugin_created_from_a_directory_runs_as_a_container_and_serves_volumes() {
     );
 
     d.docker(&["plugin", "enable", "vp"]).ok();
+    // Docker's filters.
+    let ls = |f: &str| {
+        d.docker(&["plugin", "ls", "-q", "--no-trunc", "--filter", f])
+            .ok()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(ls("enabled=true"), id);
+    assert_eq!(ls("enabled=false"), "");
+    assert_eq!(ls("capability=volumedriver"), id);
+    assert_eq!(ls("capability=authz"), "");
+    let o = d.docker(&["plugin", "ls", "--filter", "nope=1"]);
+    assert!(o.stderr.contains("invalid filter 'nope'"), "{}", o.stderr);
     let pids = plugin_pids(&id);
     assert_eq!(pids.len(), 1, "one plugin process: {pids:?}");
     let status = std::fs::read_to_string(format!("/proc/{}/status", pids[0])).unwrap();
@@ -452,5 +465,114 @@ fn bad_plugin_requests_are_refused_and_leave_nothing() {
     assert!(
         !tmp.exists() || std::fs::read_dir(&tmp).unwrap().next().is_none(),
         "no half-made plugin left"
+    );
+}
+
+/// A managed authorization plugin (the legacy test plugin, run as a managed
+/// one): named in `authorization-plugins` (reloaded by SIGHUP) it decides; once
+/// disabled it leaves the chain, as in moby.
+#[test]
+fn a_managed_authorization_plugin_decides_until_disabled() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = plugin_dir("gate");
+    let cfg = dir.path().join("config.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&cfg).unwrap()).unwrap();
+    std::fs::copy(
+        berth_tests::repo_root().join("crates/berth-tests/src/authz_plugin.py"),
+        dir.path().join("rootfs/plugin/authz_plugin.py"),
+    )
+    .unwrap();
+    v["Entrypoint"] = serde_json::json!([
+        "/usr/bin/python3",
+        "/plugin/authz_plugin.py",
+        "/run/docker/plugins/gate.sock",
+        "/tmp/calls.log"
+    ]);
+    v["Interface"] = serde_json::json!({"Socket": "gate.sock", "Types": ["docker.authz/1.0"]});
+    v["PropagatedMount"] = "".into();
+    std::fs::write(&cfg, v.to_string()).unwrap();
+    d.docker(&["plugin", "create", "gate", dir.path().to_str().unwrap()])
+        .ok();
+    d.docker(&["plugin", "enable", "gate"]).ok();
+    // Not a volume driver.
+    let o = d.docker(&["volume", "create", "-d", "gate", "vol"]);
+    assert!(
+        o.stderr
+            .contains("plugin does not provide \"volumedriver\" capability"),
+        "{}",
+        o.stderr
+    );
+    std::fs::write(
+        d.root.path().join("daemon.json"),
+        r#"{"authorization-plugins": ["gate"]}"#,
+    )
+    .unwrap();
+    std::process::Command::new("kill")
+        .args(["-HUP", &d.pid().to_string()])
+        .status()
+        .unwrap();
+    wait_until("the plugin to decide", || {
+        d.docker(&["volume", "ls"])
+            .stderr
+            .contains("authorization denied by plugin gate: volume listings are secret")
+    });
+    let o = d.docker(&["run", "--rm", "--privileged", "busybox", "true"]);
+    assert!(
+        o.stderr.contains(
+            "authorization denied by plugin gate: privileged containers are not allowed here"
+        ),
+        "{o:?}"
+    );
+    assert_eq!(d.run_rm(&["busybox", "echo", "allowed"]), "allowed\n");
+    let id = plugin_id(&d, "gate");
+    let calls = std::fs::read_to_string(
+        d.data_root
+            .join("plugins")
+            .join(&id)
+            .join("rootfs/tmp/calls.log"),
+    )
+    .unwrap();
+    assert!(calls.contains("AuthZPlugin.AuthZReq"), "{calls}");
+    d.docker(&["plugin", "disable", "gate"]).ok();
+    d.docker(&["volume", "ls"]).ok();
+    d.docker(&["plugin", "rm", "gate"]).ok();
+}
+
+/// docker-py's plugin API (high level) against the same daemon: create from a
+/// directory, configure, enable, list by state, disable, remove.
+#[test]
+fn docker_py_manages_plugins() {
+    let d = Daemon::start();
+    let dir = plugin_dir("py");
+    let o = d.docker_py(&format!(
+        r#"
+p = client.plugins.create("pyvp", {dir:?})
+p.configure({{"DEBUG": "1"}})
+p.reload()
+print(p.name, p.enabled, p.settings["Env"])
+p.enable()
+print([x.name for x in client.plugins.list()])
+v = client.volumes.create("pv", driver="pyvp")
+print(v.attrs["Driver"])
+v.remove()
+p.disable()
+p.reload()
+print(p.enabled)
+p.remove()
+print(client.plugins.list())
+try:
+    client.plugins.get("pyvp")
+except docker.errors.NotFound as e:
+    print("gone")
+"#,
+        dir = dir.path().to_str().unwrap()
+    ));
+    assert_eq!(
+        o.ok(),
+        "pyvp:latest False ['DEBUG=1']\n['pyvp:latest']\npyvp:latest\nFalse\n[]\ngone\n",
+        "{}",
+        o.stderr
     );
 }

@@ -5,6 +5,7 @@
 use crate::api::http::{self, BodyReader, Call, Resp};
 use crate::daemon::image::pull::decode_auth;
 use crate::daemon::plugins::managed::config::Privilege;
+use crate::daemon::plugins::managed::familiar;
 use crate::daemon::services::Daemon;
 use crate::error::{ApiError, ApiResult};
 use hyper::{Method, StatusCode};
@@ -90,7 +91,15 @@ pub(super) async fn route(
                     http::empty(StatusCode::OK)
                 }
                 (&Method::POST, "disable") => {
+                    let plugin = m.inspect(&name)?;
                     m.disable(&name, call.query.flag("force")).await?;
+                    // A disabled authorization plugin leaves the chain, as in moby.
+                    if plugin.config.provides("authz") {
+                        d.authz
+                            .write()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .retain(|n| familiar(n).ok().as_ref() != Some(&plugin.name));
+                    }
                     http::empty(StatusCode::OK)
                 }
                 (&Method::POST, "set") => {
