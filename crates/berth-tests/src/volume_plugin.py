@@ -1,8 +1,10 @@
 # A legacy Docker volume plugin for the tests: Docker's plugin protocol (JSON over
 # HTTP on a unix socket), volumes as directories under ROOT, every call logged as a
-# JSON line to LOG so that the test can see what berthd asked.
+# JSON line to LOG so that the test can see what berthd asked. With the option
+# `tmpfs`, a volume is a tmpfs the plugin mounts (it needs CAP_SYS_ADMIN), holding
+# a file `.made-by-plugin`: what a managed plugin mounts must reach the host.
 # usage: python3 volume_plugin.py SOCKET ROOT LOG
-import http.server, json, os, socketserver, sys
+import ctypes, http.server, json, os, socketserver, sys
 
 sock, root, log = sys.argv[1:4]
 volumes = {}
@@ -26,6 +28,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             os.makedirs(path, exist_ok=True)
             volumes[name] = req.get("Opts") or {}
             out = {"Err": ""}
+            if "tmpfs" in volumes[name]:
+                libc = ctypes.CDLL(None, use_errno=True)
+                if libc.mount(b"plugin", path.encode(), b"tmpfs", 0, b"size=1m") != 0:
+                    out = {"Err": "mount: " + os.strerror(ctypes.get_errno())}
+                else:
+                    open(os.path.join(path, ".made-by-plugin"), "w").close()
         elif method == "VolumeDriver.Remove":
             volumes.pop(name, None)
             out = {"Err": ""}

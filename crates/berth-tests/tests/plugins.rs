@@ -162,6 +162,28 @@ fn a_plugin_created_from_a_directory_runs_as_a_container_and_serves_volumes() {
     assert_eq!(host, pdir.join("propagated-mount/v1"));
     d.run_rm(&["-v", "v1:/v", "busybox", "sh", "-c", "echo hello > /v/f"]);
     assert_eq!(std::fs::read_to_string(host.join("f")).unwrap(), "hello\n");
+    // What the plugin mounts below its propagated mount reaches the host, and so
+    // the containers: a tmpfs volume the plugin made.
+    d.docker(&["volume", "create", "-d", "vp", "-o", "tmpfs=1", "mem"])
+        .ok();
+    let mem = volume_path(&d, "mem");
+    assert!(
+        mem.join(".made-by-plugin").is_file(),
+        "the plugin's tmpfs is seen on the host"
+    );
+    let out = d.run_rm(&[
+        "-v",
+        "mem:/m",
+        "busybox",
+        "sh",
+        "-c",
+        "ls -a /m; grep ' /m ' /proc/mounts",
+    ]);
+    assert!(
+        out.contains(".made-by-plugin") && out.contains("tmpfs"),
+        "{out}"
+    );
+    d.docker(&["volume", "rm", "mem"]).ok();
     // The plugin saw the calls, with the container's ID on Mount.
     let calls = std::fs::read_to_string(pdir.join("propagated-mount/calls.log")).unwrap();
     for m in [

@@ -857,3 +857,106 @@ fn a_legacy_volume_plugin_serves_volumes() {
         "{o:?}"
     );
 }
+
+/// A host directory made a shared mount point for the test, unmounted (with
+/// whatever was mounted below it) when dropped.
+struct SharedMount(tempfile::TempDir);
+
+impl SharedMount {
+    fn new() -> SharedMount {
+        use rustix::mount::{mount_bind, mount_change, MountPropagationFlags};
+        let dir = tempfile::tempdir().unwrap();
+        mount_bind(dir.path(), dir.path()).unwrap();
+        mount_change(dir.path(), MountPropagationFlags::SHARED).unwrap();
+        SharedMount(dir)
+    }
+}
+
+impl Drop for SharedMount {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(self.0.path(), rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+/// `bind-propagation`: with `rshared` what the container mounts below the bind
+/// reaches the host, with `rslave` what the host mounts reaches the container,
+/// with the default (`rprivate`) neither, as with Docker and runc.
+#[test]
+fn bind_propagation_reaches_across_as_asked() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let src = SharedMount::new();
+    let s = src.0.path().to_str().unwrap().to_string();
+    let run = |name: &str, propagation: &str| {
+        let mut m = format!("type=bind,source={s},target=/s");
+        if !propagation.is_empty() {
+            m.push_str(&format!(",bind-propagation={propagation}"));
+        }
+        d.docker(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--cap-add",
+            "SYS_ADMIN",
+            "--mount",
+            &m,
+            "busybox",
+            "sleep",
+            "300",
+        ])
+        .ok();
+    };
+    let mount_inside = |name: &str, dir: &str| {
+        d.docker(&[
+            "exec",
+            name,
+            "sh",
+            "-c",
+            &format!("mkdir -p /s/{dir} && mount -t tmpfs t /s/{dir} && touch /s/{dir}/inside"),
+        ])
+        .ok();
+    };
+    run("shared", "rshared");
+    run("private", "");
+    run("slave", "rslave");
+    mount_inside("shared", "a");
+    assert!(
+        src.0.path().join("a/inside").is_file(),
+        "rshared: the container's mount reaches the host"
+    );
+    mount_inside("private", "b");
+    assert!(
+        !src.0.path().join("b/inside").exists(),
+        "rprivate: the container's mount stays inside"
+    );
+    // The host mounts below the source: the slave sees it, the private one not.
+    let host_dir = src.0.path().join("h");
+    std::fs::create_dir(&host_dir).unwrap();
+    rustix::mount::mount(
+        "t",
+        &host_dir,
+        "tmpfs",
+        rustix::mount::MountFlags::empty(),
+        None,
+    )
+    .unwrap();
+    std::fs::write(host_dir.join("from-host"), "x").unwrap();
+    let sees = |name: &str| {
+        d.docker(&["exec", name, "ls", "/s/h"])
+            .ok()
+            .contains("from-host")
+    };
+    assert!(
+        sees("slave"),
+        "rslave: the host's mount reaches the container"
+    );
+    assert!(sees("shared"), "rshared: both ways");
+    assert!(!sees("private"), "rprivate: the host's mount stays outside");
+    mount_inside("slave", "c");
+    assert!(
+        !src.0.path().join("c/inside").exists(),
+        "rslave: the container's mount stays inside"
+    );
+    d.docker(&["rm", "-f", "shared", "private", "slave"]).ok();
+}

@@ -233,6 +233,12 @@ impl Plan {
             }
         };
 
+        // Binds whose propagation is shared or slave are cloned from the host's
+        // mounts before the tree is made private: the clone then joins the
+        // host mount's peer group (`clone_mnt` keeps it), so that mounts reach
+        // the host (shared) or come from it (slave), as with runc. Every other
+        // bind is cloned from the private copy.
+        let mut private_at = ops.len();
         ops.push(Op::MakePrivate);
         let o = &spec.rootfs;
         let nodev = if host.device_cgroup {
@@ -335,17 +341,33 @@ impl Plan {
                 source,
                 nonrecursive,
                 idmap,
+                propagation,
                 ..
             } = &m.kind
             {
-                open_tree(
-                    &mut ops,
-                    &mut prepare,
-                    path_cstr("bind source", source)?,
-                    slot,
-                    !nonrecursive,
-                    *idmap,
-                );
+                let propagates = propagation
+                    .as_deref()
+                    .is_some_and(|p| p.ends_with("shared") || p.ends_with("slave"));
+                if propagates && userns.is_none() {
+                    ops.insert(
+                        private_at,
+                        Op::OpenTree {
+                            source: path_cstr("bind source", source)?,
+                            slot,
+                            recursive: !nonrecursive,
+                        },
+                    );
+                    private_at += 1;
+                } else {
+                    open_tree(
+                        &mut ops,
+                        &mut prepare,
+                        path_cstr("bind source", source)?,
+                        slot,
+                        !nonrecursive,
+                        *idmap,
+                    );
+                }
                 slot += 1;
             }
         }

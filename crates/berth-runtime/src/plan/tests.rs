@@ -206,17 +206,27 @@ fn mounts_open_on_the_host_and_land_inside_the_root() {
     assert!(at("creating directory /run/t") < at("mounting tmpfs on /run/t"));
     // The root goes read-only last, after WORKDIR was made.
     assert_eq!(descs.last().unwrap(), "making / read-only");
-    let recursive: Vec<bool> = plan
+    let mut recursive: Vec<(String, bool)> = plan
         .ops
         .iter()
         .filter_map(|o| match o {
             Op::OpenTree {
                 source, recursive, ..
-            } if source.to_str().unwrap().starts_with("/srv") => Some(*recursive),
+            } if source.to_str().unwrap().starts_with("/srv") => {
+                Some((source.to_str().unwrap().to_string(), *recursive))
+            }
             _ => None,
         })
         .collect();
-    assert_eq!(recursive, [true, false]);
+    recursive.sort();
+    assert_eq!(
+        recursive,
+        [("/srv/app.conf".into(), false), ("/srv/vol".into(), true)]
+    );
+    // A slave (or shared) bind is cloned before the tree goes private, so that
+    // it stays in the host mount's peer group; a private one after.
+    assert!(at("opening /srv/app.conf to bind") < at("making the mount tree private"));
+    assert!(at("making the mount tree private") < at("opening /srv/vol to bind"));
     assert!(plan.ops.iter().any(
         |o| matches!(o, Op::Propagation { flags, .. } if *flags == libc::MS_SLAVE | libc::MS_REC)
     ));
