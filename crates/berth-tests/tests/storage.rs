@@ -959,4 +959,32 @@ fn bind_propagation_reaches_across_as_asked() {
         "rslave: the container's mount stays inside"
     );
     d.docker(&["rm", "-f", "shared", "private", "slave"]).ok();
+    // A source that does not propagate cannot be bound so that it would: dockerd's
+    // refusal.
+    // (A mount point of its own, made private.)
+    let priv_dir = SharedMount::new();
+    rustix::mount::mount_change(
+        priv_dir.0.path(),
+        rustix::mount::MountPropagationFlags::PRIVATE,
+    )
+    .unwrap();
+    let p = priv_dir.0.path().to_str().unwrap();
+    for (prop, words) in [
+        ("rshared", "a shared mount"),
+        ("rslave", "a shared or slave mount"),
+    ] {
+        let o = d.docker(&[
+            "run",
+            "--rm",
+            "--mount",
+            &format!("type=bind,source={p},target=/s,bind-propagation={prop}"),
+            "busybox",
+            "true",
+        ]);
+        assert!(
+            o.stderr
+                .contains(&format!("path {p} is mounted on {p} but it is not {words}")),
+            "{o:?}"
+        );
+    }
 }

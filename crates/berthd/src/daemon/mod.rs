@@ -13,6 +13,7 @@ pub mod filter;
 pub mod ids;
 pub mod image;
 pub mod metrics;
+pub mod mountinfo;
 pub mod network;
 pub mod paths;
 pub mod plugins;

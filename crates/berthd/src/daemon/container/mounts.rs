@@ -475,6 +475,7 @@ impl Containers {
                             m.source
                         ))
                     })?;
+                    check_propagation(&m.source, &m.propagation)?;
                     MountKind::Bind {
                         source: PathBuf::from(&m.source),
                         file: !meta.is_dir(),
@@ -653,29 +654,39 @@ impl Containers {
 
 /// Whether the filesystem holding `p` is mounted with project quotas.
 pub fn project_quotas(p: &Path) -> bool {
-    project_quotas_in(
-        &std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default(),
-        p,
-    )
+    project_quotas_in(&crate::daemon::mountinfo::mounts(), p)
 }
 
-fn project_quotas_in(mountinfo: &str, p: &Path) -> bool {
-    // The longest mount point that contains `p`.
-    mountinfo
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split(' ').collect();
-            let point = f.get(4)?;
-            let sep = f.iter().position(|x| *x == "-")?;
-            let supers = f.get(sep + 3)?;
-            p.starts_with(point)
-                .then(|| (point.len(), supers.to_string()))
-        })
-        .max_by_key(|(n, _)| *n)
-        .is_some_and(|(_, opts)| {
-            opts.split(',')
-                .any(|o| ["prjquota", "pquota", "pqnoenforce"].contains(&o))
-        })
+fn project_quotas_in(mounts: &[crate::daemon::mountinfo::Mount], p: &Path) -> bool {
+    crate::daemon::mountinfo::holding(mounts, p).is_some_and(|m| {
+        m.super_options
+            .split(',')
+            .any(|o| ["prjquota", "pquota", "pqnoenforce"].contains(&o))
+    })
+}
+
+/// A bind whose propagation crosses to the host needs a source on a mount
+/// that propagates (moby's ensureShared / ensureSharedOrSlave).
+fn check_propagation(source: &str, propagation: &str) -> ApiResult<()> {
+    let (need_shared, words) = match propagation {
+        "shared" | "rshared" => (true, "a shared mount"),
+        "slave" | "rslave" => (false, "a shared or slave mount"),
+        _ => return Ok(()),
+    };
+    let path = std::fs::canonicalize(source)
+        .map_err(|e| ApiError::invalid(format!("linux mounts: {source}: {e}")))?;
+    let mounts = crate::daemon::mountinfo::mounts();
+    let m = crate::daemon::mountinfo::holding(&mounts, &path).ok_or_else(|| {
+        ApiError::internal(format!("linux mounts: Can't find mount point of {source}"))
+    })?;
+    let ok = m.shared() || (!need_shared && m.slave());
+    if !ok {
+        return Err(ApiError::internal(format!(
+            "linux mounts: path {source} is mounted on {} but it is not {words}",
+            m.mount_point.display()
+        )));
+    }
+    Ok(())
 }
 
 fn is_empty_dir(p: &Path) -> bool {
@@ -713,9 +724,10 @@ mod tests {
     fn project_quotas_come_from_the_mount_holding_the_path() {
         let mi = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw,discard\n\
                   40 27 7:0 / /srv/xfs rw,relatime - xfs /dev/loop0 rw,attr2,inode64,prjquota\n";
-        assert!(project_quotas_in(mi, Path::new("/srv/xfs/berth")));
-        assert!(!project_quotas_in(mi, Path::new("/var/lib/berth")));
-        assert!(!project_quotas_in(mi, Path::new("/srv/xfsother")));
+        let mi = crate::daemon::mountinfo::parse(mi);
+        assert!(project_quotas_in(&mi, Path::new("/srv/xfs/berth")));
+        assert!(!project_quotas_in(&mi, Path::new("/var/lib/berth")));
+        assert!(!project_quotas_in(&mi, Path::new("/srv/xfsother")));
     }
 
     #[test]

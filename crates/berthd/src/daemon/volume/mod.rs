@@ -274,11 +274,7 @@ impl Volumes {
     }
 
     fn mounted(&self, name: &str) -> bool {
-        let want = self.data_dir(name);
-        std::fs::read_to_string("/proc/self/mountinfo")
-            .unwrap_or_default()
-            .lines()
-            .any(|l| l.split(' ').nth(4).is_some_and(|m| Path::new(m) == want))
+        crate::daemon::mountinfo::is_mount_point(&self.data_dir(name))
     }
 
     /// Where container `container` finds volume `v` on the host: a plugin's

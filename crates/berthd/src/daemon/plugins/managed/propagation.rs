@@ -11,14 +11,7 @@ pub(super) fn share(dir: &std::path::Path) -> ApiResult<()> {
     use rustix::mount::{mount_bind, mount_change, MountPropagationFlags};
     std::fs::create_dir_all(dir)
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
-    let is_mount = std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| {
-            l.split(' ')
-                .nth(4)
-                .is_some_and(|m| std::path::Path::new(m) == dir)
-        });
+    let is_mount = crate::daemon::mountinfo::is_mount_point(dir);
     if !is_mount {
         mount_bind(dir, dir)
             .map_err(|e| ApiError::internal(format!("binding {}: {e}", dir.display())))?;
