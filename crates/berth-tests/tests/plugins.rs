@@ -385,6 +385,20 @@ fn a_volume_plugin_installed_from_a_local_registry_serves_a_volume() {
     d.docker(&["volume", "rm", "again"]).ok();
     d.docker(&["plugin", "rm", "-f", &name]).ok();
     assert!(!d.data_root.join("plugins").join(&id).exists());
+    // Under another name, left disabled.
+    d.docker(&[
+        "plugin",
+        "install",
+        "--grant-all-permissions",
+        "--alias",
+        "mine",
+        "--disable",
+        &name,
+    ])
+    .ok();
+    let ls = d.docker(&["plugin", "ls", "--format", "{{.Name}} {{.Enabled}}"]);
+    assert_eq!(ls.ok().trim(), "mine:latest false");
+    d.docker(&["plugin", "rm", "mine"]).ok();
 }
 
 #[test]
