@@ -428,6 +428,12 @@ fn an_enabled_plugin_outlives_a_daemon_restart_and_a_crash_of_its_process() {
     d.spawn();
     assert_eq!(plugin_pids(&id).len(), 1, "started with berthd");
     d.docker(&["volume", "inspect", "vol"]).ok();
+    // A berthd that dies leaves the plugin to its shim; the next one adopts it.
+    let before = plugin_pids(&id);
+    d.kill9();
+    d.spawn();
+    assert_eq!(plugin_pids(&id), before, "adopted, not started twice");
+    d.docker(&["volume", "inspect", "vol"]).ok();
     let o = d.docker(&["plugin", "rm", "vp"]);
     assert!(o.stderr.contains("is in use"), "{}", o.stderr);
     d.docker(&["volume", "rm", "vol"]).ok();
