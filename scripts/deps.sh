@@ -29,6 +29,10 @@ command -v ssh >/dev/null || need+=(openssh-client)
 [ -x /usr/bin/qemu-aarch64-static ] || need+=(qemu-user-static)
 # tini, a docker-init of its own for berthd's `init-path`.
 [ -x /usr/bin/tini-static ] || need+=(tini)
+# A rootless berthd: newuidmap/newgidmap map the user's subordinate IDs,
+# slirp4netns connects its network namespace and forwards published ports.
+command -v newuidmap >/dev/null || need+=(uidmap)
+command -v slirp4netns >/dev/null || need+=(slirp4netns)
 command -v xz >/dev/null || need+=(xz-utils)
 command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
@@ -45,6 +49,15 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   if [ -n "$made_policy" ]; then rm -f "$policy"; trap - EXIT; fi
 fi
+# The unprivileged user the rootless tests run berthd as, with subordinate IDs
+# (useradd gives a new user a range in /etc/subuid and /etc/subgid).
+if ! id berthrl >/dev/null 2>&1; then
+  useradd -m berthrl
+fi
+grep -q '^berthrl:' /etc/subuid || usermod --add-subuids 200000-265535 --add-subgids 200000-265535 berthrl
+# slirp4netns opens /dev/net/tun as that user: Debian's mode is 0666 (some
+# container hosts make it 0600).
+[ ! -c /dev/net/tun ] || chmod 0666 /dev/net/tun
 # docker-py, the Python client the tests drive.
 python3 -c 'import docker' 2>/dev/null || python3 -m pip install -q docker >/dev/null
 # websocket-client: docker-py's attach over a WebSocket (attach_socket(ws=True)).

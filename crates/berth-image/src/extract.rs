@@ -276,14 +276,19 @@ impl Unpacker {
                     _ => FileType::Fifo,
                 };
                 Self::clear(&parent, name, false).map_err(err("replacing entry"))?;
-                rustix::fs::mknodat(
+                match rustix::fs::mknodat(
                     &parent,
                     name,
                     ft,
                     mode,
                     rustix::fs::makedev(major as u32, minor as u32),
-                )
-                .map_err(err("creating device node"))?;
+                ) {
+                    Ok(()) => {}
+                    // In a user namespace (a rootless berthd) no device node can
+                    // be made: the entry is skipped, as moby does there.
+                    Err(rustix::io::Errno::PERM) if kind != EntryType::Fifo => return Ok(()),
+                    Err(e) => return Err(err("creating device node")(e)),
+                }
             }
             // Global pax headers and the like carry no file.
             _ => return Ok(()),

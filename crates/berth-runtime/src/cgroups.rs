@@ -91,6 +91,22 @@ impl Hierarchy {
         self.v1_dir("devices").is_some() || (self.mode == Mode::V2 && self.unified.is_some())
     }
 
+    /// No cgroups at all: a rootless berthd without a delegated cgroup v2
+    /// subtree. Containers get no cgroup of their own (and so no limits, no
+    /// device rules: their device nodes are binds of the host's).
+    pub fn none() -> Self {
+        Hierarchy {
+            mode: Mode::V1,
+            unified: None,
+            v1: Vec::new(),
+        }
+    }
+
+    /// Whether this is [`Hierarchy::none`].
+    pub fn is_none(&self) -> bool {
+        self.unified.is_none() && self.v1.is_empty()
+    }
+
     /// Reads the layout from a mount table (`/proc/self/mounts` format) for hierarchies
     /// under `root` (normally /sys/fs/cgroup).
     pub fn detect(root: &Path, mounts: &str) -> Result<Self, CgroupError> {

@@ -352,8 +352,18 @@ fn start(job: &Job) -> Result<Running, (String, i32)> {
     let internal = |what: &str, e: &dyn std::error::Error| (format!("{what}: {}", chain(e)), 128);
     let mounts =
         fs::read_to_string("/proc/self/mounts").map_err(|e| internal("reading mounts", &e))?;
-    let hierarchy = Hierarchy::detect(Path::new("/sys/fs/cgroup"), &mounts)
-        .map_err(|e| internal("detecting cgroups", &e))?;
+    // A container without a cgroup path has no cgroup (a rootless berthd
+    // without delegation).
+    let cgroup_less = match job {
+        Job::Container(spec) => spec.cgroup.path.is_empty(),
+        Job::Exec(x) => x.cgroup.path.is_empty(),
+    };
+    let hierarchy = if cgroup_less {
+        Hierarchy::none()
+    } else {
+        Hierarchy::detect(Path::new("/sys/fs/cgroup"), &mounts)
+            .map_err(|e| internal("detecting cgroups", &e))?
+    };
     let cap_last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -371,6 +381,9 @@ fn start(job: &Job) -> Result<Running, (String, i32)> {
         cap_permitted,
         cgroup2: hierarchy.mode == berth_runtime::cgroups::Mode::V2,
         device_cgroup: hierarchy.has_device_cgroup(),
+        in_userns: fs::read_to_string("/proc/self/uid_map")
+            .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+            .unwrap_or(false),
     };
     // Held open until the child has entered them.
     let mut _namespaces = Vec::new();

@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -14,6 +15,23 @@ use std::time::Duration;
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
 /// Panics unless running as root: these tests create namespaces and mounts.
+/// The unprivileged user rootless tests run berthd as (scripts/deps.sh makes
+/// it, with a range in /etc/subuid and /etc/subgid).
+pub const ROOTLESS_USER: &str = "berthrl";
+
+/// [`ROOTLESS_USER`]'s uid and gid; the test fails if the user is missing.
+pub fn rootless_user() -> (u32, u32) {
+    let passwd = std::fs::read_to_string("/etc/passwd").expect("reading /etc/passwd");
+    let entry = passwd
+        .lines()
+        .find(|l| l.split(':').next() == Some(ROOTLESS_USER))
+        .unwrap_or_else(|| {
+            panic!("user {ROOTLESS_USER} is missing: scripts/deps.sh makes it (useradd -m {ROOTLESS_USER})")
+        });
+    let f: Vec<&str> = entry.split(':').collect();
+    (f[2].parse().expect("uid"), f[3].parse().expect("gid"))
+}
+
 pub fn require_root() {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -122,6 +140,8 @@ pub struct Daemon {
     /// Shell commands run before berthd is exec'd in the same process (to hand it
     /// extra open descriptors, say).
     wrapper: Option<String>,
+    /// Started as this unprivileged user (uid, gid): a rootless berthd.
+    user: Option<(u32, u32)>,
     /// daemon.json, written at each spawn.
     config: String,
 }
@@ -148,13 +168,21 @@ impl Daemon {
     /// Like [`Daemon::start_with`], with `prepare` run on the (not yet existing) data
     /// root's path first: to put it on a particular filesystem.
     pub fn start_prepared(extra: &[&str], prepare: impl FnOnce(&Path)) -> Daemon {
+        let mut d = Self::unstarted(extra);
+        prepare(&d.data_root);
+        d.spawn();
+        d
+    }
+
+    /// A daemon's places, nothing started.
+    fn unstarted(extra: &[&str]) -> Daemon {
         require_root();
         let root = tempfile::Builder::new()
             .prefix("bt-")
             .tempdir_in("/tmp")
             .expect("temp dir");
         let tag = rand_hex();
-        let mut d = Daemon {
+        Daemon {
             data_root: root.path().join("data"),
             socket: root.path().join("berth.sock"),
             root,
@@ -164,9 +192,32 @@ impl Daemon {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             wrapper: None,
+            user: None,
             config: "{}".into(),
-        };
-        prepare(&d.data_root);
+        }
+    }
+
+    /// A rootless berthd: started as the unprivileged user [`ROOTLESS_USER`]
+    /// (made by scripts/deps.sh, with subordinate IDs), with its own
+    /// XDG_RUNTIME_DIR and HOME in the test's directory.
+    pub fn start_rootless(extra: &[&str]) -> Daemon {
+        let (uid, gid) = rootless_user();
+        let mut d = Self::unstarted(extra);
+        d.user = Some((uid, gid));
+        let root = d.root.path().to_path_buf();
+        for dir in [root.join("xdg"), root.join("home")] {
+            std::fs::create_dir_all(&dir).expect("making the user's directories");
+        }
+        std::fs::create_dir_all(&d.exec_root).expect("making the exec root");
+        for p in [
+            root.clone(),
+            root.join("xdg"),
+            root.join("home"),
+            d.exec_root.clone(),
+        ] {
+            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).expect("chown");
+        }
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
         d.spawn();
         d
     }
@@ -190,6 +241,10 @@ impl Daemon {
         let notify = self.root.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify);
         let listener = UnixDatagram::bind(&notify).expect("binding the notify socket");
+        if self.user.is_some() {
+            std::fs::set_permissions(&notify, std::fs::Permissions::from_mode(0o777))
+                .expect("opening the notify socket to the user");
+        }
         listener
             .set_read_timeout(Some(Duration::from_secs(60)))
             .expect("timeout");
@@ -211,6 +266,10 @@ impl Daemon {
             }
             None => Command::new(bin("berthd")),
         };
+        if let Some((uid, gid)) = self.user {
+            std::os::unix::process::CommandExt::uid(&mut cmd, uid);
+            std::os::unix::process::CommandExt::gid(&mut cmd, gid);
+        }
         let child = cmd
             .arg("-H")
             .arg(self.host())
@@ -225,6 +284,12 @@ impl Daemon {
             .args(self.net_flags())
             .args(&self.extra)
             .env("NOTIFY_SOCKET", &notify)
+            .envs(self.user.iter().flat_map(|_| {
+                [
+                    ("XDG_RUNTIME_DIR", self.root.path().join("xdg")),
+                    ("HOME", self.root.path().join("home")),
+                ]
+            }))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)

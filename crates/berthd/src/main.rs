@@ -4,6 +4,7 @@ mod api;
 mod config;
 mod daemon;
 mod error;
+mod rootless;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
@@ -165,7 +166,12 @@ fn reload(flags: &config::Flags, d: &daemon::services::Daemon, log_filter: &LogF
     );
 }
 
-async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -> Result<()> {
+async fn run(
+    cfg: config::Config,
+    flags: config::Flags,
+    log_filter: LogFilter,
+    rootless: Option<rootless::Rootless>,
+) -> Result<()> {
     raise_nofile();
     let mut undo = Undo(Vec::new());
     // Sockets first: a daemon already serving them means this one must not touch
@@ -183,10 +189,26 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
 
     let mounts =
         std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
-    let hierarchy =
-        berth_runtime::cgroups::Hierarchy::detect(std::path::Path::new("/sys/fs/cgroup"), &mounts)
-            .context("detecting cgroups")?;
-    tracing::info!(mode = ?hierarchy.mode, "cgroups detected");
+    let hierarchy = if rootless.is_some() {
+        // berth does not yet use a delegated cgroup v2 subtree: no cgroups at all.
+        tracing::warn!("rootless: running without cgroups; resource limits are discarded, pause, top and stats' figures are unavailable");
+        berth_runtime::cgroups::Hierarchy::none()
+    } else {
+        let h = berth_runtime::cgroups::Hierarchy::detect(
+            std::path::Path::new("/sys/fs/cgroup"),
+            &mounts,
+        )
+        .context("detecting cgroups")?;
+        tracing::info!(mode = ?h.mode, "cgroups detected");
+        h
+    };
+    if rootless.is_some() {
+        // The child's network namespace starts with loopback down.
+        let mut nl = berth_net::netlink::Netlink::new().context("opening netlink")?;
+        if let Some(lo) = nl.link_index("lo").context("finding lo")? {
+            nl.set_up(lo).context("bringing lo up")?;
+        }
+    }
     // dockerd's --cpu-rt-runtime: the real-time budget containers share.
     let (rt_period, rt_runtime) = cfg.cpu_rt;
     if rt_runtime > 0 {
@@ -199,6 +221,10 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
     }
 
     let mut container_defaults = cfg.container_defaults.clone();
+    container_defaults.rootless = rootless.is_some();
+    if rootless.is_some() && cfg.userns_remap.is_some() {
+        bail!("--userns-remap cannot be used by a rootless berthd: its containers already live in its user namespace");
+    }
     if let Some(spec) = &cfg.userns_remap {
         let remap = daemon::userns::setup(spec).context("--userns-remap")?;
         container_defaults.userns = remap.map(|r| r.map);
@@ -214,7 +240,16 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
         berth_runtime::sealed::sealed_copy(&shim, "berth-shim")
             .with_context(|| format!("making a sealed copy of {}", shim.display()))?,
     );
-    let driver = choose_driver(&cfg.data_root, cfg.storage_driver.as_deref())?;
+    let driver = if rootless.is_some() {
+        // Layers' overlay whiteouts and opaque directories need trusted.*
+        // attributes, which a user namespace cannot set: vfs.
+        if cfg.storage_driver.as_deref().is_some_and(|d| d != "vfs") {
+            bail!("rootless berthd: the storage driver is vfs (overlay2's whiteouts cannot be made in a user namespace by berth yet)");
+        }
+        daemon::paths::Driver::Vfs
+    } else {
+        choose_driver(&cfg.data_root, cfg.storage_driver.as_deref())?
+    };
     check_storage_opts(driver, &cfg.data_root, &cfg.storage_opts)?;
     tracing::info!(driver = driver.name(), "storage driver");
     let store = Arc::new(
@@ -230,15 +265,17 @@ async fn run(cfg: config::Config, flags: config::Flags, log_filter: LogFilter) -
         cgroup_parent: cfg.cgroup_parent.clone(),
     };
     let events = Arc::new(daemon::events::Events::default());
-    let net = Arc::new(
-        daemon::network::Networks::open(
-            &cfg.data_root,
-            berth_net::nft::table_for(&cfg.data_root),
-            cfg.net.clone(),
-            events.clone(),
-        )
-        .context("loading networks")?,
-    );
+    let mut networks = daemon::network::Networks::open(
+        &cfg.data_root,
+        berth_net::nft::table_for(&cfg.data_root),
+        cfg.net.clone(),
+        events.clone(),
+    )
+    .context("loading networks")?;
+    if let Some(api) = rootless.as_ref().and_then(|r| r.slirp_api.clone()) {
+        networks.forward_host_ports(api);
+    }
+    let net = Arc::new(networks);
     net.setup().context("setting up networks")?;
     let puller = Arc::new(daemon::image::pull::Puller::new(
         store.clone(),
@@ -469,7 +506,27 @@ fn main() -> std::process::ExitCode {
         eprintln!("berthd: marking inherited descriptors close-on-exec: {e}");
         return std::process::ExitCode::from(1);
     }
-    let flags = config::Flags::parse();
+    let mut flags = config::Flags::parse();
+    let rootless = match rootless::mode() {
+        // Started by a user: berthd proper runs in namespaces of the user's own.
+        rootless::Mode::Parent => {
+            return rootless::run_parent().unwrap_or_else(|e| {
+                eprintln!("berthd: {e:#}");
+                std::process::ExitCode::from(1)
+            })
+        }
+        rootless::Mode::Child(r) => match rootless::Rootless::defaults() {
+            Ok(d) => {
+                flags.rootless = Some(d);
+                Some(r)
+            }
+            Err(e) => {
+                eprintln!("berthd: {e:#}");
+                return std::process::ExitCode::from(1);
+            }
+        },
+        rootless::Mode::Root => None,
+    };
     let validate = flags.validate;
     let cfg = match config::Config::load(flags.clone()) {
         Ok(c) => c,
@@ -510,7 +567,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    match rt.block_on(run(cfg, flags, log_filter)) {
+    match rt.block_on(run(cfg, flags, log_filter, rootless)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");

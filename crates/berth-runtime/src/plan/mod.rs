@@ -69,6 +69,11 @@ pub struct HostFacts {
     /// one, the rootfs and /dev are mounted `nodev` and the standard nodes are bound
     /// in from the host, so a node made with CAP_MKNOD cannot be opened.
     pub device_cgroup: bool,
+    /// The shim itself runs in a user namespace other than the host's (a
+    /// rootless berthd's): proc and sysfs can then be mounted only while a
+    /// fully visible instance is in the mount namespace, as for a container
+    /// with a user namespace of its own.
+    pub in_userns: bool,
 }
 
 /// The standard device nodes: name and (major, minor).
@@ -183,6 +188,11 @@ impl Plan {
             .filter(|m| matches!(m.kind, MountKind::Bind { .. }))
             .count();
         let mut trees = spec.files.len() + binds + if bind_devices { DEVICES.len() } else { 0 };
+        // proc and sysfs are made before pivot_root in a user namespace.
+        let early_proc = userns.is_some() || host.in_userns;
+        if early_proc && userns.is_none() {
+            trees += 2;
+        }
         if userns.is_some() {
             // The root, /sys without its own network namespace, the cgroup binds,
             // the devices asked for.
@@ -459,7 +469,7 @@ impl Plan {
         // fully visible instance is in the mount namespace (the host's, until the
         // old root goes). They are moved into place afterwards.
         let mut proc_slot = None;
-        if userns.is_some() {
+        if early_proc {
             ops.push(Op::FsMount {
                 fstype: cstr("filesystem type", "proc")?,
                 slot,
@@ -467,7 +477,9 @@ impl Plan {
             });
             proc_slot = Some(slot);
             slot += 1;
-            if private_net {
+            // A rootless berthd's own network namespace is its user
+            // namespace's: sysfs can be made for it too.
+            if private_net || userns.is_none() {
                 ops.push(Op::FsMount {
                     fstype: cstr("filesystem type", "sysfs")?,
                     slot,

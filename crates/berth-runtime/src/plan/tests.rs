@@ -127,6 +127,7 @@ const HOST: HostFacts = HostFacts {
     cap_permitted: u64::MAX,
     cgroup2: false,
     device_cgroup: true,
+    in_userns: false,
 };
 
 #[test]

@@ -605,6 +605,50 @@ pub fn pass_fd(cmd: &mut std::process::Command, fd: OwnedFd, target: RawFd) {
     }
 }
 
+/// Makes `cmd`'s child enter new user, mount and network namespaces between
+/// fork and exec, write its pid (4 bytes, native order) on `ready`, then wait
+/// for one byte on `go`: the parent writes the new user namespace's ID maps
+/// meanwhile (as only it can, with newuidmap), so that the program starts as
+/// the namespace's root: a rootless berthd's child. (`Command::spawn` returns
+/// only once the child has exec'd: the parent must do the mapping from
+/// another thread.)
+pub fn unshare_before_exec(cmd: &mut std::process::Command, ready: OwnedFd, go: OwnedFd) {
+    use std::os::unix::process::CommandExt;
+    let flags = libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWNET;
+    // SAFETY: the closure runs in the forked (single-threaded) child before exec
+    // and calls only unshare, getpid, write and read, which are
+    // async-signal-safe; `ready` and `go` are owned by the closure and open.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::unshare(flags) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            let pid = libc::getpid().to_ne_bytes();
+            if libc::write(ready.as_raw_fd(), pid.as_ptr().cast(), pid.len()) != pid.len() as isize
+            {
+                return Err(io::Error::last_os_error());
+            }
+            let mut b = [0u8; 1];
+            loop {
+                let n = libc::read(go.as_raw_fd(), b.as_mut_ptr().cast(), 1);
+                if n == 1 {
+                    return Ok(());
+                }
+                if n == 0 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the parent gave up before mapping the user namespace",
+                    ));
+                }
+                let e = io::Error::last_os_error();
+                if e.kind() != io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        });
+    }
+}
+
 /// strerror-style text for an errno, for error messages.
 pub fn errno_text(errno: i32) -> String {
     // SAFETY: strerror returns a pointer to a static, NUL-terminated string; we copy

@@ -16,6 +16,15 @@ use checks::{container_defaults, group_id, net_config, validate_host, DefaultBri
 
 pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
 
+/// Where a rootless berthd keeps things unless told otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RootlessDefaults {
+    pub data_root: PathBuf,
+    pub exec_root: PathBuf,
+    pub host: String,
+    pub config_file: PathBuf,
+}
+
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "berthd",
@@ -23,6 +32,10 @@ pub const DEFAULT_CONFIG_FILE: &str = "/etc/berth/daemon.json";
     about = "berth's daemon: the Docker Engine API on a unix socket"
 )]
 pub struct Flags {
+    /// A rootless berthd's defaults (data root, exec root, socket, config
+    /// file), set by main, never on the command line.
+    #[arg(skip)]
+    pub rootless: Option<RootlessDefaults>,
     /// Daemon socket(s) to listen on: unix:///path, fd:// (socket activation), or
     /// tcp://ADDR:PORT (with --tlsverify unless on a loopback address).
     #[arg(short = 'H', long = "host")]
@@ -557,9 +570,10 @@ fn parse_file(path: &Path, text: &str) -> Result<FileConfig> {
 
 impl Config {
     pub fn load(flags: Flags) -> Result<Config> {
-        let (path, explicit) = match &flags.config_file {
-            Some(p) => (p.clone(), true),
-            None => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
+        let (path, explicit) = match (&flags.config_file, &flags.rootless) {
+            (Some(p), _) => (p.clone(), true),
+            (None, Some(r)) => (r.config_file.clone(), false),
+            (None, None) => (PathBuf::from(DEFAULT_CONFIG_FILE), false),
         };
         let file = match std::fs::read_to_string(&path) {
             Ok(text) => parse_file(&path, &text)?,
@@ -830,7 +844,11 @@ impl Config {
         if !["debug", "info", "warn", "error", "fatal"].contains(&log_level.as_str()) {
             bail!("invalid log level {log_level:?}: use debug, info, warn, error or fatal");
         }
-        let exec_root = exec_root.unwrap_or_else(|| PathBuf::from("/run/berth"));
+        let rootless = flags.rootless.clone();
+        let exec_root = exec_root.unwrap_or_else(|| match &rootless {
+            Some(r) => r.exec_root.clone(),
+            None => PathBuf::from("/run/berth"),
+        });
         // A shim's socket is <exec-root>/<64-hex id>/sock and must fit sun_path (108).
         if exec_root.as_os_str().len() > 36 {
             bail!(
@@ -838,7 +856,10 @@ impl Config {
                 exec_root.display()
             );
         }
-        let mut hosts = hosts.unwrap_or_else(|| vec!["unix:///run/berth/berth.sock".into()]);
+        let mut hosts = hosts.unwrap_or_else(|| match &rootless {
+            Some(r) => vec![r.host.clone()],
+            None => vec!["unix:///run/berth/berth.sock".into()],
+        });
         hosts.dedup();
         for h in &hosts {
             validate_host(h, tls_on, tlsverify)?;
@@ -948,7 +969,10 @@ impl Config {
             net,
             hosts,
             tls,
-            data_root: data_root.unwrap_or_else(|| PathBuf::from("/var/lib/berth")),
+            data_root: data_root.unwrap_or_else(|| match &rootless {
+                Some(r) => r.data_root.clone(),
+                None => PathBuf::from("/var/lib/berth"),
+            }),
             pidfile: pidfile.unwrap_or_else(|| exec_root.join("berthd.pid")),
             exec_root,
             debug: flags.debug || file.debug.unwrap_or(false),

@@ -124,7 +124,8 @@ impl System {
             n_goroutines: 0,
             system_time: crate::daemon::time::now_rfc3339(),
             logging_driver: self.containers.default_log_driver().to_string(),
-            cgroup_driver: "cgroupfs".into(),
+            // dockerd's word for a rootless engine without cgroups.
+            cgroup_driver: if hier.is_none() { "none" } else { "cgroupfs" }.into(),
             cgroup_version: hier.version().into(),
             kernel_version: u.release().to_string_lossy().into_owned(),
             operating_system: os_name,
@@ -160,6 +161,9 @@ impl System {
                 }
                 if self.containers.userns_remapped() {
                     o.push("name=userns".into());
+                }
+                if self.containers.rootless() {
+                    o.push("name=rootless".into());
                 }
                 o.push("name=cgroupns".into());
                 o

@@ -220,6 +220,30 @@ fn id_ranges(host: &[(u64, u64)]) -> Vec<IdRange> {
     out
 }
 
+/// Subordinate ID ranges: (start, count).
+pub type Ranges = Vec<(u64, u64)>;
+
+/// The subordinate ID ranges (start, count) of the user with ID `uid` and of
+/// the group with ID `gid`, from /etc/subuid and /etc/subgid (entries naming
+/// them or their IDs): what a rootless berthd maps besides its own IDs.
+pub fn subordinate(uid: u32, gid: u32) -> Result<(Ranges, Ranges), Error> {
+    let user = by_id("/etc/passwd", uid)?.map_or_else(|| uid.to_string(), |(n, _)| n);
+    let group = by_id("/etc/group", gid)?.map_or_else(|| gid.to_string(), |(n, _)| n);
+    let uids = ranges("/etc/subuid", &user, Some(uid))?;
+    if uids.is_empty() {
+        return Err(Error::NoSubuid(user));
+    }
+    let mut gids = ranges("/etc/subgid", &group, Some(gid))?;
+    if gids.is_empty() {
+        // newgidmap takes the user's ranges (subgid entries name users).
+        gids = ranges("/etc/subgid", &user, Some(uid))?;
+    }
+    if gids.is_empty() {
+        return Err(Error::NoSubgid(user));
+    }
+    Ok((uids, gids))
+}
+
 /// Checks `--userns-remap` without creating anything (`berthd --validate`).
 pub fn check(spec: &str) -> Result<(), Error> {
     parse(spec, false).map(|_| ())

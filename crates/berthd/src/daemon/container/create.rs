@@ -222,6 +222,13 @@ impl Containers {
                 })?;
             }
         }
+        // No cgroups (rootless without delegation): limits are discarded, with
+        // dockerd's warnings.
+        let discarded = if self.hierarchy.is_none() {
+            crate::daemon::container::limits::discard_without_cgroups(&mut hc)
+        } else {
+            Vec::new()
+        };
         crate::daemon::container::restart::validate(&hc)?;
         crate::daemon::container::logs::rotation(&hc.log_config)?;
         let cpu = crate::daemon::container::limits::cpu(&hc)?;
@@ -245,6 +252,7 @@ impl Containers {
             self.hierarchy.has_blkio_weight(),
         )?;
         warnings.extend(memory_warnings);
+        warnings.extend(discarded);
         warnings.extend(super::options::warnings(&hc, &self.hierarchy));
         if hc.network_mode == "host"
             && hc

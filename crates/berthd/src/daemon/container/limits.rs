@@ -264,6 +264,81 @@ pub fn memory(
     ))
 }
 
+/// Without cgroups (a rootless berthd without a delegated cgroup v2 subtree)
+/// no limit can be applied: each one asked for is discarded with dockerd's
+/// warning for a kernel without that controller, as dockerd does rootless on
+/// cgroup v1.
+pub fn discard_without_cgroups(hc: &mut HostConfig) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut warn = |what: &str| {
+        warnings.push(format!(
+            "Your kernel does not support {what} or the cgroup is not mounted. Limitation discarded."
+        ))
+    };
+    let take_other = |hc: &mut HostConfig, key: &str| {
+        hc.other
+            .remove(key)
+            .is_some_and(|v| !v.is_null() && v != 0 && v != "" && v != serde_json::json!([]))
+    };
+    if hc.memory != 0 || take_other(hc, "MemoryReservation") || take_other(hc, "MemorySwap") {
+        hc.memory = 0;
+        hc.other.remove("MemoryReservation");
+        hc.other.remove("MemorySwap");
+        warn("memory limit capabilities");
+    }
+    if hc.memory_swappiness.is_some_and(|s| s >= 0) {
+        hc.memory_swappiness = None;
+        warn("memory swappiness capabilities");
+    }
+    if hc.oom_kill_disable == Some(true) {
+        hc.oom_kill_disable = None;
+        warn("OomKillDisable");
+    }
+    if hc.pids_limit.is_some_and(|p| p > 0) {
+        hc.pids_limit = None;
+        warn("pids limit capabilities");
+    }
+    if hc.nano_cpus != 0 || hc.cpu_quota != 0 || hc.cpu_period != 0 {
+        hc.nano_cpus = 0;
+        hc.cpu_quota = 0;
+        hc.cpu_period = 0;
+        warn("CPU CFS scheduler");
+    }
+    if hc.cpu_shares != 0 {
+        hc.cpu_shares = 0;
+        warn("CPU shares");
+    }
+    if !hc.cpuset_cpus.is_empty() || take_other(hc, "CpusetMems") {
+        hc.cpuset_cpus.clear();
+        hc.other.remove("CpusetMems");
+        warn("cpuset");
+    }
+    let blkio = take_other(hc, "BlkioWeight")
+        | [
+            hc.blkio_weight_device.take().is_some_and(|v| !v.is_empty()),
+            hc.blkio_device_read_bps
+                .take()
+                .is_some_and(|v| !v.is_empty()),
+            hc.blkio_device_write_bps
+                .take()
+                .is_some_and(|v| !v.is_empty()),
+            hc.blkio_device_read_iops
+                .take()
+                .is_some_and(|v| !v.is_empty()),
+            hc.blkio_device_write_iops
+                .take()
+                .is_some_and(|v| !v.is_empty()),
+        ]
+        .contains(&true);
+    if blkio {
+        warn("Block I/O weight or throttling");
+    }
+    if take_other(hc, "CpuRealtimeRuntime") | take_other(hc, "CpuRealtimePeriod") {
+        warn("CPU real-time scheduler");
+    }
+    warnings
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,8 @@ pub struct Defaults {
     /// dockerd's `userns-remap`: containers get a user namespace of their own with
     /// this mapping unless they say `--userns=host`.
     pub userns: Option<berth_runtime::spec::IdMap>,
+    /// A rootless berthd: containers live in its user namespace.
+    pub rootless: bool,
 }
 
 impl Default for Defaults {
@@ -112,6 +114,7 @@ impl Default for Defaults {
             cpu_rt_runtime: 0,
             security: Default::default(),
             userns: None,
+            rootless: false,
         }
     }
 }
@@ -238,6 +241,10 @@ impl Containers {
     /// The container's cgroup, below each hierarchy's root: its own
     /// `--cgroup-parent`, or the daemon's.
     pub fn cgroup_path(&self, r: &Record) -> String {
+        // No cgroups: no path (the shim then makes none).
+        if self.hierarchy.is_none() {
+            return String::new();
+        }
         let parent = if r.host_config.cgroup_parent.is_empty() {
             &self.paths.cgroup_parent
         } else {
@@ -361,6 +368,11 @@ impl Containers {
     /// Whether containers get a user namespace of their own (`userns-remap`).
     pub fn userns_remapped(&self) -> bool {
         self.defaults.userns.is_some()
+    }
+
+    /// A rootless berthd's containers.
+    pub fn rootless(&self) -> bool {
+        self.defaults.rootless
     }
 
     pub fn persist_failures(&self) -> u64 {

@@ -714,7 +714,9 @@ impl Containers {
                 })
                 .collect()
             });
-            let remapped = self.remapped(hc).is_some();
+            // In a user namespace (remapped, or a rootless berthd's) the range
+            // would name unmapped groups, which the kernel refuses.
+            let remapped = self.remapped(hc).is_some() || self.defaults.rootless;
             for (k, v) in defaults {
                 // No ping sockets for a remapped container (dockerd's rule).
                 let skip = remapped && k.ends_with("ping_group_range");

@@ -6,6 +6,7 @@
 
 mod api;
 mod create;
+mod hostfwd;
 pub use create::sublink_mode;
 mod ipam;
 
@@ -216,6 +217,9 @@ pub struct Networks {
     firewall: Mutex<()>,
     events: std::sync::Arc<crate::daemon::events::Events>,
     users: crate::daemon::users::Users<dyn NetworkUsers>,
+    /// A rootless berthd: published ports reach its namespace from the host
+    /// through slirp4netns.
+    host_forwards: Option<hostfwd::HostForwards>,
 }
 
 fn valid_ifname(s: &str) -> bool {
@@ -345,6 +349,7 @@ impl Networks {
             firewall: Mutex::new(()),
             events,
             users: Default::default(),
+            host_forwards: None,
         };
         for (name, driver) in [(HOST, "host"), (NONE, "null")] {
             if me.find(name).is_none() {
@@ -646,11 +651,21 @@ impl Networks {
 
     /// Renders and applies berth's nftables table from the networks and the
     /// published ports.
+    /// A rootless berthd's published ports are forwarded from the host by
+    /// slirp4netns, asked on its API socket `api`.
+    pub fn forward_host_ports(&mut self, api: PathBuf) {
+        self.host_forwards = Some(hostfwd::HostForwards::new(api));
+    }
+
     pub fn apply_firewall(&self) -> ApiResult<()> {
+        let _serial = self.firewall.lock().unwrap_or_else(|p| p.into_inner());
+        let ports: Vec<PortRule> = self.lock().ports.values().flatten().cloned().collect();
+        if let Some(f) = &self.host_forwards {
+            f.sync(&ports).map_err(ApiError::internal)?;
+        }
         if !self.config.firewall {
             return Ok(());
         }
-        let _serial = self.firewall.lock().unwrap_or_else(|p| p.into_inner());
         let rules = {
             let g = self.lock();
             Ruleset {
@@ -660,7 +675,18 @@ impl Networks {
                     .filter(|n| n.is_bridge())
                     .map(NetRecord::firewall)
                     .collect(),
-                ports: g.ports.values().flatten().cloned().collect(),
+                // Behind slirp4netns every connection arrives at its guest
+                // address: the host address was chosen on the host's side.
+                ports: match &self.host_forwards {
+                    Some(_) => ports
+                        .into_iter()
+                        .map(|p| PortRule {
+                            host_ip: p.host_ip.filter(|ip| ip.is_ipv6()),
+                            ..p
+                        })
+                        .collect(),
+                    None => ports,
+                },
             }
         };
         rules.apply(&self.table).map_err(|source| {
