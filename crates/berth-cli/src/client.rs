@@ -143,6 +143,7 @@ impl Client {
         host.map(String::from)
             .or_else(|| std::env::var("BERTH_HOST").ok().filter(|s| !s.is_empty()))
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|s| !s.is_empty()))
+            .or_else(rootless_socket)
             .unwrap_or_else(|| "unix:///run/berth/berth.sock".into())
     }
 
@@ -553,4 +554,15 @@ impl tokio::io::AsyncWrite for SshIo {
         self.stdin = None;
         std::task::Poll::Ready(Ok(()))
     }
+}
+
+/// For a user other than root: the socket of the user's own rootless berthd
+/// ($XDG_RUNTIME_DIR/berth.sock), when it is there.
+fn rootless_socket() -> Option<String> {
+    if rustix::process::geteuid().is_root() {
+        return None;
+    }
+    let dir = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty())?;
+    let sock = std::path::Path::new(&dir).join("berth.sock");
+    sock.exists().then(|| format!("unix://{}", sock.display()))
 }

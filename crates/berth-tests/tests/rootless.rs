@@ -115,3 +115,78 @@ fn rootless_volumes_keep_data_and_ports_answer_on_the_host() {
     // The forward goes with the container.
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+/// With nothing said, a rootless berthd uses the user's places (the socket in
+/// XDG_RUNTIME_DIR, the data in ~/.local/share/berth) and `berth` run by the
+/// user finds it there; its socket is the user's, not the docker group's.
+#[test]
+fn rootless_defaults_are_the_users_places_and_berth_finds_them() {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    let (uid, gid) = berth_tests::rootless_user();
+    let dir = tempfile::Builder::new()
+        .prefix("brl-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let (xdg, home) = (dir.path().join("x"), dir.path().join("h"));
+    for p in [dir.path(), &xdg, &home] {
+        std::fs::create_dir_all(p).unwrap();
+        std::os::unix::fs::chown(p, Some(uid), Some(gid)).unwrap();
+    }
+    let as_user = |program: std::path::PathBuf| {
+        let mut c = std::process::Command::new(program);
+        c.uid(uid)
+            .gid(gid)
+            .env_clear()
+            .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("XDG_RUNTIME_DIR", &xdg)
+            .env("HOME", &home);
+        c
+    };
+    let log = std::fs::File::create(dir.path().join("log")).unwrap();
+    let mut daemon = as_user(berth_tests::bin("berthd"))
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let sock = xdg.join("berth.sock");
+    berth_tests::wait_until("the user's socket", || {
+        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    });
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (uid, gid),
+        "the socket is the user's"
+    );
+    let mut info = as_user(berth_tests::bin("berth"));
+    info.args([
+        "info",
+        "--format",
+        "{{.DockerRootDir}} {{.SecurityOptions}}",
+    ]);
+    let o = berth_tests::run(info, None);
+    assert_eq!(
+        o.ok().split_whitespace().next().unwrap(),
+        home.join(".local/share/berth").display().to_string()
+    );
+    assert!(o.stdout.contains("name=rootless"), "{o:?}");
+    rustix::process::kill_process(
+        rustix::process::Pid::from_raw(daemon.id() as i32).unwrap(),
+        rustix::process::Signal::TERM,
+    )
+    .unwrap();
+    assert!(daemon.wait().unwrap().success());
+    assert!(!sock.exists(), "the socket goes with berthd");
+    let left = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter(|p| {
+            std::fs::read(p.path().join("cmdline")).is_ok_and(|c| {
+                String::from_utf8_lossy(&c).contains("slirp4netns")
+                    && String::from_utf8_lossy(&c).contains(dir.path().to_str().unwrap())
+            })
+        })
+        .count();
+    assert_eq!(left, 0, "slirp4netns goes with berthd");
+}

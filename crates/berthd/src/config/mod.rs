@@ -929,6 +929,9 @@ impl Config {
         // dockerd's rule: the default group may be missing (root's then), a group
         // asked for must exist.
         let socket_gid = match group.as_deref() {
+            // A rootless berthd's socket stays the user's (the host's docker
+            // group means nothing in its user namespace).
+            None if rootless.is_some() => None,
             None => group_id("docker"),
             Some(g) => Some(group_id(g).with_context(|| {
                 format!("group {g} not found: the unix sockets' group must exist")
