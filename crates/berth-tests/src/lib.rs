@@ -192,7 +192,11 @@ impl Daemon {
             child: None,
             extra: extra.iter().map(|s| s.to_string()).collect(),
             wrapper: None,
-            user: None,
+            // BERTH_TEST_ROOTLESS=1: every daemon a test starts is rootless (the
+            // suite's rootless subset, see scripts/test.sh).
+            user: std::env::var_os("BERTH_TEST_ROOTLESS")
+                .is_some_and(|v| v == "1")
+                .then(rootless_user),
             config: "{}".into(),
         }
     }
@@ -201,25 +205,21 @@ impl Daemon {
     /// (made by scripts/deps.sh, with subordinate IDs), with its own
     /// XDG_RUNTIME_DIR and HOME in the test's directory.
     pub fn start_rootless(extra: &[&str]) -> Daemon {
-        let (uid, gid) = rootless_user();
         let mut d = Self::unstarted(extra);
-        d.user = Some((uid, gid));
-        let root = d.root.path().to_path_buf();
-        for dir in [root.join("xdg"), root.join("home")] {
-            std::fs::create_dir_all(&dir).expect("making the user's directories");
-        }
-        std::fs::create_dir_all(&d.exec_root).expect("making the exec root");
-        for p in [
-            root.clone(),
-            root.join("xdg"),
-            root.join("home"),
-            d.exec_root.clone(),
-        ] {
-            std::os::unix::fs::chown(&p, Some(uid), Some(gid)).expect("chown");
-        }
-        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        d.user = Some(rootless_user());
         d.spawn();
         d
+    }
+
+    /// A rootless berthd's directories, the user's.
+    fn prepare_for_user(&self, uid: u32, gid: u32) {
+        let root = self.root.path();
+        for dir in [root.join("xdg"), root.join("home"), self.exec_root.clone()] {
+            std::fs::create_dir_all(&dir).expect("making the user's directories");
+            std::os::unix::fs::chown(&dir, Some(uid), Some(gid)).expect("chown");
+        }
+        std::os::unix::fs::chown(root, Some(uid), Some(gid)).expect("chown");
+        std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
 
     /// Starts berthd through `bash -c '<wrapper>; exec berthd ...'`: whatever the
@@ -240,6 +240,9 @@ impl Daemon {
     pub fn spawn(&mut self) {
         let notify = self.root.path().join("notify.sock");
         let _ = std::fs::remove_file(&notify);
+        if let Some((uid, gid)) = self.user {
+            self.prepare_for_user(uid, gid);
+        }
         let listener = UnixDatagram::bind(&notify).expect("binding the notify socket");
         if self.user.is_some() {
             std::fs::set_permissions(&notify, std::fs::Permissions::from_mode(0o777))

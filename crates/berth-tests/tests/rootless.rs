@@ -69,6 +69,15 @@ fn rootless_berthd_runs_containers_as_the_user() {
     // Limits cannot be applied without cgroups: discarded with dockerd's warning.
     let o = d.docker(&["run", "--rm", "-m", "64m", "busybox", "true"]);
     assert!(o.stderr.contains("Limitation discarded"), "{o:?}");
+    // No cgroups: top lists the container's PID namespace, commit reads it
+    // running, pause says why it cannot.
+    let top = d.docker(&["top", "rootc"]);
+    assert!(top.ok().contains("sleep 300"), "{top:?}");
+    d.docker(&["exec", "rootc", "touch", "/made"]).ok();
+    d.docker(&["commit", "rootc", "rl:committed"]).ok();
+    assert_eq!(d.run_rm(&["rl:committed", "ls", "/made"]), "/made\n");
+    let o = d.docker(&["pause", "rootc"]);
+    assert!(o.stderr.contains("pause needs the freezer cgroup"), "{o:?}");
     d.docker(&["rm", "-f", "rootc", "subc"]).ok();
 }
 

@@ -26,7 +26,10 @@ impl Archive {
         let refs: Vec<&str> = changes.iter().map(String::as_str).collect();
         let config = crate::daemon::image::query::apply_changes(r.config.clone(), &refs)?;
         let path = self.containers.cgroup_path(&r);
-        let freeze = pause && c.is_running() && !r.state.paused;
+        // Without cgroups (rootless) there is no freezer: the container is read
+        // running, as `--pause=false` would.
+        let freeze =
+            pause && c.is_running() && !r.state.paused && !self.containers.hierarchy().is_none();
         if freeze {
             self.containers
                 .hierarchy()

@@ -10,6 +10,11 @@ use std::collections::HashMap;
 impl Containers {
     pub fn pause(&self, key: &str, pause: bool) -> ApiResult<()> {
         let c = self.get(key)?;
+        if self.hierarchy.is_none() {
+            return Err(ApiError::conflict(
+                "pause needs the freezer cgroup: this rootless berthd runs without cgroups (no delegated cgroup v2 subtree)",
+            ));
+        }
         {
             let r = c.rec();
             if r.state.status != Status::Running {
@@ -226,13 +231,17 @@ impl Containers {
                 c.id
             )));
         }
-        let pids = self
-            .hierarchy
-            .pids(&self.cgroup_path(&c.rec()))
-            .map_err(|source| Error::Processes {
-                id: c.id.clone(),
-                source,
-            })?;
+        let pids = if self.hierarchy.is_none() {
+            // No cgroup to ask (rootless): the processes of its PID namespace.
+            pid_namespace_members(c.rec().state.pid as i32)
+        } else {
+            self.hierarchy
+                .pids(&self.cgroup_path(&c.rec()))
+                .map_err(|source| Error::Processes {
+                    id: c.id.clone(),
+                    source,
+                })?
+        };
         let args: Vec<&str> = if ps_args.trim().is_empty() {
             vec!["-ef"]
         } else {
@@ -379,4 +388,27 @@ mod tests {
         );
         assert!(parse_ps("NOPID\n", &[]).is_err());
     }
+}
+
+/// The processes in the PID namespace of process `pid` (its container's, when
+/// there is no cgroup to list them).
+fn pid_namespace_members(pid: i32) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |p: &str| {
+        std::fs::metadata(format!("/proc/{p}/ns/pid"))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let Some(want) = ns(&pid.to_string()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| ns(&p.to_string()) == Some(want))
+        .collect();
+    out.sort_unstable();
+    out
 }
