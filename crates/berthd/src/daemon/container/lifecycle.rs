@@ -362,6 +362,29 @@ impl Containers {
     }
 }
 
+/// The processes in the PID namespace of process `pid` (its container's, when
+/// there is no cgroup to list them).
+fn pid_namespace_members(pid: i32) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |p: &str| {
+        std::fs::metadata(format!("/proc/{p}/ns/pid"))
+            .ok()
+            .map(|m| (m.dev(), m.ino()))
+    };
+    let Some(want) = ns(&pid.to_string()) else {
+        return Vec::new();
+    };
+    let mut out: Vec<i32> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| ns(&p.to_string()) == Some(want))
+        .collect();
+    out.sort_unstable();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_ps;
@@ -388,27 +411,4 @@ mod tests {
         );
         assert!(parse_ps("NOPID\n", &[]).is_err());
     }
-}
-
-/// The processes in the PID namespace of process `pid` (its container's, when
-/// there is no cgroup to list them).
-fn pid_namespace_members(pid: i32) -> Vec<i32> {
-    use std::os::unix::fs::MetadataExt;
-    let ns = |p: &str| {
-        std::fs::metadata(format!("/proc/{p}/ns/pid"))
-            .ok()
-            .map(|m| (m.dev(), m.ino()))
-    };
-    let Some(want) = ns(&pid.to_string()) else {
-        return Vec::new();
-    };
-    let mut out: Vec<i32> = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|p| ns(&p.to_string()) == Some(want))
-        .collect();
-    out.sort_unstable();
-    out
 }
