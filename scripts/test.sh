@@ -13,6 +13,11 @@ cargo build --workspace --bins --locked
 # (.config/nextest.toml); plain cargo test where nextest is missing.
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --locked
+  # The docker CLI tests again against a rootless berthd (the ones that cannot
+  # apply are listed there with the reason).
+  scripts/rootless-subset.sh
 else
   cargo test --workspace --locked
+  BERTH_TEST_ROOTLESS=1 cargo test -p berth-tests --locked --test exec -- \
+    --skip privileged_exec_gets_every_capability_the_daemon_has
 fi
