@@ -56,6 +56,9 @@ def main():
     args = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="berth-rootless-", dir="/tmp")
     os.chmod(tmp, 0o755)
+    # The rootless berthd makes its socket and data root here.
+    u = pwd.getpwnam(USER)
+    os.chown(tmp, u.pw_uid, u.pw_gid)
     procs, dirs = [], []
     try:
         root, rdir, renv = start_berthd(tmp, "root", False)

@@ -18,10 +18,8 @@ excluded=(
   # No freezer cgroup: pause is refused with the reason.
   pause_freezes_and_unpause_thaws
   berth_pause_rename_top
-  # vfs storage (rootless berth has no overlay2 yet): sizes count the container's
-  # whole copy, and the storage driver is never chosen by the data root.
-  rename_top_and_prune
-  sizes_in_ps_inspect_and_system_df
+  # The test's data root is an overlay it mounts as the host's root, which the
+  # user cannot write.
   on_an_overlayfs_data_root_berthd_uses_vfs
   # The test makes things as the host's root that the user cannot reach: a
   # legacy plugin's socket in a root-only directory, root-owned bind sources

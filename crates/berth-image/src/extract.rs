@@ -19,6 +19,28 @@ use tar::EntryType;
 const WHITEOUT_PREFIX: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
+/// The extended attribute that makes an overlayfs directory opaque: the
+/// `trusted.` one as root on the host; in a user namespace (a rootless
+/// berthd), where `trusted.` attributes cannot be set, the `user.` one that
+/// overlayfs reads when mounted with `userxattr`.
+pub fn opaque_xattr() -> &'static str {
+    static NAME: std::sync::OnceLock<&'static str> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        if in_user_namespace() {
+            "user.overlay.opaque"
+        } else {
+            "trusted.overlay.opaque"
+        }
+    })
+}
+
+/// Whether this process is in a user namespace other than the host's.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ExtractError {
     #[error("reading the layer archive")]
@@ -176,13 +198,8 @@ impl Unpacker {
                 BENEATH,
             )
             .map_err(err("opening opaque directory"))?;
-            return rustix::fs::fsetxattr(
-                &dir,
-                "trusted.overlay.opaque",
-                b"y",
-                XattrFlags::empty(),
-            )
-            .map_err(err("marking directory opaque"));
+            return rustix::fs::fsetxattr(&dir, opaque_xattr(), b"y", XattrFlags::empty())
+                .map_err(err("marking directory opaque"));
         }
         if let Some(hidden) = name
             .strip_prefix(WHITEOUT_PREFIX)

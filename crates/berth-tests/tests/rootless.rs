@@ -30,7 +30,7 @@ fn rootless_berthd_runs_containers_as_the_user() {
         "{{.SecurityOptions}} {{.CgroupDriver}} {{.Driver}}",
     ]);
     assert!(info.ok().contains("name=rootless"), "{}", info.stdout);
-    assert!(info.stdout.contains(" none vfs"), "{}", info.stdout);
+    assert!(info.stdout.contains(" none overlay2"), "{}", info.stdout);
     d.load_busybox();
     // Root inside.
     assert!(d

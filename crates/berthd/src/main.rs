@@ -240,16 +240,15 @@ async fn run(
         berth_runtime::sealed::sealed_copy(&shim, "berth-shim")
             .with_context(|| format!("making a sealed copy of {}", shim.display()))?,
     );
-    let driver = if rootless.is_some() {
-        // Layers' overlay whiteouts and opaque directories need trusted.*
-        // attributes, which a user namespace cannot set: vfs.
-        if cfg.storage_driver.as_deref().is_some_and(|d| d != "vfs") {
-            bail!("rootless berthd: the storage driver is vfs (overlay2's whiteouts cannot be made in a user namespace by berth yet)");
-        }
-        daemon::paths::Driver::Vfs
-    } else {
-        choose_driver(&cfg.data_root, cfg.storage_driver.as_deref())?
-    };
+    let mut driver = choose_driver(&cfg.data_root, cfg.storage_driver.as_deref())?;
+    if rootless.is_some()
+        && driver == daemon::paths::Driver::Overlay2
+        && cfg.storage_driver.is_none()
+        && !overlay_works_here(&cfg.data_root)
+    {
+        tracing::warn!("rootless: this kernel does not mount overlayfs in a user namespace; using the vfs driver (a full copy of the image per container)");
+        driver = daemon::paths::Driver::Vfs;
+    }
     check_storage_opts(driver, &cfg.data_root, &cfg.storage_opts)?;
     tracing::info!(driver = driver.name(), "storage driver");
     let store = Arc::new(
@@ -609,6 +608,37 @@ fn check_storage_opts(
         bail!("{key}: the data root has project quotas, but berth does not set them yet");
     }
     Ok(())
+}
+
+/// Whether an overlay (with `userxattr`, as in a user namespace) can be mounted
+/// on the data root's filesystem: tried once, in a scratch directory.
+fn overlay_works_here(data_root: &std::path::Path) -> bool {
+    let probe = data_root
+        .join("tmp")
+        .join(format!("overlay-probe-{}", std::process::id()));
+    let ok = (|| -> std::io::Result<()> {
+        for d in ["l", "u", "w", "m"] {
+            std::fs::create_dir_all(probe.join(d))?;
+        }
+        let data = format!(
+            "lowerdir={},upperdir={},workdir={},userxattr",
+            probe.join("l").display(),
+            probe.join("u").display(),
+            probe.join("w").display()
+        );
+        rustix::mount::mount(
+            "overlay",
+            probe.join("m"),
+            "overlay",
+            rustix::mount::MountFlags::empty(),
+            Some(std::ffi::CString::new(data)?.as_c_str()),
+        )?;
+        rustix::mount::unmount(probe.join("m"), rustix::mount::UnmountFlags::DETACH)?;
+        Ok(())
+    })()
+    .is_ok();
+    let _ = std::fs::remove_dir_all(&probe);
+    ok
 }
 
 fn choose_driver(

@@ -299,11 +299,16 @@ impl Plan {
                 .map(|l| l.display().to_string())
                 .collect::<Vec<_>>()
                 .join(":");
-            let data = format!(
+            let mut data = format!(
                 "lowerdir={lower},upperdir={},workdir={}",
                 o.upper.display(),
                 o.work.display()
             );
+            // In a user namespace (a rootless berthd's) overlayfs keeps its
+            // whiteout and opaque attributes in user.*.
+            if host.in_userns {
+                data.push_str(",userxattr");
+            }
             ops.push(match &o.bind {
                 Some(dir) => Op::Mount {
                     source: path_cstr("rootfs", dir)?,

@@ -102,7 +102,7 @@ pub fn add<W: std::io::Write>(
                 .collect();
             names.sort();
             let opaque = walk.layer
-                && rustix::fs::fgetxattr(&fd, "trusted.overlay.opaque", &mut [0u8; 1])
+                && rustix::fs::fgetxattr(&fd, berth_image::extract::opaque_xattr(), &mut [0u8; 1])
                     .is_ok_and(|n| n == 1);
             if opaque {
                 let mut h = tar::Header::new_gnu();

@@ -23,7 +23,7 @@ const WH_OPAQUE: &str = ".wh..wh..opq";
 
 fn is_opaque(dir: &Path) -> bool {
     let mut v = [0u8; 1];
-    matches!(rustix::fs::lgetxattr(dir, "trusted.overlay.opaque", &mut v), Ok(1) if v[0] == b'y')
+    matches!(rustix::fs::lgetxattr(dir, berth_image::extract::opaque_xattr(), &mut v), Ok(1) if v[0] == b'y')
         || std::fs::symlink_metadata(dir.join(WH_OPAQUE)).is_ok()
 }
 

@@ -116,6 +116,10 @@ fn overlay(lower: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path) -> R
             .collect::<Vec<_>>()
             .join(":")
     );
+    // In a user namespace (rootless) overlayfs keeps its attributes in user.*.
+    if berth_image::extract::in_user_namespace() {
+        opts.push_str(",userxattr");
+    }
     let mut flags = rustix::mount::MountFlags::empty();
     match upper {
         Some((u, w)) => opts.push_str(&format!(
@@ -366,8 +370,12 @@ fn drop_unchanged_dir(upper: &Path, layers: &berth_build::rootfs::Layers<'_>, di
         && st.st_mode & 0o7777 == below.mode() & 0o7777
         && st.st_uid == below.uid()
         && st.st_gid == below.gid();
-    let opaque =
-        rustix::fs::lgetxattr(upper.join(name), "trusted.overlay.opaque", &mut [0u8; 4]).is_ok();
+    let opaque = rustix::fs::lgetxattr(
+        upper.join(name),
+        berth_image::extract::opaque_xattr(),
+        &mut [0u8; 4],
+    )
+    .is_ok();
     if same && !opaque {
         // Fails, and keeps it, if the step put anything there.
         let _ = rustix::fs::unlinkat(&root, name, rustix::fs::AtFlags::REMOVEDIR);
