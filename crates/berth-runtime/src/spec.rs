@@ -443,6 +443,12 @@ pub enum MountKind {
         /// files keep the container's own IDs on disk, as the image layers do.
         #[serde(default)]
         idmap: bool,
+        /// Opened without following any symbolic link (`RESOLVE_NO_SYMLINKS`):
+        /// a source someone else writes (a managed plugin's volume, in its own
+        /// directory) cannot be redirected to a host path by a link swapped in
+        /// after berthd checked it.
+        #[serde(default)]
+        nofollow: bool,
     },
     /// A new tmpfs with these mount options (`size=`, `mode=`).
     Tmpfs {

@@ -3,6 +3,8 @@
 # JSON line to LOG so that the test can see what berthd asked. With the option
 # `tmpfs`, a volume is a tmpfs the plugin mounts (it needs CAP_SYS_ADMIN), holding
 # a file `.made-by-plugin`: what a managed plugin mounts must reach the host.
+# Hostile answers, for the tests of berth's defences: `answer=PATH` makes Mount and
+# Path answer PATH; `link=TARGET` makes the volume a symbolic link to TARGET.
 # usage: python3 volume_plugin.py SOCKET ROOT LOG
 import ctypes, http.server, json, os, socketserver, sys
 
@@ -25,8 +27,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if method == "Plugin.Activate":
             out = {"Implements": ["VolumeDriver"]}
         elif method == "VolumeDriver.Create":
-            os.makedirs(path, exist_ok=True)
             volumes[name] = req.get("Opts") or {}
+            if "link" in volumes[name]:
+                os.symlink(volumes[name]["link"], path)
+            else:
+                os.makedirs(path, exist_ok=True)
             out = {"Err": ""}
             if "tmpfs" in volumes[name]:
                 libc = ctypes.CDLL(None, use_errno=True)
@@ -38,7 +43,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             volumes.pop(name, None)
             out = {"Err": ""}
         elif method in ("VolumeDriver.Mount", "VolumeDriver.Path"):
-            out = {"Mountpoint": path, "Err": ""} if name in volumes else {"Err": "no such volume " + name}
+            answer = (volumes.get(name) or {}).get("answer", path)
+            out = {"Mountpoint": answer, "Err": ""} if name in volumes else {"Err": "no such volume " + name}
         elif method == "VolumeDriver.Unmount":
             out = {"Err": ""}
         elif method == "VolumeDriver.Get":

@@ -618,3 +618,63 @@ except docker.errors.NotFound as e:
         o.stderr
     );
 }
+
+/// A managed plugin is confined like a container, so the mount points it answers
+/// must not take a container out of the plugin's directories: a path climbing
+/// out with `..`, or through a symbolic link the plugin made (to /etc, say), is
+/// refused and nothing of the host is bound (the symlink-exchange class of
+/// CVE-2018-15664, from a plugin: the bind is also made without following any
+/// link, so a link swapped in after the check fails it too).
+#[test]
+fn plugin_mount_points_cannot_reach_host_paths() {
+    let d = Daemon::start();
+    d.load_busybox();
+    let dir = plugin_dir("v1");
+    d.docker(&["plugin", "create", "vp", dir.path().to_str().unwrap()])
+        .ok();
+    d.docker(&["plugin", "enable", "vp"]).ok();
+    d.docker(&[
+        "volume",
+        "create",
+        "-d",
+        "vp",
+        "-o",
+        "answer=/data/../../../../../../../etc",
+        "climb",
+    ])
+    .ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "climb:/x",
+        "busybox",
+        "cat",
+        "/x/hostname",
+    ]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr.contains("climbs out of the plugin's directories"),
+        "{o:?}"
+    );
+    d.docker(&["volume", "create", "-d", "vp", "-o", "link=/etc", "evil"])
+        .ok();
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-v",
+        "evil:/x",
+        "busybox",
+        "cat",
+        "/x/hostname",
+    ]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("goes through a symbolic link"), "{o:?}");
+    // An ordinary volume of the same plugin still works.
+    d.docker(&["volume", "create", "-d", "vp", "fine"]).ok();
+    d.run_rm(&["-v", "fine:/x", "busybox", "touch", "/x/ok"]);
+    for v in ["climb", "evil", "fine"] {
+        d.docker(&["volume", "rm", v]).ok();
+    }
+    d.docker(&["plugin", "rm", "-f", "vp"]).ok();
+}

@@ -225,7 +225,8 @@ impl Plan {
                          source: CString,
                          slot: usize,
                          recursive: bool,
-                         idmap: bool| {
+                         idmap: bool,
+                         nofollow: bool| {
             if userns.is_some() {
                 prepare.push(Prepare::Tree {
                     slot,
@@ -233,12 +234,14 @@ impl Plan {
                     recursive,
                     idmap,
                     optional: false,
+                    nofollow,
                 });
             } else {
                 ops.push(Op::OpenTree {
                     source,
                     slot,
                     recursive,
+                    nofollow,
                 });
             }
         };
@@ -266,6 +269,7 @@ impl Plan {
                     recursive: true,
                     idmap: true,
                     optional: false,
+                    nofollow: false,
                 }),
                 None => {
                     let rw = o.upper.parent().filter(|p| Some(*p) == o.work.parent());
@@ -339,6 +343,7 @@ impl Plan {
                 slot,
                 false,
                 !f.readonly,
+                false,
             );
             slot += 1;
         }
@@ -357,6 +362,7 @@ impl Plan {
                 nonrecursive,
                 idmap,
                 propagation,
+                nofollow,
                 ..
             } = &m.kind
             {
@@ -370,6 +376,7 @@ impl Plan {
                             source: path_cstr("bind source", source)?,
                             slot,
                             recursive: !nonrecursive,
+                            nofollow: *nofollow,
                         },
                     );
                     private_at += 1;
@@ -381,6 +388,7 @@ impl Plan {
                         slot,
                         !nonrecursive,
                         *idmap,
+                        *nofollow,
                     );
                 }
                 slot += 1;
@@ -396,6 +404,7 @@ impl Plan {
                     &mut prepare,
                     cstr("device", format!("/dev/{name}"))?,
                     slot,
+                    false,
                     false,
                     false,
                 );
@@ -423,6 +432,7 @@ impl Plan {
                     &mut prepare,
                     path_cstr("device", hp)?,
                     slot,
+                    false,
                     false,
                     false,
                 );
@@ -453,6 +463,7 @@ impl Plan {
                         recursive: false,
                         idmap: false,
                         optional: true,
+                        nofollow: false,
                     });
                     slot += 1;
                 }
@@ -464,6 +475,7 @@ impl Plan {
                     recursive: false,
                     idmap: false,
                     optional: false,
+                    nofollow: false,
                 });
                 sys_slot = Some(slot);
                 slot += 1;

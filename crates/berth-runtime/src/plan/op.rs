@@ -22,6 +22,8 @@ pub enum Op {
         source: CString,
         slot: usize,
         recursive: bool,
+        /// Resolve `source` without following any symbolic link.
+        nofollow: bool,
     },
     /// `setns` into a namespace given as an open fd (`docker exec`).
     SetNs {
@@ -131,6 +133,8 @@ pub enum Prepare {
         recursive: bool,
         idmap: bool,
         optional: bool,
+        /// Resolve `source` without following any symbolic link.
+        nofollow: bool,
     },
     /// The container's root: an overlay of the image layers and the writable layer
     /// (`upper` and `work`, both in directory `rw`), each seen through the ID

@@ -168,6 +168,7 @@ fn mounts_open_on_the_host_and_land_inside_the_root() {
                 propagation: None,
                 nonrecursive: false,
                 idmap: false,
+                nofollow: false,
             },
             readonly: true,
         },
@@ -179,6 +180,7 @@ fn mounts_open_on_the_host_and_land_inside_the_root() {
                 propagation: Some("rslave".into()),
                 nonrecursive: true,
                 idmap: false,
+                nofollow: false,
             },
             readonly: false,
         },
@@ -223,6 +225,12 @@ fn mounts_open_on_the_host_and_land_inside_the_root() {
     assert_eq!(
         recursive,
         [("/srv/app.conf".into(), false), ("/srv/vol".into(), true)]
+    );
+    assert!(
+        plan.ops
+            .iter()
+            .all(|o| !matches!(o, Op::OpenTree { nofollow: true, .. })),
+        "no bind asked to be opened without following links"
     );
     // A slave (or shared) bind is cloned before the tree goes private, so that
     // it stays in the host mount's peer group; a private one after.
@@ -346,6 +354,7 @@ fn a_user_namespace_gets_its_trees_from_the_parent() {
             propagation: None,
             nonrecursive: false,
             idmap: true,
+            nofollow: false,
         },
         readonly: false,
     }];
@@ -374,4 +383,26 @@ fn a_user_namespace_gets_its_trees_from_the_parent() {
         _ => false,
     };
     assert!(!plan.ops.iter().any(made_here));
+}
+
+#[test]
+fn a_nofollow_bind_is_opened_without_following_links() {
+    let mut s = spec();
+    s.mounts = vec![MountSpec {
+        destination: "/v".into(),
+        kind: MountKind::Bind {
+            source: "/srv/plugin/vol".into(),
+            file: false,
+            propagation: None,
+            nonrecursive: false,
+            idmap: false,
+            nofollow: true,
+        },
+        readonly: false,
+    }];
+    let plan = Plan::build(&s, HOST).unwrap();
+    assert!(plan.ops.iter().any(|o| matches!(
+        o,
+        Op::OpenTree { source, nofollow: true, .. } if source.to_str() == Ok("/srv/plugin/vol")
+    )));
 }

@@ -440,18 +440,61 @@ unsafe fn run_op(op: &Op, trees: &mut [RawFd; crate::plan::MAX_TREES]) -> Result
                 source,
                 slot,
                 recursive,
+                nofollow,
             } => {
                 let rec = if *recursive {
                     libc::AT_RECURSIVE as libc::c_uint
                 } else {
                     0
                 };
-                let fd = libc::syscall(
-                    libc::SYS_open_tree,
-                    libc::AT_FDCWD,
-                    source.as_ptr(),
-                    OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
-                ) as RawFd;
+                let fd = if *nofollow {
+                    // Resolved without following any link, then cloned by its
+                    // descriptor: nothing swapped into the path redirects it.
+                    #[repr(C)]
+                    struct OpenHow {
+                        flags: u64,
+                        mode: u64,
+                        resolve: u64,
+                    }
+                    const RESOLVE_NO_SYMLINKS: u64 = 0x04;
+                    let how = OpenHow {
+                        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+                        mode: 0,
+                        resolve: RESOLVE_NO_SYMLINKS,
+                    };
+                    let base = libc::syscall(
+                        libc::SYS_openat2,
+                        libc::AT_FDCWD,
+                        source.as_ptr(),
+                        &how as *const OpenHow,
+                        std::mem::size_of::<OpenHow>(),
+                    ) as RawFd;
+                    if base < 0 {
+                        return Err(errno());
+                    }
+                    let fd = libc::syscall(
+                        libc::SYS_open_tree,
+                        base,
+                        c"".as_ptr(),
+                        OPEN_TREE_CLONE
+                            | libc::O_CLOEXEC as libc::c_uint
+                            | libc::AT_EMPTY_PATH as libc::c_uint
+                            | rec,
+                    ) as RawFd;
+                    let e = errno();
+                    libc::close(base);
+                    if fd < 0 {
+                        return Err(e);
+                    }
+                    fd
+                } else {
+                    libc::syscall(
+                        libc::SYS_open_tree,
+                        libc::AT_FDCWD,
+                        source.as_ptr(),
+                        OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | rec,
+                    ) as RawFd
+                };
                 if fd < 0 {
                     return Err(errno());
                 }

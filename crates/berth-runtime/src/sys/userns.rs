@@ -132,11 +132,26 @@ pub(super) fn idmap(fd: BorrowedFd<'_>, userns: BorrowedFd<'_>, recursive: bool)
 }
 
 /// Opens a detached copy of `source` (its mounts below too when `recursive`).
-pub(super) fn clone_tree(source: &CStr, recursive: bool) -> io::Result<OwnedFd> {
+pub(super) fn clone_tree(source: &CStr, recursive: bool, nofollow: bool) -> io::Result<OwnedFd> {
     use rustix::mount::OpenTreeFlags;
     let mut flags = OpenTreeFlags::OPEN_TREE_CLONE | OpenTreeFlags::OPEN_TREE_CLOEXEC;
     if recursive {
         flags |= OpenTreeFlags::AT_RECURSIVE;
+    }
+    if nofollow {
+        // Resolved without following any link, then cloned by its descriptor.
+        let base = rustix::fs::openat2(
+            rustix::fs::CWD,
+            source,
+            rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+            rustix::fs::ResolveFlags::NO_SYMLINKS,
+        )?;
+        return Ok(rustix::mount::open_tree(
+            &base,
+            c"",
+            flags | OpenTreeFlags::AT_EMPTY_PATH,
+        )?);
     }
     Ok(rustix::mount::open_tree(rustix::fs::CWD, source, flags)?)
 }
@@ -154,9 +169,10 @@ pub(super) fn prepare(
             recursive,
             idmap: map,
             optional,
+            nofollow,
             ..
         } => {
-            let fd = match clone_tree(source, *recursive) {
+            let fd = match clone_tree(source, *recursive, *nofollow) {
                 Err(e) if *optional && e.kind() == io::ErrorKind::NotFound => return Ok(None),
                 r => r?,
             };
@@ -175,11 +191,11 @@ pub(super) fn prepare(
         } => {
             let mut layers = Vec::with_capacity(lower.len());
             for l in lower {
-                let fd = clone_tree(l, false)?;
+                let fd = clone_tree(l, false, false)?;
                 idmap(fd.as_fd(), mapping, false)?;
                 layers.push(fd);
             }
-            let rw = clone_tree(rw, false)?;
+            let rw = clone_tree(rw, false, false)?;
             idmap(rw.as_fd(), mapping, false)?;
             let dir = |name: &CStr| {
                 rustix::fs::openat(

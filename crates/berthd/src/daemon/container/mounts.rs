@@ -426,7 +426,7 @@ impl Containers {
                             m.source
                         ))
                     })?;
-                    let data = self.volumes.mount_for(&v, &r.id)?;
+                    let (data, nofollow) = self.volumes.mount_for(&v, &r.id)?;
                     self.volumes.announce(
                         "mount",
                         &v.name,
@@ -466,6 +466,7 @@ impl Containers {
                         propagation: None,
                         nonrecursive: false,
                         idmap: false,
+                        nofollow,
                     }
                 }
                 _ => {
@@ -490,6 +491,7 @@ impl Containers {
                         // layers: seen through a remapped step's mapping.
                         idmap: self.remapped(&r.host_config).is_some()
                             && Path::new(&m.source).starts_with(self.paths.data_root.join("build")),
+                        nofollow: false,
                     }
                 }
             };

@@ -513,6 +513,7 @@ fn shm_bind(source: std::path::PathBuf, own: bool) -> MountSpec {
             propagation: None,
             nonrecursive: false,
             idmap: own,
+            nofollow: false,
         },
         readonly: false,
     }

@@ -70,12 +70,15 @@ impl Plugins {
         Ok(f.managed.map_or_else(|| driver.to_string(), |s| s.name))
     }
 
-    /// Where a path plugin `driver` answered (a mount point) is on the host.
-    pub fn volume_host_path(&self, driver: &str, answered: &str) -> ApiResult<PathBuf> {
+    /// Where a path plugin `driver` answered (a mount point) is on the host,
+    /// and whether it must be bound without following links: a managed
+    /// plugin's path is in directories the plugin writes; a legacy plugin runs
+    /// on the host with the host's trust (as with dockerd).
+    pub fn volume_host_path(&self, driver: &str, answered: &str) -> ApiResult<(PathBuf, bool)> {
         let f = self.volume_driver(driver)?;
         Ok(match f.managed {
-            Some(s) => s.host_path(answered),
-            None => PathBuf::from(answered),
+            Some(s) => (s.host_path(answered)?, true),
+            None => (PathBuf::from(answered), false),
         })
     }
 

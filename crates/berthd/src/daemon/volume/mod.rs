@@ -279,8 +279,9 @@ impl Volumes {
 
     /// Where container `container` finds volume `v` on the host: a plugin's
     /// mount point (it mounts it for that container), or the local directory with
-    /// its filesystem mounted if it has one.
-    pub fn mount_for(&self, v: &VolRecord, container: &str) -> ApiResult<PathBuf> {
+    /// its filesystem mounted if it has one; and whether it must be bound without
+    /// following links (a managed plugin's).
+    pub fn mount_for(&self, v: &VolRecord, container: &str) -> ApiResult<(PathBuf, bool)> {
         if v.driver != "local" {
             let r = self.plugins.volume_call(
                 &v.driver,
@@ -297,7 +298,7 @@ impl Volumes {
             return self.plugins.volume_host_path(&v.driver, p);
         }
         self.mount(v)?;
-        Ok(self.data_dir(&v.name))
+        Ok((self.data_dir(&v.name), false))
     }
 
     /// Container `container` no longer uses plugin volume `v`.
@@ -384,7 +385,10 @@ impl Volumes {
                     .ok()
                     .and_then(|r| {
                         let p = r["Mountpoint"].as_str()?.to_string();
-                        self.plugins.volume_host_path(&v.driver, &p).ok()
+                        self.plugins
+                            .volume_host_path(&v.driver, &p)
+                            .ok()
+                            .map(|(p, _)| p)
                     })
                     .map(|p| p.display().to_string())
                     .unwrap_or_default()

@@ -41,17 +41,61 @@ pub struct Serving {
 
 impl Serving {
     /// A path the plugin answered (a volume's mount point, inside the plugin) as
-    /// the host sees it: below its propagated mount, or below its root.
-    pub fn host_path(&self, inside: &str) -> PathBuf {
-        let rel = |p: &str| p.trim_start_matches('/').to_string();
-        if let Some((dest, host)) = &self.propagated {
-            if let Some(rest) = inside.strip_prefix(dest.as_str()) {
-                if rest.is_empty() || rest.starts_with('/') {
-                    return host.join(rel(rest));
-                }
+    /// the host sees it: below its propagated mount, or below its root. The
+    /// plugin writes those directories itself, so the path must stay beneath
+    /// them without `..` and without passing through a symbolic link (the
+    /// bind of it is then made without following any, see
+    /// [`berth_runtime::spec::MountKind::Bind`]'s `nofollow`).
+    pub fn host_path(&self, inside: &str) -> ApiResult<PathBuf> {
+        let refuse = |why: &str| {
+            ApiError::internal(format!(
+                "volume plugin {} answered the mount point {inside:?}, which {why}",
+                self.name
+            ))
+        };
+        let (base, rel) = match &self.propagated {
+            Some((dest, host))
+                if inside
+                    .strip_prefix(dest.as_str())
+                    .is_some_and(|r| r.is_empty() || r.starts_with('/')) =>
+            {
+                (host, &inside[dest.len()..])
             }
+            _ => (&self.rootfs, inside),
+        };
+        let rel = rel.trim_start_matches('/');
+        if Path::new(rel)
+            .components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(refuse("climbs out of the plugin's directories"));
         }
-        self.rootfs.join(rel(inside))
+        // berth's own directory, without the links its path may have.
+        let base = std::fs::canonicalize(base).map_err(|e| refuse(&e.to_string()))?;
+        if !rel.is_empty() {
+            let dir = rustix::fs::open(
+                &base,
+                rustix::fs::OFlags::PATH
+                    | rustix::fs::OFlags::DIRECTORY
+                    | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+            )
+            .map_err(|e| refuse(&e.to_string()))?;
+            rustix::fs::openat2(
+                &dir,
+                rel,
+                rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+                rustix::fs::Mode::empty(),
+                rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_SYMLINKS,
+            )
+            .map_err(|e| match e {
+                rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
+                    refuse("goes through a symbolic link")
+                }
+                e => refuse(&format!("cannot be opened: {e}")),
+            })?;
+        }
+        Ok(base.join(rel))
     }
 }
 

@@ -71,6 +71,7 @@ impl Managed {
                     propagation: Some("rshared".into()),
                     nonrecursive: false,
                     idmap: false,
+                    nofollow: false,
                 },
                 readonly: false,
             });
@@ -83,6 +84,7 @@ impl Managed {
                 propagation: None,
                 nonrecursive: false,
                 idmap: false,
+                nofollow: false,
             },
             readonly: false,
         });
@@ -116,6 +118,7 @@ impl Managed {
                             .cloned(),
                         nonrecursive: m.options.iter().any(|o| o == "bind"),
                         idmap: false,
+                        nofollow: false,
                     }
                 }
                 "tmpfs" => MountKind::Tmpfs {
