@@ -4,7 +4,9 @@
 # `tmpfs`, a volume is a tmpfs the plugin mounts (it needs CAP_SYS_ADMIN), holding
 # a file `.made-by-plugin`: what a managed plugin mounts must reach the host.
 # Hostile answers, for the tests of berth's defences: `answer=PATH` makes Mount and
-# Path answer PATH; `link=TARGET` makes the volume a symbolic link to TARGET.
+# Path answer PATH; `link=TARGET` makes the volume a symbolic link to TARGET; the
+# environment variable SOCKET_LINK=PATH puts a link to PATH where its socket should
+# be (and serves on SOCKET.real).
 # usage: python3 volume_plugin.py SOCKET ROOT LOG
 import ctypes, http.server, json, os, socketserver, sys
 
@@ -75,4 +77,9 @@ class Server(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
 
 if os.path.exists(sock):
     os.unlink(sock)
-Server(sock, Handler).serve_forever()
+if os.environ.get("SOCKET_LINK"):
+    server = Server(sock + ".real", Handler)
+    os.symlink(os.environ["SOCKET_LINK"], sock)
+else:
+    server = Server(sock, Handler)
+server.serve_forever()

@@ -48,7 +48,8 @@ fn plugin_dir(description: &str) -> tempfile::TempDir {
         "Mounts": [{"Name": "usr", "Description": "the host's python",
                     "Source": "/usr", "Destination": "/usr", "Type": "bind",
                     "Options": ["rbind", "ro"]}],
-        "Env": [{"Name": "DEBUG", "Settable": ["value"], "Value": "0"}],
+        "Env": [{"Name": "DEBUG", "Settable": ["value"], "Value": "0"},
+                {"Name": "SOCKET_LINK", "Settable": ["value"], "Value": ""}],
         "Linux": {"Capabilities": ["CAP_SYS_ADMIN"]}
     });
     std::fs::write(dir.path().join("config.json"), config.to_string()).unwrap();
@@ -214,7 +215,7 @@ fn a_plugin_created_from_a_directory_runs_as_a_container_and_serves_volumes() {
     wait_until("the plugin's process to go", || plugin_pids(&id).is_empty());
     d.docker(&["plugin", "set", "vp", "DEBUG=1"]).ok();
     let env = d.docker(&["plugin", "inspect", "-f", "{{json .Settings.Env}}", "vp"]);
-    assert_eq!(env.ok().trim(), r#"["DEBUG=1"]"#);
+    assert_eq!(env.ok().trim(), r#"["DEBUG=1","SOCKET_LINK="]"#);
     let o = d.docker(&["plugin", "set", "vp", "usr.source=/etc"]);
     assert!(
         o.stderr.contains("\"usr.source\" is not settable"),
@@ -306,7 +307,10 @@ fn a_volume_plugin_installed_from_a_local_registry_serves_a_volume() {
     ]);
     assert_eq!(
         inspect.ok().trim(),
-        format!("true {}/berth/vp:latest [\"DEBUG=1\"]", reg.host())
+        format!(
+            "true {}/berth/vp:latest [\"DEBUG=1\",\"SOCKET_LINK=\"]",
+            reg.host()
+        )
     );
     d.docker(&["volume", "create", "-d", &name, "data"]).ok();
     d.run_rm(&[
@@ -373,7 +377,7 @@ fn a_volume_plugin_installed_from_a_local_registry_serves_a_volume() {
         "{{.Config.Description}} {{json .Settings.Env}}",
         &name,
     ]);
-    assert_eq!(inspect.ok().trim(), "v2 [\"DEBUG=1\"]");
+    assert_eq!(inspect.ok().trim(), "v2 [\"DEBUG=1\",\"SOCKET_LINK=\"]");
     assert!(d
         .data_root
         .join("plugins")
@@ -613,7 +617,7 @@ except docker.errors.NotFound as e:
     ));
     assert_eq!(
         o.ok(),
-        "pyvp:latest False ['DEBUG=1']\n['pyvp:latest']\npyvp:latest\nFalse\n[]\ngone\n",
+        "pyvp:latest False ['DEBUG=1', 'SOCKET_LINK=']\n['pyvp:latest']\npyvp:latest\nFalse\n[]\ngone\n",
         "{}",
         o.stderr
     );
@@ -677,4 +681,37 @@ fn plugin_mount_points_cannot_reach_host_paths() {
         d.docker(&["volume", "rm", v]).ok();
     }
     d.docker(&["plugin", "rm", "-f", "vp"]).ok();
+}
+
+/// A plugin that puts a link to a host socket where its own socket belongs
+/// does not get berthd to talk to that socket: the link is never followed.
+#[test]
+fn a_plugin_socket_that_is_a_link_is_not_followed() {
+    let d = Daemon::start();
+    let trap_dir = tempfile::tempdir().unwrap();
+    let trap = trap_dir.path().join("trap.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&trap).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let dir = plugin_dir("v1");
+    d.docker(&["plugin", "create", "vp", dir.path().to_str().unwrap()])
+        .ok();
+    d.docker(&[
+        "plugin",
+        "set",
+        "vp",
+        &format!("SOCKET_LINK={}", trap.display()),
+    ])
+    .ok();
+    let o = d.docker(&["plugin", "enable", "vp"]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(
+        o.stderr
+            .contains("a symbolic link where its socket vp.sock belongs"),
+        "{o:?}"
+    );
+    assert!(
+        listener.accept().is_err(),
+        "berthd connected to the host socket the link named"
+    );
+    d.docker(&["plugin", "rm", "vp"]).ok();
 }

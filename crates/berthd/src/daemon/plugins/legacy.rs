@@ -93,7 +93,7 @@ impl Legacy {
             return Ok(p.clone());
         }
         let sock = self.locate(name).ok_or_else(not_found)?;
-        let v = call(&sock, "Plugin.Activate", &json!({}))?;
+        let v = call(&sock, false, "Plugin.Activate", &json!({}))?;
         let implements = v["Implements"].as_array().cloned().unwrap_or_default();
         if !implements.iter().any(|i| i == kind) {
             return Err(ApiError::invalid(format!(
@@ -123,10 +123,12 @@ impl Legacy {
 }
 
 /// One request of Docker's plugin protocol; the answer's `Err` is an error.
-pub(super) fn call(sock: &Path, method: &str, body: &Value) -> ApiResult<Value> {
+/// `nofollow`: the socket is in a directory a confined (managed) plugin writes:
+/// a symbolic link there is not followed to a socket of the host.
+pub(super) fn call(sock: &Path, nofollow: bool, method: &str, body: &Value) -> ApiResult<Value> {
     let failed =
         |e: String| ApiError::internal(format!("plugin {}: {method}: {e}", sock.display()));
-    let mut s = connect(sock).map_err(|e| failed(e.to_string()))?;
+    let mut s = connect(sock, nofollow).map_err(|e| failed(e.to_string()))?;
     s.set_read_timeout(Some(TIMEOUT))
         .map_err(|e| failed(e.to_string()))?;
     s.set_write_timeout(Some(TIMEOUT))
@@ -173,11 +175,16 @@ pub(super) fn call(sock: &Path, method: &str, body: &Value) -> ApiResult<Value> 
 /// Connects to a plugin's socket, retrying while it is missing or refuses (a
 /// plugin starting or restarting), for up to [`CONNECT_PATIENCE`], as moby's
 /// plugin client does.
-fn connect(sock: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
+fn connect(sock: &Path, nofollow: bool) -> std::io::Result<std::os::unix::net::UnixStream> {
     let start = std::time::Instant::now();
     let mut pause = Duration::from_millis(20);
     loop {
-        match std::os::unix::net::UnixStream::connect(sock) {
+        let attempt = if nofollow {
+            connect_nofollow(sock)
+        } else {
+            std::os::unix::net::UnixStream::connect(sock)
+        };
+        match attempt {
             Err(e)
                 if matches!(
                     e.kind(),
@@ -190,6 +197,29 @@ fn connect(sock: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
             r => return r,
         }
     }
+}
+
+/// Connects to the socket `sock` names itself: opened `O_PATH|O_NOFOLLOW` (a
+/// link is opened as the link), checked to be a socket, and connected through
+/// its descriptor's /proc entry, which leads to that very inode.
+pub(in crate::daemon::plugins) fn connect_nofollow(
+    sock: &Path,
+) -> std::io::Result<std::os::unix::net::UnixStream> {
+    use rustix::fs::{Mode, OFlags};
+    let fd = rustix::fs::open(
+        sock,
+        OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let st = rustix::fs::fstat(&fd)?;
+    if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::Socket {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "not a socket (a plugin's socket must be the socket itself, not a link)",
+        ));
+    }
+    let path = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    std::os::unix::net::UnixStream::connect(path)
 }
 
 fn dechunk(s: &str) -> String {

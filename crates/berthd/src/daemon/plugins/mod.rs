@@ -60,7 +60,12 @@ impl Plugins {
     /// Calls `VolumeDriver.<method>` of plugin `driver`.
     pub fn volume_call(&self, driver: &str, method: &str, body: &Value) -> ApiResult<Value> {
         let f = self.volume_driver(driver)?;
-        legacy::call(&f.socket, &format!("VolumeDriver.{method}"), body)
+        legacy::call(
+            &f.socket,
+            f.managed.is_some(),
+            &format!("VolumeDriver.{method}"),
+            body,
+        )
     }
 
     /// The name a volume records for driver `driver`: a managed plugin's full
@@ -87,7 +92,12 @@ impl Plugins {
         let f = self.find(name, "authz", || {
             ApiError::internal(format!("plugin {name:?} not found"))
         })?;
-        legacy::call(&f.socket, &format!("AuthZPlugin.{method}"), body)
+        legacy::call(
+            &f.socket,
+            f.managed.is_some(),
+            &format!("AuthZPlugin.{method}"),
+            body,
+        )
     }
 
     /// The volume drivers in use (`docker info`'s plugins): legacy ones

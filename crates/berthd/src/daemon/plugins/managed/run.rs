@@ -298,7 +298,8 @@ impl Managed {
         self.watch(p, pid, monitor)?;
         let deadline = tokio::time::Instant::now() + START_TIMEOUT;
         loop {
-            if UnixStream::connect(&socket).await.is_ok() {
+            // The socket itself, never a link the plugin put in its place.
+            if crate::daemon::plugins::legacy::connect_nofollow(&socket).is_ok() {
                 return Ok(());
             }
             let exited = p
@@ -307,6 +308,13 @@ impl Managed {
                 .unwrap_or_else(|p| p.into_inner())
                 .as_ref()
                 .is_none_or(|r| *r.exited.borrow());
+            if std::fs::symlink_metadata(&socket).is_ok_and(|m| m.file_type().is_symlink()) {
+                self.stop(p).await;
+                return Err(ApiError::internal(format!(
+                    "plugin {} put a symbolic link where its socket {} belongs: refused",
+                    rec.plugin.name, rec.plugin.config.interface.socket
+                )));
+            }
             if exited || tokio::time::Instant::now() >= deadline {
                 self.stop(p).await;
                 return Err(ApiError::internal(format!(
