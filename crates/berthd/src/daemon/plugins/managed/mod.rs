@@ -8,7 +8,8 @@
 //! the plugin's root, written in place as dockerd does), `blobs/` (the config and
 //! the compressed layers, for `docker plugin push`) and `propagated-mount/`. A
 //! running plugin's shim lives in `<exec-root>/p/<short id>/`, with the plugin's
-//! socket directory `s/` beside it (short, so that socket paths fit sun_path).
+//! socket directory `<short id>.s/` beside it (short, so that socket paths fit
+//! sun_path).
 //!
 //! Every change (install, enable, disable, set, upgrade, remove) holds one lock,
 //! so they happen one at a time; lookups by name or ID never wait for them.
