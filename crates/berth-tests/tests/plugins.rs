@@ -185,6 +185,28 @@ fn a_plugin_created_from_a_directory_runs_as_a_container_and_serves_volumes() {
         "{out}"
     );
     d.docker(&["volume", "rm", "mem"]).ok();
+    // `--volume-driver` and `--mount` volume options reach the plugin too.
+    d.run_rm(&[
+        "--volume-driver",
+        "vp",
+        "-v",
+        "auto:/d",
+        "busybox",
+        "touch",
+        "/d/x",
+    ]);
+    let drv = d.docker(&["volume", "inspect", "-f", "{{.Driver}}", "auto"]);
+    assert_eq!(drv.ok().trim(), "vp:latest");
+    let out = d.run_rm(&[
+        "--mount",
+        "type=volume,source=viamount,target=/d,volume-driver=vp,volume-opt=tmpfs=1",
+        "busybox",
+        "ls",
+        "-a",
+        "/d",
+    ]);
+    assert!(out.contains(".made-by-plugin"), "{out}");
+    d.docker(&["volume", "rm", "auto", "viamount"]).ok();
     // The plugin saw the calls, with the container's ID on Mount.
     let calls = std::fs::read_to_string(pdir.join("propagated-mount/calls.log")).unwrap();
     for m in [

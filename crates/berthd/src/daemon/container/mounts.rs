@@ -10,7 +10,6 @@ use crate::error::{ApiError, ApiResult};
 use berth_api::Mount;
 use berth_runtime::spec::{MountKind, MountSpec};
 use serde_json::{json, Value};
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const PROPAGATIONS: &[&str] = &[
@@ -216,23 +215,15 @@ pub fn parse_mount(v: &Mount) -> ApiResult<MountPoint> {
             }
             let vo = v.volume_options.as_ref();
             m.nocopy = vo.and_then(|o| o.no_copy).unwrap_or(false);
-            // What berth does not do is refused, never ignored.
+            // The driver, its options and the labels of a volume the run makes.
             let dc = vo.and_then(|o| o.driver_config.as_ref());
-            let driver = dc.and_then(|d| d.name.as_deref()).unwrap_or("");
-            if !driver.is_empty() && driver != "local" {
-                return Err(ApiError::not_found(format!(
-                    "error looking up volume plugin {driver}: plugin \"{driver}\" not found"
-                )));
-            }
-            let nonempty = |m: Option<&std::collections::BTreeMap<String, String>>| {
-                m.is_some_and(|m| !m.is_empty())
-            };
-            if nonempty(dc.and_then(|d| d.options.as_ref()))
-                || nonempty(vo.and_then(|o| o.labels.as_ref()))
-                || vo.and_then(|o| o.subpath.as_deref()).is_some_and(|s| !s.is_empty())
-            {
+            m.driver = dc.and_then(|d| d.name.clone()).unwrap_or_default();
+            m.driver_opts = dc.and_then(|d| d.options.clone()).unwrap_or_default();
+            m.labels = vo.and_then(|o| o.labels.clone()).unwrap_or_default();
+            // What berth does not do is refused, never ignored.
+            if vo.and_then(|o| o.subpath.as_deref()).is_some_and(|s| !s.is_empty()) {
                 return Err(ApiError::not_implemented(
-                    "berth does not support volume options, labels or subpaths in --mount yet: create the volume first (docker volume create)",
+                    "berth does not support volume subpaths in --mount yet",
                 ));
             }
             m.anonymous = src.is_empty();
@@ -355,9 +346,9 @@ impl Containers {
                     "volume" if m.source.is_empty() => {
                         let v = self.volumes.create(
                             None,
-                            "",
-                            BTreeMap::new(),
-                            BTreeMap::new(),
+                            &m.driver,
+                            m.driver_opts.clone(),
+                            m.labels.clone(),
                             true,
                         )?;
                         self.volumes
@@ -367,17 +358,21 @@ impl Containers {
                         m.anonymous = true;
                     }
                     "volume" if self.volumes.get(&m.source).is_none() => {
-                        // `--volume-driver`: who makes the named volumes a run makes.
-                        let driver = hc
-                            .other
-                            .get("VolumeDriver")
-                            .and_then(|v| v.as_str())
-                            .unwrap_or("");
+                        // `--mount volume-driver=`, else `--volume-driver`: who
+                        // makes the named volumes a run makes.
+                        let driver = match m.driver.as_str() {
+                            "" => hc
+                                .other
+                                .get("VolumeDriver")
+                                .and_then(|v| v.as_str())
+                                .unwrap_or(""),
+                            d => d,
+                        };
                         let v = self.volumes.create(
                             Some(&m.source),
                             driver,
-                            BTreeMap::new(),
-                            BTreeMap::new(),
+                            m.driver_opts.clone(),
+                            m.labels.clone(),
                             false,
                         )?;
                         self.volumes
@@ -792,10 +787,12 @@ mod tests {
         .unwrap();
         assert!(v.anonymous && v.nocopy);
         assert!(parse_mount(&mnt(json!({"Type": "npipe", "Target": "/x"}))).is_err());
-        let e = parse_mount(&mnt(json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"DriverConfig": {"Name": "nfs"}}}))).unwrap_err();
-        assert!(e.message.contains("nfs"), "{e}");
+        let v = parse_mount(&mnt(json!({"Type": "volume", "Source": "data", "Target": "/v", "VolumeOptions": {"DriverConfig": {"Name": "nfs", "Options": {"o": "1"}}, "Labels": {"a": "b"}}}))).unwrap();
+        assert_eq!(v.driver, "nfs");
+        assert_eq!(v.driver_opts.get("o").map(String::as_str), Some("1"));
+        assert_eq!(v.labels.get("a").map(String::as_str), Some("b"));
         let e = parse_mount(&mnt(
-            json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"Labels": {"a": "b"}}}),
+            json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"Subpath": "x"}}),
         ))
         .unwrap_err();
         assert_eq!(e.kind, berth_api::ErrorKind::NotImplemented);

@@ -305,6 +305,15 @@ pub struct MountPoint {
     /// A volume made for this container alone.
     #[serde(default)]
     pub anonymous: bool,
+    /// `--mount volume-driver=`: who makes the volume if it does not exist.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub driver: String,
+    /// `--mount volume-opt=`: the driver's options for a volume made here.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub driver_opts: std::collections::BTreeMap<String, String>,
+    /// `--mount volume-label=`: labels of a volume made here.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
 }
 
 /// The first restart back-off; it doubles up to a minute (restart.rs).
