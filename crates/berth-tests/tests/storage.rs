@@ -988,3 +988,46 @@ fn bind_propagation_reaches_across_as_asked() {
         );
     }
 }
+
+/// `--mount volume-subpath=`: only that directory of the volume is mounted; a
+/// subpath that is missing, or reached through a link a container planted in
+/// the volume (to /etc, say), is refused.
+#[test]
+fn volume_subpaths_mount_a_directory_of_the_volume_and_no_link() {
+    let d = Daemon::start();
+    d.load_busybox();
+    d.run_rm(&[
+        "-v",
+        "sp:/d",
+        "busybox",
+        "sh",
+        "-c",
+        "mkdir -p /d/sub && echo in-sub > /d/sub/f && ln -s /etc /d/link",
+    ]);
+    let mount = |sub: &str| format!("type=volume,source=sp,target=/x,volume-subpath={sub}");
+    assert_eq!(
+        d.run_rm(&["--mount", &mount("sub"), "busybox", "cat", "/x/f"]),
+        "in-sub\n"
+    );
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        &mount("link"),
+        "busybox",
+        "cat",
+        "/x/hostname",
+    ]);
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stderr.contains("goes through a symbolic link"), "{o:?}");
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "--mount",
+        &mount("missing"),
+        "busybox",
+        "true",
+    ]);
+    assert!(o.stderr.contains("cannot access path"), "{o:?}");
+    d.docker(&["volume", "rm", "sp"]).ok();
+}

@@ -220,11 +220,16 @@ pub fn parse_mount(v: &Mount) -> ApiResult<MountPoint> {
             m.driver = dc.and_then(|d| d.name.clone()).unwrap_or_default();
             m.driver_opts = dc.and_then(|d| d.options.clone()).unwrap_or_default();
             m.labels = vo.and_then(|o| o.labels.clone()).unwrap_or_default();
-            // What berth does not do is refused, never ignored.
-            if vo.and_then(|o| o.subpath.as_deref()).is_some_and(|s| !s.is_empty()) {
-                return Err(ApiError::not_implemented(
-                    "berth does not support volume subpaths in --mount yet",
-                ));
+            m.subpath = vo.and_then(|o| o.subpath.clone()).unwrap_or_default();
+            if !m.subpath.is_empty()
+                && Path::new(&m.subpath)
+                    .components()
+                    .any(|c| !matches!(c, std::path::Component::Normal(_) | std::path::Component::CurDir))
+            {
+                return Err(ApiError::invalid(format!(
+                    "invalid mount config for type \"volume\": subpath must be a relative path within the volume: {:?}",
+                    m.subpath
+                )));
             }
             m.anonymous = src.is_empty();
             m.source = src;
@@ -436,7 +441,7 @@ impl Containers {
                     let remap = self
                         .remapped(&r.host_config)
                         .filter(|_| v.driver == "local");
-                    if !m.nocopy && is_empty_dir(&data) {
+                    if !m.nocopy && m.subpath.is_empty() && is_empty_dir(&data) {
                         let upper = self.paths.writable(&r.id);
                         let t = std::time::Instant::now();
                         // A remapped container's copy is owned by its host IDs.
@@ -455,8 +460,16 @@ impl Containers {
                             }
                         })?;
                     }
+                    let (source, nofollow) = if m.subpath.is_empty() {
+                        (data, nofollow)
+                    } else {
+                        // A directory of the volume, which containers sharing it
+                        // write: beneath it, through no link, bound from a
+                        // descriptor resolved the same way.
+                        (volume_subpath(&data, &m.subpath)?, true)
+                    };
                     MountKind::Bind {
-                        source: data,
+                        source,
                         file: false,
                         propagation: None,
                         nonrecursive: false,
@@ -649,6 +662,35 @@ impl Containers {
     }
 }
 
+/// `--mount volume-subpath=`: `sub` of the volume at `data`, which must exist
+/// beneath it and be reached through no symbolic link; returned without links
+/// in its path.
+fn volume_subpath(data: &Path, sub: &str) -> ApiResult<PathBuf> {
+    let full = data.join(sub);
+    let fail = |e: String| ApiError::invalid(format!("cannot access path {}: {e}", full.display()));
+    let base = std::fs::canonicalize(data).map_err(|e| fail(e.to_string()))?;
+    let dir = rustix::fs::open(
+        &base,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| fail(e.to_string()))?;
+    rustix::fs::openat2(
+        &dir,
+        sub,
+        rustix::fs::OFlags::PATH | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+        rustix::fs::ResolveFlags::BENEATH | rustix::fs::ResolveFlags::NO_SYMLINKS,
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::XDEV => {
+            fail("it goes through a symbolic link".into())
+        }
+        e => fail(std::io::Error::from(e).to_string()),
+    })?;
+    Ok(base.join(sub))
+}
+
 /// Whether the filesystem holding `p` is mounted with project quotas.
 pub fn project_quotas(p: &Path) -> bool {
     project_quotas_in(&crate::daemon::mountinfo::mounts(), p)
@@ -792,10 +834,10 @@ mod tests {
         assert_eq!(v.driver_opts.get("o").map(String::as_str), Some("1"));
         assert_eq!(v.labels.get("a").map(String::as_str), Some("b"));
         let e = parse_mount(&mnt(
-            json!({"Type": "volume", "Target": "/v", "VolumeOptions": {"Subpath": "x"}}),
+            json!({"Type": "volume", "Source": "data", "Target": "/v", "VolumeOptions": {"Subpath": "../x"}}),
         ))
         .unwrap_err();
-        assert_eq!(e.kind, berth_api::ErrorKind::NotImplemented);
+        assert!(e.message.contains("subpath must be a relative path"), "{e}");
         assert!(parse_mount(&mnt(
             json!({"Type": "tmpfs", "Source": "x", "Target": "/x"})
         ))

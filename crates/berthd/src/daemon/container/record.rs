@@ -314,6 +314,9 @@ pub struct MountPoint {
     /// `--mount volume-label=`: labels of a volume made here.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--mount volume-subpath=`: only this directory of the volume is mounted.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub subpath: String,
 }
 
 /// The first restart back-off; it doubles up to a minute (restart.rs).
