@@ -102,6 +102,16 @@ impl Hierarchy {
         }
     }
 
+    /// The unified (cgroup2) hierarchy alone: a rootless berthd's delegated
+    /// subtree is there, and the v1 hierarchies are not the user's.
+    pub fn unified_only(&self) -> Self {
+        Hierarchy {
+            mode: self.mode,
+            unified: self.unified.clone(),
+            v1: Vec::new(),
+        }
+    }
+
     /// Whether this is [`Hierarchy::none`].
     pub fn is_none(&self) -> bool {
         self.unified.is_none() && self.v1.is_empty()
@@ -611,9 +621,11 @@ impl Hierarchy {
             // controller on a hybrid host.
             // Where v1's controller enforces the same rules, a kernel that cannot
             // load the program loses nothing.
-            let attached = attach_device_rules(dir, &spec.device_rules);
-            if self.v1_dir("devices").is_none() {
-                attached?;
+            if !spec.delegated {
+                let attached = attach_device_rules(dir, &spec.device_rules);
+                if self.v1_dir("devices").is_none() {
+                    attached?;
+                }
             }
         }
         for (point, opts) in &self.v1 {

@@ -462,8 +462,14 @@ pub enum MountKind {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 pub struct CgroupSpec {
-    /// Path below each hierarchy's root, e.g. `berth/<id>`.
+    /// Path below each hierarchy's root, e.g. `berth/<id>`; empty for no cgroup
+    /// at all (a rootless berthd without a delegated subtree).
     pub path: String,
+    /// In a rootless berthd's delegated cgroup v2 subtree: the unified
+    /// hierarchy only, and no eBPF device program (loading one needs
+    /// privileges outside the user namespace; device nodes are binds there).
+    #[serde(default)]
+    pub delegated: bool,
     #[serde(default)]
     pub memory_limit: Option<i64>,
     #[serde(default)]

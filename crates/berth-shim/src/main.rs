@@ -354,16 +354,23 @@ fn start(job: &Job) -> Result<Running, (String, i32)> {
         fs::read_to_string("/proc/self/mounts").map_err(|e| internal("reading mounts", &e))?;
     // A container without a cgroup path has no cgroup (a rootless berthd
     // without delegation).
-    let cgroup_less = match job {
-        Job::Container(spec) => spec.cgroup.path.is_empty(),
-        Job::Exec(x) => x.cgroup.path.is_empty(),
+    let cgroup = match job {
+        Job::Container(spec) => &spec.cgroup,
+        Job::Exec(x) => &x.cgroup,
     };
-    let hierarchy = if cgroup_less {
+    let hierarchy = if cgroup.path.is_empty() {
         Hierarchy::none()
     } else {
-        Hierarchy::detect(Path::new("/sys/fs/cgroup"), &mounts)
-            .map_err(|e| internal("detecting cgroups", &e))?
+        let h = Hierarchy::detect(Path::new("/sys/fs/cgroup"), &mounts)
+            .map_err(|e| internal("detecting cgroups", &e))?;
+        // A rootless berthd's delegated subtree: cgroup2 alone.
+        if cgroup.delegated {
+            h.unified_only()
+        } else {
+            h
+        }
     };
+    let delegated = cgroup.delegated;
     let cap_last_cap = fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
@@ -380,7 +387,7 @@ fn start(job: &Job) -> Result<Running, (String, i32)> {
         cap_last_cap,
         cap_permitted,
         cgroup2: hierarchy.mode == berth_runtime::cgroups::Mode::V2,
-        device_cgroup: hierarchy.has_device_cgroup(),
+        device_cgroup: hierarchy.has_device_cgroup() && !delegated,
         in_userns: fs::read_to_string("/proc/self/uid_map")
             .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
             .unwrap_or(false),

@@ -15,6 +15,19 @@ use std::time::Duration;
 pub const DOCKER: &str = "/usr/local/bin/docker";
 
 /// Panics unless running as root: these tests create namespaces and mounts.
+/// Where the cgroup2 hierarchy is mounted (/sys/fs/cgroup on a pure v2 host,
+/// /sys/fs/cgroup/unified on a hybrid one).
+pub fn cgroup2_mount() -> PathBuf {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").expect("reading mounts");
+    mounts
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+        })
+        .expect("a cgroup2 mount")
+}
+
 /// The unprivileged user rootless tests run berthd as (scripts/deps.sh makes
 /// it, with a range in /etc/subuid and /etc/subgid).
 pub const ROOTLESS_USER: &str = "berthrl";
@@ -142,6 +155,9 @@ pub struct Daemon {
     wrapper: Option<String>,
     /// Started as this unprivileged user (uid, gid): a rootless berthd.
     user: Option<(u32, u32)>,
+    /// A cgroup2 directory delegated to that user (as systemd's Delegate=yes
+    /// does it), which berthd is started in.
+    delegated: Option<PathBuf>,
     /// daemon.json, written at each spawn.
     config: String,
 }
@@ -197,8 +213,32 @@ impl Daemon {
             user: std::env::var_os("BERTH_TEST_ROOTLESS")
                 .is_some_and(|v| v == "1")
                 .then(rootless_user),
+            delegated: None,
             config: "{}".into(),
         }
+    }
+
+    /// A rootless berthd started in a cgroup2 directory delegated to its user
+    /// (the directory and its cgroup.procs, cgroup.subtree_control and
+    /// cgroup.threads chowned to the user, as systemd delegates): its
+    /// containers get cgroups there.
+    pub fn start_rootless_delegated(extra: &[&str]) -> Daemon {
+        let (uid, gid) = rootless_user();
+        let mut d = Self::unstarted(extra);
+        d.user = Some((uid, gid));
+        let cg = cgroup2_mount().join(&d.cgroup_parent);
+        std::fs::create_dir(&cg).expect("making the delegated cgroup");
+        for f in [
+            "",
+            "cgroup.procs",
+            "cgroup.subtree_control",
+            "cgroup.threads",
+        ] {
+            std::os::unix::fs::chown(cg.join(f), Some(uid), Some(gid)).expect("delegating");
+        }
+        d.delegated = Some(cg);
+        d.spawn();
+        d
     }
 
     /// A rootless berthd: started as the unprivileged user [`ROOTLESS_USER`]
@@ -258,18 +298,32 @@ impl Daemon {
             .append(true)
             .open(self.root.path().join("berthd.log"))
             .expect("log file");
-        let mut cmd = match &self.wrapper {
-            Some(w) => {
-                // bash: dash knows descriptors 0 to 9 only.
+        let mut cmd = match (&self.delegated, &self.wrapper) {
+            // Moved into the delegated cgroup as root, then the user.
+            (Some(cg), _) => {
+                let (uid, gid) = self.user.expect("a delegated cgroup has a user");
                 let mut c = Command::new("bash");
                 c.arg("-c")
-                    .arg(format!("{w}\nexec \"$0\" \"$@\""))
+                    .arg(format!(
+                        "echo $$ > {}/cgroup.procs && exec setpriv --reuid={uid} --regid={gid} --clear-groups \"$0\" \"$@\"",
+                        cg.display()
+                    ))
                     .arg(bin("berthd"));
                 c
             }
-            None => Command::new(bin("berthd")),
+            (None, wrapper) => match wrapper {
+                Some(w) => {
+                    // bash: dash knows descriptors 0 to 9 only.
+                    let mut c = Command::new("bash");
+                    c.arg("-c")
+                        .arg(format!("{w}\nexec \"$0\" \"$@\""))
+                        .arg(bin("berthd"));
+                    c
+                }
+                None => Command::new(bin("berthd")),
+            },
         };
-        if let Some((uid, gid)) = self.user {
+        if let (Some((uid, gid)), None) = (self.user, &self.delegated) {
             std::os::unix::process::CommandExt::uid(&mut cmd, uid);
             std::os::unix::process::CommandExt::gid(&mut cmd, gid);
         }
@@ -568,6 +622,12 @@ impl Daemon {
             }
         }
         for h in cgroup_dirs(&self.cgroup_parent) {
+            // A delegated cgroup holds the rootless berthd's own leaf and its
+            // containers' parent by design: the containers' cgroups must be gone.
+            let h = match &self.delegated {
+                Some(cg) if *cg == h => cg.join("containers"),
+                _ => h,
+            };
             if let Ok(entries) = std::fs::read_dir(&h) {
                 for e in entries.flatten() {
                     if e.path().is_dir() {
@@ -709,6 +769,22 @@ impl Drop for Daemon {
         }
         for h in cgroup_dirs(&self.cgroup_parent) {
             let _ = std::fs::remove_dir(&h);
+        }
+        if let Some(cg) = &self.delegated {
+            // What the rootless berthd made in its delegated cgroup, deepest first.
+            let mut dirs: Vec<PathBuf> = Vec::new();
+            let mut stack = vec![cg.clone()];
+            while let Some(d) = stack.pop() {
+                for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                    if e.file_type().is_ok_and(|t| t.is_dir()) {
+                        stack.push(e.path());
+                    }
+                }
+                dirs.push(d);
+            }
+            for d in dirs.iter().rev() {
+                let _ = std::fs::remove_dir(d);
+            }
         }
         let _ = std::fs::remove_dir_all(&self.exec_root);
         if !left.is_empty() && !std::thread::panicking() {

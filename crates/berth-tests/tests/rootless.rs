@@ -199,3 +199,71 @@ fn rootless_defaults_are_the_users_places_and_berth_finds_them() {
         .count();
     assert_eq!(left, 0, "slirp4netns goes with berthd");
 }
+
+/// With a cgroup v2 subtree delegated to the user (as systemd's Delegate=yes
+/// does it; here made by the test in this hybrid host's cgroup2 hierarchy, which
+/// has no controllers), a rootless berthd gives each container a cgroup there:
+/// top lists it, pause freezes it (cgroup.freeze), and the limits of controllers
+/// the subtree lacks are discarded with dockerd's warnings.
+#[test]
+fn rootless_berthd_uses_a_delegated_cgroup_subtree() {
+    let d = Daemon::start_rootless_delegated(&[]);
+    d.load_busybox();
+    d.docker(&["run", "-d", "--name", "cg1", "busybox", "sleep", "300"])
+        .ok();
+    let pid = d
+        .docker(&["inspect", "-f", "{{.State.Pid}}", "cg1"])
+        .ok()
+        .trim()
+        .to_string();
+    let id = d
+        .docker(&["inspect", "-f", "{{.Id}}", "cg1"])
+        .ok()
+        .trim()
+        .to_string();
+    let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let unified = cgroup.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+    assert_eq!(
+        unified,
+        format!("/{}/containers/{id}", d.cgroup_parent),
+        "the container's cgroup is in the delegated subtree"
+    );
+    let berthd = std::fs::read_to_string(format!("/proc/{}/cgroup", d.pid())).unwrap();
+    assert!(
+        berthd.contains(&format!("0::/{}/berthd", d.cgroup_parent)),
+        "berthd moved itself into a leaf: {berthd}"
+    );
+    let top = d.docker(&["top", "cg1"]);
+    assert!(top.ok().contains("sleep 300"), "{top:?}");
+    let events = berth_tests::cgroup2_mount()
+        .join(unified.trim_start_matches('/'))
+        .join("cgroup.events");
+    let frozen = || {
+        std::fs::read_to_string(&events)
+            .unwrap()
+            .contains("frozen 1")
+    };
+    d.docker(&["pause", "cg1"]).ok();
+    assert_eq!(
+        d.docker(&["inspect", "-f", "{{.State.Status}}", "cg1"])
+            .ok()
+            .trim(),
+        "paused"
+    );
+    assert!(frozen(), "the container's cgroup is frozen");
+    d.docker(&["unpause", "cg1"]).ok();
+    assert!(!frozen());
+    let o = d.docker(&[
+        "run",
+        "--rm",
+        "-m",
+        "64m",
+        "--pids-limit",
+        "10",
+        "busybox",
+        "true",
+    ]);
+    assert!(o.stderr.contains("memory limit capabilities"), "{o:?}");
+    assert!(o.stderr.contains("pids limit capabilities"), "{o:?}");
+    d.docker(&["rm", "-f", "cg1"]).ok();
+}

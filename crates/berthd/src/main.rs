@@ -189,10 +189,31 @@ async fn run(
 
     let mounts =
         std::fs::read_to_string("/proc/self/mounts").context("reading /proc/self/mounts")?;
-    let hierarchy = if rootless.is_some() {
-        // berth does not yet use a delegated cgroup v2 subtree: no cgroups at all.
-        tracing::warn!("rootless: running without cgroups; resource limits are discarded, pause, top and stats' figures are unavailable");
-        berth_runtime::cgroups::Hierarchy::none()
+    let hierarchy = if let Some(r) = &rootless {
+        match &r.cgroup {
+            // The delegated subtree, in the unified hierarchy.
+            Some(cg) => {
+                let h = berth_runtime::cgroups::Hierarchy::detect(
+                    std::path::Path::new("/sys/fs/cgroup"),
+                    &mounts,
+                )
+                .context("detecting cgroups")?
+                .unified_only();
+                let controllers = h
+                    .unified
+                    .as_ref()
+                    .and_then(|u| {
+                        std::fs::read_to_string(u.join(cg).join("cgroup.controllers")).ok()
+                    })
+                    .unwrap_or_default();
+                tracing::info!(cgroup = %cg, controllers = %controllers.trim(), "rootless: containers get cgroups in the delegated subtree");
+                h
+            }
+            None => {
+                tracing::warn!("rootless: no delegated cgroup v2 subtree, so no cgroups: resource limits are discarded, pause is refused, stats show no figures");
+                berth_runtime::cgroups::Hierarchy::none()
+            }
+        }
     } else {
         let h = berth_runtime::cgroups::Hierarchy::detect(
             std::path::Path::new("/sys/fs/cgroup"),
@@ -255,13 +276,19 @@ async fn run(
         berth_image::Store::open_with(&cfg.data_root, driver == daemon::paths::Driver::Overlay2)
             .context("opening the store")?,
     );
+    // A rootless berthd's containers go into its delegated subtree (or get no
+    // cgroup at all).
+    let cgroup_parent = match &rootless {
+        Some(r) => r.cgroup.clone().unwrap_or_default(),
+        None => cfg.cgroup_parent.clone(),
+    };
     let paths = Paths {
         driver,
         data_root: cfg.data_root.clone(),
         exec_root: cfg.exec_root.clone(),
         shim,
         shim_memfd,
-        cgroup_parent: cfg.cgroup_parent.clone(),
+        cgroup_parent: cgroup_parent.clone(),
     };
     let events = Arc::new(daemon::events::Events::default());
     let mut networks = daemon::network::Networks::open(
@@ -284,7 +311,8 @@ async fn run(
         data_root: cfg.data_root.clone(),
         exec_root: cfg.exec_root.clone(),
         shim_memfd: paths.shim_memfd.clone(),
-        cgroup_parent: cfg.cgroup_parent.clone(),
+        cgroup_parent: (!hierarchy.is_none()).then(|| cgroup_parent.clone()),
+        delegated: rootless.is_some(),
         security: container_defaults.security.clone(),
         puller: puller.clone(),
         events: events.clone(),

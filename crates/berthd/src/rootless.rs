@@ -44,6 +44,57 @@ pub enum Mode {
 pub struct Rootless {
     /// slirp4netns's API socket, for published ports; None without it.
     pub slirp_api: Option<PathBuf>,
+    /// A delegated cgroup v2 subtree: the containers' parent, below the
+    /// cgroup2 mount; None: no cgroups at all.
+    pub cgroup: Option<String>,
+}
+
+/// Set by the parent for the child: the containers' cgroup in a delegated
+/// subtree.
+const CGROUP_ENV: &str = "BERTH_ROOTLESS_CGROUP";
+
+/// A cgroup v2 subtree the user may manage (systemd's `Delegate=yes`, a user
+/// service's cgroup): the parent moves itself (and so the child it starts)
+/// into a leaf `berthd` of its own cgroup, makes `containers` beside it and
+/// gives it every controller the subtree has. Returns the containers' cgroup
+/// below the cgroup2 mount; None where the user may not (no delegation).
+fn delegate() -> Option<String> {
+    use rustix::fs::Access;
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let rel = own
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))?
+        .trim()
+        .trim_start_matches('/')
+        .to_string();
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    let mount = mounts.lines().find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(2) == Some(&"cgroup2")).then(|| PathBuf::from(f[1]))
+    })?;
+    let dir = mount.join(&rel);
+    for f in [
+        dir.clone(),
+        dir.join("cgroup.procs"),
+        dir.join("cgroup.subtree_control"),
+    ] {
+        rustix::fs::access(&f, Access::WRITE_OK).ok()?;
+    }
+    let leaf = dir.join("berthd");
+    let containers = dir.join("containers");
+    std::fs::create_dir_all(&leaf).ok()?;
+    std::fs::create_dir_all(&containers).ok()?;
+    std::fs::write(leaf.join("cgroup.procs"), std::process::id().to_string()).ok()?;
+    // As many controllers as the subtree has (none where another process
+    // still shares the delegated cgroup, or on a hybrid host's cgroup2).
+    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
+    for c in controllers.split_whitespace() {
+        if std::fs::write(dir.join("cgroup.subtree_control"), format!("+{c}")).is_ok() {
+            let _ = std::fs::write(containers.join("cgroup.subtree_control"), format!("+{c}"));
+        }
+    }
+    let rel = format!("{rel}/containers");
+    Some(rel.trim_start_matches('/').to_string())
 }
 
 impl Rootless {
@@ -94,6 +145,7 @@ pub fn mode() -> Mode {
             let api = PathBuf::from(v);
             return Mode::Child(Rootless {
                 slirp_api: (!api.as_os_str().is_empty()).then_some(api),
+                cgroup: std::env::var(CGROUP_ENV).ok().filter(|c| !c.is_empty()),
             });
         }
     }
@@ -166,6 +218,16 @@ pub fn run_parent() -> Result<std::process::ExitCode> {
             std::ffi::OsStr::new("")
         },
     );
+    // Into a delegated cgroup subtree first, if the user has one: the child
+    // starts there.
+    match delegate() {
+        Some(cg) => {
+            cmd.env(CGROUP_ENV, cg);
+        }
+        None => {
+            cmd.env_remove(CGROUP_ENV);
+        }
+    }
     berth_runtime::sys::unshare_before_exec(&mut cmd, ready_w, go_r);
     // The child says its pid once in its namespaces; the maps are written from
     // here while spawn waits for its exec.

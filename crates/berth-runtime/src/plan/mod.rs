@@ -181,7 +181,7 @@ impl Plan {
         let private_net = spec.network == NetworkMode::Private;
         // In a user namespace no node can be made: the standard ones come from the
         // host as binds, as they do without a devices cgroup.
-        let bind_devices = !host.device_cgroup || userns.is_some();
+        let bind_devices = !host.device_cgroup || userns.is_some() || host.in_userns;
         let binds = spec
             .mounts
             .iter()

@@ -222,10 +222,13 @@ impl Containers {
                 })?;
             }
         }
-        // No cgroups (rootless without delegation): limits are discarded, with
-        // dockerd's warnings.
-        let discarded = if self.hierarchy.is_none() {
-            crate::daemon::container::limits::discard_without_cgroups(&mut hc)
+        // Rootless: only the limits of the controllers its subtree has (none
+        // without delegation); the others are discarded with dockerd's warnings.
+        let discarded = if self.defaults.rootless {
+            let have = self.rootless_controllers();
+            crate::daemon::container::limits::discard_unavailable(&mut hc, &|c| {
+                have.iter().any(|h| h == c)
+            })
         } else {
             Vec::new()
         };

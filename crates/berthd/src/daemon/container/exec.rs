@@ -158,6 +158,7 @@ impl Containers {
             container_pid: rec.state.pid as i32,
             cgroup: CgroupSpec {
                 path: self.cgroup_path(&rec),
+                delegated: self.defaults.rootless,
                 ..Default::default()
             },
             process: Process {

@@ -264,11 +264,11 @@ pub fn memory(
     ))
 }
 
-/// Without cgroups (a rootless berthd without a delegated cgroup v2 subtree)
-/// no limit can be applied: each one asked for is discarded with dockerd's
-/// warning for a kernel without that controller, as dockerd does rootless on
-/// cgroup v1.
-pub fn discard_without_cgroups(hc: &mut HostConfig) -> Vec<String> {
+/// A rootless berthd applies only the limits of the controllers its cgroup
+/// subtree has (`has`; none without a delegated subtree): each other one asked
+/// for is discarded with dockerd's warning for a kernel without that
+/// controller, as dockerd does rootless.
+pub fn discard_unavailable(hc: &mut HostConfig, has: &dyn Fn(&str) -> bool) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut warn = |what: &str| {
         warnings.push(format!(
@@ -280,56 +280,59 @@ pub fn discard_without_cgroups(hc: &mut HostConfig) -> Vec<String> {
             .remove(key)
             .is_some_and(|v| !v.is_null() && v != 0 && v != "" && v != serde_json::json!([]))
     };
-    if hc.memory != 0 || take_other(hc, "MemoryReservation") || take_other(hc, "MemorySwap") {
+    if !has("memory")
+        && (hc.memory != 0 || take_other(hc, "MemoryReservation") || take_other(hc, "MemorySwap"))
+    {
         hc.memory = 0;
         hc.other.remove("MemoryReservation");
         hc.other.remove("MemorySwap");
         warn("memory limit capabilities");
     }
-    if hc.memory_swappiness.is_some_and(|s| s >= 0) {
+    if !has("memory") && hc.memory_swappiness.is_some_and(|s| s >= 0) {
         hc.memory_swappiness = None;
         warn("memory swappiness capabilities");
     }
-    if hc.oom_kill_disable == Some(true) {
+    if !has("memory") && hc.oom_kill_disable == Some(true) {
         hc.oom_kill_disable = None;
         warn("OomKillDisable");
     }
-    if hc.pids_limit.is_some_and(|p| p > 0) {
+    if !has("pids") && hc.pids_limit.is_some_and(|p| p > 0) {
         hc.pids_limit = None;
         warn("pids limit capabilities");
     }
-    if hc.nano_cpus != 0 || hc.cpu_quota != 0 || hc.cpu_period != 0 {
+    if !has("cpu") && (hc.nano_cpus != 0 || hc.cpu_quota != 0 || hc.cpu_period != 0) {
         hc.nano_cpus = 0;
         hc.cpu_quota = 0;
         hc.cpu_period = 0;
         warn("CPU CFS scheduler");
     }
-    if hc.cpu_shares != 0 {
+    if !has("cpu") && hc.cpu_shares != 0 {
         hc.cpu_shares = 0;
         warn("CPU shares");
     }
-    if !hc.cpuset_cpus.is_empty() || take_other(hc, "CpusetMems") {
+    if !has("cpuset") && (!hc.cpuset_cpus.is_empty() || take_other(hc, "CpusetMems")) {
         hc.cpuset_cpus.clear();
         hc.other.remove("CpusetMems");
         warn("cpuset");
     }
-    let blkio = take_other(hc, "BlkioWeight")
-        | [
-            hc.blkio_weight_device.take().is_some_and(|v| !v.is_empty()),
-            hc.blkio_device_read_bps
-                .take()
-                .is_some_and(|v| !v.is_empty()),
-            hc.blkio_device_write_bps
-                .take()
-                .is_some_and(|v| !v.is_empty()),
-            hc.blkio_device_read_iops
-                .take()
-                .is_some_and(|v| !v.is_empty()),
-            hc.blkio_device_write_iops
-                .take()
-                .is_some_and(|v| !v.is_empty()),
-        ]
-        .contains(&true);
+    let blkio = !has("io")
+        && (take_other(hc, "BlkioWeight")
+            | [
+                hc.blkio_weight_device.take().is_some_and(|v| !v.is_empty()),
+                hc.blkio_device_read_bps
+                    .take()
+                    .is_some_and(|v| !v.is_empty()),
+                hc.blkio_device_write_bps
+                    .take()
+                    .is_some_and(|v| !v.is_empty()),
+                hc.blkio_device_read_iops
+                    .take()
+                    .is_some_and(|v| !v.is_empty()),
+                hc.blkio_device_write_iops
+                    .take()
+                    .is_some_and(|v| !v.is_empty()),
+            ]
+            .contains(&true));
     if blkio {
         warn("Block I/O weight or throttling");
     }

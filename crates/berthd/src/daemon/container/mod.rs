@@ -375,6 +375,22 @@ impl Containers {
         self.defaults.rootless
     }
 
+    /// The controllers a rootless berthd's containers get: those of its
+    /// delegated subtree, none without one.
+    pub(super) fn rootless_controllers(&self) -> Vec<String> {
+        self.hierarchy
+            .unified
+            .as_ref()
+            .and_then(|u| {
+                std::fs::read_to_string(
+                    u.join(&self.paths.cgroup_parent).join("cgroup.controllers"),
+                )
+                .ok()
+            })
+            .map(|s| s.split_whitespace().map(String::from).collect())
+            .unwrap_or_default()
+    }
+
     pub fn persist_failures(&self) -> u64 {
         self.persist_failures
             .load(std::sync::atomic::Ordering::Relaxed)

@@ -298,6 +298,7 @@ impl Containers {
                 .collect(),
             cgroup: CgroupSpec {
                 path: self.cgroup_path(r),
+                delegated: self.defaults.rootless,
                 memory_limit: limits.memory,
                 pids_limit: r.host_config.pids_limit.filter(|p| *p > 0),
                 memory_reservation: limits.reservation,

@@ -105,7 +105,11 @@ pub struct Setup {
     pub data_root: PathBuf,
     pub exec_root: PathBuf,
     pub shim_memfd: Arc<std::os::fd::OwnedFd>,
-    pub cgroup_parent: String,
+    /// Where plugins' cgroups go; None: no cgroups (a rootless berthd without
+    /// a delegated subtree).
+    pub cgroup_parent: Option<String>,
+    /// A rootless berthd's delegated subtree (see `CgroupSpec::delegated`).
+    pub delegated: bool,
     pub security: crate::daemon::container::security::DaemonSecurity,
     pub puller: Arc<Puller>,
     pub events: Arc<Events>,
@@ -115,7 +119,8 @@ pub struct Managed {
     root: PathBuf,
     run_root: PathBuf,
     shim_memfd: Arc<std::os::fd::OwnedFd>,
-    cgroup_parent: String,
+    cgroup_parent: Option<String>,
+    delegated: bool,
     filters: crate::daemon::container::security::Filters,
     puller: Arc<Puller>,
     events: Arc<Events>,
@@ -198,6 +203,7 @@ impl Managed {
             run_root: s.exec_root.join("p"),
             shim_memfd: s.shim_memfd,
             cgroup_parent: s.cgroup_parent,
+            delegated: s.delegated,
             filters: crate::daemon::container::security::Filters::new(s.security),
             puller: s.puller,
             events: s.events,

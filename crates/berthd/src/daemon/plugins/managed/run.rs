@@ -139,7 +139,12 @@ impl Managed {
             });
         }
         let mut cgroup = CgroupSpec {
-            path: format!("{}/plugin-{id}", self.cgroup_parent.trim_matches('/')),
+            path: self
+                .cgroup_parent
+                .as_ref()
+                .map(|p| format!("{}/plugin-{id}", p.trim_matches('/')))
+                .unwrap_or_default(),
+            delegated: self.delegated,
             ..Default::default()
         };
         if c.linux.allow_all_devices {
