@@ -202,7 +202,7 @@ fn connect(sock: &Path, nofollow: bool) -> std::io::Result<std::os::unix::net::U
 /// Connects to the socket `sock` names itself: opened `O_PATH|O_NOFOLLOW` (a
 /// link is opened as the link), checked to be a socket, and connected through
 /// its descriptor's /proc entry, which leads to that very inode.
-pub(in crate::daemon::plugins) fn connect_nofollow(
+pub(super) fn connect_nofollow(
     sock: &Path,
 ) -> std::io::Result<std::os::unix::net::UnixStream> {
     use rustix::fs::{Mode, OFlags};
