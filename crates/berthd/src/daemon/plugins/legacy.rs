@@ -202,9 +202,7 @@ fn connect(sock: &Path, nofollow: bool) -> std::io::Result<std::os::unix::net::U
 /// Connects to the socket `sock` names itself: opened `O_PATH|O_NOFOLLOW` (a
 /// link is opened as the link), checked to be a socket, and connected through
 /// its descriptor's /proc entry, which leads to that very inode.
-pub(super) fn connect_nofollow(
-    sock: &Path,
-) -> std::io::Result<std::os::unix::net::UnixStream> {
+pub(super) fn connect_nofollow(sock: &Path) -> std::io::Result<std::os::unix::net::UnixStream> {
     use rustix::fs::{Mode, OFlags};
     let fd = rustix::fs::open(
         sock,
