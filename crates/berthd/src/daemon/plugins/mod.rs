@@ -12,6 +12,19 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+/// Runs a plugin call, which blocks (the protocol client is synchronous and
+/// waits for a restarting plugin's socket): on one of the runtime's workers it
+/// first hands the worker's other tasks to the rest, so a slow plugin holds no
+/// request but its own.
+fn blocking<T>(f: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
 /// A plugin ready to be called for one capability.
 struct Found {
     socket: PathBuf,
@@ -44,7 +57,7 @@ impl Plugins {
             }
         }
         Ok(Found {
-            socket: self.legacy.activate(name, kind, not_found)?,
+            socket: blocking(|| self.legacy.activate(name, kind, not_found))?,
             managed: None,
         })
     }
@@ -60,12 +73,14 @@ impl Plugins {
     /// Calls `VolumeDriver.<method>` of plugin `driver`.
     pub fn volume_call(&self, driver: &str, method: &str, body: &Value) -> ApiResult<Value> {
         let f = self.volume_driver(driver)?;
-        legacy::call(
-            &f.socket,
-            f.managed.is_some(),
-            &format!("VolumeDriver.{method}"),
-            body,
-        )
+        blocking(|| {
+            legacy::call(
+                &f.socket,
+                f.managed.is_some(),
+                &format!("VolumeDriver.{method}"),
+                body,
+            )
+        })
     }
 
     /// The name a volume records for driver `driver`: a managed plugin's full
@@ -92,12 +107,14 @@ impl Plugins {
         let f = self.find(name, "authz", || {
             ApiError::internal(format!("plugin {name:?} not found"))
         })?;
-        legacy::call(
-            &f.socket,
-            f.managed.is_some(),
-            &format!("AuthZPlugin.{method}"),
-            body,
-        )
+        blocking(|| {
+            legacy::call(
+                &f.socket,
+                f.managed.is_some(),
+                &format!("AuthZPlugin.{method}"),
+                body,
+            )
+        })
     }
 
     /// The volume drivers in use (`docker info`'s plugins): legacy ones
