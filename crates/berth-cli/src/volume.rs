@@ -39,6 +39,7 @@ pub fn parse_mount(spec: &str) -> Result<Value> {
     let mut bind = Map::new();
     let mut vol = Map::new();
     let mut tmpfs = Map::new();
+    let mut driver = Map::new();
     let mut kind = "volume".to_string();
     for field in spec.split(',') {
         let (k, v) = match field.split_once('=') {
@@ -76,7 +77,22 @@ pub fn parse_mount(spec: &str) -> Result<Value> {
                 vol.insert("NoCopy".into(), json!(flag(&v)?));
             }
             "volume-driver" => {
-                vol.insert("DriverConfig".into(), json!({ "Name": v }));
+                driver.insert("Name".into(), json!(v));
+            }
+            "volume-opt" | "volume-label" => {
+                let (key, value) = v
+                    .split_once('=')
+                    .with_context(|| format!("invalid {k} {v:?}: key=value"))?;
+                let (obj, field) = if k == "volume-opt" {
+                    (&mut driver, "Options")
+                } else {
+                    (&mut vol, "Labels")
+                };
+                let entry = obj.entry(field).or_insert_with(|| json!({}));
+                entry[key] = json!(value);
+            }
+            "volume-subpath" => {
+                vol.insert("Subpath".into(), json!(v));
             }
             "tmpfs-size" => {
                 tmpfs.insert("SizeBytes".into(), json!(size(&v)?));
@@ -92,6 +108,9 @@ pub fn parse_mount(spec: &str) -> Result<Value> {
         }
     }
     m.insert("Type".into(), json!(kind));
+    if !driver.is_empty() {
+        vol.insert("DriverConfig".into(), Value::Object(driver));
+    }
     if !bind.is_empty() {
         m.insert("BindOptions".into(), Value::Object(bind));
     }

@@ -1029,5 +1029,30 @@ fn volume_subpaths_mount_a_directory_of_the_volume_and_no_link() {
         "true",
     ]);
     assert!(o.stderr.contains("cannot access path"), "{o:?}");
-    d.docker(&["volume", "rm", "sp"]).ok();
+    // berth reads the same `--mount` fields, labels and driver options too.
+    let out = d.berth(&[
+        "run",
+        "--rm",
+        "--mount",
+        &mount("sub"),
+        "busybox",
+        "cat",
+        "/x/f",
+    ]);
+    assert_eq!(out.ok(), "in-sub\n");
+    d.berth(&[
+        "run", "--rm", "--mount",
+        "type=volume,source=lbl,target=/x,volume-label=team=a,volume-opt=type=tmpfs,volume-opt=device=tmpfs",
+        "busybox", "true",
+    ])
+    .ok();
+    let v = d.docker(&[
+        "volume",
+        "inspect",
+        "-f",
+        "{{.Labels.team}} {{.Options.type}}",
+        "lbl",
+    ]);
+    assert_eq!(v.ok().trim(), "a tmpfs");
+    d.docker(&["volume", "rm", "sp", "lbl"]).ok();
 }
