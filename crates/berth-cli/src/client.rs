@@ -350,16 +350,29 @@ impl Client {
         path: &str,
         headers: &[(&str, String)],
     ) -> Result<Response<Incoming>> {
+        self.request_with_body(method, path, headers, full(Bytes::new()))
+            .await
+    }
+
+    /// A request with extra headers and a JSON body.
+    pub async fn request_with_body(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: BoxBody,
+    ) -> Result<Response<Incoming>> {
         let mut send = self.connect().await?;
         let mut req = Request::builder()
             .method(method)
             .uri(format!("http://berth/v{}{path}", berth_api::API_VERSION))
-            .header("Host", "berth");
+            .header("Host", "berth")
+            .header("Content-Type", "application/json");
         for (k, v) in headers {
             req = req.header(*k, v.as_str());
         }
         let resp = send
-            .send_request(req.body(full(Bytes::new()))?)
+            .send_request(req.body(body)?)
             .await
             .map_err(|e| self.sent(e))?;
         check(resp).await

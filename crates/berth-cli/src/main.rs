@@ -12,6 +12,7 @@ mod groups;
 mod images;
 mod network;
 mod plugin;
+mod plugins;
 mod progress;
 mod registry;
 mod session;
@@ -157,6 +158,9 @@ enum Cmd {
     /// Manage volumes
     #[command(subcommand)]
     Volume(volume::VolumeCmd),
+    /// Manage plugins
+    #[command(subcommand)]
+    Plugin(plugins::PluginCmd),
     /// Download an image from a registry
     Pull {
         /// Set platform if server is multi-platform capable
@@ -505,6 +509,7 @@ async fn dispatch(cli: Cli) -> Result<i32> {
             filters,
         }) => system::prune(&c, all, volumes, force, &filters).await,
         Cmd::Volume(v) => volume::volume(&c, v).await,
+        Cmd::Plugin(p) => plugins::plugin(&c, p).await,
         Cmd::Pull {
             platform,
             quiet,

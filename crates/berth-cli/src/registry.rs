@@ -114,7 +114,7 @@ fn credentials(key: &str) -> Result<Option<(String, String)>> {
 }
 
 /// `X-Registry-Auth` for an image's registry, when credentials are stored.
-fn auth_header(image: &str) -> Result<Option<String>> {
+pub(crate) fn auth_header(image: &str) -> Result<Option<String>> {
     let key = registry_key(image);
     Ok(credentials(&key)?.map(|(u, p)| {
         let v = json!({ "username": u, "password": p, "serveraddress": key });
@@ -125,7 +125,10 @@ fn auth_header(image: &str) -> Result<Option<String>> {
 
 /// Prints a pull's or push's messages as they come: one line per change of a
 /// layer's status, as Docker prints them without a terminal. Returns 1 on error.
-async fn follow(resp: hyper::Response<hyper::body::Incoming>, quiet: bool) -> Result<i32> {
+pub(crate) async fn follow(
+    resp: hyper::Response<hyper::body::Incoming>,
+    quiet: bool,
+) -> Result<i32> {
     follow_to(resp, quiet, false).await
 }
 

@@ -737,3 +737,76 @@ fn a_plugin_socket_that_is_a_link_is_not_followed() {
     );
     d.docker(&["plugin", "rm", "vp"]).ok();
 }
+
+/// `berth plugin`: the same commands through berth's CLI, install from a
+/// registry included (privileges granted with --grant-all-permissions, refused
+/// at the prompt).
+#[test]
+fn berth_manages_plugins() {
+    let reg = TestRegistry::start("");
+    let d = Daemon::start();
+    let dir = plugin_dir("by berth");
+    d.berth(&["plugin", "create", "bp", dir.path().to_str().unwrap()])
+        .ok();
+    let ls = d.berth(&[
+        "plugin",
+        "ls",
+        "--format",
+        "{{.Name}} {{.Enabled}} {{.Description}}",
+    ]);
+    assert_eq!(ls.ok().trim(), "bp:latest false by berth");
+    d.berth(&["plugin", "set", "bp", "DEBUG=1"]).ok();
+    d.berth(&["plugin", "enable", "bp"]).ok();
+    let id = d
+        .berth(&["plugin", "inspect", "-f", "{{.Id}}", "bp"])
+        .ok()
+        .trim()
+        .to_string();
+    assert_eq!(
+        d.berth(&[
+            "plugin",
+            "ls",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            "enabled=true"
+        ])
+        .ok()
+        .trim(),
+        id
+    );
+    d.berth(&["plugin", "disable", "bp"]).ok();
+    d.berth(&["plugin", "rm", "bp"]).ok();
+    assert_eq!(d.berth(&["plugin", "ls", "-q"]).ok().trim(), "");
+
+    let name = format!("{}/berth/bp", reg.host());
+    d.berth(&["plugin", "create", &name, dir.path().to_str().unwrap()])
+        .ok();
+    let push = d.berth(&["plugin", "push", &name]);
+    assert!(push.ok().contains("digest: sha256:"), "{push:?}");
+    d.berth(&["plugin", "rm", &name]).ok();
+    let o = d.berth_in(&["plugin", "install", &name], b"n\n");
+    assert_ne!(o.code, 0, "{o:?}");
+    assert!(o.stdout.contains("- mount: [/usr]"), "{o:?}");
+    assert_eq!(d.berth(&["plugin", "ls", "-q"]).ok().trim(), "");
+    let o = d.berth(&[
+        "plugin",
+        "install",
+        "--grant-all-permissions",
+        &name,
+        "DEBUG=2",
+    ]);
+    assert!(
+        o.ok().contains(&format!("Installed plugin {name}")),
+        "{o:?}"
+    );
+    let inspect = d.berth(&[
+        "plugin",
+        "inspect",
+        "-f",
+        "{{.Enabled}} {{json .Settings.Env}}",
+        &name,
+    ]);
+    assert_eq!(inspect.ok().trim(), "true [\"DEBUG=2\",\"SOCKET_LINK=\"]");
+    d.berth(&["plugin", "rm", "-f", &name]).ok();
+}
