@@ -30,12 +30,32 @@ pub fn sealed_copy(path: &Path, name: &str) -> io::Result<OwnedFd> {
     };
     let mut src = File::open(path)?;
     let mut dst = File::from(fd);
-    io::copy(&mut src, &mut dst)?;
+    // Plain reads and writes: io::copy would splice, and pages a splice still
+    // references make F_SEAL_WRITE fail with EBUSY on a busy machine.
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = io::Read::read(&mut src, &mut buf)?;
+        if n == 0 {
+            break;
+        }
+        io::Write::write_all(&mut dst, &buf[..n])?;
+    }
     let fd = OwnedFd::from(dst);
-    rustix::fs::fcntl_add_seals(
-        &fd,
-        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
-    )?;
+    // The kernel waits a moment for outstanding page references before it
+    // refuses a write seal; a few tries more make it certain.
+    let mut tries = 0;
+    loop {
+        match rustix::fs::fcntl_add_seals(
+            &fd,
+            SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+        ) {
+            Err(rustix::io::Errno::BUSY) if tries < 20 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            r => break r?,
+        }
+    }
     let high = rustix::io::fcntl_dupfd_cloexec(fd.as_fd(), MIN_FD)?;
     Ok(high)
 }

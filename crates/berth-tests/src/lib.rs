@@ -289,7 +289,7 @@ impl Daemon {
                 .expect("opening the notify socket to the user");
         }
         listener
-            .set_read_timeout(Some(Duration::from_secs(60)))
+            .set_read_timeout(Some(Duration::from_millis(200)))
             .expect("timeout");
         let config = self.root.path().join("daemon.json");
         std::fs::write(&config, &self.config).expect("writing daemon.json");
@@ -354,10 +354,29 @@ impl Daemon {
             .expect("starting berthd");
         self.child = Some(child);
         let mut buf = [0u8; 128];
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             match listener.recv(&mut buf) {
                 Ok(n) if &buf[..n] == b"READY=1" => break,
                 Ok(_) => continue,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) && std::time::Instant::now() < deadline =>
+                {
+                    // A berthd that exited will never be ready: say so now.
+                    if let Some(status) = self
+                        .child
+                        .as_mut()
+                        .and_then(|c| c.try_wait().ok().flatten())
+                    {
+                        panic!(
+                            "berthd exited ({status}) before it was ready\n{}",
+                            self.log()
+                        );
+                    }
+                }
                 Err(e) => panic!("berthd did not become ready: {e}\n{}", self.log()),
             }
         }
