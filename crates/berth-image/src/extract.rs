@@ -34,8 +34,9 @@ pub fn opaque_xattr() -> &'static str {
     })
 }
 
-/// Whether this process is in a user namespace other than the host's.
-pub fn in_user_namespace() -> bool {
+/// Whether this process is in a user namespace other than the host's (as
+/// `berth_runtime::in_user_namespace`, which this crate does not depend on).
+fn in_user_namespace() -> bool {
     std::fs::read_to_string("/proc/self/uid_map")
         .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
         .unwrap_or(false)

@@ -18,3 +18,11 @@ pub mod spec;
 pub mod sys;
 pub mod timefmt;
 pub mod user;
+
+/// Whether this process is in a user namespace other than the host's (a
+/// rootless berthd and its shims): its uid_map is not the identity of every ID.
+pub fn in_user_namespace() -> bool {
+    std::fs::read_to_string("/proc/self/uid_map")
+        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
+        .unwrap_or(false)
+}

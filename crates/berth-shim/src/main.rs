@@ -388,9 +388,7 @@ fn start(job: &Job) -> Result<Running, (String, i32)> {
         cap_permitted,
         cgroup2: hierarchy.mode == berth_runtime::cgroups::Mode::V2,
         device_cgroup: hierarchy.has_device_cgroup() && !delegated,
-        in_userns: fs::read_to_string("/proc/self/uid_map")
-            .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
-            .unwrap_or(false),
+        in_userns: berth_runtime::in_user_namespace(),
     };
     // Held open until the child has entered them.
     let mut _namespaces = Vec::new();

@@ -132,16 +132,9 @@ fn runtime_dir() -> Result<PathBuf> {
     Ok(d)
 }
 
-/// Whether this process is in a user namespace other than the host's.
-fn in_user_namespace() -> bool {
-    std::fs::read_to_string("/proc/self/uid_map")
-        .map(|m| m.split_whitespace().collect::<Vec<_>>() != ["0", "0", "4294967295"])
-        .unwrap_or(false)
-}
-
 pub fn mode() -> Mode {
     if let Some(v) = std::env::var_os(CHILD_ENV) {
-        if in_user_namespace() {
+        if berth_runtime::in_user_namespace() {
             let api = PathBuf::from(v);
             return Mode::Child(Rootless {
                 slirp_api: (!api.as_os_str().is_empty()).then_some(api),

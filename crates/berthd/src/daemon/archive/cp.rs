@@ -146,7 +146,7 @@ impl Archive {
             fsconfig_set_string(&fs, "upperdir", dir.join("upper"))?;
             fsconfig_set_string(&fs, "workdir", dir.join("work"))?;
             // In a user namespace (rootless) overlayfs keeps its attributes in user.*.
-            if berth_image::extract::in_user_namespace() {
+            if berth_runtime::in_user_namespace() {
                 rustix::mount::fsconfig_set_flag(&fs, "userxattr")?;
             }
             fsconfig_create(&fs)?;

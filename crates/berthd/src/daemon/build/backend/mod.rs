@@ -117,7 +117,7 @@ fn overlay(lower: &[PathBuf], upper: Option<(&Path, &Path)>, target: &Path) -> R
             .join(":")
     );
     // In a user namespace (rootless) overlayfs keeps its attributes in user.*.
-    if berth_image::extract::in_user_namespace() {
+    if berth_runtime::in_user_namespace() {
         opts.push_str(",userxattr");
     }
     let mut flags = rustix::mount::MountFlags::empty();
